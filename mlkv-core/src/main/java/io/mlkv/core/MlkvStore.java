@@ -1,0 +1,920 @@
+package io.mlkv.core;
+
+import io.mlkv.storage.BatchChecks;
+import io.mlkv.storage.MlkvException;
+import io.mlkv.storage.StatusCode;
+import io.mlkv.storage.VectorTier;
+import io.mlkv.storage.VectorVisitor;
+import io.mlkv.storage.dram.DramTier;
+import io.mlkv.storage.dram.EvictionSink;
+import io.mlkv.storage.rocksdb.RocksDbTier;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import org.agrona.collections.Long2LongHashMap;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A tiered map from 64-bit keys to fixed-dimension {@code float32} vectors: an off-heap DRAM
+ * cache over RocksDB, which holds the authoritative copy. Open one with {@link #builder()}.
+ *
+ * <h2>Semantics</h2>
+ * <ul>
+ *   <li>A read returns the newest acknowledged value of a key, from whichever tier holds it.</li>
+ *   <li>DRAM is a write-back cache: dirty entries reach RocksDB when evicted, on {@link #flush()}
+ *       and on {@link #close()}. What survives a crash is set by {@link Durability}.</li>
+ *   <li>Within one batch a key may repeat: {@link #multiPut} keeps its last value,
+ *       {@link #accumulate} adds every delta, {@link #findOrInsert} initialises it once.</li>
+ *   <li>Values are not inspected: NaN and infinities are stored and returned bit for bit, and
+ *       {@link #accumulate} follows IEEE-754 arithmetic (NaN plus anything is NaN).</li>
+ *   <li>Keys {@code Long.MIN_VALUE} and {@code Long.MIN_VALUE + 1} are reserved for the GPU
+ *       tier's empty and erased slot markers and are refused by every operation, with or
+ *       without a GPU, so data moves between GPU and CPU-only deployments unchanged.</li>
+ * </ul>
+ *
+ * <h2>Thread safety</h2>
+ * Every method may be called from any number of threads at once. Reads that hit DRAM run in
+ * parallel; operations that change which keys a tier holds (writes, promotions, write-backs) take
+ * one store-wide write lock per batch, so concurrent writes to a key resolve to one of the written
+ * vectors, never a mix.
+ *
+ * <h2>Migration</h2>
+ * Every lookup is recorded with the DRAM tier's {@linkplain io.mlkv.storage.policy.EvictionPolicy
+ * policy}. A key found only in RocksDB is promoted into DRAM if the policy admits it (LRU and LFU
+ * always do; TinyLFU only if it is seen more often than the entry it would evict), and a dirty
+ * entry evicted to make room is written back. {@link #prefetch} promotes keys ahead of use.
+ */
+public final class MlkvStore implements VectorTier {
+    /** The smallest reserved key. */
+    public static final long RESERVED_EMPTY_KEY = Long.MIN_VALUE;
+    /** The other reserved key. */
+    public static final long RESERVED_ERASED_KEY = Long.MIN_VALUE + 1;
+
+    private static final Logger LOG = LoggerFactory.getLogger(MlkvStore.class);
+    private static final String META_COUNT = "entry-count";
+    private static final String META_CLEAN = "clean-shutdown";
+
+    private final int dim;
+    private final long rowBytes;
+    private final Durability durability;
+    private final DramTier dram;
+    private final RocksDbTier rocks;
+    private final WriteBackBuffer pending;
+    private final ExecutorService prefetchPool;
+    /** Held by every batch that changes which keys a tier holds, or what RocksDB holds. */
+    private final ReentrantLock mutation = new ReentrantLock();
+    /** Read-held by every operation, write-held by close, so close never frees memory in use. */
+    private final ReentrantReadWriteLock lifecycle = new ReentrantReadWriteLock();
+    private final AtomicBoolean closed = new AtomicBoolean();
+    private final AtomicLong entryCount;
+    private final EvictionSink writeBackSink;
+
+    private final LongAdder dramHits = new LongAdder();
+    private final LongAdder dramMisses = new LongAdder();
+    private final LongAdder ssdHits = new LongAdder();
+    private final LongAdder ssdMisses = new LongAdder();
+    private final LongAdder promotions = new LongAdder();
+    private final LongAdder writeBacks = new LongAdder();
+    private final LongAdder prefetched = new LongAdder();
+
+    MlkvStore(Builder b) {
+        this.dim = b.dim;
+        this.rowBytes = dim * 4L;
+        this.durability = b.durability;
+        checkGpu(b.gpuMode);
+        this.rocks = RocksDbTier.open(b.directory, dim, b.blockCacheBytes, b.syncWrites);
+        try {
+            this.dram = new DramTier(dim, b.dramCapacityBytes, b.policy);
+        } catch (RuntimeException e) {
+            rocks.close();
+            throw e;
+        }
+        this.pending = new WriteBackBuffer(dim);
+        this.writeBackSink = (key, value, dirty) -> {
+            if (dirty) {
+                pending.add(key, value, 0);
+            }
+        };
+        this.entryCount = new AtomicLong(recoverCount());
+        AtomicInteger threadId = new AtomicInteger();
+        this.prefetchPool = Executors.newFixedThreadPool(b.prefetchThreads, r -> {
+            Thread t = new Thread(r, "mlkv-prefetch-" + threadId.incrementAndGet());
+            t.setDaemon(true);
+            return t;
+        });
+        LOG.info("opened MLKV store at {}: dim={}, DRAM {} slots ({} bytes, policy {}), durability {}",
+                rocks.directory(), dim, dram.capacity(), b.dramCapacityBytes, b.policy, durability);
+    }
+
+    /** Starts configuring a store. */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    private static void checkGpu(GpuMode mode) {
+        if (mode == GpuMode.OFF) {
+            return;
+        }
+        String reason = "the HBM tier is not yet composed into the store in this version";
+        if (mode == GpuMode.ON) {
+            throw new IllegalStateException("GpuMode.ON was asked for, but " + reason
+                    + "; use GpuMode.OFF or GpuMode.AUTO");
+        }
+        LOG.info("GPU tier not used ({}); running on DRAM and SSD", reason);
+    }
+
+    private long recoverCount() {
+        long stored = rocks.readMeta(META_COUNT, -1);
+        boolean clean = rocks.readMeta(META_CLEAN, 0) == 1;
+        long count;
+        if (clean && stored >= 0) {
+            count = stored;
+        } else {
+            LOG.info("store at {} was not closed cleanly; counting its entries", rocks.directory());
+            long start = System.nanoTime();
+            count = rocks.size();
+            LOG.info("counted {} entries in {} ms", count, (System.nanoTime() - start) / 1_000_000);
+        }
+        rocks.writeMeta(META_CLEAN, 0);
+        return count;
+    }
+
+    @Override
+    public int dim() {
+        return dim;
+    }
+
+    /** The durability mode the store was opened with. */
+    public Durability durability() {
+        return durability;
+    }
+
+    // ------------------------------------------------------------------ reads
+
+    /**
+     * Looks up a batch of keys. Keys found only in RocksDB may be promoted into DRAM.
+     *
+     * @param out   receives {@code dim} values per key at {@code out[i * dim]}; rows of missing
+     *              keys are left as they were
+     * @param found receives whether each key is present
+     * @return the number of keys found
+     */
+    @Override
+    public int multiGet(long[] keys, float[] out, boolean[] found) {
+        BatchChecks.checkOutputRows("multiGet", keys, out, dim);
+        BatchChecks.checkFlags("multiGet", "found", keys, found);
+        checkReserved("multiGet", keys);
+        enter();
+        try {
+            return read(keys, out, found, true);
+        } finally {
+            exit();
+        }
+    }
+
+    /** Reads the vector of one key into {@code out[0, dim)}; returns whether it was found. */
+    public boolean get(long key, float[] out) {
+        boolean[] found = new boolean[1];
+        multiGet(new long[] {key}, out, found);
+        return found[0];
+    }
+
+    @Override
+    public int contains(long[] keys, boolean[] out) {
+        BatchChecks.checkKeys("contains", keys);
+        BatchChecks.checkFlags("contains", "out", keys, out);
+        checkReserved("contains", keys);
+        enter();
+        try {
+            float[] scratch = new float[dim];
+            int[] missIdx = new int[keys.length];
+            int misses = 0;
+            int present = 0;
+            for (int i = 0; i < keys.length; i++) {
+                out[i] = dram.contains(keys[i]) || pending.lookup(keys[i], scratch, 0);
+                if (out[i]) {
+                    present++;
+                } else {
+                    missIdx[misses++] = i;
+                }
+            }
+            if (misses > 0) {
+                long[] missKeys = gather(keys, missIdx, misses);
+                boolean[] inRocks = new boolean[misses];
+                rocks.contains(missKeys, inRocks);
+                for (int m = 0; m < misses; m++) {
+                    out[missIdx[m]] = inRocks[m];
+                    present += inRocks[m] ? 1 : 0;
+                }
+            }
+            return present;
+        } finally {
+            exit();
+        }
+    }
+
+    /**
+     * Reads through the tiers. Caller is inside {@link #enter()}.
+     *
+     * @param promote whether keys found only in RocksDB may be installed in DRAM
+     */
+    private int read(long[] keys, float[] out, boolean[] found, boolean promote) {
+        long now = dram.tick();
+        dram.policy().recordAccesses(keys, 0, keys.length);
+        int n = keys.length;
+        int[] missIdx = null;
+        long[] missVersion = null;
+        int misses = 0;
+        int hits = 0;
+        for (int i = 0; i < n; i++) {
+            long v = dram.getOrVersion(keys[i], out, i, now);
+            if (v == DramTier.HIT || pending.lookup(keys[i], out, i)) {
+                found[i] = true;
+                hits++;
+                continue;
+            }
+            found[i] = false;
+            if (missIdx == null) {
+                missIdx = new int[n - i];
+                missVersion = new long[n - i];
+            }
+            missIdx[misses] = i;
+            missVersion[misses++] = v;
+        }
+        dramHits.add(hits);
+        dramMisses.add(misses);
+        if (misses == 0) {
+            return hits;
+        }
+        long[] missKeys = gather(keys, missIdx, misses);
+        float[] missValues = new float[misses * dim];
+        boolean[] missFound = new boolean[misses];
+        int fromRocks = rocks.multiGet(missKeys, 0, misses, missValues, missFound);
+        ssdHits.add(fromRocks);
+        ssdMisses.add(misses - fromRocks);
+        for (int m = 0; m < misses; m++) {
+            if (missFound[m]) {
+                int i = missIdx[m];
+                System.arraycopy(missValues, m * dim, out, i * dim, dim);
+                found[i] = true;
+            }
+        }
+        if (promote && fromRocks > 0 && mutation.tryLock()) {
+            // Promotion is opportunistic: a reader never waits for a writer to install a copy.
+            try {
+                install(missKeys, missValues, missFound, missVersion, misses, now);
+            } finally {
+                mutation.unlock();
+            }
+        }
+        return hits + fromRocks;
+    }
+
+    /** Installs clean copies read from RocksDB, if their DRAM bucket did not change meanwhile. */
+    private int install(long[] keys, float[] values, boolean[] present, long[] versions, int count,
+            long now) {
+        int installed = 0;
+        for (int m = 0; m < count; m++) {
+            if (present[m] && dram.put(keys[m], values, m, false, versions[m], now, writeBackSink)
+                    == DramTier.PutResult.INSERTED) {
+                installed++;
+            }
+        }
+        promotions.add(installed);
+        writePending();
+        return installed;
+    }
+
+    // ------------------------------------------------------------------ writes
+
+    /**
+     * Inserts or overwrites a batch of vectors. A key repeated in the batch keeps its last value.
+     * Returns once the batch is acknowledged in the sense of the store's {@link Durability}.
+     */
+    @Override
+    public void multiPut(long[] keys, float[] values) {
+        BatchChecks.checkRows("multiPut", keys, values, dim);
+        checkReserved("multiPut", keys);
+        mutate(keys, values, Kind.PUT, null, null);
+    }
+
+    /** Inserts or overwrites one vector, {@code value.length == dim}. */
+    public void put(long key, float[] value) {
+        multiPut(new long[] {key}, value);
+    }
+
+    /**
+     * Adds {@code deltas} (one row per key) to the stored vectors in place; an absent key is
+     * inserted as its delta (as if it were zero). A key repeated in the batch gets every delta.
+     */
+    public void accumulate(long[] keys, float[] deltas) {
+        BatchChecks.checkRows("accumulate", keys, deltas, dim);
+        checkReserved("accumulate", keys);
+        mutate(keys, deltas, Kind.ACCUMULATE, null, null);
+    }
+
+    /**
+     * Reads every key, inserting the ones that are absent with a vector from {@code initializer},
+     * and returns all of them in {@code out}. A key repeated in the batch is initialised once. If
+     * the initializer throws, nothing is inserted and an {@link MlkvException} with status
+     * {@code CALLBACK_FAILED} names the key.
+     *
+     * @return the number of keys that were already present
+     */
+    public int findOrInsert(long[] keys, float[] out, VectorInitializer initializer) {
+        BatchChecks.checkOutputRows("findOrInsert", keys, out, dim);
+        checkReserved("findOrInsert", keys);
+        if (initializer == null) {
+            throw new IllegalArgumentException("findOrInsert: initializer must not be null");
+        }
+        boolean[] found = new boolean[keys.length];
+        int present;
+        enter();
+        try {
+            present = read(keys, out, found, true);
+        } finally {
+            exit();
+        }
+        if (present == keys.length) {
+            return present;
+        }
+        int missing = keys.length - present;
+        int[] missIdx = new int[missing];
+        for (int i = 0, m = 0; i < keys.length; i++) {
+            if (!found[i]) {
+                missIdx[m++] = i;
+            }
+        }
+        long[] missKeys = gather(keys, missIdx, missing);
+        float[] missOut = new float[missing * dim];
+        mutate(missKeys, null, Kind.FIND_OR_INSERT, missOut, initializer);
+        for (int m = 0; m < missing; m++) {
+            System.arraycopy(missOut, m * dim, out, missIdx[m] * dim, dim);
+        }
+        return present;
+    }
+
+    /** Removes a batch of keys from every tier; absent keys are ignored. */
+    @Override
+    public void multiDelete(long[] keys) {
+        BatchChecks.checkKeys("multiDelete", keys);
+        checkReserved("multiDelete", keys);
+        enter();
+        mutation.lock();
+        try {
+            writePending();
+            boolean[] existed = new boolean[keys.length];
+            int[] missIdx = new int[keys.length];
+            int misses = 0;
+            long seenBefore = 0;
+            Long2LongHashMap seen = new Long2LongHashMap(-1);
+            for (int i = 0; i < keys.length; i++) {
+                if (seen.put(keys[i], i) >= 0) {
+                    continue;
+                }
+                if (dram.contains(keys[i])) {
+                    existed[i] = true;
+                } else {
+                    missIdx[misses++] = i;
+                }
+            }
+            if (misses > 0) {
+                long[] missKeys = gather(keys, missIdx, misses);
+                boolean[] inRocks = new boolean[misses];
+                rocks.contains(missKeys, inRocks);
+                for (int m = 0; m < misses; m++) {
+                    existed[missIdx[m]] = inRocks[m];
+                }
+            }
+            for (boolean e : existed) {
+                seenBefore += e ? 1 : 0;
+            }
+            // RocksDB first: if it fails, DRAM still holds what it held and nothing changed.
+            rocks.multiDelete(keys);
+            for (long key : keys) {
+                dram.remove(key);
+            }
+            entryCount.addAndGet(-seenBefore);
+        } finally {
+            mutation.unlock();
+            exit();
+        }
+    }
+
+    /** Removes one key; returns nothing, absent keys are ignored. */
+    public void delete(long key) {
+        multiDelete(new long[] {key});
+    }
+
+    private enum Kind { PUT, ACCUMULATE, FIND_OR_INSERT }
+
+    /**
+     * The one write path. Under the mutation lock: deduplicate the batch, read the current value
+     * of each distinct key, compute its final value (running the initializer, if any, before
+     * anything is written), write RocksDB first if write-through, then install into DRAM and
+     * write back whatever DRAM pushed out.
+     */
+    private void mutate(long[] keys, float[] arg, Kind kind, float[] out, VectorInitializer init) {
+        enter();
+        mutation.lock();
+        try {
+            writePending();
+            int n = keys.length;
+            Long2LongHashMap uniqueIndex = new Long2LongHashMap(-1);
+            int[] rowOf = new int[n];
+            long[] unique = new long[n];
+            int u = 0;
+            for (int i = 0; i < n; i++) {
+                long idx = uniqueIndex.get(keys[i]);
+                if (idx < 0) {
+                    idx = u;
+                    uniqueIndex.put(keys[i], u);
+                    unique[u++] = keys[i];
+                }
+                rowOf[i] = (int) idx;
+            }
+            float[] finals = new float[u * dim];
+            boolean[] existed = new boolean[u];
+            readCurrent(unique, u, finals, existed);
+
+            boolean[] write = new boolean[u];
+            switch (kind) {
+                case PUT:
+                    for (int i = 0; i < n; i++) {
+                        System.arraycopy(arg, i * dim, finals, rowOf[i] * dim, dim);
+                        write[rowOf[i]] = true;
+                    }
+                    break;
+                case ACCUMULATE:
+                    for (int r = 0; r < u; r++) {
+                        if (!existed[r]) {
+                            Arrays.fill(finals, r * dim, (r + 1) * dim, 0f);
+                        }
+                    }
+                    for (int i = 0; i < n; i++) {
+                        int base = rowOf[i] * dim;
+                        for (int d = 0; d < dim; d++) {
+                            finals[base + d] += arg[i * dim + d];
+                        }
+                        write[rowOf[i]] = true;
+                    }
+                    break;
+                case FIND_OR_INSERT:
+                    for (int r = 0; r < u; r++) {
+                        if (!existed[r]) {
+                            runInitializer(init, unique[r], finals, r);
+                            write[r] = true;
+                        }
+                    }
+                    for (int i = 0; i < n; i++) {
+                        System.arraycopy(finals, rowOf[i] * dim, out, i * dim, dim);
+                    }
+                    break;
+                default:
+                    throw new AssertionError(kind);
+            }
+            long[] writeKeys = new long[u];
+            float[] writeValues = new float[u * dim];
+            int w = 0;
+            long added = 0;
+            for (int r = 0; r < u; r++) {
+                if (write[r]) {
+                    writeKeys[w] = unique[r];
+                    System.arraycopy(finals, r * dim, writeValues, w * dim, dim);
+                    w++;
+                    added += existed[r] ? 0 : 1;
+                }
+            }
+            if (durability == Durability.WRITE_THROUGH) {
+                rocks.putAll(writeKeys, writeValues, w);
+            }
+            boolean dirty = durability == Durability.WRITE_BACK;
+            long now = dram.tick();
+            dram.policy().recordAccesses(writeKeys, 0, w);
+            for (int r = 0; r < w; r++) {
+                DramTier.PutResult res = dram.put(writeKeys[r], writeValues, r, dirty, -1, now,
+                        writeBackSink);
+                if (res == DramTier.PutResult.REJECTED && dirty) {
+                    pending.add(writeKeys[r], writeValues, r);
+                }
+            }
+            entryCount.addAndGet(added);
+            writePending();
+        } finally {
+            mutation.unlock();
+            exit();
+        }
+    }
+
+    private void runInitializer(VectorInitializer init, long key, float[] dst, int row) {
+        try {
+            init.initialize(key, dst, row * dim, dim);
+        } catch (RuntimeException | Error e) {
+            throw new MlkvException(StatusCode.CALLBACK_FAILED, "findOrInsert initializer for key " + key,
+                    null, "the initializer threw " + e + "; nothing from this batch was inserted", e);
+        }
+    }
+
+    /** Reads the current values of {@code keys[0, n)} from DRAM, the write-back buffer and RocksDB. */
+    private void readCurrent(long[] keys, int n, float[] out, boolean[] found) {
+        int[] missIdx = new int[n];
+        int misses = 0;
+        long now = dram.tick();
+        for (int i = 0; i < n; i++) {
+            found[i] = dram.getOrVersion(keys[i], out, i, now) == DramTier.HIT
+                    || pending.lookup(keys[i], out, i);
+            if (!found[i]) {
+                missIdx[misses++] = i;
+            }
+        }
+        if (misses == 0) {
+            return;
+        }
+        long[] missKeys = gather(keys, missIdx, misses);
+        float[] values = new float[misses * dim];
+        boolean[] inRocks = new boolean[misses];
+        rocks.multiGet(missKeys, 0, misses, values, inRocks);
+        for (int m = 0; m < misses; m++) {
+            if (inRocks[m]) {
+                found[missIdx[m]] = true;
+                System.arraycopy(values, m * dim, out, missIdx[m] * dim, dim);
+            }
+        }
+    }
+
+    /** Writes the write-back buffer to RocksDB. Caller holds the mutation lock. */
+    private void writePending() {
+        int written = pending.writeTo(rocks);
+        writeBacks.add(written);
+    }
+
+    // ------------------------------------------------------------------ migration
+
+    /**
+     * Promotes {@code keys} into DRAM in the background, so a following read of them hits DRAM.
+     * The keys are copied; the caller may reuse the array at once. Keys are recorded as accessed
+     * with the policy, which still decides admission.
+     *
+     * @return completes when the keys have been promoted (or found already resident)
+     */
+    public CompletableFuture<Void> prefetch(long[] keys) {
+        BatchChecks.checkKeys("prefetch", keys);
+        checkReserved("prefetch", keys);
+        checkOpen();
+        long[] copy = keys.clone();
+        return CompletableFuture.runAsync(() -> runPrefetch(copy), prefetchPool);
+    }
+
+    private void runPrefetch(long[] keys) {
+        enter();
+        try {
+            long now = dram.tick();
+            dram.policy().recordAccesses(keys, 0, keys.length);
+            int[] missIdx = new int[keys.length];
+            long[] versions = new long[keys.length];
+            float[] scratch = new float[dim];
+            int misses = 0;
+            for (int i = 0; i < keys.length; i++) {
+                long v = dram.getOrVersion(keys[i], scratch, 0, now);
+                if (v != DramTier.HIT) {
+                    missIdx[misses] = i;
+                    versions[misses++] = v;
+                }
+            }
+            if (misses == 0) {
+                return;
+            }
+            long[] missKeys = gather(keys, missIdx, misses);
+            float[] values = new float[misses * dim];
+            boolean[] present = new boolean[misses];
+            rocks.multiGet(missKeys, 0, misses, values, present);
+            mutation.lock();
+            try {
+                prefetched.add(install(missKeys, values, present, versions, misses, now));
+            } finally {
+                mutation.unlock();
+            }
+        } finally {
+            exit();
+        }
+    }
+
+    // ------------------------------------------------------------------ whole-store operations
+
+    /**
+     * Writes every dirty DRAM entry to RocksDB and fsyncs its write-ahead log. When this returns,
+     * everything acknowledged before the call survives a crash of the process or the machine.
+     * On failure (for example a full disk) the exception names the cause, entries not yet
+     * written stay dirty in DRAM, reads are unaffected, and a later {@code flush()} retries.
+     */
+    public void flush() {
+        enter();
+        mutation.lock();
+        try {
+            flushLocked();
+        } finally {
+            mutation.unlock();
+            exit();
+        }
+    }
+
+    private void flushLocked() {
+        writePending();
+        // Bound one write batch to about 64 MiB of values, whatever the dimension.
+        int bucketsPerBatch = Math.max(1, Math.min(4096, (1 << 24) / (DramTier.BUCKET_SLOTS * dim)));
+        int cap = bucketsPerBatch * DramTier.BUCKET_SLOTS;
+        long[] keys = new long[cap];
+        float[] values = new float[cap * dim];
+        int[] n = new int[1];
+        for (long from = 0; from < dram.buckets(); from += bucketsPerBatch) {
+            long to = Math.min(dram.buckets(), from + bucketsPerBatch);
+            n[0] = 0;
+            dram.forEachDirty(from, to, (key, vector) -> {
+                keys[n[0]] = key;
+                System.arraycopy(vector, 0, values, n[0] * dim, dim);
+                n[0]++;
+            });
+            if (n[0] > 0) {
+                rocks.putAll(keys, values, n[0]);
+                for (int i = 0; i < n[0]; i++) {
+                    dram.markClean(keys[i]);
+                }
+                writeBacks.add(n[0]);
+            }
+        }
+        rocks.syncWal();
+    }
+
+    /** The exact number of keys in the store. */
+    @Override
+    public long size() {
+        checkOpen();
+        return entryCount.get();
+    }
+
+    /**
+     * Visits every entry of the store once, from a point-in-time view taken at the start of the
+     * call (dirty DRAM entries are flushed first). Writes during the visit are not seen, and do
+     * not wait for it.
+     */
+    @Override
+    public void forEach(VectorVisitor visitor) {
+        if (visitor == null) {
+            throw new IllegalArgumentException("forEach: visitor must not be null");
+        }
+        enter();
+        try {
+            RocksDbTier.ExportCursor cursor;
+            mutation.lock();
+            try {
+                flushLocked();
+                cursor = rocks.exportCursor();
+            } finally {
+                mutation.unlock();
+            }
+            try (cursor) {
+                float[] buf = new float[dim];
+                while (cursor.next(buf)) {
+                    visitor.visit(cursor.key(), buf);
+                }
+            }
+        } finally {
+            exit();
+        }
+    }
+
+    /** A snapshot of the per-tier counters. */
+    public StoreStats stats() {
+        checkOpen();
+        long promoted = promotions.sum();
+        TierStats d = new TierStats("DRAM", dramHits.sum(), dramMisses.sum(), promoted,
+                dram.evictions(), writeBacks.sum(), promoted * rowBytes, writeBacks.sum() * rowBytes,
+                dram.size(), dram.capacity());
+        TierStats s = new TierStats("SSD", ssdHits.sum(), ssdMisses.sum(), 0, 0, 0,
+                writeBacks.sum() * rowBytes, promoted * rowBytes, entryCount.get(), -1);
+        return new StoreStats(List.of(d, s), entryCount.get(), prefetched.sum());
+    }
+
+    /**
+     * Flushes dirty entries, then releases the DRAM tier and RocksDB, in reverse order of opening.
+     * Waits for operations in flight. Idempotent. If the flush fails (for example a full disk),
+     * the store stays open so that no acknowledged write is dropped: free space and call
+     * {@code close()} again.
+     */
+    @Override
+    public void close() {
+        lifecycle.writeLock().lock();
+        try {
+            if (closed.get()) {
+                return;
+            }
+            mutation.lock();
+            try {
+                flushLocked();
+                rocks.writeMeta(META_COUNT, entryCount.get());
+                rocks.writeMeta(META_CLEAN, 1);
+                rocks.syncWal();
+            } finally {
+                mutation.unlock();
+            }
+            closed.set(true);
+            RuntimeException failure = null;
+            prefetchPool.shutdown();
+            try {
+                dram.close();
+            } catch (RuntimeException e) {
+                failure = e;
+            }
+            try {
+                rocks.close();
+            } catch (RuntimeException e) {
+                if (failure == null) {
+                    failure = e;
+                } else {
+                    failure.addSuppressed(e);
+                }
+            }
+            if (failure != null) {
+                throw failure;
+            }
+            awaitPrefetchers();
+        } finally {
+            lifecycle.writeLock().unlock();
+        }
+    }
+
+    private void awaitPrefetchers() {
+        try {
+            prefetchPool.awaitTermination(10, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    private void enter() {
+        lifecycle.readLock().lock();
+        if (closed.get()) {
+            lifecycle.readLock().unlock();
+            throw new IllegalStateException("store is closed");
+        }
+    }
+
+    private void exit() {
+        lifecycle.readLock().unlock();
+    }
+
+    private void checkOpen() {
+        if (closed.get()) {
+            throw new IllegalStateException("store is closed");
+        }
+    }
+
+    private static void checkReserved(String op, long[] keys) {
+        for (long k : keys) {
+            if (k == RESERVED_EMPTY_KEY || k == RESERVED_ERASED_KEY) {
+                throw new IllegalArgumentException(op + ": key " + k + " is reserved (Long.MIN_VALUE"
+                        + (k == RESERVED_EMPTY_KEY ? "" : " + 1")
+                        + " marks empty and erased GPU table slots); map it to another key");
+            }
+        }
+    }
+
+    private static long[] gather(long[] keys, int[] idx, int n) {
+        long[] out = new long[n];
+        for (int m = 0; m < n; m++) {
+            out[m] = keys[idx[m]];
+        }
+        return out;
+    }
+
+    /**
+     * Configures and opens a store. Each setter checks its argument at once; {@link #build()}
+     * checks the settings together and opens the store without changing the builder.
+     */
+    public static final class Builder {
+        private int dim = -1;
+        private long dramCapacityBytes = 256L << 20;
+        private long blockCacheBytes = 64L << 20;
+        private Path directory;
+        private Durability durability = Durability.WRITE_BACK;
+        private String policy = "lru";
+        private GpuMode gpuMode = GpuMode.AUTO;
+        private boolean syncWrites;
+        private int prefetchThreads = 2;
+
+        private Builder() {
+        }
+
+        /** Values per vector; required, 1 to 65536. */
+        public Builder dim(int dim) {
+            if (dim < 1 || dim > 65536) {
+                throw new IllegalArgumentException("dim must be between 1 and 65536, was " + dim);
+            }
+            this.dim = dim;
+            return this;
+        }
+
+        /** Native memory for the DRAM tier, metadata included; default 256 MiB. */
+        public Builder dramCapacityBytes(long bytes) {
+            if (bytes <= 0) {
+                throw new IllegalArgumentException("dramCapacityBytes must be positive, was " + bytes);
+            }
+            this.dramCapacityBytes = bytes;
+            return this;
+        }
+
+        /** RocksDB block cache size; default 64 MiB. */
+        public Builder blockCacheBytes(long bytes) {
+            if (bytes <= 0) {
+                throw new IllegalArgumentException("blockCacheBytes must be positive, was " + bytes);
+            }
+            this.blockCacheBytes = bytes;
+            return this;
+        }
+
+        /** Directory of the SSD tier; required. Created if missing; must hold an MLKV store or be empty. */
+        public Builder directory(Path directory) {
+            if (directory == null) {
+                throw new IllegalArgumentException("directory must not be null");
+            }
+            this.directory = directory;
+            return this;
+        }
+
+        /** Default {@link Durability#WRITE_BACK}. */
+        public Builder durability(Durability durability) {
+            if (durability == null) {
+                throw new IllegalArgumentException("durability must not be null; one of "
+                        + Arrays.toString(Durability.values()));
+            }
+            this.durability = durability;
+            return this;
+        }
+
+        /** DRAM eviction and admission policy: {@code lru} (default), {@code lfu} or {@code tinylfu}. */
+        public Builder policy(String name) {
+            this.policy = io.mlkv.storage.policy.Policies.checkName(name);
+            return this;
+        }
+
+        /** Default {@link GpuMode#AUTO}. */
+        public Builder gpu(GpuMode mode) {
+            if (mode == null) {
+                throw new IllegalArgumentException("gpu mode must not be null; one of "
+                        + Arrays.toString(GpuMode.values()));
+            }
+            this.gpuMode = mode;
+            return this;
+        }
+
+        /** Fsync RocksDB's write-ahead log on every write, to survive power loss; default off. */
+        public Builder syncWrites(boolean sync) {
+            this.syncWrites = sync;
+            return this;
+        }
+
+        /** Threads that run {@link MlkvStore#prefetch}; default 2. */
+        public Builder prefetchThreads(int threads) {
+            if (threads < 1 || threads > 256) {
+                throw new IllegalArgumentException("prefetchThreads must be between 1 and 256, was " + threads);
+            }
+            this.prefetchThreads = threads;
+            return this;
+        }
+
+        /**
+         * Opens the store.
+         *
+         * @throws IllegalStateException if a required setting is missing or settings conflict
+         * @throws MlkvException         if the directory is locked, incompatible or unreadable
+         */
+        public MlkvStore build() {
+            if (dim < 0) {
+                throw new IllegalStateException("dim is required: call dim(n) before build()");
+            }
+            if (directory == null) {
+                throw new IllegalStateException("directory is required: call directory(path) before build()");
+            }
+            long bucket = DramTier.bucketBytes(dim);
+            if (dramCapacityBytes < bucket) {
+                throw new IllegalStateException("dramCapacityBytes " + dramCapacityBytes
+                        + " is too small for dim " + dim + ": raise it to at least " + bucket
+                        + " bytes (one bucket of " + DramTier.BUCKET_SLOTS + " vectors)");
+            }
+            return new MlkvStore(this);
+        }
+    }
+}

@@ -1,0 +1,32 @@
+package io.mlkv.core;
+
+/**
+ * Counters of one tier since the store opened.
+ *
+ * @param tier        {@code "HBM"}, {@code "DRAM"} or {@code "SSD"}
+ * @param hits        keys looked up and found in this tier
+ * @param misses      keys looked up here and not found (they went to the tier below, or were absent)
+ * @param promotions  entries copied into this tier from the tier below
+ * @param demotions   entries that left this tier to make room (evictions)
+ * @param writeBacks  dirty entries written from this tier to the tier below
+ * @param bytesIn     bytes of vectors copied into this tier from the tier below
+ * @param bytesOut    bytes of vectors written from this tier to the tier below
+ * @param entries     entries held now
+ * @param capacity    most entries the tier can hold, or -1 where unbounded
+ */
+public record TierStats(String tier, long hits, long misses, long promotions, long demotions,
+        long writeBacks, long bytesIn, long bytesOut, long entries, long capacity) {
+
+    /** Hits over lookups, or NaN before the first lookup. */
+    public double hitRate() {
+        long lookups = hits + misses;
+        return lookups == 0 ? Double.NaN : (double) hits / lookups;
+    }
+
+    @Override
+    public String toString() {
+        return String.format("%-4s hits=%d misses=%d hitRate=%.4f promotions=%d demotions=%d "
+                + "writeBacks=%d bytesIn=%d bytesOut=%d entries=%d capacity=%d", tier, hits, misses,
+                hitRate(), promotions, demotions, writeBacks, bytesIn, bytesOut, entries, capacity);
+    }
+}

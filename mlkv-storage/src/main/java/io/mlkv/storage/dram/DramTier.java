@@ -1,0 +1,422 @@
+package io.mlkv.storage.dram;
+
+import static io.mlkv.storage.dram.OffHeapMemory.FLOAT_ARRAY_BASE;
+import static io.mlkv.storage.dram.OffHeapMemory.UNSAFE;
+
+import io.mlkv.storage.BatchChecks;
+import io.mlkv.storage.VectorTier;
+import io.mlkv.storage.VectorVisitor;
+import io.mlkv.storage.policy.EvictionPolicy;
+import io.mlkv.storage.policy.Policies;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * A fixed-capacity cache of vectors in native memory, organised as a set-associative table:
+ * each key hashes to one bucket of {@value #BUCKET_SLOTS} slots, and a full bucket evicts its
+ * lowest-scored entry as the {@link EvictionPolicy} scores them (the same design as the GPU
+ * table, so both tiers evict alike). Keys, scores, flags and values live in separate native
+ * arrays (structure of arrays); there is no per-entry Java object, so the heap does not grow
+ * with the tier.
+ *
+ * <p>Every bucket carries a version that changes whenever the bucket's content for any key
+ * changes (insert, overwrite, removal, refused admission). The tiered store uses it to install a
+ * value read from below only if nothing wrote that key in the meantime.
+ *
+ * <p>Thread-safe: per-key operations lock one of a fixed set of lock stripes. {@link #close()}
+ * must not race other calls; the owning store guarantees that.
+ */
+public final class DramTier implements VectorTier {
+    /** Slots per bucket. */
+    public static final int BUCKET_SLOTS = 16;
+    /** Returned by {@link #getOrVersion} on a hit. */
+    public static final long HIT = -1;
+
+    private static final long SLOT_META_BYTES = 8 + 8 + 1;
+    private static final byte OCCUPIED = 1;
+    private static final byte DIRTY = 2;
+    private static final int MAX_LOCK_STRIPES = 1 << 14;
+
+    /** Outcome of {@link #put}. */
+    public enum PutResult {
+        /** The key was new and now occupies a slot (possibly after an eviction). */
+        INSERTED,
+        /** The key was present and its value was overwritten. */
+        UPDATED,
+        /** The bucket was full and the policy refused to evict for this key. */
+        REJECTED,
+        /** The bucket changed since the caller's version snapshot; nothing was written. */
+        STALE
+    }
+
+    private final int dim;
+    private final long rowBytes;
+    private final long numBuckets;
+    private final EvictionPolicy policy;
+    private final OffHeapMemory keys;
+    private final OffHeapMemory scores;
+    private final OffHeapMemory flags;
+    private final OffHeapMemory values;
+    private final OffHeapMemory versions;
+    private final Object[] locks;
+    private final int lockMask;
+    private final AtomicLong clock = new AtomicLong();
+    private final AtomicLong size = new AtomicLong();
+    private final AtomicLong evictions = new AtomicLong();
+    private final AtomicBoolean closed = new AtomicBoolean();
+    private final ThreadLocal<float[]> scratch;
+
+    /**
+     * @param dim           values per vector, at least 1
+     * @param capacityBytes native memory the tier may use, metadata included
+     * @param policyName    eviction policy, see {@link Policies#NAMES}
+     */
+    public DramTier(int dim, long capacityBytes, String policyName) {
+        if (dim <= 0) {
+            throw new IllegalArgumentException("dim must be positive, was " + dim);
+        }
+        long bucketBytes = bucketBytes(dim);
+        if (capacityBytes < bucketBytes) {
+            throw new IllegalArgumentException("DRAM capacity " + capacityBytes
+                    + " bytes is less than one bucket of " + BUCKET_SLOTS + " vectors of dim " + dim
+                    + " (" + bucketBytes + " bytes)");
+        }
+        this.dim = dim;
+        this.rowBytes = dim * 4L;
+        this.numBuckets = Math.min(capacityBytes / bucketBytes, Integer.MAX_VALUE);
+        long slots = numBuckets * BUCKET_SLOTS;
+        this.policy = Policies.create(policyName, slots);
+        OffHeapMemory k = null;
+        OffHeapMemory s = null;
+        OffHeapMemory f = null;
+        OffHeapMemory v = null;
+        try {
+            k = new OffHeapMemory(slots * 8, "DRAM tier keys");
+            s = new OffHeapMemory(slots * 8, "DRAM tier scores");
+            f = new OffHeapMemory(slots, "DRAM tier flags");
+            v = new OffHeapMemory(slots * rowBytes, "DRAM tier values");
+            this.versions = new OffHeapMemory(numBuckets * 8, "DRAM tier bucket versions");
+        } catch (RuntimeException e) {
+            closeQuietly(v, f, s, k);
+            throw e;
+        }
+        this.keys = k;
+        this.scores = s;
+        this.flags = f;
+        this.values = v;
+        int stripes = (int) Math.min(MAX_LOCK_STRIPES, Long.highestOneBit(numBuckets));
+        this.locks = new Object[stripes];
+        for (int i = 0; i < stripes; i++) {
+            locks[i] = new Object();
+        }
+        this.lockMask = stripes - 1;
+        this.scratch = ThreadLocal.withInitial(() -> new float[dim]);
+    }
+
+    /** Native bytes one bucket takes, metadata included. */
+    public static long bucketBytes(int dim) {
+        return BUCKET_SLOTS * (dim * 4L + SLOT_META_BYTES) + 8;
+    }
+
+    @Override
+    public int dim() {
+        return dim;
+    }
+
+    /** Number of slots (the most entries the tier can hold). */
+    public long capacity() {
+        return numBuckets * BUCKET_SLOTS;
+    }
+
+    /** The policy scoring this tier's entries. */
+    public EvictionPolicy policy() {
+        return policy;
+    }
+
+    /** Number of entries evicted so far to make room. */
+    public long evictions() {
+        return evictions.get();
+    }
+
+    /** Advances the logical clock that recency scores use; call once per batch. */
+    public long tick() {
+        return clock.incrementAndGet();
+    }
+
+    /**
+     * Copies the vector of {@code key} to {@code out[row * dim ..]} and refreshes its score.
+     *
+     * @return {@link #HIT} if found, otherwise the current version of the key's bucket, to pass
+     *         to {@link #put} when installing a value read from a lower tier
+     */
+    public long getOrVersion(long key, float[] out, int row, long now) {
+        checkOpen();
+        long bucket = bucketOf(key);
+        synchronized (lockFor(bucket)) {
+            long slot = findSlot(bucket, key);
+            if (slot < 0) {
+                return UNSAFE.getLong(versions.address() + bucket * 8);
+            }
+            UNSAFE.copyMemory(null, values.address() + slot * rowBytes, out,
+                    FLOAT_ARRAY_BASE + (long) row * rowBytes, rowBytes);
+            long scoreAddr = scores.address() + slot * 8;
+            UNSAFE.putLong(scoreAddr, policy.scoreOnHit(key, UNSAFE.getLong(scoreAddr), now));
+            return HIT;
+        }
+    }
+
+    /** Whether {@code key} is present; does not change its score. */
+    public boolean contains(long key) {
+        checkOpen();
+        long bucket = bucketOf(key);
+        synchronized (lockFor(bucket)) {
+            return findSlot(bucket, key) >= 0;
+        }
+    }
+
+    /**
+     * Writes the vector at {@code src[row * dim ..]} for {@code key}.
+     *
+     * @param dirty           whether the value is newer than the tier below
+     * @param expectedVersion a version from {@link #getOrVersion}, or a negative number to write
+     *                        unconditionally
+     * @param sink            receives an entry evicted to make room
+     */
+    public PutResult put(long key, float[] src, int row, boolean dirty, long expectedVersion,
+            long now, EvictionSink sink) {
+        checkOpen();
+        long bucket = bucketOf(key);
+        long versionAddr = versions.address() + bucket * 8;
+        synchronized (lockFor(bucket)) {
+            long version = UNSAFE.getLong(versionAddr);
+            if (expectedVersion >= 0 && version != expectedVersion) {
+                return PutResult.STALE;
+            }
+            long slot = findSlot(bucket, key);
+            PutResult result = PutResult.UPDATED;
+            long score;
+            if (slot >= 0) {
+                score = policy.scoreOnHit(key, UNSAFE.getLong(scores.address() + slot * 8), now);
+            } else {
+                slot = freeSlot(bucket);
+                if (slot < 0) {
+                    slot = lowestScoreSlot(bucket);
+                    long victim = UNSAFE.getLong(keys.address() + slot * 8);
+                    if (!policy.admit(key, victim)) {
+                        UNSAFE.putLong(versionAddr, version + 1);
+                        return PutResult.REJECTED;
+                    }
+                    float[] buf = scratch.get();
+                    UNSAFE.copyMemory(null, values.address() + slot * rowBytes, buf, FLOAT_ARRAY_BASE,
+                            rowBytes);
+                    sink.evicted(victim, buf, (UNSAFE.getByte(flags.address() + slot) & DIRTY) != 0);
+                    evictions.incrementAndGet();
+                } else {
+                    size.incrementAndGet();
+                }
+                score = policy.scoreOnInsert(key, now);
+                result = PutResult.INSERTED;
+            }
+            UNSAFE.copyMemory(src, FLOAT_ARRAY_BASE + (long) row * rowBytes, null,
+                    values.address() + slot * rowBytes, rowBytes);
+            UNSAFE.putLong(keys.address() + slot * 8, key);
+            UNSAFE.putLong(scores.address() + slot * 8, score);
+            UNSAFE.putByte(flags.address() + slot, (byte) (OCCUPIED | (dirty ? DIRTY : 0)));
+            UNSAFE.putLong(versionAddr, version + 1);
+            return result;
+        }
+    }
+
+    /**
+     * Removes {@code key} if present. The bucket's version changes even when the key is absent,
+     * so a value of this key read from below before the removal can no longer be installed.
+     *
+     * @return whether the key was present
+     */
+    public boolean remove(long key) {
+        checkOpen();
+        long bucket = bucketOf(key);
+        long versionAddr = versions.address() + bucket * 8;
+        synchronized (lockFor(bucket)) {
+            UNSAFE.putLong(versionAddr, UNSAFE.getLong(versionAddr) + 1);
+            long slot = findSlot(bucket, key);
+            if (slot < 0) {
+                return false;
+            }
+            UNSAFE.putByte(flags.address() + slot, (byte) 0);
+            size.decrementAndGet();
+            return true;
+        }
+    }
+
+    /** Number of buckets; {@link #forEachDirty} and {@link #markClean} work on bucket ranges. */
+    public long buckets() {
+        return numBuckets;
+    }
+
+    /** Visits the dirty entries of buckets {@code [fromBucket, toBucket)}. */
+    public void forEachDirty(long fromBucket, long toBucket, VectorVisitor visitor) {
+        visitRange(fromBucket, toBucket, true, visitor);
+    }
+
+    /**
+     * Marks {@code key} clean if it is present and dirty; call after its value reached the tier
+     * below, while no other writer can change it.
+     */
+    public void markClean(long key) {
+        checkOpen();
+        long bucket = bucketOf(key);
+        synchronized (lockFor(bucket)) {
+            long slot = findSlot(bucket, key);
+            if (slot >= 0) {
+                UNSAFE.putByte(flags.address() + slot, OCCUPIED);
+            }
+        }
+    }
+
+    // ---- VectorTier: the tier used alone, as a plain cache (rejected and evicted entries are dropped)
+
+    @Override
+    public int multiGet(long[] batch, float[] out, boolean[] found) {
+        BatchChecks.checkOutputRows("multiGet", batch, out, dim);
+        BatchChecks.checkFlags("multiGet", "found", batch, found);
+        long now = tick();
+        policy.recordAccesses(batch, 0, batch.length);
+        int hits = 0;
+        for (int i = 0; i < batch.length; i++) {
+            found[i] = getOrVersion(batch[i], out, i, now) == HIT;
+            hits += found[i] ? 1 : 0;
+        }
+        return hits;
+    }
+
+    @Override
+    public void multiPut(long[] batch, float[] src) {
+        BatchChecks.checkRows("multiPut", batch, src, dim);
+        long now = tick();
+        policy.recordAccesses(batch, 0, batch.length);
+        for (int i = 0; i < batch.length; i++) {
+            put(batch[i], src, i, false, -1, now, EvictionSink.DISCARD);
+        }
+    }
+
+    @Override
+    public void multiDelete(long[] batch) {
+        BatchChecks.checkKeys("multiDelete", batch);
+        for (long key : batch) {
+            remove(key);
+        }
+    }
+
+    @Override
+    public int contains(long[] batch, boolean[] out) {
+        BatchChecks.checkKeys("contains", batch);
+        BatchChecks.checkFlags("contains", "out", batch, out);
+        int present = 0;
+        for (int i = 0; i < batch.length; i++) {
+            out[i] = contains(batch[i]);
+            present += out[i] ? 1 : 0;
+        }
+        return present;
+    }
+
+    @Override
+    public long size() {
+        checkOpen();
+        return size.get();
+    }
+
+    /** Visits every entry; each bucket is read under its lock, buckets one after another. */
+    @Override
+    public void forEach(VectorVisitor visitor) {
+        visitRange(0, numBuckets, false, visitor);
+    }
+
+    @Override
+    public void close() {
+        if (closed.compareAndSet(false, true)) {
+            closeQuietly(versions, values, flags, scores, keys);
+        }
+    }
+
+    private void visitRange(long fromBucket, long toBucket, boolean dirtyOnly, VectorVisitor visitor) {
+        checkOpen();
+        if (fromBucket < 0 || toBucket > numBuckets || fromBucket > toBucket) {
+            throw new IllegalArgumentException("bucket range [" + fromBucket + ", " + toBucket
+                    + ") is outside [0, " + numBuckets + ")");
+        }
+        float[] buf = new float[dim];
+        for (long bucket = fromBucket; bucket < toBucket; bucket++) {
+            synchronized (lockFor(bucket)) {
+                long base = bucket * BUCKET_SLOTS;
+                for (long slot = base; slot < base + BUCKET_SLOTS; slot++) {
+                    byte f = UNSAFE.getByte(flags.address() + slot);
+                    if ((f & OCCUPIED) != 0 && (!dirtyOnly || (f & DIRTY) != 0)) {
+                        UNSAFE.copyMemory(null, values.address() + slot * rowBytes, buf,
+                                FLOAT_ARRAY_BASE, rowBytes);
+                        visitor.visit(UNSAFE.getLong(keys.address() + slot * 8), buf);
+                    }
+                }
+            }
+        }
+    }
+
+    private long bucketOf(long key) {
+        long h = key * 0x9E3779B97F4A7C15L;
+        h ^= h >>> 29;
+        return ((h >>> 32) * numBuckets) >>> 32;
+    }
+
+    private Object lockFor(long bucket) {
+        return locks[(int) bucket & lockMask];
+    }
+
+    private long findSlot(long bucket, long key) {
+        long base = bucket * BUCKET_SLOTS;
+        for (long slot = base; slot < base + BUCKET_SLOTS; slot++) {
+            if (UNSAFE.getLong(keys.address() + slot * 8) == key
+                    && (UNSAFE.getByte(flags.address() + slot) & OCCUPIED) != 0) {
+                return slot;
+            }
+        }
+        return -1;
+    }
+
+    private long freeSlot(long bucket) {
+        long base = bucket * BUCKET_SLOTS;
+        for (long slot = base; slot < base + BUCKET_SLOTS; slot++) {
+            if ((UNSAFE.getByte(flags.address() + slot) & OCCUPIED) == 0) {
+                return slot;
+            }
+        }
+        return -1;
+    }
+
+    private long lowestScoreSlot(long bucket) {
+        long base = bucket * BUCKET_SLOTS;
+        long best = base;
+        long bestScore = UNSAFE.getLong(scores.address() + base * 8);
+        for (long slot = base + 1; slot < base + BUCKET_SLOTS; slot++) {
+            long score = UNSAFE.getLong(scores.address() + slot * 8);
+            if (score < bestScore) {
+                best = slot;
+                bestScore = score;
+            }
+        }
+        return best;
+    }
+
+    private void checkOpen() {
+        if (closed.get()) {
+            throw new IllegalStateException("DRAM tier is closed");
+        }
+    }
+
+    private static void closeQuietly(OffHeapMemory... blocks) {
+        for (OffHeapMemory b : blocks) {
+            if (b != null) {
+                b.close();
+            }
+        }
+    }
+}

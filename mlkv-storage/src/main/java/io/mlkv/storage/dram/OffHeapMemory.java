@@ -1,0 +1,65 @@
+package io.mlkv.storage.dram;
+
+import io.mlkv.storage.MlkvException;
+import io.mlkv.storage.StatusCode;
+import java.lang.reflect.Field;
+import java.util.concurrent.atomic.AtomicBoolean;
+import sun.misc.Unsafe;
+
+/**
+ * One block of native memory, zero-filled, owned by this object and freed by {@link #close()}.
+ *
+ * <p>Allocated with {@code sun.misc.Unsafe} (module {@code jdk.unsupported}, open without flags)
+ * rather than direct buffers, because direct buffers count against {@code -XX:MaxDirectMemorySize},
+ * which defaults to the heap size: an 8 GB DRAM tier must not need an 8 GB heap. JDK 24 and later
+ * print a one-time warning for these calls unless the JVM runs with
+ * {@code --sun-misc-unsafe-memory-access=allow}.
+ */
+final class OffHeapMemory implements AutoCloseable {
+    static final Unsafe UNSAFE = loadUnsafe();
+    static final long FLOAT_ARRAY_BASE = UNSAFE.arrayBaseOffset(float[].class);
+
+    private final long address;
+    private final long bytes;
+    private final AtomicBoolean closed = new AtomicBoolean();
+
+    OffHeapMemory(long bytes, String purpose) {
+        if (bytes <= 0) {
+            throw new IllegalArgumentException(purpose + ": size must be positive, was " + bytes);
+        }
+        try {
+            this.address = UNSAFE.allocateMemory(bytes);
+        } catch (OutOfMemoryError e) {
+            throw new MlkvException(StatusCode.OUT_OF_MEMORY, "allocate " + purpose, null,
+                    "could not allocate " + bytes + " bytes of native memory; lower the tier's capacity",
+                    e);
+        }
+        UNSAFE.setMemory(address, bytes, (byte) 0);
+        this.bytes = bytes;
+    }
+
+    long address() {
+        return address;
+    }
+
+    long bytes() {
+        return bytes;
+    }
+
+    @Override
+    public void close() {
+        if (closed.compareAndSet(false, true)) {
+            UNSAFE.freeMemory(address);
+        }
+    }
+
+    private static Unsafe loadUnsafe() {
+        try {
+            Field f = Unsafe.class.getDeclaredField("theUnsafe");
+            f.setAccessible(true);
+            return (Unsafe) f.get(null);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+}

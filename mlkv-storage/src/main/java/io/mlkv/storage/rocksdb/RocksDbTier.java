@@ -1,0 +1,424 @@
+package io.mlkv.storage.rocksdb;
+
+import io.mlkv.storage.BatchChecks;
+import io.mlkv.storage.MlkvException;
+import io.mlkv.storage.StatusCode;
+import io.mlkv.storage.VectorTier;
+import io.mlkv.storage.VectorVisitor;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.rocksdb.BlockBasedTableConfig;
+import org.rocksdb.BloomFilter;
+import org.rocksdb.ColumnFamilyDescriptor;
+import org.rocksdb.ColumnFamilyHandle;
+import org.rocksdb.ColumnFamilyOptions;
+import org.rocksdb.CompressionType;
+import org.rocksdb.DBOptions;
+import org.rocksdb.LRUCache;
+import org.rocksdb.ReadOptions;
+import org.rocksdb.RocksDB;
+import org.rocksdb.RocksDBException;
+import org.rocksdb.RocksIterator;
+import org.rocksdb.Status;
+import org.rocksdb.WriteBatch;
+import org.rocksdb.WriteOptions;
+
+/**
+ * The SSD tier: vectors in RocksDB, the store's authoritative copy.
+ *
+ * <p>Options are chosen for point and batched lookups of fixed-size values: a whole-key Bloom
+ * filter (10 bits per key, about 1 % false positives) in every SST file and in the memtable, so a
+ * miss rarely reads a data block; an LRU block cache with index and filter blocks cached and
+ * level-0 ones pinned; 4 KiB blocks; no compression, because float32 embeddings hardly compress
+ * and decompression would cost every read. Batched reads use RocksDB's {@code MultiGet}. Every
+ * write goes through the write-ahead log, so an acknowledged write survives the process being
+ * killed; with {@code syncWrites} it is also fsynced and survives power loss.
+ *
+ * <p>The directory is marked with an {@code MLKV-FORMAT} file recording the format, element type
+ * and dimension; opening it with another dimension fails before RocksDB touches anything.
+ * RocksDB's own lock file refuses a second opener, in this or another process.
+ *
+ * <p>Thread-safe.
+ */
+public final class RocksDbTier implements VectorTier {
+    /** Keys per RocksDB MultiGet call; bounds the temporary lists of a very large batch. */
+    private static final int MULTIGET_CHUNK = 8192;
+    private static final byte[] META_CF = "mlkv-meta".getBytes(StandardCharsets.UTF_8);
+
+    static {
+        RocksDB.loadLibrary();
+    }
+
+    private final Path dir;
+    private final int dim;
+    private final LRUCache blockCache;
+    private final BloomFilter bloom;
+    private final DBOptions dbOptions;
+    private final ColumnFamilyOptions cfOptions;
+    private final WriteOptions writeOptions;
+    private final ReadOptions readOptions;
+    private final RocksDB db;
+    private final ColumnFamilyHandle data;
+    private final ColumnFamilyHandle meta;
+    private final AtomicBoolean closed = new AtomicBoolean();
+
+    private RocksDbTier(Path dir, int dim, long blockCacheBytes, boolean syncWrites) {
+        this.dir = dir;
+        this.dim = dim;
+        this.blockCache = new LRUCache(blockCacheBytes);
+        this.bloom = new BloomFilter(10, false);
+        BlockBasedTableConfig table = new BlockBasedTableConfig()
+                .setBlockCache(blockCache)
+                .setFilterPolicy(bloom)
+                .setWholeKeyFiltering(true)
+                .setCacheIndexAndFilterBlocks(true)
+                .setPinL0FilterAndIndexBlocksInCache(true)
+                .setBlockSize(4096)
+                .setFormatVersion(5);
+        this.cfOptions = new ColumnFamilyOptions()
+                .setTableFormatConfig(table)
+                .setCompressionType(CompressionType.NO_COMPRESSION)
+                .setMemtablePrefixBloomSizeRatio(0.05)
+                .setMemtableWholeKeyFiltering(true)
+                .setWriteBufferSize(64L << 20)
+                .setLevelCompactionDynamicLevelBytes(true);
+        this.dbOptions = new DBOptions()
+                .setCreateIfMissing(true)
+                .setCreateMissingColumnFamilies(true)
+                .setMaxBackgroundJobs(Math.max(2, Runtime.getRuntime().availableProcessors()))
+                .setBytesPerSync(1L << 20);
+        this.writeOptions = new WriteOptions().setSync(syncWrites);
+        this.readOptions = new ReadOptions();
+        List<ColumnFamilyDescriptor> descriptors = List.of(
+                new ColumnFamilyDescriptor(RocksDB.DEFAULT_COLUMN_FAMILY, cfOptions),
+                new ColumnFamilyDescriptor(META_CF, cfOptions));
+        List<ColumnFamilyHandle> handles = new ArrayList<>();
+        try {
+            this.db = RocksDB.open(dbOptions, dir.toString(), descriptors, handles);
+        } catch (RocksDBException e) {
+            closeOptions();
+            throw openFailure(dir, e);
+        }
+        this.data = handles.get(0);
+        this.meta = handles.get(1);
+    }
+
+    /**
+     * Opens or creates the tier in {@code dir}.
+     *
+     * @param blockCacheBytes size of RocksDB's block cache
+     * @param syncWrites      fsync the write-ahead log on every write (survives power loss)
+     * @throws MlkvException {@code LOCKED} if another store has the directory open,
+     *                       {@code INCOMPATIBLE_FORMAT} if it holds another dimension or is not
+     *                       an MLKV store, {@code IO_ERROR} if it cannot be created or read
+     */
+    public static RocksDbTier open(Path dir, int dim, long blockCacheBytes, boolean syncWrites) {
+        if (dir == null) {
+            throw new IllegalArgumentException("storage directory must not be null");
+        }
+        if (dim <= 0) {
+            throw new IllegalArgumentException("dim must be positive, was " + dim);
+        }
+        if (blockCacheBytes <= 0) {
+            throw new IllegalArgumentException("blockCacheBytes must be positive, was " + blockCacheBytes);
+        }
+        Path abs = dir.toAbsolutePath();
+        StoreFormat.createOrCheck(abs, dim);
+        return new RocksDbTier(abs, dim, blockCacheBytes, syncWrites);
+    }
+
+    /** The store's directory. */
+    public Path directory() {
+        return dir;
+    }
+
+    @Override
+    public int dim() {
+        return dim;
+    }
+
+    @Override
+    public int multiGet(long[] keys, float[] out, boolean[] found) {
+        BatchChecks.checkOutputRows("multiGet", keys, out, dim);
+        BatchChecks.checkFlags("multiGet", "found", keys, found);
+        return multiGet(keys, 0, keys.length, out, found);
+    }
+
+    /**
+     * Looks up {@code keys[from, to)}; results go to the same positions of {@code out} and
+     * {@code found} as the keys have in {@code keys}.
+     */
+    public int multiGet(long[] keys, int from, int to, float[] out, boolean[] found) {
+        checkOpen();
+        int hits = 0;
+        for (int start = from; start < to; start += MULTIGET_CHUNK) {
+            int end = Math.min(to, start + MULTIGET_CHUNK);
+            List<byte[]> encoded = new ArrayList<>(end - start);
+            for (int i = start; i < end; i++) {
+                encoded.add(ValueCodec.encodeKey(keys[i]));
+            }
+            List<ColumnFamilyHandle> families = Collections.nCopies(end - start, data);
+            List<byte[]> values;
+            try {
+                values = db.multiGetAsList(readOptions, families, encoded);
+            } catch (RocksDBException e) {
+                throw failure("multiGet (n=" + (end - start) + ")", e);
+            }
+            for (int i = start; i < end; i++) {
+                byte[] v = values.get(i - start);
+                found[i] = v != null;
+                if (v != null) {
+                    ValueCodec.decodeValue(keys[i], v, out, i, dim);
+                    hits++;
+                }
+            }
+        }
+        return hits;
+    }
+
+    /** Reads one key; returns whether it was found. */
+    public boolean get(long key, float[] out, int row) {
+        checkOpen();
+        try {
+            byte[] v = db.get(data, readOptions, ValueCodec.encodeKey(key));
+            if (v == null) {
+                return false;
+            }
+            ValueCodec.decodeValue(key, v, out, row, dim);
+            return true;
+        } catch (RocksDBException e) {
+            throw failure("get", e);
+        }
+    }
+
+    @Override
+    public void multiPut(long[] keys, float[] values) {
+        BatchChecks.checkRows("multiPut", keys, values, dim);
+        putAll(keys, values, keys.length);
+    }
+
+    /** Writes rows {@code [0, count)} in one atomic write batch, in order (a later row wins). */
+    public void putAll(long[] keys, float[] values, int count) {
+        checkOpen();
+        if (count == 0) {
+            return;
+        }
+        try (WriteBatch batch = new WriteBatch()) {
+            for (int i = 0; i < count; i++) {
+                batch.put(data, ValueCodec.encodeKey(keys[i]), ValueCodec.encodeValue(values, i, dim));
+            }
+            db.write(writeOptions, batch);
+        } catch (RocksDBException e) {
+            throw failure("write (n=" + count + ")", e);
+        }
+    }
+
+    @Override
+    public void multiDelete(long[] keys) {
+        BatchChecks.checkKeys("multiDelete", keys);
+        checkOpen();
+        try (WriteBatch batch = new WriteBatch()) {
+            for (long key : keys) {
+                batch.delete(data, ValueCodec.encodeKey(key));
+            }
+            db.write(writeOptions, batch);
+        } catch (RocksDBException e) {
+            throw failure("delete (n=" + keys.length + ")", e);
+        }
+    }
+
+    @Override
+    public int contains(long[] keys, boolean[] out) {
+        BatchChecks.checkKeys("contains", keys);
+        BatchChecks.checkFlags("contains", "out", keys, out);
+        return multiGet(keys, 0, keys.length, new float[keys.length * dim], out);
+    }
+
+    /** Counts the keys by a full scan: exact, and O(number of keys). */
+    @Override
+    public long size() {
+        checkOpen();
+        long n = 0;
+        // An iterator reads an implicit snapshot taken when it is created.
+        try (ReadOptions ro = new ReadOptions().setFillCache(false);
+                RocksIterator it = db.newIterator(data, ro)) {
+            for (it.seekToFirst(); it.isValid(); it.next()) {
+                n++;
+            }
+            checkIterator(it, "count");
+        }
+        return n;
+    }
+
+    @Override
+    public void forEach(VectorVisitor visitor) {
+        try (ExportCursor cursor = exportCursor()) {
+            float[] buf = new float[dim];
+            while (cursor.next(buf)) {
+                visitor.visit(cursor.key(), buf);
+            }
+        }
+    }
+
+    /**
+     * A cursor over a point-in-time snapshot taken now, in ascending key order. Close it to
+     * release the snapshot.
+     */
+    public ExportCursor exportCursor() {
+        checkOpen();
+        return new ExportCursor();
+    }
+
+    /** Reads a number stored under {@code name} in the tier's metadata, or {@code fallback}. */
+    public long readMeta(String name, long fallback) {
+        checkOpen();
+        try {
+            byte[] v = db.get(meta, name.getBytes(StandardCharsets.UTF_8));
+            return v == null ? fallback : ByteBuffer.wrap(v).order(ByteOrder.LITTLE_ENDIAN).getLong();
+        } catch (RocksDBException e) {
+            throw failure("read metadata " + name, e);
+        }
+    }
+
+    /** Stores a number under {@code name} in the tier's metadata, through the write-ahead log. */
+    public void writeMeta(String name, long value) {
+        checkOpen();
+        byte[] v = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(value).array();
+        try {
+            db.put(meta, writeOptions, name.getBytes(StandardCharsets.UTF_8), v);
+        } catch (RocksDBException e) {
+            throw failure("write metadata " + name, e);
+        }
+    }
+
+    /** Fsyncs the write-ahead log, so everything written so far survives power loss. */
+    public void syncWal() {
+        checkOpen();
+        try {
+            db.flushWal(true);
+        } catch (RocksDBException e) {
+            throw failure("sync write-ahead log", e);
+        }
+    }
+
+    @Override
+    public void close() {
+        if (!closed.compareAndSet(false, true)) {
+            return;
+        }
+        try {
+            data.close();
+            meta.close();
+            db.closeE();
+        } catch (RocksDBException e) {
+            throw failure("close " + dir, e);
+        } finally {
+            closeOptions();
+        }
+    }
+
+    private void closeOptions() {
+        readOptions.close();
+        writeOptions.close();
+        dbOptions.close();
+        cfOptions.close();
+        bloom.close();
+        blockCache.close();
+    }
+
+    private void checkOpen() {
+        if (closed.get()) {
+            throw new IllegalStateException("RocksDB tier at " + dir + " is closed");
+        }
+    }
+
+    private static void checkIterator(RocksIterator it, String op) {
+        try {
+            it.status();
+        } catch (RocksDBException e) {
+            throw failure(op, e);
+        }
+    }
+
+    private static MlkvException openFailure(Path dir, RocksDBException e) {
+        String msg = String.valueOf(e.getMessage());
+        if (msg.contains("LOCK") || msg.contains("lock")) {
+            return new MlkvException(StatusCode.LOCKED, "open " + dir, codeName(e),
+                    "the storage directory is already open in another store (this or another process); "
+                            + "close that store first or choose another directory (" + msg + ")",
+                    e);
+        }
+        return failure("open " + dir, e);
+    }
+
+    /** Turns a RocksDB failure into the project's exception, naming the RocksDB status. */
+    static MlkvException failure(String op, RocksDBException e) {
+        Status s = e.getStatus();
+        StatusCode code = s != null && s.getCode() == Status.Code.Corruption
+                ? StatusCode.CORRUPTION : StatusCode.IO_ERROR;
+        return new MlkvException(code, op, codeName(e), e.getMessage(), e);
+    }
+
+    private static String codeName(RocksDBException e) {
+        Status s = e.getStatus();
+        if (s == null) {
+            return "RocksDBException";
+        }
+        String name = s.getCode().name();
+        if (s.getSubCode() != null && s.getSubCode() != Status.SubCode.None) {
+            name += "(" + s.getSubCode().name() + ")";
+        }
+        return name;
+    }
+
+    /** Walks a snapshot of the tier in key order; see {@link #exportCursor()}. */
+    public final class ExportCursor implements AutoCloseable {
+        private final ReadOptions options;
+        private final RocksIterator iterator;
+        private final AtomicBoolean cursorClosed = new AtomicBoolean();
+        private boolean started;
+        private long key;
+
+        private ExportCursor() {
+            // The iterator pins an implicit snapshot taken here.
+            options = new ReadOptions().setFillCache(false);
+            iterator = db.newIterator(data, options);
+        }
+
+        /** Moves to the next entry and copies its vector into {@code out[0, dim)}. */
+        public boolean next(float[] out) {
+            if (!started) {
+                iterator.seekToFirst();
+                started = true;
+            } else {
+                iterator.next();
+            }
+            if (!iterator.isValid()) {
+                checkIterator(iterator, "export");
+                return false;
+            }
+            key = ValueCodec.decodeKey(iterator.key());
+            ValueCodec.decodeValue(key, iterator.value(), out, 0, dim);
+            return true;
+        }
+
+        /** The key of the entry {@link #next} moved to. */
+        public long key() {
+            return key;
+        }
+
+        @Override
+        public void close() {
+            if (cursorClosed.compareAndSet(false, true)) {
+                iterator.close();
+                options.close();
+            }
+        }
+    }
+}
