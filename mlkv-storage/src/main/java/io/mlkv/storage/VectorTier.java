@@ -42,8 +42,8 @@ public interface VectorTier extends AutoCloseable {
     long size();
 
     /**
-     * Visits every entry once, from a consistent point-in-time view. The visit order is
-     * unspecified. Writes made during the visit may or may not be seen.
+     * Visits every entry present when the call starts and not changed during it exactly once,
+     * in an unspecified order. Implementations say whether the view is point-in-time.
      */
     void forEach(VectorVisitor visitor);
 

@@ -91,11 +91,12 @@ public final class DramTier implements VectorTier {
         OffHeapMemory f = null;
         OffHeapMemory v = null;
         try {
-            k = new OffHeapMemory(slots * 8, "DRAM tier keys");
-            s = new OffHeapMemory(slots * 8, "DRAM tier scores");
-            f = new OffHeapMemory(slots, "DRAM tier flags");
-            v = new OffHeapMemory(slots * rowBytes, "DRAM tier values");
-            this.versions = new OffHeapMemory(numBuckets * 8, "DRAM tier bucket versions");
+            // Only flags and versions are read before written; the rest is committed lazily.
+            k = new OffHeapMemory(slots * 8, "DRAM tier keys", false);
+            s = new OffHeapMemory(slots * 8, "DRAM tier scores", false);
+            f = new OffHeapMemory(slots, "DRAM tier flags", true);
+            v = new OffHeapMemory(slots * rowBytes, "DRAM tier values", false);
+            this.versions = new OffHeapMemory(numBuckets * 8, "DRAM tier bucket versions", true);
         } catch (RuntimeException e) {
             closeQuietly(v, f, s, k);
             throw e;

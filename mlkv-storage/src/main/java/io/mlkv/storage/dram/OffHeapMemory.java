@@ -7,7 +7,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import sun.misc.Unsafe;
 
 /**
- * One block of native memory, zero-filled, owned by this object and freed by {@link #close()}.
+ * One block of native memory, owned by this object and freed by {@link #close()}.
  *
  * <p>Allocated with {@code sun.misc.Unsafe} (module {@code jdk.unsupported}, open without flags)
  * rather than direct buffers, because direct buffers count against {@code -XX:MaxDirectMemorySize},
@@ -23,7 +23,11 @@ final class OffHeapMemory implements AutoCloseable {
     private final long bytes;
     private final AtomicBoolean closed = new AtomicBoolean();
 
-    OffHeapMemory(long bytes, String purpose) {
+    /**
+     * @param zeroed fill with zeros; leave off for blocks whose bytes are only read after being
+     *               written, so the operating system commits their pages lazily
+     */
+    OffHeapMemory(long bytes, String purpose, boolean zeroed) {
         if (bytes <= 0) {
             throw new IllegalArgumentException(purpose + ": size must be positive, was " + bytes);
         }
@@ -34,7 +38,9 @@ final class OffHeapMemory implements AutoCloseable {
                     "could not allocate " + bytes + " bytes of native memory; lower the tier's capacity",
                     e);
         }
-        UNSAFE.setMemory(address, bytes, (byte) 0);
+        if (zeroed) {
+            UNSAFE.setMemory(address, bytes, (byte) 0);
+        }
         this.bytes = bytes;
     }
 

@@ -20,7 +20,7 @@ public final class FrequencySketch {
         if (capacity <= 0) {
             throw new IllegalArgumentException("capacity must be positive, was " + capacity);
         }
-        long longs = Long.highestOneBit(Math.max(16, Math.min(1L << 26, capacity)) - 1) << 1;
+        long longs = Long.highestOneBit(Math.max(64, Math.min(1L << 26, capacity)) - 1) << 1;
         table = new long[(int) longs];
         tableMask = table.length - 1;
         sampleSize = 10 * Math.max(16, capacity);

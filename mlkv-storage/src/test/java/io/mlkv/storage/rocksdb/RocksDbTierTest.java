@@ -1,0 +1,114 @@
+package io.mlkv.storage.rocksdb;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.mlkv.storage.MlkvException;
+import io.mlkv.storage.StatusCode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class RocksDbTierTest {
+    @TempDir
+    Path dir;
+
+    private static Map<String, Long> listing(Path dir) throws IOException {
+        Map<String, Long> m = new TreeMap<>();
+        try (Stream<Path> files = Files.walk(dir)) {
+            for (Path p : (Iterable<Path>) files::iterator) {
+                if (Files.isRegularFile(p)) {
+                    m.put(dir.relativize(p).toString(), Files.getLastModifiedTime(p).toMillis() * 31 + Files.size(p));
+                }
+            }
+        }
+        return m;
+    }
+
+    @Test
+    void reopeningWithAnotherDimFailsClearlyAndTouchesNothing() throws IOException {
+        Path db = dir.resolve("db");
+        try (RocksDbTier t = RocksDbTier.open(db, 4, 1 << 20, false)) {
+            t.multiPut(new long[] {1, 2}, new float[8]);
+        }
+        Map<String, Long> before = listing(db);
+        MlkvException e = assertThrows(MlkvException.class, () -> RocksDbTier.open(db, 8, 1 << 20, false));
+        assertEquals(StatusCode.INCOMPATIBLE_FORMAT, e.status());
+        assertTrue(e.getMessage().contains("dim 4") && e.getMessage().contains("dim 8"), e.getMessage());
+        assertEquals(before, listing(db));
+        try (RocksDbTier t = RocksDbTier.open(db, 4, 1 << 20, false)) {
+            assertEquals(2, t.size());
+        }
+    }
+
+    @Test
+    void aDirectoryThatIsNotAStoreIsRefused() throws IOException {
+        Path foreign = dir.resolve("foreign");
+        Files.createDirectories(foreign);
+        Files.writeString(foreign.resolve("notes.txt"), "hello");
+        MlkvException e = assertThrows(MlkvException.class, () -> RocksDbTier.open(foreign, 4, 1 << 20, false));
+        assertEquals(StatusCode.INCOMPATIBLE_FORMAT, e.status());
+        assertTrue(e.getMessage().contains("not an MLKV store"), e.getMessage());
+        assertEquals("hello", Files.readString(foreign.resolve("notes.txt")));
+    }
+
+    @Test
+    void aSecondOpenerOfTheSameDirectoryIsRefused() {
+        Path db = dir.resolve("db");
+        try (RocksDbTier first = RocksDbTier.open(db, 4, 1 << 20, false)) {
+            first.multiPut(new long[] {7}, new float[] {1, 2, 3, 4});
+            MlkvException e = assertThrows(MlkvException.class, () -> RocksDbTier.open(db, 4, 1 << 20, false));
+            assertEquals(StatusCode.LOCKED, e.status());
+            assertTrue(e.getMessage().contains("already open"), e.getMessage());
+            float[] out = new float[4];
+            assertEquals(1, first.multiGet(new long[] {7}, out, new boolean[1]));
+            assertArrayEquals(new float[] {1, 2, 3, 4}, out);
+        }
+    }
+
+    @Test
+    void aValueOfTheWrongShapeIsReportedAsCorruptionNamingTheKey() {
+        byte[] encoded = ValueCodec.encodeValue(new float[] {1, 2}, 0, 2);
+        MlkvException e = assertThrows(MlkvException.class,
+                () -> ValueCodec.decodeValue(99, encoded, new float[4], 0, 4));
+        assertEquals(StatusCode.CORRUPTION, e.status());
+        assertTrue(e.getMessage().contains("key 99"), e.getMessage());
+    }
+
+    @Test
+    void keysSortNumericallyInTheExportCursor() {
+        Path db = dir.resolve("db");
+        long[] keys = {5, -3, Long.MAX_VALUE, Long.MIN_VALUE + 5, 0};
+        try (RocksDbTier t = RocksDbTier.open(db, 1, 1 << 20, false)) {
+            t.multiPut(keys, new float[] {1, 2, 3, 4, 5});
+            long[] order = new long[keys.length];
+            int i = 0;
+            try (RocksDbTier.ExportCursor c = t.exportCursor()) {
+                float[] buf = new float[1];
+                while (c.next(buf)) {
+                    order[i++] = c.key();
+                }
+            }
+            assertArrayEquals(new long[] {Long.MIN_VALUE + 5, -3, 0, 5, Long.MAX_VALUE}, order);
+        }
+    }
+
+    @Test
+    void metadataSurvivesReopen() {
+        Path db = dir.resolve("db");
+        try (RocksDbTier t = RocksDbTier.open(db, 1, 1 << 20, false)) {
+            assertEquals(-1, t.readMeta("x", -1));
+            t.writeMeta("x", 1234567890123L);
+        }
+        try (RocksDbTier t = RocksDbTier.open(db, 1, 1 << 20, false)) {
+            assertEquals(1234567890123L, t.readMeta("x", -1));
+        }
+    }
+}
