@@ -19,9 +19,12 @@ import java.util.concurrent.atomic.AtomicLong;
  * arrays (structure of arrays); there is no per-entry Java object, so the heap does not grow
  * with the tier.
  *
- * <p>Every bucket carries a version that changes whenever the bucket's content for any key
- * changes (insert, overwrite, removal, refused admission). The tiered store uses it to install a
- * value read from below only if nothing wrote that key in the meantime.
+ * <p>Every bucket carries a version that changes whenever a write may have changed what any of
+ * its keys maps to: an unconditional {@link #put}, a removal, a refused admission. The tiered
+ * store uses it to install a value read from below only if nothing wrote that key in the
+ * meantime. Conditional installs (a {@link #put} with an expected version) copy a value the tier
+ * below already holds, so they change no key's value and leave the version alone; otherwise
+ * promoting two keys of one bucket in a batch would make the second look stale.
  *
  * <p>Thread-safe: per-key operations lock one of a fixed set of lock stripes. {@link #close()}
  * must not race other calls; the owning store guarantees that.
@@ -223,7 +226,9 @@ public final class DramTier implements VectorTier {
             UNSAFE.putLong(keys.address() + slot * 8, key);
             UNSAFE.putLong(scores.address() + slot * 8, score);
             UNSAFE.putByte(flags.address() + slot, (byte) (OCCUPIED | (dirty ? DIRTY : 0)));
-            UNSAFE.putLong(versionAddr, version + 1);
+            if (expectedVersion < 0) {
+                UNSAFE.putLong(versionAddr, version + 1);
+            }
             return result;
         }
     }

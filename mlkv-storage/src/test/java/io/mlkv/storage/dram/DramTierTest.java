@@ -152,6 +152,20 @@ class DramTierTest {
     }
 
     @Test
+    void conditionalInstallsOfOneBucketDoNotInvalidateEachOther() {
+        try (DramTier t = oneBucket("lru")) {
+            long v1 = t.getOrVersion(1, new float[DIM], 0, t.tick());
+            long v2 = t.getOrVersion(2, new float[DIM], 0, t.tick());
+            assertEquals(DramTier.PutResult.INSERTED, t.put(1, vec(1), 0, false, v1, t.tick(), EvictionSink.DISCARD));
+            assertEquals(DramTier.PutResult.INSERTED, t.put(2, vec(2), 0, false, v2, t.tick(), EvictionSink.DISCARD));
+            // An unconditional write does invalidate the bucket's snapshots.
+            long v3 = t.getOrVersion(3, new float[DIM], 0, t.tick());
+            t.put(4, vec(4), 0, true, -1, t.tick(), EvictionSink.DISCARD);
+            assertEquals(DramTier.PutResult.STALE, t.put(3, vec(3), 0, false, v3, t.tick(), EvictionSink.DISCARD));
+        }
+    }
+
+    @Test
     void dirtyEntriesAreListedUntilMarkedClean() {
         try (DramTier t = new DramTier(DIM, 64 * DramTier.bucketBytes(DIM), "lru")) {
             for (long k = 0; k < 100; k++) {

@@ -1,0 +1,307 @@
+package io.mlkv.core;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.mlkv.storage.MlkvException;
+import io.mlkv.storage.StatusCode;
+import io.mlkv.storage.dram.DramTier;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class MlkvStoreTest {
+    private static final int DIM = 4;
+
+    @TempDir
+    Path dir;
+
+    private MlkvStore open(int dramBuckets, String policy, Durability durability) {
+        return MlkvStore.builder()
+                .dim(DIM)
+                .directory(dir.resolve("s"))
+                .dramCapacityBytes(dramBuckets * DramTier.bucketBytes(DIM))
+                .blockCacheBytes(1 << 20)
+                .policy(policy)
+                .durability(durability)
+                .gpu(GpuMode.OFF)
+                .build();
+    }
+
+    private static float[] fill(int n, float base) {
+        float[] v = new float[n * DIM];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = base + i;
+        }
+        return v;
+    }
+
+    private static long[] range(int n) {
+        long[] k = new long[n];
+        for (int i = 0; i < n; i++) {
+            k[i] = i * 31L;
+        }
+        return k;
+    }
+
+    @Test
+    void eachBuilderSettingRejectsABadValueByName() {
+        MlkvStore.Builder b = MlkvStore.builder();
+        assertMessage(() -> b.dim(0), "dim", "0");
+        assertMessage(() -> b.dramCapacityBytes(-1), "dramCapacityBytes", "-1");
+        assertMessage(() -> b.blockCacheBytes(0), "blockCacheBytes", "0");
+        assertMessage(() -> b.directory(null), "directory");
+        assertMessage(() -> b.durability(null), "durability", "WRITE_BACK");
+        assertMessage(() -> b.policy("fifo"), "fifo", "lru");
+        assertMessage(() -> b.gpu(null), "gpu", "AUTO");
+        assertMessage(() -> b.prefetchThreads(0), "prefetchThreads", "0");
+    }
+
+    private static void assertMessage(Runnable r, String... parts) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, r::run);
+        for (String p : parts) {
+            assertTrue(e.getMessage().contains(p), "'" + e.getMessage() + "' should mention " + p);
+        }
+    }
+
+    @Test
+    void buildSaysWhichRequiredSettingIsMissingAndDoesNotChangeTheBuilder() {
+        MlkvStore.Builder b = MlkvStore.builder().directory(dir.resolve("x"));
+        IllegalStateException e = assertThrows(IllegalStateException.class, b::build);
+        assertTrue(e.getMessage().contains("dim"), e.getMessage());
+        b.dim(8).dramCapacityBytes(100);
+        e = assertThrows(IllegalStateException.class, b::build);
+        assertTrue(e.getMessage().contains("raise it to at least"), e.getMessage());
+        b.dramCapacityBytes(1 << 20);
+        try (MlkvStore first = b.gpu(GpuMode.OFF).build()) {
+            assertEquals(8, first.dim());
+        }
+        try (MlkvStore again = b.build()) {
+            assertEquals(8, again.dim());
+        }
+    }
+
+    @Test
+    void gpuModeOnFailsClearlyWhereNoGpuTierCanBeOpened() {
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> MlkvStore.builder()
+                .dim(DIM).directory(dir.resolve("g")).gpu(GpuMode.ON).build());
+        assertTrue(e.getMessage().contains("GpuMode.OFF"), e.getMessage());
+    }
+
+    @Test
+    void reservedKeysAreRejectedByNameAndNothingIsWritten() {
+        try (MlkvStore s = open(4, "lru", Durability.WRITE_BACK)) {
+            long[] keys = {1, Long.MIN_VALUE};
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> s.multiPut(keys, new float[2 * DIM]));
+            assertTrue(e.getMessage().contains(Long.toString(Long.MIN_VALUE)), e.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> s.get(Long.MIN_VALUE + 1, new float[DIM]));
+            assertEquals(0, s.size());
+        }
+    }
+
+    @Test
+    void findOrInsertInitialisesAbsentKeysOnceAndReturnsPresentOnes() {
+        try (MlkvStore s = open(4, "lru", Durability.WRITE_BACK)) {
+            s.put(5, new float[] {1, 1, 1, 1});
+            int[] calls = new int[1];
+            VectorInitializer init = (key, out, off, dim) -> {
+                calls[0]++;
+                Arrays.fill(out, off, off + dim, key);
+            };
+            float[] out = new float[4 * DIM];
+            assertEquals(1, s.findOrInsert(new long[] {5, 9, 9, 12}, out, init));
+            assertEquals(2, calls[0]);
+            assertArrayEquals(new float[] {1, 1, 1, 1, 9, 9, 9, 9, 9, 9, 9, 9, 12, 12, 12, 12}, out);
+            assertEquals(3, s.size());
+            float[] again = new float[DIM];
+            assertEquals(1, s.findOrInsert(new long[] {9}, again, init));
+            assertEquals(2, calls[0]);
+        }
+    }
+
+    @Test
+    void aThrowingInitializerInsertsNothing() {
+        try (MlkvStore s = open(4, "lru", Durability.WRITE_BACK)) {
+            VectorInitializer init = (key, out, off, dim) -> {
+                if (key == 3) {
+                    throw new IllegalStateException("boom");
+                }
+                Arrays.fill(out, off, off + dim, 1f);
+            };
+            MlkvException e = assertThrows(MlkvException.class,
+                    () -> s.findOrInsert(new long[] {1, 2, 3, 4}, new float[4 * DIM], init));
+            assertEquals(StatusCode.CALLBACK_FAILED, e.status());
+            assertTrue(e.getMessage().contains("key 3") && e.getMessage().contains("boom"), e.getMessage());
+            assertEquals(0, s.size());
+            boolean[] present = new boolean[4];
+            assertEquals(0, s.contains(new long[] {1, 2, 3, 4}, present));
+        }
+    }
+
+    @Test
+    void accumulateAddsEveryDeltaAndInsertsAbsentKeys() {
+        try (MlkvStore s = open(4, "lru", Durability.WRITE_BACK)) {
+            s.put(1, new float[] {1, 2, 3, 4});
+            s.accumulate(new long[] {1, 2, 1}, new float[] {
+                10, 10, 10, 10,
+                5, 6, 7, 8,
+                100, 100, 100, 100});
+            float[] out = new float[DIM];
+            assertTrue(s.get(1, out));
+            assertArrayEquals(new float[] {111, 112, 113, 114}, out);
+            assertTrue(s.get(2, out));
+            assertArrayEquals(new float[] {5, 6, 7, 8}, out);
+            assertEquals(2, s.size());
+            s.accumulate(new long[] {2}, new float[] {Float.NaN, 0, 0, Float.POSITIVE_INFINITY});
+            s.get(2, out);
+            assertTrue(Float.isNaN(out[0]));
+            assertEquals(6, out[1]);
+            assertEquals(Float.POSITIVE_INFINITY, out[3]);
+        }
+    }
+
+    @Test
+    void dirtyEntriesEvictedFromASmallDramSurviveReopen() {
+        long[] keys = range(5000);
+        float[] values = fill(keys.length, 0.25f);
+        try (MlkvStore s = open(2, "lru", Durability.WRITE_BACK)) {
+            for (int from = 0; from < keys.length; from += 500) {
+                s.multiPut(Arrays.copyOfRange(keys, from, from + 500),
+                        Arrays.copyOfRange(values, from * DIM, (from + 500) * DIM));
+            }
+            StoreStats st = s.stats();
+            assertTrue(st.tier("DRAM").demotions() >= keys.length - 32, st.toString());
+            assertTrue(st.tier("DRAM").writeBacks() >= keys.length - 32, st.toString());
+            assertEquals(keys.length, s.size());
+        }
+        try (MlkvStore s = open(2, "lru", Durability.WRITE_BACK)) {
+            assertEquals(keys.length, s.size());
+            float[] out = new float[values.length];
+            assertEquals(keys.length, s.multiGet(keys, out, new boolean[keys.length]));
+            assertArrayEquals(values, out);
+        }
+    }
+
+    @Test
+    void readsPromoteHotKeysAndStatsCountEachTier() {
+        long[] keys = range(1000);
+        try (MlkvStore s = open(4, "lru", Durability.WRITE_BACK)) {
+            s.multiPut(keys, fill(keys.length, 1));
+            s.flush();
+        }
+        try (MlkvStore s = open(4, "lru", Durability.WRITE_BACK)) {
+            long[] hot = Arrays.copyOf(keys, 8);
+            float[] out = new float[hot.length * DIM];
+            boolean[] found = new boolean[hot.length];
+            s.multiGet(hot, out, found);
+            TierStats dram = s.stats().tier("DRAM");
+            assertEquals(0, dram.hits());
+            assertEquals(8, dram.misses());
+            assertEquals(8, s.stats().tier("SSD").hits());
+            assertTrue(dram.promotions() > 0);
+            long promoted = dram.promotions();
+            s.multiGet(hot, out, found);
+            assertEquals(promoted, s.stats().tier("DRAM").hits(), s.stats().toString());
+            assertEquals(promoted * DIM * 4, s.stats().tier("DRAM").bytesIn());
+        }
+    }
+
+    @Test
+    void prefetchPromotesKeysBeforeTheyAreRead() throws Exception {
+        long[] keys = range(64);
+        try (MlkvStore s = open(64, "lru", Durability.WRITE_BACK)) {
+            s.multiPut(keys, fill(keys.length, 3));
+        }
+        try (MlkvStore s = open(64, "lru", Durability.WRITE_BACK)) {
+            s.prefetch(keys).get(30, TimeUnit.SECONDS);
+            assertEquals(keys.length, s.stats().prefetched());
+            float[] out = new float[keys.length * DIM];
+            s.multiGet(keys, out, new boolean[keys.length]);
+            assertEquals(keys.length, s.stats().tier("DRAM").hits());
+            assertEquals(0, s.stats().tier("SSD").hits());
+            assertArrayEquals(fill(keys.length, 3), out);
+        }
+    }
+
+    @Test
+    void operationsAfterCloseFailClearly() {
+        MlkvStore s = open(4, "lru", Durability.WRITE_BACK);
+        s.close();
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> s.put(1, new float[DIM]));
+        assertTrue(e.getMessage().contains("closed"));
+        assertThrows(IllegalStateException.class, () -> s.prefetch(new long[] {1}));
+        assertThrows(IllegalStateException.class, s::flush);
+        assertThrows(IllegalStateException.class, s::stats);
+    }
+
+    @Test
+    void aSecondStoreOnTheSameDirectoryIsRefusedAndTheFirstKeepsWorking() {
+        try (MlkvStore s = open(4, "lru", Durability.WRITE_BACK)) {
+            s.put(1, new float[] {1, 2, 3, 4});
+            MlkvException e = assertThrows(MlkvException.class, () -> open(4, "lru", Durability.WRITE_BACK));
+            assertEquals(StatusCode.LOCKED, e.status());
+            float[] out = new float[DIM];
+            assertTrue(s.get(1, out));
+            assertArrayEquals(new float[] {1, 2, 3, 4}, out);
+        }
+    }
+
+    @Test
+    void reopeningWithAnotherDimIsRefused() {
+        try (MlkvStore s = open(4, "lru", Durability.WRITE_BACK)) {
+            s.put(1, new float[DIM]);
+        }
+        MlkvException e = assertThrows(MlkvException.class, () -> MlkvStore.builder().dim(DIM * 2)
+                .directory(dir.resolve("s")).gpu(GpuMode.OFF).build());
+        assertEquals(StatusCode.INCOMPATIBLE_FORMAT, e.status());
+        try (MlkvStore s = open(4, "lru", Durability.WRITE_BACK)) {
+            assertEquals(1, s.size());
+        }
+    }
+
+    @Test
+    void forEachExportsEveryEntryOfEveryTier() {
+        long[] keys = range(700);
+        float[] values = fill(keys.length, 7);
+        try (MlkvStore s = open(2, "tinylfu", Durability.WRITE_BACK)) {
+            s.multiPut(keys, values);
+            float[] got = new float[values.length];
+            int[] n = new int[1];
+            java.util.Map<Long, Integer> index = new java.util.HashMap<>();
+            for (int i = 0; i < keys.length; i++) {
+                index.put(keys[i], i);
+            }
+            s.forEach((key, v) -> {
+                int i = index.get(key);
+                System.arraycopy(v, 0, got, i * DIM, DIM);
+                n[0]++;
+            });
+            assertEquals(keys.length, n[0]);
+            assertArrayEquals(values, got);
+        }
+    }
+
+    @Test
+    void deleteReachesEveryTierAndSizeFollows() {
+        long[] keys = range(300);
+        try (MlkvStore s = open(2, "lru", Durability.WRITE_BACK)) {
+            s.multiPut(keys, fill(keys.length, 1));
+            s.multiDelete(Arrays.copyOf(keys, 150));
+            assertEquals(150, s.size());
+            boolean[] present = new boolean[keys.length];
+            assertEquals(150, s.contains(keys, present));
+            assertFalse(present[0]);
+            assertTrue(present[299]);
+        }
+        try (MlkvStore s = open(2, "lru", Durability.WRITE_BACK)) {
+            assertEquals(150, s.size());
+            assertFalse(s.get(keys[10], new float[DIM]));
+        }
+    }
+}
