@@ -1,0 +1,164 @@
+package io.mlkv.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.mlkv.storage.dram.DramTier;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLongArray;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Writers, accumulators, readers and prefetchers on one store whose DRAM holds a fraction of the
+ * keys, so entries keep moving between tiers while they are read and written.
+ */
+class ConcurrencyTest {
+    private static final int DIM = 8;
+    private static final int KEYS_PER_WRITER = 400;
+    private static final int WRITERS = 3;
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void readsNeverSeeAnOlderValueThanAcknowledgedAndNoUpdateIsLost() throws Exception {
+        long seed = Long.getLong("mlkv.seed", System.nanoTime());
+        try (MlkvStore store = MlkvStore.builder().dim(DIM).directory(dir.resolve("s"))
+                .dramCapacityBytes(16 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
+                .policy("tinylfu").gpu(GpuMode.OFF).build()) {
+            int keys = WRITERS * KEYS_PER_WRITER;
+            // acked[k]: the newest version of key k whose multiPut has returned.
+            AtomicLongArray acked = new AtomicLongArray(keys);
+            AtomicBoolean stop = new AtomicBoolean();
+            ExecutorService pool = Executors.newFixedThreadPool(WRITERS + 4);
+            List<Future<?>> writers = new ArrayList<>();
+            List<Future<?>> others = new ArrayList<>();
+            try {
+                for (int w = 0; w < WRITERS; w++) {
+                    final int owner = w;
+                    writers.add(pool.submit(writer(store, acked, owner, new SplittableRandom(seed + owner))));
+                }
+                writers.add(pool.submit(accumulator(store)));
+                others.add(pool.submit(reader(store, acked, stop, new SplittableRandom(seed - 1))));
+                others.add(pool.submit(reader(store, acked, stop, new SplittableRandom(seed - 2))));
+                others.add(pool.submit(() -> {
+                    SplittableRandom r = new SplittableRandom(seed - 3);
+                    while (!stop.get()) {
+                        long[] batch = new long[32];
+                        for (int i = 0; i < batch.length; i++) {
+                            batch[i] = r.nextInt(keys);
+                        }
+                        store.prefetch(batch).get(30, TimeUnit.SECONDS);
+                    }
+                    return null;
+                }));
+                for (Future<?> f : writers) {
+                    f.get(120, TimeUnit.SECONDS);
+                }
+                stop.set(true);
+                for (Future<?> f : others) {
+                    f.get(120, TimeUnit.SECONDS);
+                }
+            } catch (java.util.concurrent.ExecutionException e) {
+                throw new AssertionError("seed " + seed + ": " + e.getCause(), e.getCause());
+            } finally {
+                stop.set(true);
+                pool.shutdownNow();
+            }
+            long[] all = new long[keys];
+            for (int k = 0; k < keys; k++) {
+                all[k] = k;
+            }
+            float[] out = new float[keys * DIM];
+            assertEquals(keys, store.multiGet(all, out, new boolean[keys]), "seed " + seed);
+            for (int k = 0; k < keys; k++) {
+                assertEquals(acked.get(k), (long) out[k * DIM], "final value of key " + k + ", seed " + seed);
+            }
+            float[] sums = new float[ACC_KEYS.length * DIM];
+            store.multiGet(ACC_KEYS, sums, new boolean[ACC_KEYS.length]);
+            for (float s : sums) {
+                assertEquals(ACC_ROUNDS * 2, s, "accumulated sum, seed " + seed);
+            }
+        }
+    }
+
+    private static final long[] ACC_KEYS = {1_000_000, 1_000_001, 1_000_002, 1_000_003};
+    private static final int ACC_ROUNDS = 300;
+
+    private static Callable<Void> accumulator(MlkvStore store) {
+        return () -> {
+            // Each key appears twice per batch: both deltas must land.
+            long[] batch = new long[ACC_KEYS.length * 2];
+            for (int i = 0; i < batch.length; i++) {
+                batch[i] = ACC_KEYS[i % ACC_KEYS.length];
+            }
+            float[] ones = new float[batch.length * DIM];
+            Arrays.fill(ones, 1f);
+            for (int r = 0; r < ACC_ROUNDS; r++) {
+                store.accumulate(batch, ones);
+            }
+            return null;
+        };
+    }
+
+    private static Callable<Void> writer(MlkvStore store, AtomicLongArray acked, int owner, SplittableRandom r) {
+        return () -> {
+            long[] batch = new long[50];
+            float[] values = new float[batch.length * DIM];
+            for (int round = 1; round <= 150; round++) {
+                for (int i = 0; i < batch.length; i++) {
+                    batch[i] = owner * KEYS_PER_WRITER + r.nextInt(KEYS_PER_WRITER);
+                    Arrays.fill(values, i * DIM, (i + 1) * DIM, round);
+                }
+                store.multiPut(batch, values);
+                for (long k : batch) {
+                    acked.set((int) k, round);
+                }
+            }
+            return null;
+        };
+    }
+
+    private static Callable<Void> reader(MlkvStore store, AtomicLongArray acked, AtomicBoolean stop, SplittableRandom r) {
+        return () -> {
+            int keys = acked.length();
+            long[] batch = new long[64];
+            long[] floor = new long[batch.length];
+            float[] out = new float[batch.length * DIM];
+            boolean[] found = new boolean[batch.length];
+            while (!stop.get()) {
+                for (int i = 0; i < batch.length; i++) {
+                    batch[i] = r.nextInt(keys);
+                    floor[i] = acked.get((int) batch[i]);
+                }
+                store.multiGet(batch, out, found);
+                for (int i = 0; i < batch.length; i++) {
+                    if (floor[i] > 0) {
+                        assertTrue(found[i], "key " + batch[i] + " acknowledged at " + floor[i] + " was not found");
+                    }
+                    if (!found[i]) {
+                        continue;
+                    }
+                    float v = out[i * DIM];
+                    for (int d = 1; d < DIM; d++) {
+                        assertEquals(v, out[i * DIM + d], "torn vector for key " + batch[i]);
+                    }
+                    assertTrue(v >= floor[i], "key " + batch[i] + " read version " + v
+                            + " older than acknowledged " + floor[i]);
+                }
+            }
+            return null;
+        };
+    }
+}

@@ -1,0 +1,109 @@
+package io.mlkv.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.mlkv.storage.MlkvException;
+import io.mlkv.storage.StatusCode;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Kills a child JVM with SIGKILL in the middle of a load and checks what survives. */
+class CrashRecoveryTest {
+    @TempDir
+    Path dir;
+
+    private static Process start(String... args) throws Exception {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.add("-Xmx256m");
+        cmd.add("-cp");
+        cmd.add(System.getProperty("java.class.path"));
+        cmd.add(ChildStoreProcess.class.getName());
+        cmd.addAll(List.of(args));
+        return new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+    }
+
+    /** Reads the child's output until {@code prefix} has been printed {@code times} times; returns the last number. */
+    private static int killAfter(Process p, String prefix, int times) throws Exception {
+        BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+        int last = -1;
+        int seen = 0;
+        try {
+            String line;
+            while ((line = r.readLine()) != null) {
+                if (line.startsWith(prefix)) {
+                    last = Integer.parseInt(line.substring(prefix.length()).trim());
+                    if (++seen >= times) {
+                        break;
+                    }
+                }
+            }
+        } finally {
+            p.destroyForcibly();
+            assertTrue(p.waitFor(60, TimeUnit.SECONDS), "child did not die");
+        }
+        assertTrue(seen >= times, "child printed only " + seen + " '" + prefix + "' lines; exit code " + p.exitValue());
+        return last;
+    }
+
+    private void assertBatchesPresent(Path db, int lastBatch) {
+        try (MlkvStore s = ChildStoreProcess.open(db, Durability.WRITE_BACK)) {
+            int dim = ChildStoreProcess.DIM;
+            long[] keys = new long[ChildStoreProcess.BATCH];
+            float[] out = new float[keys.length * dim];
+            boolean[] found = new boolean[keys.length];
+            for (int b = 0; b <= lastBatch; b++) {
+                for (int i = 0; i < keys.length; i++) {
+                    keys[i] = (long) b * keys.length + i;
+                }
+                assertEquals(keys.length, s.multiGet(keys, out, found), "keys of acknowledged batch " + b);
+                for (float f : out) {
+                    assertEquals(b, f, "value in batch " + b);
+                }
+            }
+            assertTrue(s.size() >= (long) (lastBatch + 1) * keys.length, "size " + s.size());
+        }
+    }
+
+    @Test
+    void writeThroughKeepsEveryAcknowledgedBatchAfterKill9() throws Exception {
+        Path db = dir.resolve("wt");
+        int acked = killAfter(start("load", db.toString(), "WRITE_THROUGH"), "ACK ", 40);
+        assertBatchesPresent(db, acked);
+    }
+
+    @Test
+    void writeBackKeepsEverythingFlushedAfterKill9() throws Exception {
+        Path db = dir.resolve("wb");
+        int flushed = killAfter(start("load", db.toString(), "WRITE_BACK"), "FLUSHED ", 6);
+        assertBatchesPresent(db, flushed);
+    }
+
+    @Test
+    void aDirectoryHeldByAnotherProcessIsRefusedUntilThatProcessDies() throws Exception {
+        Path db = dir.resolve("held");
+        Process holder = start("hold", db.toString());
+        try {
+            BufferedReader r = new BufferedReader(new InputStreamReader(holder.getInputStream(), StandardCharsets.UTF_8));
+            assertEquals("OPEN", r.readLine());
+            MlkvException e = assertThrows(MlkvException.class, () -> ChildStoreProcess.open(db, Durability.WRITE_BACK));
+            assertEquals(StatusCode.LOCKED, e.status());
+            assertTrue(e.getMessage().contains("already open"), e.getMessage());
+        } finally {
+            holder.destroyForcibly();
+            holder.waitFor(60, TimeUnit.SECONDS);
+        }
+        try (MlkvStore s = ChildStoreProcess.open(db, Durability.WRITE_BACK)) {
+            assertTrue(s.size() <= 1);
+        }
+    }
+}
