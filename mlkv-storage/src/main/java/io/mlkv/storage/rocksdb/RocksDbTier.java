@@ -13,6 +13,7 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 import org.rocksdb.BlockBasedTableConfig;
 import org.rocksdb.BloomFilter;
 import org.rocksdb.ColumnFamilyDescriptor;
@@ -20,14 +21,18 @@ import org.rocksdb.ColumnFamilyHandle;
 import org.rocksdb.ColumnFamilyOptions;
 import org.rocksdb.CompressionType;
 import org.rocksdb.DBOptions;
+import org.rocksdb.Env;
 import org.rocksdb.LRUCache;
 import org.rocksdb.ReadOptions;
 import org.rocksdb.RocksDB;
 import org.rocksdb.RocksDBException;
 import org.rocksdb.RocksIterator;
+import org.rocksdb.SstFileManager;
 import org.rocksdb.Status;
 import org.rocksdb.WriteBatch;
 import org.rocksdb.WriteOptions;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The SSD tier: vectors in RocksDB, the store's authoritative copy.
@@ -51,6 +56,8 @@ public final class RocksDbTier implements VectorTier {
     private static final int MULTIGET_CHUNK = 8192;
     private static final byte[] META_CF = "mlkv-meta".getBytes(StandardCharsets.UTF_8);
 
+    private static final Logger LOG = LoggerFactory.getLogger(RocksDbTier.class);
+
     static {
         RocksDB.loadLibrary();
     }
@@ -59,13 +66,23 @@ public final class RocksDbTier implements VectorTier {
     private final int dim;
     private final LRUCache blockCache;
     private final BloomFilter bloom;
+    /** Tracks SST space and lets RocksDB recover by itself once a full disk has room again. */
+    private final SstFileManager sstFiles;
     private final DBOptions dbOptions;
     private final ColumnFamilyOptions cfOptions;
     private final WriteOptions writeOptions;
     private final ReadOptions readOptions;
-    private final RocksDB db;
-    private final ColumnFamilyHandle data;
-    private final ColumnFamilyHandle meta;
+    private final List<ColumnFamilyDescriptor> descriptors;
+    /**
+     * Read-held by every operation and open cursor, write-held to swap the RocksDB handle after a
+     * failed write: RocksDB refuses all writes after a failed write-ahead-log append (a full disk,
+     * say) until it is reopened, which is what {@link #recover()} does.
+     */
+    private final ReentrantReadWriteLock handleLock = new ReentrantReadWriteLock();
+    private RocksDB db;
+    private ColumnFamilyHandle data;
+    private ColumnFamilyHandle meta;
+    private volatile MlkvException writeFailure;
     private final AtomicBoolean closed = new AtomicBoolean();
 
     private RocksDbTier(Path dir, int dim, long blockCacheBytes, boolean syncWrites) {
@@ -88,25 +105,105 @@ public final class RocksDbTier implements VectorTier {
                 .setMemtableWholeKeyFiltering(true)
                 .setWriteBufferSize(64L << 20)
                 .setLevelCompactionDynamicLevelBytes(true);
+        this.sstFiles = newSstFileManager();
         this.dbOptions = new DBOptions()
+                .setSstFileManager(sstFiles)
                 .setCreateIfMissing(true)
                 .setCreateMissingColumnFamilies(true)
                 .setMaxBackgroundJobs(Math.max(2, Runtime.getRuntime().availableProcessors()))
                 .setBytesPerSync(1L << 20);
         this.writeOptions = new WriteOptions().setSync(syncWrites);
         this.readOptions = new ReadOptions();
-        List<ColumnFamilyDescriptor> descriptors = List.of(
+        this.descriptors = List.of(
                 new ColumnFamilyDescriptor(RocksDB.DEFAULT_COLUMN_FAMILY, cfOptions),
                 new ColumnFamilyDescriptor(META_CF, cfOptions));
-        List<ColumnFamilyHandle> handles = new ArrayList<>();
         try {
-            this.db = RocksDB.open(dbOptions, dir.toString(), descriptors, handles);
+            openHandles();
         } catch (RocksDBException e) {
             closeOptions();
             throw openFailure(dir, e);
         }
-        this.data = handles.get(0);
-        this.meta = handles.get(1);
+    }
+
+    private void openHandles() throws RocksDBException {
+        List<ColumnFamilyHandle> handles = new ArrayList<>();
+        db = RocksDB.open(dbOptions, dir.toString(), descriptors, handles);
+        data = handles.get(0);
+        meta = handles.get(1);
+    }
+
+    private void closeHandles() throws RocksDBException {
+        RocksDB d = db;
+        db = null;
+        if (d != null) {
+            data.close();
+            meta.close();
+            d.closeE();
+        }
+    }
+
+    /** Takes the handle lock for an operation; a write first reopens RocksDB after a failed write. */
+    private void enter(boolean write) {
+        if (write && writeFailure != null) {
+            recover();
+        }
+        handleLock.readLock().lock();
+        if (closed.get() || db == null) {
+            handleLock.readLock().unlock();
+            if (closed.get()) {
+                throw new IllegalStateException("RocksDB tier at " + dir + " is closed");
+            }
+            recover();
+            handleLock.readLock().lock();
+        }
+    }
+
+    private void exit() {
+        handleLock.readLock().unlock();
+    }
+
+    /** Reopens RocksDB after a failed write; throws, naming both failures, if it cannot. */
+    private void recover() {
+        if (handleLock.getReadHoldCount() > 0) {
+            throw new IllegalStateException("RocksDB at " + dir + " must be reopened after a failed"
+                    + " write, which cannot happen while this thread has an export cursor open");
+        }
+        handleLock.writeLock().lock();
+        try {
+            if (closed.get()) {
+                throw new IllegalStateException("RocksDB tier at " + dir + " is closed");
+            }
+            MlkvException cause = writeFailure;
+            if (cause == null && db != null) {
+                return;
+            }
+            try {
+                closeHandles();
+            } catch (RocksDBException e) {
+                LOG.warn("closing RocksDB at {} after a failed write: {}", dir, e.getMessage());
+            }
+            try {
+                openHandles();
+                writeFailure = null;
+                LOG.info("reopened RocksDB at {} after a failed write ({})", dir,
+                        cause == null ? "earlier reopen failed" : cause.getMessage());
+            } catch (RocksDBException e) {
+                MlkvException f = failure("reopen " + dir + " after a failed write", e);
+                if (cause != null) {
+                    f.addSuppressed(cause);
+                }
+                throw f;
+            }
+        } finally {
+            handleLock.writeLock().unlock();
+        }
+    }
+
+    /** Records a failed write so the next write reopens RocksDB first. */
+    private MlkvException writeFailed(String op, RocksDBException e) {
+        MlkvException f = failure(op, e);
+        writeFailure = f;
+        return f;
     }
 
     /**
@@ -155,7 +252,15 @@ public final class RocksDbTier implements VectorTier {
      * {@code found} as the keys have in {@code keys}.
      */
     public int multiGet(long[] keys, int from, int to, float[] out, boolean[] found) {
-        checkOpen();
+        enter(false);
+        try {
+            return multiGetLocked(keys, from, to, out, found);
+        } finally {
+            exit();
+        }
+    }
+
+    private int multiGetLocked(long[] keys, int from, int to, float[] out, boolean[] found) {
         int hits = 0;
         for (int start = from; start < to; start += MULTIGET_CHUNK) {
             int end = Math.min(to, start + MULTIGET_CHUNK);
@@ -184,7 +289,7 @@ public final class RocksDbTier implements VectorTier {
 
     /** Reads one key; returns whether it was found. */
     public boolean get(long key, float[] out, int row) {
-        checkOpen();
+        enter(false);
         try {
             byte[] v = db.get(data, readOptions, ValueCodec.encodeKey(key));
             if (v == null) {
@@ -194,6 +299,8 @@ public final class RocksDbTier implements VectorTier {
             return true;
         } catch (RocksDBException e) {
             throw failure("get", e);
+        } finally {
+            exit();
         }
     }
 
@@ -205,31 +312,35 @@ public final class RocksDbTier implements VectorTier {
 
     /** Writes rows {@code [0, count)} in one atomic write batch, in order (a later row wins). */
     public void putAll(long[] keys, float[] values, int count) {
-        checkOpen();
         if (count == 0) {
             return;
         }
+        enter(true);
         try (WriteBatch batch = new WriteBatch()) {
             for (int i = 0; i < count; i++) {
                 batch.put(data, ValueCodec.encodeKey(keys[i]), ValueCodec.encodeValue(values, i, dim));
             }
             db.write(writeOptions, batch);
         } catch (RocksDBException e) {
-            throw failure("write (n=" + count + ")", e);
+            throw writeFailed("write (n=" + count + ")", e);
+        } finally {
+            exit();
         }
     }
 
     @Override
     public void multiDelete(long[] keys) {
         BatchChecks.checkKeys("multiDelete", keys);
-        checkOpen();
+        enter(true);
         try (WriteBatch batch = new WriteBatch()) {
             for (long key : keys) {
                 batch.delete(data, ValueCodec.encodeKey(key));
             }
             db.write(writeOptions, batch);
         } catch (RocksDBException e) {
-            throw failure("delete (n=" + keys.length + ")", e);
+            throw writeFailed("delete (n=" + keys.length + ")", e);
+        } finally {
+            exit();
         }
     }
 
@@ -243,7 +354,7 @@ public final class RocksDbTier implements VectorTier {
     /** Counts the keys by a full scan: exact, and O(number of keys). */
     @Override
     public long size() {
-        checkOpen();
+        enter(false);
         long n = 0;
         // An iterator reads an implicit snapshot taken when it is created.
         try (ReadOptions ro = new ReadOptions().setFillCache(false);
@@ -252,6 +363,8 @@ public final class RocksDbTier implements VectorTier {
                 n++;
             }
             checkIterator(it, "count");
+        } finally {
+            exit();
         }
         return n;
     }
@@ -267,59 +380,74 @@ public final class RocksDbTier implements VectorTier {
     }
 
     /**
-     * A cursor over a point-in-time snapshot taken now, in ascending key order. Close it to
-     * release the snapshot.
+     * A cursor over a point-in-time snapshot taken now, in ascending key order. Close it, on the
+     * thread that opened it, to release the snapshot; a write that must reopen RocksDB after a
+     * failure waits until open cursors are closed.
      */
     public ExportCursor exportCursor() {
-        checkOpen();
-        return new ExportCursor();
+        enter(false);
+        try {
+            return new ExportCursor();
+        } catch (RuntimeException e) {
+            exit();
+            throw e;
+        }
     }
 
     /** Reads a number stored under {@code name} in the tier's metadata, or {@code fallback}. */
     public long readMeta(String name, long fallback) {
-        checkOpen();
+        enter(false);
         try {
             byte[] v = db.get(meta, name.getBytes(StandardCharsets.UTF_8));
             return v == null ? fallback : ByteBuffer.wrap(v).order(ByteOrder.LITTLE_ENDIAN).getLong();
         } catch (RocksDBException e) {
             throw failure("read metadata " + name, e);
+        } finally {
+            exit();
         }
     }
 
     /** Stores a number under {@code name} in the tier's metadata, through the write-ahead log. */
     public void writeMeta(String name, long value) {
-        checkOpen();
         byte[] v = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(value).array();
+        enter(true);
         try {
             db.put(meta, writeOptions, name.getBytes(StandardCharsets.UTF_8), v);
         } catch (RocksDBException e) {
-            throw failure("write metadata " + name, e);
+            throw writeFailed("write metadata " + name, e);
+        } finally {
+            exit();
         }
     }
 
     /** Fsyncs the write-ahead log, so everything written so far survives power loss. */
     public void syncWal() {
-        checkOpen();
+        enter(true);
         try {
             db.flushWal(true);
         } catch (RocksDBException e) {
-            throw failure("sync write-ahead log", e);
+            throw writeFailed("sync write-ahead log", e);
+        } finally {
+            exit();
         }
     }
 
     @Override
     public void close() {
-        if (!closed.compareAndSet(false, true)) {
-            return;
-        }
+        handleLock.writeLock().lock();
         try {
-            data.close();
-            meta.close();
-            db.closeE();
+            if (!closed.compareAndSet(false, true)) {
+                return;
+            }
+            closeHandles();
         } catch (RocksDBException e) {
             throw failure("close " + dir, e);
         } finally {
-            closeOptions();
+            try {
+                closeOptions();
+            } finally {
+                handleLock.writeLock().unlock();
+            }
         }
     }
 
@@ -330,11 +458,14 @@ public final class RocksDbTier implements VectorTier {
         cfOptions.close();
         bloom.close();
         blockCache.close();
+        sstFiles.close();
     }
 
-    private void checkOpen() {
-        if (closed.get()) {
-            throw new IllegalStateException("RocksDB tier at " + dir + " is closed");
+    private static SstFileManager newSstFileManager() {
+        try {
+            return new SstFileManager(Env.getDefault());
+        } catch (RocksDBException e) {
+            throw failure("create SST file manager", e);
         }
     }
 
@@ -418,6 +549,7 @@ public final class RocksDbTier implements VectorTier {
             if (cursorClosed.compareAndSet(false, true)) {
                 iterator.close();
                 options.close();
+                exit();
             }
         }
     }

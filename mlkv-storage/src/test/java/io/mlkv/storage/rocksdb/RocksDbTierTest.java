@@ -111,4 +111,14 @@ class RocksDbTierTest {
             assertEquals(1234567890123L, t.readMeta("x", -1));
         }
     }
+
+    @Test
+    void aDirectoryThatCannotBeCreatedFailsWithAnIoErrorNamingThePath() throws IOException {
+        Path file = dir.resolve("plain-file");
+        Files.writeString(file, "x");
+        MlkvException e = assertThrows(MlkvException.class,
+                () -> RocksDbTier.open(file.resolve("store"), 4, 1 << 20, false));
+        assertEquals(StatusCode.IO_ERROR, e.status());
+        assertTrue(e.getMessage().contains(file.resolve("store").toString()), e.getMessage());
+    }
 }
