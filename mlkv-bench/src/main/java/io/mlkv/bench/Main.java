@@ -1,0 +1,31 @@
+package io.mlkv.bench;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/**
+ * {@code java -jar mlkv-bench.jar <command>}: the MLKV command-line runner. {@code jmh ARGS}
+ * hands every following argument to JMH, which runs the benchmarks packed in the jar.
+ */
+@Command(name = "mlkv-bench", mixinStandardHelpOptions = true, version = "mlkv-bench 0.1.0",
+        description = {"Runs MLKV's demo, policy simulator and JMH benchmarks.",
+            "  jmh [JMH options]   runs the JMH benchmarks in this jar, e.g. 'jmh TierBenchmark -f 1'"},
+        subcommands = {DemoCommand.class, SimulateCommand.class, CommandLine.HelpCommand.class})
+public final class Main implements Runnable {
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    public static void main(String[] args) throws Exception {
+        if (args.length > 0 && args[0].equals("jmh")) {
+            org.openjdk.jmh.Main.main(java.util.Arrays.copyOfRange(args, 1, args.length));
+            return;
+        }
+        System.exit(new CommandLine(new Main()).execute(args));
+    }
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(System.out);
+    }
+}

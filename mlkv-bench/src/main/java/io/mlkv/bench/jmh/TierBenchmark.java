@@ -1,0 +1,331 @@
+package io.mlkv.bench.jmh;
+
+import io.mlkv.core.Durability;
+import io.mlkv.core.GpuMode;
+import io.mlkv.core.MlkvStore;
+import io.mlkv.storage.VectorTier;
+import io.mlkv.storage.dram.DramTier;
+import io.mlkv.storage.rocksdb.RocksDbTier;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+import org.rocksdb.Options;
+import org.rocksdb.RocksDB;
+import org.rocksdb.RocksDBException;
+import org.rocksdb.WriteBatch;
+import org.rocksdb.WriteOptions;
+
+/**
+ * Batched {@code multiGet} and {@code multiPut} of uniformly random keys on each tier, on the
+ * composed store, and on what a Java user would otherwise pick, measured in the same run. One
+ * operation is one batch of {@code batch} keys, so keys/s = ops/s x batch.
+ *
+ * <ul>
+ *   <li>{@code DRAM_TIER}: the off-heap DRAM tier alone, sized to hold every key;</li>
+ *   <li>{@code ROCKSDB_TIER}: the RocksDB tier alone (our options, MultiGet);</li>
+ *   <li>{@code STORE_ALL_IN_DRAM}: the store, DRAM sized to hold every key;</li>
+ *   <li>{@code STORE_QUARTER_IN_DRAM}: the store, DRAM holding a quarter of the keys;</li>
+ *   <li>{@code CONCURRENT_HASH_MAP}: {@code ConcurrentHashMap<Long, float[]>} on the heap;</li>
+ *   <li>{@code RAW_ROCKSDB}: RocksDB JNI with default options, {@code multiGetAsList} and a
+ *       {@code WriteBatch} per batch.</li>
+ * </ul>
+ *
+ * <p>Run: {@code java -jar mlkv-bench/target/mlkv-bench.jar jmh TierBenchmark -f 1 -wi 2 -i 3 -w 5s -r 5s}
+ * (add {@code -p impl=DRAM_TIER,CONCURRENT_HASH_MAP} to pick implementations).
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.Throughput)
+@OutputTimeUnit(TimeUnit.SECONDS)
+@Fork(value = 1, jvmArgsAppend = {"-Xmx4g"})
+@Warmup(iterations = 2, time = 5)
+@Measurement(iterations = 3, time = 5)
+public class TierBenchmark {
+
+    /** What is measured. */
+    public enum Impl { DRAM_TIER, ROCKSDB_TIER, STORE_ALL_IN_DRAM, STORE_QUARTER_IN_DRAM, CONCURRENT_HASH_MAP, RAW_ROCKSDB }
+
+    @Param({"DRAM_TIER", "ROCKSDB_TIER", "STORE_ALL_IN_DRAM", "STORE_QUARTER_IN_DRAM", "CONCURRENT_HASH_MAP", "RAW_ROCKSDB"})
+    public Impl impl;
+
+    @Param("64")
+    public int dim;
+
+    @Param("4096")
+    public int batch;
+
+    @Param("500000")
+    public int keys;
+
+    private Path dir;
+    private VectorTier target;
+    private final List<long[]> batches = new ArrayList<>();
+    private float[] out;
+    private boolean[] found;
+    private float[] values;
+    private int next;
+
+    @Setup(Level.Trial)
+    public void open() throws IOException {
+        dir = Files.createTempDirectory("mlkv-jmh");
+        long dramAll = (long) keys * 2 / DramTier.BUCKET_SLOTS * DramTier.bucketBytes(dim);
+        switch (impl) {
+            case DRAM_TIER:
+                target = new DramTier(dim, dramAll, "lru");
+                break;
+            case ROCKSDB_TIER:
+                target = RocksDbTier.open(dir, dim, 256L << 20, false);
+                break;
+            case STORE_ALL_IN_DRAM:
+                target = store(dramAll);
+                break;
+            case STORE_QUARTER_IN_DRAM:
+                target = store(dramAll / 8);
+                break;
+            case CONCURRENT_HASH_MAP:
+                target = new HeapMap(dim);
+                break;
+            case RAW_ROCKSDB:
+                target = new RawRocks(dir, dim);
+                break;
+            default:
+                throw new AssertionError(impl);
+        }
+        long[] all = new long[batch];
+        float[] v = new float[batch * dim];
+        for (int from = 0; from < keys; from += batch) {
+            int n = Math.min(batch, keys - from);
+            long[] k = n == batch ? all : new long[n];
+            for (int i = 0; i < n; i++) {
+                k[i] = from + i;
+            }
+            target.multiPut(k, n == batch ? v : new float[n * dim]);
+        }
+        SplittableRandom r = new SplittableRandom(7);
+        for (int b = 0; b < 64; b++) {
+            long[] k = new long[batch];
+            for (int i = 0; i < batch; i++) {
+                k[i] = r.nextInt(keys);
+            }
+            batches.add(k);
+        }
+        out = new float[batch * dim];
+        found = new boolean[batch];
+        values = new float[batch * dim];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = i;
+        }
+    }
+
+    private MlkvStore store(long dramBytes) {
+        return MlkvStore.builder().dim(dim).directory(dir).dramCapacityBytes(dramBytes)
+                .blockCacheBytes(256L << 20).durability(Durability.WRITE_BACK).gpu(GpuMode.OFF).build();
+    }
+
+    @TearDown(Level.Trial)
+    public void close() throws IOException {
+        target.close();
+        try (Stream<Path> paths = Files.walk(dir)) {
+            for (Path p : (Iterable<Path>) paths.sorted(Comparator.reverseOrder())::iterator) {
+                Files.deleteIfExists(p);
+            }
+        }
+    }
+
+    private long[] nextBatch() {
+        next = (next + 1) & 63;
+        return batches.get(next);
+    }
+
+    @Benchmark
+    public int multiGet() {
+        return target.multiGet(nextBatch(), out, found);
+    }
+
+    @Benchmark
+    public void multiPut() {
+        target.multiPut(nextBatch(), values);
+    }
+
+    /** The heap map a Java user would reach for first. */
+    static final class HeapMap implements VectorTier {
+        private final int dim;
+        private final ConcurrentHashMap<Long, float[]> map = new ConcurrentHashMap<>();
+
+        HeapMap(int dim) {
+            this.dim = dim;
+        }
+
+        @Override
+        public int dim() {
+            return dim;
+        }
+
+        @Override
+        public int multiGet(long[] keys, float[] out, boolean[] found) {
+            int hits = 0;
+            for (int i = 0; i < keys.length; i++) {
+                float[] v = map.get(keys[i]);
+                found[i] = v != null;
+                if (v != null) {
+                    System.arraycopy(v, 0, out, i * dim, dim);
+                    hits++;
+                }
+            }
+            return hits;
+        }
+
+        @Override
+        public void multiPut(long[] keys, float[] values) {
+            for (int i = 0; i < keys.length; i++) {
+                float[] v = new float[dim];
+                System.arraycopy(values, i * dim, v, 0, dim);
+                map.put(keys[i], v);
+            }
+        }
+
+        @Override
+        public void multiDelete(long[] keys) {
+            for (long k : keys) {
+                map.remove(k);
+            }
+        }
+
+        @Override
+        public int contains(long[] keys, boolean[] out) {
+            int n = 0;
+            for (int i = 0; i < keys.length; i++) {
+                out[i] = map.containsKey(keys[i]);
+                n += out[i] ? 1 : 0;
+            }
+            return n;
+        }
+
+        @Override
+        public long size() {
+            return map.size();
+        }
+
+        @Override
+        public void forEach(io.mlkv.storage.VectorVisitor visitor) {
+            map.forEach((k, v) -> visitor.visit(k, v));
+        }
+
+        @Override
+        public void close() {
+            map.clear();
+        }
+    }
+
+    /** RocksDB JNI as a user would write it: default options, byte[] keys and values. */
+    static final class RawRocks implements VectorTier {
+        private final int dim;
+        private final Options options = new Options().setCreateIfMissing(true);
+        private final WriteOptions writeOptions = new WriteOptions();
+        private final RocksDB db;
+
+        RawRocks(Path dir, int dim) {
+            this.dim = dim;
+            try {
+                db = RocksDB.open(options, dir.resolve("raw").toString());
+            } catch (RocksDBException e) {
+                throw new IllegalStateException("RocksDB.open: " + e.getMessage(), e);
+            }
+        }
+
+        private static byte[] key(long k) {
+            return ByteBuffer.allocate(8).putLong(k).array();
+        }
+
+        @Override
+        public int dim() {
+            return dim;
+        }
+
+        @Override
+        public int multiGet(long[] keys, float[] out, boolean[] found) {
+            List<byte[]> ks = new ArrayList<>(keys.length);
+            for (long k : keys) {
+                ks.add(key(k));
+            }
+            try {
+                List<byte[]> vs = db.multiGetAsList(ks);
+                int hits = 0;
+                for (int i = 0; i < keys.length; i++) {
+                    byte[] v = vs.get(i);
+                    found[i] = v != null;
+                    if (v != null) {
+                        ByteBuffer.wrap(v).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(out, i * dim, dim);
+                        hits++;
+                    }
+                }
+                return hits;
+            } catch (RocksDBException e) {
+                throw new IllegalStateException("multiGetAsList: " + e.getMessage(), e);
+            }
+        }
+
+        @Override
+        public void multiPut(long[] keys, float[] values) {
+            try (WriteBatch wb = new WriteBatch()) {
+                ByteBuffer bb = ByteBuffer.allocate(dim * 4).order(ByteOrder.LITTLE_ENDIAN);
+                for (int i = 0; i < keys.length; i++) {
+                    bb.clear();
+                    bb.asFloatBuffer().put(values, i * dim, dim);
+                    wb.put(key(keys[i]), bb.array().clone());
+                }
+                db.write(writeOptions, wb);
+            } catch (RocksDBException e) {
+                throw new IllegalStateException("write: " + e.getMessage(), e);
+            }
+        }
+
+        @Override
+        public void multiDelete(long[] keys) {
+            throw new UnsupportedOperationException("not measured");
+        }
+
+        @Override
+        public int contains(long[] keys, boolean[] out) {
+            throw new UnsupportedOperationException("not measured");
+        }
+
+        @Override
+        public long size() {
+            throw new UnsupportedOperationException("not measured");
+        }
+
+        @Override
+        public void forEach(io.mlkv.storage.VectorVisitor visitor) {
+            throw new UnsupportedOperationException("not measured");
+        }
+
+        @Override
+        public void close() {
+            db.close();
+            writeOptions.close();
+            options.close();
+        }
+    }
+}
