@@ -141,10 +141,12 @@ public final class MlkvStore implements VectorTier {
         if (clean && stored >= 0) {
             count = stored;
         } else {
-            LOG.info("store at {} was not closed cleanly; counting its entries", rocks.directory());
             long start = System.nanoTime();
             count = rocks.size();
-            LOG.info("counted {} entries in {} ms", count, (System.nanoTime() - start) / 1_000_000);
+            if (count > 0) {
+                LOG.info("store at {} was not closed cleanly; counted its {} entries in {} ms",
+                        rocks.directory(), count, (System.nanoTime() - start) / 1_000_000);
+            }
         }
         rocks.writeMeta(META_CLEAN, 0);
         return count;

@@ -1,0 +1,869 @@
+package io.mlkv.gpu.table;
+
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoHAsync;
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoDAsync;
+import static jcuda.driver.JCudaDriver.cuMemsetD8Async;
+import static jcuda.driver.JCudaDriver.cuStreamCreate;
+import static jcuda.driver.JCudaDriver.cuStreamDestroy;
+import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
+
+import io.mlkv.gpu.cuda.Cuda;
+import io.mlkv.gpu.cuda.CudaDevice;
+import io.mlkv.gpu.cuda.DeviceMemory;
+import io.mlkv.gpu.cuda.Kernels;
+import io.mlkv.gpu.cuda.PinnedMemory;
+import io.mlkv.storage.BatchChecks;
+import io.mlkv.storage.MlkvException;
+import io.mlkv.storage.StatusCode;
+import io.mlkv.storage.VectorTier;
+import io.mlkv.storage.VectorVisitor;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.ReentrantLock;
+import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUstream;
+import jcuda.driver.CUstream_flags;
+
+/**
+ * A GPU-resident hash table of {@code long} keys to {@code float[dim]} vectors, run by the
+ * project's own CUDA kernels ({@code src-native/cuda/mlkv_table.cu}).
+ *
+ * <h2>Design</h2>
+ * A fixed number of buckets (a power of two) of {@value #BUCKET_SLOTS} slots each; a key lives
+ * only in bucket {@code hash(key) & (buckets - 1)}. Keys, scores, one-byte digests and values are
+ * separate device arrays (structure of arrays). A lookup reads the bucket's 128 digests in one
+ * coalesced 128-byte access and checks only slots whose digest matches. A full bucket evicts its
+ * lowest-scored entry ({@link ScoreMode}). Each key is handled by a tile of 8 threads.
+ *
+ * <h2>Two APIs</h2>
+ * Host arrays ({@code long[]}, {@code float[]}): staged through pinned buffers allocated once at
+ * creation and processed in chunks of {@link #stagingKeys()} keys; no allocation per call.
+ * Device pointers ({@link CUdeviceptr} in and out): for training code whose tensors already live
+ * on the GPU; pointers must belong to this table's device, values be 16-byte aligned for full
+ * speed (any alignment works).
+ *
+ * <h2>Semantics</h2>
+ * <ul>
+ *   <li>{@link #find} does not change scores. Inserts and updates set the score per the mode.</li>
+ *   <li>A key repeated in one batch: stored once. {@code insertOrAssign} and {@code assign}
+ *       keep the value of one of its occurrences (which one is unspecified; never a mix of two),
+ *       {@code accumOrAssign} adds every occurrence's delta, {@code findOrInsert} initialises it
+ *       once and returns that vector for every occurrence, {@code erase} erases it once.</li>
+ *   <li>{@code insertAndEvict} returns every entry it evicts exactly once, with its value and
+ *       score; {@code insertOrAssign} drops them (and counts them).</li>
+ *   <li>Keys {@link #EMPTY_KEY} and {@link #LOCKED_KEY} mark slot states: the host API refuses
+ *       them with {@link IllegalArgumentException}, the device API ignores them.</li>
+ * </ul>
+ *
+ * <p>Thread-safe: calls from several threads are serialised on one CUDA stream. Every CUDA call is
+ * checked; failures are {@link MlkvException} naming the call and the {@code CUresult}.
+ */
+public final class GpuHashTable implements VectorTier {
+    /** Slots per bucket. */
+    public static final int BUCKET_SLOTS = 128;
+    /** Marks an empty slot; not usable as a key. */
+    public static final long EMPTY_KEY = Long.MIN_VALUE;
+    /** Marks a slot being written; not usable as a key. */
+    public static final long LOCKED_KEY = Long.MIN_VALUE + 1;
+
+    private static final int TILE = 8;
+    private static final int BLOCK = 256;
+    private static final int MODE_ASSIGN = 0;
+    private static final int MODE_FIND_OR_INSERT = 1;
+    private static final int MODE_ACCUM = 2;
+    private static final int MODE_ASSIGN_ONLY = 3;
+    private static final int COUNTER_SIZE = 0;
+    private static final int COUNTER_EVICTED = 1;
+    private static final int COUNTER_REJECTED = 2;
+    private static final int COUNTER_MISSED = 3;
+    private static final int COUNTER_EXPORTED = 4;
+    private static final int COUNTER_ERASED = 5;
+    private static final int COUNTERS = 8;
+
+    private final int dim;
+    private final long buckets;
+    private final long capacity;
+    private final ScoreMode scoreMode;
+    private final int stagingKeys;
+    private final CudaDevice device;
+    private final Kernels kernels;
+    private final CUstream stream = new CUstream();
+    private final List<AutoCloseable> owned = new ArrayList<>();
+    private final DeviceMemory keys;
+    private final DeviceMemory scores;
+    private final DeviceMemory digests;
+    private final DeviceMemory values;
+    private final DeviceMemory bucketLocks;
+    private final DeviceMemory counters;
+    private final PinnedMemory countersHost;
+    private final Staging staging;
+    private final ReentrantLock lock = new ReentrantLock();
+    private final AtomicBoolean closed = new AtomicBoolean();
+    private long clock;
+    private long evictedTotal;
+    private long rejectedTotal;
+
+    private GpuHashTable(int dim, long requestedCapacity, ScoreMode scoreMode, int stagingKeys, int deviceOrdinal) {
+        this.dim = dim;
+        this.scoreMode = scoreMode;
+        this.buckets = Long.highestOneBit(Math.max(1, (requestedCapacity + BUCKET_SLOTS - 1) / BUCKET_SLOTS) * 2 - 1);
+        this.capacity = buckets * BUCKET_SLOTS;
+        long rowBytes = dim * 4L;
+        this.stagingKeys = (int) Math.max(1, Math.min(stagingKeys, (256L << 20) / rowBytes));
+        this.device = CudaDevice.open(deviceOrdinal);
+        try {
+            this.kernels = Kernels.load();
+            owned.add(kernels);
+            long tableBytes = capacity * (8 + 8 + 1 + rowBytes) + buckets * 4;
+            long[] mem = device.memoryInfo();
+            if (tableBytes > mem[0]) {
+                throw new MlkvException(StatusCode.OUT_OF_MEMORY, "create GPU table", "CUDA_ERROR_OUT_OF_MEMORY",
+                        "capacity " + capacity + " x dim " + dim + " needs " + tableBytes + " bytes of device memory, but "
+                                + device.name() + " has " + mem[0] + " free of " + mem[1]
+                                + "; lower the capacity or the dimension", null);
+            }
+            Cuda.check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+            this.keys = own(new DeviceMemory(capacity * 8, "table keys"));
+            this.scores = own(new DeviceMemory(capacity * 8, "table scores"));
+            this.digests = own(new DeviceMemory(capacity, "table digests"));
+            this.values = own(new DeviceMemory(capacity * rowBytes, "table values"));
+            this.bucketLocks = own(new DeviceMemory(buckets * 4, "bucket locks"));
+            this.counters = own(new DeviceMemory(COUNTERS * 8, "counters"));
+            this.countersHost = own(new PinnedMemory(COUNTERS * 8, "counters"));
+            this.staging = own(new Staging(this.stagingKeys, dim));
+            clearLocked();
+        } catch (RuntimeException e) {
+            releaseAll(e);
+            throw e;
+        }
+    }
+
+    /**
+     * Creates a table on device 0.
+     *
+     * @param dim         floats per value, 1 to 65536
+     * @param capacity    slots wanted; rounded up to a power-of-two number of 128-slot buckets
+     * @param scoreMode   how entries are scored for eviction
+     * @param stagingKeys keys per chunk of the host-array API (pinned staging size)
+     * @throws IllegalStateException if no CUDA device can be used or the kernels were not built
+     * @throws MlkvException         {@code OUT_OF_MEMORY} naming the size asked and the memory free
+     */
+    public static GpuHashTable create(int dim, long capacity, ScoreMode scoreMode, int stagingKeys) {
+        if (dim < 1 || dim > 65536) {
+            throw new IllegalArgumentException("dim must be between 1 and 65536, was " + dim);
+        }
+        if (capacity < 1 || capacity > (1L << 40)) {
+            throw new IllegalArgumentException("capacity must be between 1 and 2^40 slots, was " + capacity);
+        }
+        if (scoreMode == null) {
+            throw new IllegalArgumentException("scoreMode must not be null");
+        }
+        if (stagingKeys < 1) {
+            throw new IllegalArgumentException("stagingKeys must be positive, was " + stagingKeys);
+        }
+        return new GpuHashTable(dim, capacity, scoreMode, stagingKeys, 0);
+    }
+
+    /** {@link #create(int, long, ScoreMode, int)} with 256 Ki keys per staging chunk. */
+    public static GpuHashTable create(int dim, long capacity, ScoreMode scoreMode) {
+        return create(dim, capacity, scoreMode, 1 << 18);
+    }
+
+    private <T extends AutoCloseable> T own(T resource) {
+        owned.add(resource);
+        return resource;
+    }
+
+    @Override
+    public int dim() {
+        return dim;
+    }
+
+    /** Slots in the table (the most entries it can hold). */
+    public long capacity() {
+        return capacity;
+    }
+
+    /** Number of 128-slot buckets. */
+    public long buckets() {
+        return buckets;
+    }
+
+    /** Keys per chunk of the host-array API. */
+    public int stagingKeys() {
+        return stagingKeys;
+    }
+
+    public ScoreMode scoreMode() {
+        return scoreMode;
+    }
+
+    /** The CUDA device's name. */
+    public String deviceName() {
+        return device.name();
+    }
+
+    /** Entries evicted (returned or dropped) since creation. */
+    public long evictions() {
+        lock.lock();
+        try {
+            return evictedTotal;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Inserts refused since creation because their custom score was below a full bucket's lowest. */
+    public long rejections() {
+        lock.lock();
+        try {
+            return rejectedTotal;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    // ------------------------------------------------------------------ device-pointer API
+
+    /**
+     * Looks up {@code n} keys. Writes each found key's value to row {@code i} of {@code outValues}
+     * (other rows untouched) and 1/0 to byte {@code i} of {@code found}. If {@code missedKeys} is
+     * not null, the missed keys and their batch positions are written, compacted and in no
+     * particular order, to {@code missedKeys}/{@code missedIndex} (int32).
+     *
+     * @return the number of missed keys
+     */
+    public long find(CUdeviceptr keysIn, long n, CUdeviceptr outValues, CUdeviceptr found, CUdeviceptr missedKeys,
+            CUdeviceptr missedIndex) {
+        return call(() -> {
+            zeroCounter(COUNTER_MISSED);
+            launchFind(keysIn, n, outValues, found, missedKeys, missedIndex);
+            return readCounters()[COUNTER_MISSED];
+        });
+    }
+
+    /** Writes 1/0 to byte {@code i} of {@code found} for each of {@code n} keys. */
+    public void contains(CUdeviceptr keysIn, long n, CUdeviceptr found) {
+        call(() -> {
+            kernels.launch("mlkv_contains", n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(), buckets - 1,
+                    keysIn, n, found);
+            sync("contains (n=" + n + ")");
+            return 0L;
+        });
+    }
+
+    /** Inserts or overwrites {@code n} rows; evicted entries are dropped. {@code scoresIn} only for CUSTOM. */
+    public void insertOrAssign(CUdeviceptr keysIn, CUdeviceptr valuesIn, CUdeviceptr scoresIn, long n) {
+        call(() -> upsert(MODE_ASSIGN, keysIn, valuesIn, scoresIn, n, null, null, null, null, null));
+    }
+
+    /**
+     * Inserts or overwrites {@code n} rows, writing every entry evicted to make room to the
+     * {@code evicted*} arrays (room for {@code n} entries each).
+     *
+     * @return the number of evicted entries
+     */
+    public long insertAndEvict(CUdeviceptr keysIn, CUdeviceptr valuesIn, CUdeviceptr scoresIn, long n,
+            CUdeviceptr evictedKeys, CUdeviceptr evictedValues, CUdeviceptr evictedScores) {
+        return call(() -> upsert(MODE_ASSIGN, keysIn, valuesIn, scoresIn, n, null, null, evictedKeys,
+                evictedValues, evictedScores));
+    }
+
+    /**
+     * Returns each key's value in {@code outValues}, inserting absent keys with their row of
+     * {@code initValues} first; byte {@code i} of {@code found} (may be null) tells which existed.
+     */
+    public void findOrInsert(CUdeviceptr keysIn, CUdeviceptr initValues, CUdeviceptr scoresIn, long n,
+            CUdeviceptr outValues, CUdeviceptr found) {
+        call(() -> upsert(MODE_FIND_OR_INSERT, keysIn, initValues, scoresIn, n, outValues, found, null, null, null));
+    }
+
+    /** Overwrites the values of keys that exist; byte {@code i} of {@code found} (may be null) tells which. */
+    public void assign(CUdeviceptr keysIn, CUdeviceptr valuesIn, CUdeviceptr scoresIn, long n, CUdeviceptr found) {
+        call(() -> upsert(MODE_ASSIGN_ONLY, keysIn, valuesIn, scoresIn, n, null, found, null, null, null));
+    }
+
+    /** Adds each row of {@code deltas} to its key's value; absent keys are inserted as their delta. */
+    public void accumOrAssign(CUdeviceptr keysIn, CUdeviceptr deltas, CUdeviceptr scoresIn, long n) {
+        call(() -> upsert(MODE_ACCUM, keysIn, deltas, scoresIn, n, null, null, null, null, null));
+    }
+
+    /** Erases {@code n} keys; returns how many were present. */
+    public long erase(CUdeviceptr keysIn, long n) {
+        return call(() -> {
+            zeroCounter(COUNTER_ERASED);
+            kernels.launch("mlkv_erase", n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(),
+                    counters.at(COUNTER_SIZE * 8L), buckets - 1, keysIn, n, counters.at(COUNTER_ERASED * 8L));
+            return readCounters()[COUNTER_ERASED];
+        });
+    }
+
+    /**
+     * Copies the entries in slots {@code [offset, offset + count)} to the outputs, compacted;
+     * walking offsets 0, count, 2 x count, ... up to {@link #capacity()} visits every entry once.
+     *
+     * @param outScores may be null
+     * @return entries written
+     */
+    public long exportBatch(long offset, long count, CUdeviceptr outKeys, CUdeviceptr outValues, CUdeviceptr outScores) {
+        if (offset < 0 || count < 0 || offset + count > capacity) {
+            throw new IllegalArgumentException("export range [" + offset + ", " + (offset + count)
+                    + ") is outside the table's " + capacity + " slots");
+        }
+        return call(() -> launchExport(offset, count, outKeys, outValues, outScores));
+    }
+
+    /** Removes every entry. */
+    public void clear() {
+        call(() -> {
+            clearLocked();
+            return 0L;
+        });
+    }
+
+    // ------------------------------------------------------------------ host-array API
+
+    /**
+     * Looks up a batch; rows of missing keys in {@code out} are left untouched.
+     *
+     * @return the number of keys found
+     */
+    public int find(long[] batch, float[] out, boolean[] found) {
+        BatchChecks.checkOutputRows("find", batch, out, dim);
+        BatchChecks.checkFlags("find", "found", batch, found);
+        checkKeys("find", batch);
+        return (int) (long) call(() -> {
+            long hits = 0;
+            for (int from = 0; from < batch.length; from += stagingKeys) {
+                int n = Math.min(stagingKeys, batch.length - from);
+                staging.putKeys(batch, from, n, stream);
+                launchFind(staging.dKeys.pointer(), n, staging.dValuesOut.pointer(), staging.dFlags.pointer(), null, null);
+                staging.fetchValuesAndFlags(n, dim, stream);
+                sync("find (n=" + n + ")");
+                hits += staging.unpackFoundRows(from, n, dim, out, found);
+            }
+            return hits;
+        });
+    }
+
+    /** Writes {@code out[i]} = whether {@code batch[i]} is present; returns the number present. */
+    public int containsKeys(long[] batch, boolean[] out) {
+        BatchChecks.checkKeys("contains", batch);
+        BatchChecks.checkFlags("contains", "out", batch, out);
+        checkKeys("contains", batch);
+        return (int) (long) call(() -> {
+            long present = 0;
+            for (int from = 0; from < batch.length; from += stagingKeys) {
+                int n = Math.min(stagingKeys, batch.length - from);
+                staging.putKeys(batch, from, n, stream);
+                kernels.launch("mlkv_contains", (long) n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(),
+                        buckets - 1, staging.dKeys.pointer(), (long) n, staging.dFlags.pointer());
+                staging.fetchFlags(n, stream);
+                sync("contains (n=" + n + ")");
+                present += staging.unpackFlags(from, n, out);
+            }
+            return present;
+        });
+    }
+
+    /** Inserts or overwrites; evicted entries are dropped. {@code scoresIn} is required for CUSTOM, else ignored. */
+    public void insertOrAssign(long[] batch, float[] rows, long[] scoresIn) {
+        hostUpsert("insertOrAssign", MODE_ASSIGN, batch, rows, scoresIn, null, null, null);
+    }
+
+    /**
+     * Inserts or overwrites, returning every evicted entry in the {@code evicted*} arrays (each
+     * with room for {@code batch.length} entries; {@code evictedScores} may be null).
+     *
+     * @return the number of evicted entries
+     */
+    public int insertAndEvict(long[] batch, float[] rows, long[] scoresIn, long[] evictedKeys, float[] evictedValues,
+            long[] evictedScores) {
+        if (evictedKeys == null || evictedKeys.length < batch.length || evictedValues == null
+                || (long) evictedValues.length < (long) batch.length * dim
+                || (evictedScores != null && evictedScores.length < batch.length)) {
+            throw new IllegalArgumentException("insertAndEvict: evicted arrays need room for keys.length = "
+                    + (batch == null ? 0 : batch.length) + " entries");
+        }
+        return (int) hostUpsert("insertAndEvict", MODE_ASSIGN, batch, rows, scoresIn, null,
+                null, new Evicted(evictedKeys, evictedValues, evictedScores));
+    }
+
+    /**
+     * Returns every key's value in {@code out}, inserting absent keys with their row of
+     * {@code initRows} first; {@code found} (may be null) tells which existed.
+     */
+    public void findOrInsert(long[] batch, float[] initRows, long[] scoresIn, float[] out, boolean[] found) {
+        BatchChecks.checkOutputRows("findOrInsert", batch, out, dim);
+        hostUpsert("findOrInsert", MODE_FIND_OR_INSERT, batch, initRows, scoresIn, out, found, null);
+    }
+
+    /** Overwrites existing keys only; {@code found} (may be null) tells which existed. */
+    public void assign(long[] batch, float[] rows, long[] scoresIn, boolean[] found) {
+        hostUpsert("assign", MODE_ASSIGN_ONLY, batch, rows, scoresIn, null, found, null);
+    }
+
+    /** Adds deltas in place; absent keys are inserted as their delta. */
+    public void accumOrAssign(long[] batch, float[] deltas, long[] scoresIn) {
+        hostUpsert("accumOrAssign", MODE_ACCUM, batch, deltas, scoresIn, null, null, null);
+    }
+
+    /** Erases keys; returns how many were present. */
+    public long erase(long[] batch) {
+        BatchChecks.checkKeys("erase", batch);
+        checkKeys("erase", batch);
+        return call(() -> {
+            long erased = 0;
+            for (int from = 0; from < batch.length; from += stagingKeys) {
+                int n = Math.min(stagingKeys, batch.length - from);
+                staging.putKeys(batch, from, n, stream);
+                zeroCounter(COUNTER_ERASED);
+                kernels.launch("mlkv_erase", (long) n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(),
+                        counters.at(COUNTER_SIZE * 8L), buckets - 1, staging.dKeys.pointer(), (long) n,
+                        counters.at(COUNTER_ERASED * 8L));
+                erased += readCounters()[COUNTER_ERASED];
+            }
+            return erased;
+        });
+    }
+
+    /**
+     * Copies the entries of slots {@code [offset, offset + count)}, compacted, into the arrays
+     * ({@code count <= stagingKeys()}; {@code outScores} may be null).
+     *
+     * @return entries copied
+     */
+    public int exportBatch(long offset, int count, long[] outKeys, float[] outValues, long[] outScores) {
+        if (count > stagingKeys) {
+            throw new IllegalArgumentException("exportBatch: count " + count + " exceeds stagingKeys " + stagingKeys);
+        }
+        if (offset < 0 || count < 0 || offset + count > capacity) {
+            throw new IllegalArgumentException("export range [" + offset + ", " + (offset + count)
+                    + ") is outside the table's " + capacity + " slots");
+        }
+        return (int) (long) call(() -> {
+            long n = launchExport(offset, count, staging.dKeys.pointer(), staging.dValuesOut.pointer(),
+                    staging.dScores.pointer());
+            staging.fetchExport((int) n, dim, stream);
+            sync("exportBatch");
+            staging.unpackExport((int) n, dim, outKeys, outValues, outScores);
+            return n;
+        });
+    }
+
+    // ------------------------------------------------------------------ VectorTier
+
+    @Override
+    public int multiGet(long[] batch, float[] out, boolean[] found) {
+        return find(batch, out, found);
+    }
+
+    /** Inserts or overwrites; as a plain tier, entries evicted to make room are dropped. */
+    @Override
+    public void multiPut(long[] batch, float[] rows) {
+        insertOrAssign(batch, rows, null);
+    }
+
+    @Override
+    public void multiDelete(long[] batch) {
+        erase(batch);
+    }
+
+    @Override
+    public int contains(long[] batch, boolean[] out) {
+        return containsKeys(batch, out);
+    }
+
+    @Override
+    public long size() {
+        return call(() -> readCounters()[COUNTER_SIZE]);
+    }
+
+    /** Walks the table in pages of {@link #stagingKeys()} slots; not a point-in-time view. */
+    @Override
+    public void forEach(VectorVisitor visitor) {
+        long[] pageKeys = new long[stagingKeys];
+        float[] pageValues = new float[stagingKeys * dim];
+        float[] row = new float[dim];
+        for (long offset = 0; offset < capacity; offset += stagingKeys) {
+            int count = (int) Math.min(stagingKeys, capacity - offset);
+            int n = exportBatch(offset, count, pageKeys, pageValues, null);
+            for (int i = 0; i < n; i++) {
+                System.arraycopy(pageValues, i * dim, row, 0, dim);
+                visitor.visit(pageKeys[i], row);
+            }
+        }
+    }
+
+    /** Frees the table's device and pinned memory, its stream, module and context reference. */
+    @Override
+    public void close() {
+        lock.lock();
+        try {
+            if (!closed.compareAndSet(false, true)) {
+                return;
+            }
+            device.makeCurrent();
+            RuntimeException failure = null;
+            try {
+                Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize (close)");
+            } catch (RuntimeException e) {
+                failure = e;
+            }
+            releaseAll(failure);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    private interface Call {
+        long run();
+    }
+
+    private long call(Call body) {
+        lock.lock();
+        try {
+            if (closed.get()) {
+                throw new IllegalStateException("GPU table is closed");
+            }
+            device.makeCurrent();
+            return body.run();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private void releaseAll(RuntimeException first) {
+        RuntimeException failure = first;
+        for (int i = owned.size() - 1; i >= 0; i--) {
+            try {
+                owned.get(i).close();
+            } catch (Exception e) {
+                RuntimeException r = e instanceof RuntimeException ? (RuntimeException) e : new IllegalStateException(e);
+                if (failure == null) {
+                    failure = r;
+                } else if (failure != r) {
+                    failure.addSuppressed(r);
+                }
+            }
+        }
+        owned.clear();
+        try {
+            Cuda.check(cuStreamDestroy(stream), "cuStreamDestroy");
+        } catch (RuntimeException e) {
+            if (failure == null) {
+                failure = e;
+            }
+        }
+        try {
+            device.close();
+        } catch (RuntimeException e) {
+            if (failure == null) {
+                failure = e;
+            }
+        }
+        if (failure != null && failure != first) {
+            throw failure;
+        }
+    }
+
+    private void checkKeys(String op, long[] batch) {
+        for (long k : batch) {
+            if (k == EMPTY_KEY || k == LOCKED_KEY) {
+                throw new IllegalArgumentException(op + ": key " + k + " is reserved by the GPU table ("
+                        + (k == EMPTY_KEY ? "Long.MIN_VALUE marks empty slots" : "Long.MIN_VALUE + 1 marks locked slots") + ")");
+            }
+        }
+    }
+
+    private void checkScores(String op, long[] batch, long[] scoresIn) {
+        if (scoreMode == ScoreMode.CUSTOM && (scoresIn == null || scoresIn.length < batch.length)) {
+            throw new IllegalArgumentException(op + ": ScoreMode.CUSTOM needs one score per key");
+        }
+    }
+
+    private record Evicted(long[] keys, float[] values, long[] scores) {
+    }
+
+    private long hostUpsert(String op, int mode, long[] batch, float[] rows, long[] scoresIn, float[] out,
+            boolean[] found, Evicted evicted) {
+        BatchChecks.checkRows(op, batch, rows, dim);
+        if (found != null) {
+            BatchChecks.checkFlags(op, "found", batch, found);
+        }
+        checkKeys(op, batch);
+        checkScores(op, batch, scoresIn);
+        return call(() -> {
+            long evictedCount = 0;
+            for (int from = 0; from < batch.length; from += stagingKeys) {
+                int n = Math.min(stagingKeys, batch.length - from);
+                staging.putKeys(batch, from, n, stream);
+                staging.putRows(rows, from, n, dim, stream);
+                boolean custom = scoreMode == ScoreMode.CUSTOM;
+                if (custom) {
+                    staging.putScores(scoresIn, from, n, stream);
+                }
+                long e = upsert(mode, staging.dKeys.pointer(), staging.dValuesIn.pointer(),
+                        custom ? staging.dScores.pointer() : null, n,
+                        out == null ? null : staging.dValuesOut.pointer(),
+                        found == null ? null : staging.dFlags.pointer(),
+                        evicted == null ? null : staging.dEvictKeys.pointer(),
+                        evicted == null ? null : staging.dEvictValues.pointer(),
+                        evicted == null ? null : staging.dEvictScores.pointer());
+                if (out != null) {
+                    staging.fetchValues(n, dim, stream);
+                }
+                if (found != null) {
+                    staging.fetchFlags(n, stream);
+                }
+                if (evicted != null) {
+                    staging.fetchEvicted((int) e, dim, stream);
+                }
+                sync(op + " (n=" + n + ")");
+                if (out != null) {
+                    staging.unpackRows(from, n, dim, out);
+                }
+                if (found != null) {
+                    staging.unpackFlags(from, n, found);
+                }
+                if (evicted != null) {
+                    staging.unpackEvicted((int) e, (int) evictedCount, dim, evicted.keys(), evicted.values(),
+                            evicted.scores());
+                }
+                evictedCount += e;
+            }
+            return evictedCount;
+        });
+    }
+
+    /** Runs one upsert launch and waits; returns entries evicted by it. Caller holds the lock. */
+    private long upsert(int mode, CUdeviceptr keysIn, CUdeviceptr valuesIn, CUdeviceptr scoresIn, long n,
+            CUdeviceptr out, CUdeviceptr found, CUdeviceptr evictedKeys, CUdeviceptr evictedValues,
+            CUdeviceptr evictedScores) {
+        if (scoreMode == ScoreMode.CUSTOM && scoresIn == null) {
+            throw new IllegalArgumentException("ScoreMode.CUSTOM needs one score per key");
+        }
+        zeroCounter(COUNTER_EVICTED);
+        zeroCounter(COUNTER_REJECTED);
+        clock++;
+        kernels.launch("mlkv_upsert", n * TILE, BLOCK, stream, keys.pointer(), scores.pointer(), digests.pointer(),
+                values.pointer(), bucketLocks.pointer(), counters.at(COUNTER_SIZE * 8L), buckets - 1, dim, mode,
+                scoreMode.code, clock, keysIn, valuesIn, scoresIn, n, out, found, evictedKeys, evictedValues,
+                evictedScores, counters.at(COUNTER_EVICTED * 8L), counters.at(COUNTER_REJECTED * 8L));
+        long[] c = readCounters();
+        evictedTotal += c[COUNTER_EVICTED];
+        rejectedTotal += c[COUNTER_REJECTED];
+        return c[COUNTER_EVICTED];
+    }
+
+    private void launchFind(CUdeviceptr keysIn, long n, CUdeviceptr out, CUdeviceptr found, CUdeviceptr missedKeys,
+            CUdeviceptr missedIndex) {
+        kernels.launch("mlkv_find", n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(), values.pointer(),
+                buckets - 1, dim, keysIn, n, out, found, null, scores.pointer(), missedKeys, missedIndex,
+                counters.at(COUNTER_MISSED * 8L));
+    }
+
+    private long launchExport(long offset, long count, CUdeviceptr outKeys, CUdeviceptr outValues,
+            CUdeviceptr outScores) {
+        zeroCounter(COUNTER_EXPORTED);
+        kernels.launch("mlkv_export", count, BLOCK, stream, keys.pointer(), scores.pointer(), values.pointer(), dim,
+                offset, count, outKeys, outValues, outScores, counters.at(COUNTER_EXPORTED * 8L));
+        return readCounters()[COUNTER_EXPORTED];
+    }
+
+    private void clearLocked() {
+        kernels.launch("mlkv_clear", Math.min(capacity, 1L << 24), BLOCK, stream, keys.pointer(), digests.pointer(),
+                scores.pointer(), capacity);
+        Cuda.check(cuMemsetD8Async(bucketLocks.pointer(), (byte) 0, buckets * 4, stream), "cuMemsetD8Async (bucket locks)");
+        Cuda.check(cuMemsetD8Async(counters.pointer(), (byte) 0, COUNTERS * 8, stream), "cuMemsetD8Async (counters)");
+        sync("clear");
+    }
+
+    private void zeroCounter(int index) {
+        Cuda.check(cuMemsetD8Async(counters.at(index * 8L), (byte) 0, 8, stream), "cuMemsetD8Async (counter)");
+    }
+
+    /** Waits for the stream and returns the device counters. */
+    private long[] readCounters() {
+        Cuda.check(cuMemcpyDtoHAsync(countersHost.pointer(), counters.pointer(), COUNTERS * 8, stream),
+                "cuMemcpyDtoHAsync (counters)");
+        sync("read counters");
+        long[] c = new long[COUNTERS];
+        countersHost.buffer().asLongBuffer().get(c);
+        return c;
+    }
+
+    private void sync(String op) {
+        Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after " + op);
+    }
+
+    /** Pinned host buffers and device buffers for one chunk of the host-array API. */
+    private static final class Staging implements AutoCloseable {
+        private final List<AutoCloseable> parts = new ArrayList<>();
+        final PinnedMemory hKeys;
+        final PinnedMemory hValuesIn;
+        final PinnedMemory hValuesOut;
+        final PinnedMemory hFlags;
+        final PinnedMemory hScores;
+        final PinnedMemory hEvictKeys;
+        final PinnedMemory hEvictScores;
+        final DeviceMemory dKeys;
+        final DeviceMemory dValuesIn;
+        final DeviceMemory dValuesOut;
+        final DeviceMemory dFlags;
+        final DeviceMemory dScores;
+        final DeviceMemory dEvictKeys;
+        final DeviceMemory dEvictValues;
+        final DeviceMemory dEvictScores;
+
+        Staging(int n, int dim) {
+            long rows = (long) n * dim * 4;
+            try {
+                hKeys = add(new PinnedMemory(n * 8L, "staged keys"));
+                hValuesIn = add(new PinnedMemory(rows, "staged input values"));
+                hValuesOut = add(new PinnedMemory(rows, "staged output values"));
+                hFlags = add(new PinnedMemory(n, "staged flags"));
+                hScores = add(new PinnedMemory(n * 8L, "staged scores"));
+                hEvictKeys = add(new PinnedMemory(n * 8L, "staged evicted keys"));
+                hEvictScores = add(new PinnedMemory(n * 8L, "staged evicted scores"));
+                dKeys = add(new DeviceMemory(n * 8L, "staged keys"));
+                dValuesIn = add(new DeviceMemory(rows, "staged input values"));
+                dValuesOut = add(new DeviceMemory(rows, "staged output values"));
+                dFlags = add(new DeviceMemory(n, "staged flags"));
+                dScores = add(new DeviceMemory(n * 8L, "staged scores"));
+                dEvictKeys = add(new DeviceMemory(n * 8L, "staged evicted keys"));
+                dEvictValues = add(new DeviceMemory(rows, "staged evicted values"));
+                dEvictScores = add(new DeviceMemory(n * 8L, "staged evicted scores"));
+            } catch (RuntimeException e) {
+                close();
+                throw e;
+            }
+        }
+
+        private <T extends AutoCloseable> T add(T t) {
+            parts.add(t);
+            return t;
+        }
+
+        void putKeys(long[] src, int from, int n, CUstream stream) {
+            hKeys.buffer().asLongBuffer().put(src, from, n);
+            Cuda.check(cuMemcpyHtoDAsync(dKeys.pointer(), hKeys.pointer(), n * 8L, stream), "cuMemcpyHtoDAsync (keys)");
+        }
+
+        void putScores(long[] src, int from, int n, CUstream stream) {
+            hScores.buffer().asLongBuffer().put(src, from, n);
+            Cuda.check(cuMemcpyHtoDAsync(dScores.pointer(), hScores.pointer(), n * 8L, stream), "cuMemcpyHtoDAsync (scores)");
+        }
+
+        void putRows(float[] src, int from, int n, int dim, CUstream stream) {
+            hValuesIn.buffer().asFloatBuffer().put(src, from * dim, n * dim);
+            Cuda.check(cuMemcpyHtoDAsync(dValuesIn.pointer(), hValuesIn.pointer(), (long) n * dim * 4, stream),
+                    "cuMemcpyHtoDAsync (values)");
+        }
+
+        void fetchValues(int n, int dim, CUstream stream) {
+            Cuda.check(cuMemcpyDtoHAsync(hValuesOut.pointer(), dValuesOut.pointer(), (long) n * dim * 4, stream),
+                    "cuMemcpyDtoHAsync (values)");
+        }
+
+        void fetchFlags(int n, CUstream stream) {
+            Cuda.check(cuMemcpyDtoHAsync(hFlags.pointer(), dFlags.pointer(), n, stream), "cuMemcpyDtoHAsync (flags)");
+        }
+
+        void fetchValuesAndFlags(int n, int dim, CUstream stream) {
+            fetchValues(n, dim, stream);
+            fetchFlags(n, stream);
+        }
+
+        void fetchEvicted(int n, int dim, CUstream stream) {
+            if (n == 0) {
+                return;
+            }
+            Cuda.check(cuMemcpyDtoHAsync(hEvictKeys.pointer(), dEvictKeys.pointer(), n * 8L, stream),
+                    "cuMemcpyDtoHAsync (evicted keys)");
+            Cuda.check(cuMemcpyDtoHAsync(hValuesOut.pointer(), dEvictValues.pointer(), (long) n * dim * 4, stream),
+                    "cuMemcpyDtoHAsync (evicted values)");
+            Cuda.check(cuMemcpyDtoHAsync(hEvictScores.pointer(), dEvictScores.pointer(), n * 8L, stream),
+                    "cuMemcpyDtoHAsync (evicted scores)");
+        }
+
+        void fetchExport(int n, int dim, CUstream stream) {
+            if (n == 0) {
+                return;
+            }
+            Cuda.check(cuMemcpyDtoHAsync(hKeys.pointer(), dKeys.pointer(), n * 8L, stream), "cuMemcpyDtoHAsync (export keys)");
+            Cuda.check(cuMemcpyDtoHAsync(hValuesOut.pointer(), dValuesOut.pointer(), (long) n * dim * 4, stream),
+                    "cuMemcpyDtoHAsync (export values)");
+            Cuda.check(cuMemcpyDtoHAsync(hScores.pointer(), dScores.pointer(), n * 8L, stream),
+                    "cuMemcpyDtoHAsync (export scores)");
+        }
+
+        int unpackFoundRows(int from, int n, int dim, float[] out, boolean[] found) {
+            ByteBuffer flags = hFlags.buffer();
+            java.nio.FloatBuffer rows = hValuesOut.buffer().asFloatBuffer();
+            int hits = 0;
+            for (int i = 0; i < n; i++) {
+                boolean f = flags.get(i) != 0;
+                found[from + i] = f;
+                if (f) {
+                    rows.position(i * dim);
+                    rows.get(out, (from + i) * dim, dim);
+                    hits++;
+                }
+            }
+            return hits;
+        }
+
+        int unpackFlags(int from, int n, boolean[] out) {
+            ByteBuffer flags = hFlags.buffer();
+            int set = 0;
+            for (int i = 0; i < n; i++) {
+                out[from + i] = flags.get(i) != 0;
+                set += out[from + i] ? 1 : 0;
+            }
+            return set;
+        }
+
+        void unpackRows(int from, int n, int dim, float[] out) {
+            hValuesOut.buffer().asFloatBuffer().get(out, from * dim, n * dim);
+        }
+
+        void unpackEvicted(int n, int at, int dim, long[] keys, float[] vals, long[] scores) {
+            hEvictKeys.buffer().asLongBuffer().get(keys, at, n);
+            hValuesOut.buffer().asFloatBuffer().get(vals, at * dim, n * dim);
+            if (scores != null) {
+                hEvictScores.buffer().asLongBuffer().get(scores, at, n);
+            }
+        }
+
+        void unpackExport(int n, int dim, long[] keys, float[] vals, long[] scores) {
+            hKeys.buffer().asLongBuffer().get(keys, 0, n);
+            hValuesOut.buffer().asFloatBuffer().get(vals, 0, n * dim);
+            if (scores != null) {
+                hScores.buffer().asLongBuffer().get(scores, 0, n);
+            }
+        }
+
+        @Override
+        public void close() {
+            RuntimeException failure = null;
+            for (int i = parts.size() - 1; i >= 0; i--) {
+                try {
+                    parts.get(i).close();
+                } catch (Exception e) {
+                    if (failure == null) {
+                        failure = e instanceof RuntimeException ? (RuntimeException) e : new IllegalStateException(e);
+                    }
+                }
+            }
+            parts.clear();
+            if (failure != null) {
+                throw failure;
+            }
+        }
+    }
+}

@@ -1,0 +1,326 @@
+package io.mlkv.gpu.table;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
+
+import io.mlkv.gpu.cuda.Cuda;
+import io.mlkv.gpu.cuda.DeviceMemory;
+import io.mlkv.storage.MlkvException;
+import io.mlkv.storage.StatusCode;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.SplittableRandom;
+import jcuda.Pointer;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+/** GPU table behaviour against plain-Java oracles. Seeds are printed on failure. */
+@Tag("gpu")
+@ExtendWith(RequiresGpu.class)
+class GpuHashTableTest {
+
+    private static float[] rowsFor(long[] keys, int dim, float salt) {
+        float[] v = new float[keys.length * dim];
+        for (int i = 0; i < keys.length; i++) {
+            for (int d = 0; d < dim; d++) {
+                v[i * dim + d] = (keys[i] % 100_000) * 0.5f + d + salt;
+            }
+        }
+        return v;
+    }
+
+    private static long seed() {
+        return Long.getLong("mlkv.seed", System.nanoTime());
+    }
+
+    @Test
+    void millionsOfRandomKeysRoundTripBelowCapacity() {
+        long seed = seed();
+        int dim = 32;
+        try (GpuHashTable t = GpuHashTable.create(dim, 8L << 20, ScoreMode.LRU, 1 << 20)) {
+            SplittableRandom r = new SplittableRandom(seed);
+            Map<Long, Integer> index = new HashMap<>();
+            long[] keys = new long[2_000_000];
+            for (int i = 0; i < keys.length; i++) {
+                long k;
+                do {
+                    k = r.nextLong();
+                } while (k == GpuHashTable.EMPTY_KEY || k == GpuHashTable.LOCKED_KEY || index.containsKey(k));
+                keys[i] = k;
+                index.put(k, i);
+            }
+            float[] values = rowsFor(keys, dim, 1);
+            t.insertOrAssign(keys, values, null);
+            assertEquals(keys.length, t.size(), "seed " + seed);
+            assertEquals(0, t.evictions(), "seed " + seed);
+            float[] out = new float[values.length];
+            boolean[] found = new boolean[keys.length];
+            assertEquals(keys.length, t.find(keys, out, found), "seed " + seed);
+            assertArrayEquals(values, out, "seed " + seed);
+            long[] absent = new long[100_000];
+            for (int i = 0; i < absent.length; i++) {
+                long k;
+                do {
+                    k = r.nextLong();
+                } while (index.containsKey(k) || k == GpuHashTable.EMPTY_KEY || k == GpuHashTable.LOCKED_KEY);
+                absent[i] = k;
+            }
+            assertEquals(0, t.find(absent, new float[absent.length * dim], new boolean[absent.length]), "seed " + seed);
+        }
+    }
+
+    @Test
+    void atFullLoadEveryKeyIsFoundOrWasEvictedExactlyOnce() {
+        long seed = seed();
+        int dim = 8;
+        try (GpuHashTable t = GpuHashTable.create(dim, 1 << 16, ScoreMode.LRU, 1 << 15)) {
+            SplittableRandom r = new SplittableRandom(seed);
+            Map<Long, float[]> live = new HashMap<>();
+            long inserted = 0;
+            for (int call = 0; call < 12; call++) {
+                int n = 20_000;
+                long[] keys = new long[n];
+                for (int i = 0; i < n; i++) {
+                    keys[i] = r.nextInt(400_000);
+                }
+                float[] values = rowsFor(keys, dim, call);
+                long[] ek = new long[n];
+                float[] ev = new float[n * dim];
+                long[] es = new long[n];
+                int e = t.insertAndEvict(keys, values, null, ek, ev, es);
+                Map<Long, float[]> written = new HashMap<>();
+                for (int i = 0; i < n; i++) {
+                    written.put(keys[i], Arrays.copyOfRange(values, i * dim, (i + 1) * dim));
+                }
+                Set<Long> evictedNow = new HashSet<>();
+                for (int j = 0; j < e; j++) {
+                    long k = ek[j];
+                    assertTrue(evictedNow.add(k), "key " + k + " evicted twice in one call, seed " + seed);
+                    float[] v = Arrays.copyOfRange(ev, j * dim, (j + 1) * dim);
+                    float[] before = live.get(k);
+                    float[] now = written.get(k);
+                    assertTrue((before != null && Arrays.equals(before, v)) || (now != null && Arrays.equals(now, v)),
+                            "evicted key " + k + " carried a value never stored, seed " + seed);
+                }
+                live.putAll(written);
+                for (long k : evictedNow) {
+                    live.remove(k);
+                }
+                inserted += n;
+                assertEquals(live.size(), t.size(), "size after call " + call + ", seed " + seed);
+            }
+            assertTrue(t.evictions() > 0, "the test must overflow the table");
+            long[] keys = live.keySet().stream().mapToLong(Long::longValue).toArray();
+            float[] out = new float[keys.length * dim];
+            boolean[] found = new boolean[keys.length];
+            assertEquals(keys.length, t.find(keys, out, found), "seed " + seed);
+            for (int i = 0; i < keys.length; i++) {
+                assertArrayEquals(live.get(keys[i]), Arrays.copyOfRange(out, i * dim, (i + 1) * dim),
+                        "value of key " + keys[i] + ", seed " + seed);
+            }
+            assertTrue(inserted > t.capacity());
+        }
+    }
+
+    @Test
+    void fullBucketsEvictAsTheReferenceModelSays() {
+        for (ScoreMode mode : ScoreMode.values()) {
+            long seed = seed();
+            try (GpuHashTable t = GpuHashTable.create(4, 16 * GpuHashTable.BUCKET_SLOTS, mode, 1 << 10)) {
+                BucketModel model = new BucketModel(t.buckets(), mode);
+                SplittableRandom r = new SplittableRandom(seed);
+                for (int call = 0; call < 400; call++) {
+                    // At most one key per bucket per call keeps the GPU's choices deterministic.
+                    Map<Integer, Long> perBucket = new HashMap<>();
+                    for (int tries = 0; tries < 40; tries++) {
+                        long k = r.nextInt(5000);
+                        perBucket.putIfAbsent(model.bucketOf(k), k);
+                    }
+                    long[] keys = perBucket.values().stream().mapToLong(Long::longValue).toArray();
+                    long[] scores = new long[keys.length];
+                    for (int i = 0; i < keys.length; i++) {
+                        scores[i] = r.nextInt(1000);
+                    }
+                    List<Long> expected = model.insert(keys, scores);
+                    long[] ek = new long[keys.length];
+                    int e = t.insertAndEvict(keys, new float[keys.length * 4], mode == ScoreMode.CUSTOM ? scores : null,
+                            ek, new float[keys.length * 4], null);
+                    List<Long> actual = new ArrayList<>();
+                    for (int j = 0; j < e; j++) {
+                        actual.add(ek[j]);
+                    }
+                    actual.sort(null);
+                    expected.sort(null);
+                    assertEquals(expected, actual, mode + " call " + call + ", seed " + seed);
+                }
+                assertTrue(t.evictions() > 0, mode + ": no bucket filled up");
+            }
+        }
+    }
+
+    @Test
+    void duplicatesInABatchAreStoredOnceAndNeverMixed() {
+        int dim = 64;
+        try (GpuHashTable t = GpuHashTable.create(dim, 1 << 14, ScoreMode.LRU, 1 << 10)) {
+            long[] keys = new long[300];
+            float[] values = new float[keys.length * dim];
+            for (int i = 0; i < keys.length; i++) {
+                keys[i] = i % 7;
+                Arrays.fill(values, i * dim, (i + 1) * dim, i);
+            }
+            t.insertOrAssign(keys, values, null);
+            assertEquals(7, t.size());
+            float[] out = new float[7 * dim];
+            t.find(new long[] {0, 1, 2, 3, 4, 5, 6}, out, new boolean[7]);
+            for (int k = 0; k < 7; k++) {
+                float v = out[k * dim];
+                assertEquals(k, (int) v % 7, "key " + k + " holds the value of another key");
+                for (int d = 1; d < dim; d++) {
+                    assertEquals(v, out[k * dim + d], "key " + k + " holds a mix of two occurrences");
+                }
+            }
+            float[] ones = new float[keys.length * dim];
+            Arrays.fill(ones, 1f);
+            long[] fresh = new long[keys.length];
+            for (int i = 0; i < fresh.length; i++) {
+                fresh[i] = 1000 + i % 5;
+            }
+            t.accumOrAssign(fresh, ones, null);
+            t.find(new long[] {1000, 1004}, out, new boolean[2]);
+            assertEquals(60f, out[0]);
+            assertEquals(60f, out[dim + dim - 1]);
+            float[] init = new float[keys.length * dim];
+            for (int i = 0; i < keys.length; i++) {
+                fresh[i] = 5000 + i % 3;
+                Arrays.fill(init, i * dim, (i + 1) * dim, i + 0.5f);
+            }
+            float[] got = new float[keys.length * dim];
+            t.findOrInsert(fresh, init, null, got, null);
+            for (int i = 0; i < keys.length; i++) {
+                assertEquals(got[(i % 3) * dim], got[i * dim], "occurrences of key " + fresh[i] + " disagree");
+            }
+            assertEquals(7 + 5 + 3, t.size());
+        }
+    }
+
+    @Test
+    void eraseThenReinsertAndAssignOnlyTouchesExistingKeys() {
+        int dim = 4;
+        try (GpuHashTable t = GpuHashTable.create(dim, 1 << 12, ScoreMode.LFU, 1 << 10)) {
+            long[] keys = {1, 2, 3, 4};
+            t.insertOrAssign(keys, rowsFor(keys, dim, 0), null);
+            assertEquals(2, t.erase(new long[] {2, 4, 4, 99}));
+            boolean[] present = new boolean[4];
+            assertEquals(2, t.containsKeys(keys, present));
+            assertFalse(present[1]);
+            boolean[] found = new boolean[2];
+            t.assign(new long[] {2, 3}, new float[] {9, 9, 9, 9, 7, 7, 7, 7}, null, found);
+            assertFalse(found[0]);
+            assertTrue(found[1]);
+            assertEquals(2, t.size());
+            t.insertOrAssign(new long[] {2}, new float[] {5, 5, 5, 5}, null);
+            float[] out = new float[3 * dim];
+            assertEquals(3, t.find(new long[] {1, 2, 3}, out, new boolean[3]));
+            assertArrayEquals(new float[] {5, 5, 5, 5}, Arrays.copyOfRange(out, dim, 2 * dim));
+            assertArrayEquals(new float[] {7, 7, 7, 7}, Arrays.copyOfRange(out, 2 * dim, 3 * dim));
+            t.clear();
+            assertEquals(0, t.size());
+        }
+    }
+
+    @Test
+    void exportWalksEveryEntryExactlyOnce() {
+        int dim = 16;
+        try (GpuHashTable t = GpuHashTable.create(dim, 1 << 16, ScoreMode.LRU, 5000)) {
+            long[] keys = new long[30_000];
+            for (int i = 0; i < keys.length; i++) {
+                keys[i] = i * 3L + 1;
+            }
+            float[] values = rowsFor(keys, dim, 2);
+            t.insertOrAssign(keys, values, null);
+            Map<Long, float[]> seen = new HashMap<>();
+            long[] pk = new long[t.stagingKeys()];
+            float[] pv = new float[t.stagingKeys() * dim];
+            for (long off = 0; off < t.capacity(); off += t.stagingKeys()) {
+                int count = (int) Math.min(t.stagingKeys(), t.capacity() - off);
+                int n = t.exportBatch(off, count, pk, pv, null);
+                for (int i = 0; i < n; i++) {
+                    if (seen.put(pk[i], Arrays.copyOfRange(pv, i * dim, (i + 1) * dim)) != null) {
+                        fail("key " + pk[i] + " exported twice");
+                    }
+                }
+            }
+            assertEquals(keys.length, seen.size());
+            for (int i = 0; i < keys.length; i++) {
+                assertArrayEquals(Arrays.copyOfRange(values, i * dim, (i + 1) * dim), seen.get(keys[i]));
+            }
+        }
+    }
+
+    @Test
+    void theDevicePointerApiRoundTripsAndCompactsMisses() {
+        int dim = 8;
+        int n = 1000;
+        try (GpuHashTable t = GpuHashTable.create(dim, 1 << 14, ScoreMode.LRU, 1 << 10);
+                DeviceMemory dKeys = new DeviceMemory(n * 8L, "test keys");
+                DeviceMemory dValues = new DeviceMemory((long) n * dim * 4, "test values");
+                DeviceMemory dOut = new DeviceMemory((long) n * dim * 4, "test out");
+                DeviceMemory dFound = new DeviceMemory(n, "test found");
+                DeviceMemory dMissed = new DeviceMemory(n * 8L, "test missed");
+                DeviceMemory dMissedIdx = new DeviceMemory(n * 4L, "test missed index")) {
+            long[] keys = new long[n];
+            for (int i = 0; i < n; i++) {
+                keys[i] = i;
+            }
+            float[] values = rowsFor(keys, dim, 3);
+            Cuda.check(cuMemcpyHtoD(dKeys.pointer(), Pointer.to(keys), n * 8L), "cuMemcpyHtoD");
+            Cuda.check(cuMemcpyHtoD(dValues.pointer(), Pointer.to(values), (long) n * dim * 4), "cuMemcpyHtoD");
+            t.insertOrAssign(dKeys.pointer(), dValues.pointer(), null, n / 2);
+            long missed = t.find(dKeys.pointer(), n, dOut.pointer(), dFound.pointer(), dMissed.pointer(), dMissedIdx.pointer());
+            assertEquals(n / 2, missed);
+            float[] out = new float[n * dim];
+            byte[] found = new byte[n];
+            long[] missedKeys = new long[n];
+            int[] missedIdx = new int[n];
+            Cuda.check(cuMemcpyDtoH(Pointer.to(out), dOut.pointer(), (long) n * dim * 4), "cuMemcpyDtoH");
+            Cuda.check(cuMemcpyDtoH(Pointer.to(found), dFound.pointer(), n), "cuMemcpyDtoH");
+            Cuda.check(cuMemcpyDtoH(Pointer.to(missedKeys), dMissed.pointer(), n * 8L), "cuMemcpyDtoH");
+            Cuda.check(cuMemcpyDtoH(Pointer.to(missedIdx), dMissedIdx.pointer(), n * 4L), "cuMemcpyDtoH");
+            assertArrayEquals(Arrays.copyOf(values, n / 2 * dim), Arrays.copyOf(out, n / 2 * dim));
+            Set<Long> missedSet = new HashSet<>();
+            for (int m = 0; m < missed; m++) {
+                assertEquals(keys[missedIdx[m]], missedKeys[m]);
+                missedSet.add(missedKeys[m]);
+            }
+            for (int i = 0; i < n; i++) {
+                assertEquals(i < n / 2 ? 1 : 0, found[i]);
+                assertEquals(i >= n / 2, missedSet.contains((long) i));
+            }
+        }
+    }
+
+    @Test
+    void reservedKeysAreRefusedAndAnImpossibleTableNamesTheMemory() {
+        try (GpuHashTable t = GpuHashTable.create(4, 1024, ScoreMode.LRU, 64)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> t.insertOrAssign(new long[] {GpuHashTable.EMPTY_KEY}, new float[4], null));
+            assertTrue(e.getMessage().contains("reserved"), e.getMessage());
+            assertEquals(0, t.size());
+        }
+        MlkvException e = assertThrows(MlkvException.class, () -> GpuHashTable.create(64, 1L << 36, ScoreMode.LRU));
+        assertEquals(StatusCode.OUT_OF_MEMORY, e.status());
+        assertTrue(e.getMessage().contains("free"), e.getMessage());
+    }
+}

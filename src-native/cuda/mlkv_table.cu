@@ -1,0 +1,419 @@
+// MLKV GPU hash table: a fixed-capacity, bucketed table of uint64 keys -> float[dim] values
+// with per-slot scores, held in HBM as structure-of-arrays.
+//
+// Layout: capacity = numBuckets * BUCKET slots. Slot s has keys[s], scores[s], digests[s] and
+// values[s * dim .. (s + 1) * dim). A key lives only in bucket hash(key) & (numBuckets - 1), in
+// any of its BUCKET slots. digests[s] is one byte of the key's hash (never 0); 0 marks an empty
+// slot, so one 128-byte read of a bucket's digests rejects almost every non-matching slot.
+//
+// Concurrency inside one launch: a slot being written holds LOCKED_KEY in keys[s] (taken with
+// atomicCAS, released with a fenced store of the real key). Turning an empty slot into a used one,
+// or evicting, happens under the bucket's spin lock, after re-checking that no other tile has just
+// inserted the same key, so a key repeated in a batch is stored once. Calls on one table are
+// serialised by the host, so a find never meets a locked slot.
+//
+// Every key is handled by a tile of TILE threads: each lane scans BUCKET / TILE digests (one
+// 16-byte load) and copies every TILE-th element (16-byte vectors where alignment allows).
+
+#include <cstdint>
+#include <cooperative_groups.h>
+
+namespace cg = cooperative_groups;
+
+#define EMPTY_KEY 0x8000000000000000ULL
+#define LOCKED_KEY 0x8000000000000001ULL
+
+constexpr int BUCKET = 128;
+constexpr int TILE = 8;
+constexpr int DIGESTS_PER_LANE = BUCKET / TILE;  // 16: one uint4 per lane
+
+// What an upsert does with a key it finds, and whether it may insert one it does not.
+constexpr int MODE_ASSIGN = 0;          // insert_or_assign: value = in
+constexpr int MODE_FIND_OR_INSERT = 1;  // value kept, copied to out; absent: inserted from in
+constexpr int MODE_ACCUM = 2;           // accum_or_assign: value += in; absent: inserted as in
+constexpr int MODE_ASSIGN_ONLY = 3;     // assign: existing keys only
+
+// How scores are set.
+constexpr int SCORE_LRU = 0;     // the call's clock
+constexpr int SCORE_LFU = 1;     // hits counted, new entries 1
+constexpr int SCORE_CUSTOM = 2;  // the caller's per-key scores
+
+__device__ __forceinline__ uint64_t mix64(uint64_t k) {
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ULL;
+    k ^= k >> 33;
+    return k;
+}
+
+__device__ __forceinline__ uint32_t digest_of(uint64_t h) {
+    uint32_t d = (uint32_t)(h >> 56);
+    return d == 0 ? 1 : d;
+}
+
+template <typename Tile>
+__device__ __forceinline__ void tile_copy(const Tile& tile, float* __restrict__ dst,
+                                          const float* __restrict__ src, int dim) {
+    int lane = tile.thread_rank();
+    if (((reinterpret_cast<uintptr_t>(dst) | reinterpret_cast<uintptr_t>(src)) & 15) == 0 && (dim & 3) == 0) {
+        float4* d4 = reinterpret_cast<float4*>(dst);
+        const float4* s4 = reinterpret_cast<const float4*>(src);
+        for (int i = lane; i < (dim >> 2); i += TILE) d4[i] = s4[i];
+    } else {
+        for (int i = lane; i < dim; i += TILE) dst[i] = src[i];
+    }
+}
+
+template <typename Tile>
+__device__ __forceinline__ void tile_add(const Tile& tile, float* dst, const float* src, int dim) {
+    for (int i = tile.thread_rank(); i < dim; i += TILE) dst[i] += src[i];
+}
+
+// Looks for `key` among the slots of bucket `base` whose digest is `digest`. Returns the slot
+// (the same in every lane) or -1. Sets *locked_seen when a candidate slot was locked, in which
+// case the caller must look again (the slot may hold `key` once unlocked).
+template <typename Tile>
+__device__ __forceinline__ int64_t tile_find(const Tile& tile, const uint64_t* keys, const uint8_t* digests,
+                                             uint64_t base, uint64_t key, uint32_t digest, bool* locked_seen) {
+    int lane = tile.thread_rank();
+    uint4 d = __ldcg(reinterpret_cast<const uint4*>(digests + base) + lane);
+    uint32_t pattern = digest * 0x01010101u;
+    uint32_t words[4] = {d.x, d.y, d.z, d.w};
+    int64_t found = -1;
+    bool locked = false;
+#pragma unroll
+    for (int w = 0; w < 4; w++) {
+        uint32_t m = __vcmpeq4(words[w], pattern);
+        while (m != 0) {
+            int byte = (__ffs(m) - 1) >> 3;
+            m &= ~(0xffu << (byte * 8));
+            uint64_t slot = base + lane * DIGESTS_PER_LANE + w * 4 + byte;
+            uint64_t k = *reinterpret_cast<volatile const uint64_t*>(keys + slot);
+            if (k == key) found = (int64_t)slot;
+            else if (k == LOCKED_KEY) locked = true;
+        }
+    }
+    unsigned hit = tile.ballot(found >= 0);
+    *locked_seen = tile.any(locked);
+    if (hit == 0) return -1;
+    return tile.shfl(found, __ffs(hit) - 1);
+}
+
+// First empty slot of the bucket, or -1. Caller holds the bucket lock.
+template <typename Tile>
+__device__ __forceinline__ int64_t tile_empty_slot(const Tile& tile, const uint64_t* keys,
+                                                   const uint8_t* digests, uint64_t base) {
+    int lane = tile.thread_rank();
+    uint4 d = __ldcg(reinterpret_cast<const uint4*>(digests + base) + lane);
+    uint32_t words[4] = {d.x, d.y, d.z, d.w};
+    int64_t found = -1;
+#pragma unroll
+    for (int w = 0; w < 4 && found < 0; w++) {
+        uint32_t m = __vcmpeq4(words[w], 0u);
+        while (m != 0 && found < 0) {
+            int byte = (__ffs(m) - 1) >> 3;
+            m &= ~(0xffu << (byte * 8));
+            uint64_t slot = base + lane * DIGESTS_PER_LANE + w * 4 + byte;
+            if (*reinterpret_cast<volatile const uint64_t*>(keys + slot) == EMPTY_KEY) found = (int64_t)slot;
+        }
+    }
+    unsigned hit = tile.ballot(found >= 0);
+    if (hit == 0) return -1;
+    return tile.shfl(found, __ffs(hit) - 1);
+}
+
+// Slot with the lowest score in the bucket (lowest index on ties). Caller holds the bucket lock.
+template <typename Tile>
+__device__ __forceinline__ int64_t tile_min_score_slot(const Tile& tile, const uint64_t* scores, uint64_t base,
+                                                       uint64_t* min_score) {
+    int lane = tile.thread_rank();
+    uint64_t best = ~0ULL;
+    int64_t best_slot = -1;
+    for (int i = 0; i < DIGESTS_PER_LANE; i++) {
+        uint64_t slot = base + i * TILE + lane;
+        uint64_t s = *reinterpret_cast<volatile const uint64_t*>(scores + slot);
+        if (s < best || (s == best && (int64_t)slot < best_slot)) {
+            best = s;
+            best_slot = (int64_t)slot;
+        }
+    }
+    for (int off = TILE / 2; off > 0; off >>= 1) {
+        uint64_t os = tile.shfl_down(best, off);
+        int64_t oslot = tile.shfl_down(best_slot, off);
+        if (os < best || (os == best && oslot < best_slot)) {
+            best = os;
+            best_slot = oslot;
+        }
+    }
+    *min_score = tile.shfl(best, 0);
+    return tile.shfl(best_slot, 0);
+}
+
+__device__ __forceinline__ void lock_bucket(int* lock) {
+    while (atomicCAS(lock, 0, 1) != 0) {
+    }
+    __threadfence();
+}
+
+__device__ __forceinline__ void unlock_bucket(int* lock) {
+    __threadfence();
+    atomicExch(lock, 0);
+}
+
+__device__ __forceinline__ void publish_key(uint64_t* slot_key, uint64_t key) {
+    __threadfence();
+    atomicExch(reinterpret_cast<unsigned long long*>(slot_key), (unsigned long long)key);
+}
+
+__device__ __forceinline__ uint64_t new_score(int score_mode, uint64_t clock, const uint64_t* in_scores, long i) {
+    if (score_mode == SCORE_LRU) return clock;
+    return score_mode == SCORE_LFU ? 1 : in_scores[i];
+}
+
+__device__ __forceinline__ uint64_t hit_score(int score_mode, uint64_t old, uint64_t clock, const uint64_t* in_scores,
+                                              long i) {
+    if (score_mode == SCORE_LRU) return clock;
+    return score_mode == SCORE_LFU ? old + 1 : in_scores[i];
+}
+
+extern "C" __global__ void mlkv_find(const uint64_t* __restrict__ keys, const uint8_t* __restrict__ digests,
+                                     const float* __restrict__ values, uint64_t bucket_mask, int dim,
+                                     const uint64_t* __restrict__ in_keys, long n, float* __restrict__ out,
+                                     uint8_t* __restrict__ found, uint64_t* __restrict__ out_scores,
+                                     const uint64_t* __restrict__ scores, uint64_t* missed_keys,
+                                     int* missed_index, int* missed_count) {
+    auto tile = cg::tiled_partition<TILE>(cg::this_thread_block());
+    long i = (long)(blockIdx.x * (blockDim.x / TILE) + threadIdx.x / TILE);
+    if (i >= n) return;
+    uint64_t key = in_keys[i];
+    uint64_t h = mix64(key);
+    uint64_t base = (h & bucket_mask) * BUCKET;
+    bool locked;
+    int64_t slot = (key == EMPTY_KEY || key == LOCKED_KEY) ? -1 : tile_find(tile, keys, digests, base, key, digest_of(h), &locked);
+    if (slot >= 0) {
+        tile_copy(tile, out + (size_t)i * dim, values + (size_t)slot * dim, dim);
+    }
+    if (tile.thread_rank() == 0) {
+        if (found != nullptr) found[i] = slot >= 0;
+        if (out_scores != nullptr && slot >= 0) out_scores[i] = scores[slot];
+        if (slot < 0 && missed_keys != nullptr) {
+            int m = atomicAdd(missed_count, 1);
+            missed_keys[m] = key;
+            missed_index[m] = (int)i;
+        }
+    }
+}
+
+extern "C" __global__ void mlkv_contains(const uint64_t* __restrict__ keys, const uint8_t* __restrict__ digests,
+                                         uint64_t bucket_mask, const uint64_t* __restrict__ in_keys, long n,
+                                         uint8_t* __restrict__ found) {
+    auto tile = cg::tiled_partition<TILE>(cg::this_thread_block());
+    long i = (long)(blockIdx.x * (blockDim.x / TILE) + threadIdx.x / TILE);
+    if (i >= n) return;
+    uint64_t key = in_keys[i];
+    uint64_t h = mix64(key);
+    bool locked;
+    int64_t slot = (key == EMPTY_KEY || key == LOCKED_KEY) ? -1
+            : tile_find(tile, keys, digests, (h & bucket_mask) * BUCKET, key, digest_of(h), &locked);
+    if (tile.thread_rank() == 0) found[i] = slot >= 0;
+}
+
+// insert_or_assign, insert_and_evict, find_or_insert, accum_or_assign and assign in one kernel.
+// evicted_* may be null (victims are dropped and only counted). rejected counts keys not stored
+// because their custom score was below the full bucket's lowest.
+extern "C" __global__ void mlkv_upsert(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values,
+                                       int* bucket_locks, unsigned long long* size, uint64_t bucket_mask, int dim,
+                                       int mode, int score_mode, uint64_t clock,
+                                       const uint64_t* __restrict__ in_keys, const float* __restrict__ in_values,
+                                       const uint64_t* __restrict__ in_scores, long n, float* __restrict__ out,
+                                       uint8_t* __restrict__ found_out, uint64_t* evicted_keys,
+                                       float* evicted_values, uint64_t* evicted_scores,
+                                       unsigned long long* evicted_count, unsigned long long* rejected_count) {
+    auto tile = cg::tiled_partition<TILE>(cg::this_thread_block());
+    long i = (long)(blockIdx.x * (blockDim.x / TILE) + threadIdx.x / TILE);
+    if (i >= n) return;
+    int lane = tile.thread_rank();
+    uint64_t key = in_keys[i];
+    if (key == EMPTY_KEY || key == LOCKED_KEY) return;  // refused on the host; never corrupt the table
+    uint64_t h = mix64(key);
+    uint64_t b = h & bucket_mask;
+    uint64_t base = b * BUCKET;
+    uint32_t digest = digest_of(h);
+    const float* src = in_values == nullptr ? nullptr : in_values + (size_t)i * dim;
+    while (true) {
+        bool locked;
+        int64_t slot = tile_find(tile, keys, digests, base, key, digest, &locked);
+        if (slot >= 0) {
+            // Present: lock the slot by swapping its key for LOCKED_KEY.
+            int ok = 0;
+            if (lane == 0) {
+                ok = atomicCAS(reinterpret_cast<unsigned long long*>(keys + slot), key, LOCKED_KEY) == key;
+            }
+            if (!tile.shfl(ok, 0)) continue;
+            __threadfence();
+            float* v = values + (size_t)slot * dim;
+            if (mode == MODE_ASSIGN || mode == MODE_ASSIGN_ONLY) tile_copy(tile, v, src, dim);
+            else if (mode == MODE_ACCUM) tile_add(tile, v, src, dim);
+            else tile_copy(tile, out + (size_t)i * dim, v, dim);
+            tile.sync();
+            if (lane == 0) {
+                scores[slot] = hit_score(score_mode, scores[slot], clock, in_scores, i);
+                if (found_out != nullptr) found_out[i] = 1;
+                publish_key(keys + slot, key);
+            }
+            return;
+        }
+        if (locked) continue;  // a candidate was being written; it may be this key
+        if (mode == MODE_ASSIGN_ONLY) {
+            if (lane == 0 && found_out != nullptr) found_out[i] = 0;
+            return;
+        }
+        // Absent: take the bucket lock and look again, since a duplicate may have just inserted it.
+        if (lane == 0) lock_bucket(bucket_locks + b);
+        tile.sync();
+        slot = tile_find(tile, keys, digests, base, key, digest, &locked);
+        if (slot >= 0 || locked) {
+            tile.sync();
+            if (lane == 0) unlock_bucket(bucket_locks + b);
+            continue;
+        }
+        uint64_t score = new_score(score_mode, clock, in_scores, i);
+        slot = tile_empty_slot(tile, keys, digests, base);
+        if (slot >= 0) {
+            if (lane == 0) {
+                keys[slot] = LOCKED_KEY;
+                atomicAdd(size, 1ULL);
+            }
+        } else {
+            uint64_t min_score;
+            slot = tile_min_score_slot(tile, scores, base, &min_score);
+            if (score_mode == SCORE_CUSTOM && score < min_score) {
+                tile.sync();
+                if (lane == 0) {
+                    unlock_bucket(bucket_locks + b);
+                    atomicAdd(rejected_count, 1ULL);
+                    if (found_out != nullptr) found_out[i] = 0;
+                }
+                return;
+            }
+            // Lock the victim; an update in flight holds it briefly, so wait for it.
+            uint64_t victim = 0;
+            if (lane == 0) {
+                while (true) {
+                    victim = *reinterpret_cast<volatile uint64_t*>(keys + slot);
+                    if (victim != LOCKED_KEY &&
+                        atomicCAS(reinterpret_cast<unsigned long long*>(keys + slot), victim, LOCKED_KEY) == victim) {
+                        break;
+                    }
+                }
+            }
+            victim = tile.shfl(victim, 0);
+            __threadfence();
+            unsigned long long e = 0;
+            if (lane == 0) e = atomicAdd(evicted_count, 1ULL);
+            e = tile.shfl(e, 0);
+            if (evicted_keys != nullptr) {
+                tile_copy(tile, evicted_values + (size_t)e * dim, values + (size_t)slot * dim, dim);
+                if (lane == 0) {
+                    evicted_keys[e] = victim;
+                    evicted_scores[e] = scores[slot];
+                }
+            }
+            tile.sync();
+        }
+        if (lane == 0) {
+            digests[slot] = (uint8_t)digest;
+            unlock_bucket(bucket_locks + b);
+        }
+        float* v = values + (size_t)slot * dim;
+        tile_copy(tile, v, src, dim);
+        if (mode == MODE_FIND_OR_INSERT) tile_copy(tile, out + (size_t)i * dim, src, dim);
+        tile.sync();
+        if (lane == 0) {
+            scores[slot] = score;
+            if (found_out != nullptr) found_out[i] = 0;
+            publish_key(keys + slot, key);
+        }
+        return;
+    }
+}
+
+extern "C" __global__ void mlkv_erase(uint64_t* keys, uint8_t* digests, unsigned long long* size,
+                                      uint64_t bucket_mask, const uint64_t* __restrict__ in_keys, long n,
+                                      unsigned long long* erased) {
+    auto tile = cg::tiled_partition<TILE>(cg::this_thread_block());
+    long i = (long)(blockIdx.x * (blockDim.x / TILE) + threadIdx.x / TILE);
+    if (i >= n) return;
+    uint64_t key = in_keys[i];
+    if (key == EMPTY_KEY || key == LOCKED_KEY) return;
+    uint64_t h = mix64(key);
+    bool locked;
+    int64_t slot = tile_find(tile, keys, digests, (h & bucket_mask) * BUCKET, key, digest_of(h), &locked);
+    if (slot >= 0 && tile.thread_rank() == 0) {
+        // A duplicate in the batch finds the same slot; only one CAS wins.
+        if (atomicCAS(reinterpret_cast<unsigned long long*>(keys + slot), key, LOCKED_KEY) == key) {
+            digests[slot] = 0;
+            __threadfence();
+            atomicExch(reinterpret_cast<unsigned long long*>(keys + slot), EMPTY_KEY);
+            atomicAdd(size, ~0ULL);
+            atomicAdd(erased, 1ULL);
+        }
+    }
+}
+
+// Copies the used slots of [offset, offset + count) to the outputs, compacted; a warp handles 32
+// consecutive slots and copies each found value with all its lanes.
+extern "C" __global__ void mlkv_export(const uint64_t* __restrict__ keys, const uint64_t* __restrict__ scores,
+                                       const float* __restrict__ values, int dim, uint64_t offset, long count,
+                                       uint64_t* out_keys, float* out_values, uint64_t* out_scores,
+                                       unsigned long long* out_count) {
+    long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    int lane = threadIdx.x & 31;
+    bool used = false;
+    uint64_t key = EMPTY_KEY;
+    if (t < count) {
+        key = keys[offset + t];
+        used = key != EMPTY_KEY && key != LOCKED_KEY;
+    }
+    unsigned mask = __ballot_sync(0xffffffffu, used);
+    if (mask == 0) return;
+    unsigned long long first = 0;
+    if (lane == 0) first = atomicAdd(out_count, (unsigned long long)__popc(mask));
+    first = __shfl_sync(0xffffffffu, first, 0);
+    int rank = __popc(mask & ((1u << lane) - 1));
+    if (used) {
+        out_keys[first + rank] = key;
+        if (out_scores != nullptr) out_scores[first + rank] = scores[offset + t];
+    }
+    const unsigned all_used = mask;
+    while (mask != 0) {
+        int src_lane = __ffs(mask) - 1;
+        mask &= mask - 1;
+        long slot = (long)offset + (t - lane) + src_lane;
+        int r = __popc(all_used & ((1u << src_lane) - 1));
+        const float* s = values + (size_t)slot * dim;
+        float* d = out_values + (size_t)(first + r) * dim;
+        for (int k = lane; k < dim; k += 32) d[k] = s[k];
+    }
+}
+
+// Scatters rows of `src` (n rows) to rows index[j] of `dst`; used to merge results from lower tiers.
+extern "C" __global__ void mlkv_scatter_rows(const float* __restrict__ src, const int* __restrict__ index, long n,
+                                             int dim, float* __restrict__ dst) {
+    long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    long row = t / dim;
+    if (row >= n) return;
+    int d = (int)(t - row * dim);
+    dst[(size_t)index[row] * dim + d] = src[(size_t)row * dim + d];
+}
+
+extern "C" __global__ void mlkv_clear(uint64_t* keys, uint8_t* digests, uint64_t* scores, uint64_t capacity) {
+    uint64_t t = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
+    for (uint64_t s = t; s < capacity; s += stride) {
+        keys[s] = EMPTY_KEY;
+        digests[s] = 0;
+        scores[s] = 0;
+    }
+}
