@@ -78,10 +78,10 @@ final class GpuBenchCommand implements Callable<Integer> {
                     double[] dev = new double[OPS.length];
                     double[] host = new double[OPS.length];
                     for (int op = 0; op < OPS.length; op++) {
-                        dev[op] = best(() -> runDevice(t, b, OPS[op]));
+                        String name = OPS[op];
+                        dev[op] = best(() -> runDevice(t, b, name));
                         if (hostApi) {
-                            final int o = op;
-                            host[op] = best(() -> runHost(t, keys, values, dim, OPS[o]));
+                            host[op] = best(() -> runHost(t, keys, values, dim, name));
                         }
                     }
                     String cell = String.format(Locale.ROOT, "| %d, %dM | %.2f |", dim, cap >> 20, lf);
