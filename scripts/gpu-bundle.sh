@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Builds .bundle/mlkv-gpu-bundle.tgz: everything a GPU test-and-benchmark run needs on a CUDA host
+# that has no JDK. A jlink'd Java runtime (from the Temurin 25 JDK; jdk.zipfs lets JUnit scan jars), the project's jars and test
+# jars, their dependencies with only the linux-x86_64 native libraries, the JUnit console
+# launcher, and scripts/gpu-run.sh. It must stay under 64 MiB (the device tool's limit).
+#
+#   scripts/gpu-bundle.sh            # then carry .bundle into the device run
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+jdk=${BUNDLE_JDK:-/usr/lib/jvm/temurin-25-jdk-amd64}
+junit_console=org.junit.platform:junit-platform-console-standalone:1.11.4
+cd "$root"
+
+echo "[bundle] building the project"
+mvn -B -q -ntp -DskipTests install
+
+out="$root/.bundle"
+work="$out/mlkv"
+rm -rf "$out"
+mkdir -p "$work/lib" "$work/tools"
+
+echo "[bundle] collecting jars"
+mvn -B -q -ntp dependency:copy-dependencies -pl mlkv-gpu -DincludeScope=test -DoutputDirectory="$work/lib"
+mvn -B -q -ntp dependency:copy-dependencies -pl mlkv-bench -DincludeScope=runtime -DoutputDirectory="$work/lib"
+mvn -B -q -ntp dependency:copy -Dartifact="$junit_console" -DoutputDirectory="$work/tools"
+for m in mlkv-storage mlkv-gpu mlkv-core mlkv-bench; do
+  cp "$m/target/$m-0.1.0-SNAPSHOT.jar" "$work/lib/"
+done
+cp mlkv-storage/target/mlkv-storage-0.1.0-SNAPSHOT-tests.jar mlkv-gpu/target/mlkv-gpu-0.1.0-SNAPSHOT-tests.jar "$work/lib/"
+rm -f "$work"/lib/jmh-generator-*.jar
+
+# Only the linux-x86_64 natives travel: RocksDB's jar carries every platform's library.
+slim() { # jar, pattern of entries to delete
+  local jar=$1; shift
+  zip -q -d "$jar" "$@" >/dev/null 2>&1 || true
+}
+for jar in "$work"/lib/rocksdbjni-*.jar; do
+  slim "$jar" 'librocksdbjni-linux32*' 'librocksdbjni-linux64-musl*' 'librocksdbjni-linux-aarch64*' \
+    'librocksdbjni-linux-ppc64le*' 'librocksdbjni-linux-s390x*' 'librocksdbjni-linux-riscv64*' \
+    'librocksdbjni-osx*' 'librocksdbjni-win64*' 'librocksdbjni-linux-aarch64-musl*' '*.jnilib' '*.dll'
+done
+for jar in "$work"/lib/jcuda-natives-*.jar; do
+  slim "$jar" 'lib/libJNvPTXCompiler*' 'lib/libJNvrtc*' 'lib/libJCudaRuntime*'
+done
+
+echo "[bundle] jlink runtime from $jdk"
+"$jdk/bin/jlink" --add-modules java.base,java.logging,java.management,jdk.management,jdk.unsupported,java.naming,java.xml,jdk.zipfs \
+  --strip-debug --no-header-files --no-man-pages --compress=zip-9 --output "$work/jre"
+
+cp scripts/gpu-run.sh "$work/"
+tar czf "$out/mlkv-gpu-bundle.tgz" -C "$out" mlkv
+rm -rf "$work"
+size=$(stat -c %s "$out/mlkv-gpu-bundle.tgz")
+echo "[bundle] $out/mlkv-gpu-bundle.tgz: $((size / 1048576)) MiB"
+if [ "$size" -gt $((60 * 1048576)) ]; then
+  echo "[bundle] too large for the device tool (64 MiB with the working tree)" >&2
+  exit 1
+fi
