@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <cooperative_groups.h>
+#include <cuda/atomic>
 
 namespace cg = cooperative_groups;
 
@@ -150,19 +151,26 @@ __device__ __forceinline__ int64_t tile_min_score_slot(const Tile& tile, const u
     return tile.shfl(best_slot, 0);
 }
 
+// Acquire/release fences at device scope (fence.acq_rel.gpu), much cheaper than
+// __threadfence()'s sequentially consistent membar.gl, and all the locks below need.
+__device__ __forceinline__ void fence_acq_rel() {
+    cuda::atomic_thread_fence(cuda::memory_order_acq_rel, cuda::thread_scope_device);
+}
+
 __device__ __forceinline__ void lock_bucket(int* lock) {
     while (atomicCAS(lock, 0, 1) != 0) {
     }
-    __threadfence();
+    fence_acq_rel();
 }
 
 __device__ __forceinline__ void unlock_bucket(int* lock) {
-    __threadfence();
+    fence_acq_rel();
     atomicExch(lock, 0);
 }
 
+// Releases a slot lock: the value writes before it become visible before the key does.
 __device__ __forceinline__ void publish_key(uint64_t* slot_key, uint64_t key) {
-    __threadfence();
+    fence_acq_rel();
     atomicExch(reinterpret_cast<unsigned long long*>(slot_key), (unsigned long long)key);
 }
 
@@ -251,7 +259,8 @@ extern "C" __global__ void mlkv_upsert(uint64_t* keys, uint64_t* scores, uint8_t
                 ok = atomicCAS(reinterpret_cast<unsigned long long*>(keys + slot), key, LOCKED_KEY) == key;
             }
             if (!tile.shfl(ok, 0)) continue;
-            __threadfence();
+            // Modes that read the value must see the previous holder's writes.
+            if (mode == MODE_ACCUM || mode == MODE_FIND_OR_INSERT) fence_acq_rel();
             float* v = values + (size_t)slot * dim;
             if (mode == MODE_ASSIGN || mode == MODE_ASSIGN_ONLY) tile_copy(tile, v, src, dim);
             else if (mode == MODE_ACCUM) tile_add(tile, v, src, dim);
@@ -309,7 +318,7 @@ extern "C" __global__ void mlkv_upsert(uint64_t* keys, uint64_t* scores, uint8_t
                 }
             }
             victim = tile.shfl(victim, 0);
-            __threadfence();
+            fence_acq_rel();
             unsigned long long e = 0;
             if (lane == 0) e = atomicAdd(evicted_count, 1ULL);
             e = tile.shfl(e, 0);
@@ -354,7 +363,7 @@ extern "C" __global__ void mlkv_erase(uint64_t* keys, uint8_t* digests, unsigned
         // A duplicate in the batch finds the same slot; only one CAS wins.
         if (atomicCAS(reinterpret_cast<unsigned long long*>(keys + slot), key, LOCKED_KEY) == key) {
             digests[slot] = 0;
-            __threadfence();
+            fence_acq_rel();
             atomicExch(reinterpret_cast<unsigned long long*>(keys + slot), EMPTY_KEY);
             atomicAdd(size, ~0ULL);
             atomicAdd(erased, 1ULL);

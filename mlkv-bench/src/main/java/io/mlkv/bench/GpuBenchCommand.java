@@ -77,11 +77,12 @@ final class GpuBenchCommand implements Callable<Integer> {
                     upload(b, keys, values);
                     double[] dev = new double[OPS.length];
                     double[] host = new double[OPS.length];
+                    HostArrays h = hostApi ? new HostArrays(batch, dim) : null;
                     for (int op = 0; op < OPS.length; op++) {
                         String name = OPS[op];
                         dev[op] = best(() -> runDevice(t, b, name));
                         if (hostApi) {
-                            host[op] = best(() -> runHost(t, keys, values, dim, name));
+                            host[op] = best(() -> runHost(t, keys, values, h, name));
                         }
                     }
                     String cell = String.format(Locale.ROOT, "| %d, %dM | %.2f |", dim, cap >> 20, lf);
@@ -237,29 +238,35 @@ final class GpuBenchCommand implements Callable<Integer> {
         }
     }
 
-    private void runHost(GpuHashTable t, long[] keys, float[] values, int dim, String op) {
-        float[] out = new float[batch * dim];
+    /** Output arrays of the host-array API, allocated once, outside the timed calls. */
+    private record HostArrays(float[] out, boolean[] flags, long[] keys) {
+        HostArrays(int n, int dim) {
+            this(new float[n * dim], new boolean[n], new long[n]);
+        }
+    }
+
+    private void runHost(GpuHashTable t, long[] keys, float[] values, HostArrays h, String op) {
         switch (op) {
             case "insert_or_assign":
                 t.insertOrAssign(keys, values, null);
                 break;
             case "find":
-                t.find(keys, out, new boolean[batch]);
+                t.find(keys, h.out(), h.flags());
                 break;
             case "find_or_insert":
-                t.findOrInsert(keys, values, null, out, null);
+                t.findOrInsert(keys, values, null, h.out(), null);
                 break;
             case "assign":
                 t.assign(keys, values, null, null);
                 break;
             case "insert_and_evict":
-                t.insertAndEvict(keys, values, null, new long[batch], out, null);
+                t.insertAndEvict(keys, values, null, h.keys(), h.out(), null);
                 break;
             case "export_batch":
-                t.exportBatch(0, Math.min(batch, t.stagingKeys()), new long[batch], out, null);
+                t.exportBatch(0, Math.min(batch, t.stagingKeys()), h.keys(), h.out(), null);
                 break;
             case "contains":
-                t.containsKeys(keys, new boolean[batch]);
+                t.containsKeys(keys, h.flags());
                 break;
             default:
                 throw new IllegalArgumentException(op);

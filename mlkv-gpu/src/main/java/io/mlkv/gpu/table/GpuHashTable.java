@@ -51,8 +51,11 @@ import jcuda.driver.CUstream_flags;
  *       keep the value of one of its occurrences (which one is unspecified; never a mix of two),
  *       {@code accumOrAssign} adds every occurrence's delta, {@code findOrInsert} initialises it
  *       once and returns that vector for every occurrence, {@code erase} erases it once.</li>
- *   <li>{@code insertAndEvict} returns every entry it evicts exactly once, with its value and
- *       score; {@code insertOrAssign} drops them (and counts them).</li>
+ *   <li>{@code insertAndEvict} returns every entry that leaves the table exactly once, with its
+ *       value and score, in the order they left; {@code insertOrAssign} drops them (and counts
+ *       them). A key can leave twice in one call (its old value evicted, the batch re-inserting
+ *       it, the new value evicted again by a later insert into the same full bucket): applying
+ *       the returned entries in array order always ends with the key's newest value.</li>
  *   <li>Keys {@link #EMPTY_KEY} and {@link #LOCKED_KEY} mark slot states: the host API refuses
  *       them with {@link IllegalArgumentException}, the device API ignores them.</li>
  * </ul>
