@@ -6,6 +6,10 @@
 // any of its BUCKET slots. digests[s] is one byte of the key's hash (never 0); 0 marks an empty
 // slot, so one 128-byte read of a bucket's digests rejects almost every non-matching slot.
 //
+// writers[s] tags the last batch position that wrote slot s's value in the current call,
+// (clock << 32) | position, so when a key repeats in a batch its last occurrence wins whatever
+// order the tiles run in.
+//
 // Concurrency inside one launch: a slot being written holds LOCKED_KEY in keys[s] (taken with
 // atomicCAS, released with a fenced store of the real key). Turning an empty slot into a used one,
 // or evicting, happens under the bucket's spin lock, after re-checking that no other tile has just
@@ -231,7 +235,8 @@ extern "C" __global__ void mlkv_contains(const uint64_t* __restrict__ keys, cons
 // evicted_* may be null (victims are dropped and only counted). rejected counts keys not stored
 // because their custom score was below the full bucket's lowest.
 extern "C" __global__ void mlkv_upsert(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values,
-                                       int* bucket_locks, unsigned long long* size, uint64_t bucket_mask, int dim,
+                                       unsigned long long* writers, int* bucket_locks, unsigned long long* size,
+                                       uint64_t bucket_mask, int dim,
                                        int mode, int score_mode, uint64_t clock,
                                        const uint64_t* __restrict__ in_keys, const float* __restrict__ in_values,
                                        const uint64_t* __restrict__ in_scores, long n, float* __restrict__ out,
@@ -249,6 +254,7 @@ extern "C" __global__ void mlkv_upsert(uint64_t* keys, uint64_t* scores, uint8_t
     uint64_t base = b * BUCKET;
     uint32_t digest = digest_of(h);
     const float* src = in_values == nullptr ? nullptr : in_values + (size_t)i * dim;
+    const unsigned long long tag = ((unsigned long long)clock << 32) | (unsigned long long)(uint32_t)i;
     while (true) {
         bool locked;
         int64_t slot = tile_find(tile, keys, digests, base, key, digest, &locked);
@@ -262,7 +268,13 @@ extern "C" __global__ void mlkv_upsert(uint64_t* keys, uint64_t* scores, uint8_t
             // Modes that read the value must see the previous holder's writes.
             if (mode == MODE_ACCUM || mode == MODE_FIND_OR_INSERT) fence_acq_rel();
             float* v = values + (size_t)slot * dim;
-            if (mode == MODE_ASSIGN || mode == MODE_ASSIGN_ONLY) tile_copy(tile, v, src, dim);
+            if (mode == MODE_ASSIGN || mode == MODE_ASSIGN_ONLY) {
+                // A later occurrence of this key in the batch may already have written: keep it.
+                unsigned long long prev = 0;
+                if (lane == 0) prev = atomicMax(writers + slot, tag);
+                prev = tile.shfl(prev, 0);
+                if (prev < tag) tile_copy(tile, v, src, dim);
+            }
             else if (mode == MODE_ACCUM) tile_add(tile, v, src, dim);
             else tile_copy(tile, out + (size_t)i * dim, v, dim);
             tile.sync();
@@ -340,6 +352,7 @@ extern "C" __global__ void mlkv_upsert(uint64_t* keys, uint64_t* scores, uint8_t
         if (mode == MODE_FIND_OR_INSERT) tile_copy(tile, out + (size_t)i * dim, src, dim);
         tile.sync();
         if (lane == 0) {
+            writers[slot] = tag;
             scores[slot] = score;
             if (found_out != nullptr) found_out[i] = 0;
             publish_key(keys + slot, key);
@@ -417,12 +430,14 @@ extern "C" __global__ void mlkv_scatter_rows(const float* __restrict__ src, cons
     dst[(size_t)index[row] * dim + d] = src[(size_t)row * dim + d];
 }
 
-extern "C" __global__ void mlkv_clear(uint64_t* keys, uint8_t* digests, uint64_t* scores, uint64_t capacity) {
+extern "C" __global__ void mlkv_clear(uint64_t* keys, uint8_t* digests, uint64_t* scores, uint64_t* writers,
+                                      uint64_t capacity) {
     uint64_t t = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x;
     uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
     for (uint64_t s = t; s < capacity; s += stride) {
         keys[s] = EMPTY_KEY;
         digests[s] = 0;
         scores[s] = 0;
+        writers[s] = 0;
     }
 }

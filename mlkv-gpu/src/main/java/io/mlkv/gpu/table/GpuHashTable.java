@@ -33,7 +33,7 @@ import jcuda.driver.CUstream_flags;
  * <h2>Design</h2>
  * A fixed number of buckets (a power of two) of {@value #BUCKET_SLOTS} slots each; a key lives
  * only in bucket {@code hash(key) & (buckets - 1)}. Keys, scores, one-byte digests and values are
- * separate device arrays (structure of arrays). A lookup reads the bucket's 128 digests in one
+ * separate device arrays (structure of arrays), plus an 8-byte writer tag per slot. A lookup reads the bucket's 128 digests in one
  * coalesced 128-byte access and checks only slots whose digest matches. A full bucket evicts its
  * lowest-scored entry ({@link ScoreMode}). Each key is handled by a tile of 8 threads.
  *
@@ -47,10 +47,12 @@ import jcuda.driver.CUstream_flags;
  * <h2>Semantics</h2>
  * <ul>
  *   <li>{@link #find} does not change scores. Inserts and updates set the score per the mode.</li>
- *   <li>A key repeated in one batch: stored once. {@code insertOrAssign} and {@code assign}
- *       keep the value of one of its occurrences (which one is unspecified; never a mix of two),
- *       {@code accumOrAssign} adds every occurrence's delta, {@code findOrInsert} initialises it
- *       once and returns that vector for every occurrence, {@code erase} erases it once.</li>
+ *   <li>A key repeated in one batch is stored once. {@code insertOrAssign} and {@code assign}
+ *       keep its <em>last</em> occurrence's value (a per-slot tag of the writing batch position
+ *       decides, whatever order the GPU runs the occurrences in), {@code accumOrAssign} adds
+ *       every occurrence's delta, {@code findOrInsert} initialises it once from one of its
+ *       occurrences' rows and returns that vector for every occurrence, {@code erase} erases it
+ *       once.</li>
  *   <li>{@code insertAndEvict} returns every entry that leaves the table exactly once, with its
  *       value and score, in the order they left; {@code insertOrAssign} drops them (and counts
  *       them). A key can leave twice in one call (its old value evicted, the batch re-inserting
@@ -98,6 +100,7 @@ public final class GpuHashTable implements VectorTier {
     private final DeviceMemory scores;
     private final DeviceMemory digests;
     private final DeviceMemory values;
+    private final DeviceMemory writers;
     private final DeviceMemory bucketLocks;
     private final DeviceMemory counters;
     private final PinnedMemory countersHost;
@@ -119,7 +122,7 @@ public final class GpuHashTable implements VectorTier {
         try {
             this.kernels = Kernels.load();
             owned.add(kernels);
-            long tableBytes = capacity * (8 + 8 + 1 + rowBytes) + buckets * 4;
+            long tableBytes = capacity * (8 + 8 + 8 + 1 + rowBytes) + buckets * 4;
             long[] mem = device.memoryInfo();
             if (tableBytes > mem[0]) {
                 throw new MlkvException(StatusCode.OUT_OF_MEMORY, "create GPU table", "CUDA_ERROR_OUT_OF_MEMORY",
@@ -132,6 +135,7 @@ public final class GpuHashTable implements VectorTier {
             this.scores = own(new DeviceMemory(capacity * 8, "table scores"));
             this.digests = own(new DeviceMemory(capacity, "table digests"));
             this.values = own(new DeviceMemory(capacity * rowBytes, "table values"));
+            this.writers = own(new DeviceMemory(capacity * 8, "table writer tags"));
             this.bucketLocks = own(new DeviceMemory(buckets * 4, "bucket locks"));
             this.counters = own(new DeviceMemory(COUNTERS * 8, "counters"));
             this.countersHost = own(new PinnedMemory(COUNTERS * 8, "counters"));
@@ -654,7 +658,7 @@ public final class GpuHashTable implements VectorTier {
         zeroCounter(COUNTER_REJECTED);
         clock++;
         kernels.launch("mlkv_upsert", n * TILE, BLOCK, stream, keys.pointer(), scores.pointer(), digests.pointer(),
-                values.pointer(), bucketLocks.pointer(), counters.at(COUNTER_SIZE * 8L), buckets - 1, dim, mode,
+                values.pointer(), writers.pointer(), bucketLocks.pointer(), counters.at(COUNTER_SIZE * 8L), buckets - 1, dim, mode,
                 scoreMode.code, clock, keysIn, valuesIn, scoresIn, n, out, found, evictedKeys, evictedValues,
                 evictedScores, counters.at(COUNTER_EVICTED * 8L), counters.at(COUNTER_REJECTED * 8L));
         long[] c = readCounters();
@@ -680,7 +684,7 @@ public final class GpuHashTable implements VectorTier {
 
     private void clearLocked() {
         kernels.launch("mlkv_clear", Math.min(capacity, 1L << 24), BLOCK, stream, keys.pointer(), digests.pointer(),
-                scores.pointer(), capacity);
+                scores.pointer(), writers.pointer(), capacity);
         Cuda.check(cuMemsetD8Async(bucketLocks.pointer(), (byte) 0, buckets * 4, stream), "cuMemsetD8Async (bucket locks)");
         Cuda.check(cuMemsetD8Async(counters.pointer(), (byte) 0, COUNTERS * 8, stream), "cuMemsetD8Async (counters)");
         sync("clear");
