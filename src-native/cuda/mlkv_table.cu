@@ -189,7 +189,7 @@ __device__ __forceinline__ uint64_t hit_score(int score_mode, uint64_t old, uint
     return score_mode == SCORE_LFU ? old + 1 : in_scores[i];
 }
 
-extern "C" __global__ void mlkv_find(const uint64_t* __restrict__ keys, const uint8_t* __restrict__ digests,
+extern "C" __global__ void __launch_bounds__(256, 8) mlkv_find(const uint64_t* __restrict__ keys, const uint8_t* __restrict__ digests,
                                      const float* __restrict__ values, uint64_t bucket_mask, int dim,
                                      const uint64_t* __restrict__ in_keys, long n, float* __restrict__ out,
                                      uint8_t* __restrict__ found, uint64_t* __restrict__ out_scores,
@@ -231,24 +231,19 @@ extern "C" __global__ void mlkv_contains(const uint64_t* __restrict__ keys, cons
     if (tile.thread_rank() == 0) found[i] = slot >= 0;
 }
 
-// insert_or_assign, insert_and_evict, find_or_insert, accum_or_assign and assign in one kernel.
-// evicted_* may be null (victims are dropped and only counted). rejected counts keys not stored
-// because their custom score was below the full bucket's lowest.
-extern "C" __global__ void mlkv_upsert(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values,
-                                       unsigned long long* writers, int* bucket_locks, unsigned long long* size,
-                                       uint64_t bucket_mask, int dim,
-                                       int mode, int score_mode, uint64_t clock,
-                                       const uint64_t* __restrict__ in_keys, const float* __restrict__ in_values,
-                                       const uint64_t* __restrict__ in_scores, long n, float* __restrict__ out,
-                                       uint8_t* __restrict__ found_out, uint64_t* evicted_keys,
-                                       float* evicted_values, uint64_t* evicted_scores,
-                                       unsigned long long* evicted_count, unsigned long long* rejected_count) {
-    auto tile = cg::tiled_partition<TILE>(cg::this_thread_block());
-    long i = (long)(blockIdx.x * (blockDim.x / TILE) + threadIdx.x / TILE);
-    if (i >= n) return;
+// One key of an upsert, by one tile. Returns 1 if the key took an empty slot (the table grew).
+template <typename Tile>
+__device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* keys, uint64_t* scores,
+                                          uint8_t* digests, float* values, unsigned long long* writers,
+                                          int* bucket_locks, uint64_t bucket_mask, int dim, int mode, int score_mode,
+                                          uint64_t clock, const uint64_t* __restrict__ in_keys,
+                                          const float* __restrict__ in_values, const uint64_t* __restrict__ in_scores,
+                                          float* __restrict__ out, uint8_t* __restrict__ found_out,
+                                          uint64_t* evicted_keys, float* evicted_values, uint64_t* evicted_scores,
+                                          unsigned long long* evicted_count, unsigned long long* rejected_count) {
     int lane = tile.thread_rank();
     uint64_t key = in_keys[i];
-    if (key == EMPTY_KEY || key == LOCKED_KEY) return;  // refused on the host; never corrupt the table
+    if (key == EMPTY_KEY || key == LOCKED_KEY) return 0;  // refused on the host; never corrupt the table
     uint64_t h = mix64(key);
     uint64_t b = h & bucket_mask;
     uint64_t base = b * BUCKET;
@@ -283,12 +278,12 @@ extern "C" __global__ void mlkv_upsert(uint64_t* keys, uint64_t* scores, uint8_t
                 if (found_out != nullptr) found_out[i] = 1;
                 publish_key(keys + slot, key);
             }
-            return;
+            return 0;
         }
         if (locked) continue;  // a candidate was being written; it may be this key
         if (mode == MODE_ASSIGN_ONLY) {
             if (lane == 0 && found_out != nullptr) found_out[i] = 0;
-            return;
+            return 0;
         }
         // Absent: take the bucket lock and look again, since a duplicate may have just inserted it.
         if (lane == 0) lock_bucket(bucket_locks + b);
@@ -301,11 +296,9 @@ extern "C" __global__ void mlkv_upsert(uint64_t* keys, uint64_t* scores, uint8_t
         }
         uint64_t score = new_score(score_mode, clock, in_scores, i);
         slot = tile_empty_slot(tile, keys, digests, base);
-        if (slot >= 0) {
-            if (lane == 0) {
-                keys[slot] = LOCKED_KEY;
-                atomicAdd(size, 1ULL);
-            }
+        int grew = slot >= 0;
+        if (grew) {
+            if (lane == 0) keys[slot] = LOCKED_KEY;
         } else {
             uint64_t min_score;
             slot = tile_min_score_slot(tile, scores, base, &min_score);
@@ -316,7 +309,7 @@ extern "C" __global__ void mlkv_upsert(uint64_t* keys, uint64_t* scores, uint8_t
                     atomicAdd(rejected_count, 1ULL);
                     if (found_out != nullptr) found_out[i] = 0;
                 }
-                return;
+                return 0;
             }
             // Lock the victim; an update in flight holds it briefly, so wait for it.
             uint64_t victim = 0;
@@ -357,8 +350,34 @@ extern "C" __global__ void mlkv_upsert(uint64_t* keys, uint64_t* scores, uint8_t
             if (found_out != nullptr) found_out[i] = 0;
             publish_key(keys + slot, key);
         }
-        return;
+        return grew;
     }
+}
+
+// insert_or_assign, insert_and_evict, find_or_insert, accum_or_assign and assign in one kernel.
+// evicted_* may be null (victims are dropped and only counted). rejected counts keys not stored
+// because their custom score was below the full bucket's lowest. Growth is summed per block in
+// shared memory: one global atomic per block instead of one per new key on a single address.
+extern "C" __global__ void __launch_bounds__(256, 5)
+mlkv_upsert(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, unsigned long long* writers,
+            int* bucket_locks, unsigned long long* size, uint64_t bucket_mask, int dim, int mode, int score_mode,
+            uint64_t clock, const uint64_t* __restrict__ in_keys, const float* __restrict__ in_values,
+            const uint64_t* __restrict__ in_scores, long n, float* __restrict__ out, uint8_t* __restrict__ found_out,
+            uint64_t* evicted_keys, float* evicted_values, uint64_t* evicted_scores,
+            unsigned long long* evicted_count, unsigned long long* rejected_count) {
+    __shared__ unsigned long long grown;
+    if (threadIdx.x == 0) grown = 0;
+    __syncthreads();
+    auto tile = cg::tiled_partition<TILE>(cg::this_thread_block());
+    long i = (long)(blockIdx.x * (blockDim.x / TILE) + threadIdx.x / TILE);
+    if (i < n) {
+        int g = upsert_one(tile, i, keys, scores, digests, values, writers, bucket_locks, bucket_mask, dim, mode,
+                           score_mode, clock, in_keys, in_values, in_scores, out, found_out, evicted_keys,
+                           evicted_values, evicted_scores, evicted_count, rejected_count);
+        if (g && tile.thread_rank() == 0) atomicAdd(&grown, 1ULL);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0 && grown != 0) atomicAdd(size, grown);
 }
 
 extern "C" __global__ void mlkv_erase(uint64_t* keys, uint8_t* digests, unsigned long long* size,
