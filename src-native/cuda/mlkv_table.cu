@@ -6,9 +6,10 @@
 // any of its BUCKET slots. digests[s] is one byte of the key's hash (never 0); 0 marks an empty
 // slot, so one 128-byte read of a bucket's digests rejects almost every non-matching slot.
 //
-// writers[s] tags the last batch position that wrote slot s's value in the current call,
-// (clock << 32) | position, so when a key repeats in a batch its last occurrence wins whatever
-// order the tiles run in.
+// Repeated keys: before an assigning upsert, mlkv_dedup marks for every batch position whether
+// it is its key's last occurrence (a scratch hash set of the batch, atomicMax of positions).
+// Only last occurrences write, so the last one wins whatever order tiles run in, and the
+// assigning paths need no per-value ordering between duplicates.
 //
 // Concurrency inside one launch: a slot being written holds LOCKED_KEY in keys[s] (taken with
 // atomicCAS, released with a fenced store of the real key). Turning an empty slot into a used one,
@@ -234,8 +235,8 @@ extern "C" __global__ void mlkv_contains(const uint64_t* __restrict__ keys, cons
 // One key of an upsert, by one tile. Returns 1 if the key took an empty slot (the table grew).
 template <typename Tile>
 __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* keys, uint64_t* scores,
-                                          uint8_t* digests, float* values, unsigned long long* writers,
-                                          int* bucket_locks, uint64_t bucket_mask, int dim, int mode, int score_mode,
+                                          uint8_t* digests, float* values, const int* __restrict__ dedup_slot,
+                                          int* dedup_win, uint64_t* dedup_keys, int* bucket_locks, uint64_t bucket_mask, int dim, int mode, int score_mode,
                                           uint64_t clock, const uint64_t* __restrict__ in_keys,
                                           const float* __restrict__ in_values, const uint64_t* __restrict__ in_scores,
                                           float* __restrict__ out, uint8_t* __restrict__ found_out,
@@ -249,12 +250,39 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
     uint64_t base = b * BUCKET;
     uint32_t digest = digest_of(h);
     const float* src = in_values == nullptr ? nullptr : in_values + (size_t)i * dim;
-    const unsigned long long tag = ((unsigned long long)clock << 32) | (unsigned long long)(uint32_t)i;
+    bool sole_writer = false;
+    if (dedup_slot != nullptr) {
+        int p = dedup_slot[i];
+        if (dedup_win[p] != (int)i) {
+            // A later occurrence of this key writes; this one only reports presence.
+            if (found_out != nullptr) {
+                bool locked;
+                int64_t s = tile_find(tile, keys, digests, base, key, digest, &locked);
+                if (lane == 0) found_out[i] = s >= 0;
+            }
+            return 0;
+        }
+        sole_writer = true;
+        if (lane == 0) {
+            // Clear the scratch entry for the next call; readers of it see -1, never this position.
+            dedup_win[p] = -1;
+            dedup_keys[p] = EMPTY_KEY;
+        }
+    }
     while (true) {
         bool locked;
         int64_t slot = tile_find(tile, keys, digests, base, key, digest, &locked);
+        if (slot >= 0 && sole_writer && mode == MODE_ASSIGN_ONLY) {
+            // No duplicate writes this key and assign never evicts: nothing can race this slot.
+            tile_copy(tile, values + (size_t)slot * dim, src, dim);
+            if (lane == 0) {
+                scores[slot] = hit_score(score_mode, scores[slot], clock, in_scores, i);
+                if (found_out != nullptr) found_out[i] = 1;
+            }
+            return 0;
+        }
         if (slot >= 0) {
-            // Present: lock the slot by swapping its key for LOCKED_KEY.
+            // Present: lock the slot by swapping its key for LOCKED_KEY (an eviction may race it).
             int ok = 0;
             if (lane == 0) {
                 ok = atomicCAS(reinterpret_cast<unsigned long long*>(keys + slot), key, LOCKED_KEY) == key;
@@ -263,13 +291,7 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
             // Modes that read the value must see the previous holder's writes.
             if (mode == MODE_ACCUM || mode == MODE_FIND_OR_INSERT) fence_acq_rel();
             float* v = values + (size_t)slot * dim;
-            if (mode == MODE_ASSIGN || mode == MODE_ASSIGN_ONLY) {
-                // A later occurrence of this key in the batch may already have written: keep it.
-                unsigned long long prev = 0;
-                if (lane == 0) prev = atomicMax(writers + slot, tag);
-                prev = tile.shfl(prev, 0);
-                if (prev < tag) tile_copy(tile, v, src, dim);
-            }
+            if (mode == MODE_ASSIGN || mode == MODE_ASSIGN_ONLY) tile_copy(tile, v, src, dim);
             else if (mode == MODE_ACCUM) tile_add(tile, v, src, dim);
             else tile_copy(tile, out + (size_t)i * dim, v, dim);
             tile.sync();
@@ -345,7 +367,6 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
         if (mode == MODE_FIND_OR_INSERT) tile_copy(tile, out + (size_t)i * dim, src, dim);
         tile.sync();
         if (lane == 0) {
-            writers[slot] = tag;
             scores[slot] = score;
             if (found_out != nullptr) found_out[i] = 0;
             publish_key(keys + slot, key);
@@ -359,8 +380,8 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
 // because their custom score was below the full bucket's lowest. Growth is summed per block in
 // shared memory: one global atomic per block instead of one per new key on a single address.
 extern "C" __global__ void __launch_bounds__(256, 5)
-mlkv_upsert(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, unsigned long long* writers,
-            int* bucket_locks, unsigned long long* size, uint64_t bucket_mask, int dim, int mode, int score_mode,
+mlkv_upsert(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, const int* dedup_slot,
+            int* dedup_win, uint64_t* dedup_keys, int* bucket_locks, unsigned long long* size, uint64_t bucket_mask, int dim, int mode, int score_mode,
             uint64_t clock, const uint64_t* __restrict__ in_keys, const float* __restrict__ in_values,
             const uint64_t* __restrict__ in_scores, long n, float* __restrict__ out, uint8_t* __restrict__ found_out,
             uint64_t* evicted_keys, float* evicted_values, uint64_t* evicted_scores,
@@ -371,13 +392,39 @@ mlkv_upsert(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, u
     auto tile = cg::tiled_partition<TILE>(cg::this_thread_block());
     long i = (long)(blockIdx.x * (blockDim.x / TILE) + threadIdx.x / TILE);
     if (i < n) {
-        int g = upsert_one(tile, i, keys, scores, digests, values, writers, bucket_locks, bucket_mask, dim, mode,
+        int g = upsert_one(tile, i, keys, scores, digests, values, dedup_slot, dedup_win, dedup_keys, bucket_locks,
+                           bucket_mask, dim, mode,
                            score_mode, clock, in_keys, in_values, in_scores, out, found_out, evicted_keys,
                            evicted_values, evicted_scores, evicted_count, rejected_count);
         if (g && tile.thread_rank() == 0) atomicAdd(&grown, 1ULL);
     }
     __syncthreads();
     if (threadIdx.x == 0 && grown != 0) atomicAdd(size, grown);
+}
+
+// Marks each position's key in a scratch set of the batch (open addressing, set_mask + 1 slots,
+// at least twice the batch) and keeps the highest position per key in win. slot_of[i] tells
+// where position i's key landed. The set must be empty (keys EMPTY_KEY, win -1) on entry; the
+// upsert that follows empties it again.
+extern "C" __global__ void mlkv_dedup(const uint64_t* __restrict__ in_keys, long n, uint64_t* set_keys, int* win,
+                                      uint64_t set_mask, int* slot_of) {
+    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    uint64_t key = in_keys[i];
+    uint64_t p = mix64(key) & set_mask;
+    while (true) {
+        unsigned long long prev = atomicCAS(reinterpret_cast<unsigned long long*>(set_keys + p), EMPTY_KEY, key);
+        if (prev == EMPTY_KEY || prev == key) break;
+        p = (p + 1) & set_mask;
+    }
+    atomicMax(win + p, (int)i);
+    slot_of[i] = (int)p;
+}
+
+extern "C" __global__ void mlkv_fill_u64(uint64_t* dst, uint64_t value, uint64_t count) {
+    uint64_t t = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
+    for (uint64_t s = t; s < count; s += stride) dst[s] = value;
 }
 
 extern "C" __global__ void mlkv_erase(uint64_t* keys, uint8_t* digests, unsigned long long* size,
@@ -449,14 +496,12 @@ extern "C" __global__ void mlkv_scatter_rows(const float* __restrict__ src, cons
     dst[(size_t)index[row] * dim + d] = src[(size_t)row * dim + d];
 }
 
-extern "C" __global__ void mlkv_clear(uint64_t* keys, uint8_t* digests, uint64_t* scores, uint64_t* writers,
-                                      uint64_t capacity) {
+extern "C" __global__ void mlkv_clear(uint64_t* keys, uint8_t* digests, uint64_t* scores, uint64_t capacity) {
     uint64_t t = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x;
     uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
     for (uint64_t s = t; s < capacity; s += stride) {
         keys[s] = EMPTY_KEY;
         digests[s] = 0;
         scores[s] = 0;
-        writers[s] = 0;
     }
 }

@@ -33,7 +33,7 @@ import jcuda.driver.CUstream_flags;
  * <h2>Design</h2>
  * A fixed number of buckets (a power of two) of {@value #BUCKET_SLOTS} slots each; a key lives
  * only in bucket {@code hash(key) & (buckets - 1)}. Keys, scores, one-byte digests and values are
- * separate device arrays (structure of arrays), plus an 8-byte writer tag per slot. A lookup reads the bucket's 128 digests in one
+ * separate device arrays (structure of arrays). A lookup reads the bucket's 128 digests in one
  * coalesced 128-byte access and checks only slots whose digest matches. A full bucket evicts its
  * lowest-scored entry ({@link ScoreMode}). Each key is handled by a tile of 8 threads.
  *
@@ -47,9 +47,9 @@ import jcuda.driver.CUstream_flags;
  * <h2>Semantics</h2>
  * <ul>
  *   <li>{@link #find} does not change scores. Inserts and updates set the score per the mode.</li>
- *   <li>A key repeated in one batch is stored once. {@code insertOrAssign} and {@code assign}
- *       keep its <em>last</em> occurrence's value (a per-slot tag of the writing batch position
- *       decides, whatever order the GPU runs the occurrences in), {@code accumOrAssign} adds
+ *   <li>A key repeated in one batch is stored once. {@code insertOrAssign}, {@code assign} and
+ *       {@code insertAndEvict} keep its <em>last</em> occurrence's value (a pre-pass over the
+ *       batch marks last occurrences, and only they write), {@code accumOrAssign} adds
  *       every occurrence's delta, {@code findOrInsert} initialises it once from one of its
  *       occurrences' rows and returns that vector for every occurrence, {@code erase} erases it
  *       once.</li>
@@ -100,8 +100,11 @@ public final class GpuHashTable implements VectorTier {
     private final DeviceMemory scores;
     private final DeviceMemory digests;
     private final DeviceMemory values;
-    private final DeviceMemory writers;
     private final DeviceMemory bucketLocks;
+    private final long dedupMask;
+    private final DeviceMemory dedupKeys;
+    private final DeviceMemory dedupWin;
+    private final DeviceMemory dedupSlot;
     private final DeviceMemory counters;
     private final PinnedMemory countersHost;
     private final Staging staging;
@@ -122,7 +125,7 @@ public final class GpuHashTable implements VectorTier {
         try {
             this.kernels = Kernels.load();
             owned.add(kernels);
-            long tableBytes = capacity * (8 + 8 + 8 + 1 + rowBytes) + buckets * 4;
+            long tableBytes = capacity * (8 + 8 + 1 + rowBytes) + buckets * 4;
             long[] mem = device.memoryInfo();
             if (tableBytes > mem[0]) {
                 throw new MlkvException(StatusCode.OUT_OF_MEMORY, "create GPU table", "CUDA_ERROR_OUT_OF_MEMORY",
@@ -135,11 +138,18 @@ public final class GpuHashTable implements VectorTier {
             this.scores = own(new DeviceMemory(capacity * 8, "table scores"));
             this.digests = own(new DeviceMemory(capacity, "table digests"));
             this.values = own(new DeviceMemory(capacity * rowBytes, "table values"));
-            this.writers = own(new DeviceMemory(capacity * 8, "table writer tags"));
             this.bucketLocks = own(new DeviceMemory(buckets * 4, "bucket locks"));
             this.counters = own(new DeviceMemory(COUNTERS * 8, "counters"));
             this.countersHost = own(new PinnedMemory(COUNTERS * 8, "counters"));
             this.staging = own(new Staging(this.stagingKeys, dim));
+            long dedupSlots = Long.highestOneBit(this.stagingKeys * 2L - 1) << 1;
+            this.dedupMask = dedupSlots - 1;
+            this.dedupKeys = own(new DeviceMemory(dedupSlots * 8, "dedup scratch keys"));
+            this.dedupWin = own(new DeviceMemory(dedupSlots * 4, "dedup scratch positions"));
+            this.dedupSlot = own(new DeviceMemory(this.stagingKeys * 4L, "dedup scratch slots"));
+            kernels.launch("mlkv_fill_u64", Math.min(dedupSlots, 1L << 20), BLOCK, stream, dedupKeys.pointer(),
+                    EMPTY_KEY, dedupSlots);
+            Cuda.check(cuMemsetD8Async(dedupWin.pointer(), (byte) 0xFF, dedupSlots * 4, stream), "cuMemsetD8Async (dedup)");
             clearLocked();
         } catch (RuntimeException e) {
             releaseAll(e);
@@ -647,18 +657,51 @@ public final class GpuHashTable implements VectorTier {
         });
     }
 
-    /** Runs one upsert launch and waits; returns entries evicted by it. Caller holds the lock. */
+    /**
+     * Runs an upsert and waits; returns entries evicted by it. Assigning modes go in chunks of
+     * {@link #stagingKeys()} keys, each first marked by {@code mlkv_dedup} so that only the last
+     * occurrence of a repeated key writes. Caller holds the lock.
+     */
     private long upsert(int mode, CUdeviceptr keysIn, CUdeviceptr valuesIn, CUdeviceptr scoresIn, long n,
             CUdeviceptr out, CUdeviceptr found, CUdeviceptr evictedKeys, CUdeviceptr evictedValues,
             CUdeviceptr evictedScores) {
         if (scoreMode == ScoreMode.CUSTOM && scoresIn == null) {
             throw new IllegalArgumentException("ScoreMode.CUSTOM needs one score per key");
         }
+        boolean dedup = mode == MODE_ASSIGN || mode == MODE_ASSIGN_ONLY;
+        long step = dedup ? stagingKeys : Math.max(1, n);
+        long rowBytes = dim * 4L;
+        long evicted = 0;
+        for (long from = 0; from < n; from += step) {
+            long m = Math.min(step, n - from);
+            CUdeviceptr k = offset(keysIn, from * 8);
+            if (dedup) {
+                kernels.launch("mlkv_dedup", m, BLOCK, stream, k, m, dedupKeys.pointer(), dedupWin.pointer(),
+                        dedupMask, dedupSlot.pointer());
+            }
+            evicted += upsertLaunch(mode, dedup, k, offset(valuesIn, from * rowBytes), offset(scoresIn, from * 8), m,
+                    offset(out, from * rowBytes), offset(found, from), offset(evictedKeys, evicted * 8),
+                    offset(evictedValues, evicted * rowBytes), offset(evictedScores, evicted * 8));
+        }
+        return evicted;
+    }
+
+    private static CUdeviceptr offset(CUdeviceptr p, long bytes) {
+        return p == null ? null : p.withByteOffset(bytes);
+    }
+
+    private long upsertLaunch(int mode, boolean dedup, CUdeviceptr keysIn, CUdeviceptr valuesIn, CUdeviceptr scoresIn,
+            long n, CUdeviceptr out, CUdeviceptr found, CUdeviceptr evictedKeys, CUdeviceptr evictedValues,
+            CUdeviceptr evictedScores) {
+        CUdeviceptr dedupSlotArg = dedup ? dedupSlot.pointer() : null;
+        CUdeviceptr dedupWinArg = dedup ? dedupWin.pointer() : null;
+        CUdeviceptr dedupKeysArg = dedup ? dedupKeys.pointer() : null;
         zeroCounter(COUNTER_EVICTED);
         zeroCounter(COUNTER_REJECTED);
         clock++;
         kernels.launch("mlkv_upsert", n * TILE, BLOCK, stream, keys.pointer(), scores.pointer(), digests.pointer(),
-                values.pointer(), writers.pointer(), bucketLocks.pointer(), counters.at(COUNTER_SIZE * 8L), buckets - 1, dim, mode,
+                values.pointer(), dedupSlotArg, dedupWinArg, dedupKeysArg, bucketLocks.pointer(),
+                counters.at(COUNTER_SIZE * 8L), buckets - 1, dim, mode,
                 scoreMode.code, clock, keysIn, valuesIn, scoresIn, n, out, found, evictedKeys, evictedValues,
                 evictedScores, counters.at(COUNTER_EVICTED * 8L), counters.at(COUNTER_REJECTED * 8L));
         long[] c = readCounters();
@@ -684,7 +727,7 @@ public final class GpuHashTable implements VectorTier {
 
     private void clearLocked() {
         kernels.launch("mlkv_clear", Math.min(capacity, 1L << 24), BLOCK, stream, keys.pointer(), digests.pointer(),
-                scores.pointer(), writers.pointer(), capacity);
+                scores.pointer(), capacity);
         Cuda.check(cuMemsetD8Async(bucketLocks.pointer(), (byte) 0, buckets * 4, stream), "cuMemsetD8Async (bucket locks)");
         Cuda.check(cuMemsetD8Async(counters.pointer(), (byte) 0, COUNTERS * 8, stream), "cuMemsetD8Async (counters)");
         sync("clear");

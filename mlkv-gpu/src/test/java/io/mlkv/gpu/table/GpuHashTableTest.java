@@ -205,6 +205,20 @@ class GpuHashTableTest {
                     assertEquals(v, out[k * dim + d], "key " + k + " holds a mix of two occurrences");
                 }
             }
+            float[] reversed = new float[keys.length * dim];
+            for (int i = 0; i < keys.length; i++) {
+                Arrays.fill(reversed, i * dim, (i + 1) * dim, -i);
+            }
+            boolean[] assigned = new boolean[keys.length];
+            t.assign(keys, reversed, null, assigned);
+            t.find(new long[] {0, 1, 2, 3, 4, 5, 6}, out, new boolean[7]);
+            for (int k = 0; k < 7; k++) {
+                int last = 299 - Math.floorMod(299 - k, 7);
+                assertEquals(-last, out[k * dim + dim - 1], "assign: key " + k + " must keep its last occurrence");
+            }
+            for (boolean a : assigned) {
+                assertTrue(a, "every occurrence of an existing key reports it found");
+            }
             float[] ones = new float[keys.length * dim];
             Arrays.fill(ones, 1f);
             long[] fresh = new long[keys.length];
