@@ -852,17 +852,26 @@ public final class GpuHashTable implements VectorTier {
                     "cuMemcpyDtoHAsync (export scores)");
         }
 
+        /** Copies found rows only (missing rows of {@code out} stay untouched), in runs of found rows. */
         int unpackFoundRows(int from, int n, int dim, float[] out, boolean[] found) {
             ByteBuffer flags = hFlags.buffer();
             java.nio.FloatBuffer rows = hValuesOut.buffer().asFloatBuffer();
             int hits = 0;
-            for (int i = 0; i < n; i++) {
-                boolean f = flags.get(i) != 0;
-                found[from + i] = f;
+            int runStart = -1;
+            for (int i = 0; i <= n; i++) {
+                boolean f = i < n && flags.get(i) != 0;
+                if (i < n) {
+                    found[from + i] = f;
+                }
                 if (f) {
-                    rows.position(i * dim);
-                    rows.get(out, (from + i) * dim, dim);
                     hits++;
+                    if (runStart < 0) {
+                        runStart = i;
+                    }
+                } else if (runStart >= 0) {
+                    rows.position(runStart * dim);
+                    rows.get(out, (from + runStart) * dim, (i - runStart) * dim);
+                    runStart = -1;
                 }
             }
             return hits;
