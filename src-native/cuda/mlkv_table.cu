@@ -307,36 +307,6 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
             if (lane == 0 && found_out != nullptr) found_out[i] = 0;
             return 0;
         }
-        if (sole_writer) {
-            // No other tile inserts this key, so an empty slot can be claimed without the bucket
-            // lock: its key goes EMPTY -> LOCKED by CAS, and losing the race means try another.
-            int64_t claimed = -1;
-            while (true) {
-                int64_t empty = tile_empty_slot(tile, keys, digests, base);
-                if (empty < 0) break;
-                int ok = 0;
-                if (lane == 0) {
-                    ok = atomicCAS(reinterpret_cast<unsigned long long*>(keys + empty), EMPTY_KEY, LOCKED_KEY) ==
-                         EMPTY_KEY;
-                }
-                if (tile.shfl(ok, 0)) {
-                    claimed = empty;
-                    break;
-                }
-            }
-            if (claimed >= 0) {
-                if (lane == 0) digests[claimed] = (uint8_t)digest;
-                tile_copy(tile, values + (size_t)claimed * dim, src, dim);
-                tile.sync();
-                if (lane == 0) {
-                    scores[claimed] = new_score(score_mode, clock, in_scores, i);
-                    if (found_out != nullptr) found_out[i] = 0;
-                    publish_key(keys + claimed, key);
-                }
-                return 1;
-            }
-            // The bucket is full: evict under the bucket lock below.
-        }
         // Absent: take the bucket lock and look again, since a duplicate may have just inserted it.
         if (lane == 0) lock_bucket(bucket_locks + b);
         tile.sync();
@@ -350,16 +320,7 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
         slot = tile_empty_slot(tile, keys, digests, base);
         int grew = slot >= 0;
         if (grew) {
-            // Sole writers claim empty slots without the bucket lock, so claim by CAS here too.
-            int ok = 0;
-            if (lane == 0) {
-                ok = atomicCAS(reinterpret_cast<unsigned long long*>(keys + slot), EMPTY_KEY, LOCKED_KEY) == EMPTY_KEY;
-            }
-            if (!tile.shfl(ok, 0)) {
-                tile.sync();
-                if (lane == 0) unlock_bucket(bucket_locks + b);
-                continue;
-            }
+            if (lane == 0) keys[slot] = LOCKED_KEY;
         } else {
             uint64_t min_score;
             slot = tile_min_score_slot(tile, scores, base, &min_score);
