@@ -6,7 +6,7 @@ import java.io.PrintStream;
  * A progress line on standard error: redrawn in place on a terminal, one line per tenth of the
  * work otherwise (so logs stay readable).
  */
-final class Progress {
+public final class Progress {
     private static final long REDRAW_NANOS = 200_000_000L;
 
     private final String label;
@@ -18,13 +18,13 @@ final class Progress {
     private long lastDraw;
     private int lastTenth = -1;
 
-    Progress(String label, long total, String unit) {
+    public Progress(String label, long total, String unit) {
         this.label = label;
         this.total = Math.max(1, total);
         this.unit = unit;
     }
 
-    void update(long done) {
+    public void update(long done) {
         long now = System.nanoTime();
         int tenth = (int) (10 * done / total);
         if (terminal ? now - lastDraw < REDRAW_NANOS && done < total : tenth == lastTenth) {

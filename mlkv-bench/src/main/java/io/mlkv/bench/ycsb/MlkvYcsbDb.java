@@ -1,0 +1,233 @@
+package io.mlkv.bench.ycsb;
+
+import io.mlkv.core.Durability;
+import io.mlkv.core.GpuMode;
+import io.mlkv.core.MlkvStore;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.Vector;
+import site.ycsb.ByteArrayByteIterator;
+import site.ycsb.ByteIterator;
+import site.ycsb.DB;
+import site.ycsb.DBException;
+import site.ycsb.Status;
+
+/**
+ * Lets the real YCSB client drive an MLKV store:
+ * {@code site.ycsb.Client -db io.mlkv.bench.ycsb.MlkvYcsbDb -P workloada}.
+ *
+ * <p>One store per JVM, shared by all client threads, opened by the first {@link #init()} and closed
+ * by the last {@link #cleanup()}. Settings (YCSB {@code -p} properties): {@code mlkv.dir} (default
+ * {@code <tmp>/mlkv-ycsb}), {@code mlkv.dram.mb} (256), {@code mlkv.policy} (lru),
+ * {@code mlkv.durability} (WRITE_BACK), and YCSB's own {@code fieldcount} (10),
+ * {@code fieldlength} (100) and {@code fieldnameprefix} (field).
+ *
+ * <p>Mapping: a YCSB key {@code user<digits>} becomes that number; any other key becomes its
+ * 64-bit FNV-1a hash (distinct keys may then collide; YCSB's keys never need it). A record's
+ * fields are packed into one vector of {@code fieldcount x (1 + ceil(fieldlength / 4))} floats:
+ * per field, one float holding the value's byte length as raw int bits (-1 if the field is
+ * absent), then its bytes, four per float as raw bits. The store returns floats bit for bit, so
+ * the bytes come back unchanged. An update reads the record, replaces the given fields and writes
+ * it back (not atomic against a concurrent update of the same key). Scans return
+ * {@code NOT_IMPLEMENTED}: MLKV keeps no key order. No operation lets an exception out: failures
+ * are logged to standard error and answered with {@code ERROR}.
+ */
+public final class MlkvYcsbDb extends DB {
+    private static final Object LOCK = new Object();
+    private static MlkvStore shared;
+    private static int users;
+
+    private int fieldCount;
+    private int fieldLength;
+    private int wordsPerField;
+    private String fieldPrefix;
+    private MlkvStore store;
+
+    @Override
+    public void init() throws DBException {
+        Properties p = getProperties();
+        fieldCount = Integer.parseInt(p.getProperty("fieldcount", "10"));
+        fieldLength = Integer.parseInt(p.getProperty("fieldlength", "100"));
+        fieldPrefix = p.getProperty("fieldnameprefix", "field");
+        wordsPerField = 1 + (fieldLength + 3) / 4;
+        int dim = fieldCount * wordsPerField;
+        synchronized (LOCK) {
+            if (shared == null) {
+                try {
+                    shared = MlkvStore.builder()
+                            .dim(dim)
+                            .directory(Path.of(p.getProperty("mlkv.dir",
+                                    Path.of(System.getProperty("java.io.tmpdir"), "mlkv-ycsb").toString())))
+                            .dramCapacityBytes(Long.parseLong(p.getProperty("mlkv.dram.mb", "256")) << 20)
+                            .policy(p.getProperty("mlkv.policy", "lru"))
+                            .durability(Durability.valueOf(p.getProperty("mlkv.durability", "WRITE_BACK")))
+                            .gpu(GpuMode.OFF)
+                            .build();
+                } catch (RuntimeException e) {
+                    throw new DBException("cannot open the MLKV store: " + e.getMessage(), e);
+                }
+            } else if (shared.dim() != dim) {
+                throw new DBException("the shared MLKV store has dim " + shared.dim() + " but fieldcount/fieldlength need " + dim);
+            }
+            users++;
+            store = shared;
+        }
+    }
+
+    @Override
+    public void cleanup() throws DBException {
+        synchronized (LOCK) {
+            if (--users == 0 && shared != null) {
+                try {
+                    shared.close();
+                } catch (RuntimeException e) {
+                    throw new DBException("closing the MLKV store failed: " + e.getMessage(), e);
+                } finally {
+                    shared = null;
+                }
+            }
+        }
+    }
+
+    /** The store key of a YCSB key. */
+    static long keyOf(String key) {
+        if (key.startsWith("user") && key.length() > 4 && key.length() <= 22) {
+            try {
+                return Long.parseLong(key.substring(4));
+            } catch (NumberFormatException e) {
+                // not a plain number: hash it below
+            }
+        }
+        long h = 0xcbf29ce484222325L;
+        for (int i = 0; i < key.length(); i++) {
+            h ^= key.charAt(i);
+            h *= 0x100000001b3L;
+        }
+        return h;
+    }
+
+    @Override
+    public Status read(String table, String key, Set<String> fields, Map<String, ByteIterator> result) {
+        try {
+            float[] row = new float[store.dim()];
+            if (!store.get(keyOf(key), row)) {
+                return Status.NOT_FOUND;
+            }
+            decode(row, fields, result);
+            return Status.OK;
+        } catch (RuntimeException e) {
+            return error("read", key, e);
+        }
+    }
+
+    @Override
+    public Status scan(String table, String startkey, int recordcount, Set<String> fields,
+            Vector<HashMap<String, ByteIterator>> result) {
+        return Status.NOT_IMPLEMENTED;
+    }
+
+    @Override
+    public Status update(String table, String key, Map<String, ByteIterator> values) {
+        try {
+            float[] row = new float[store.dim()];
+            long k = keyOf(key);
+            if (!store.get(k, row)) {
+                return Status.NOT_FOUND;
+            }
+            encode(values, row);
+            store.put(k, row);
+            return Status.OK;
+        } catch (RuntimeException e) {
+            return error("update", key, e);
+        }
+    }
+
+    @Override
+    public Status insert(String table, String key, Map<String, ByteIterator> values) {
+        try {
+            float[] row = new float[store.dim()];
+            for (int f = 0; f < fieldCount; f++) {
+                row[f * wordsPerField] = Float.intBitsToFloat(-1);
+            }
+            encode(values, row);
+            store.put(keyOf(key), row);
+            return Status.OK;
+        } catch (RuntimeException e) {
+            return error("insert", key, e);
+        }
+    }
+
+    @Override
+    public Status delete(String table, String key) {
+        try {
+            store.delete(keyOf(key));
+            return Status.OK;
+        } catch (RuntimeException e) {
+            return error("delete", key, e);
+        }
+    }
+
+    private void encode(Map<String, ByteIterator> values, float[] row) {
+        for (Map.Entry<String, ByteIterator> e : values.entrySet()) {
+            int f = fieldIndex(e.getKey());
+            byte[] bytes = e.getValue().toArray();
+            if (bytes.length > fieldLength) {
+                throw new IllegalArgumentException("field " + e.getKey() + " has " + bytes.length
+                        + " bytes, more than fieldlength (" + fieldLength + ")");
+            }
+            int base = f * wordsPerField;
+            row[base] = Float.intBitsToFloat(bytes.length);
+            for (int w = 0; w < wordsPerField - 1; w++) {
+                int bits = 0;
+                for (int b = 0; b < 4; b++) {
+                    int at = w * 4 + b;
+                    bits |= (at < bytes.length ? bytes[at] & 0xFF : 0) << (8 * b);
+                }
+                row[base + 1 + w] = Float.intBitsToFloat(bits);
+            }
+        }
+    }
+
+    private void decode(float[] row, Set<String> fields, Map<String, ByteIterator> result) {
+        for (int f = 0; f < fieldCount; f++) {
+            String name = fieldPrefix + f;
+            if (fields != null && !fields.contains(name)) {
+                continue;
+            }
+            int base = f * wordsPerField;
+            int len = Float.floatToRawIntBits(row[base]);
+            if (len < 0) {
+                continue;
+            }
+            byte[] bytes = new byte[len];
+            for (int at = 0; at < len; at++) {
+                int bits = Float.floatToRawIntBits(row[base + 1 + at / 4]);
+                bytes[at] = (byte) (bits >>> (8 * (at % 4)));
+            }
+            result.put(name, new ByteArrayByteIterator(bytes));
+        }
+    }
+
+    private int fieldIndex(String name) {
+        if (name.startsWith(fieldPrefix)) {
+            try {
+                int f = Integer.parseInt(name.substring(fieldPrefix.length()));
+                if (f >= 0 && f < fieldCount) {
+                    return f;
+                }
+            } catch (NumberFormatException e) {
+                // reported below
+            }
+        }
+        throw new IllegalArgumentException("field " + name + " is not one of " + fieldPrefix + "0.." + fieldPrefix
+                + (fieldCount - 1));
+    }
+
+    private static Status error(String op, String key, RuntimeException e) {
+        System.err.println("MLKV YCSB binding: " + op + " of key " + key + " failed: " + e);
+        return Status.ERROR;
+    }
+}

@@ -1,0 +1,70 @@
+package io.mlkv.bench.ycsb;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.Vector;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import site.ycsb.ByteArrayByteIterator;
+import site.ycsb.ByteIterator;
+import site.ycsb.Status;
+
+class MlkvYcsbDbTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void fieldsRoundTripAndUpdatesReplaceOnlyTheGivenFields() throws Exception {
+        MlkvYcsbDb db = new MlkvYcsbDb();
+        Properties p = new Properties();
+        p.setProperty("mlkv.dir", dir.resolve("s").toString());
+        p.setProperty("fieldcount", "3");
+        p.setProperty("fieldlength", "7");
+        db.setProperties(p);
+        db.init();
+        try {
+            Map<String, ByteIterator> values = new HashMap<>();
+            values.put("field0", new ByteArrayByteIterator("abcdefg".getBytes()));
+            values.put("field2", new ByteArrayByteIterator(new byte[] {0, -1, 127, -128}));
+            assertEquals(Status.OK, db.insert("t", "user42", values));
+            Map<String, ByteIterator> read = new HashMap<>();
+            assertEquals(Status.OK, db.read("t", "user42", null, read));
+            assertEquals(Set.of("field0", "field2"), read.keySet());
+            assertArrayEquals("abcdefg".getBytes(), read.get("field0").toArray());
+            assertArrayEquals(new byte[] {0, -1, 127, -128}, read.get("field2").toArray());
+            Map<String, ByteIterator> patch = new HashMap<>();
+            patch.put("field1", new ByteArrayByteIterator("xy".getBytes()));
+            assertEquals(Status.OK, db.update("t", "user42", patch));
+            read.clear();
+            assertEquals(Status.OK, db.read("t", "user42", Set.of("field1", "field0"), read));
+            assertArrayEquals("xy".getBytes(), read.get("field1").toArray());
+            assertArrayEquals("abcdefg".getBytes(), read.get("field0").toArray());
+            assertEquals(Status.NOT_FOUND, db.read("t", "user43", null, new HashMap<>()));
+            assertEquals(Status.NOT_FOUND, db.update("t", "user43", patch));
+            assertEquals(Status.NOT_IMPLEMENTED, db.scan("t", "user1", 10, null, new Vector<>()));
+            Map<String, ByteIterator> tooLong = new HashMap<>();
+            tooLong.put("field0", new ByteArrayByteIterator("12345678".getBytes()));
+            assertEquals(Status.ERROR, db.insert("t", "user44", tooLong));
+            Map<String, ByteIterator> unknown = new HashMap<>();
+            unknown.put("other", new ByteArrayByteIterator("a".getBytes()));
+            assertEquals(Status.ERROR, db.insert("t", "user45", unknown));
+            assertEquals(Status.OK, db.delete("t", "user42"));
+            assertEquals(Status.NOT_FOUND, db.read("t", "user42", null, new HashMap<>()));
+        } finally {
+            db.cleanup();
+        }
+    }
+
+    @Test
+    void keysMapToNumbersOrHashes() {
+        assertEquals(12345L, MlkvYcsbDb.keyOf("user12345"));
+        assertEquals(MlkvYcsbDb.keyOf("other-key"), MlkvYcsbDb.keyOf("other-key"));
+        assertEquals(false, MlkvYcsbDb.keyOf("other-key") == MlkvYcsbDb.keyOf("other-kez"));
+    }
+}
