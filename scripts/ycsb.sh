@@ -13,14 +13,21 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do workloads+=("$1"); shift; done
 [ ${#workloads[@]} -eq 0 ] && workloads=(workloada workloadb workloadc workloadd workloade workloadf)
 
 mvn -B -q -ntp -DskipTests install
-mvn -B -q -ntp dependency:build-classpath -pl mlkv-bench -Dmdep.includeScope=provided -Dmdep.outputFile=target/ycsb.cp
-cp="mlkv-bench/target/mlkv-bench.jar:$(cat target/ycsb.cp)"
+mvn -B -q -ntp dependency:build-classpath -pl mlkv-bench -Dmdep.includeScope=provided -Dmdep.outputFile="$root/mlkv-bench/target/ycsb.cp"
+cp="mlkv-bench/target/mlkv-bench.jar:$(cat mlkv-bench/target/ycsb.cp)"
+client() { # phase workload dir [args]: runs the client, keeps its log, prints the summary lines
+  local phase=$1 w=$2 dir=$3; shift 3
+  if ! java -cp "$cp" site.ycsb.Client "$phase" -db io.mlkv.bench.ycsb.MlkvYcsbDb -P "mlkv-bench/ycsb/$w" \
+      -p mlkv.dir="$dir/store" "$@" > "$dir/$phase.out" 2> "$dir/$phase.err"; then
+    echo "YCSB client failed on $w ($phase):" >&2; tail -20 "$dir/$phase.err" >&2; exit 1
+  fi
+  grep -E '^\[[A-Z-]+\], (Throughput|Operations|AverageLatency|99thPercentileLatency|Return)' "$dir/$phase.out"
+}
 for w in "${workloads[@]}"; do
   dir=$(mktemp -d)
-  echo "== $w (store in $dir)"
-  java -cp "$cp" site.ycsb.Client -load -db io.mlkv.bench.ycsb.MlkvYcsbDb -P "mlkv-bench/ycsb/$w" -p mlkv.dir="$dir/store" "$@" \
-    | grep -E '^\[(OVERALL|INSERT)\]'
-  java -cp "$cp" site.ycsb.Client -t -db io.mlkv.bench.ycsb.MlkvYcsbDb -P "mlkv-bench/ycsb/$w" -p mlkv.dir="$dir/store" "$@" \
-    | grep -E '^\[(OVERALL|READ|UPDATE|INSERT|SCAN|READ-MODIFY-WRITE)\], (Throughput|Operations|AverageLatency|99thPercentileLatency|Return)'
+  echo "== $w: load"
+  client -load "$w" "$dir" "$@"
+  echo "== $w: run"
+  client -t "$w" "$dir" "$@"
   rm -rf "$dir"
 done
