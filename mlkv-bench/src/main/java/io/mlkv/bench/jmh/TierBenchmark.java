@@ -15,7 +15,6 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.SplittableRandom;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -47,7 +46,8 @@ import org.rocksdb.WriteOptions;
  *   <li>{@code ROCKSDB_TIER}: the RocksDB tier alone (our options, MultiGet);</li>
  *   <li>{@code STORE_ALL_IN_DRAM}: the store, DRAM sized to hold every key;</li>
  *   <li>{@code STORE_QUARTER_IN_DRAM}: the store, DRAM holding a quarter of the keys;</li>
- *   <li>{@code CONCURRENT_HASH_MAP}: {@code ConcurrentHashMap<Long, float[]>} on the heap;</li>
+ *   <li>{@code CONCURRENT_HASH_MAP}, {@code CAFFEINE}, {@code AGRONA_MAP}: on-heap maps of
+ *       {@code float[]} ({@link HeapBaselines});</li>
  *   <li>{@code RAW_ROCKSDB}: RocksDB JNI with default options, {@code multiGetAsList} and a
  *       {@code WriteBatch} per batch.</li>
  * </ul>
@@ -64,9 +64,11 @@ import org.rocksdb.WriteOptions;
 public class TierBenchmark {
 
     /** What is measured. */
-    public enum Impl { DRAM_TIER, ROCKSDB_TIER, STORE_ALL_IN_DRAM, STORE_QUARTER_IN_DRAM, CONCURRENT_HASH_MAP, RAW_ROCKSDB }
+    public enum Impl { DRAM_TIER, ROCKSDB_TIER, STORE_ALL_IN_DRAM, STORE_QUARTER_IN_DRAM, CONCURRENT_HASH_MAP, CAFFEINE,
+        AGRONA_MAP, RAW_ROCKSDB }
 
-    @Param({"DRAM_TIER", "ROCKSDB_TIER", "STORE_ALL_IN_DRAM", "STORE_QUARTER_IN_DRAM", "CONCURRENT_HASH_MAP", "RAW_ROCKSDB"})
+    @Param({"DRAM_TIER", "ROCKSDB_TIER", "STORE_ALL_IN_DRAM", "STORE_QUARTER_IN_DRAM", "CONCURRENT_HASH_MAP", "CAFFEINE",
+        "AGRONA_MAP", "RAW_ROCKSDB"})
     public Impl impl;
 
     @Param("64")
@@ -104,7 +106,13 @@ public class TierBenchmark {
                 target = store(dramAll / 8);
                 break;
             case CONCURRENT_HASH_MAP:
-                target = new HeapMap(dim);
+                target = new HeapBaselines.Chm(dim);
+                break;
+            case CAFFEINE:
+                target = new HeapBaselines.CaffeineMap(dim);
+                break;
+            case AGRONA_MAP:
+                target = new HeapBaselines.AgronaMap(dim);
                 break;
             case RAW_ROCKSDB:
                 target = new RawRocks(dir, dim);
@@ -166,76 +174,6 @@ public class TierBenchmark {
     @Benchmark
     public void multiPut() {
         target.multiPut(nextBatch(), values);
-    }
-
-    /** The heap map a Java user would reach for first. */
-    static final class HeapMap implements VectorTier {
-        private final int dim;
-        private final ConcurrentHashMap<Long, float[]> map = new ConcurrentHashMap<>();
-
-        HeapMap(int dim) {
-            this.dim = dim;
-        }
-
-        @Override
-        public int dim() {
-            return dim;
-        }
-
-        @Override
-        public int multiGet(long[] keys, float[] out, boolean[] found) {
-            int hits = 0;
-            for (int i = 0; i < keys.length; i++) {
-                float[] v = map.get(keys[i]);
-                found[i] = v != null;
-                if (v != null) {
-                    System.arraycopy(v, 0, out, i * dim, dim);
-                    hits++;
-                }
-            }
-            return hits;
-        }
-
-        @Override
-        public void multiPut(long[] keys, float[] values) {
-            for (int i = 0; i < keys.length; i++) {
-                float[] v = new float[dim];
-                System.arraycopy(values, i * dim, v, 0, dim);
-                map.put(keys[i], v);
-            }
-        }
-
-        @Override
-        public void multiDelete(long[] keys) {
-            for (long k : keys) {
-                map.remove(k);
-            }
-        }
-
-        @Override
-        public int contains(long[] keys, boolean[] out) {
-            int n = 0;
-            for (int i = 0; i < keys.length; i++) {
-                out[i] = map.containsKey(keys[i]);
-                n += out[i] ? 1 : 0;
-            }
-            return n;
-        }
-
-        @Override
-        public long size() {
-            return map.size();
-        }
-
-        @Override
-        public void forEach(io.mlkv.storage.VectorVisitor visitor) {
-            map.forEach((k, v) -> visitor.visit(k, v));
-        }
-
-        @Override
-        public void close() {
-            map.clear();
-        }
     }
 
     /** RocksDB JNI as a user would write it: default options, byte[] keys and values. */

@@ -1,0 +1,203 @@
+package io.mlkv.bench.jmh;
+
+import io.mlkv.core.Durability;
+import io.mlkv.core.GpuMode;
+import io.mlkv.core.MlkvStore;
+import io.mlkv.core.VectorInitializer;
+import io.mlkv.storage.dram.DramTier;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * The training operations, {@code findOrInsert} and {@code accumulate}, on the composed store and
+ * on the on-heap maps a Java user would write them with ({@link HeapBaselines}), in the same run.
+ * One operation is one batch of {@code batch} keys. {@code findOrInsert} batches are half loaded
+ * keys and half never-seen keys (fresh each call; every iteration starts from a freshly loaded
+ * table so the maps do not grow without bound); {@code accumulate} batches are loaded keys.
+ *
+ * <p>Run: {@code java -jar mlkv-bench/target/mlkv-bench.jar jmh StoreOpsBenchmark -f 1 -wi 2 -i 5 -w 3s -r 3s}
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.Throughput)
+@OutputTimeUnit(TimeUnit.SECONDS)
+@Fork(value = 1, jvmArgsAppend = {"-Xmx4g"})
+@Warmup(iterations = 2, time = 3)
+@Measurement(iterations = 5, time = 3)
+public class StoreOpsBenchmark {
+
+    /** What is measured. */
+    public enum Impl { STORE_ALL_IN_DRAM, STORE_QUARTER_IN_DRAM, CONCURRENT_HASH_MAP, CAFFEINE, AGRONA_MAP }
+
+    @Param({"STORE_ALL_IN_DRAM", "STORE_QUARTER_IN_DRAM", "CONCURRENT_HASH_MAP", "CAFFEINE", "AGRONA_MAP"})
+    public Impl impl;
+
+    @Param("64")
+    public int dim;
+
+    @Param("2048")
+    public int batch;
+
+    @Param("200000")
+    public int keys;
+
+    private Path dir;
+    private HeapBaselines.MapTier target;
+    private long[][] loaded;
+    private long nextNew;
+    private int next;
+    private float[] out;
+    private float[] deltas;
+
+    @Setup(Level.Iteration)
+    public void open() throws IOException {
+        dir = Files.createTempDirectory("mlkv-jmh");
+        long dramAll = (long) keys * 4 / DramTier.BUCKET_SLOTS * DramTier.bucketBytes(dim);
+        switch (impl) {
+            case STORE_ALL_IN_DRAM:
+                target = new StoreTier(dim, dir, dramAll);
+                break;
+            case STORE_QUARTER_IN_DRAM:
+                target = new StoreTier(dim, dir, dramAll / 16);
+                break;
+            case CONCURRENT_HASH_MAP:
+                target = new HeapBaselines.Chm(dim);
+                break;
+            case CAFFEINE:
+                target = new HeapBaselines.CaffeineMap(dim);
+                break;
+            case AGRONA_MAP:
+                target = new HeapBaselines.AgronaMap(dim);
+                break;
+            default:
+                throw new AssertionError(impl);
+        }
+        long[] k = new long[batch];
+        float[] v = new float[batch * dim];
+        for (int from = 0; from < keys; from += batch) {
+            int n = Math.min(batch, keys - from);
+            long[] kk = n == batch ? k : new long[n];
+            for (int i = 0; i < n; i++) {
+                kk[i] = from + i;
+            }
+            target.multiPut(kk, n == batch ? v : new float[n * dim]);
+        }
+        SplittableRandom r = new SplittableRandom(11);
+        loaded = new long[64][batch];
+        for (long[] b : loaded) {
+            for (int i = 0; i < batch; i++) {
+                b[i] = r.nextInt(keys);
+            }
+        }
+        nextNew = 1L << 40;
+        out = new float[batch * dim];
+        deltas = new float[batch * dim];
+        Arrays.fill(deltas, 0.5f);
+    }
+
+    @TearDown(Level.Iteration)
+    public void close() throws IOException {
+        target.close();
+        try (Stream<Path> paths = Files.walk(dir)) {
+            for (Path p : (Iterable<Path>) paths.sorted(Comparator.reverseOrder())::iterator) {
+                Files.deleteIfExists(p);
+            }
+        }
+    }
+
+    @Benchmark
+    public float findOrInsert() {
+        next = (next + 1) & 63;
+        long[] b = loaded[next].clone();
+        for (int i = 0; i < batch; i += 2) {
+            b[i] = nextNew++;
+        }
+        target.findOrInsert(b, out);
+        return out[0];
+    }
+
+    @Benchmark
+    public void accumulate() {
+        next = (next + 1) & 63;
+        target.accumulate(loaded[next], deltas);
+    }
+
+    /** The store behind the same interface as the maps. */
+    static final class StoreTier implements HeapBaselines.MapTier {
+        private final MlkvStore store;
+        private final VectorInitializer init = (key, o, off, d) -> Arrays.fill(o, off, off + d, INITIAL);
+
+        StoreTier(int dim, Path dir, long dramBytes) {
+            store = MlkvStore.builder().dim(dim).directory(dir).dramCapacityBytes(dramBytes).blockCacheBytes(128L << 20)
+                    .durability(Durability.WRITE_BACK).gpu(GpuMode.OFF).build();
+        }
+
+        @Override
+        public void findOrInsert(long[] keys, float[] out) {
+            store.findOrInsert(keys, out, init);
+        }
+
+        @Override
+        public void accumulate(long[] keys, float[] d) {
+            store.accumulate(keys, d);
+        }
+
+        @Override
+        public int dim() {
+            return store.dim();
+        }
+
+        @Override
+        public int multiGet(long[] keys, float[] out, boolean[] found) {
+            return store.multiGet(keys, out, found);
+        }
+
+        @Override
+        public void multiPut(long[] keys, float[] values) {
+            store.multiPut(keys, values);
+        }
+
+        @Override
+        public void multiDelete(long[] keys) {
+            store.multiDelete(keys);
+        }
+
+        @Override
+        public int contains(long[] keys, boolean[] out) {
+            return store.contains(keys, out);
+        }
+
+        @Override
+        public long size() {
+            return store.size();
+        }
+
+        @Override
+        public void forEach(io.mlkv.storage.VectorVisitor visitor) {
+            store.forEach(visitor);
+        }
+
+        @Override
+        public void close() {
+            store.close();
+        }
+    }
+}
