@@ -12,6 +12,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -40,7 +41,7 @@ class FullDiskTest {
         try {
             p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         } catch (java.io.IOException e) {
-            assumeTrue(false, "unshare is not installed, cannot mount a small file system: " + e.getMessage());
+            Assumptions.abort("unshare is not installed, cannot mount a small file system: " + e.getMessage());
             return;
         }
         List<String> lines = new ArrayList<>();
