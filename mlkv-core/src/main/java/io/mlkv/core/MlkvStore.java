@@ -78,6 +78,12 @@ public final class MlkvStore implements VectorTier {
     private final ReentrantReadWriteLock lifecycle = new ReentrantReadWriteLock();
     private final AtomicBoolean closed = new AtomicBoolean();
     private final AtomicLong entryCount;
+    /**
+     * Bumped at the end of every batch that changes which keys exist or their values, before the
+     * mutation lock is released. A reader that saw it unchanged from before its lookup to inside the
+     * lock knows that what it found absent is still absent.
+     */
+    private final AtomicLong mutationEpoch = new AtomicLong();
     private final EvictionSink writeBackSink;
 
     private final LongAdder dramHits = new LongAdder();
@@ -308,7 +314,7 @@ public final class MlkvStore implements VectorTier {
     public void multiPut(long[] keys, float[] values) {
         BatchChecks.checkRows("multiPut", keys, values, dim);
         checkReserved("multiPut", keys);
-        mutate(keys, values, Kind.PUT, null, null);
+        mutate(keys, values, Kind.PUT, null, null, -1);
     }
 
     /** Inserts or overwrites one vector, {@code value.length == dim}. */
@@ -323,7 +329,7 @@ public final class MlkvStore implements VectorTier {
     public void accumulate(long[] keys, float[] deltas) {
         BatchChecks.checkRows("accumulate", keys, deltas, dim);
         checkReserved("accumulate", keys);
-        mutate(keys, deltas, Kind.ACCUMULATE, null, null);
+        mutate(keys, deltas, Kind.ACCUMULATE, null, null, -1);
     }
 
     /**
@@ -342,6 +348,7 @@ public final class MlkvStore implements VectorTier {
         }
         boolean[] found = new boolean[keys.length];
         int present;
+        long epoch = mutationEpoch.get();
         enter();
         try {
             present = read(keys, out, found, true);
@@ -360,7 +367,7 @@ public final class MlkvStore implements VectorTier {
         }
         long[] missKeys = gather(keys, missIdx, missing);
         float[] missOut = new float[missing * dim];
-        mutate(missKeys, null, Kind.FIND_OR_INSERT, missOut, initializer);
+        mutate(missKeys, null, Kind.FIND_OR_INSERT, missOut, initializer, epoch);
         for (int m = 0; m < missing; m++) {
             System.arraycopy(missOut, m * dim, out, missIdx[m] * dim, dim);
         }
@@ -409,6 +416,7 @@ public final class MlkvStore implements VectorTier {
             }
             entryCount.addAndGet(-seenBefore);
         } finally {
+            mutationEpoch.incrementAndGet();
             mutation.unlock();
             exit();
         }
@@ -423,11 +431,12 @@ public final class MlkvStore implements VectorTier {
 
     /**
      * The one write path. Under the mutation lock: deduplicate the batch, read the current value
-     * of each distinct key, compute its final value (running the initializer, if any, before
+     * of each distinct key (skipped when {@code absentSince} equals the mutation epoch: the caller
+     * found every key absent and nothing has been written since), compute its final value (running the initializer, if any, before
      * anything is written), write RocksDB first if write-through, then install into DRAM and
      * write back whatever DRAM pushed out.
      */
-    private void mutate(long[] keys, float[] arg, Kind kind, float[] out, VectorInitializer init) {
+    private void mutate(long[] keys, float[] arg, Kind kind, float[] out, VectorInitializer init, long absentSince) {
         enter();
         mutation.lock();
         try {
@@ -448,7 +457,9 @@ public final class MlkvStore implements VectorTier {
             }
             float[] finals = new float[u * dim];
             boolean[] existed = new boolean[u];
-            readCurrent(unique, u, finals, existed);
+            if (absentSince < 0 || mutationEpoch.get() != absentSince) {
+                readCurrent(unique, u, finals, existed);
+            }
 
             boolean[] write = new boolean[u];
             switch (kind) {
@@ -514,6 +525,7 @@ public final class MlkvStore implements VectorTier {
             entryCount.addAndGet(added);
             writePending();
         } finally {
+            mutationEpoch.incrementAndGet();
             mutation.unlock();
             exit();
         }
