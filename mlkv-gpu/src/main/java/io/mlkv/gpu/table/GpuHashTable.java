@@ -1,11 +1,16 @@
 package io.mlkv.gpu.table;
 
+import static jcuda.driver.JCudaDriver.cuEventCreate;
+import static jcuda.driver.JCudaDriver.cuEventDestroy;
+import static jcuda.driver.JCudaDriver.cuEventRecord;
+import static jcuda.driver.JCudaDriver.cuEventSynchronize;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoHAsync;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoDAsync;
 import static jcuda.driver.JCudaDriver.cuMemsetD8Async;
 import static jcuda.driver.JCudaDriver.cuStreamCreate;
 import static jcuda.driver.JCudaDriver.cuStreamDestroy;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
+import static jcuda.driver.JCudaDriver.cuStreamWaitEvent;
 
 import io.mlkv.gpu.cuda.Cuda;
 import io.mlkv.gpu.cuda.CudaDevice;
@@ -23,6 +28,8 @@ import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.ReentrantLock;
 import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUevent;
+import jcuda.driver.CUevent_flags;
 import jcuda.driver.CUstream;
 import jcuda.driver.CUstream_flags;
 
@@ -40,6 +47,8 @@ import jcuda.driver.CUstream_flags;
  * <h2>Two APIs</h2>
  * Host arrays ({@code long[]}, {@code float[]}): staged through pinned buffers allocated once at
  * creation and processed in chunks of {@link #stagingKeys()} keys; no allocation per call.
+ * {@code find}, the read path, pipelines halves of the staging buffers over two streams so CPU
+ * packing, copies and kernels overlap.
  * Device pointers ({@link CUdeviceptr} in and out): for training code whose tensors already live
  * on the GPU; pointers must belong to this table's device, values be 16-byte aligned for full
  * speed (any alignment works).
@@ -95,6 +104,10 @@ public final class GpuHashTable implements VectorTier {
     private final CudaDevice device;
     private final Kernels kernels;
     private final CUstream stream = new CUstream();
+    /** Copies of the pipelined host-array paths run here, overlapping kernels on {@link #stream}. */
+    private final CUstream copyStream = new CUstream();
+    /** Per staging half: keys copied in, kernel done, results copied out. */
+    private final CUevent[][] pipeEvents = new CUevent[2][3];
     private final List<AutoCloseable> owned = new ArrayList<>();
     private final DeviceMemory keys;
     private final DeviceMemory scores;
@@ -134,6 +147,13 @@ public final class GpuHashTable implements VectorTier {
                                 + "; lower the capacity or the dimension", null);
             }
             Cuda.check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+            Cuda.check(cuStreamCreate(copyStream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate (copies)");
+            for (CUevent[] half : pipeEvents) {
+                for (int e = 0; e < half.length; e++) {
+                    half[e] = new CUevent();
+                    Cuda.check(cuEventCreate(half[e], CUevent_flags.CU_EVENT_DISABLE_TIMING), "cuEventCreate");
+                }
+            }
             this.keys = own(new DeviceMemory(capacity * 8, "table keys"));
             this.scores = own(new DeviceMemory(capacity * 8, "table scores"));
             this.digests = own(new DeviceMemory(capacity, "table digests"));
@@ -351,18 +371,52 @@ public final class GpuHashTable implements VectorTier {
         BatchChecks.checkOutputRows("find", batch, out, dim);
         BatchChecks.checkFlags("find", "found", batch, found);
         checkKeys("find", batch);
-        return (int) (long) call(() -> {
-            long hits = 0;
-            for (int from = 0; from < batch.length; from += stagingKeys) {
-                int n = Math.min(stagingKeys, batch.length - from);
-                staging.putKeys(batch, from, n, stream);
-                launchFind(staging.dKeys.pointer(), n, staging.dValuesOut.pointer(), staging.dFlags.pointer(), null, null);
-                staging.fetchValuesAndFlags(n, dim, stream);
-                sync("find (n=" + n + ")");
-                hits += staging.unpackFoundRows(from, n, dim, out, found);
+        return (int) (long) call(() -> pipelinedFind(batch, out, found));
+    }
+
+    /**
+     * Find through the two halves of the staging buffers in turn, so that packing one piece's keys
+     * and unpacking another's rows on the CPU overlap the copies and the kernel of the piece in
+     * between: keys go in on {@link #copyStream}, the kernel runs on {@link #stream} once they are
+     * there, results come back on {@link #copyStream} once it is done. Caller holds the lock.
+     */
+    private long pipelinedFind(long[] batch, float[] out, boolean[] found) {
+        int piece = Math.max(1, stagingKeys / 2);
+        int pieces = (batch.length + piece - 1) / piece;
+        long rowBytes = dim * 4L;
+        long hits = 0;
+        for (int p = 0; p < pieces + 2; p++) {
+            if (p >= 2) {
+                int done = p - 2;
+                int h = done & 1;
+                int from = done * piece;
+                int n = Math.min(piece, batch.length - from);
+                Cuda.check(cuEventSynchronize(pipeEvents[h][2]), "cuEventSynchronize after find (n=" + n + ")");
+                hits += staging.unpackFoundRows(h * piece, from, n, dim, out, found);
             }
-            return hits;
-        });
+            if (p >= pieces) {
+                continue;
+            }
+            int h = p & 1;
+            int from = p * piece;
+            int n = Math.min(piece, batch.length - from);
+            long at = (long) h * piece;
+            CUevent[] ev = pipeEvents[h];
+            staging.hKeys.buffer().asLongBuffer().put((int) at, batch, from, n);
+            Cuda.check(cuMemcpyHtoDAsync(staging.dKeys.at(at * 8), staging.hKeys.pointer().withByteOffset(at * 8),
+                    n * 8L, copyStream), "cuMemcpyHtoDAsync (keys)");
+            Cuda.check(cuEventRecord(ev[0], copyStream), "cuEventRecord");
+            Cuda.check(cuStreamWaitEvent(stream, ev[0], 0), "cuStreamWaitEvent");
+            launchFind(staging.dKeys.at(at * 8), n, staging.dValuesOut.at(at * rowBytes), staging.dFlags.at(at), null, null);
+            Cuda.check(cuEventRecord(ev[1], stream), "cuEventRecord");
+            Cuda.check(cuStreamWaitEvent(copyStream, ev[1], 0), "cuStreamWaitEvent");
+            Cuda.check(cuMemcpyDtoHAsync(staging.hValuesOut.pointer().withByteOffset(at * rowBytes),
+                    staging.dValuesOut.at(at * rowBytes), n * rowBytes, copyStream), "cuMemcpyDtoHAsync (values)");
+            Cuda.check(cuMemcpyDtoHAsync(staging.hFlags.pointer().withByteOffset(at), staging.dFlags.at(at), n,
+                    copyStream), "cuMemcpyDtoHAsync (flags)");
+            Cuda.check(cuEventRecord(ev[2], copyStream), "cuEventRecord");
+        }
+        return hits;
     }
 
     /** Writes {@code out[i]} = whether {@code batch[i]} is present; returns the number present. */
@@ -569,7 +623,15 @@ public final class GpuHashTable implements VectorTier {
             }
         }
         owned.clear();
+        for (CUevent[] half : pipeEvents) {
+            for (CUevent e : half) {
+                if (e != null) {
+                    cuEventDestroy(e);
+                }
+            }
+        }
         try {
+            Cuda.check(cuStreamDestroy(copyStream), "cuStreamDestroy (copies)");
             Cuda.check(cuStreamDestroy(stream), "cuStreamDestroy");
         } catch (RuntimeException e) {
             if (failure == null) {
@@ -824,11 +886,6 @@ public final class GpuHashTable implements VectorTier {
             Cuda.check(cuMemcpyDtoHAsync(hFlags.pointer(), dFlags.pointer(), n, stream), "cuMemcpyDtoHAsync (flags)");
         }
 
-        void fetchValuesAndFlags(int n, int dim, CUstream stream) {
-            fetchValues(n, dim, stream);
-            fetchFlags(n, stream);
-        }
-
         void fetchEvicted(int n, int dim, CUstream stream) {
             if (n == 0) {
                 return;
@@ -852,10 +909,17 @@ public final class GpuHashTable implements VectorTier {
                     "cuMemcpyDtoHAsync (export scores)");
         }
 
-        /** Copies found rows only (missing rows of {@code out} stay untouched), in runs of found rows. */
-        int unpackFoundRows(int from, int n, int dim, float[] out, boolean[] found) {
+        /**
+         * Copies found rows only (missing rows of {@code out} stay untouched), in runs of found rows,
+         * from staging positions {@code [at, at + n)} to batch positions {@code [from, from + n)}.
+         */
+        int unpackFoundRows(int at, int from, int n, int dim, float[] out, boolean[] found) {
             ByteBuffer flags = hFlags.buffer();
+            flags.position(at);
+            flags = flags.slice();
             java.nio.FloatBuffer rows = hValuesOut.buffer().asFloatBuffer();
+            rows.position(at * dim);
+            rows = rows.slice();
             int hits = 0;
             int runStart = -1;
             for (int i = 0; i <= n; i++) {
