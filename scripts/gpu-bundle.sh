@@ -26,7 +26,8 @@ mvn -B -q -ntp dependency:copy -Dartifact="$junit_console" -DoutputDirectory="$w
 for m in mlkv-storage mlkv-gpu mlkv-core mlkv-bench; do
   cp "$m/target/$m-0.1.0-SNAPSHOT.jar" "$work/lib/"
 done
-cp mlkv-storage/target/mlkv-storage-0.1.0-SNAPSHOT-tests.jar mlkv-gpu/target/mlkv-gpu-0.1.0-SNAPSHOT-tests.jar "$work/lib/"
+cp mlkv-storage/target/mlkv-storage-0.1.0-SNAPSHOT-tests.jar mlkv-gpu/target/mlkv-gpu-0.1.0-SNAPSHOT-tests.jar \
+  mlkv-core/target/mlkv-core-0.1.0-SNAPSHOT-tests.jar "$work/lib/"
 rm -f "$work"/lib/jmh-generator-*.jar
 
 # Only the linux-x86_64 natives travel: RocksDB's jar carries every platform's library.

@@ -27,7 +27,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * A tiered map from 64-bit keys to fixed-dimension {@code float32} vectors: an off-heap DRAM
- * cache over RocksDB, which holds the authoritative copy. Open one with {@link #builder()}.
+ * cache over RocksDB, which holds the authoritative copy, and, where a CUDA GPU is used
+ * ({@link GpuMode}), an HBM tier above them holding clean copies of hot entries. Open one with
+ * {@link #builder()}.
  *
  * <h2>Semantics</h2>
  * <ul>
@@ -49,6 +51,13 @@ import org.slf4j.LoggerFactory;
  * one store-wide write lock per batch, so concurrent writes to a key resolve to one of the written
  * vectors, never a mix.
  *
+ * <h2>HBM tier</h2>
+ * With a GPU, lookups try HBM first; keys found below are installed there if no batch wrote
+ * since they were read (the store's mutation epoch), and every write updates or erases the HBM
+ * copy in the same locked batch, so HBM never holds a value older than DRAM or RocksDB. HBM
+ * evictions need no write-back. (Write-back from HBM, cuFile transfers and checkpoints are the
+ * next steps.)
+ *
  * <h2>Migration</h2>
  * Every lookup is recorded with the DRAM tier's {@linkplain io.mlkv.storage.policy.EvictionPolicy
  * policy}. A key found only in RocksDB is promoted into DRAM if the policy admits it (LRU and LFU
@@ -68,6 +77,7 @@ public final class MlkvStore implements VectorTier {
     private final int dim;
     private final long rowBytes;
     private final Durability durability;
+    private final HbmCache hbm;
     private final DramTier dram;
     private final RocksDbTier rocks;
     private final WriteBackBuffer pending;
@@ -98,11 +108,17 @@ public final class MlkvStore implements VectorTier {
         this.dim = b.dim;
         this.rowBytes = dim * 4L;
         this.durability = b.durability;
-        checkGpu(b.gpuMode);
         this.rocks = RocksDbTier.open(b.directory, dim, b.blockCacheBytes, b.syncWrites);
         try {
             this.dram = new DramTier(dim, b.dramCapacityBytes, b.policy);
         } catch (RuntimeException e) {
+            rocks.close();
+            throw e;
+        }
+        try {
+            this.hbm = HbmCache.open(b.gpuMode, dim, b.hbmCapacity);
+        } catch (RuntimeException e) {
+            dram.close();
             rocks.close();
             throw e;
         }
@@ -126,18 +142,6 @@ public final class MlkvStore implements VectorTier {
     /** Starts configuring a store. */
     public static Builder builder() {
         return new Builder();
-    }
-
-    private static void checkGpu(GpuMode mode) {
-        if (mode == GpuMode.OFF) {
-            return;
-        }
-        String reason = "the HBM tier is not yet composed into the store in this version";
-        if (mode == GpuMode.ON) {
-            throw new IllegalStateException("GpuMode.ON was asked for, but " + reason
-                    + "; use GpuMode.OFF or GpuMode.AUTO");
-        }
-        LOG.info("GPU tier not used ({}); running on DRAM and SSD", reason);
     }
 
     private long recoverCount() {
@@ -233,11 +237,58 @@ public final class MlkvStore implements VectorTier {
     }
 
     /**
-     * Reads through the tiers. Caller is inside {@link #enter()}.
+     * Reads through the tiers, HBM first when there is one. Caller is inside {@link #enter()}.
      *
-     * @param promote whether keys found only in RocksDB may be installed in DRAM
+     * @param promote whether keys found below may be installed in the tiers above
      */
     private int read(long[] keys, float[] out, boolean[] found, boolean promote) {
+        if (hbm == null) {
+            return readBelow(keys, out, found, promote);
+        }
+        long epoch = mutationEpoch.get();
+        int n = keys.length;
+        int fromHbm = hbm.find(keys, out, found);
+        if (fromHbm == n) {
+            return n;
+        }
+        int misses = n - fromHbm;
+        int[] missIdx = new int[misses];
+        for (int i = 0, m = 0; i < n; i++) {
+            if (!found[i]) {
+                missIdx[m++] = i;
+            }
+        }
+        long[] missKeys = gather(keys, missIdx, misses);
+        float[] rows = new float[misses * dim];
+        boolean[] below = new boolean[misses];
+        int fromBelow = readBelow(missKeys, rows, below, promote);
+        long[] promoteKeys = new long[fromBelow];
+        float[] promoteRows = new float[fromBelow * dim];
+        for (int m = 0, p = 0; m < misses; m++) {
+            if (below[m]) {
+                int i = missIdx[m];
+                found[i] = true;
+                System.arraycopy(rows, m * dim, out, i * dim, dim);
+                promoteKeys[p] = missKeys[m];
+                System.arraycopy(rows, m * dim, promoteRows, p * dim, dim);
+                p++;
+            }
+        }
+        if (promote && fromBelow > 0 && mutation.tryLock()) {
+            try {
+                // Unchanged epoch: no batch wrote since these rows were read, so they are current.
+                if (mutationEpoch.get() == epoch) {
+                    hbm.install(promoteKeys, promoteRows, fromBelow);
+                }
+            } finally {
+                mutation.unlock();
+            }
+        }
+        return fromHbm + fromBelow;
+    }
+
+    /** Reads through DRAM and RocksDB; see {@link #read}. */
+    private int readBelow(long[] keys, float[] out, boolean[] found, boolean promote) {
         long now = dram.tick();
         dram.policy().recordAccesses(keys, 0, keys.length);
         int n = keys.length;
@@ -414,6 +465,9 @@ public final class MlkvStore implements VectorTier {
             for (long key : keys) {
                 dram.remove(key);
             }
+            if (hbm != null) {
+                hbm.erase(keys);
+            }
             entryCount.addAndGet(-seenBefore);
         } finally {
             mutationEpoch.incrementAndGet();
@@ -521,6 +575,9 @@ public final class MlkvStore implements VectorTier {
                 if (res == DramTier.PutResult.REJECTED && dirty) {
                     pending.add(writeKeys[r], writeValues, r);
                 }
+            }
+            if (hbm != null) {
+                hbm.update(writeKeys, writeValues, w);
             }
             entryCount.addAndGet(added);
             writePending();
@@ -717,7 +774,8 @@ public final class MlkvStore implements VectorTier {
                 dram.size(), dram.capacity());
         TierStats s = new TierStats("SSD", ssdHits.sum(), ssdMisses.sum(), 0, 0, 0,
                 writeBacks.sum() * rowBytes, promoted * rowBytes, entryCount.get(), -1);
-        return new StoreStats(List.of(d, s), entryCount.get(), prefetched.sum());
+        List<TierStats> tiers = hbm == null ? List.of(d, s) : List.of(hbm.stats(rowBytes), d, s);
+        return new StoreStats(tiers, entryCount.get(), prefetched.sum());
     }
 
     /**
@@ -745,10 +803,21 @@ public final class MlkvStore implements VectorTier {
             closed.set(true);
             RuntimeException failure = null;
             prefetchPool.shutdown();
+            if (hbm != null) {
+                try {
+                    hbm.close();
+                } catch (RuntimeException e) {
+                    failure = e;
+                }
+            }
             try {
                 dram.close();
             } catch (RuntimeException e) {
-                failure = e;
+                if (failure == null) {
+                    failure = e;
+                } else {
+                    failure.addSuppressed(e);
+                }
             }
             try {
                 rocks.close();
@@ -826,6 +895,7 @@ public final class MlkvStore implements VectorTier {
         private Durability durability = Durability.WRITE_BACK;
         private String policy = "lru";
         private GpuMode gpuMode = GpuMode.AUTO;
+        private long hbmCapacity = 1L << 20;
         private boolean syncWrites;
         private int prefetchThreads = 2;
 
@@ -891,6 +961,18 @@ public final class MlkvStore implements VectorTier {
                         + Arrays.toString(GpuMode.values()));
             }
             this.gpuMode = mode;
+            return this;
+        }
+
+        /**
+         * Entries the HBM tier holds when a GPU is used (rounded up to whole 128-slot buckets, a
+         * power of two of them); default 1 Mi.
+         */
+        public Builder hbmCapacity(long entries) {
+            if (entries < 1 || entries > (1L << 40)) {
+                throw new IllegalArgumentException("hbmCapacity must be between 1 and 2^40 entries, was " + entries);
+            }
+            this.hbmCapacity = entries;
             return this;
         }
 

@@ -31,12 +31,17 @@ class ConcurrencyTest {
     @TempDir
     Path dir;
 
+    /** The GPU mode the store of this test runs with; a GPU subclass overrides it. */
+    protected GpuMode gpuMode() {
+        return GpuMode.OFF;
+    }
+
     @Test
     void readsNeverSeeAnOlderValueThanAcknowledgedAndNoUpdateIsLost() throws Exception {
         long seed = Long.getLong("mlkv.seed", System.nanoTime());
         try (MlkvStore store = MlkvStore.builder().dim(DIM).directory(dir.resolve("s"))
                 .dramCapacityBytes(16 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
-                .policy("tinylfu").gpu(GpuMode.OFF).build()) {
+                .policy("tinylfu").gpu(gpuMode()).hbmCapacity(512).build()) {
             int keys = WRITERS * KEYS_PER_WRITER;
             // acked[k]: the newest version of key k whose multiPut has returned.
             AtomicLongArray acked = new AtomicLongArray(keys);

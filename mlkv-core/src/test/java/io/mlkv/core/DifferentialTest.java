@@ -36,10 +36,16 @@ class DifferentialTest {
         }
     }
 
+    /** The GPU mode the stores of this test run with; a GPU subclass overrides it. */
+    protected GpuMode gpuMode() {
+        return GpuMode.OFF;
+    }
+
     private MlkvStore open(String policy, Durability durability, int dramBuckets) {
+        // A small HBM tier (8 buckets) where one is used, so it evicts too.
         return MlkvStore.builder().dim(DIM).directory(dir.resolve("s"))
                 .dramCapacityBytes(dramBuckets * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
-                .policy(policy).durability(durability).gpu(GpuMode.OFF).build();
+                .policy(policy).durability(durability).gpu(gpuMode()).hbmCapacity(1024).build();
     }
 
     private void run(long seed, String policy, Durability durability, int dramBuckets) {

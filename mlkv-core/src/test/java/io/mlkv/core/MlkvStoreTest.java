@@ -60,6 +60,7 @@ class MlkvStoreTest {
         assertMessage(() -> b.policy("fifo"), "fifo", "lru");
         assertMessage(() -> b.gpu(null), "gpu", "AUTO");
         assertMessage(() -> b.prefetchThreads(0), "prefetchThreads", "0");
+        assertMessage(() -> b.hbmCapacity(0), "hbmCapacity", "0");
     }
 
     private static void assertMessage(Runnable r, String... parts) {
@@ -87,10 +88,21 @@ class MlkvStoreTest {
     }
 
     @Test
-    void gpuModeOnFailsClearlyWhereNoGpuTierCanBeOpened() {
-        IllegalStateException e = assertThrows(IllegalStateException.class, () -> MlkvStore.builder()
-                .dim(DIM).directory(dir.resolve("g")).gpu(GpuMode.ON).build());
-        assertTrue(e.getMessage().contains("GpuMode.OFF"), e.getMessage());
+    void gpuModeOnOpensAnHbmTierOrSaysWhyNot() {
+        boolean gpu = io.mlkv.gpu.cuda.Kernels.built() && io.mlkv.gpu.cuda.CudaDevice.unavailableReason() == null;
+        MlkvStore.Builder b = MlkvStore.builder().dim(DIM).directory(dir.resolve("g")).gpu(GpuMode.ON).hbmCapacity(1024);
+        if (gpu) {
+            try (MlkvStore s = b.build()) {
+                assertEquals("HBM", s.stats().tiers().get(0).tier());
+            }
+        } else {
+            IllegalStateException e = assertThrows(IllegalStateException.class, b::build);
+            assertTrue(e.getMessage().contains("no GPU tier can be opened") && e.getMessage().contains("GpuMode.AUTO"),
+                    e.getMessage());
+            try (MlkvStore s = b.gpu(GpuMode.AUTO).build()) {
+                assertEquals("DRAM", s.stats().tiers().get(0).tier());
+            }
+        }
     }
 
     @Test
