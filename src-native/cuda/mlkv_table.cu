@@ -236,7 +236,8 @@ extern "C" __global__ void mlkv_contains(const uint64_t* __restrict__ keys, cons
 template <typename Tile>
 __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* keys, uint64_t* scores,
                                           uint8_t* digests, float* values, const int* __restrict__ dedup_slot,
-                                          int* dedup_win, uint64_t* dedup_keys, int* bucket_locks, uint64_t bucket_mask, int dim, int mode, int score_mode,
+                                          int* dedup_win, uint64_t* dedup_keys, int* bucket_locks,
+                                          uint64_t bucket_mask, int dim, int mode, int score_mode,
                                           uint64_t clock, const uint64_t* __restrict__ in_keys,
                                           const float* __restrict__ in_values, const uint64_t* __restrict__ in_scores,
                                           float* __restrict__ out, uint8_t* __restrict__ found_out,
@@ -253,7 +254,12 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
     bool sole_writer = false;
     if (dedup_slot != nullptr) {
         int p = dedup_slot[i];
-        if (dedup_win[p] != (int)i) {
+        // One lane reads the mark and shares it: lane 0 clears it below, and a lane reading after
+        // that would take the other branch and split the tile.
+        int last = 0;
+        if (lane == 0) last = dedup_win[p];
+        last = tile.shfl(last, 0);
+        if (last != (int)i) {
             // A later occurrence of this key writes; this one only reports presence.
             if (found_out != nullptr) {
                 bool locked;

@@ -63,7 +63,7 @@ class GpuStoreTest {
             float[] ones = new float[3 * DIM];
             Arrays.fill(ones, 1f);
             s.multiPut(keys, ones);
-            s.accumulate(new long[] {2}, ones);
+            s.accumulate(new long[] {2}, Arrays.copyOf(ones, DIM));
             s.delete(3);
             float[] out = new float[3 * DIM];
             boolean[] found = new boolean[3];
