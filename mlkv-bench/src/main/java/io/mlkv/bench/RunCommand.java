@@ -61,6 +61,10 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--gpu", defaultValue = "AUTO", description = "OFF, AUTO or ON (default ${DEFAULT-VALUE}).")
     GpuMode gpu;
 
+    @Option(names = "--hbm-entries", defaultValue = "1048576",
+            description = "Entries of the HBM tier when a GPU is used (default ${DEFAULT-VALUE}).")
+    long hbmEntries;
+
     @Option(names = "--dir", description = "Store directory; default a temporary one, deleted afterwards.")
     Path dir;
 
@@ -85,7 +89,7 @@ final class RunCommand implements Callable<Integer> {
         boolean temporary = dir == null;
         Path storeDir = temporary ? Files.createTempDirectory("mlkv-run") : dir;
         try (MlkvStore store = MlkvStore.builder().dim(dim).directory(storeDir).dramCapacityBytes(dramMb << 20)
-                .policy(policy).durability(durability).gpu(gpu).build()) {
+                .policy(policy).durability(durability).gpu(gpu).hbmCapacity(hbmEntries).build()) {
             WorkloadRunner runner;
             try {
                 runner = new WorkloadRunner(store, w, threads, verify, seed);
