@@ -12,8 +12,8 @@ import org.slf4j.LoggerFactory;
 /**
  * The HBM tier of the store: a {@link GpuHashTable} holding clean copies of hot entries. DRAM and
  * RocksDB stay authoritative; the store updates or erases an HBM copy in the same locked batch
- * that writes the entry below, and installs copies only when no write happened since they were
- * read, so a copy here is never older than the entry below it. What the table evicts needs no
+ * that writes the entry below, and installs copies only when no write of the key happened since
+ * they were read, so a copy here is never older than the entry below it. What the table evicts needs no
  * write-back.
  */
 final class HbmCache implements AutoCloseable {

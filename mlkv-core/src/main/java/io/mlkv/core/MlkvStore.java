@@ -52,9 +52,10 @@ import org.slf4j.LoggerFactory;
  * vectors, never a mix.
  *
  * <h2>HBM tier</h2>
- * With a GPU, lookups try HBM first; keys found below are installed there if no batch wrote
- * since they were read (the store's mutation epoch), and every write updates or erases the HBM
- * copy in the same locked batch, so HBM never holds a value older than DRAM or RocksDB. HBM
+ * With a GPU, lookups try HBM first; keys found below are installed there if their DRAM bucket's
+ * version (which every write of the key changes) is the one read before their value, and every
+ * write updates or erases the HBM copy in the same locked batch, so HBM never holds a value older
+ * than DRAM or RocksDB. HBM
  * evictions need no write-back. (Write-back from HBM, cuFile transfers and checkpoints are the
  * next steps.)
  *
@@ -245,7 +246,6 @@ public final class MlkvStore implements VectorTier {
         if (hbm == null) {
             return readBelow(keys, out, found, promote);
         }
-        long epoch = mutationEpoch.get();
         int n = keys.length;
         int fromHbm = hbm.find(keys, out, found);
         if (fromHbm == n) {
@@ -259,27 +259,36 @@ public final class MlkvStore implements VectorTier {
             }
         }
         long[] missKeys = gather(keys, missIdx, misses);
+        // Every write of a key changes its DRAM bucket's version; read them before the values.
+        long[] versions = new long[misses];
+        for (int m = 0; m < misses; m++) {
+            versions[m] = dram.version(missKeys[m]);
+        }
         float[] rows = new float[misses * dim];
         boolean[] below = new boolean[misses];
         int fromBelow = readBelow(missKeys, rows, below, promote);
-        long[] promoteKeys = new long[fromBelow];
-        float[] promoteRows = new float[fromBelow * dim];
-        for (int m = 0, p = 0; m < misses; m++) {
+        for (int m = 0; m < misses; m++) {
             if (below[m]) {
                 int i = missIdx[m];
                 found[i] = true;
                 System.arraycopy(rows, m * dim, out, i * dim, dim);
-                promoteKeys[p] = missKeys[m];
-                System.arraycopy(rows, m * dim, promoteRows, p * dim, dim);
-                p++;
             }
         }
         if (promote && fromBelow > 0 && mutation.tryLock()) {
             try {
-                // Unchanged epoch: no batch wrote since these rows were read, so they are current.
-                if (mutationEpoch.get() == epoch) {
-                    hbm.install(promoteKeys, promoteRows, fromBelow);
+                // Writers hold the mutation lock, so versions cannot move while we compare: a key
+                // whose version is unchanged was not written since its row was read.
+                long[] promoteKeys = new long[fromBelow];
+                float[] promoteRows = new float[fromBelow * dim];
+                int p = 0;
+                for (int m = 0; m < misses; m++) {
+                    if (below[m] && dram.version(missKeys[m]) == versions[m]) {
+                        promoteKeys[p] = missKeys[m];
+                        System.arraycopy(rows, m * dim, promoteRows, p * dim, dim);
+                        p++;
+                    }
                 }
+                hbm.install(promoteKeys, promoteRows, p);
             } finally {
                 mutation.unlock();
             }

@@ -169,6 +169,17 @@ public final class DramTier implements VectorTier {
         }
     }
 
+    /**
+     * The current version of {@code key}'s bucket. Every write that may change the value of any key
+     * of the bucket (unconditional put, removal, refused admission) changes it, so a caller that
+     * reads it before reading {@code key}'s value from any tier, and finds it unchanged later, knows
+     * no such write happened in between.
+     */
+    public long version(long key) {
+        checkOpen();
+        return UNSAFE.getLongVolatile(null, versions.address() + bucketOf(key) * 8);
+    }
+
     /** Whether {@code key} is present; does not change its score. */
     public boolean contains(long key) {
         checkOpen();
@@ -207,7 +218,7 @@ public final class DramTier implements VectorTier {
                     slot = lowestScoreSlot(bucket);
                     long victim = UNSAFE.getLong(keys.address() + slot * 8);
                     if (!policy.admit(key, victim)) {
-                        UNSAFE.putLong(versionAddr, version + 1);
+                        UNSAFE.putLongVolatile(null, versionAddr, version + 1);
                         return PutResult.REJECTED;
                     }
                     float[] buf = scratch.get();
@@ -227,7 +238,7 @@ public final class DramTier implements VectorTier {
             UNSAFE.putLong(scores.address() + slot * 8, score);
             UNSAFE.putByte(flags.address() + slot, (byte) (OCCUPIED | (dirty ? DIRTY : 0)));
             if (expectedVersion < 0) {
-                UNSAFE.putLong(versionAddr, version + 1);
+                UNSAFE.putLongVolatile(null, versionAddr, version + 1);
             }
             return result;
         }
@@ -244,7 +255,7 @@ public final class DramTier implements VectorTier {
         long bucket = bucketOf(key);
         long versionAddr = versions.address() + bucket * 8;
         synchronized (lockFor(bucket)) {
-            UNSAFE.putLong(versionAddr, UNSAFE.getLong(versionAddr) + 1);
+            UNSAFE.putLongVolatile(null, versionAddr, UNSAFE.getLong(versionAddr) + 1);
             long slot = findSlot(bucket, key);
             if (slot < 0) {
                 return false;
