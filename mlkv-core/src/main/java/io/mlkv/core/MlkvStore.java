@@ -14,6 +14,8 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -83,6 +85,12 @@ public final class MlkvStore implements VectorTier {
     private final RocksDbTier rocks;
     private final WriteBackBuffer pending;
     private final ExecutorService prefetchPool;
+    /**
+     * Installs copies that readers could not install themselves because a writer held the
+     * mutation lock. One thread, a short queue; when the queue is full the promotion is dropped
+     * (a later read promotes again), so readers never wait for it.
+     */
+    private final ThreadPoolExecutor promoter;
     /** Held by every batch that changes which keys a tier holds, or what RocksDB holds. */
     private final ReentrantLock mutation = new ReentrantLock();
     /** Read-held by every operation, write-held by close, so close never frees memory in use. */
@@ -136,6 +144,11 @@ public final class MlkvStore implements VectorTier {
             t.setDaemon(true);
             return t;
         });
+        this.promoter = new ThreadPoolExecutor(1, 1, 0, TimeUnit.MILLISECONDS, new ArrayBlockingQueue<>(16), r -> {
+            Thread t = new Thread(r, "mlkv-promote");
+            t.setDaemon(true);
+            return t;
+        }, new ThreadPoolExecutor.DiscardPolicy());
         LOG.info("opened MLKV store at {}: dim={}, DRAM {} slots ({} bytes, policy {}), durability {}",
                 rocks.directory(), dim, dram.capacity(), b.dramCapacityBytes, b.policy, durability);
     }
@@ -274,12 +287,13 @@ public final class MlkvStore implements VectorTier {
                 System.arraycopy(rows, m * dim, out, i * dim, dim);
             }
         }
-        if (promote && fromBelow > 0 && mutation.tryLock()) {
-            try {
+        if (promote && fromBelow > 0) {
+            int count = fromBelow;
+            promote(() -> {
                 // Writers hold the mutation lock, so versions cannot move while we compare: a key
                 // whose version is unchanged was not written since its row was read.
-                long[] promoteKeys = new long[fromBelow];
-                float[] promoteRows = new float[fromBelow * dim];
+                long[] promoteKeys = new long[count];
+                float[] promoteRows = new float[count * dim];
                 int p = 0;
                 for (int m = 0; m < misses; m++) {
                     if (below[m] && dram.version(missKeys[m]) == versions[m]) {
@@ -289,11 +303,45 @@ public final class MlkvStore implements VectorTier {
                     }
                 }
                 hbm.install(promoteKeys, promoteRows, p);
+            });
+        }
+        return fromHbm + fromBelow;
+    }
+
+    /**
+     * Runs {@code installation} under the mutation lock: at once if the lock is free, otherwise on
+     * the promoter thread, which waits for it. Installations check versions read before the
+     * values, so running late is safe. Caller is inside {@link #enter()}.
+     */
+    private void promote(Runnable installation) {
+        if (mutation.tryLock()) {
+            try {
+                installation.run();
             } finally {
                 mutation.unlock();
             }
+            return;
         }
-        return fromHbm + fromBelow;
+        promoter.execute(() -> {
+            try {
+                enter();
+            } catch (IllegalStateException closedMeanwhile) {
+                return;
+            }
+            try {
+                mutation.lock();
+                try {
+                    installation.run();
+                } finally {
+                    mutation.unlock();
+                }
+            } catch (RuntimeException e) {
+                // A promotion is an optimisation: the data stays where it was; say why it failed.
+                LOG.warn("background promotion failed: {}", e.toString());
+            } finally {
+                exit();
+            }
+        });
     }
 
     /** Reads through DRAM and RocksDB; see {@link #read}. */
@@ -338,13 +386,10 @@ public final class MlkvStore implements VectorTier {
                 found[i] = true;
             }
         }
-        if (promote && fromRocks > 0 && mutation.tryLock()) {
-            // Promotion is opportunistic: a reader never waits for a writer to install a copy.
-            try {
-                install(missKeys, missValues, missFound, missVersion, misses, now);
-            } finally {
-                mutation.unlock();
-            }
+        if (promote && fromRocks > 0) {
+            long[] versions = missVersion;
+            int count = misses;
+            promote(() -> install(missKeys, missValues, missFound, versions, count, now));
         }
         return hits + fromRocks;
     }
@@ -812,6 +857,7 @@ public final class MlkvStore implements VectorTier {
             closed.set(true);
             RuntimeException failure = null;
             prefetchPool.shutdown();
+            promoter.shutdown();
             if (hbm != null) {
                 try {
                     hbm.close();
