@@ -371,7 +371,7 @@ public final class GpuHashTable implements VectorTier {
         BatchChecks.checkOutputRows("find", batch, out, dim);
         BatchChecks.checkFlags("find", "found", batch, found);
         checkKeys("find", batch);
-        return (int) (long) call(() -> pipelinedFind(batch, out, found));
+        return (int) call(() -> pipelinedFind(batch, out, found));
     }
 
     /**
@@ -424,7 +424,7 @@ public final class GpuHashTable implements VectorTier {
         BatchChecks.checkKeys("contains", batch);
         BatchChecks.checkFlags("contains", "out", batch, out);
         checkKeys("contains", batch);
-        return (int) (long) call(() -> {
+        return (int) call(() -> {
             long present = 0;
             for (int from = 0; from < batch.length; from += stagingKeys) {
                 int n = Math.min(stagingKeys, batch.length - from);
@@ -514,7 +514,7 @@ public final class GpuHashTable implements VectorTier {
             throw new IllegalArgumentException("export range [" + offset + ", " + (offset + count)
                     + ") is outside the table's " + capacity + " slots");
         }
-        return (int) (long) call(() -> {
+        return (int) call(() -> {
             long n = launchExport(offset, count, staging.dKeys.pointer(), staging.dValuesOut.pointer(),
                     staging.dScores.pointer());
             staging.fetchExport((int) n, dim, stream);
