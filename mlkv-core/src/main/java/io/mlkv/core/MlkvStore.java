@@ -565,7 +565,9 @@ public final class MlkvStore implements VectorTier {
             }
             float[] finals = new float[u * dim];
             boolean[] existed = new boolean[u];
-            if (absentSince < 0 || mutationEpoch.get() != absentSince) {
+            if (kind == Kind.PUT) {
+                existing(unique, u, existed);
+            } else if (absentSince < 0 || mutationEpoch.get() != absentSince) {
                 readCurrent(unique, u, finals, existed);
             }
 
@@ -648,6 +650,30 @@ public final class MlkvStore implements VectorTier {
         } catch (RuntimeException | Error e) {
             throw new MlkvException(StatusCode.CALLBACK_FAILED, "findOrInsert initializer for key " + key,
                     null, "the initializer threw " + e + "; nothing from this batch was inserted", e);
+        }
+    }
+
+    /**
+     * Tells which of {@code keys[0, n)} exist in any tier, without reading values: what a put needs
+     * to keep {@link #size()} exact. Caller holds the mutation lock.
+     */
+    private void existing(long[] keys, int n, boolean[] found) {
+        int[] missIdx = new int[n];
+        int misses = 0;
+        for (int i = 0; i < n; i++) {
+            found[i] = dram.contains(keys[i]) || pending.contains(keys[i]);
+            if (!found[i]) {
+                missIdx[misses++] = i;
+            }
+        }
+        if (misses == 0) {
+            return;
+        }
+        long[] missKeys = gather(keys, missIdx, misses);
+        boolean[] inRocks = new boolean[misses];
+        rocks.exists(missKeys, misses, inRocks);
+        for (int m = 0; m < misses; m++) {
+            found[missIdx[m]] = inRocks[m];
         }
     }
 

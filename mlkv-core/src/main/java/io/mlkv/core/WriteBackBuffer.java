@@ -48,6 +48,16 @@ final class WriteBackBuffer {
         count = n + 1;
     }
 
+    /** Whether {@code key} is buffered. */
+    boolean contains(long key) {
+        if (count == 0) {
+            return false;
+        }
+        synchronized (this) {
+            return latest.get(key) >= 0;
+        }
+    }
+
     /** Copies the newest buffered value of {@code key} to row {@code row} of {@code out}. */
     boolean lookup(long key, float[] out, int row) {
         if (count == 0) {

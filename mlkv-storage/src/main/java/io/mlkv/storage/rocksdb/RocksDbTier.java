@@ -287,6 +287,42 @@ public final class RocksDbTier implements VectorTier {
         return hits;
     }
 
+    /**
+     * Tells which of {@code keys[0, n)} are present, without returning values: the Bloom filters
+     * and memtables answer most absent keys ({@code keyMayExist}), and only the keys they cannot
+     * rule out are read with {@code MultiGet}.
+     *
+     * @return the number present
+     */
+    public int exists(long[] keys, int n, boolean[] out) {
+        enter(false);
+        try {
+            int[] maybe = new int[n];
+            int m = 0;
+            for (int i = 0; i < n; i++) {
+                out[i] = false;
+                if (db.keyMayExist(data, readOptions, ValueCodec.encodeKey(keys[i]), null)) {
+                    maybe[m++] = i;
+                }
+            }
+            if (m == 0) {
+                return 0;
+            }
+            long[] maybeKeys = new long[m];
+            for (int j = 0; j < m; j++) {
+                maybeKeys[j] = keys[maybe[j]];
+            }
+            boolean[] found = new boolean[m];
+            int present = multiGetLocked(maybeKeys, 0, m, new float[m * dim], found);
+            for (int j = 0; j < m; j++) {
+                out[maybe[j]] = found[j];
+            }
+            return present;
+        } finally {
+            exit();
+        }
+    }
+
     /** Reads one key; returns whether it was found. */
     public boolean get(long key, float[] out, int row) {
         enter(false);

@@ -121,4 +121,20 @@ class RocksDbTierTest {
         assertEquals(StatusCode.IO_ERROR, e.status());
         assertTrue(e.getMessage().contains(file.resolve("store").toString()), e.getMessage());
     }
+
+    @Test
+    void existsTellsPresentFromAbsentAndDeletedKeys() {
+        try (RocksDbTier t = RocksDbTier.open(dir.resolve("db"), 2, 1 << 20, false)) {
+            long[] keys = new long[1000];
+            for (int i = 0; i < keys.length; i++) {
+                keys[i] = i * 2L;
+            }
+            t.multiPut(keys, new float[keys.length * 2]);
+            t.multiDelete(new long[] {0, 2});
+            long[] probe = {0, 1, 2, 4, 1998, 1999, 5000};
+            boolean[] out = new boolean[probe.length];
+            assertEquals(2, t.exists(probe, probe.length, out));
+            assertArrayEquals(new boolean[] {false, false, false, true, true, false, false}, out);
+        }
+    }
 }
