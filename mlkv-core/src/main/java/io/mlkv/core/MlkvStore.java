@@ -8,13 +8,15 @@ import io.mlkv.storage.VectorVisitor;
 import io.mlkv.storage.dram.DramTier;
 import io.mlkv.storage.dram.EvictionSink;
 import io.mlkv.storage.rocksdb.RocksDbTier;
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -23,6 +25,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.stream.Stream;
 import org.agrona.collections.Long2LongHashMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -805,6 +808,79 @@ public final class MlkvStore implements VectorTier {
             }
         }
         rocks.syncWal();
+    }
+
+    /**
+     * Writes a consistent copy of the whole store to {@code target} (which must not exist): dirty
+     * DRAM entries are flushed first, then RocksDB's checkpoint is taken and completed by a
+     * manifest of sizes and CRC-32C checksums. Writers wait while it runs; readers do not. Open
+     * the copy with {@link #restoreCheckpoint} followed by {@link #builder()}.
+     *
+     * @throws IllegalArgumentException if {@code target} exists
+     * @throws MlkvException            {@code IO_ERROR} naming the cause if it cannot be written
+     */
+    public void checkpoint(Path target) {
+        if (target == null) {
+            throw new IllegalArgumentException("checkpoint: target must not be null");
+        }
+        Path abs = target.toAbsolutePath();
+        if (Files.exists(abs)) {
+            throw new IllegalArgumentException("checkpoint: " + abs + " already exists; give a new directory");
+        }
+        enter();
+        mutation.lock();
+        try {
+            flushLocked();
+            // The copy carries an exact count, so opening it needs no recount.
+            rocks.writeMeta(META_COUNT, entryCount.get());
+            rocks.writeMeta(META_CLEAN, 1);
+            try {
+                rocks.checkpoint(abs);
+            } finally {
+                rocks.writeMeta(META_CLEAN, 0);
+            }
+            CheckpointManifest.write(abs);
+        } catch (IOException e) {
+            throw new MlkvException(StatusCode.IO_ERROR, "checkpoint to " + abs, e.getClass().getSimpleName(),
+                    e.getMessage(), e);
+        } finally {
+            mutation.unlock();
+            exit();
+        }
+    }
+
+    /**
+     * Verifies a checkpoint written by {@link #checkpoint} and copies it into {@code directory}
+     * (absent or empty), ready to be opened as a store. A checkpoint that was cut off (no
+     * manifest) or damaged (a file missing, truncated or failing its checksum) is refused before
+     * anything is copied.
+     *
+     * @throws MlkvException {@code CORRUPTION} naming the problem, or {@code IO_ERROR}
+     */
+    public static void restoreCheckpoint(Path checkpoint, Path directory) {
+        if (checkpoint == null || directory == null) {
+            throw new IllegalArgumentException("restoreCheckpoint: checkpoint and directory must not be null");
+        }
+        Path from = checkpoint.toAbsolutePath();
+        Path to = directory.toAbsolutePath();
+        List<Path> files = CheckpointManifest.verify(from);
+        try {
+            if (Files.exists(to)) {
+                try (Stream<Path> s = Files.list(to)) {
+                    if (s.findAny().isPresent()) {
+                        throw new IllegalArgumentException("restoreCheckpoint: " + to + " is not empty");
+                    }
+                }
+            }
+            for (Path rel : files) {
+                Path dst = to.resolve(rel.toString());
+                Files.createDirectories(dst.getParent());
+                Files.copy(from.resolve(rel), dst);
+            }
+        } catch (IOException e) {
+            throw new MlkvException(StatusCode.IO_ERROR, "restore " + from + " into " + to, e.getClass().getSimpleName(),
+                    e.getMessage(), e);
+        }
     }
 
     /** The exact number of keys in the store. */

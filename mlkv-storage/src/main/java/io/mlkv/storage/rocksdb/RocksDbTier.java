@@ -8,6 +8,8 @@ import io.mlkv.storage.VectorVisitor;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -16,6 +18,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import org.rocksdb.BlockBasedTableConfig;
 import org.rocksdb.BloomFilter;
+import org.rocksdb.Checkpoint;
 import org.rocksdb.ColumnFamilyDescriptor;
 import org.rocksdb.ColumnFamilyHandle;
 import org.rocksdb.ColumnFamilyOptions;
@@ -451,6 +454,26 @@ public final class RocksDbTier implements VectorTier {
             db.put(meta, writeOptions, name.getBytes(StandardCharsets.UTF_8), v);
         } catch (RocksDBException e) {
             throw writeFailed("write metadata " + name, e);
+        } finally {
+            exit();
+        }
+    }
+
+    /**
+     * Writes a consistent copy of the tier to {@code target}, which must not exist: RocksDB's own
+     * checkpoint (hard links to immutable SST files where the file system allows, copies
+     * otherwise) plus the format marker, so {@code target} opens as a store of its own.
+     */
+    public void checkpoint(Path target) {
+        enter(true);
+        try (Checkpoint cp = Checkpoint.create(db)) {
+            cp.createCheckpoint(target.toString());
+            Files.copy(dir.resolve(StoreFormat.FILE_NAME), target.resolve(StoreFormat.FILE_NAME));
+        } catch (RocksDBException e) {
+            throw failure("checkpoint to " + target, e);
+        } catch (IOException e) {
+            throw new MlkvException(StatusCode.IO_ERROR, "checkpoint to " + target, e.getClass().getSimpleName(),
+                    e.getMessage(), e);
         } finally {
             exit();
         }
