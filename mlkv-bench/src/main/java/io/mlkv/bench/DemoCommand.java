@@ -8,9 +8,7 @@ import io.mlkv.core.workload.KeyGenerators;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Comparator;
 import java.util.concurrent.Callable;
-import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -89,7 +87,7 @@ final class DemoCommand implements Callable<Integer> {
             System.out.println("integrity: every value read back matched what was written");
         } finally {
             if (temporary) {
-                deleteTree(storeDir);
+                TempDirectories.deleteTree(storeDir);
             }
         }
         return 0;
@@ -135,13 +133,5 @@ final class DemoCommand implements Callable<Integer> {
             p.update(done);
         }
         return wrong;
-    }
-
-    private static void deleteTree(Path root) throws IOException {
-        try (Stream<Path> paths = Files.walk(root)) {
-            for (Path p : (Iterable<Path>) paths.sorted(Comparator.reverseOrder())::iterator) {
-                Files.deleteIfExists(p);
-            }
-        }
     }
 }

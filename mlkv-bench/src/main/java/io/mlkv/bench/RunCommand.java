@@ -10,9 +10,7 @@ import io.mlkv.core.MlkvStore;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Comparator;
 import java.util.concurrent.Callable;
-import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -110,10 +108,8 @@ final class RunCommand implements Callable<Integer> {
             return result.integrityFailures() == 0 ? 0 : 1;
         } finally {
             if (temporary) {
-                try (Stream<Path> paths = Files.walk(storeDir)) {
-                    for (Path p : (Iterable<Path>) paths.sorted(Comparator.reverseOrder())::iterator) {
-                        Files.deleteIfExists(p);
-                    }
+                try {
+                    TempDirectories.deleteTree(storeDir);
                 } catch (IOException e) {
                     System.err.println("could not delete " + storeDir + ": " + e.getMessage());
                 }

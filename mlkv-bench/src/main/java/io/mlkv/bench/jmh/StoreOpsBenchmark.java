@@ -1,5 +1,6 @@
 package io.mlkv.bench.jmh;
 
+import io.mlkv.bench.TempDirectories;
 import io.mlkv.core.Durability;
 import io.mlkv.core.GpuMode;
 import io.mlkv.core.MlkvStore;
@@ -9,10 +10,8 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.Comparator;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -90,16 +89,7 @@ public class StoreOpsBenchmark {
             default:
                 throw new AssertionError(impl);
         }
-        long[] k = new long[batch];
-        float[] v = new float[batch * dim];
-        for (int from = 0; from < keys; from += batch) {
-            int n = Math.min(batch, keys - from);
-            long[] kk = n == batch ? k : new long[n];
-            for (int i = 0; i < n; i++) {
-                kk[i] = from + i;
-            }
-            target.multiPut(kk, n == batch ? v : new float[n * dim]);
-        }
+        TierBenchmark.loadSequential(target, keys, batch);
         SplittableRandom r = new SplittableRandom(11);
         loaded = new long[64][batch];
         for (long[] b : loaded) {
@@ -116,11 +106,7 @@ public class StoreOpsBenchmark {
     @TearDown(Level.Iteration)
     public void close() throws IOException {
         target.close();
-        try (Stream<Path> paths = Files.walk(dir)) {
-            for (Path p : (Iterable<Path>) paths.sorted(Comparator.reverseOrder())::iterator) {
-                Files.deleteIfExists(p);
-            }
-        }
+        TempDirectories.deleteTree(dir);
     }
 
     @Benchmark

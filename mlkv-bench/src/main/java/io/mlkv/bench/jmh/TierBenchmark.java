@@ -1,5 +1,6 @@
 package io.mlkv.bench.jmh;
 
+import io.mlkv.bench.TempDirectories;
 import io.mlkv.core.Durability;
 import io.mlkv.core.GpuMode;
 import io.mlkv.core.MlkvStore;
@@ -12,11 +13,9 @@ import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -120,16 +119,7 @@ public class TierBenchmark {
             default:
                 throw new AssertionError(impl);
         }
-        long[] all = new long[batch];
-        float[] v = new float[batch * dim];
-        for (int from = 0; from < keys; from += batch) {
-            int n = Math.min(batch, keys - from);
-            long[] k = n == batch ? all : new long[n];
-            for (int i = 0; i < n; i++) {
-                k[i] = from + i;
-            }
-            target.multiPut(k, n == batch ? v : new float[n * dim]);
-        }
+        loadSequential(target, keys, batch);
         SplittableRandom r = new SplittableRandom(7);
         for (int b = 0; b < 64; b++) {
             long[] k = new long[batch];
@@ -146,6 +136,21 @@ public class TierBenchmark {
         }
     }
 
+    /** Writes keys {@code 0 .. keys-1} (zero vectors) in batches; the set-up both benchmarks share. */
+    static void loadSequential(VectorTier target, int keys, int batch) {
+        int dim = target.dim();
+        long[] all = new long[batch];
+        float[] v = new float[batch * dim];
+        for (int from = 0; from < keys; from += batch) {
+            int n = Math.min(batch, keys - from);
+            long[] k = n == batch ? all : new long[n];
+            for (int i = 0; i < n; i++) {
+                k[i] = from + i;
+            }
+            target.multiPut(k, n == batch ? v : new float[n * dim]);
+        }
+    }
+
     private MlkvStore store(long dramBytes) {
         return MlkvStore.builder().dim(dim).directory(dir).dramCapacityBytes(dramBytes)
                 .blockCacheBytes(256L << 20).durability(Durability.WRITE_BACK).gpu(GpuMode.OFF).build();
@@ -154,11 +159,7 @@ public class TierBenchmark {
     @TearDown(Level.Trial)
     public void close() throws IOException {
         target.close();
-        try (Stream<Path> paths = Files.walk(dir)) {
-            for (Path p : (Iterable<Path>) paths.sorted(Comparator.reverseOrder())::iterator) {
-                Files.deleteIfExists(p);
-            }
-        }
+        TempDirectories.deleteTree(dir);
     }
 
     private long[] nextBatch() {
