@@ -1,5 +1,6 @@
 package io.mlkv.bench;
 
+import io.mlkv.bench.run.Workload;
 import io.mlkv.core.sim.PolicySimulator;
 import io.mlkv.core.workload.KeyGenerator;
 import io.mlkv.core.workload.KeyGenerators;
@@ -18,6 +19,10 @@ final class SimulateCommand implements Callable<Integer> {
     @Option(names = "--distribution", defaultValue = "zipfian",
             description = "uniform, zipfian, scrambled, latest or hotspot (default ${DEFAULT-VALUE}); ignored with --trace.")
     String distribution;
+
+    @Option(names = {"-w", "--workload"},
+            description = "Take keys, distribution, theta, hotspot shares and batch size from a workload (as `run` does).")
+    String workload;
 
     @Option(names = "--trace", description = "Recorded trace: one decimal key per line, or little-endian longs in a .bin file.")
     Path trace;
@@ -53,6 +58,21 @@ final class SimulateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        if (workload != null) {
+            Workload w;
+            try {
+                w = Workload.load(workload);
+            } catch (IllegalArgumentException e) {
+                System.err.println(e.getMessage());
+                return 2;
+            }
+            distribution = w.distribution();
+            theta = w.theta();
+            keys = Math.round(w.recordCount() * w.keySpaceFactor());
+            hotSet = w.hotSetFraction();
+            hotOps = w.hotOpFraction();
+            batch = w.batchSize();
+        }
         long[] sizes = tiers.stream().mapToLong(Long::longValue).toArray();
         String source = trace != null ? "trace " + trace
                 : distribution + (distribution.contains("zipf") || distribution.equals("latest") || distribution.equals("scrambled")
