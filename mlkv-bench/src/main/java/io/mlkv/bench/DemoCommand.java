@@ -1,5 +1,6 @@
 package io.mlkv.bench;
 
+import io.mlkv.bench.run.WorkloadRunner;
 import io.mlkv.core.Durability;
 import io.mlkv.core.GpuMode;
 import io.mlkv.core.MlkvStore;
@@ -52,10 +53,6 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "1", description = "Seed of the read keys (default ${DEFAULT-VALUE}).")
     long seed;
 
-    static float valueOf(long key, int d) {
-        return (float) (key % 100_003) + d * 0.25f;
-    }
-
     @Override
     public Integer call() throws IOException {
         if (vectors < 1 || dim < 1 || batch < 1 || reads < 0) {
@@ -104,7 +101,7 @@ final class DemoCommand implements Callable<Integer> {
             for (int i = 0; i < n; i++) {
                 k[i] = from + i;
                 for (int d = 0; d < dim; d++) {
-                    v[i * dim + d] = valueOf(k[i], d);
+                    v[i * dim + d] = WorkloadRunner.expected(k[i], d);
                 }
             }
             store.multiPut(k, v);
@@ -125,7 +122,8 @@ final class DemoCommand implements Callable<Integer> {
             gen.fill(k);
             store.multiGet(k, out, found);
             for (int i = 0; i < n; i++) {
-                if (!found[i] || out[i * dim] != valueOf(k[i], 0) || out[i * dim + dim - 1] != valueOf(k[i], dim - 1)) {
+                if (!found[i] || out[i * dim] != WorkloadRunner.expected(k[i], 0)
+                        || out[i * dim + dim - 1] != WorkloadRunner.expected(k[i], dim - 1)) {
                     wrong++;
                 }
             }

@@ -226,28 +226,7 @@ public final class MlkvStore implements VectorTier {
         checkReserved("contains", keys);
         enter();
         try {
-            float[] scratch = new float[dim];
-            int[] missIdx = new int[keys.length];
-            int misses = 0;
-            int present = 0;
-            for (int i = 0; i < keys.length; i++) {
-                out[i] = dram.contains(keys[i]) || pending.lookup(keys[i], scratch, 0);
-                if (out[i]) {
-                    present++;
-                } else {
-                    missIdx[misses++] = i;
-                }
-            }
-            if (misses > 0) {
-                long[] missKeys = gather(keys, missIdx, misses);
-                boolean[] inRocks = new boolean[misses];
-                rocks.contains(missKeys, inRocks);
-                for (int m = 0; m < misses; m++) {
-                    out[missIdx[m]] = inRocks[m];
-                    present += inRocks[m] ? 1 : 0;
-                }
-            }
-            return present;
+            return existing(keys, keys.length, out);
         } finally {
             exit();
         }
@@ -491,32 +470,15 @@ public final class MlkvStore implements VectorTier {
         mutation.lock();
         try {
             writePending();
-            boolean[] existed = new boolean[keys.length];
-            int[] missIdx = new int[keys.length];
-            int misses = 0;
-            long seenBefore = 0;
             Long2LongHashMap seen = new Long2LongHashMap(-1);
-            for (int i = 0; i < keys.length; i++) {
-                if (seen.put(keys[i], i) >= 0) {
-                    continue;
-                }
-                if (dram.contains(keys[i])) {
-                    existed[i] = true;
-                } else {
-                    missIdx[misses++] = i;
+            long[] unique = new long[keys.length];
+            int u = 0;
+            for (long key : keys) {
+                if (seen.put(key, u) < 0) {
+                    unique[u++] = key;
                 }
             }
-            if (misses > 0) {
-                long[] missKeys = gather(keys, missIdx, misses);
-                boolean[] inRocks = new boolean[misses];
-                rocks.contains(missKeys, inRocks);
-                for (int m = 0; m < misses; m++) {
-                    existed[missIdx[m]] = inRocks[m];
-                }
-            }
-            for (boolean e : existed) {
-                seenBefore += e ? 1 : 0;
-            }
+            long seenBefore = existing(unique, u, new boolean[u]);
             // RocksDB first: if it fails, DRAM still holds what it held and nothing changed.
             rocks.multiDelete(keys);
             for (long key : keys) {
@@ -657,10 +619,12 @@ public final class MlkvStore implements VectorTier {
     }
 
     /**
-     * Tells which of {@code keys[0, n)} exist in any tier, without reading values: what a put needs
-     * to keep {@link #size()} exact. Caller holds the mutation lock.
+     * Tells which of {@code keys[0, n)} exist in any tier, without reading values (what
+     * {@link #contains}, deletes and puts need). Caller is inside {@link #enter()}.
+     *
+     * @return the number present
      */
-    private void existing(long[] keys, int n, boolean[] found) {
+    private int existing(long[] keys, int n, boolean[] found) {
         int[] missIdx = new int[n];
         int misses = 0;
         for (int i = 0; i < n; i++) {
@@ -670,14 +634,15 @@ public final class MlkvStore implements VectorTier {
             }
         }
         if (misses == 0) {
-            return;
+            return n;
         }
         long[] missKeys = gather(keys, missIdx, misses);
         boolean[] inRocks = new boolean[misses];
-        rocks.exists(missKeys, misses, inRocks);
+        int fromRocks = rocks.exists(missKeys, misses, inRocks);
         for (int m = 0; m < misses; m++) {
             found[missIdx[m]] = inRocks[m];
         }
+        return n - misses + fromRocks;
     }
 
     /** Reads the current values of {@code keys[0, n)} from DRAM, the write-back buffer and RocksDB. */

@@ -387,7 +387,7 @@ public final class RocksDbTier implements VectorTier {
     public int contains(long[] keys, boolean[] out) {
         BatchChecks.checkKeys("contains", keys);
         BatchChecks.checkFlags("contains", "out", keys, out);
-        return multiGet(keys, 0, keys.length, new float[keys.length * dim], out);
+        return exists(keys, keys.length, out);
     }
 
     /** Counts the keys by a full scan: exact, and O(number of keys). */
