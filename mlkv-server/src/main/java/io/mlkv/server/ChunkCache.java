@@ -1,0 +1,290 @@
+package io.mlkv.server;
+
+import io.mlkv.core.Durability;
+import io.mlkv.core.MlkvStore;
+import io.mlkv.server.backend.AzureBlobBackend;
+import java.nio.file.Path;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The server's block storage: the tiered store (DRAM over RocksDB) as the local cache, an
+ * optional blob backend behind it, and a Bloom filter per partition.
+ *
+ * <p>A block's store key mixes its partition id and hash; the stored vector repeats both, so a key
+ * collision between two blocks reads as a miss, never as the other block. Writes of one key are
+ * serialised by a striped lock; reads take no lock (the store itself is thread-safe).
+ */
+final class ChunkCache implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(ChunkCache.class);
+    private static final int LOCK_STRIPES = 1024;
+
+    private final MlkvStore store;
+    private final int blockSize;
+    private final int dim;
+    private final Map<String, Partition> partitions;
+    private final AzureBlobBackend backend;
+    private final WriteMode writeMode;
+    private final ThreadPoolExecutor uploader;
+    private final ReentrantLock[] stripes = new ReentrantLock[LOCK_STRIPES];
+    final AtomicLong blocksAsked = new AtomicLong();
+    final AtomicLong blocksHit = new AtomicLong();
+    final AtomicLong backendReads = new AtomicLong();
+    final AtomicLong uploadFailures = new AtomicLong();
+
+    /** Result of a lookup: the cached prefix length and blocks ruled out by the Bloom filter. */
+    record LookupResult(int cachedBlocks, int bloomRejections) {
+    }
+
+    ChunkCache(Path directory, long dramBytes, Durability durability, int blockSize, Collection<String> partitionKeys,
+            long bloomExpectedBlocks, double bloomFpp, AzureBlobBackend backend, WriteMode writeMode,
+            int uploadThreads, int uploadQueue) {
+        this.blockSize = blockSize;
+        this.dim = ChunkRecord.vectorDim(blockSize);
+        this.backend = backend;
+        this.writeMode = writeMode;
+        for (int i = 0; i < LOCK_STRIPES; i++) {
+            stripes[i] = new ReentrantLock();
+        }
+        Map<String, Partition> ps = new LinkedHashMap<>();
+        for (String k : partitionKeys) {
+            ps.put(k, new Partition(k, bloomExpectedBlocks, bloomFpp));
+        }
+        this.partitions = Map.copyOf(ps);
+        this.store = MlkvStore.builder().dim(dim).directory(directory).dramCapacityBytes(dramBytes)
+                .durability(durability).build();
+        try {
+            rebuildFilters(ps);
+        } catch (RuntimeException e) {
+            store.close();
+            throw e;
+        }
+        if (backend != null && writeMode == WriteMode.BEHIND) {
+            uploader = new ThreadPoolExecutor(uploadThreads, uploadThreads, 30, TimeUnit.SECONDS,
+                    new ArrayBlockingQueue<>(uploadQueue), r -> {
+                        Thread t = new Thread(r, "mlkv-upload");
+                        t.setDaemon(true);
+                        return t;
+                    }, new ThreadPoolExecutor.CallerRunsPolicy());
+        } else {
+            uploader = null;
+        }
+    }
+
+    /** Fills the Bloom filters from the local store and the backend's blob names. */
+    private void rebuildFilters(Map<String, Partition> byKey) {
+        Map<Long, Partition> byId = new HashMap<>();
+        for (Partition p : byKey.values()) {
+            byId.put(p.id, p);
+        }
+        long started = System.nanoTime();
+        long[] local = {0, 0};
+        store.forEach((key, value) -> {
+            ChunkRecord r = ChunkRecord.fromVector(value, 0, blockSize);
+            Partition p = byId.get(r.partitionId());
+            if (p != null) {
+                p.add(r.hash(), true);
+                local[0]++;
+            } else {
+                local[1]++;
+            }
+        });
+        LOG.info("Bloom filters rebuilt from the local store: {} blocks ({} of partitions not served) in {} ms",
+                local[0], local[1], (System.nanoTime() - started) / 1_000_000);
+        if (backend != null) {
+            for (Partition p : byKey.values()) {
+                long n = backend.listHashes(p.key, h -> p.add(h, false));
+                LOG.info("Bloom filter of partition '{}': {} blocks listed in {}", p.key, n, backend);
+            }
+        }
+    }
+
+    int blockSize() {
+        return blockSize;
+    }
+
+    /** The partition, or null if this server does not serve it. */
+    Partition partition(String key) {
+        return partitions.get(key);
+    }
+
+    Collection<Partition> partitions() {
+        return partitions.values();
+    }
+
+    String backendName() {
+        return backend == null ? "none" : backend + " (write-" + writeMode.name().toLowerCase() + ")";
+    }
+
+    int pendingUploads() {
+        return uploader == null ? 0 : uploader.getQueue().size() + uploader.getActiveCount();
+    }
+
+    static long storeKey(long partitionId, long hash) {
+        return mix(hash ^ mix(partitionId));
+    }
+
+    private static long mix(long z) { // MurmurHash3's 64-bit finaliser
+        z = (z ^ (z >>> 33)) * 0xff51afd7ed558ccdL;
+        z = (z ^ (z >>> 33)) * 0xc4ceb9fe1a85ec53L;
+        return z ^ (z >>> 33);
+    }
+
+    private ReentrantLock stripe(long key) {
+        return stripes[(int) (key & (LOCK_STRIPES - 1))];
+    }
+
+    /**
+     * Length of the stored prefix of {@code hashes}. With {@code tokens} (the prompt) each block's
+     * stored tokens must also match; a mismatch (hash collision) ends the prefix.
+     */
+    LookupResult lookup(Partition p, long[] hashes, int[] tokens) {
+        int candidates = 0;
+        while (candidates < hashes.length && p.mightContain(hashes[candidates])) {
+            candidates++;
+        }
+        int cached = 0;
+        if (candidates > 0) {
+            long[] keys = new long[candidates];
+            for (int i = 0; i < candidates; i++) {
+                keys[i] = storeKey(p.id, hashes[i]);
+            }
+            float[] values = new float[candidates * dim];
+            boolean[] found = new boolean[candidates];
+            store.multiGet(keys, values, found);
+            while (cached < candidates) {
+                int at = cached * dim;
+                boolean local = found[cached] && ChunkRecord.vectorIs(values, at, p.id, hashes[cached]);
+                if (local) {
+                    if (tokens != null && !ChunkRecord.vectorTokensEqual(values, at, tokens, cached * blockSize, blockSize)) {
+                        break;
+                    }
+                } else {
+                    ChunkRecord r = readBackend(p, hashes[cached]);
+                    if (r == null || (tokens != null && !java.util.Arrays.equals(r.tokens(), 0, blockSize,
+                            tokens, cached * blockSize, cached * blockSize + blockSize))) {
+                        break;
+                    }
+                }
+                cached++;
+            }
+        }
+        blocksAsked.addAndGet(hashes.length);
+        blocksHit.addAndGet(cached);
+        return new LookupResult(cached, hashes.length - candidates);
+    }
+
+    /** The partition's block {@code hash}, or null if neither the local cache nor the backend has it. */
+    ChunkRecord read(Partition p, long hash) {
+        if (!p.mightContain(hash)) {
+            return null;
+        }
+        float[] v = new float[dim];
+        if (store.get(storeKey(p.id, hash), v) && ChunkRecord.vectorIs(v, 0, p.id, hash)) {
+            return ChunkRecord.fromVector(v, 0, blockSize);
+        }
+        return readBackend(p, hash);
+    }
+
+    /** Fetches a block from the backend and keeps it in the local cache; null if absent or damaged. */
+    private ChunkRecord readBackend(Partition p, long hash) {
+        if (backend == null) {
+            return null;
+        }
+        byte[] blob = backend.get(p.key, hash);
+        backendReads.incrementAndGet();
+        if (blob == null) {
+            return null;
+        }
+        ChunkRecord r;
+        try {
+            r = ChunkRecord.fromBlob(blob, blockSize);
+        } catch (IllegalArgumentException e) {
+            LOG.warn("ignoring blob {}/{}: {}", p.key, Long.toHexString(hash), e.getMessage());
+            return null;
+        }
+        if (r.partitionId() != p.id || r.hash() != hash) {
+            LOG.warn("ignoring blob {}/{}: it holds another block", p.key, Long.toHexString(hash));
+            return null;
+        }
+        putLocal(p, r);
+        return r;
+    }
+
+    /**
+     * Stores a block (already validated: its hash matches its tokens).
+     *
+     * @return false if the partition already held this block
+     */
+    boolean write(Partition p, ChunkRecord r) {
+        long key = storeKey(p.id, r.hash());
+        float[] v = new float[dim];
+        if (store.get(key, v) && ChunkRecord.vectorIs(v, 0, p.id, r.hash())
+                && ChunkRecord.vectorTokensEqual(v, 0, r.tokens(), 0, blockSize)) {
+            return false;
+        }
+        if (backend != null) {
+            if (writeMode == WriteMode.THROUGH) {
+                backend.put(p.key, r.hash(), r.toBlob());
+            } else {
+                byte[] blob = r.toBlob();
+                uploader.execute(() -> upload(p, r.hash(), blob));
+            }
+        }
+        return putLocal(p, r);
+    }
+
+    private void upload(Partition p, long hash, byte[] blob) {
+        try {
+            backend.put(p.key, hash, blob);
+        } catch (RuntimeException e) {
+            uploadFailures.incrementAndGet();
+            LOG.error("write-behind upload of {}/{} failed: {}", p.key, Long.toHexString(hash), e.getMessage());
+        }
+    }
+
+    private boolean putLocal(Partition p, ChunkRecord r) {
+        long key = storeKey(p.id, r.hash());
+        float[] v = new float[dim];
+        ReentrantLock lock = stripe(key);
+        lock.lock();
+        try {
+            boolean present = store.get(key, v) && ChunkRecord.vectorIs(v, 0, p.id, r.hash());
+            r.toVector(v, 0);
+            store.put(key, v);
+            p.add(r.hash(), !present);
+            return !present;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Waits for queued uploads, then closes the local store. */
+    @Override
+    public void close() {
+        try {
+            if (uploader != null) {
+                uploader.shutdown();
+                long started = System.nanoTime();
+                while (!uploader.awaitTermination(5, TimeUnit.SECONDS)) {
+                    LOG.info("waiting for {} write-behind uploads ({} s)", pendingUploads(),
+                            (System.nanoTime() - started) / 1_000_000_000L);
+                }
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            LOG.error("interrupted while draining uploads; {} blocks were not uploaded", pendingUploads());
+        } finally {
+            store.close();
+        }
+    }
+}

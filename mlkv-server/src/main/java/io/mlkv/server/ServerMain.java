@@ -1,0 +1,175 @@
+package io.mlkv.server;
+
+import io.mlkv.core.Durability;
+import io.mlkv.server.playground.ConversationGenerator;
+import io.mlkv.server.playground.LoopbackBench;
+import io.mlkv.server.playground.Playground;
+import java.io.File;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * The {@code mlkv-server} executable: serves the prompt-token cache; its subcommands run the
+ * playground, generate conversation files and run the loopback benchmark.
+ */
+@Command(name = "mlkv-server", mixinStandardHelpOptions = true, version = "mlkv-server 0.1.0",
+        description = "Serves the MLKV prompt-token cache over gRPC.",
+        subcommands = {Playground.class, ConversationGenerator.class, LoopbackBench.class})
+public final class ServerMain implements Callable<Integer> {
+    @Option(names = "--port", defaultValue = "50051", description = "TCP port (default ${DEFAULT-VALUE}).")
+    int port;
+
+    @Option(names = "--host", defaultValue = "0.0.0.0", description = "Address to bind (default ${DEFAULT-VALUE}).")
+    String host;
+
+    @Option(names = "--threads", description = "Threads running calls (default: the number of cores).")
+    Integer threads;
+
+    @Option(names = "--log-level", defaultValue = "info", description = "error, info or verbose (default ${DEFAULT-VALUE}).")
+    String logLevel;
+
+    @Option(names = "--disable-metrics", description = "No periodic console metrics.")
+    boolean disableMetrics;
+
+    @Option(names = "--metrics-interval", defaultValue = "10", description = "Seconds between metrics lines (default ${DEFAULT-VALUE}).")
+    int metricsInterval;
+
+    @Option(names = "--block-size", defaultValue = "128", description = "Tokens per block, fixed per deployment (default ${DEFAULT-VALUE}).")
+    int blockSize;
+
+    @Option(names = "--partitions", split = ",", defaultValue = "default",
+            description = "Partition keys served, comma-separated (default ${DEFAULT-VALUE}).")
+    List<String> partitions;
+
+    @Option(names = "--data-dir", defaultValue = "mlkv-token-cache", description = "Local store directory (default ${DEFAULT-VALUE}).")
+    Path dataDir;
+
+    @Option(names = "--dram-mb", defaultValue = "256", description = "DRAM tier size in MiB (default ${DEFAULT-VALUE}).")
+    long dramMb;
+
+    @Option(names = "--local-durability", defaultValue = "WRITE_THROUGH",
+            description = "WRITE_THROUGH or WRITE_BACK for the local store (default ${DEFAULT-VALUE}).")
+    Durability localDurability;
+
+    @Option(names = "--bloom-expected-blocks", defaultValue = "10000000",
+            description = "Bloom filter capacity per partition (default ${DEFAULT-VALUE}).")
+    long bloomExpected;
+
+    @Option(names = "--bloom-fpp", defaultValue = "0.01", description = "Bloom filter false-positive rate (default ${DEFAULT-VALUE}).")
+    double bloomFpp;
+
+    @Option(names = "--backend", defaultValue = "none", description = "none or azure (default ${DEFAULT-VALUE}).")
+    String backend;
+
+    @Option(names = "--azure-connection-string",
+            description = "Azure Storage connection string (default: $AZURE_STORAGE_CONNECTION_STRING).")
+    String azureConnectionString;
+
+    @Option(names = "--azure-container", defaultValue = "mlkv-chunks", description = "Blob container (default ${DEFAULT-VALUE}).")
+    String azureContainer;
+
+    @Option(names = "--write-mode", defaultValue = "THROUGH", description = "THROUGH or BEHIND to the backend (default ${DEFAULT-VALUE}).")
+    WriteMode writeMode;
+
+    @Option(names = "--upload-threads", defaultValue = "4", description = "Write-behind upload threads (default ${DEFAULT-VALUE}).")
+    int uploadThreads;
+
+    @Option(names = "--upload-queue", defaultValue = "10000", description = "Write-behind queue length (default ${DEFAULT-VALUE}).")
+    int uploadQueue;
+
+    @Option(names = "--auth-token-file", description = "File holding the bearer token clients must send (default: $MLKV_AUTH_TOKEN if set).")
+    Path authTokenFile;
+
+    @Option(names = "--tls-cert", description = "PEM certificate chain; with --tls-key, serves TLS.")
+    File tlsCert;
+
+    @Option(names = "--tls-key", description = "PKCS#8 PEM private key.")
+    File tlsKey;
+
+    @Option(names = "--max-message-mb", defaultValue = "16", description = "Largest request in MiB (default ${DEFAULT-VALUE}).")
+    int maxMessageMb;
+
+    @Option(names = "--max-lookup-tokens", defaultValue = "1048576", description = "Most tokens per Lookup (default ${DEFAULT-VALUE}).")
+    int maxLookupTokens;
+
+    @Option(names = "--max-batch", defaultValue = "4096", description = "Most chunks per batch call (default ${DEFAULT-VALUE}).")
+    int maxBatch;
+
+    public static void main(String[] args) {
+        CommandLine cl = new CommandLine(new ServerMain()).setCaseInsensitiveEnumValuesAllowed(true);
+        System.exit(cl.execute(args));
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        String level = switch (logLevel) {
+            case "error" -> "error";
+            case "info" -> "info";
+            case "verbose" -> "debug";
+            default -> throw new CommandLine.ParameterException(new CommandLine(this),
+                    "--log-level must be error, info or verbose, was '" + logLevel + "'");
+        };
+        // Read by slf4j-simple when the first logger is made, which is after this line.
+        System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", level);
+        System.setProperty("org.slf4j.simpleLogger.showDateTime", "true");
+        if (level.equals("info")) {
+            System.setProperty("org.slf4j.simpleLogger.log.io.grpc", "warn");
+            System.setProperty("org.slf4j.simpleLogger.log.com.azure", "warn");
+        }
+        TokenCacheServer.Builder b = TokenCacheServer.builder().host(host).port(port).blockSize(blockSize)
+                .partitions(partitions).dataDirectory(dataDir).dramBytes(dramMb << 20).localDurability(localDurability)
+                .bloom(bloomExpected, bloomFpp).maxMessageBytes(maxMessageMb << 20).maxLookupTokens(maxLookupTokens)
+                .maxBatch(maxBatch).metrics(disableMetrics ? 0 : metricsInterval, System.out);
+        if (threads != null) {
+            b.threads(threads);
+        }
+        switch (backend) {
+            case "none" -> { }
+            case "azure" -> {
+                String cs = azureConnectionString != null ? azureConnectionString
+                        : System.getenv("AZURE_STORAGE_CONNECTION_STRING");
+                if (cs == null) {
+                    throw new CommandLine.ParameterException(new CommandLine(this),
+                            "--backend azure needs --azure-connection-string or AZURE_STORAGE_CONNECTION_STRING");
+                }
+                b.azure(cs, azureContainer).writeMode(writeMode, uploadThreads, uploadQueue);
+            }
+            default -> throw new CommandLine.ParameterException(new CommandLine(this),
+                    "--backend must be none or azure, was '" + backend + "'");
+        }
+        String token = authToken();
+        if (token != null) {
+            b.bearerToken(token);
+        }
+        if ((tlsCert == null) != (tlsKey == null)) {
+            throw new CommandLine.ParameterException(new CommandLine(this), "--tls-cert and --tls-key go together");
+        }
+        if (tlsCert != null) {
+            b.tls(tlsCert, tlsKey);
+        }
+        TokenCacheServer server = b.start();
+        Runtime.getRuntime().addShutdownHook(new Thread(server::close, "mlkv-shutdown"));
+        System.out.println("mlkv-server listening on " + host + ":" + server.port());
+        server.awaitTermination();
+        return 0;
+    }
+
+    private String authToken() throws IOException {
+        if (authTokenFile != null) {
+            String t = Files.readString(authTokenFile, StandardCharsets.UTF_8).trim();
+            if (t.isEmpty()) {
+                throw new CommandLine.ParameterException(new CommandLine(this), "--auth-token-file " + authTokenFile + " is empty");
+            }
+            return t;
+        }
+        String env = System.getenv("MLKV_AUTH_TOKEN");
+        return env == null || env.isBlank() ? null : env.trim();
+    }
+}

@@ -1,0 +1,251 @@
+package io.mlkv.server;
+
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.stub.StreamObserver;
+import io.mlkv.client.BlockHash;
+import io.mlkv.client.Location;
+import io.mlkv.client.proto.Chunk;
+import io.mlkv.client.proto.HealthRequest;
+import io.mlkv.client.proto.HealthResponse;
+import io.mlkv.client.proto.LookupRequest;
+import io.mlkv.client.proto.LookupResponse;
+import io.mlkv.client.proto.PartitionInfo;
+import io.mlkv.client.proto.PingRequest;
+import io.mlkv.client.proto.PingResponse;
+import io.mlkv.client.proto.ReadBatchRequest;
+import io.mlkv.client.proto.ReadBatchResponse;
+import io.mlkv.client.proto.ReadRequest;
+import io.mlkv.client.proto.ReadResponse;
+import io.mlkv.client.proto.TokenCacheGrpc;
+import io.mlkv.client.proto.WriteBatchRequest;
+import io.mlkv.client.proto.WriteBatchResponse;
+import io.mlkv.client.proto.WriteRequest;
+import io.mlkv.client.proto.WriteResponse;
+import io.mlkv.server.backend.BackendException;
+import io.mlkv.storage.MlkvException;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The gRPC service: checks every request, then calls {@link ChunkCache}. Bad input gets
+ * INVALID_ARGUMENT (or NOT_FOUND for an unknown partition, PERMISSION_DENIED for a location of
+ * another partition) with a message naming the field; storage failures get UNAVAILABLE; nothing
+ * is stored from a request that fails its checks.
+ */
+final class TokenCacheService extends TokenCacheGrpc.TokenCacheImplBase {
+    private static final Logger LOG = LoggerFactory.getLogger(TokenCacheService.class);
+
+    private final ChunkCache cache;
+    private final int maxLookupTokens;
+    private final int maxBatch;
+    private final long startedAt = System.currentTimeMillis();
+
+    TokenCacheService(ChunkCache cache, int maxLookupTokens, int maxBatch) {
+        this.cache = cache;
+        this.maxLookupTokens = maxLookupTokens;
+        this.maxBatch = maxBatch;
+    }
+
+    @Override
+    public void lookup(LookupRequest req, StreamObserver<LookupResponse> out) {
+        answer(out, () -> {
+            Partition p = partition(req.getPartitionKey());
+            int blockSize = cache.blockSize();
+            boolean byTokens = req.getTokensCount() > 0;
+            if (byTokens && req.getBlockHashesCount() > 0) {
+                throw invalid("give either tokens or block_hashes, not both");
+            }
+            long[] hashes;
+            int[] tokens = null;
+            if (byTokens) {
+                if (req.getTokensCount() > maxLookupTokens) {
+                    throw invalid("too many tokens: " + req.getTokensCount() + " (this server takes at most "
+                            + maxLookupTokens + " per Lookup)");
+                }
+                tokens = new int[req.getTokensCount()];
+                for (int i = 0; i < tokens.length; i++) {
+                    tokens[i] = req.getTokens(i);
+                }
+                hashes = BlockHash.ofPrompt(tokens, blockSize);
+            } else {
+                if ((long) req.getBlockHashesCount() * blockSize > maxLookupTokens) {
+                    throw invalid("too many blocks: " + req.getBlockHashesCount() + " (this server takes at most "
+                            + maxLookupTokens / blockSize + " per Lookup)");
+                }
+                hashes = new long[req.getBlockHashesCount()];
+                for (int i = 0; i < hashes.length; i++) {
+                    hashes[i] = req.getBlockHashes(i);
+                }
+            }
+            ChunkCache.LookupResult r = cache.lookup(p, hashes, tokens);
+            LookupResponse.Builder b = LookupResponse.newBuilder().setCachedBlocks(r.cachedBlocks())
+                    .setBloomRejections(r.bloomRejections());
+            for (int i = 0; i < r.cachedBlocks(); i++) {
+                b.addLocations(new Location(p.id, hashes[i]).encode());
+            }
+            LOG.debug("lookup {} partition={} blocks={} cached={}", req.getCompletionId(), p.key, hashes.length,
+                    r.cachedBlocks());
+            return b.build();
+        });
+    }
+
+    @Override
+    public void read(ReadRequest req, StreamObserver<ReadResponse> out) {
+        answer(out, () -> readOne(req));
+    }
+
+    @Override
+    public void readBatch(ReadBatchRequest req, StreamObserver<ReadBatchResponse> out) {
+        answer(out, () -> {
+            checkBatch(req.getReadsCount());
+            ReadBatchResponse.Builder b = ReadBatchResponse.newBuilder();
+            for (ReadRequest r : req.getReadsList()) {
+                b.addResults(readOne(r));
+            }
+            return b.build();
+        });
+    }
+
+    private ReadResponse readOne(ReadRequest req) {
+        Partition p = partition(req.getPartitionKey());
+        Location loc;
+        try {
+            loc = Location.decode(req.getLocation());
+        } catch (IllegalArgumentException e) {
+            throw invalid(e.getMessage());
+        }
+        if (loc.partitionId() != p.id) {
+            throw Status.PERMISSION_DENIED.withDescription("the location belongs to another partition than '"
+                    + p.key + "'").asRuntimeException();
+        }
+        if (req.getExpectedTokensCount() != 0 && req.getExpectedTokensCount() != cache.blockSize()) {
+            throw invalid("expected_tokens has " + req.getExpectedTokensCount() + " tokens; blocks have "
+                    + cache.blockSize());
+        }
+        ChunkRecord r = cache.read(p, loc.blockHash());
+        if (r == null) {
+            return ReadResponse.newBuilder().setFound(false).build();
+        }
+        for (int i = 0; i < req.getExpectedTokensCount(); i++) {
+            if (req.getExpectedTokens(i) != r.tokens()[i]) {
+                return ReadResponse.newBuilder().setFound(false).build(); // a hash collision: not the caller's block
+            }
+        }
+        return ReadResponse.newBuilder().setFound(true).setChunk(r.toChunk(p.key)).build();
+    }
+
+    @Override
+    public void write(WriteRequest req, StreamObserver<WriteResponse> out) {
+        answer(out, () -> writeOne(req.getChunk()));
+    }
+
+    @Override
+    public void writeBatch(WriteBatchRequest req, StreamObserver<WriteBatchResponse> out) {
+        answer(out, () -> {
+            checkBatch(req.getChunksCount());
+            // Check all before storing any, so a bad chunk leaves the batch unwritten.
+            for (int i = 0; i < req.getChunksCount(); i++) {
+                try {
+                    validate(req.getChunks(i));
+                } catch (StatusRuntimeException e) {
+                    throw e.getStatus().withDescription("chunk " + i + ": " + e.getStatus().getDescription())
+                            .asRuntimeException();
+                }
+            }
+            WriteBatchResponse.Builder b = WriteBatchResponse.newBuilder();
+            for (Chunk c : req.getChunksList()) {
+                b.addResults(writeOne(c));
+            }
+            return b.build();
+        });
+    }
+
+    private WriteResponse writeOne(Chunk c) {
+        Partition p = validate(c);
+        boolean created = cache.write(p, ChunkRecord.of(p.id, c));
+        return WriteResponse.newBuilder().setLocation(new Location(p.id, c.getHash()).encode()).setCreated(created)
+                .build();
+    }
+
+    private Partition validate(Chunk c) {
+        Partition p = partition(c.getPartitionKey());
+        int blockSize = cache.blockSize();
+        if (c.getTokensCount() != blockSize) {
+            throw invalid("a chunk holds exactly " + blockSize + " tokens; this one has " + c.getTokensCount());
+        }
+        int[] tokens = new int[blockSize];
+        for (int i = 0; i < blockSize; i++) {
+            tokens[i] = c.getTokens(i);
+        }
+        long h = BlockHash.of(c.getParentHash(), tokens, 0, blockSize);
+        if (h != c.getHash()) {
+            throw invalid("hash " + Long.toHexString(c.getHash()) + " does not match the tokens and parent_hash (expected "
+                    + Long.toHexString(h) + "; see docs/TOKEN-CACHE.md for the hash)");
+        }
+        return p;
+    }
+
+    @Override
+    public void health(HealthRequest req, StreamObserver<HealthResponse> out) {
+        answer(out, () -> {
+            HealthResponse.Builder b = HealthResponse.newBuilder().setStatus("SERVING").setBlockSize(cache.blockSize())
+                    .setBackend(cache.backendName()).setUptimeMs(System.currentTimeMillis() - startedAt);
+            for (Partition p : cache.partitions()) {
+                b.addPartitions(PartitionInfo.newBuilder().setPartitionKey(p.key).setBlocks(p.blocks())
+                        .setBloomBits(p.bloomBits()).setBloomExpectedFpp(p.expectedFpp()));
+            }
+            return b.build();
+        });
+    }
+
+    @Override
+    public void ping(PingRequest req, StreamObserver<PingResponse> out) {
+        out.onNext(PingResponse.getDefaultInstance());
+        out.onCompleted();
+    }
+
+    private Partition partition(String key) {
+        if (key.isEmpty()) {
+            throw invalid("partition_key is empty");
+        }
+        Partition p = cache.partition(key);
+        if (p == null) {
+            throw Status.NOT_FOUND.withDescription("unknown partition '" + key + "' (the server's --partitions list)")
+                    .asRuntimeException();
+        }
+        return p;
+    }
+
+    private void checkBatch(int n) {
+        if (n > maxBatch) {
+            throw invalid("batch of " + n + " exceeds the limit of " + maxBatch);
+        }
+    }
+
+    private static StatusRuntimeException invalid(String message) {
+        return Status.INVALID_ARGUMENT.withDescription(message).asRuntimeException();
+    }
+
+    /** Runs a handler and turns every failure into a status, so no exception escapes to grpc. */
+    private static <T> void answer(StreamObserver<T> out, Supplier<T> handler) {
+        T value;
+        try {
+            value = handler.get();
+        } catch (StatusRuntimeException e) {
+            out.onError(e);
+            return;
+        } catch (BackendException | MlkvException e) {
+            LOG.error("storage failure: {}", e.getMessage());
+            out.onError(Status.UNAVAILABLE.withDescription(e.getMessage()).asRuntimeException());
+            return;
+        } catch (RuntimeException e) {
+            LOG.error("internal error", e);
+            out.onError(Status.INTERNAL.withDescription(e.toString()).asRuntimeException());
+            return;
+        }
+        out.onNext(value);
+        out.onCompleted();
+    }
+}

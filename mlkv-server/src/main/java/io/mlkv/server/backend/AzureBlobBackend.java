@@ -1,0 +1,102 @@
+package io.mlkv.server.backend;
+
+import com.azure.core.util.BinaryData;
+import com.azure.storage.blob.BlobContainerClient;
+import com.azure.storage.blob.BlobServiceClientBuilder;
+import com.azure.storage.blob.models.BlobItem;
+import com.azure.storage.blob.models.BlobStorageException;
+import com.azure.storage.blob.models.ListBlobsOptions;
+import java.util.HexFormat;
+import java.util.function.LongConsumer;
+
+/**
+ * Blocks in Azure Blob Storage (or Azurite): one block blob per block, named
+ * {@code <partition>/<hash as 16 lower-case hex digits>} in one container.
+ *
+ * <p>Thread-safe (the SDK's clients are). Every SDK failure is rethrown as
+ * {@link BackendException} naming the operation, the blob and the service's error code.
+ */
+public final class AzureBlobBackend {
+    private final BlobContainerClient container;
+
+    /**
+     * Connects and creates the container if it does not exist.
+     *
+     * @param connectionString an Azure Storage connection string (Azurite's works)
+     * @param containerName    3-63 lower-case letters, digits and dashes
+     */
+    public AzureBlobBackend(String connectionString, String containerName) {
+        try {
+            this.container = new BlobServiceClientBuilder().connectionString(connectionString).buildClient()
+                    .getBlobContainerClient(containerName);
+            container.createIfNotExists();
+        } catch (BlobStorageException e) {
+            throw new BackendException("create container '" + containerName + "'", e.getErrorCode() + " (HTTP "
+                    + e.getStatusCode() + ")", e);
+        } catch (RuntimeException e) {
+            throw new BackendException("connect to blob storage for container '" + containerName + "'",
+                    e.getClass().getSimpleName() + ": " + e.getMessage(), e);
+        }
+    }
+
+    static String blobName(String partition, long hash) {
+        return partition + "/" + HexFormat.of().toHexDigits(hash);
+    }
+
+    /** Uploads a block, replacing any blob of that name. */
+    public void put(String partition, long hash, byte[] blob) {
+        String name = blobName(partition, hash);
+        try {
+            container.getBlobClient(name).upload(BinaryData.fromBytes(blob), true);
+        } catch (BlobStorageException e) {
+            throw new BackendException("upload " + name, e.getErrorCode() + " (HTTP " + e.getStatusCode() + ")", e);
+        } catch (RuntimeException e) {
+            throw new BackendException("upload " + name, e.getClass().getSimpleName() + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The block's bytes, or null if no such blob exists. */
+    public byte[] get(String partition, long hash) {
+        String name = blobName(partition, hash);
+        try {
+            return container.getBlobClient(name).downloadContent().toBytes();
+        } catch (BlobStorageException e) {
+            if (e.getStatusCode() == 404) {
+                return null;
+            }
+            throw new BackendException("download " + name, e.getErrorCode() + " (HTTP " + e.getStatusCode() + ")", e);
+        } catch (RuntimeException e) {
+            throw new BackendException("download " + name, e.getClass().getSimpleName() + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Calls {@code sink} with the hash of every block of a partition (from blob names, no
+     * download); names that are not 16 hex digits are skipped.
+     *
+     * @return how many hashes were passed on
+     */
+    public long listHashes(String partition, LongConsumer sink) {
+        String prefix = partition + "/";
+        long n = 0;
+        try {
+            for (BlobItem item : container.listBlobs(new ListBlobsOptions().setPrefix(prefix), null)) {
+                String suffix = item.getName().substring(prefix.length());
+                if (suffix.length() == 16 && suffix.chars().allMatch(c -> Character.digit(c, 16) >= 0)) {
+                    sink.accept(HexFormat.fromHexDigitsToLong(suffix));
+                    n++;
+                }
+            }
+        } catch (BlobStorageException e) {
+            throw new BackendException("list " + prefix, e.getErrorCode() + " (HTTP " + e.getStatusCode() + ")", e);
+        } catch (RuntimeException e) {
+            throw new BackendException("list " + prefix, e.getClass().getSimpleName() + ": " + e.getMessage(), e);
+        }
+        return n;
+    }
+
+    @Override
+    public String toString() {
+        return "azure-blob " + container.getBlobContainerUrl();
+    }
+}

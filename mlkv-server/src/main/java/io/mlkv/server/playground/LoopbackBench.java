@@ -1,0 +1,152 @@
+package io.mlkv.server.playground;
+
+import io.mlkv.client.TokenCacheClient;
+import io.mlkv.client.proto.Chunk;
+import io.mlkv.client.proto.LookupResponse;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import java.util.concurrent.atomic.AtomicLong;
+import org.HdrHistogram.Histogram;
+import org.HdrHistogram.Recorder;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * Measures the token cache's calls over loopback against an empty unary call (Ping) on the same
+ * channel, so each figure is also a ratio to the transport's own limit on this machine: Lookup of
+ * a 64-block prompt (all cached), Read of one block, Write of one new block. Closed loop: each
+ * client thread issues its next call when the last one returns.
+ */
+@Command(name = "loopback-bench", mixinStandardHelpOptions = true,
+        description = "Lookup/Read/Write throughput and p99 over loopback, as ratios to an empty unary call.")
+public final class LoopbackBench implements Callable<Integer> {
+    @Option(names = {"-t", "--threads"}, defaultValue = "8", description = "Concurrent callers (default ${DEFAULT-VALUE}).")
+    int threads;
+
+    @Option(names = "--seconds", defaultValue = "5", description = "Measured seconds per call type (default ${DEFAULT-VALUE}).")
+    int seconds;
+
+    @Option(names = "--warmup", defaultValue = "2", description = "Unmeasured seconds before each (default ${DEFAULT-VALUE}).")
+    int warmup;
+
+    @Option(names = "--prompt-blocks", defaultValue = "64", description = "Blocks per Lookup prompt (default ${DEFAULT-VALUE}).")
+    int promptBlocks;
+
+    @Option(names = "--block-size", defaultValue = "128", description = "Tokens per block (default ${DEFAULT-VALUE}).")
+    int blockSize;
+
+    @Option(names = "--seed", defaultValue = "7", description = "Random seed (default ${DEFAULT-VALUE}).")
+    long seed;
+
+    private interface Call {
+        void run(int thread, long n);
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        if (threads < 1 || seconds < 1 || warmup < 0 || promptBlocks < 1) {
+            throw new IllegalArgumentException("--threads, --seconds and --prompt-blocks must be positive, --warmup >= 0");
+        }
+        String partition = "bench";
+        try (EmbeddedServer server = new EmbeddedServer(blockSize, List.of(partition));
+             TokenCacheClient client = TokenCacheClient.builder().endpoints(server.endpoint()).container(partition)
+                     .blockSize(blockSize).build()) {
+            SplittableRandom rnd = new SplittableRandom(seed);
+            List<int[]> prompts = new ArrayList<>();
+            List<Chunk> stored = new ArrayList<>();
+            for (int p = 0; p < 16; p++) {
+                int[] prompt = new int[promptBlocks * blockSize];
+                for (int i = 0; i < prompt.length; i++) {
+                    prompt[i] = rnd.nextInt(128_000);
+                }
+                prompts.add(prompt);
+                List<Chunk> chunks = client.chunksOf(prompt);
+                client.writeBatchAsync(chunks).join();
+                stored.addAll(chunks);
+            }
+            List<com.google.protobuf.ByteString> locations = new ArrayList<>();
+            for (Chunk c : stored) {
+                locations.add(io.mlkv.client.Location.of(partition, c.getHash()).encode());
+            }
+            System.out.printf(Locale.ROOT, "Loopback, %d client threads, %d s per call after %d s warm-up, %d cores, "
+                    + "block %d tokens%n%n", threads, seconds, warmup, Runtime.getRuntime().availableProcessors(), blockSize);
+            System.out.println("| call | calls/s | p50 ms | p99 ms | throughput / Ping | p99 / Ping |");
+            System.out.println("|---|---|---|---|---|---|");
+            Result ping = measure("Ping (empty unary)", (t, n) -> client.pingAsync(partition).join(), null);
+            measure("Lookup, " + promptBlocks + " blocks", (t, n) -> {
+                LookupResponse r = client.lookupAsync(partition, "bench", prompts.get((int) (n % prompts.size()))).join();
+                if (r.getCachedBlocks() != promptBlocks) {
+                    throw new IllegalStateException("lookup found " + r.getCachedBlocks() + " of " + promptBlocks);
+                }
+            }, ping);
+            measure("Read, 1 block", (t, n) -> {
+                if (!client.readAsync(locations.get((int) (n % locations.size()))).join().getFound()) {
+                    throw new IllegalStateException("a stored block was not found");
+                }
+            }, ping);
+            measure("Write, 1 new block", (t, n) -> {
+                int[] tokens = new int[blockSize];
+                tokens[0] = t;
+                tokens[1] = (int) n;
+                tokens[2] = (int) (n >>> 32);
+                client.writeAsync(client.chunksOf(tokens).get(0)).join();
+            }, ping);
+        }
+        return 0;
+    }
+
+    private record Result(double rate, Histogram latency) {
+    }
+
+    private Result measure(String name, Call call, Result baseline) throws InterruptedException {
+        run(call, warmup, null, new AtomicLong(1L << 40));
+        Recorder rec = new Recorder(3);
+        AtomicLong counter = new AtomicLong();
+        double secs = run(call, seconds, rec, counter);
+        Histogram h = rec.getIntervalHistogram();
+        Result r = new Result(h.getTotalCount() / secs, h);
+        System.out.printf(Locale.ROOT, "| %s | %.0f | %.3f | %.3f | %s | %s |%n", name, r.rate,
+                h.getValueAtPercentile(50) / 1000.0, h.getValueAtPercentile(99) / 1000.0,
+                baseline == null ? "1" : String.format(Locale.ROOT, "%.2f", r.rate / baseline.rate),
+                baseline == null ? "1" : String.format(Locale.ROOT, "%.2f",
+                        (double) h.getValueAtPercentile(99) / baseline.latency.getValueAtPercentile(99)));
+        return r;
+    }
+
+    private double run(Call call, int secs, Recorder rec, AtomicLong counter) throws InterruptedException {
+        long end = System.nanoTime() + secs * 1_000_000_000L;
+        long started = System.nanoTime();
+        List<Thread> ts = new ArrayList<>();
+        List<Throwable> failures = new ArrayList<>();
+        for (int i = 0; i < threads; i++) {
+            int thread = i;
+            Thread t = new Thread(() -> {
+                try {
+                    while (System.nanoTime() < end) {
+                        long t0 = System.nanoTime();
+                        call.run(thread, counter.getAndIncrement());
+                        if (rec != null) {
+                            rec.recordValue(Math.max(1, (System.nanoTime() - t0) / 1000));
+                        }
+                    }
+                } catch (Throwable e) {
+                    synchronized (failures) {
+                        failures.add(e);
+                    }
+                }
+            });
+            ts.add(t);
+            t.start();
+        }
+        for (Thread t : ts) {
+            t.join();
+        }
+        if (!failures.isEmpty()) {
+            throw new IllegalStateException("benchmark call failed: " + failures.get(0), failures.get(0));
+        }
+        return (System.nanoTime() - started) / 1e9;
+    }
+}
