@@ -59,7 +59,7 @@ final class ChunkCache implements AutoCloseable {
         for (String k : partitionKeys) {
             ps.put(k, new Partition(k, bloomExpectedBlocks, bloomFpp));
         }
-        this.partitions = Map.copyOf(ps);
+        this.partitions = java.util.Collections.unmodifiableMap(ps); // in the order given
         this.store = MlkvStore.builder().dim(dim).directory(directory).dramCapacityBytes(dramBytes)
                 .durability(durability).build();
         try {
