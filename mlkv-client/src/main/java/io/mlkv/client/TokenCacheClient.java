@@ -98,9 +98,12 @@ public final class TokenCacheClient implements AutoCloseable {
                 .keepAliveTimeout(TransportSettings.KEEPALIVE_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)
                 .keepAliveWithoutCalls(true)
                 .withOption(ChannelOption.TCP_NODELAY, true)
-                .maxInboundMessageSize(b.maxMessageBytes)
-                .defaultServiceConfig(retryConfig(b.maxAttempts))
-                .enableRetry();
+                .maxInboundMessageSize(b.maxMessageBytes);
+        if (b.maxAttempts > 1) {
+            cb.defaultServiceConfig(retryConfig(b.maxAttempts)).enableRetry();
+        } else {
+            cb.disableRetry();
+        }
         if (b.trustCertificate == null) {
             cb.usePlaintext();
         } else {

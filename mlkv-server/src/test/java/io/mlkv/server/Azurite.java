@@ -40,6 +40,7 @@ final class Azurite implements AutoCloseable {
         try (ServerSocket s = new ServerSocket(0)) {
             port = s.getLocalPort();
         }
+        Files.createDirectories(dir);
         Path log = dir.resolve("azurite.log");
         List<String> cmd = new ArrayList<>(List.of(exe, "--blobHost", "127.0.0.1", "--blobPort", String.valueOf(port),
                 "--location", dir.toString(), "--skipApiVersionCheck", "--loose", "--silent"));

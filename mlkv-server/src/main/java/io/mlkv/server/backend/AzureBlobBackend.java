@@ -6,6 +6,8 @@ import com.azure.storage.blob.BlobServiceClientBuilder;
 import com.azure.storage.blob.models.BlobItem;
 import com.azure.storage.blob.models.BlobStorageException;
 import com.azure.storage.blob.models.ListBlobsOptions;
+import com.azure.storage.common.policy.RequestRetryOptions;
+import com.azure.storage.common.policy.RetryPolicyType;
 import java.util.HexFormat;
 import java.util.function.LongConsumer;
 
@@ -27,7 +29,10 @@ public final class AzureBlobBackend {
      */
     public AzureBlobBackend(String connectionString, String containerName) {
         try {
-            this.container = new BlobServiceClientBuilder().connectionString(connectionString).buildClient()
+            // Bounded retries: a Write in write-through mode waits for them.
+            RequestRetryOptions retries = new RequestRetryOptions(RetryPolicyType.EXPONENTIAL, 3, 10, 100L, 1000L, null);
+            this.container = new BlobServiceClientBuilder().connectionString(connectionString).retryOptions(retries)
+                    .buildClient()
                     .getBlobContainerClient(containerName);
             container.createIfNotExists();
         } catch (BlobStorageException e) {
