@@ -12,6 +12,9 @@ import java.util.Arrays;
  *       write-back mode, {@code FLUSHED b} after every fifth batch's {@code flush()} returns;</li>
  *   <li>{@code hold DIR}: opens the store, prints {@code OPEN} and waits to be killed;</li>
  *   <li>{@code fulldisk DIR BALLAST}: see {@link #fullDisk}; DIR must be on a small file system.</li>
+ *   <li>{@code checkpoints DIR CPROOT}: loads 50 batches, then repeatedly writes one more batch
+ *       {@code b} and checkpoints to {@code CPROOT/cp-b}, printing {@code CHECKPOINT_START b}
+ *       before and {@code CHECKPOINTED b} after.</li>
  * </ul>
  */
 public final class ChildStoreProcess {
@@ -78,6 +81,26 @@ public final class ChildStoreProcess {
         System.out.flush();
     }
 
+    private static void checkpoints(Path dir, Path root) {
+        MlkvStore store = open(dir, Durability.WRITE_BACK);
+        long[] keys = new long[BATCH];
+        float[] values = new float[BATCH * DIM];
+        for (int b = 0; b < 100_000; b++) {
+            for (int i = 0; i < BATCH; i++) {
+                keys[i] = (long) b * BATCH + i;
+            }
+            Arrays.fill(values, b);
+            store.multiPut(keys, values);
+            if (b >= 50) {
+                System.out.println("CHECKPOINT_START " + b);
+                System.out.flush();
+                store.checkpoint(root.resolve("cp-" + b));
+                System.out.println("CHECKPOINTED " + b);
+                System.out.flush();
+            }
+        }
+    }
+
     /** Writes {@code ballast} until the file system has no space left. */
     private static void fillDisk(Path ballast) throws java.io.IOException {
         byte[] chunk = new byte[64 << 10];
@@ -96,6 +119,10 @@ public final class ChildStoreProcess {
         Path dir = Path.of(args[1]);
         if (args[0].equals("fulldisk")) {
             fullDisk(dir, Path.of(args[2]));
+            return;
+        }
+        if (args[0].equals("checkpoints")) {
+            checkpoints(dir, Path.of(args[2]));
             return;
         }
         if (args[0].equals("hold")) {

@@ -1,6 +1,7 @@
 package io.mlkv.core;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -9,6 +10,7 @@ import io.mlkv.storage.StatusCode;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -86,6 +88,72 @@ class CrashRecoveryTest {
         Path db = dir.resolve("wb");
         int flushed = killAfter(start("load", db.toString(), "WRITE_BACK"), "FLUSHED ", 6);
         assertBatchesPresent(db, flushed);
+    }
+
+    /**
+     * Kills the child as soon as it announces a checkpoint, several times over: the last completed
+     * checkpoint always restores with exactly its data, and a cut-off one is refused, never
+     * half-restored. The kill can land after a checkpoint finished; the test needs at least one
+     * kill inside a checkpoint among its attempts.
+     */
+    @Test
+    void aKillDuringACheckpointLeavesThePreviousOneRestorable() throws Exception {
+        int cutOff = 0;
+        int attempt = 0;
+        for (; attempt < 6 && cutOff < 2; attempt++) {
+            Path db = dir.resolve("cp-db-" + attempt);
+            Path root = dir.resolve("cps-" + attempt);
+            Files.createDirectories(root);
+            int lastDone = -1;
+            int killedIn = -1;
+            Process p = start("checkpoints", db.toString(), root.toString());
+            BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+            try {
+                String line;
+                while ((line = r.readLine()) != null) {
+                    if (line.startsWith("CHECKPOINTED ")) {
+                        lastDone = Integer.parseInt(line.substring(13).trim());
+                    } else if (line.startsWith("CHECKPOINT_START ") && lastDone >= 50 + attempt % 3) {
+                        killedIn = Integer.parseInt(line.substring(17).trim());
+                        break;
+                    }
+                }
+            } finally {
+                p.destroyForcibly();
+                assertTrue(p.waitFor(60, TimeUnit.SECONDS), "child did not die");
+            }
+            assertTrue(lastDone >= 50 && killedIn == lastDone + 1, "attempt " + attempt + ": done " + lastDone
+                    + ", killed in " + killedIn);
+            assertRestoresExactly(root.resolve("cp-" + lastDone), dir.resolve("restored-" + attempt), lastDone);
+            Path killed = root.resolve("cp-" + killedIn);
+            try {
+                assertRestoresExactly(killed, dir.resolve("restored-killed-" + attempt), killedIn);
+            } catch (MlkvException e) {
+                assertEquals(StatusCode.CORRUPTION, e.status(), e.getMessage());
+                assertFalse(Files.exists(dir.resolve("restored-killed-" + attempt)), "nothing restored from " + killed);
+                cutOff++;
+            }
+        }
+        System.out.printf("kill during checkpoint: %d of %d kills landed inside a checkpoint%n", cutOff, attempt);
+        assertTrue(cutOff >= 1, "no kill landed inside a checkpoint in 6 attempts");
+    }
+
+    private static void assertRestoresExactly(Path checkpoint, Path into, int lastBatch) {
+        MlkvStore.restoreCheckpoint(checkpoint, into);
+        try (MlkvStore s = ChildStoreProcess.open(into, Durability.WRITE_BACK)) {
+            assertEquals((long) (lastBatch + 1) * ChildStoreProcess.BATCH, s.size(), "entries in " + checkpoint);
+            long[] keys = new long[ChildStoreProcess.BATCH];
+            float[] out = new float[keys.length * ChildStoreProcess.DIM];
+            for (int b = 0; b <= lastBatch; b++) {
+                for (int i = 0; i < keys.length; i++) {
+                    keys[i] = (long) b * keys.length + i;
+                }
+                assertEquals(keys.length, s.multiGet(keys, out, new boolean[keys.length]), "batch " + b);
+                for (float f : out) {
+                    assertEquals(b, f, "value in batch " + b);
+                }
+            }
+        }
     }
 
     @Test
