@@ -1,5 +1,6 @@
 package io.mlkv.core;
 
+import io.mlkv.gpu.cufile.FileIo;
 import io.mlkv.storage.BatchChecks;
 import io.mlkv.storage.MlkvException;
 import io.mlkv.storage.StatusCode;
@@ -84,6 +85,8 @@ public final class MlkvStore implements VectorTier {
     private final long rowBytes;
     private final Durability durability;
     private final HbmCache hbm;
+    /** Moves the HBM tier to and from checkpoint files; null without an HBM tier. */
+    private final FileIo fileIo;
     private final DramTier dram;
     private final RocksDbTier rocks;
     private final WriteBackBuffer pending;
@@ -134,6 +137,8 @@ public final class MlkvStore implements VectorTier {
             rocks.close();
             throw e;
         }
+        this.fileIo = hbm == null ? null : FileIo.open(b.fileIoMode);
+        warmHbmFromRestoredCheckpoint();
         this.pending = new WriteBackBuffer(dim);
         this.writeBackSink = (key, value, dirty) -> {
             if (dirty) {
@@ -154,6 +159,36 @@ public final class MlkvStore implements VectorTier {
         }, new ThreadPoolExecutor.DiscardPolicy());
         LOG.info("opened MLKV store at {}: dim={}, DRAM {} slots ({} bytes, policy {}), durability {}",
                 rocks.directory(), dim, dram.capacity(), b.dramCapacityBytes, b.policy, durability);
+    }
+
+    /**
+     * A store restored from a checkpoint holds the HBM tier's entries of that moment in
+     * {@code hbm/}: they are loaded into HBM (with a GPU) and then deleted in every case, since
+     * after this store's first write they would no longer match what lies below.
+     */
+    private void warmHbmFromRestoredCheckpoint() {
+        Path saved = rocks.directory().resolve(HbmCache.CHECKPOINT_DIR);
+        if (!Files.isDirectory(saved)) {
+            return;
+        }
+        if (hbm != null) {
+            long started = System.nanoTime();
+            try {
+                long n = hbm.warm(rocks.directory(), fileIo);
+                LOG.info("HBM tier warmed from the restored checkpoint: {} entries via {} in {} ms", n,
+                        fileIo.lastPath(), (System.nanoTime() - started) / 1_000_000);
+            } catch (IOException | RuntimeException e) {
+                LOG.warn("HBM tier starts cold: its checkpointed entries could not be loaded ({})", e.toString());
+            }
+        }
+        try (Stream<Path> s = Files.walk(saved)) {
+            for (Path q : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.delete(q);
+            }
+        } catch (IOException e) {
+            throw new MlkvException(StatusCode.IO_ERROR, "delete " + saved, e.getClass().getSimpleName(),
+                    e.getMessage(), e);
+        }
     }
 
     /** Starts configuring a store. */
@@ -804,6 +839,12 @@ public final class MlkvStore implements VectorTier {
             } finally {
                 rocks.writeMeta(META_CLEAN, 0);
             }
+            if (hbm != null) {
+                long started = System.nanoTime();
+                String path = hbm.checkpoint(abs, fileIo);
+                LOG.info("checkpoint of the HBM tier written via {} in {} ms", path,
+                        (System.nanoTime() - started) / 1_000_000);
+            }
             CheckpointManifest.write(abs);
         } catch (IOException e) {
             throw new MlkvException(StatusCode.IO_ERROR, "checkpoint to " + abs, e.getClass().getSimpleName(),
@@ -931,6 +972,15 @@ public final class MlkvStore implements VectorTier {
                 } catch (RuntimeException e) {
                     failure = e;
                 }
+                try {
+                    fileIo.close();
+                } catch (RuntimeException e) {
+                    if (failure == null) {
+                        failure = e;
+                    } else {
+                        failure.addSuppressed(e);
+                    }
+                }
             }
             try {
                 dram.close();
@@ -1017,6 +1067,7 @@ public final class MlkvStore implements VectorTier {
         private Durability durability = Durability.WRITE_BACK;
         private String policy = "lru";
         private GpuMode gpuMode = GpuMode.AUTO;
+        private FileIo.Mode fileIoMode = FileIo.Mode.AUTO;
         private long hbmCapacity = 1L << 20;
         private boolean syncWrites;
         private int prefetchThreads = 2;
@@ -1073,6 +1124,18 @@ public final class MlkvStore implements VectorTier {
         /** DRAM eviction and admission policy: {@code lru} (default), {@code lfu} or {@code tinylfu}. */
         public Builder policy(String name) {
             this.policy = io.mlkv.storage.policy.Policies.checkName(name);
+            return this;
+        }
+
+        /**
+         * How the HBM tier's checkpoint files are written and read: cuFile where it works with
+         * POSIX as fallback ({@link FileIo.Mode#AUTO}, default), or one path only.
+         */
+        public Builder fileIo(FileIo.Mode mode) {
+            if (mode == null) {
+                throw new IllegalArgumentException("fileIo mode must not be null");
+            }
+            this.fileIoMode = mode;
             return this;
         }
 

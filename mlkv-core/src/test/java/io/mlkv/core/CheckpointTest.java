@@ -70,6 +70,21 @@ class CheckpointTest {
     }
 
     @Test
+    void hbmEntriesOfACheckpointAreDroppedByAStoreWithoutAGpuSoTheyCannotGoStale() throws IOException {
+        Path d = dir.resolve("restored-like");
+        try (MlkvStore s = open(d)) {
+            s.put(1, new float[s.dim()]);
+        }
+        Path hbm = Files.createDirectories(d.resolve("hbm"));
+        Files.writeString(hbm.resolve("hbm.properties"), "dim=4\nentries=0\n");
+        Files.write(hbm.resolve("keys.bin"), new byte[0]);
+        try (MlkvStore s = open(d)) {
+            assertFalse(Files.exists(hbm), "a later GPU open must not load entries older than this store's writes");
+            assertEquals(1, s.size());
+        }
+    }
+
+    @Test
     void aCheckpointIntoAnExistingDirectoryIsRefused() throws IOException {
         Files.createDirectories(dir.resolve("taken"));
         try (MlkvStore s = open(dir.resolve("live"))) {

@@ -75,6 +75,62 @@ class GpuStoreTest {
         }
     }
 
+    /**
+     * A checkpoint carries the HBM tier's entries (written straight from HBM, over cuFile or the
+     * POSIX path); a store restored from it starts with them in HBM, serves the checkpoint's
+     * values, and never reuses them after it has been written to.
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.EnumSource(value = io.mlkv.gpu.cufile.FileIo.Mode.class, names = {"AUTO", "POSIX"})
+    void aCheckpointCarriesTheHotSetAndARestoredStoreStartsWithItInHbm(io.mlkv.gpu.cufile.FileIo.Mode mode)
+            throws Exception {
+        int n = 3000;
+        long[] keys = new long[n];
+        float[] values = new float[n * DIM];
+        for (int i = 0; i < n; i++) {
+            keys[i] = 1_000_003L * i;
+            Arrays.fill(values, i * DIM, (i + 1) * DIM, i + 0.25f);
+        }
+        Path cp = dir.resolve("cp-" + mode);
+        long inHbm;
+        try (MlkvStore s = MlkvStore.builder().dim(DIM).directory(dir.resolve("src-" + mode))
+                .dramCapacityBytes(64 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
+                .gpu(GpuMode.ON).hbmCapacity(1 << 14).fileIo(mode).build()) {
+            s.multiPut(keys, values);
+            s.multiGet(keys, new float[values.length], new boolean[n]);
+            inHbm = s.stats().tier("HBM").entries();
+            assertTrue(inHbm > n / 2, "reads promoted into HBM: " + inHbm);
+            s.checkpoint(cp);
+            float[] later = new float[values.length];
+            Arrays.fill(later, -7f);
+            s.multiPut(keys, later); // after the checkpoint: must not be seen in the restored store
+        }
+        assertTrue(java.nio.file.Files.size(cp.resolve("hbm/values.bin")) == inHbm * DIM * 4L);
+        Path restored = dir.resolve("restored-" + mode);
+        MlkvStore.restoreCheckpoint(cp, restored);
+        try (MlkvStore s = MlkvStore.builder().dim(DIM).directory(restored)
+                .dramCapacityBytes(64 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
+                .gpu(GpuMode.ON).hbmCapacity(1 << 14).fileIo(mode).build()) {
+            assertEquals(inHbm, s.stats().tier("HBM").entries(), "the hot set is in HBM before any read");
+            assertTrue(!java.nio.file.Files.exists(restored.resolve("hbm")), "loaded once, then removed");
+            float[] out = new float[values.length];
+            assertEquals(n, s.multiGet(keys, out, new boolean[n]));
+            assertArrayEquals(values, out, "the checkpoint's values");
+            assertEquals(inHbm, s.stats().tier("HBM").hits(), "served from HBM at once");
+            float[] changed = new float[DIM];
+            Arrays.fill(changed, 42f);
+            s.put(keys[0], changed);
+        }
+        try (MlkvStore s = MlkvStore.builder().dim(DIM).directory(restored)
+                .dramCapacityBytes(64 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
+                .gpu(GpuMode.ON).hbmCapacity(1 << 14).fileIo(mode).build()) {
+            assertEquals(0, s.stats().tier("HBM").entries(), "no stale HBM entries on a later open");
+            float[] out = new float[DIM];
+            assertTrue(s.get(keys[0], out));
+            assertEquals(42f, out[0]);
+        }
+    }
+
     @Nested
     @Tag("gpu")
     class Contract extends VectorTierContract {

@@ -352,6 +352,14 @@ public final class GpuHashTable implements VectorTier {
         return call(() -> launchExport(offset, count, outKeys, outValues, outScores));
     }
 
+    /**
+     * Makes the table's CUDA context current on the calling thread, for callers that allocate
+     * device memory or copy data to pass to the device-pointer API.
+     */
+    public void makeDeviceCurrent() {
+        device.makeCurrent();
+    }
+
     /** Removes every entry. */
     public void clear() {
         call(() -> {
