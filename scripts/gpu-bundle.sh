@@ -48,7 +48,7 @@ echo "[bundle] jlink runtime from $jdk"
 "$jdk/bin/jlink" --add-modules java.base,java.logging,java.management,jdk.management,jdk.unsupported,java.naming,java.xml,jdk.zipfs \
   --strip-debug --no-header-files --no-man-pages --compress=zip-9 --output "$work/jre"
 
-cp scripts/gpu-run.sh scripts/gpu-profile.sh scripts/gpu-store-bench.sh "$work/"
+cp scripts/gpu-run.sh scripts/gpu-profile.sh scripts/gpu-store-bench.sh scripts/gpu-io-bench.sh "$work/"
 tar czf "$out/mlkv-gpu-bundle.tgz" -C "$out" mlkv
 rm -rf "$work"
 size=$(stat -c %s "$out/mlkv-gpu-bundle.tgz")

@@ -1,16 +1,12 @@
 package io.mlkv.core;
 
 import io.mlkv.gpu.cuda.CudaDevice;
-import io.mlkv.gpu.cuda.DeviceMemory;
 import io.mlkv.gpu.cuda.Kernels;
-import io.mlkv.gpu.cufile.DeviceRegion;
 import io.mlkv.gpu.cufile.FileIo;
 import io.mlkv.gpu.table.GpuHashTable;
 import io.mlkv.gpu.table.ScoreMode;
-import io.mlkv.storage.MlkvException;
-import io.mlkv.storage.StatusCode;
+import io.mlkv.gpu.table.TableSnapshot;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.concurrent.atomic.LongAdder;
@@ -93,70 +89,26 @@ final class HbmCache implements AutoCloseable {
 
     /** Subdirectory of a checkpoint (and of a store restored from one) holding the HBM tier's entries. */
     static final String CHECKPOINT_DIR = "hbm";
-    private static final String PROPERTIES = "hbm.properties";
 
     /**
-     * Writes the tier's entries, straight from HBM, to {@code dir/hbm}: {@code keys.bin} (int64),
-     * {@code values.bin} (dim float32 per key, same order) and {@code hbm.properties}. Caller holds
-     * the store's mutation lock, so the table does not change meanwhile.
+     * Writes the tier's entries, straight from HBM, to {@code dir/hbm} ({@link TableSnapshot}).
+     * Caller holds the store's mutation lock, so the table does not change meanwhile.
      *
      * @return the path that moved the data ({@code cufile} or {@code posix})
      */
     String checkpoint(Path dir, FileIo io) throws IOException {
-        Path out = Files.createDirectories(dir.resolve(CHECKPOINT_DIR));
-        long n = table.size();
-        long rowBytes = table.dim() * 4L;
-        table.makeDeviceCurrent();
-        try (DeviceMemory keys = new DeviceMemory(Math.max(8, n * 8), "HBM checkpoint keys");
-             DeviceMemory values = new DeviceMemory(Math.max(4, n * rowBytes), "HBM checkpoint values")) {
-            long written = 0;
-            long window = 1L << 20;
-            for (long off = 0; off < table.capacity() && written < n; off += window) {
-                written += table.exportBatch(off, Math.min(window, table.capacity() - off), keys.at(written * 8),
-                        values.at(written * rowBytes), null);
-            }
-            if (written != n) {
-                throw new MlkvException(StatusCode.DEVICE_ERROR, "HBM checkpoint export", "exported " + written
-                        + " entries of " + n);
-            }
-            table.makeDeviceCurrent();
-            io.write(new DeviceRegion(keys.pointer(), n * 8), out.resolve("keys.bin"));
-            io.write(new DeviceRegion(values.pointer(), n * rowBytes), out.resolve("values.bin"));
-        }
-        Files.writeString(out.resolve(PROPERTIES), "dim=" + table.dim() + "\nentries=" + n + "\n");
+        TableSnapshot.write(table, dir.resolve(CHECKPOINT_DIR), io);
         return io.lastPath();
     }
 
     /**
-     * Loads entries written by {@link #checkpoint} from {@code dir/hbm}, straight into HBM, so a
-     * restored store starts with its hot set on the GPU. Scores are not restored: the entries
-     * enter with one score, as one batch.
+     * Loads entries written by {@link #checkpoint} from {@code dir/hbm} straight into HBM, so a
+     * restored store starts with its hot set on the GPU.
      *
      * @return entries loaded
      */
     long warm(Path dir, FileIo io) throws IOException {
-        Path in = dir.resolve(CHECKPOINT_DIR);
-        java.util.Properties props = new java.util.Properties();
-        try (java.io.Reader r = Files.newBufferedReader(in.resolve(PROPERTIES))) {
-            props.load(r);
-        }
-        int dim = Integer.parseInt(props.getProperty("dim", "-1"));
-        long n = Long.parseLong(props.getProperty("entries", "-1"));
-        if (dim != table.dim() || n < 0) {
-            throw new MlkvException(StatusCode.INCOMPATIBLE_FORMAT, "load " + in, "HBM entries of dim " + dim
-                    + ", the store has dim " + table.dim());
-        }
-        if (n == 0) {
-            return 0;
-        }
-        long rowBytes = dim * 4L;
-        table.makeDeviceCurrent();
-        try (DeviceMemory keys = new DeviceMemory(n * 8, "HBM restore keys");
-             DeviceMemory values = new DeviceMemory(n * rowBytes, "HBM restore values")) {
-            io.read(in.resolve("keys.bin"), new DeviceRegion(keys.pointer(), n * 8));
-            io.read(in.resolve("values.bin"), new DeviceRegion(values.pointer(), n * rowBytes));
-            table.insertOrAssign(keys.pointer(), values.pointer(), null, n);
-        }
+        long n = TableSnapshot.load(table, dir.resolve(CHECKPOINT_DIR), io);
         installs.add(n);
         return n;
     }

@@ -76,7 +76,7 @@ class CheckpointTest {
             s.put(1, new float[s.dim()]);
         }
         Path hbm = Files.createDirectories(d.resolve("hbm"));
-        Files.writeString(hbm.resolve("hbm.properties"), "dim=4\nentries=0\n");
+        Files.writeString(hbm.resolve("table.properties"), "dim=4\nentries=0\n");
         Files.write(hbm.resolve("keys.bin"), new byte[0]);
         try (MlkvStore s = open(d)) {
             assertFalse(Files.exists(hbm), "a later GPU open must not load entries older than this store's writes");
