@@ -502,6 +502,22 @@ extern "C" __global__ void mlkv_scatter_rows(const float* __restrict__ src, cons
     dst[(size_t)index[row] * dim + d] = src[(size_t)row * dim + d];
 }
 
+// Gathers rows start .. start+count of the permutation i -> (i * step) mod n of (keys, values) into
+// dst_keys/dst_values. With step coprime to n every row is taken once over the whole range; rows
+// exported in slot order (so grouped by bucket) come out spread over buckets, and inserting them
+// does not pile a launch's threads onto one bucket lock.
+extern "C" __global__ void mlkv_gather_stride(const uint64_t* __restrict__ keys, const float* __restrict__ values,
+                                              uint64_t n, int dim, uint64_t step, uint64_t start, long count,
+                                              uint64_t* __restrict__ dst_keys, float* __restrict__ dst_values) {
+    long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    long row = t / dim;
+    if (row >= count) return;
+    int d = (int)(t - row * dim);
+    uint64_t src = (unsigned __int128)((start + row) % n) * step % n;
+    if (d == 0) dst_keys[row] = keys[src];
+    dst_values[(size_t)row * dim + d] = values[src * dim + d];
+}
+
 extern "C" __global__ void mlkv_clear(uint64_t* keys, uint8_t* digests, uint64_t* scores, uint64_t capacity) {
     uint64_t t = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x;
     uint64_t stride = (uint64_t)gridDim.x * blockDim.x;

@@ -327,6 +327,50 @@ public final class GpuHashTable implements VectorTier {
         call(() -> upsert(MODE_ACCUM, keysIn, deltas, scoresIn, n, null, null, null, null, null));
     }
 
+    /**
+     * Inserts or overwrites {@code n} rows with distinct keys that arrive grouped by bucket, as
+     * {@link #exportBatch} writes them (a restore). Inserting such a batch as it is would put many
+     * threads of one launch on one bucket's lock; this takes the rows in a strided order (each
+     * once), a staging batch at a time, so every launch spreads over the table. Evicted entries
+     * are dropped.
+     */
+    public void insertOrAssignExported(CUdeviceptr keysIn, CUdeviceptr valuesIn, long n) {
+        if (scoreMode == ScoreMode.CUSTOM) {
+            throw new IllegalArgumentException("insertOrAssignExported keeps no scores; a ScoreMode.CUSTOM table needs them");
+        }
+        if (n <= 0) {
+            return;
+        }
+        long step = 1_000_003L; // a prime; made coprime to n below
+        while (n % step == 0 || gcd(n, step) != 1) {
+            step += 2;
+        }
+        long chunk = Math.min(n, stagingKeys);
+        long rowBytes = dim * 4L;
+        long stride = step;
+        call(() -> {
+            try (DeviceMemory k = new DeviceMemory(chunk * 8, "restore staging keys");
+                 DeviceMemory v = new DeviceMemory(chunk * rowBytes, "restore staging values")) {
+                for (long start = 0; start < n; start += chunk) {
+                    long m = Math.min(chunk, n - start);
+                    kernels.launch("mlkv_gather_stride", m * dim, BLOCK, stream, keysIn, valuesIn, n, dim, stride, start,
+                            m, k.pointer(), v.pointer());
+                    upsert(MODE_ASSIGN, k.pointer(), v.pointer(), null, m, null, null, null, null, null);
+                }
+            }
+            return 0L;
+        });
+    }
+
+    private static long gcd(long a, long b) {
+        while (b != 0) {
+            long t = a % b;
+            a = b;
+            b = t;
+        }
+        return a;
+    }
+
     /** Erases {@code n} keys; returns how many were present. */
     public long erase(CUdeviceptr keysIn, long n) {
         return call(() -> {

@@ -16,8 +16,8 @@ import java.util.Properties;
  * exported into device buffers, which go to {@code keys.bin} (int64) and {@code values.bin}
  * (dim float32 per key, same order) over a {@link DeviceFileIo} (cuFile or POSIX);
  * {@code table.properties} (written last) gives dim and count. Loading reads the files into
- * device buffers and inserts them in one batch; scores are not kept (entries enter with one
- * score). Integrity checks (sizes, checksums) belong to the caller's manifest; a file of the wrong
+ * device buffers and inserts them spread over buckets ({@link GpuHashTable#insertOrAssignExported});
+ * scores are not kept (entries enter with the scores of a few batches). Integrity checks (sizes, checksums) belong to the caller's manifest; a file of the wrong
  * length is refused here too.
  */
 public final class TableSnapshot {
@@ -85,7 +85,7 @@ public final class TableSnapshot {
              DeviceMemory values = new DeviceMemory(n * rowBytes, "table snapshot values")) {
             io.read(dir.resolve("keys.bin"), new DeviceRegion(keys.pointer(), n * 8));
             io.read(dir.resolve("values.bin"), new DeviceRegion(values.pointer(), n * rowBytes));
-            table.insertOrAssign(keys.pointer(), values.pointer(), null, n);
+            table.insertOrAssignExported(keys.pointer(), values.pointer(), n);
         }
         return n;
     }
