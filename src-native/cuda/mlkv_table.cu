@@ -502,6 +502,12 @@ extern "C" __global__ void mlkv_scatter_rows(const float* __restrict__ src, cons
     dst[(size_t)index[row] * dim + d] = src[(size_t)row * dim + d];
 }
 
+// Sets flags[index[j]] = 1 for j < n: marks the rows mlkv_scatter_rows filled as found.
+extern "C" __global__ void mlkv_set_flags(const int* __restrict__ index, long n, uint8_t* __restrict__ flags) {
+    long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t < n) flags[index[t]] = 1;
+}
+
 // Gathers rows start .. start+count of the permutation i -> (i * step) mod n of (keys, values) into
 // dst_keys/dst_values. With step coprime to n every row is taken once over the whole range; rows
 // exported in slot order (so grouped by bucket) come out spread over buckets, and inserting them

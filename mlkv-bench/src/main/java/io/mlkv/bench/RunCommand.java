@@ -69,6 +69,10 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--verify", description = "Check every value read against what was written.")
     boolean verify;
 
+    @Option(names = "--device-reads",
+            description = "Reads take and return device memory (keys copied to the GPU, values left there); needs --gpu ON.")
+    boolean deviceReads;
+
     @Option(names = "--out", defaultValue = "mlkv-run", description = "Directory for the JSON, CSV and PNG results (default ${DEFAULT-VALUE}).")
     Path out;
 
@@ -84,13 +88,17 @@ final class RunCommand implements Callable<Integer> {
             System.err.println(e.getMessage());
             return 2;
         }
+        if (deviceReads && gpu != GpuMode.ON) {
+            System.err.println("--device-reads needs --gpu ON (reads into device memory need the HBM tier)");
+            return 2;
+        }
         boolean temporary = dir == null;
         Path storeDir = temporary ? Files.createTempDirectory("mlkv-run") : dir;
         try (MlkvStore store = MlkvStore.builder().dim(dim).directory(storeDir).dramCapacityBytes(dramMb << 20)
                 .policy(policy).durability(durability).gpu(gpu).hbmCapacity(hbmEntries).build()) {
             WorkloadRunner runner;
             try {
-                runner = new WorkloadRunner(store, w, threads, verify, seed);
+                runner = new WorkloadRunner(store, w, threads, verify, seed).deviceReads(deviceReads);
             } catch (IllegalArgumentException e) {
                 System.err.println(e.getMessage());
                 return 2;

@@ -1,15 +1,25 @@
 package io.mlkv.core;
 
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
+
+import io.mlkv.gpu.cuda.Cuda;
 import io.mlkv.gpu.cuda.CudaDevice;
+import io.mlkv.gpu.cuda.DeviceMemory;
 import io.mlkv.gpu.cuda.Kernels;
+import io.mlkv.gpu.cuda.PinnedMemory;
 import io.mlkv.gpu.cufile.FileIo;
 import io.mlkv.gpu.table.GpuHashTable;
 import io.mlkv.gpu.table.ScoreMode;
 import io.mlkv.gpu.table.TableSnapshot;
 import java.io.IOException;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.nio.IntBuffer;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.concurrent.atomic.LongAdder;
+import jcuda.driver.CUdeviceptr;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -87,6 +97,113 @@ final class HbmCache implements AutoCloseable {
         table.erase(keys);
     }
 
+    // Device-pointer reads: staging reused across calls, grown (never shrunk) when a batch is larger.
+    private final Object deviceReadLock = new Object();
+    private long stagedCapacity;
+    private DeviceMemory missedKeys;
+    private DeviceMemory missedIndex;
+    private DeviceMemory rowsIn;
+    private DeviceMemory rowsIndex;
+    private PinnedMemory hostKeys;
+    private PinnedMemory hostIndex;
+    private PinnedMemory hostRows;
+    private PinnedMemory hostRowsIndex;
+
+    /** What a device lookup left for the tiers below: the missed keys and their batch positions. */
+    record DeviceMisses(long[] keys, int[] index) {
+    }
+
+    /**
+     * Looks up {@code n} device keys in HBM, writing found rows to {@code out} and 1/0 to
+     * {@code found}; returns the misses (copied to the host through pinned buffers) for the
+     * tiers below. Caller then calls {@link #scatterBelow} with what it found there.
+     */
+    DeviceMisses findDevice(CUdeviceptr keys, long n, CUdeviceptr out, CUdeviceptr found) {
+        synchronized (deviceReadLock) {
+            ensureStaging(n);
+            long missed = table.find(keys, n, out, found, missedKeys.pointer(), missedIndex.pointer());
+            hits.add(n - missed);
+            misses.add(missed);
+            long[] k = new long[(int) missed];
+            int[] idx = new int[(int) missed];
+            if (missed > 0) {
+                table.makeDeviceCurrent();
+                Cuda.check(cuMemcpyDtoH(hostKeys.pointer(), missedKeys.pointer(), missed * 8), "cuMemcpyDtoH (missed keys)");
+                Cuda.check(cuMemcpyDtoH(hostIndex.pointer(), missedIndex.pointer(), missed * 4), "cuMemcpyDtoH (missed index)");
+                hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, k);
+                hostIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer().get(0, idx);
+            }
+            return new DeviceMisses(k, idx);
+        }
+    }
+
+    /**
+     * Copies rows found below (row {@code m} of {@code rows} for each {@code m} with
+     * {@code below[m]}) to the GPU through pinned staging and scatters them into {@code out} at
+     * their batch positions, setting their {@code found} bytes.
+     */
+    void scatterBelow(DeviceMisses m, float[] rows, boolean[] below, int count, CUdeviceptr out, CUdeviceptr found) {
+        if (count == 0) {
+            return;
+        }
+        int dim = table.dim();
+        synchronized (deviceReadLock) {
+            ensureStaging(m.keys().length);
+            FloatBuffer r = hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
+            IntBuffer ix = hostRowsIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer();
+            int c = 0;
+            for (int j = 0; j < below.length; j++) {
+                if (below[j]) {
+                    r.put(c * dim, rows, j * dim, dim);
+                    ix.put(c, m.index()[j]);
+                    c++;
+                }
+            }
+            table.makeDeviceCurrent();
+            Cuda.check(cuMemcpyHtoD(rowsIn.pointer(), hostRows.pointer(), (long) c * dim * 4), "cuMemcpyHtoD (rows from below)");
+            Cuda.check(cuMemcpyHtoD(rowsIndex.pointer(), hostRowsIndex.pointer(), c * 4L), "cuMemcpyHtoD (row positions)");
+            table.scatterRows(rowsIn.pointer(), rowsIndex.pointer(), c, out, found);
+        }
+    }
+
+    private void ensureStaging(long n) {
+        if (n <= stagedCapacity) {
+            return;
+        }
+        long cap = Math.max(n, 1024);
+        long rowBytes = table.dim() * 4L;
+        releaseStaging();
+        table.makeDeviceCurrent();
+        missedKeys = new DeviceMemory(cap * 8, "store read: missed keys");
+        missedIndex = new DeviceMemory(cap * 4, "store read: missed positions");
+        rowsIn = new DeviceMemory(cap * rowBytes, "store read: rows from below");
+        rowsIndex = new DeviceMemory(cap * 4, "store read: row positions");
+        hostKeys = new PinnedMemory(cap * 8, "store read: missed keys");
+        hostIndex = new PinnedMemory(cap * 4, "store read: missed positions");
+        hostRows = new PinnedMemory(cap * rowBytes, "store read: rows from below");
+        hostRowsIndex = new PinnedMemory(cap * 4, "store read: row positions");
+        stagedCapacity = cap;
+    }
+
+    private void releaseStaging() {
+        for (AutoCloseable c : new AutoCloseable[] {hostRowsIndex, hostRows, hostIndex, hostKeys, rowsIndex, rowsIn,
+                missedIndex, missedKeys}) {
+            if (c != null) {
+                try {
+                    c.close();
+                } catch (Exception e) {
+                    LOG.warn("releasing read staging: {}", e.toString());
+                }
+            }
+        }
+        stagedCapacity = 0;
+    }
+
+    /** Makes the tier's CUDA context current on the calling thread. */
+    void makeCurrent() {
+        table.makeDeviceCurrent();
+    }
+
     /** Subdirectory of a checkpoint (and of a store restored from one) holding the HBM tier's entries. */
     static final String CHECKPOINT_DIR = "hbm";
 
@@ -121,6 +238,12 @@ final class HbmCache implements AutoCloseable {
 
     @Override
     public void close() {
+        synchronized (deviceReadLock) {
+            if (stagedCapacity > 0) {
+                table.makeDeviceCurrent();
+            }
+            releaseStaging();
+        }
         table.close();
     }
 }

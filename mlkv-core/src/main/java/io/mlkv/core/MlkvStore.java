@@ -27,6 +27,7 @@ import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.stream.Stream;
+import jcuda.driver.CUdeviceptr;
 import org.agrona.collections.Long2LongHashMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -289,14 +290,9 @@ public final class MlkvStore implements VectorTier {
             }
         }
         long[] missKeys = gather(keys, missIdx, misses);
-        // Every write of a key changes its DRAM bucket's version; read them before the values.
-        long[] versions = new long[misses];
-        for (int m = 0; m < misses; m++) {
-            versions[m] = dram.version(missKeys[m]);
-        }
         float[] rows = new float[misses * dim];
         boolean[] below = new boolean[misses];
-        int fromBelow = readBelow(missKeys, rows, below, promote);
+        int fromBelow = readMissesBelow(missKeys, rows, below, promote);
         for (int m = 0; m < misses; m++) {
             if (below[m]) {
                 int i = missIdx[m];
@@ -304,6 +300,22 @@ public final class MlkvStore implements VectorTier {
                 System.arraycopy(rows, m * dim, out, i * dim, dim);
             }
         }
+        return fromHbm + fromBelow;
+    }
+
+    /**
+     * Reads keys that missed HBM from the tiers below and, with {@code promote}, installs what was
+     * found into HBM, skipping keys written since their row was read. Caller is inside
+     * {@link #enter()}.
+     */
+    private int readMissesBelow(long[] missKeys, float[] rows, boolean[] below, boolean promote) {
+        int misses = missKeys.length;
+        // Every write of a key changes its DRAM bucket's version; read them before the values.
+        long[] versions = new long[misses];
+        for (int m = 0; m < misses; m++) {
+            versions[m] = dram.version(missKeys[m]);
+        }
+        int fromBelow = readBelow(missKeys, rows, below, promote);
         if (promote && fromBelow > 0) {
             int count = fromBelow;
             promote(() -> {
@@ -322,7 +334,63 @@ public final class MlkvStore implements VectorTier {
                 hbm.install(promoteKeys, promoteRows, p);
             });
         }
-        return fromHbm + fromBelow;
+        return fromBelow;
+    }
+
+    /**
+     * {@link #multiGet} with device memory, for training code whose tensors live on the GPU:
+     * {@code keys} holds {@code n} int64 keys, {@code out} receives {@code dim} float32 values per
+     * key (rows of missing keys are left as they were) and byte {@code i} of {@code found} is set
+     * to 1 or 0. HBM hits never leave the GPU; the missed keys go to the tiers below and what is
+     * found there comes back through pinned staging buffers and one scatter kernel. All three
+     * pointers are on the HBM tier's device; make its context current with {@link #makeGpuCurrent}
+     * to allocate them.
+     *
+     * @return the number of keys found
+     * @throws IllegalStateException if the store has no HBM tier
+     */
+    public long multiGet(CUdeviceptr keys, long n, CUdeviceptr out, CUdeviceptr found) {
+        if (keys == null || out == null || found == null) {
+            throw new IllegalArgumentException("multiGet: keys, out and found must not be null");
+        }
+        if (n < 0 || n > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("multiGet: n must be 0 to " + Integer.MAX_VALUE + ", was " + n);
+        }
+        if (hbm == null) {
+            throw new IllegalStateException("multiGet with device pointers needs the HBM tier; this store runs without a GPU");
+        }
+        if (n == 0) {
+            return 0;
+        }
+        enter();
+        try {
+            HbmCache.DeviceMisses m = hbm.findDevice(keys, n, out, found);
+            int misses = m.keys().length;
+            if (misses == 0) {
+                return n;
+            }
+            checkReserved("multiGet", m.keys());
+            float[] rows = new float[misses * dim];
+            boolean[] below = new boolean[misses];
+            int fromBelow = readMissesBelow(m.keys(), rows, below, true);
+            hbm.scatterBelow(m, rows, below, fromBelow, out, found);
+            return n - misses + fromBelow;
+        } finally {
+            exit();
+        }
+    }
+
+    /**
+     * Makes the HBM tier's CUDA context current on the calling thread, so that it can allocate
+     * and fill device buffers for {@link #multiGet(CUdeviceptr, long, CUdeviceptr, CUdeviceptr)}.
+     *
+     * @throws IllegalStateException if the store has no HBM tier
+     */
+    public void makeGpuCurrent() {
+        if (hbm == null) {
+            throw new IllegalStateException("this store runs without a GPU");
+        }
+        hbm.makeCurrent();
     }
 
     /**

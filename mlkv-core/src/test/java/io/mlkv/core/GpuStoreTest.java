@@ -76,6 +76,58 @@ class GpuStoreTest {
     }
 
     /**
+     * The device-pointer read path returns what the host path returns, for keys in HBM, in DRAM,
+     * only in RocksDB, and absent; rows of absent keys are left untouched.
+     */
+    @Test
+    void deviceMultiGetAgreesWithTheHostPathAcrossEveryTier() {
+        try (MlkvStore s = open(1 << 12)) {
+            int n = 20_000;
+            long[] keys = new long[n];
+            float[] values = new float[n * DIM];
+            for (int i = 0; i < n; i++) {
+                keys[i] = 31L * i + 5;
+                Arrays.fill(values, i * DIM, (i + 1) * DIM, i * 0.5f);
+            }
+            s.multiPut(keys, values);
+            s.flush();
+            s.multiGet(Arrays.copyOf(keys, 3000), new float[3000 * DIM], new boolean[3000]); // some into HBM
+            long[] ask = new long[n + 500];
+            System.arraycopy(keys, 0, ask, 0, n);
+            for (int i = n; i < ask.length; i++) {
+                ask[i] = -1000L - i; // never written
+            }
+            float[] hostOut = new float[ask.length * DIM];
+            boolean[] hostFound = new boolean[ask.length];
+            s.makeGpuCurrent();
+            try (io.mlkv.gpu.cuda.DeviceMemory dKeys = new io.mlkv.gpu.cuda.DeviceMemory(ask.length * 8L, "test keys");
+                 io.mlkv.gpu.cuda.DeviceMemory dOut = new io.mlkv.gpu.cuda.DeviceMemory(hostOut.length * 4L, "test out");
+                 io.mlkv.gpu.cuda.DeviceMemory dFound = new io.mlkv.gpu.cuda.DeviceMemory(ask.length, "test found")) {
+                jcuda.driver.JCudaDriver.cuMemcpyHtoD(dKeys.pointer(), jcuda.Pointer.to(ask), ask.length * 8L);
+                float[] sentinel = new float[hostOut.length];
+                Arrays.fill(sentinel, -3f);
+                jcuda.driver.JCudaDriver.cuMemcpyHtoD(dOut.pointer(), jcuda.Pointer.to(sentinel), sentinel.length * 4L);
+                long hbmHitsBefore = s.stats().tier("HBM").hits();
+                assertEquals(n, s.multiGet(dKeys.pointer(), ask.length, dOut.pointer(), dFound.pointer()));
+                assertTrue(s.stats().tier("HBM").hits() - hbmHitsBefore >= 2000, "some keys came from HBM");
+                float[] devOut = new float[hostOut.length];
+                byte[] devFound = new byte[ask.length];
+                s.makeGpuCurrent();
+                jcuda.driver.JCudaDriver.cuMemcpyDtoH(jcuda.Pointer.to(devOut), dOut.pointer(), devOut.length * 4L);
+                jcuda.driver.JCudaDriver.cuMemcpyDtoH(jcuda.Pointer.to(devFound), dFound.pointer(), devFound.length);
+                Arrays.fill(hostOut, -3f);
+                assertEquals(n, s.multiGet(ask, hostOut, hostFound));
+                assertArrayEquals(hostOut, devOut);
+                for (int i = 0; i < ask.length; i++) {
+                    assertEquals(hostFound[i], devFound[i] == 1, "found flag of key " + ask[i]);
+                }
+                // A second device read: everything found before is now promoted and served from HBM.
+                assertEquals(n, s.multiGet(dKeys.pointer(), ask.length, dOut.pointer(), dFound.pointer()));
+            }
+        }
+    }
+
+    /**
      * A checkpoint carries the HBM tier's entries (written straight from HBM, over cuFile or the
      * POSIX path); a store restored from it starts with them in HBM, serves the checkpoint's
      * values, and never reuses them after it has been written to.

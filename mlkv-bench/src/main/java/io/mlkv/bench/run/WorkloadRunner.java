@@ -34,6 +34,7 @@ public final class WorkloadRunner {
     private final Workload workload;
     private final int threads;
     private final boolean verify;
+    private boolean deviceReads;
     private final long seed;
     private final int dim;
     private final AtomicLong nextInsertKey;
@@ -171,7 +172,70 @@ public final class WorkloadRunner {
                 opsDone.sum(), keysDone.sum(), perOp, timeline, integrityFailures.sum(), stats);
     }
 
+    /**
+     * READ operations use the store's device-pointer path: each client copies its batch of keys
+     * to the GPU (through pinned memory) and reads into device buffers, as training code whose
+     * tensors live on the GPU would. Needs a store with an HBM tier.
+     */
+    public WorkloadRunner deviceReads(boolean on) {
+        this.deviceReads = on;
+        return this;
+    }
+
+    /** Device buffers of one client for {@link #deviceReads}. */
+    private static final class DeviceBatch implements AutoCloseable {
+        final io.mlkv.gpu.cuda.PinnedMemory hostKeys;
+        final io.mlkv.gpu.cuda.DeviceMemory keys;
+        final io.mlkv.gpu.cuda.DeviceMemory out;
+        final io.mlkv.gpu.cuda.DeviceMemory found;
+
+        DeviceBatch(MlkvStore store, int n, int dim) {
+            store.makeGpuCurrent();
+            hostKeys = new io.mlkv.gpu.cuda.PinnedMemory(n * 8L, "bench keys");
+            keys = new io.mlkv.gpu.cuda.DeviceMemory(n * 8L, "bench keys");
+            out = new io.mlkv.gpu.cuda.DeviceMemory((long) n * dim * 4, "bench out");
+            found = new io.mlkv.gpu.cuda.DeviceMemory(n, "bench found");
+        }
+
+        void read(MlkvStore store, long[] batch, float[] outHost, boolean[] foundHost, boolean copyBack) {
+            store.makeGpuCurrent();
+            hostKeys.buffer().order(java.nio.ByteOrder.nativeOrder()).asLongBuffer().put(0, batch);
+            io.mlkv.gpu.cuda.Cuda.check(jcuda.driver.JCudaDriver.cuMemcpyHtoD(keys.pointer(), hostKeys.pointer(),
+                    batch.length * 8L), "cuMemcpyHtoD (bench keys)");
+            store.multiGet(keys.pointer(), batch.length, out.pointer(), found.pointer());
+            if (copyBack) {
+                store.makeGpuCurrent();
+                io.mlkv.gpu.cuda.Cuda.check(jcuda.driver.JCudaDriver.cuMemcpyDtoH(jcuda.Pointer.to(outHost), out.pointer(),
+                        outHost.length * 4L), "cuMemcpyDtoH (bench out)");
+                byte[] f = new byte[foundHost.length];
+                io.mlkv.gpu.cuda.Cuda.check(jcuda.driver.JCudaDriver.cuMemcpyDtoH(jcuda.Pointer.to(f), found.pointer(),
+                        f.length), "cuMemcpyDtoH (bench found)");
+                for (int i = 0; i < f.length; i++) {
+                    foundHost[i] = f[i] != 0;
+                }
+            }
+        }
+
+        @Override
+        public void close() {
+            found.close();
+            out.close();
+            keys.close();
+            hostKeys.close();
+        }
+    }
+
     private void client(int id, long quota) {
+        if (deviceReads) {
+            try (DeviceBatch device = new DeviceBatch(store, workload.batchSize(), dim)) {
+                client(id, quota, device);
+            }
+        } else {
+            client(id, quota, null);
+        }
+    }
+
+    private void client(int id, long quota, DeviceBatch device) {
         SplittableRandom random = new SplittableRandom(seed * 31 + id);
         long keySpace = Math.round(workload.recordCount() * workload.keySpaceFactor());
         KeyGenerator keys = KeyGenerators.create(new KeyGenerators.Spec(workload.distribution(), keySpace,
@@ -214,7 +278,11 @@ public final class WorkloadRunner {
             long t0 = System.nanoTime();
             switch (op) {
                 case READ:
-                    store.multiGet(batch, out, found);
+                    if (device != null) {
+                        device.read(store, batch, out, found, verify);
+                    } else {
+                        store.multiGet(batch, out, found);
+                    }
                     break;
                 case UPDATE:
                 case INSERT:

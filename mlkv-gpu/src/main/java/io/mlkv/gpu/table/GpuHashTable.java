@@ -371,6 +371,20 @@ public final class GpuHashTable implements VectorTier {
         return a;
     }
 
+    /**
+     * Writes row {@code j} of {@code rows} to row {@code index[j]} of {@code out} and sets byte
+     * {@code index[j]} of {@code found} to 1, for {@code j < n} (int32 indices, all on this table's
+     * device). The store uses it to merge rows read from the tiers below into a device output.
+     */
+    public void scatterRows(CUdeviceptr rows, CUdeviceptr index, long n, CUdeviceptr out, CUdeviceptr found) {
+        call(() -> {
+            kernels.launch("mlkv_scatter_rows", n * dim, BLOCK, stream, rows, index, n, dim, out);
+            kernels.launch("mlkv_set_flags", n, BLOCK, stream, index, n, found);
+            sync("scatter rows (n=" + n + ")");
+            return 0L;
+        });
+    }
+
     /** Erases {@code n} keys; returns how many were present. */
     public long erase(CUdeviceptr keysIn, long n) {
         return call(() -> {
