@@ -73,6 +73,11 @@ final class HbmCache implements AutoCloseable {
         return n;
     }
 
+    /** Which keys the tier holds, without counting hits or misses. */
+    void contains(long[] keys, boolean[] out) {
+        table.containsKeys(keys, out);
+    }
+
     /** Installs clean copies of rows {@code [0, count)}. Caller holds the store's mutation lock. */
     void install(long[] keys, float[] values, int count) {
         if (count == 0) {

@@ -784,9 +784,10 @@ public final class MlkvStore implements VectorTier {
     // ------------------------------------------------------------------ migration
 
     /**
-     * Promotes {@code keys} into DRAM in the background, so a following read of them hits DRAM.
-     * The keys are copied; the caller may reuse the array at once. Keys are recorded as accessed
-     * with the policy, which still decides admission.
+     * Promotes {@code keys} in the background, so a following read of them hits the fastest tier:
+     * into HBM when the store has one (keys written meanwhile are left out, as on every
+     * promotion), otherwise into DRAM. The keys are copied; the caller may reuse the array at
+     * once. Keys are recorded as accessed with the DRAM policy, which still decides DRAM admission.
      *
      * @return completes when the keys have been promoted (or found already resident)
      */
@@ -801,6 +802,10 @@ public final class MlkvStore implements VectorTier {
     private void runPrefetch(long[] keys) {
         enter();
         try {
+            if (hbm != null) {
+                prefetchIntoHbm(keys);
+                return;
+            }
             long now = dram.tick();
             dram.policy().recordAccesses(keys, 0, keys.length);
             int[] missIdx = new int[keys.length];
@@ -829,6 +834,54 @@ public final class MlkvStore implements VectorTier {
             }
         } finally {
             exit();
+        }
+    }
+
+    /**
+     * With an HBM tier, prefetching means having the keys in HBM when the future completes:
+     * keys not there are read from the tiers below (which promote into DRAM per policy) and
+     * installed, except those written since they were read. Caller is inside {@link #enter()}.
+     */
+    private void prefetchIntoHbm(long[] keys) {
+        boolean[] inHbm = new boolean[keys.length];
+        hbm.contains(keys, inHbm);
+        int misses = 0;
+        int[] missIdx = new int[keys.length];
+        for (int i = 0; i < keys.length; i++) {
+            if (!inHbm[i]) {
+                missIdx[misses++] = i;
+            }
+        }
+        if (misses == 0) {
+            return;
+        }
+        long[] missKeys = gather(keys, missIdx, misses);
+        long[] versions = new long[misses];
+        for (int m = 0; m < misses; m++) {
+            versions[m] = dram.version(missKeys[m]);
+        }
+        float[] rows = new float[misses * dim];
+        boolean[] below = new boolean[misses];
+        int found = readBelow(missKeys, rows, below, true);
+        if (found == 0) {
+            return;
+        }
+        long[] installKeys = new long[found];
+        float[] installRows = new float[found * dim];
+        mutation.lock();
+        try {
+            int p = 0;
+            for (int m = 0; m < misses; m++) {
+                if (below[m] && dram.version(missKeys[m]) == versions[m]) {
+                    installKeys[p] = missKeys[m];
+                    System.arraycopy(rows, m * dim, installRows, p * dim, dim);
+                    p++;
+                }
+            }
+            hbm.install(installKeys, installRows, p);
+            prefetched.add(p);
+        } finally {
+            mutation.unlock();
         }
     }
 

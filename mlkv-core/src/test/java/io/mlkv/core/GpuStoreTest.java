@@ -75,6 +75,28 @@ class GpuStoreTest {
         }
     }
 
+    @Test
+    void prefetchPutsTheKeysInHbmBeforeTheFutureCompletes() throws Exception {
+        try (MlkvStore s = open(1 << 14)) {
+            long[] keys = new long[5000];
+            float[] values = new float[keys.length * DIM];
+            for (int i = 0; i < keys.length; i++) {
+                keys[i] = 1_000L + 13L * i;
+                Arrays.fill(values, i * DIM, (i + 1) * DIM, i);
+            }
+            s.multiPut(keys, values);
+            s.flush();
+            assertEquals(0, s.stats().tier("HBM").entries());
+            s.prefetch(keys).get();
+            assertEquals(keys.length, s.stats().tier("HBM").entries(), s.stats().toString());
+            float[] out = new float[values.length];
+            long hitsBefore = s.stats().tier("HBM").hits();
+            assertEquals(keys.length, s.multiGet(keys, out, new boolean[keys.length]));
+            assertArrayEquals(values, out);
+            assertEquals(keys.length, s.stats().tier("HBM").hits() - hitsBefore, "every read served from HBM");
+        }
+    }
+
     /**
      * The device-pointer read path returns what the host path returns, for keys in HBM, in DRAM,
      * only in RocksDB, and absent; rows of absent keys are left untouched.
