@@ -37,7 +37,7 @@ constexpr int DIGESTS_PER_LANE = BUCKET / TILE;  // 16: one uint4 per lane
 constexpr int MODE_ASSIGN = 0;          // insert_or_assign: value = in
 constexpr int MODE_FIND_OR_INSERT = 1;  // value kept, copied to out; absent: inserted from in
 constexpr int MODE_ACCUM = 2;           // accum_or_assign: value += in; absent: inserted as in
-constexpr int MODE_ASSIGN_ONLY = 3;     // assign: existing keys only
+// assign (existing keys only) has its own kernel, mlkv_assign_only.
 
 // How scores are set.
 constexpr int SCORE_LRU = 0;     // the call's clock
@@ -251,7 +251,6 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
     uint64_t base = b * BUCKET;
     uint32_t digest = digest_of(h);
     const float* src = in_values == nullptr ? nullptr : in_values + (size_t)i * dim;
-    bool sole_writer = false;
     if (dedup_slot != nullptr) {
         int p = dedup_slot[i];
         // One lane reads the mark and shares it: lane 0 clears it below, and a lane reading after
@@ -268,7 +267,6 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
             }
             return 0;
         }
-        sole_writer = true;
         if (lane == 0) {
             // Clear the scratch entry for the next call; readers of it see -1, never this position.
             dedup_win[p] = -1;
@@ -278,15 +276,6 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
     while (true) {
         bool locked;
         int64_t slot = tile_find(tile, keys, digests, base, key, digest, &locked);
-        if (slot >= 0 && sole_writer && mode == MODE_ASSIGN_ONLY) {
-            // No duplicate writes this key and assign never evicts: nothing can race this slot.
-            tile_copy(tile, values + (size_t)slot * dim, src, dim);
-            if (lane == 0) {
-                scores[slot] = hit_score(score_mode, scores[slot], clock, in_scores, i);
-                if (found_out != nullptr) found_out[i] = 1;
-            }
-            return 0;
-        }
         if (slot >= 0) {
             // Present: lock the slot by swapping its key for LOCKED_KEY (an eviction may race it).
             int ok = 0;
@@ -297,7 +286,7 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
             // Modes that read the value must see the previous holder's writes.
             if (mode == MODE_ACCUM || mode == MODE_FIND_OR_INSERT) fence_acq_rel();
             float* v = values + (size_t)slot * dim;
-            if (mode == MODE_ASSIGN || mode == MODE_ASSIGN_ONLY) tile_copy(tile, v, src, dim);
+            if (mode == MODE_ASSIGN) tile_copy(tile, v, src, dim);
             else if (mode == MODE_ACCUM) tile_add(tile, v, src, dim);
             else tile_copy(tile, out + (size_t)i * dim, v, dim);
             tile.sync();
@@ -309,10 +298,6 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
             return 0;
         }
         if (locked) continue;  // a candidate was being written; it may be this key
-        if (mode == MODE_ASSIGN_ONLY) {
-            if (lane == 0 && found_out != nullptr) found_out[i] = 0;
-            return 0;
-        }
         // Absent: take the bucket lock and look again, since a duplicate may have just inserted it.
         if (lane == 0) lock_bucket(bucket_locks + b);
         tile.sync();
@@ -406,6 +391,45 @@ mlkv_upsert(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, c
     }
     __syncthreads();
     if (threadIdx.x == 0 && grown != 0) atomicAdd(size, grown);
+}
+
+// assign (existing keys only), specialised: after mlkv_dedup, the last occurrence of each key is
+// its only writer and assign never inserts or evicts, so no slot can change under it and no lock
+// is taken; the kernel is find plus a value write, with find's occupancy. Other occurrences only
+// report presence. Scores follow the table's mode, as in mlkv_upsert.
+extern "C" __global__ void __launch_bounds__(256, 8)
+mlkv_assign_only(const uint64_t* __restrict__ keys, uint64_t* scores, const uint8_t* __restrict__ digests,
+                 float* values, const int* __restrict__ dedup_slot, int* dedup_win, uint64_t* dedup_keys,
+                 uint64_t bucket_mask, int dim, int score_mode, uint64_t clock, const uint64_t* __restrict__ in_keys,
+                 const float* __restrict__ in_values, const uint64_t* __restrict__ in_scores, long n,
+                 uint8_t* __restrict__ found_out) {
+    auto tile = cg::tiled_partition<TILE>(cg::this_thread_block());
+    long i = (long)(blockIdx.x * (blockDim.x / TILE) + threadIdx.x / TILE);
+    if (i >= n) return;
+    int lane = tile.thread_rank();
+    uint64_t key = in_keys[i];
+    if (key == EMPTY_KEY || key == LOCKED_KEY) return;  // refused on the host
+    int p = dedup_slot[i];
+    int last = 0;
+    if (lane == 0) last = dedup_win[p];
+    last = tile.shfl(last, 0);
+    uint64_t h = mix64(key);
+    uint64_t base = (h & bucket_mask) * BUCKET;
+    bool locked;
+    int64_t slot = tile_find(tile, keys, digests, base, key, digest_of(h), &locked);
+    if (last == (int)i) {
+        if (slot >= 0) {
+            tile_copy(tile, values + (size_t)slot * dim, in_values + (size_t)i * dim, dim);
+        }
+        if (lane == 0) {
+            if (slot >= 0) scores[slot] = hit_score(score_mode, scores[slot], clock, in_scores, i);
+            // Empty the scratch entry for the next call: only the winner does, after every
+            // occurrence has read it in mlkv_dedup (a kernel boundary ago).
+            dedup_win[p] = -1;
+            dedup_keys[p] = EMPTY_KEY;
+        }
+    }
+    if (lane == 0 && found_out != nullptr) found_out[i] = slot >= 0;
 }
 
 // Marks each position's key in a scratch set of the batch (open addressing, set_mask + 1 slots,

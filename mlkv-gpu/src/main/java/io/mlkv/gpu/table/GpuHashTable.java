@@ -824,6 +824,15 @@ public final class GpuHashTable implements VectorTier {
         CUdeviceptr dedupSlotArg = dedup ? dedupSlot.pointer() : null;
         CUdeviceptr dedupWinArg = dedup ? dedupWin.pointer() : null;
         CUdeviceptr dedupKeysArg = dedup ? dedupKeys.pointer() : null;
+        if (mode == MODE_ASSIGN_ONLY) {
+            // Never inserts, evicts or rejects: no counters to reset or read back.
+            clock++;
+            kernels.launch("mlkv_assign_only", n * TILE, BLOCK, stream, keys.pointer(), scores.pointer(),
+                    digests.pointer(), values.pointer(), dedupSlotArg, dedupWinArg, dedupKeysArg, buckets - 1, dim,
+                    scoreMode.code, clock, keysIn, valuesIn, scoresIn, n, found);
+            sync("assign (n=" + n + ")");
+            return 0;
+        }
         zeroCounter(COUNTER_EVICTED);
         zeroCounter(COUNTER_REJECTED);
         clock++;
