@@ -1,9 +1,21 @@
 package io.mlkv.gpu.cufile;
 
+import static jcuda.driver.JCudaDriver.cuCtxGetCurrent;
+import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
+
+import io.mlkv.gpu.cuda.Cuda;
 import io.mlkv.storage.MlkvException;
 import io.mlkv.storage.StatusCode;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import jcuda.driver.CUcontext;
 
 /**
  * GPUDirect Storage: {@code cuFileWrite}/{@code cuFileRead} between device memory and files,
@@ -16,7 +28,13 @@ import java.util.concurrent.atomic.AtomicBoolean;
 public final class CuFileIo implements DeviceFileIo {
     /** The library loaded with dlopen. */
     public static final String LIBRARY = "libcufile.so.0";
-    private static final long CHUNK = 64L << 20;
+    private static final long CHUNK = 32L << 20;
+    private static final int THREADS = 4;
+    private final ExecutorService workers = Executors.newFixedThreadPool(THREADS, r -> {
+        Thread t = new Thread(r, "mlkv-cufile");
+        t.setDaemon(true);
+        return t;
+    });
     private final AtomicBoolean closed = new AtomicBoolean();
 
     private CuFileIo() {
@@ -77,7 +95,6 @@ public final class CuFileIo implements DeviceFileIo {
         if (closed.get()) {
             throw new IllegalStateException("CuFileIo is closed");
         }
-        String op = write ? "cuFileWrite" : "cuFileRead";
         String path = file.toAbsolutePath().toString();
         if (!write) {
             long size = file.toFile().length();
@@ -101,17 +118,7 @@ public final class CuFileIo implements DeviceFileIo {
                 return CuFileStatus.packed(st);
             }
             try {
-                long address = CuFileNative.address(device.base());
-                for (long off = 0; off < region.bytes(); ) {
-                    long len = Math.min(CHUNK, region.bytes() - off);
-                    long n = write ? CuFileNative.write(handle[0], address, len, off, off)
-                            : CuFileNative.read(handle[0], address, len, off, off);
-                    if (n <= 0) {
-                        throw new MlkvException(StatusCode.IO_ERROR, op + " " + file + " (" + len + " bytes at " + off + ")",
-                                n == 0 ? "0 bytes moved" : CuFileStatus.ioError(n), "cuFile I/O failed", null);
-                    }
-                    off += n;
-                }
+                transferChunks(handle[0], CuFileNative.address(device.base()), region.bytes(), file, write);
             } finally {
                 CuFileNative.handleDeregister(handle[0]);
             }
@@ -126,10 +133,65 @@ public final class CuFileIo implements DeviceFileIo {
         }
     }
 
+    /**
+     * Moves the region in {@value #CHUNK}-byte chunks, {@value #THREADS} at a time: each worker
+     * takes the next chunk and loops until it has moved all of it (cuFile may move fewer bytes
+     * than asked). Workers run with the caller's CUDA context current.
+     */
+    private void transferChunks(long handle, long address, long bytes, Path file, boolean write) {
+        String op = write ? "cuFileWrite" : "cuFileRead";
+        CUcontext ctx = new CUcontext();
+        Cuda.check(cuCtxGetCurrent(ctx), "cuCtxGetCurrent");
+        long chunks = (bytes + CHUNK - 1) / CHUNK;
+        AtomicLong next = new AtomicLong();
+        List<Future<?>> running = new ArrayList<>();
+        for (int t = 0; t < Math.min(THREADS, chunks); t++) {
+            running.add(workers.submit(() -> {
+                Cuda.check(cuCtxSetCurrent(ctx), "cuCtxSetCurrent (cuFile worker)");
+                for (long c; (c = next.getAndIncrement()) < chunks; ) {
+                    long start = c * CHUNK;
+                    long end = Math.min(bytes, start + CHUNK);
+                    for (long off = start; off < end; ) {
+                        long len = end - off;
+                        long n = write ? CuFileNative.write(handle, address, len, off, off)
+                                : CuFileNative.read(handle, address, len, off, off);
+                        if (n <= 0) {
+                            throw new MlkvException(StatusCode.IO_ERROR, op + " " + file + " (" + len + " bytes at " + off + ")",
+                                    n == 0 ? "0 bytes moved" : CuFileStatus.ioError(n), "cuFile I/O failed", null);
+                        }
+                        off += n;
+                    }
+                }
+                return null;
+            }));
+        }
+        RuntimeException failure = null;
+        for (Future<?> f : running) {
+            try {
+                f.get();
+            } catch (ExecutionException e) {
+                RuntimeException cause = e.getCause() instanceof RuntimeException r ? r
+                        : new MlkvException(StatusCode.IO_ERROR, op + " " + file, e.getCause().toString());
+                if (failure == null) {
+                    failure = cause;
+                } else {
+                    failure.addSuppressed(cause);
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                failure = new MlkvException(StatusCode.IO_ERROR, op + " " + file, "interrupted");
+            }
+        }
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
     /** Closes the cuFile driver. Idempotent. */
     @Override
     public void close() {
         if (closed.compareAndSet(false, true)) {
+            workers.shutdownNow();
             long st = CuFileNative.driverClose();
             if (st != 0) {
                 throw new MlkvException(StatusCode.DEVICE_ERROR, "cuFileDriverClose", CuFileStatus.packed(st),
