@@ -37,6 +37,7 @@ final class HbmCache implements AutoCloseable {
     private final LongAdder hits = new LongAdder();
     private final LongAdder misses = new LongAdder();
     private final LongAdder installs = new LongAdder();
+    private final LongAdder lookupNanos = new LongAdder();
 
     private HbmCache(GpuHashTable table) {
         this.table = table;
@@ -67,7 +68,9 @@ final class HbmCache implements AutoCloseable {
 
     /** Looks up a batch; returns the number found. Rows of missing keys are left untouched. */
     int find(long[] keys, float[] out, boolean[] found) {
+        long started = System.nanoTime();
         int n = table.find(keys, out, found);
+        lookupNanos.add(System.nanoTime() - started);
         hits.add(n);
         misses.add(keys.length - n);
         return n;
@@ -126,7 +129,9 @@ final class HbmCache implements AutoCloseable {
     DeviceMisses findDevice(CUdeviceptr keys, long n, CUdeviceptr out, CUdeviceptr found) {
         synchronized (deviceReadLock) {
             ensureStaging(n);
+            long started = System.nanoTime();
             long missed = table.find(keys, n, out, found, missedKeys.pointer(), missedIndex.pointer());
+            lookupNanos.add(System.nanoTime() - started);
             hits.add(n - missed);
             misses.add(missed);
             long[] k = new long[(int) missed];
@@ -238,7 +243,7 @@ final class HbmCache implements AutoCloseable {
     TierStats stats(long rowBytes) {
         long in = installs.sum();
         return new TierStats("HBM", hits.sum(), misses.sum(), in, table.evictions(), 0, in * rowBytes, 0,
-                table.size(), table.capacity());
+                table.size(), table.capacity(), lookupNanos.sum());
     }
 
     @Override

@@ -113,6 +113,8 @@ public final class MlkvStore implements VectorTier {
     private final EvictionSink writeBackSink;
 
     private final LongAdder dramHits = new LongAdder();
+    private final LongAdder dramNanos = new LongAdder();
+    private final LongAdder ssdNanos = new LongAdder();
     private final LongAdder dramMisses = new LongAdder();
     private final LongAdder ssdHits = new LongAdder();
     private final LongAdder ssdMisses = new LongAdder();
@@ -438,6 +440,7 @@ public final class MlkvStore implements VectorTier {
         long[] missVersion = null;
         int misses = 0;
         int hits = 0;
+        long started = System.nanoTime();
         for (int i = 0; i < n; i++) {
             long v = dram.getOrVersion(keys[i], out, i, now);
             if (v == DramTier.HIT || pending.lookup(keys[i], out, i)) {
@@ -453,6 +456,8 @@ public final class MlkvStore implements VectorTier {
             missIdx[misses] = i;
             missVersion[misses++] = v;
         }
+        long dramDone = System.nanoTime();
+        dramNanos.add(dramDone - started);
         dramHits.add(hits);
         dramMisses.add(misses);
         if (misses == 0) {
@@ -461,7 +466,9 @@ public final class MlkvStore implements VectorTier {
         long[] missKeys = gather(keys, missIdx, misses);
         float[] missValues = new float[misses * dim];
         boolean[] missFound = new boolean[misses];
+        long ssdStarted = System.nanoTime();
         int fromRocks = rocks.multiGet(missKeys, 0, misses, missValues, missFound);
+        ssdNanos.add(System.nanoTime() - ssdStarted);
         ssdHits.add(fromRocks);
         ssdMisses.add(misses - fromRocks);
         for (int m = 0; m < misses; m++) {
@@ -1054,9 +1061,9 @@ public final class MlkvStore implements VectorTier {
         long promoted = promotions.sum();
         TierStats d = new TierStats("DRAM", dramHits.sum(), dramMisses.sum(), promoted,
                 dram.evictions(), writeBacks.sum(), promoted * rowBytes, writeBacks.sum() * rowBytes,
-                dram.size(), dram.capacity());
+                dram.size(), dram.capacity(), dramNanos.sum());
         TierStats s = new TierStats("SSD", ssdHits.sum(), ssdMisses.sum(), 0, 0, 0,
-                writeBacks.sum() * rowBytes, promoted * rowBytes, entryCount.get(), -1);
+                writeBacks.sum() * rowBytes, promoted * rowBytes, entryCount.get(), -1, ssdNanos.sum());
         List<TierStats> tiers = hbm == null ? List.of(d, s) : List.of(hbm.stats(rowBytes), d, s);
         return new StoreStats(tiers, entryCount.get(), prefetched.sum());
     }

@@ -13,9 +13,10 @@ package io.mlkv.core;
  * @param bytesOut    bytes of vectors written from this tier to the tier below
  * @param entries     entries held now
  * @param capacity    most entries the tier can hold, or -1 where unbounded
+ * @param lookupNanos time spent looking keys up in this tier (summed over threads)
  */
 public record TierStats(String tier, long hits, long misses, long promotions, long demotions,
-        long writeBacks, long bytesIn, long bytesOut, long entries, long capacity) {
+        long writeBacks, long bytesIn, long bytesOut, long entries, long capacity, long lookupNanos) {
 
     /** Hits over lookups, or NaN before the first lookup. */
     public double hitRate() {
@@ -26,7 +27,7 @@ public record TierStats(String tier, long hits, long misses, long promotions, lo
     @Override
     public String toString() {
         return String.format("%-4s hits=%d misses=%d hitRate=%.4f promotions=%d demotions=%d "
-                + "writeBacks=%d bytesIn=%d bytesOut=%d entries=%d capacity=%d", tier, hits, misses,
-                hitRate(), promotions, demotions, writeBacks, bytesIn, bytesOut, entries, capacity);
+                + "writeBacks=%d bytesIn=%d bytesOut=%d entries=%d capacity=%d lookupMs=%.1f", tier, hits, misses,
+                hitRate(), promotions, demotions, writeBacks, bytesIn, bytesOut, entries, capacity, lookupNanos / 1e6);
     }
 }

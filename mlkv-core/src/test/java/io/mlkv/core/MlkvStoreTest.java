@@ -221,6 +221,8 @@ class MlkvStoreTest {
             s.multiGet(hot, out, found);
             assertEquals(promoted, s.stats().tier("DRAM").hits(), s.stats().toString());
             assertEquals(promoted * DIM * 4, s.stats().tier("DRAM").bytesIn());
+            assertTrue(s.stats().tier("DRAM").lookupNanos() > 0, "time spent in DRAM lookups is counted");
+            assertTrue(s.stats().tier("SSD").lookupNanos() > 0, "time spent in RocksDB reads is counted");
         }
     }
 
