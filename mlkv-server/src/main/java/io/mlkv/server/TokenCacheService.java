@@ -24,6 +24,8 @@ import io.mlkv.client.proto.WriteRequest;
 import io.mlkv.client.proto.WriteResponse;
 import io.mlkv.server.backend.BackendException;
 import io.mlkv.storage.MlkvException;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -138,7 +140,7 @@ final class TokenCacheService extends TokenCacheGrpc.TokenCacheImplBase {
 
     @Override
     public void write(WriteRequest req, StreamObserver<WriteResponse> out) {
-        answer(out, () -> writeOne(req.getChunk()));
+        answer(out, () -> store(validate(req.getChunk())));
     }
 
     @Override
@@ -146,45 +148,46 @@ final class TokenCacheService extends TokenCacheGrpc.TokenCacheImplBase {
         answer(out, () -> {
             checkBatch(req.getChunksCount());
             // Check all before storing any, so a bad chunk leaves the batch unwritten.
+            List<Checked> checked = new ArrayList<>(req.getChunksCount());
             for (int i = 0; i < req.getChunksCount(); i++) {
                 try {
-                    validate(req.getChunks(i));
+                    checked.add(validate(req.getChunks(i)));
                 } catch (StatusRuntimeException e) {
                     throw e.getStatus().withDescription("chunk " + i + ": " + e.getStatus().getDescription())
                             .asRuntimeException();
                 }
             }
             WriteBatchResponse.Builder b = WriteBatchResponse.newBuilder();
-            for (Chunk c : req.getChunksList()) {
-                b.addResults(writeOne(c));
+            for (Checked c : checked) {
+                b.addResults(store(c));
             }
             return b.build();
         });
     }
 
-    private WriteResponse writeOne(Chunk c) {
-        Partition p = validate(c);
-        boolean created = cache.write(p, ChunkRecord.of(p.id, c));
-        return WriteResponse.newBuilder().setLocation(new Location(p.id, c.getHash()).encode()).setCreated(created)
-                .build();
+    /** A chunk that passed {@link #validate}: its partition and the record to store. */
+    private record Checked(Partition partition, ChunkRecord record) {
     }
 
-    private Partition validate(Chunk c) {
+    private WriteResponse store(Checked c) {
+        boolean created = cache.write(c.partition(), c.record());
+        return WriteResponse.newBuilder().setLocation(new Location(c.partition().id, c.record().hash()).encode())
+                .setCreated(created).build();
+    }
+
+    private Checked validate(Chunk c) {
         Partition p = partition(c.getPartitionKey());
         int blockSize = cache.blockSize();
         if (c.getTokensCount() != blockSize) {
             throw invalid("a chunk holds exactly " + blockSize + " tokens; this one has " + c.getTokensCount());
         }
-        int[] tokens = new int[blockSize];
-        for (int i = 0; i < blockSize; i++) {
-            tokens[i] = c.getTokens(i);
-        }
-        long h = BlockHash.of(c.getParentHash(), tokens, 0, blockSize);
+        ChunkRecord r = ChunkRecord.of(p.id, c);
+        long h = BlockHash.of(c.getParentHash(), r.tokens(), 0, blockSize);
         if (h != c.getHash()) {
             throw invalid("hash " + Long.toHexString(c.getHash()) + " does not match the tokens and parent_hash (expected "
                     + Long.toHexString(h) + "; see docs/TOKEN-CACHE.md for the hash)");
         }
-        return p;
+        return new Checked(p, r);
     }
 
     @Override

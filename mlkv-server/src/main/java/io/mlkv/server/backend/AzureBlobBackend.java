@@ -10,6 +10,7 @@ import com.azure.storage.common.policy.RequestRetryOptions;
 import com.azure.storage.common.policy.RetryPolicyType;
 import java.util.HexFormat;
 import java.util.function.LongConsumer;
+import java.util.function.Supplier;
 
 /**
  * Blocks in Azure Blob Storage (or Azurite): one block blob per block, named
@@ -28,20 +29,12 @@ public final class AzureBlobBackend {
      * @param containerName    3-63 lower-case letters, digits and dashes
      */
     public AzureBlobBackend(String connectionString, String containerName) {
-        try {
-            // Bounded retries: a Write in write-through mode waits for them.
-            RequestRetryOptions retries = new RequestRetryOptions(RetryPolicyType.EXPONENTIAL, 3, 10, 100L, 1000L, null);
-            this.container = new BlobServiceClientBuilder().connectionString(connectionString).retryOptions(retries)
-                    .buildClient()
-                    .getBlobContainerClient(containerName);
-            container.createIfNotExists();
-        } catch (BlobStorageException e) {
-            throw new BackendException("create container '" + containerName + "'", e.getErrorCode() + " (HTTP "
-                    + e.getStatusCode() + ")", e);
-        } catch (RuntimeException e) {
-            throw new BackendException("connect to blob storage for container '" + containerName + "'",
-                    e.getClass().getSimpleName() + ": " + e.getMessage(), e);
-        }
+        // Bounded retries: a Write in write-through mode waits for them.
+        RequestRetryOptions retries = new RequestRetryOptions(RetryPolicyType.EXPONENTIAL, 3, 10, 100L, 1000L, null);
+        this.container = call("connect to blob storage for container '" + containerName + "'",
+                () -> new BlobServiceClientBuilder().connectionString(connectionString).retryOptions(retries)
+                        .buildClient().getBlobContainerClient(containerName));
+        call("create container '" + containerName + "'", () -> container.createIfNotExists());
     }
 
     static String blobName(String partition, long hash) {
@@ -51,28 +44,22 @@ public final class AzureBlobBackend {
     /** Uploads a block, replacing any blob of that name. */
     public void put(String partition, long hash, byte[] blob) {
         String name = blobName(partition, hash);
-        try {
-            container.getBlobClient(name).upload(BinaryData.fromBytes(blob), true);
-        } catch (BlobStorageException e) {
-            throw new BackendException("upload " + name, e.getErrorCode() + " (HTTP " + e.getStatusCode() + ")", e);
-        } catch (RuntimeException e) {
-            throw new BackendException("upload " + name, e.getClass().getSimpleName() + ": " + e.getMessage(), e);
-        }
+        call("upload " + name, () -> container.getBlobClient(name).upload(BinaryData.fromBytes(blob), true));
     }
 
     /** The block's bytes, or null if no such blob exists. */
     public byte[] get(String partition, long hash) {
         String name = blobName(partition, hash);
-        try {
-            return container.getBlobClient(name).downloadContent().toBytes();
-        } catch (BlobStorageException e) {
-            if (e.getStatusCode() == 404) {
-                return null;
+        return call("download " + name, () -> {
+            try {
+                return container.getBlobClient(name).downloadContent().toBytes();
+            } catch (BlobStorageException e) {
+                if (e.getStatusCode() == 404) {
+                    return null;
+                }
+                throw e;
             }
-            throw new BackendException("download " + name, e.getErrorCode() + " (HTTP " + e.getStatusCode() + ")", e);
-        } catch (RuntimeException e) {
-            throw new BackendException("download " + name, e.getClass().getSimpleName() + ": " + e.getMessage(), e);
-        }
+        });
     }
 
     /**
@@ -83,8 +70,8 @@ public final class AzureBlobBackend {
      */
     public long listHashes(String partition, LongConsumer sink) {
         String prefix = partition + "/";
-        long n = 0;
-        try {
+        return call("list " + prefix, () -> {
+            long n = 0;
             for (BlobItem item : container.listBlobs(new ListBlobsOptions().setPrefix(prefix), null)) {
                 String suffix = item.getName().substring(prefix.length());
                 if (suffix.length() == 16 && suffix.chars().allMatch(c -> Character.digit(c, 16) >= 0)) {
@@ -92,12 +79,26 @@ public final class AzureBlobBackend {
                     n++;
                 }
             }
+            return n;
+        });
+    }
+
+    /** Runs one SDK call, turning its failures into {@link BackendException} naming {@code operation}. */
+    private static <T> T call(String operation, Supplier<T> body) {
+        try {
+            return body.get();
         } catch (BlobStorageException e) {
-            throw new BackendException("list " + prefix, e.getErrorCode() + " (HTTP " + e.getStatusCode() + ")", e);
+            throw new BackendException(operation, e.getErrorCode() + " (HTTP " + e.getStatusCode() + ")", e);
         } catch (RuntimeException e) {
-            throw new BackendException("list " + prefix, e.getClass().getSimpleName() + ": " + e.getMessage(), e);
+            throw new BackendException(operation, e.getClass().getSimpleName() + ": " + e.getMessage(), e);
         }
-        return n;
+    }
+
+    private static void call(String operation, Runnable body) {
+        call(operation, () -> {
+            body.run();
+            return null;
+        });
     }
 
     @Override

@@ -130,34 +130,15 @@ public final class LoopbackBench implements Callable<Integer> {
     private double run(Call call, int secs, Recorder rec, AtomicLong counter) throws InterruptedException {
         long end = System.nanoTime() + secs * 1_000_000_000L;
         long started = System.nanoTime();
-        List<Thread> ts = new ArrayList<>();
-        List<Throwable> failures = new ArrayList<>();
-        for (int i = 0; i < threads; i++) {
-            int thread = i;
-            Thread t = new Thread(() -> {
-                try {
-                    while (System.nanoTime() < end) {
-                        long t0 = System.nanoTime();
-                        call.run(thread, counter.getAndIncrement());
-                        if (rec != null) {
-                            rec.recordValue(Math.max(1, (System.nanoTime() - t0) / 1000));
-                        }
-                    }
-                } catch (Throwable e) {
-                    synchronized (failures) {
-                        failures.add(e);
-                    }
+        ClientThreads.run(threads, "loopback-bench", thread -> {
+            while (System.nanoTime() < end) {
+                long t0 = System.nanoTime();
+                call.run(thread, counter.getAndIncrement());
+                if (rec != null) {
+                    rec.recordValue(Math.max(1, (System.nanoTime() - t0) / 1000));
                 }
-            });
-            ts.add(t);
-            t.start();
-        }
-        for (Thread t : ts) {
-            t.join();
-        }
-        if (!failures.isEmpty()) {
-            throw new IllegalStateException("benchmark call failed: " + failures.get(0), failures.get(0));
-        }
+            }
+        });
         return (System.nanoTime() - started) / 1e9;
     }
 }

@@ -10,7 +10,6 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -118,62 +117,41 @@ public final class Playground implements Callable<Integer> {
         AtomicLong done = new AtomicLong();
         long total = (long) prompts.size() * iterations;
         AtomicInteger next = new AtomicInteger();
-        List<Throwable> failures = new ArrayList<>();
         long started = System.nanoTime();
-        List<Thread> workers = new ArrayList<>();
-        for (int w = 0; w < threads; w++) {
-            Thread t = new Thread(() -> {
-                try {
-                    int i;
-                    while ((i = next.getAndIncrement()) < total) {
-                        int[] prompt = prompts.get(i % prompts.size());
-                        long t0 = System.nanoTime();
-                        LookupResponse lr = client.lookupAsync(partition, "p" + i, prompt).join();
-                        lookup.recordValue(micros(t0));
-                        lookups.incrementAndGet();
-                        int whole = prompt.length / client.blockSize();
-                        asked.addAndGet(whole);
-                        hit.addAndGet(lr.getCachedBlocks());
-                        List<ByteString> locs = lr.getLocationsList();
-                        for (int from = 0; from < locs.size(); from += CALL_BATCH) {
-                            long t1 = System.nanoTime();
-                            ReadBatchResponse rr = client.readBatchAsync(partition,
-                                    locs.subList(from, Math.min(locs.size(), from + CALL_BATCH))).join();
-                            read.recordValue(micros(t1));
-                            reads.addAndGet(rr.getResultsCount());
-                        }
-                        List<Chunk> chunks = client.chunksOf(prompt);
-                        List<Chunk> fresh = chunks.subList(lr.getCachedBlocks(), chunks.size());
-                        for (int from = 0; from < fresh.size(); from += CALL_BATCH) {
-                            long t2 = System.nanoTime();
-                            client.writeBatchAsync(fresh.subList(from, Math.min(fresh.size(), from + CALL_BATCH))).join();
-                            write.recordValue(micros(t2));
-                            writes.addAndGet(Math.min(CALL_BATCH, fresh.size() - from));
-                        }
-                        long d = done.incrementAndGet();
-                        if (d % Math.max(1, total / 10) == 0) {
-                            System.err.printf("[playground] %d/%d prompts%n", d, total);
-                        }
-                    }
-                } catch (Throwable e) {
-                    synchronized (failures) {
-                        failures.add(e);
-                    }
+        ClientThreads.run(threads, "playground", id -> {
+            int i;
+            while ((i = next.getAndIncrement()) < total) {
+                int[] prompt = prompts.get(i % prompts.size());
+                long t0 = System.nanoTime();
+                LookupResponse lr = client.lookupAsync(partition, "p" + i, prompt).join();
+                lookup.recordValue(micros(t0));
+                lookups.incrementAndGet();
+                int whole = prompt.length / client.blockSize();
+                asked.addAndGet(whole);
+                hit.addAndGet(lr.getCachedBlocks());
+                List<ByteString> locs = lr.getLocationsList();
+                for (int from = 0; from < locs.size(); from += CALL_BATCH) {
+                    long t1 = System.nanoTime();
+                    ReadBatchResponse rr = client.readBatchAsync(partition,
+                            locs.subList(from, Math.min(locs.size(), from + CALL_BATCH))).join();
+                    read.recordValue(micros(t1));
+                    reads.addAndGet(rr.getResultsCount());
                 }
-            }, "playground-" + w);
-            workers.add(t);
-            t.start();
-        }
-        for (Thread t : workers) {
-            t.join();
-        }
+                List<Chunk> chunks = client.chunksOf(prompt);
+                List<Chunk> fresh = chunks.subList(lr.getCachedBlocks(), chunks.size());
+                for (int from = 0; from < fresh.size(); from += CALL_BATCH) {
+                    long t2 = System.nanoTime();
+                    client.writeBatchAsync(fresh.subList(from, Math.min(fresh.size(), from + CALL_BATCH))).join();
+                    write.recordValue(micros(t2));
+                    writes.addAndGet(Math.min(CALL_BATCH, fresh.size() - from));
+                }
+                long d = done.incrementAndGet();
+                if (d % Math.max(1, total / 10) == 0) {
+                    System.err.printf("[playground] %d/%d prompts%n", d, total);
+                }
+            }
+        });
         double seconds = (System.nanoTime() - started) / 1e9;
-        if (!failures.isEmpty()) {
-            RuntimeException e = new IllegalStateException(failures.size() + " playground threads failed: "
-                    + failures.get(0));
-            failures.forEach(e::addSuppressed);
-            throw e;
-        }
         long missing = verify ? 0 : -1;
         if (verify) {
             for (int[] p : prompts) {
