@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Runs on the CUDA host from the unpacked bundle: the tiered store with and without its HBM tier,
-# same workloads, same run. Zipfian (theta 0.99) and uniform batches of 65,536 keys of dim 64;
-# the table is 2x and 10x the HBM tier; DRAM holds about a tenth of the table. Results: $OUT.
+# same workloads, same run. Zipfian (theta 0.99) and uniform batches of 65,536 keys (BATCH) of
+# dim 64; the table is 2x and 10x the HBM tier. Results: $OUT.
+# CASES picks groups (default all): device (reads into device memory), hybrid (DRAM holds the
+# whole table, as in HierarchicalKV's hybrid mode), writeback (HBM write-back on workload A),
+# host (host arrays, GPU OFF against ON).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-$here/out}
 mkdir -p "$out"
+cases=${CASES:-device hybrid writeback host}
 cp=$(printf '%s:' "$here"/lib/*.jar)
 java=("$here/jre/bin/java" --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow -Xmx16g)
 run() { # label, then run options
@@ -14,22 +18,39 @@ run() { # label, then run options
   "${java[@]}" -cp "$cp" io.mlkv.bench.Main run --out "$out/$label" --threads 4 --dim 64 --batch "${BATCH:-65536}" "$@" 2>/dev/null \
     | grep -E '^(load|\| (read|update|HBM|DRAM|SSD) )'
 }
-# Reads into device memory (the store's device-pointer path), read-only workload, batches of 64K and 1M keys.
-for dist in zipfian uniform; do
-  run "c-2x-$dist-ON-device" -w workloadc --records 2000000 --operations 300 --distribution "$dist" \
-    --hbm-entries 1000000 --dram-mb 64 --gpu ON --device-reads
-done
-BATCH=1048576 run "c-2x-zipfian-OFF-1M" -w workloadc --records 2000000 --operations 20 --distribution zipfian \
-  --hbm-entries 1000000 --dram-mb 64 --gpu OFF
-BATCH=1048576 run "c-2x-zipfian-ON-1M" -w workloadc --records 2000000 --operations 20 --distribution zipfian \
-  --hbm-entries 1000000 --dram-mb 64 --gpu ON
-BATCH=1048576 run "c-2x-zipfian-ON-device-1M" -w workloadc --records 2000000 --operations 20 --distribution zipfian \
-  --hbm-entries 1000000 --dram-mb 64 --gpu ON --device-reads
-for dist in zipfian uniform; do
-  for gpu in OFF ON; do
-    run "c-2x-$dist-$gpu" -w workloadc --records 2000000 --operations 300 --distribution "$dist" \
-      --hbm-entries 1000000 --dram-mb 64 --gpu "$gpu"
-    run "a-10x-$dist-$gpu" -w workloada --records 4000000 --operations 300 --distribution "$dist" \
-      --hbm-entries 400000 --dram-mb 128 --gpu "$gpu"
+has() { [[ " $cases " == *" $1 "* ]]; }
+c2x=(-w workloadc --records 2000000 --hbm-entries 1000000)
+a10x=(-w workloada --records 4000000 --hbm-entries 400000 --dram-mb 128)
+if has device; then
+  # Reads into device memory (the store's device-pointer path), read-only workload, batches of 64K and 1M keys.
+  for dist in zipfian uniform; do
+    run "c-2x-$dist-ON-device" "${c2x[@]}" --operations 300 --distribution "$dist" --dram-mb 64 --gpu ON --device-reads
   done
-done
+  BATCH=1048576 run "c-2x-zipfian-OFF-1M" "${c2x[@]}" --operations 20 --distribution zipfian --dram-mb 64 --gpu OFF
+  BATCH=1048576 run "c-2x-zipfian-ON-device-1M" "${c2x[@]}" --operations 20 --distribution zipfian --dram-mb 64 \
+    --gpu ON --device-reads
+fi
+if has hybrid; then
+  # DRAM large enough for the whole table (2,000,000 x 256 B): misses of HBM are DRAM hits.
+  for dist in zipfian uniform; do
+    run "c-2x-$dist-OFF-dram1g" "${c2x[@]}" --operations 300 --distribution "$dist" --dram-mb 1024 --gpu OFF
+    run "c-2x-$dist-ON-device-dram1g" "${c2x[@]}" --operations 300 --distribution "$dist" --dram-mb 1024 --gpu ON \
+      --device-reads
+  done
+fi
+if has writeback; then
+  for dist in zipfian uniform; do
+    for mode in OFF ON ON-wb; do
+      extra=(--gpu "${mode%-wb}")
+      [[ $mode == ON-wb ]] && extra+=(--hbm-write-back)
+      run "a-10x-$dist-$mode" "${a10x[@]}" --operations 300 --distribution "$dist" "${extra[@]}"
+    done
+  done
+fi
+if has host; then
+  for dist in zipfian uniform; do
+    for gpu in OFF ON; do
+      run "c-2x-$dist-$gpu" "${c2x[@]}" --operations 300 --distribution "$dist" --dram-mb 64 --gpu "$gpu"
+    done
+  done
+fi

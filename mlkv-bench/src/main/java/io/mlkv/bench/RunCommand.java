@@ -63,6 +63,10 @@ final class RunCommand implements Callable<Integer> {
             description = "Entries of the HBM tier when a GPU is used (default ${DEFAULT-VALUE}).")
     long hbmEntries;
 
+    @Option(names = "--hbm-write-back",
+            description = "Writes of keys in HBM stay there until evicted or flushed (needs WRITE_BACK durability).")
+    boolean hbmWriteBack;
+
     @Option(names = "--dir", description = "Store directory; default a temporary one, deleted afterwards.")
     Path dir;
 
@@ -92,10 +96,14 @@ final class RunCommand implements Callable<Integer> {
             System.err.println("--device-reads needs --gpu ON (reads into device memory need the HBM tier)");
             return 2;
         }
+        if (hbmWriteBack && durability != Durability.WRITE_BACK) {
+            System.err.println("--hbm-write-back needs --durability WRITE_BACK (with WRITE_THROUGH every write reaches RocksDB first)");
+            return 2;
+        }
         boolean temporary = dir == null;
         Path storeDir = temporary ? Files.createTempDirectory("mlkv-run") : dir;
         try (MlkvStore store = MlkvStore.builder().dim(dim).directory(storeDir).dramCapacityBytes(dramMb << 20)
-                .policy(policy).durability(durability).gpu(gpu).hbmCapacity(hbmEntries).build()) {
+                .policy(policy).durability(durability).gpu(gpu).hbmCapacity(hbmEntries).hbmWriteBack(hbmWriteBack).build()) {
             WorkloadRunner runner;
             try {
                 runner = new WorkloadRunner(store, w, threads, verify, seed).deviceReads(deviceReads);

@@ -18,36 +18,57 @@ import java.nio.FloatBuffer;
 import java.nio.IntBuffer;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
 import jcuda.driver.CUdeviceptr;
+import org.agrona.collections.LongHashSet;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The HBM tier of the store: a {@link GpuHashTable} holding clean copies of hot entries. DRAM and
- * RocksDB stay authoritative; the store updates or erases an HBM copy in the same locked batch
- * that writes the entry below, and installs copies only when no write of the key happened since
- * they were read, so a copy here is never older than the entry below it. What the table evicts needs no
- * write-back.
+ * The HBM tier of the store: a {@link GpuHashTable} over the DRAM and RocksDB tiers. Copies are
+ * installed only when no write of the key happened since they were read, so a copy here is never
+ * older than the entry below it. Installs use {@code insertAndEvict}, and the store copies what
+ * they push out down to DRAM.
+ *
+ * <p>Without write-back, every entry here is clean: the store updates or erases the HBM copy in
+ * the same locked batch that writes the entry below. With write-back, a write of a key held here
+ * updates only this tier and marks the key dirty (a host-side set); its value reaches DRAM when
+ * the table evicts it, or on flush. Readers that missed here while an install was evicting
+ * could have missed a dirty entry on its way down; {@link #moves()} lets them tell.
+ *
+ * <p>Methods that change the table or the dirty set are called with the store's mutation lock
+ * held; lookups may run at any time (the table serialises its own calls).
  */
 final class HbmCache implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(HbmCache.class);
 
     private final GpuHashTable table;
+    private final boolean writeBack;
+    /** Keys whose HBM value is newer than the tiers below (write-back only). Guarded by the mutation lock. */
+    private final LongHashSet dirty = new LongHashSet();
+    /**
+     * A sequence count, odd while an install that may evict dirty entries is running: a reader
+     * that missed keys here and sees the same even value before its HBM lookup and after its
+     * reads below knows no dirty entry left HBM in between.
+     */
+    private final AtomicLong moves = new AtomicLong();
     private final LongAdder hits = new LongAdder();
     private final LongAdder misses = new LongAdder();
     private final LongAdder installs = new LongAdder();
+    private final LongAdder writeBacks = new LongAdder();
     private final LongAdder lookupNanos = new LongAdder();
 
-    private HbmCache(GpuHashTable table) {
+    private HbmCache(GpuHashTable table, boolean writeBack) {
         this.table = table;
+        this.writeBack = writeBack;
     }
 
     /**
      * Opens the tier per {@code mode}: null for {@link GpuMode#OFF}, or for {@link GpuMode#AUTO}
      * where no GPU tier can be opened (the reason is logged); {@link GpuMode#ON} throws instead.
      */
-    static HbmCache open(GpuMode mode, int dim, long capacity) {
+    static HbmCache open(GpuMode mode, int dim, long capacity, boolean writeBack) {
         if (mode == GpuMode.OFF) {
             return null;
         }
@@ -62,8 +83,9 @@ final class HbmCache implements AutoCloseable {
             return null;
         }
         GpuHashTable table = GpuHashTable.create(dim, capacity, ScoreMode.LRU, 1 << 16);
-        LOG.info("HBM tier on {}: {} slots of dim {}", table.deviceName(), table.capacity(), dim);
-        return new HbmCache(table);
+        LOG.info("HBM tier on {}: {} slots of dim {}, {}", table.deviceName(), table.capacity(), dim,
+                writeBack ? "write-back" : "clean copies only");
+        return new HbmCache(table, writeBack);
     }
 
     /** Looks up a batch; returns the number found. Rows of missing keys are left untouched. */
@@ -81,14 +103,55 @@ final class HbmCache implements AutoCloseable {
         table.containsKeys(keys, out);
     }
 
-    /** Installs clean copies of rows {@code [0, count)}. Caller holds the store's mutation lock. */
-    void install(long[] keys, float[] values, int count) {
+    /** Whether writes of keys held here stay here until eviction or flush. */
+    boolean writeBack() {
+        return writeBack;
+    }
+
+    /** Looks up a batch without counting hits or misses (the store's own reads under its lock). */
+    int peek(long[] keys, float[] out, boolean[] found) {
+        return table.find(keys, out, found);
+    }
+
+    /** What an install pushed out of HBM, in the order it left; rows {@code [0, count)}. */
+    record Demoted(long[] keys, float[] values, int count) {
+    }
+
+    /**
+     * Installs clean copies of rows {@code [0, count)}, which must not be dirty keys, and returns
+     * the entries evicted to make room. Caller holds the mutation lock and brackets the call, and
+     * the handling of what it returns, with {@link #beginMove()} and {@link #endMove()}.
+     */
+    Demoted install(long[] keys, float[] values, int count) {
         if (count == 0) {
-            return;
+            return new Demoted(new long[0], new float[0], 0);
         }
         int dim = table.dim();
-        table.insertOrAssign(Arrays.copyOf(keys, count), Arrays.copyOf(values, count * dim), null);
+        long[] evictedKeys = new long[count];
+        float[] evictedValues = new float[count * dim];
+        int evicted = table.insertAndEvict(Arrays.copyOf(keys, count), Arrays.copyOf(values, count * dim), null,
+                evictedKeys, evictedValues, null);
         installs.add(count);
+        return new Demoted(evictedKeys, evictedValues, evicted);
+    }
+
+    /** Starts an install that may evict dirty entries (a no-op while nothing is dirty). */
+    void beginMove() {
+        if (!dirty.isEmpty()) {
+            moves.incrementAndGet();
+        }
+    }
+
+    /** Ends what {@link #beginMove()} started. */
+    void endMove() {
+        if ((moves.get() & 1) == 1) {
+            moves.incrementAndGet();
+        }
+    }
+
+    /** The sequence count described at {@link #moves}. */
+    long moves() {
+        return moves.get();
     }
 
     /** Overwrites the copies of those of rows {@code [0, count)} that are present. Caller holds the mutation lock. */
@@ -100,9 +163,56 @@ final class HbmCache implements AutoCloseable {
         table.assign(Arrays.copyOf(keys, count), Arrays.copyOf(values, count * dim), null, null);
     }
 
-    /** Drops the copies of {@code keys}. Caller holds the mutation lock. */
+    /**
+     * Write-back: overwrites the rows of {@code [0, count)} whose keys are held here, marks them
+     * dirty and sets {@code held[r]}; the others are the caller's to write below. Caller holds the
+     * mutation lock.
+     */
+    void writeHeld(long[] keys, float[] values, int count, boolean[] held) {
+        if (count == 0) {
+            return;
+        }
+        int dim = table.dim();
+        boolean[] found = new boolean[count];
+        table.assign(Arrays.copyOf(keys, count), Arrays.copyOf(values, count * dim), null, found);
+        for (int r = 0; r < count; r++) {
+            held[r] = found[r];
+            if (found[r]) {
+                dirty.add(keys[r]);
+            }
+        }
+    }
+
+    /** Whether {@code key} is dirty here. Caller holds the mutation lock. */
+    boolean isDirty(long key) {
+        return dirty.contains(key);
+    }
+
+    /** Forgets that {@code key} is dirty, returning whether it was (it left HBM, or was written below). */
+    boolean takeDirty(long key) {
+        boolean was = dirty.remove(key);
+        if (was) {
+            writeBacks.increment();
+        }
+        return was;
+    }
+
+    /** The dirty keys now. Caller holds the mutation lock. */
+    long[] dirtyKeys() {
+        long[] out = new long[dirty.size()];
+        LongHashSet.LongIterator it = dirty.iterator();
+        for (int i = 0; i < out.length; i++) {
+            out[i] = it.nextValue();
+        }
+        return out;
+    }
+
+    /** Drops the copies of {@code keys}, dirty or not. Caller holds the mutation lock. */
     void erase(long[] keys) {
         table.erase(keys);
+        for (long k : keys) {
+            dirty.remove(k);
+        }
     }
 
     // Device-pointer reads: staging reused across calls, grown (never shrunk) when a batch is larger.
@@ -242,8 +352,9 @@ final class HbmCache implements AutoCloseable {
 
     TierStats stats(long rowBytes) {
         long in = installs.sum();
-        return new TierStats("HBM", hits.sum(), misses.sum(), in, table.evictions(), 0, in * rowBytes, 0,
-                table.size(), table.capacity(), lookupNanos.sum());
+        long out = writeBacks.sum();
+        return new TierStats("HBM", hits.sum(), misses.sum(), in, table.evictions(), out, in * rowBytes,
+                out * rowBytes, table.size(), table.capacity(), lookupNanos.sum());
     }
 
     @Override

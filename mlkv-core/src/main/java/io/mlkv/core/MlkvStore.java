@@ -59,12 +59,15 @@ import org.slf4j.LoggerFactory;
  * vectors, never a mix.
  *
  * <h2>HBM tier</h2>
- * With a GPU, lookups try HBM first; keys found below are installed there if their DRAM bucket's
- * version (which every write of the key changes) is the one read before their value, and every
- * write updates or erases the HBM copy in the same locked batch, so HBM never holds a value older
- * than DRAM or RocksDB. HBM
- * evictions need no write-back. (Write-back from HBM, cuFile transfers and checkpoints are the
- * next steps.)
+ * With a GPU, lookups try HBM first; keys found below are installed there (with
+ * {@code insertAndEvict}) if their DRAM bucket's version, which every write below HBM changes,
+ * is the one read before their value, so HBM never receives a value older than the newest one.
+ * What an install evicts is copied down to DRAM. By default HBM holds clean copies: every write
+ * goes to DRAM and updates the HBM copy in the same locked batch. With
+ * {@link Builder#hbmWriteBack(boolean)}, writes of keys HBM holds stay in HBM, marked dirty, until
+ * HBM evicts them (they go to DRAM as dirty) or {@link #flush()}, {@link #checkpoint},
+ * {@link #forEach} or {@link #close()} writes them down. Checkpoints carry the HBM tier's
+ * entries, so a restored store starts with its hot set on the GPU.
  *
  * <h2>Migration</h2>
  * Every lookup is recorded with the DRAM tier's {@linkplain io.mlkv.storage.policy.EvictionPolicy
@@ -134,7 +137,7 @@ public final class MlkvStore implements VectorTier {
             throw e;
         }
         try {
-            this.hbm = HbmCache.open(b.gpuMode, dim, b.hbmCapacity);
+            this.hbm = HbmCache.open(b.gpuMode, dim, b.hbmCapacity, b.hbmWriteBack);
         } catch (RuntimeException e) {
             dram.close();
             rocks.close();
@@ -280,6 +283,7 @@ public final class MlkvStore implements VectorTier {
             return readBelow(keys, out, found, promote);
         }
         int n = keys.length;
+        long movesBefore = hbm.moves();
         int fromHbm = hbm.find(keys, out, found);
         if (fromHbm == n) {
             return n;
@@ -294,7 +298,7 @@ public final class MlkvStore implements VectorTier {
         long[] missKeys = gather(keys, missIdx, misses);
         float[] rows = new float[misses * dim];
         boolean[] below = new boolean[misses];
-        int fromBelow = readMissesBelow(missKeys, rows, below, promote);
+        int fromBelow = readMissesBelow(missKeys, rows, below, promote, movesBefore);
         for (int m = 0; m < misses; m++) {
             if (below[m]) {
                 int i = missIdx[m];
@@ -307,36 +311,102 @@ public final class MlkvStore implements VectorTier {
 
     /**
      * Reads keys that missed HBM from the tiers below and, with {@code promote}, installs what was
-     * found into HBM, skipping keys written since their row was read. Caller is inside
-     * {@link #enter()}.
+     * found into HBM, skipping keys written since their row was read. With write-back, if an
+     * install that may have evicted dirty entries ran since {@code movesBefore} (read before the
+     * HBM lookup), the misses are read again, HBM first, under the mutation lock: a dirty entry on
+     * its way from HBM to DRAM is in neither for a moment. Caller is inside {@link #enter()}.
      */
-    private int readMissesBelow(long[] missKeys, float[] rows, boolean[] below, boolean promote) {
+    private int readMissesBelow(long[] missKeys, float[] rows, boolean[] below, boolean promote, long movesBefore) {
         int misses = missKeys.length;
-        // Every write of a key changes its DRAM bucket's version; read them before the values.
+        // Every write of a key below HBM changes its DRAM bucket's version; read them before the values.
         long[] versions = new long[misses];
         for (int m = 0; m < misses; m++) {
             versions[m] = dram.version(missKeys[m]);
         }
         int fromBelow = readBelow(missKeys, rows, below, promote);
+        if (hbm.writeBack() && ((movesBefore & 1) == 1 || hbm.moves() != movesBefore)) {
+            return rereadLocked(missKeys, rows, below);
+        }
         if (promote && fromBelow > 0) {
             int count = fromBelow;
             promote(() -> {
-                // Writers hold the mutation lock, so versions cannot move while we compare: a key
-                // whose version is unchanged was not written since its row was read.
+                // Writers hold the mutation lock, so versions and dirty marks cannot change while we
+                // compare: a key whose version is unchanged and that is not dirty in HBM was not
+                // written since its row was read.
                 long[] promoteKeys = new long[count];
                 float[] promoteRows = new float[count * dim];
                 int p = 0;
                 for (int m = 0; m < misses; m++) {
-                    if (below[m] && dram.version(missKeys[m]) == versions[m]) {
+                    if (below[m] && dram.version(missKeys[m]) == versions[m] && !hbm.isDirty(missKeys[m])) {
                         promoteKeys[p] = missKeys[m];
                         System.arraycopy(rows, m * dim, promoteRows, p * dim, dim);
                         p++;
                     }
                 }
-                hbm.install(promoteKeys, promoteRows, p);
+                installInHbm(promoteKeys, promoteRows, p);
             });
         }
         return fromBelow;
+    }
+
+    /** Reads {@code keys} HBM first, then below, with nothing moving meanwhile; returns the number found. */
+    private int rereadLocked(long[] keys, float[] rows, boolean[] found) {
+        mutation.lock();
+        try {
+            int n = hbm.peek(keys, rows, found);
+            if (n == keys.length) {
+                return n;
+            }
+            int[] idx = new int[keys.length - n];
+            for (int i = 0, m = 0; i < keys.length; i++) {
+                if (!found[i]) {
+                    idx[m++] = i;
+                }
+            }
+            long[] rest = gather(keys, idx, idx.length);
+            float[] restRows = new float[idx.length * dim];
+            boolean[] restFound = new boolean[idx.length];
+            n += readBelow(rest, restRows, restFound, false);
+            for (int m = 0; m < idx.length; m++) {
+                if (restFound[m]) {
+                    found[idx[m]] = true;
+                    System.arraycopy(restRows, m * dim, rows, idx[m] * dim, dim);
+                }
+            }
+            return n;
+        } finally {
+            mutation.unlock();
+        }
+    }
+
+    /**
+     * Installs rows {@code [0, count)} into HBM and copies what that evicts down to DRAM: dirty
+     * entries as dirty (or into the write-back buffer if DRAM refuses them), clean ones only where
+     * DRAM does not hold the key (its copy there may be dirty with the same value). Caller holds
+     * the mutation lock.
+     */
+    private void installInHbm(long[] keys, float[] rows, int count) {
+        hbm.beginMove();
+        try {
+            HbmCache.Demoted d = hbm.install(keys, rows, count);
+            if (d.count() == 0) {
+                return;
+            }
+            long now = dram.tick();
+            for (int e = 0; e < d.count(); e++) {
+                long key = d.keys()[e];
+                if (hbm.takeDirty(key)) {
+                    if (dram.put(key, d.values(), e, true, -1, now, writeBackSink) == DramTier.PutResult.REJECTED) {
+                        pending.add(key, d.values(), e);
+                    }
+                } else if (!dram.contains(key)) {
+                    dram.put(key, d.values(), e, false, -1, now, writeBackSink);
+                }
+            }
+            writePending();
+        } finally {
+            hbm.endMove();
+        }
     }
 
     /**
@@ -366,6 +436,7 @@ public final class MlkvStore implements VectorTier {
         }
         enter();
         try {
+            long movesBefore = hbm.moves();
             HbmCache.DeviceMisses m = hbm.findDevice(keys, n, out, found);
             int misses = m.keys().length;
             if (misses == 0) {
@@ -374,7 +445,7 @@ public final class MlkvStore implements VectorTier {
             checkReserved("multiGet", m.keys());
             float[] rows = new float[misses * dim];
             boolean[] below = new boolean[misses];
-            int fromBelow = readMissesBelow(m.keys(), rows, below, true);
+            int fromBelow = readMissesBelow(m.keys(), rows, below, true, movesBefore);
             hbm.scatterBelow(m, rows, below, fromBelow, out, found);
             return n - misses + fromBelow;
         } finally {
@@ -698,16 +769,24 @@ public final class MlkvStore implements VectorTier {
                 rocks.putAll(writeKeys, writeValues, w);
             }
             boolean dirty = durability == Durability.WRITE_BACK;
+            // With write-back, keys HBM holds are written there only; the rest go to DRAM.
+            boolean[] inHbm = new boolean[w];
+            if (hbm != null && hbm.writeBack()) {
+                hbm.writeHeld(writeKeys, writeValues, w, inHbm);
+            }
             long now = dram.tick();
             dram.policy().recordAccesses(writeKeys, 0, w);
             for (int r = 0; r < w; r++) {
+                if (inHbm[r]) {
+                    continue;
+                }
                 DramTier.PutResult res = dram.put(writeKeys[r], writeValues, r, dirty, -1, now,
                         writeBackSink);
                 if (res == DramTier.PutResult.REJECTED && dirty) {
                     pending.add(writeKeys[r], writeValues, r);
                 }
             }
-            if (hbm != null) {
+            if (hbm != null && !hbm.writeBack()) {
                 hbm.update(writeKeys, writeValues, w);
             }
             entryCount.addAndGet(added);
@@ -755,13 +834,26 @@ public final class MlkvStore implements VectorTier {
         return n - misses + fromRocks;
     }
 
-    /** Reads the current values of {@code keys[0, n)} from DRAM, the write-back buffer and RocksDB. */
+    /**
+     * Reads the current values of {@code keys[0, n)} from HBM (with write-back, where it may be
+     * newer than below), DRAM, the write-back buffer and RocksDB. Caller holds the mutation lock.
+     */
     private void readCurrent(long[] keys, int n, float[] out, boolean[] found) {
+        boolean[] inHbm = new boolean[n];
+        if (hbm != null && hbm.writeBack() && n > 0) {
+            float[] rows = new float[n * dim];
+            hbm.peek(Arrays.copyOf(keys, n), rows, inHbm);
+            for (int i = 0; i < n; i++) {
+                if (inHbm[i]) {
+                    System.arraycopy(rows, i * dim, out, i * dim, dim);
+                }
+            }
+        }
         int[] missIdx = new int[n];
         int misses = 0;
         long now = dram.tick();
         for (int i = 0; i < n; i++) {
-            found[i] = dram.getOrVersion(keys[i], out, i, now) == DramTier.HIT
+            found[i] = inHbm[i] || dram.getOrVersion(keys[i], out, i, now) == DramTier.HIT
                     || pending.lookup(keys[i], out, i);
             if (!found[i]) {
                 missIdx[misses++] = i;
@@ -879,13 +971,13 @@ public final class MlkvStore implements VectorTier {
         try {
             int p = 0;
             for (int m = 0; m < misses; m++) {
-                if (below[m] && dram.version(missKeys[m]) == versions[m]) {
+                if (below[m] && dram.version(missKeys[m]) == versions[m] && !hbm.isDirty(missKeys[m])) {
                     installKeys[p] = missKeys[m];
                     System.arraycopy(rows, m * dim, installRows, p * dim, dim);
                     p++;
                 }
             }
-            hbm.install(installKeys, installRows, p);
+            installInHbm(installKeys, installRows, p);
             prefetched.add(p);
         } finally {
             mutation.unlock();
@@ -893,6 +985,53 @@ public final class MlkvStore implements VectorTier {
     }
 
     // ------------------------------------------------------------------ whole-store operations
+
+    /**
+     * Write-back: writes every dirty HBM entry below, where DRAM holds the key into DRAM (as
+     * dirty, so the DRAM flush that follows carries it on), otherwise straight into RocksDB, and
+     * marks it clean; the HBM copies stay. A chunk that fails stays dirty. Caller holds the
+     * mutation lock, after {@link #writePending()} (an older value of a key there must not land
+     * in RocksDB after the newer one from HBM).
+     */
+    private void writeDirtyHbm() {
+        if (hbm == null || !hbm.writeBack()) {
+            return;
+        }
+        long[] dirtyKeys = hbm.dirtyKeys();
+        int chunk = Math.max(1, Math.min(1 << 16, (1 << 24) / dim));
+        long now = dram.tick();
+        for (int from = 0; from < dirtyKeys.length; from += chunk) {
+            long[] keys = Arrays.copyOfRange(dirtyKeys, from, Math.min(dirtyKeys.length, from + chunk));
+            float[] rows = new float[keys.length * dim];
+            boolean[] held = new boolean[keys.length];
+            if (hbm.peek(keys, rows, held) != keys.length) {
+                throw new IllegalStateException("HBM tier lost dirty entries (a bug): " + keys.length
+                        + " marked dirty, fewer found");
+            }
+            long[] toRocks = new long[keys.length];
+            float[] toRocksRows = new float[keys.length * dim];
+            int r = 0;
+            for (int i = 0; i < keys.length; i++) {
+                if (dram.contains(keys[i])) {
+                    dram.put(keys[i], rows, i, true, -1, now, writeBackSink);
+                } else {
+                    toRocks[r] = keys[i];
+                    System.arraycopy(rows, i * dim, toRocksRows, r * dim, dim);
+                    r++;
+                }
+            }
+            rocks.putAll(toRocks, toRocksRows, r);
+            writeBacks.add(r);
+            for (long key : keys) {
+                hbm.takeDirty(key);
+            }
+            // A reader may hold a value of these keys read from RocksDB before this write, checked
+            // against the DRAM bucket version only: change the version so that it is not installed.
+            for (int i = 0; i < r; i++) {
+                dram.remove(toRocks[i]);
+            }
+        }
+    }
 
     /**
      * Writes every dirty DRAM entry to RocksDB and fsyncs its write-ahead log. When this returns,
@@ -913,6 +1052,7 @@ public final class MlkvStore implements VectorTier {
 
     private void flushLocked() {
         writePending();
+        writeDirtyHbm();
         // Bound one write batch to about 64 MiB of values, whatever the dimension.
         int bucketsPerBatch = Math.max(1, Math.min(4096, (1 << 24) / (DramTier.BUCKET_SLOTS * dim)));
         int cap = bucketsPerBatch * DramTier.BUCKET_SLOTS;
@@ -1199,6 +1339,7 @@ public final class MlkvStore implements VectorTier {
         private long hbmCapacity = 1L << 20;
         private boolean syncWrites;
         private int prefetchThreads = 2;
+        private boolean hbmWriteBack;
 
         private Builder() {
         }
@@ -1289,6 +1430,17 @@ public final class MlkvStore implements VectorTier {
             return this;
         }
 
+        /**
+         * Whether writes of keys the HBM tier holds stay in HBM until it evicts them or the store
+         * is flushed, instead of going to DRAM and updating the HBM copy; default off. Saves the
+         * DRAM write and the write-back to RocksDB of hot keys that are written often (embedding
+         * updates). Needs {@link Durability#WRITE_BACK}; without a GPU it has no effect.
+         */
+        public Builder hbmWriteBack(boolean writeBack) {
+            this.hbmWriteBack = writeBack;
+            return this;
+        }
+
         /** Fsync RocksDB's write-ahead log on every write, to survive power loss; default off. */
         public Builder syncWrites(boolean sync) {
             this.syncWrites = sync;
@@ -1316,6 +1468,11 @@ public final class MlkvStore implements VectorTier {
             }
             if (directory == null) {
                 throw new IllegalStateException("directory is required: call directory(path) before build()");
+            }
+            if (hbmWriteBack && durability != Durability.WRITE_BACK) {
+                throw new IllegalStateException("hbmWriteBack(true) needs durability WRITE_BACK (was " + durability
+                        + "): with WRITE_THROUGH every write reaches RocksDB before it is acknowledged; "
+                        + "drop hbmWriteBack or use WRITE_BACK");
             }
             long bucket = DramTier.bucketBytes(dim);
             if (dramCapacityBytes < bucket) {

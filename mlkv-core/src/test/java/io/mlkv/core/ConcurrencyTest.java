@@ -36,12 +36,17 @@ class ConcurrencyTest {
         return GpuMode.OFF;
     }
 
+    /** Whether the HBM tier keeps writes; a GPU subclass overrides it. */
+    protected boolean hbmWriteBack() {
+        return false;
+    }
+
     @Test
     void readsNeverSeeAnOlderValueThanAcknowledgedAndNoUpdateIsLost() throws Exception {
         long seed = Long.getLong("mlkv.seed", System.nanoTime());
         try (MlkvStore store = MlkvStore.builder().dim(DIM).directory(dir.resolve("s"))
                 .dramCapacityBytes(16 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
-                .policy("tinylfu").gpu(gpuMode()).hbmCapacity(512).build()) {
+                .policy("tinylfu").gpu(gpuMode()).hbmCapacity(512).hbmWriteBack(hbmWriteBack()).build()) {
             int keys = WRITERS * KEYS_PER_WRITER;
             // acked[k]: the newest version of key k whose multiPut has returned.
             AtomicLongArray acked = new AtomicLongArray(keys);

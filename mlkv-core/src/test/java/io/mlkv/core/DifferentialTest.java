@@ -41,11 +41,17 @@ class DifferentialTest {
         return GpuMode.OFF;
     }
 
+    /** Whether the HBM tier keeps writes (where the durability allows it); a GPU subclass overrides it. */
+    protected boolean hbmWriteBack() {
+        return false;
+    }
+
     private MlkvStore open(String policy, Durability durability, int dramBuckets) {
         // A small HBM tier (8 buckets) where one is used, so it evicts too.
         return MlkvStore.builder().dim(DIM).directory(dir.resolve("s"))
                 .dramCapacityBytes(dramBuckets * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
-                .policy(policy).durability(durability).gpu(gpuMode()).hbmCapacity(1024).build();
+                .policy(policy).durability(durability).gpu(gpuMode()).hbmCapacity(1024)
+                .hbmWriteBack(hbmWriteBack() && durability == Durability.WRITE_BACK).build();
     }
 
     private void run(long seed, String policy, Durability durability, int dramBuckets) {

@@ -31,6 +31,136 @@ class GpuStoreTest {
                 .gpu(GpuMode.ON).hbmCapacity(hbmEntries).build();
     }
 
+    private MlkvStore openWriteBack(Path d, long hbmEntries) {
+        return MlkvStore.builder().dim(DIM).directory(d)
+                .dramCapacityBytes(64 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
+                .gpu(GpuMode.ON).hbmCapacity(hbmEntries).hbmWriteBack(true).build();
+    }
+
+    private static float[] rows(int n, float base) {
+        float[] v = new float[n * DIM];
+        for (int i = 0; i < n; i++) {
+            Arrays.fill(v, i * DIM, (i + 1) * DIM, base + i);
+        }
+        return v;
+    }
+
+    /**
+     * With write-back, writes of keys held in HBM stay there (no DRAM write, no write-back) until
+     * a flush writes them down, and a reopened store reads the newest values.
+     */
+    @Test
+    void writeBackKeepsWritesOfHeldKeysInHbmUntilFlush() {
+        Path d = dir.resolve("wb");
+        int n = 3000;
+        long[] keys = new long[n];
+        for (int i = 0; i < n; i++) {
+            keys[i] = 17L * i + 1;
+        }
+        float[] newer = rows(n, 5000f);
+        try (MlkvStore s = openWriteBack(d, 1 << 14)) {
+            s.multiPut(keys, rows(n, 0f));
+            s.flush();
+            s.multiGet(keys, new float[n * DIM], new boolean[n]); // promotes all into HBM
+            assertEquals(n, s.stats().tier("HBM").entries());
+            long dramWriteBacks = s.stats().tier("DRAM").writeBacks();
+            s.multiPut(keys, newer);
+            s.accumulate(keys, rows(n, 0f)); // adds i to key i's row, on the HBM value
+            float[] expected = newer.clone();
+            for (int i = 0; i < n; i++) {
+                for (int j = 0; j < DIM; j++) {
+                    expected[i * DIM + j] += i;
+                }
+            }
+            float[] out = new float[n * DIM];
+            assertEquals(n, s.multiGet(keys, out, new boolean[n]));
+            assertArrayEquals(expected, out);
+            assertEquals(0, s.stats().tier("HBM").writeBacks(), "nothing written down before flush");
+            assertEquals(dramWriteBacks, s.stats().tier("DRAM").writeBacks(), "DRAM did not take the writes");
+            s.flush();
+            assertEquals(n, s.stats().tier("HBM").writeBacks(), s.stats().toString());
+            newer = expected;
+        }
+        try (MlkvStore s = openWriteBack(d, 1 << 14)) {
+            float[] out = new float[n * DIM];
+            assertEquals(n, s.multiGet(keys, out, new boolean[n]));
+            assertArrayEquals(newer, out, "the flushed values survived close and reopen");
+        }
+    }
+
+    /**
+     * Dirty entries that HBM evicts to make room for promotions go down to DRAM as dirty and are
+     * never lost: a one-bucket HBM tier is filled with dirty keys, then reads of other keys push
+     * them out; every key reads its newest value before and after a reopen.
+     */
+    @Test
+    void dirtyEntriesEvictedFromHbmGoDownAndAreNotLost() {
+        Path d = dir.resolve("evict");
+        int hot = 128;
+        int cold = 4000;
+        long[] hotKeys = new long[hot];
+        long[] coldKeys = new long[cold];
+        for (int i = 0; i < hot; i++) {
+            hotKeys[i] = 3L * i;
+        }
+        for (int i = 0; i < cold; i++) {
+            coldKeys[i] = 1_000_000L + 7L * i;
+        }
+        float[] hotNewest = rows(hot, 900f);
+        try (MlkvStore s = openWriteBack(d, 128)) {
+            s.multiPut(hotKeys, rows(hot, 0f));
+            s.multiPut(coldKeys, rows(cold, 100f));
+            s.flush();
+            s.multiGet(hotKeys, new float[hot * DIM], new boolean[hot]);
+            s.multiPut(hotKeys, hotNewest);
+            long evictionsBefore = s.stats().tier("HBM").demotions();
+            for (int from = 0; from < cold; from += 500) {
+                long[] part = Arrays.copyOfRange(coldKeys, from, from + 500);
+                s.multiGet(part, new float[part.length * DIM], new boolean[part.length]);
+            }
+            assertTrue(s.stats().tier("HBM").demotions() - evictionsBefore >= hot, s.stats().toString());
+            assertTrue(s.stats().tier("HBM").writeBacks() > 0, "dirty entries went down: " + s.stats());
+            float[] out = new float[hot * DIM];
+            assertEquals(hot, s.multiGet(hotKeys, out, new boolean[hot]));
+            assertArrayEquals(hotNewest, out);
+        }
+        try (MlkvStore s = openWriteBack(d, 128)) {
+            float[] out = new float[hot * DIM];
+            assertEquals(hot, s.multiGet(hotKeys, out, new boolean[hot]));
+            assertArrayEquals(hotNewest, out, "after reopen");
+            float[] coldOut = new float[cold * DIM];
+            assertEquals(cold, s.multiGet(coldKeys, coldOut, new boolean[cold]));
+            assertArrayEquals(rows(cold, 100f), coldOut);
+        }
+    }
+
+    /** A checkpoint taken while HBM holds dirty entries carries their newest values. */
+    @Test
+    void aCheckpointWithDirtyHbmEntriesCarriesTheirNewestValues() {
+        int n = 1000;
+        long[] keys = new long[n];
+        for (int i = 0; i < n; i++) {
+            keys[i] = 11L * i + 2;
+        }
+        float[] newer = rows(n, 77f);
+        Path cp = dir.resolve("wb-cp");
+        try (MlkvStore s = openWriteBack(dir.resolve("wb-src"), 1 << 14)) {
+            s.multiPut(keys, rows(n, 0f));
+            s.multiGet(keys, new float[n * DIM], new boolean[n]);
+            s.multiPut(keys, newer);
+            s.checkpoint(cp);
+        }
+        Path restored = dir.resolve("wb-restored");
+        MlkvStore.restoreCheckpoint(cp, restored);
+        try (MlkvStore s = MlkvStore.builder().dim(DIM).directory(restored)
+                .dramCapacityBytes(64 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
+                .gpu(GpuMode.OFF).build()) {
+            float[] out = new float[n * DIM];
+            assertEquals(n, s.multiGet(keys, out, new boolean[n]));
+            assertArrayEquals(newer, out, "read without a GPU: the values reached RocksDB");
+        }
+    }
+
     @Test
     void readsArePromotedIntoHbmAndServedFromThereNext() {
         try (MlkvStore s = open(1 << 14)) {
@@ -213,6 +343,45 @@ class GpuStoreTest {
             return MlkvStore.builder().dim(dim).directory(d.resolve("store"))
                     .dramCapacityBytes(8 * DramTier.bucketBytes(dim)).blockCacheBytes(4 << 20)
                     .gpu(GpuMode.ON).hbmCapacity(1024).build();
+        }
+    }
+
+    @Nested
+    @Tag("gpu")
+    class WriteBackContract extends VectorTierContract {
+        @Override
+        protected VectorTier open(Path d, int dim) {
+            return MlkvStore.builder().dim(dim).directory(d.resolve("store"))
+                    .dramCapacityBytes(8 * DramTier.bucketBytes(dim)).blockCacheBytes(4 << 20)
+                    .gpu(GpuMode.ON).hbmCapacity(1024).hbmWriteBack(true).build();
+        }
+    }
+
+    @Nested
+    @Tag("gpu")
+    class WriteBackDifferential extends DifferentialTest {
+        @Override
+        protected GpuMode gpuMode() {
+            return GpuMode.ON;
+        }
+
+        @Override
+        protected boolean hbmWriteBack() {
+            return true;
+        }
+    }
+
+    @Nested
+    @Tag("gpu")
+    class WriteBackConcurrency extends ConcurrencyTest {
+        @Override
+        protected GpuMode gpuMode() {
+            return GpuMode.ON;
+        }
+
+        @Override
+        protected boolean hbmWriteBack() {
+            return true;
         }
     }
 

@@ -88,6 +88,19 @@ class MlkvStoreTest {
     }
 
     @Test
+    void hbmWriteBackIsRefusedWithWriteThroughAndSaysWhatToChange() {
+        MlkvStore.Builder b = MlkvStore.builder().dim(DIM).directory(dir.resolve("wt")).gpu(GpuMode.OFF)
+                .durability(Durability.WRITE_THROUGH).hbmWriteBack(true);
+        IllegalStateException e = assertThrows(IllegalStateException.class, b::build);
+        assertTrue(e.getMessage().contains("hbmWriteBack") && e.getMessage().contains("WRITE_BACK"), e.getMessage());
+        assertTrue(!java.nio.file.Files.exists(dir.resolve("wt")), "nothing was created");
+        try (MlkvStore s = b.durability(Durability.WRITE_BACK).build()) {
+            s.put(5, new float[DIM]);
+            assertEquals(1, s.size());
+        }
+    }
+
+    @Test
     void gpuModeOnOpensAnHbmTierOrSaysWhyNot() {
         boolean gpu = io.mlkv.gpu.cuda.Kernels.built() && io.mlkv.gpu.cuda.CudaDevice.unavailableReason() == null;
         MlkvStore.Builder b = MlkvStore.builder().dim(DIM).directory(dir.resolve("g")).gpu(GpuMode.ON).hbmCapacity(1024);
