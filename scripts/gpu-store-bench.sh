@@ -4,7 +4,7 @@
 # dim 64; the table is 2x and 10x the HBM tier. Results: $OUT.
 # CASES picks groups (default all): device (reads into device memory), hybrid (DRAM holds the
 # whole table, as in HierarchicalKV's hybrid mode), writeback (HBM write-back on workload A),
-# host (host arrays, GPU OFF against ON).
+# host (host arrays, GPU OFF against ON). WB_DISTS narrows the write-back group's distributions.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-$here/out}
@@ -39,7 +39,7 @@ if has hybrid; then
   done
 fi
 if has writeback; then
-  for dist in zipfian uniform; do
+  for dist in ${WB_DISTS:-zipfian uniform}; do
     for mode in OFF ON ON-wb; do
       extra=(--gpu "${mode%-wb}")
       [[ $mode == ON-wb ]] && extra+=(--hbm-write-back)

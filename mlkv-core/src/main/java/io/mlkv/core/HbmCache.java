@@ -19,7 +19,9 @@ import java.nio.IntBuffer;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.LongAdder;
+import java.util.concurrent.locks.LockSupport;
 import jcuda.driver.CUdeviceptr;
 import org.agrona.collections.LongHashSet;
 import org.slf4j.Logger;
@@ -53,6 +55,13 @@ final class HbmCache implements AutoCloseable {
      * reads below knows no dirty entry left HBM in between.
      */
     private final AtomicLong moves = new AtomicLong();
+    /**
+     * Stamps bumped (by key hash) once a dirty entry evicted from HBM has reached DRAM. A reader
+     * whose moves count changed waits for the install to end and re-reads only the missed keys
+     * whose stamp changed since just after its HBM lookup: those may have been in transit.
+     */
+    private final AtomicLongArray demotionStamps = new AtomicLongArray(DEMOTION_STAMPS);
+    private static final int DEMOTION_STAMPS = 1 << 14;
     private final LongAdder hits = new LongAdder();
     private final LongAdder misses = new LongAdder();
     private final LongAdder installs = new LongAdder();
@@ -152,6 +161,28 @@ final class HbmCache implements AutoCloseable {
     /** The sequence count described at {@link #moves}. */
     long moves() {
         return moves.get();
+    }
+
+    /** Waits until no install that may evict dirty entries is running. */
+    void awaitSettled() {
+        while ((moves.get() & 1) == 1) {
+            LockSupport.parkNanos(20_000);
+        }
+    }
+
+    /** The demotion stamp of {@code key}, see {@link #demotionStamps}. */
+    long demotionStamp(long key) {
+        return demotionStamps.get(stampIndex(key));
+    }
+
+    /** Records that dirty {@code key} has been written below after leaving HBM. */
+    void markDemoted(long key) {
+        demotionStamps.incrementAndGet(stampIndex(key));
+    }
+
+    private static int stampIndex(long key) {
+        long h = key * 0x9E3779B97F4A7C15L;
+        return (int) (h >>> 50) & (DEMOTION_STAMPS - 1);
     }
 
     /** Overwrites the copies of those of rows {@code [0, count)} that are present. Caller holds the mutation lock. */

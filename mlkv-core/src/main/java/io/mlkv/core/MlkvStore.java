@@ -323,9 +323,16 @@ public final class MlkvStore implements VectorTier {
         for (int m = 0; m < misses; m++) {
             versions[m] = dram.version(missKeys[m]);
         }
+        long[] stamps = null;
+        if (hbm.writeBack()) {
+            stamps = new long[misses];
+            for (int m = 0; m < misses; m++) {
+                stamps[m] = hbm.demotionStamp(missKeys[m]);
+            }
+        }
         int fromBelow = readBelow(missKeys, rows, below, promote);
         if (hbm.writeBack() && ((movesBefore & 1) == 1 || hbm.moves() != movesBefore)) {
-            return rereadLocked(missKeys, rows, below);
+            fromBelow = rereadDemoted(missKeys, rows, below, stamps, fromBelow);
         }
         if (promote && fromBelow > 0) {
             int count = fromBelow;
@@ -349,34 +356,60 @@ public final class MlkvStore implements VectorTier {
         return fromBelow;
     }
 
-    /** Reads {@code keys} HBM first, then below, with nothing moving meanwhile; returns the number found. */
-    private int rereadLocked(long[] keys, float[] rows, boolean[] found) {
+    /**
+     * After an install that may have evicted dirty entries overlapped a read: waits for it to end,
+     * then reads again, HBM first and under the mutation lock, those missed keys whose demotion
+     * stamp changed since just after the HBM lookup (a dirty entry that left HBM after that lookup
+     * and reached DRAM after the read below). Returns the new number found.
+     */
+    private int rereadDemoted(long[] missKeys, float[] rows, boolean[] below, long[] stamps, int fromBelow) {
+        hbm.awaitSettled();
+        int[] idx = new int[missKeys.length];
+        int changed = 0;
+        for (int m = 0; m < missKeys.length; m++) {
+            if (hbm.demotionStamp(missKeys[m]) != stamps[m]) {
+                idx[changed++] = m;
+            }
+        }
+        if (changed == 0) {
+            return fromBelow;
+        }
+        long[] keys = gather(missKeys, idx, changed);
+        float[] again = new float[changed * dim];
+        boolean[] found = new boolean[changed];
         mutation.lock();
         try {
-            int n = hbm.peek(keys, rows, found);
-            if (n == keys.length) {
-                return n;
-            }
-            int[] idx = new int[keys.length - n];
-            for (int i = 0, m = 0; i < keys.length; i++) {
-                if (!found[i]) {
-                    idx[m++] = i;
+            int inHbm = hbm.peek(keys, again, found);
+            if (inHbm < changed) {
+                int[] restIdx = new int[changed - inHbm];
+                for (int i = 0, r = 0; i < changed; i++) {
+                    if (!found[i]) {
+                        restIdx[r++] = i;
+                    }
+                }
+                long[] rest = gather(keys, restIdx, restIdx.length);
+                float[] restRows = new float[restIdx.length * dim];
+                boolean[] restFound = new boolean[restIdx.length];
+                readBelow(rest, restRows, restFound, false);
+                for (int r = 0; r < restIdx.length; r++) {
+                    if (restFound[r]) {
+                        found[restIdx[r]] = true;
+                        System.arraycopy(restRows, r * dim, again, restIdx[r] * dim, dim);
+                    }
                 }
             }
-            long[] rest = gather(keys, idx, idx.length);
-            float[] restRows = new float[idx.length * dim];
-            boolean[] restFound = new boolean[idx.length];
-            n += readBelow(rest, restRows, restFound, false);
-            for (int m = 0; m < idx.length; m++) {
-                if (restFound[m]) {
-                    found[idx[m]] = true;
-                    System.arraycopy(restRows, m * dim, rows, idx[m] * dim, dim);
-                }
-            }
-            return n;
         } finally {
             mutation.unlock();
         }
+        for (int i = 0; i < changed; i++) {
+            int m = idx[i];
+            fromBelow += (found[i] ? 1 : 0) - (below[m] ? 1 : 0);
+            below[m] = found[i];
+            if (found[i]) {
+                System.arraycopy(again, i * dim, rows, m * dim, dim);
+            }
+        }
+        return fromBelow;
     }
 
     /**
@@ -399,14 +432,15 @@ public final class MlkvStore implements VectorTier {
                     if (dram.put(key, d.values(), e, true, -1, now, writeBackSink) == DramTier.PutResult.REJECTED) {
                         pending.add(key, d.values(), e);
                     }
+                    hbm.markDemoted(key);
                 } else if (!dram.contains(key)) {
                     dram.put(key, d.values(), e, false, -1, now, writeBackSink);
                 }
             }
-            writePending();
         } finally {
             hbm.endMove();
         }
+        writePending();
     }
 
     /**
