@@ -28,6 +28,16 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <p>Thread-safe: per-key operations lock one of a fixed set of lock stripes. {@link #close()}
  * must not race other calls; the owning store guarantees that.
+ *
+ * <h2>Reading the tier in place from a GPU</h2>
+ * {@link #nativeLayout()} tells where the arrays live, so that the memory can be pinned and
+ * mapped and a GPU kernel can look keys up without the CPU: key {@code k} lives in bucket
+ * {@code ((h >>> 32) * buckets) >>> 32} with {@code h = k * 0x9E3779B97F4A7C15L; h ^= h >>> 29},
+ * in one of its {@value #BUCKET_SLOTS} slots {@code s} where {@code keys[s] == k} and bit 0 of
+ * {@code flags[s]} is set; its row is {@code values[s * dim .. (s + 1) * dim)}. Every change of
+ * a bucket's slots is bracketed by its sequence count ({@code seqs[bucket]}, int64), odd while
+ * the change runs: a reader that saw the same even count before and after reading a row read
+ * a whole, current row.
  */
 public final class DramTier implements VectorTier {
     /** Slots per bucket. */
@@ -61,6 +71,7 @@ public final class DramTier implements VectorTier {
     private final OffHeapMemory flags;
     private final OffHeapMemory values;
     private final OffHeapMemory versions;
+    private final OffHeapMemory seqs;
     private final Object[] locks;
     private final int lockMask;
     private final AtomicLong clock = new AtomicLong();
@@ -93,17 +104,20 @@ public final class DramTier implements VectorTier {
         OffHeapMemory s = null;
         OffHeapMemory f = null;
         OffHeapMemory v = null;
+        OffHeapMemory q = null;
         try {
             // Only flags and versions are read before written; the rest is committed lazily.
             k = new OffHeapMemory(slots * 8, "DRAM tier keys", false);
             s = new OffHeapMemory(slots * 8, "DRAM tier scores", false);
             f = new OffHeapMemory(slots, "DRAM tier flags", true);
             v = new OffHeapMemory(slots * rowBytes, "DRAM tier values", false);
+            q = new OffHeapMemory(numBuckets * 8, "DRAM tier bucket sequence counts", true);
             this.versions = new OffHeapMemory(numBuckets * 8, "DRAM tier bucket versions", true);
         } catch (RuntimeException e) {
-            closeQuietly(v, f, s, k);
+            closeQuietly(q, v, f, s, k);
             throw e;
         }
+        this.seqs = q;
         this.keys = k;
         this.scores = s;
         this.flags = f;
@@ -232,11 +246,13 @@ public final class DramTier implements VectorTier {
                 score = policy.scoreOnInsert(key, now);
                 result = PutResult.INSERTED;
             }
+            beginChange(bucket);
             UNSAFE.copyMemory(src, FLOAT_ARRAY_BASE + (long) row * rowBytes, null,
                     values.address() + slot * rowBytes, rowBytes);
             UNSAFE.putLong(keys.address() + slot * 8, key);
             UNSAFE.putLong(scores.address() + slot * 8, score);
             UNSAFE.putByte(flags.address() + slot, (byte) (OCCUPIED | (dirty ? DIRTY : 0)));
+            endChange(bucket);
             if (expectedVersion < 0) {
                 UNSAFE.putLongVolatile(null, versionAddr, version + 1);
             }
@@ -260,7 +276,9 @@ public final class DramTier implements VectorTier {
             if (slot < 0) {
                 return false;
             }
+            beginChange(bucket);
             UNSAFE.putByte(flags.address() + slot, (byte) 0);
+            endChange(bucket);
             size.decrementAndGet();
             return true;
         }
@@ -352,8 +370,44 @@ public final class DramTier implements VectorTier {
     @Override
     public void close() {
         if (closed.compareAndSet(false, true)) {
-            closeQuietly(versions, values, flags, scores, keys);
+            closeQuietly(versions, seqs, values, flags, scores, keys);
         }
+    }
+
+    /**
+     * Where the tier's arrays live in native memory (see "Reading the tier in place from a GPU"
+     * above). The addresses stay valid until {@link #close()}; whoever pins or maps them must
+     * undo that before.
+     *
+     * @param keysAddress   {@code buckets * BUCKET_SLOTS} int64 keys
+     * @param flagsAddress  one byte per slot, bit 0 set when occupied
+     * @param valuesAddress {@code dim} float32 per slot
+     * @param seqsAddress   one int64 sequence count per bucket
+     */
+    public record NativeLayout(long keysAddress, long flagsAddress, long valuesAddress, long seqsAddress,
+            long buckets, int dim) {
+        /** Slots of the tier. */
+        public long slots() {
+            return buckets * BUCKET_SLOTS;
+        }
+    }
+
+    /** The native layout of this tier, for in-place reads from a GPU. */
+    public NativeLayout nativeLayout() {
+        checkOpen();
+        return new NativeLayout(keys.address(), flags.address(), values.address(), seqs.address(), numBuckets, dim);
+    }
+
+    private void beginChange(long bucket) {
+        long a = seqs.address() + bucket * 8;
+        UNSAFE.putLongVolatile(null, a, UNSAFE.getLong(a) + 1);
+        // The slot writes that follow must not become visible before the odd count.
+        UNSAFE.storeFence();
+    }
+
+    private void endChange(long bucket) {
+        long a = seqs.address() + bucket * 8;
+        UNSAFE.putLongVolatile(null, a, UNSAFE.getLong(a) + 1);
     }
 
     private void visitRange(long fromBucket, long toBucket, boolean dirtyOnly, VectorVisitor visitor) {

@@ -1,0 +1,137 @@
+package io.mlkv.storage.dram;
+
+import static io.mlkv.storage.dram.OffHeapMemory.UNSAFE;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The documented native layout and sequence-count protocol, checked by a reader that follows
+ * only the documentation (as the GPU kernel does) and reads raw memory while writers run.
+ */
+class DramTierNativeLayoutTest {
+    private static final int DIM = 16;
+
+    /** A reader of the raw layout: the row of {@code key} into {@code out}, or false if absent or changing. */
+    private static boolean readInPlace(DramTier.NativeLayout l, long key, float[] out) {
+        long h = key * 0x9E3779B97F4A7C15L;
+        h ^= h >>> 29;
+        long bucket = ((h >>> 32) * l.buckets()) >>> 32;
+        long seqAddr = l.seqsAddress() + bucket * 8;
+        long seq = UNSAFE.getLongVolatile(null, seqAddr);
+        if ((seq & 1) != 0) {
+            return false;
+        }
+        UNSAFE.loadFence();
+        for (long slot = bucket * DramTier.BUCKET_SLOTS; slot < (bucket + 1) * DramTier.BUCKET_SLOTS; slot++) {
+            if (UNSAFE.getLong(l.keysAddress() + slot * 8) == key && (UNSAFE.getByte(l.flagsAddress() + slot) & 1) != 0) {
+                for (int d = 0; d < l.dim(); d++) {
+                    out[d] = UNSAFE.getFloat(l.valuesAddress() + (slot * l.dim() + d) * 4);
+                }
+                UNSAFE.loadFence();
+                return UNSAFE.getLongVolatile(null, seqAddr) == seq;
+            }
+        }
+        return false;
+    }
+
+    private static float[] row(long key, int version) {
+        float[] r = new float[DIM];
+        for (int d = 0; d < DIM; d++) {
+            r[d] = key * 1000 + version;
+        }
+        return r;
+    }
+
+    @Test
+    void aReaderFollowingTheDocumentedLayoutFindsWhatWasPut() {
+        try (DramTier t = new DramTier(DIM, 64 * DramTier.bucketBytes(DIM), "lru")) {
+            DramTier.NativeLayout l = t.nativeLayout();
+            assertEquals(DIM, l.dim());
+            assertEquals(64, l.buckets());
+            float[] out = new float[DIM];
+            for (long k = 1; k <= 500; k++) {
+                t.put(k, row(k, 1), 0, false, -1, t.tick(), (key, v, dirty) -> { });
+            }
+            int found = 0;
+            for (long k = 1; k <= 500; k++) {
+                boolean inTier = t.contains(k);
+                assertEquals(inTier, readInPlace(l, k, out), "key " + k);
+                if (inTier) {
+                    found++;
+                    assertEquals(k * 1000 + 1, out[0]);
+                }
+            }
+            assertTrue(found > 400, "most keys fit: " + found);
+            t.remove(7);
+            assertTrue(!readInPlace(l, 7, out), "removed keys are not found");
+        }
+    }
+
+    /** Writers overwrite rows (each row's values all equal, so a torn read shows) while readers read in place. */
+    @Test
+    void inPlaceReadsThatPassTheSequenceCheckAreNeverTorn() throws Exception {
+        long seed = System.nanoTime();
+        try (DramTier t = new DramTier(DIM, 8 * DramTier.bucketBytes(DIM), "lru")) {
+            DramTier.NativeLayout l = t.nativeLayout();
+            int keys = 200; // more keys than slots: evictions replace slots under readers
+            AtomicBoolean stop = new AtomicBoolean();
+            AtomicLong checked = new AtomicLong();
+            ExecutorService pool = Executors.newFixedThreadPool(4);
+            List<Future<?>> tasks = new ArrayList<>();
+            for (int w = 0; w < 2; w++) {
+                SplittableRandom rnd = new SplittableRandom(seed + w);
+                tasks.add(pool.submit(() -> {
+                    for (int i = 0; !stop.get(); i++) {
+                        long k = 1 + rnd.nextInt(keys);
+                        if (rnd.nextInt(10) == 0) {
+                            t.remove(k);
+                        } else {
+                            t.put(k, row(k, i % 1000), 0, false, -1, t.tick(), (key, v, dirty) -> { });
+                        }
+                    }
+                    return null;
+                }));
+            }
+            for (int r = 0; r < 2; r++) {
+                SplittableRandom rnd = new SplittableRandom(seed - r - 1);
+                tasks.add(pool.submit(() -> {
+                    float[] out = new float[DIM];
+                    while (!stop.get()) {
+                        long k = 1 + rnd.nextInt(keys);
+                        if (readInPlace(l, k, out)) {
+                            for (int d = 1; d < DIM; d++) {
+                                if (out[d] != out[0]) {
+                                    throw new AssertionError("torn row of key " + k + " (seed " + seed + ")");
+                                }
+                            }
+                            long owner = (long) Math.floor(out[0] / 1000);
+                            if (owner != k) {
+                                throw new AssertionError("key " + k + " read the row of key " + owner + " (seed " + seed + ")");
+                            }
+                            checked.incrementAndGet();
+                        }
+                    }
+                    return null;
+                }));
+            }
+            Thread.sleep(1500);
+            stop.set(true);
+            for (Future<?> f : tasks) {
+                f.get(10, TimeUnit.SECONDS);
+            }
+            pool.shutdown();
+            assertTrue(checked.get() > 1000, "reads that passed the check: " + checked.get());
+        }
+    }
+}
