@@ -4,12 +4,13 @@
 # dim 64; the table is 2x and 10x the HBM tier. Results: $OUT.
 # CASES picks groups (default all): device (reads into device memory), hybrid (DRAM holds the
 # whole table, as in HierarchicalKV's hybrid mode), writeback (HBM write-back on workload A),
-# host (host arrays, GPU OFF against ON). WB_DISTS narrows the write-back group's distributions.
+# host (host arrays, GPU OFF against ON), writes (multiPut only: OFF, ON, ON with HBM write-back).
+# WB_DISTS narrows the write-back group's distributions.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-$here/out}
 mkdir -p "$out"
-cases=${CASES:-device hybrid writeback host}
+cases=${CASES:-device hybrid writeback writes host}
 cp=$(printf '%s:' "$here"/lib/*.jar)
 java=("$here/jre/bin/java" --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow -Xmx16g)
 run() { # label, then run options
@@ -45,6 +46,16 @@ if has writeback; then
       [[ $mode == ON-wb ]] && extra+=(--hbm-write-back)
       run "a-10x-$dist-$mode" "${a10x[@]}" --operations 300 --distribution "$dist" "${extra[@]}"
     done
+  done
+fi
+if has writes; then
+  # multiPut only (the read-only workload's mirror), zipfian keys over a table 2x HBM, DRAM 1 GiB.
+  printf 'recordcount=2000000\noperationcount=300\nupdateproportion=1.0\nrequestdistribution=zipfian\n' \
+    > "$out/workload-update.properties"
+  for mode in OFF ON ON-wb; do
+    extra=(--gpu "${mode%-wb}")
+    [[ $mode == ON-wb ]] && extra+=(--hbm-write-back)
+    run "u-2x-zipfian-$mode" -w "$out/workload-update.properties" --hbm-entries 1000000 --dram-mb 1024 "${extra[@]}"
   done
 fi
 if has host; then

@@ -557,3 +557,58 @@ extern "C" __global__ void mlkv_clear(uint64_t* keys, uint8_t* digests, uint64_t
         scores[s] = 0;
     }
 }
+
+// ---------------------------------------------------------------- reading the DRAM tier in place
+// The DRAM tier (io.mlkv.storage.dram.DramTier) lives in host memory that the store pins and maps
+// into the GPU's address space. Its layout: buckets of DRAM_SLOTS slots; keys (int64 per slot),
+// flags (one byte per slot, bit 0 = occupied), values (dim float32 per slot), and one int64
+// sequence count per bucket, odd while the CPU changes the bucket. The bucket of a key is
+// ((h >> 32) * num_buckets) >> 32 with h = key * 0x9E3779B97F4A7C15, h ^= h >> 29.
+#define DRAM_SLOTS 16
+
+// One tile of DRAM_SLOTS threads per query key: lane l checks slot l of the key's bucket (one
+// PCIe read of the bucket's keys for the tile), the tile copies the matching row into row q of
+// `scratch`, then every lane re-reads the bucket's count. Only if it is even and unchanged for
+// the whole tile is the row copied to out[index[q]], found[index[q]] set and hit[q] = 1;
+// otherwise hit[q] = 0 and out is untouched, and the caller reads the key on the CPU.
+extern "C" __global__ void __launch_bounds__(256)
+mlkv_dram_probe(const uint64_t* __restrict__ query, const int* __restrict__ index, long n,
+                const volatile uint64_t* dram_keys, const volatile uint8_t* dram_flags,
+                const volatile float* dram_values, const volatile uint64_t* dram_seqs, uint64_t num_buckets,
+                int dim, float* __restrict__ scratch, float* __restrict__ out, uint8_t* __restrict__ found,
+                uint8_t* __restrict__ hit) {
+    long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    long q = t / DRAM_SLOTS;
+    if (q >= n) return;  // whole tiles leave together: all lanes of a tile share q
+    int lane = threadIdx.x % DRAM_SLOTS;
+    int tile_base = (threadIdx.x & 31) & ~(DRAM_SLOTS - 1);
+    unsigned tile_mask = ((1u << DRAM_SLOTS) - 1) << tile_base;
+    uint64_t key = query[q];
+    uint64_t h = key * 0x9E3779B97F4A7C15ull;
+    h ^= h >> 29;
+    uint64_t bucket = ((h >> 32) * num_buckets) >> 32;
+    uint64_t seq = dram_seqs[bucket];
+    __threadfence_system();
+    uint64_t slot = bucket * DRAM_SLOTS + lane;
+    bool match = (seq & 1) == 0 && dram_keys[slot] == key && (dram_flags[slot] & 1) != 0;
+    unsigned ballot = (__ballot_sync(tile_mask, match) & tile_mask) >> tile_base;
+    if (ballot == 0) {
+        if (lane == 0) hit[q] = 0;
+        return;
+    }
+    uint64_t src = (bucket * DRAM_SLOTS + (__ffs(ballot) - 1)) * (uint64_t)dim;
+    float* row = scratch + (size_t)q * dim;
+    for (int d = lane; d < dim; d += DRAM_SLOTS) row[d] = dram_values[src + d];
+    __threadfence_system();
+    bool unchanged = dram_seqs[bucket] == seq;
+    if (!__all_sync(tile_mask, unchanged)) {
+        if (lane == 0) hit[q] = 0;
+        return;
+    }
+    size_t at = (size_t)index[q];
+    for (int d = lane; d < dim; d += DRAM_SLOTS) out[at * dim + d] = row[d];
+    if (lane == 0) {
+        found[at] = 1;
+        hit[q] = 1;
+    }
+}

@@ -9,10 +9,13 @@ import io.mlkv.gpu.cuda.DeviceMemory;
 import io.mlkv.gpu.cuda.Kernels;
 import io.mlkv.gpu.cuda.PinnedMemory;
 import io.mlkv.gpu.cufile.FileIo;
+import io.mlkv.gpu.dram.MappedDramTier;
 import io.mlkv.gpu.table.GpuHashTable;
 import io.mlkv.gpu.table.ScoreMode;
 import io.mlkv.gpu.table.TableSnapshot;
+import io.mlkv.storage.dram.DramTier;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.IntBuffer;
@@ -257,17 +260,29 @@ final class HbmCache implements AutoCloseable {
     private PinnedMemory hostIndex;
     private PinnedMemory hostRows;
     private PinnedMemory hostRowsIndex;
+    private DeviceMemory probeHits;
+    private PinnedMemory hostProbeHits;
+    private MappedDramTier mappedDram;
+    private final LongAdder dramProbeNanos = new LongAdder();
 
-    /** What a device lookup left for the tiers below: the missed keys and their batch positions. */
-    record DeviceMisses(long[] keys, int[] index) {
+    /**
+     * What a device lookup left for the tiers below: the missed keys and their batch positions;
+     * the DRAM bucket version of each, read after the HBM lookup and before any row below;
+     * with write-back, their demotion stamps read at the same point (else null); and, where the
+     * DRAM tier is mapped, which of them the GPU read from DRAM in place ({@code fromDram}, rows
+     * already in the output, copies in {@code dramRows} at the miss's position).
+     */
+    record DeviceMisses(long[] keys, int[] index, long[] versions, long[] stamps, boolean[] fromDram,
+            float[] dramRows, int dramHits) {
     }
 
     /**
      * Looks up {@code n} device keys in HBM, writing found rows to {@code out} and 1/0 to
-     * {@code found}; returns the misses (copied to the host through pinned buffers) for the
-     * tiers below. Caller then calls {@link #scatterBelow} with what it found there.
+     * {@code found}; then, where the DRAM tier is mapped ({@link #mapDram}), looks the misses up
+     * in DRAM on the GPU too. Returns the misses (copied to the host through pinned buffers) for
+     * the tiers below. Caller then calls {@link #scatterBelow} with what it found there.
      */
-    DeviceMisses findDevice(CUdeviceptr keys, long n, CUdeviceptr out, CUdeviceptr found) {
+    DeviceMisses findDevice(CUdeviceptr keys, long n, CUdeviceptr out, CUdeviceptr found, DramTier dram) {
         synchronized (deviceReadLock) {
             ensureStaging(n);
             long started = System.nanoTime();
@@ -275,17 +290,77 @@ final class HbmCache implements AutoCloseable {
             lookupNanos.add(System.nanoTime() - started);
             hits.add(n - missed);
             misses.add(missed);
-            long[] k = new long[(int) missed];
-            int[] idx = new int[(int) missed];
-            if (missed > 0) {
+            int count = (int) missed;
+            long[] k = new long[count];
+            int[] idx = new int[count];
+            long[] versions = new long[count];
+            long[] stamps = writeBack ? new long[count] : null;
+            boolean[] fromDram = new boolean[count];
+            float[] dramRows = null;
+            int dramHits = 0;
+            if (count > 0) {
                 table.makeDeviceCurrent();
                 Cuda.check(cuMemcpyDtoH(hostKeys.pointer(), missedKeys.pointer(), missed * 8), "cuMemcpyDtoH (missed keys)");
                 Cuda.check(cuMemcpyDtoH(hostIndex.pointer(), missedIndex.pointer(), missed * 4), "cuMemcpyDtoH (missed index)");
                 hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, k);
                 hostIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer().get(0, idx);
+                for (int m = 0; m < count; m++) {
+                    versions[m] = dram.version(k[m]);
+                    if (stamps != null) {
+                        stamps[m] = demotionStamp(k[m]);
+                    }
+                }
+                if (mappedDram != null) {
+                    long probeStarted = System.nanoTime();
+                    mappedDram.probe(missedKeys.pointer(), missedIndex.pointer(), missed, rowsIn.pointer(), out, found,
+                            probeHits.pointer());
+                    Cuda.check(cuMemcpyDtoH(hostProbeHits.pointer(), probeHits.pointer(), missed), "cuMemcpyDtoH (DRAM probe hits)");
+                    ByteBuffer h = hostProbeHits.buffer();
+                    for (int m = 0; m < count; m++) {
+                        if (h.get(m) != 0) {
+                            fromDram[m] = true;
+                            dramHits++;
+                        }
+                    }
+                    if (dramHits > 0) {
+                        int dim = table.dim();
+                        dramRows = new float[count * dim];
+                        Cuda.check(cuMemcpyDtoH(hostRows.pointer(), rowsIn.pointer(), missed * dim * 4L),
+                                "cuMemcpyDtoH (rows read from DRAM)");
+                        hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer().get(0, dramRows);
+                    }
+                    dramProbeNanos.add(System.nanoTime() - probeStarted);
+                }
             }
-            return new DeviceMisses(k, idx);
+            return new DeviceMisses(k, idx, versions, stamps, fromDram, dramRows, dramHits);
         }
+    }
+
+    /**
+     * Pins and maps the DRAM tier so that device lookups read HBM misses from it on the GPU. If
+     * that fails (for example where the host cannot pin that much memory), logs why and keeps
+     * reading DRAM on the CPU.
+     */
+    void mapDram(DramTier dram) {
+        long started = System.nanoTime();
+        try {
+            table.makeDeviceCurrent();
+            mappedDram = MappedDramTier.map(dram);
+            LOG.info("DRAM tier mapped for GPU reads: {} bytes pinned in {} ms", mappedDram.pinnedBytes(),
+                    (System.nanoTime() - started) / 1_000_000);
+        } catch (RuntimeException e) {
+            LOG.warn("DRAM tier not mapped for GPU reads; HBM misses are read on the CPU ({})", e.toString());
+        }
+    }
+
+    /** Whether device lookups read DRAM on the GPU. */
+    boolean dramMapped() {
+        return mappedDram != null;
+    }
+
+    /** Time spent probing the mapped DRAM tier from the GPU, copies back included. */
+    long dramProbeNanos() {
+        return dramProbeNanos.sum();
     }
 
     /**
@@ -333,11 +408,13 @@ final class HbmCache implements AutoCloseable {
         hostIndex = new PinnedMemory(cap * 4, "store read: missed positions");
         hostRows = new PinnedMemory(cap * rowBytes, "store read: rows from below");
         hostRowsIndex = new PinnedMemory(cap * 4, "store read: row positions");
+        probeHits = new DeviceMemory(cap, "store read: DRAM probe hits");
+        hostProbeHits = new PinnedMemory(cap, "store read: DRAM probe hits");
         stagedCapacity = cap;
     }
 
     private void releaseStaging() {
-        for (AutoCloseable c : new AutoCloseable[] {hostRowsIndex, hostRows, hostIndex, hostKeys, rowsIndex, rowsIn,
+        for (AutoCloseable c : new AutoCloseable[] {hostProbeHits, probeHits, hostRowsIndex, hostRows, hostIndex, hostKeys, rowsIndex, rowsIn,
                 missedIndex, missedKeys}) {
             if (c != null) {
                 try {
@@ -390,12 +467,31 @@ final class HbmCache implements AutoCloseable {
 
     @Override
     public void close() {
+        RuntimeException failure = null;
         synchronized (deviceReadLock) {
-            if (stagedCapacity > 0) {
+            if (stagedCapacity > 0 || mappedDram != null) {
                 table.makeDeviceCurrent();
             }
             releaseStaging();
+            if (mappedDram != null) {
+                try {
+                    mappedDram.close();
+                } catch (RuntimeException e) {
+                    failure = e;
+                }
+            }
         }
-        table.close();
+        try {
+            table.close();
+        } catch (RuntimeException e) {
+            if (failure == null) {
+                failure = e;
+            } else {
+                failure.addSuppressed(e);
+            }
+        }
+        if (failure != null) {
+            throw failure;
+        }
     }
 }

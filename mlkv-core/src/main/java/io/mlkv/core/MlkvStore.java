@@ -124,6 +124,7 @@ public final class MlkvStore implements VectorTier {
     private final LongAdder promotions = new LongAdder();
     private final LongAdder writeBacks = new LongAdder();
     private final LongAdder prefetched = new LongAdder();
+    private final LongAdder dramReadsOnGpu = new LongAdder();
 
     MlkvStore(Builder b) {
         this.dim = b.dim;
@@ -144,6 +145,9 @@ public final class MlkvStore implements VectorTier {
             throw e;
         }
         this.fileIo = hbm == null ? null : FileIo.open(b.fileIoMode);
+        if (hbm != null && b.mapDram) {
+            hbm.mapDram(dram);
+        }
         warmHbmFromRestoredCheckpoint();
         this.pending = new WriteBackBuffer(dim);
         this.writeBackSink = (key, value, dirty) -> {
@@ -320,49 +324,60 @@ public final class MlkvStore implements VectorTier {
         int misses = missKeys.length;
         // Every write of a key below HBM changes its DRAM bucket's version; read them before the values.
         long[] versions = new long[misses];
+        long[] stamps = hbm.writeBack() ? new long[misses] : null;
         for (int m = 0; m < misses; m++) {
             versions[m] = dram.version(missKeys[m]);
-        }
-        long[] stamps = null;
-        if (hbm.writeBack()) {
-            stamps = new long[misses];
-            for (int m = 0; m < misses; m++) {
+            if (stamps != null) {
                 stamps[m] = hbm.demotionStamp(missKeys[m]);
             }
         }
         int fromBelow = readBelow(missKeys, rows, below, promote);
-        if (hbm.writeBack() && ((movesBefore & 1) == 1 || hbm.moves() != movesBefore)) {
-            fromBelow = rereadDemoted(missKeys, rows, below, stamps, fromBelow);
+        if (movedSince(movesBefore)) {
+            fromBelow = rereadDemoted(missKeys, rows, below, stamps, fromBelow, null);
         }
         if (promote && fromBelow > 0) {
-            int count = fromBelow;
-            promote(() -> {
-                // Writers hold the mutation lock, so versions and dirty marks cannot change while we
-                // compare: a key whose version is unchanged and that is not dirty in HBM was not
-                // written since its row was read.
-                long[] promoteKeys = new long[count];
-                float[] promoteRows = new float[count * dim];
-                int p = 0;
-                for (int m = 0; m < misses; m++) {
-                    if (below[m] && dram.version(missKeys[m]) == versions[m] && !hbm.isDirty(missKeys[m])) {
-                        promoteKeys[p] = missKeys[m];
-                        System.arraycopy(rows, m * dim, promoteRows, p * dim, dim);
-                        p++;
-                    }
-                }
-                installInHbm(promoteKeys, promoteRows, p);
-            });
+            schedulePromotion(missKeys, rows, below, versions, fromBelow);
         }
         return fromBelow;
+    }
+
+    /** With write-back: whether an install that may have evicted dirty entries ran since {@code movesBefore}. */
+    private boolean movedSince(long movesBefore) {
+        return hbm.writeBack() && ((movesBefore & 1) == 1 || hbm.moves() != movesBefore);
+    }
+
+    /**
+     * Installs the found rows of {@code keys} into HBM, now or on the promoter thread, skipping
+     * keys written since {@code versions} were read (before their rows).
+     */
+    private void schedulePromotion(long[] keys, float[] rows, boolean[] found, long[] versions, int count) {
+        promote(() -> {
+            // Writers hold the mutation lock, so versions and dirty marks cannot change while we
+            // compare: a key whose version is unchanged and that is not dirty in HBM was not
+            // written since its row was read.
+            long[] promoteKeys = new long[count];
+            float[] promoteRows = new float[count * dim];
+            int p = 0;
+            for (int m = 0; m < keys.length && p < count; m++) {
+                if (found[m] && dram.version(keys[m]) == versions[m] && !hbm.isDirty(keys[m])) {
+                    promoteKeys[p] = keys[m];
+                    System.arraycopy(rows, m * dim, promoteRows, p * dim, dim);
+                    p++;
+                }
+            }
+            installInHbm(promoteKeys, promoteRows, p);
+        });
     }
 
     /**
      * After an install that may have evicted dirty entries overlapped a read: waits for it to end,
      * then reads again, HBM first and under the mutation lock, those missed keys whose demotion
      * stamp changed since just after the HBM lookup (a dirty entry that left HBM after that lookup
-     * and reached DRAM after the read below). Returns the new number found.
+     * and reached DRAM after the read below). Returns the new number found; sets
+     * {@code reread[m]} (if not null) for keys read again and found.
      */
-    private int rereadDemoted(long[] missKeys, float[] rows, boolean[] below, long[] stamps, int fromBelow) {
+    private int rereadDemoted(long[] missKeys, float[] rows, boolean[] below, long[] stamps, int fromBelow,
+            boolean[] reread) {
         hbm.awaitSettled();
         int[] idx = new int[missKeys.length];
         int changed = 0;
@@ -407,6 +422,9 @@ public final class MlkvStore implements VectorTier {
             below[m] = found[i];
             if (found[i]) {
                 System.arraycopy(again, i * dim, rows, m * dim, dim);
+                if (reread != null) {
+                    reread[m] = true;
+                }
             }
         }
         return fromBelow;
@@ -471,16 +489,52 @@ public final class MlkvStore implements VectorTier {
         enter();
         try {
             long movesBefore = hbm.moves();
-            HbmCache.DeviceMisses m = hbm.findDevice(keys, n, out, found);
+            HbmCache.DeviceMisses m = hbm.findDevice(keys, n, out, found, dram);
             int misses = m.keys().length;
             if (misses == 0) {
                 return n;
             }
             checkReserved("multiGet", m.keys());
-            float[] rows = new float[misses * dim];
-            boolean[] below = new boolean[misses];
-            int fromBelow = readMissesBelow(m.keys(), rows, below, true, movesBefore);
-            hbm.scatterBelow(m, rows, below, fromBelow, out, found);
+            // Rows the GPU read from the mapped DRAM tier are in `out` already; the rest are read
+            // on the CPU and scattered.
+            float[] rows = m.dramRows() != null ? m.dramRows() : new float[misses * dim];
+            boolean[] below = m.fromDram().clone();
+            boolean[] scatter = new boolean[misses];
+            int fromBelow = m.dramHits();
+            dramHits.add(m.dramHits());
+            dramReadsOnGpu.add(m.dramHits());
+            if (fromBelow < misses) {
+                int[] restIdx = new int[misses - fromBelow];
+                for (int j = 0, r = 0; j < misses; j++) {
+                    if (!below[j]) {
+                        restIdx[r++] = j;
+                    }
+                }
+                long[] restKeys = gather(m.keys(), restIdx, restIdx.length);
+                float[] restRows = new float[restIdx.length * dim];
+                boolean[] restFound = new boolean[restIdx.length];
+                readBelow(restKeys, restRows, restFound, true);
+                for (int r = 0; r < restIdx.length; r++) {
+                    if (restFound[r]) {
+                        int j = restIdx[r];
+                        below[j] = true;
+                        scatter[j] = true;
+                        System.arraycopy(restRows, r * dim, rows, j * dim, dim);
+                        fromBelow++;
+                    }
+                }
+            }
+            if (movedSince(movesBefore)) {
+                fromBelow = rereadDemoted(m.keys(), rows, below, m.stamps(), fromBelow, scatter);
+            }
+            if (fromBelow > 0) {
+                schedulePromotion(m.keys(), rows, below, m.versions(), fromBelow);
+            }
+            int toScatter = 0;
+            for (boolean b : scatter) {
+                toScatter += b ? 1 : 0;
+            }
+            hbm.scatterBelow(m, rows, scatter, toScatter, out, found);
             return n - misses + fromBelow;
         } finally {
             exit();
@@ -1229,13 +1283,18 @@ public final class MlkvStore implements VectorTier {
         }
     }
 
+    /** Keys that device reads found in the mapped DRAM tier on the GPU (for tests and benchmarks). */
+    long dramReadsOnGpu() {
+        return dramReadsOnGpu.sum();
+    }
+
     /** A snapshot of the per-tier counters. */
     public StoreStats stats() {
         checkOpen();
         long promoted = promotions.sum();
         TierStats d = new TierStats("DRAM", dramHits.sum(), dramMisses.sum(), promoted,
                 dram.evictions(), writeBacks.sum(), promoted * rowBytes, writeBacks.sum() * rowBytes,
-                dram.size(), dram.capacity(), dramNanos.sum());
+                dram.size(), dram.capacity(), dramNanos.sum() + (hbm == null ? 0 : hbm.dramProbeNanos()));
         TierStats s = new TierStats("SSD", ssdHits.sum(), ssdMisses.sum(), 0, 0, 0,
                 writeBacks.sum() * rowBytes, promoted * rowBytes, entryCount.get(), -1, ssdNanos.sum());
         List<TierStats> tiers = hbm == null ? List.of(d, s) : List.of(hbm.stats(rowBytes), d, s);
@@ -1374,6 +1433,7 @@ public final class MlkvStore implements VectorTier {
         private boolean syncWrites;
         private int prefetchThreads = 2;
         private boolean hbmWriteBack;
+        private boolean mapDram = true;
 
         private Builder() {
         }
@@ -1472,6 +1532,18 @@ public final class MlkvStore implements VectorTier {
          */
         public Builder hbmWriteBack(boolean writeBack) {
             this.hbmWriteBack = writeBack;
+            return this;
+        }
+
+        /**
+         * With a GPU: whether the DRAM tier's memory is pinned and mapped so that device-pointer
+         * reads ({@link MlkvStore#multiGet(CUdeviceptr, long, CUdeviceptr, CUdeviceptr)}) look
+         * their HBM misses up in DRAM on the GPU, over PCIe, instead of on the CPU; default on.
+         * Pinning commits the whole DRAM tier in physical memory at open. Keys the GPU finds in
+         * DRAM this way do not refresh their DRAM recency. Without a GPU it has no effect.
+         */
+        public Builder mapDram(boolean map) {
+            this.mapDram = map;
             return this;
         }
 

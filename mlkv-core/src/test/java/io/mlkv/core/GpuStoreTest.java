@@ -161,6 +161,106 @@ class GpuStoreTest {
         }
     }
 
+    /**
+     * Device reads whose HBM misses the GPU serves from the mapped DRAM tier, while writers
+     * overwrite those keys: every row read is whole (all its values from one write), belongs to
+     * its key, and is never older than the newest write acknowledged before the read began.
+     */
+    @Test
+    void deviceReadsFromMappedDramAreNeverTornNorStale() throws Exception {
+        long seed = Long.getLong("mlkv.seed", System.nanoTime());
+        int keys = 3000;
+        try (MlkvStore s = MlkvStore.builder().dim(DIM).directory(dir.resolve("mapped"))
+                .dramCapacityBytes(1024 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
+                .gpu(GpuMode.ON).hbmCapacity(128).build()) {
+            long[] all = new long[keys];
+            for (int k = 0; k < keys; k++) {
+                all[k] = k;
+            }
+            s.multiPut(all, versionRows(all, 0));
+            java.util.concurrent.atomic.AtomicLongArray acked = new java.util.concurrent.atomic.AtomicLongArray(keys);
+            java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+            java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(4);
+            java.util.List<java.util.concurrent.Future<?>> tasks = new java.util.ArrayList<>();
+            for (int w = 0; w < 2; w++) {
+                java.util.SplittableRandom rnd = new java.util.SplittableRandom(seed + w);
+                int owner = w;
+                tasks.add(pool.submit(() -> {
+                    for (int version = 1; !stop.get(); version++) {
+                        long[] batch = new long[64];
+                        for (int i = 0; i < batch.length; i++) {
+                            batch[i] = 2L * rnd.nextInt(keys / 2) + owner; // each writer owns half the keys
+                        }
+                        s.multiPut(batch, versionRows(batch, version));
+                        for (long k : batch) {
+                            acked.accumulateAndGet((int) k, version, Math::max);
+                        }
+                    }
+                    return null;
+                }));
+            }
+            java.util.concurrent.atomic.AtomicLong checked = new java.util.concurrent.atomic.AtomicLong();
+            for (int r = 0; r < 2; r++) {
+                java.util.SplittableRandom rnd = new java.util.SplittableRandom(seed - r - 1);
+                tasks.add(pool.submit(() -> {
+                    int n = 2048;
+                    s.makeGpuCurrent();
+                    try (io.mlkv.gpu.cuda.DeviceMemory dKeys = new io.mlkv.gpu.cuda.DeviceMemory(n * 8L, "keys");
+                         io.mlkv.gpu.cuda.DeviceMemory dOut = new io.mlkv.gpu.cuda.DeviceMemory(n * DIM * 4L, "out");
+                         io.mlkv.gpu.cuda.DeviceMemory dFound = new io.mlkv.gpu.cuda.DeviceMemory(n, "found")) {
+                        long[] batch = new long[n];
+                        long[] floor = new long[n];
+                        float[] out = new float[n * DIM];
+                        while (!stop.get()) {
+                            for (int i = 0; i < n; i++) {
+                                batch[i] = rnd.nextInt(keys);
+                                floor[i] = acked.get((int) batch[i]);
+                            }
+                            s.makeGpuCurrent();
+                            jcuda.driver.JCudaDriver.cuMemcpyHtoD(dKeys.pointer(), jcuda.Pointer.to(batch), n * 8L);
+                            assertEquals(n, s.multiGet(dKeys.pointer(), n, dOut.pointer(), dFound.pointer()));
+                            s.makeGpuCurrent();
+                            jcuda.driver.JCudaDriver.cuMemcpyDtoH(jcuda.Pointer.to(out), dOut.pointer(), out.length * 4L);
+                            for (int i = 0; i < n; i++) {
+                                float version = out[i * DIM + 1];
+                                for (int d = 2; d < DIM; d++) {
+                                    if (out[i * DIM + d] != version) {
+                                        throw new AssertionError("torn row of key " + batch[i] + " (seed " + seed + ")");
+                                    }
+                                }
+                                if (out[i * DIM] != batch[i] || version < floor[i]) {
+                                    throw new AssertionError("key " + batch[i] + " read the row of key " + out[i * DIM]
+                                            + " version " + version + ", acknowledged version " + floor[i]
+                                            + " (seed " + seed + ")");
+                                }
+                            }
+                            checked.addAndGet(n);
+                        }
+                    }
+                    return null;
+                }));
+            }
+            Thread.sleep(3000);
+            stop.set(true);
+            for (java.util.concurrent.Future<?> f : tasks) {
+                f.get(30, java.util.concurrent.TimeUnit.SECONDS);
+            }
+            pool.shutdown();
+            assertTrue(s.dramReadsOnGpu() > 10_000, "the GPU read DRAM: " + s.dramReadsOnGpu() + " keys, seed " + seed);
+            assertTrue(checked.get() > 20_000, "rows checked: " + checked.get());
+        }
+    }
+
+    /** Rows of the key, then {@code version} in every other place (both exact in float32 below 2^24). */
+    private static float[] versionRows(long[] keys, int version) {
+        float[] v = new float[keys.length * DIM];
+        for (int i = 0; i < keys.length; i++) {
+            v[i * DIM] = keys[i];
+            Arrays.fill(v, i * DIM + 1, (i + 1) * DIM, version);
+        }
+        return v;
+    }
+
     @Test
     void readsArePromotedIntoHbmAndServedFromThereNext() {
         try (MlkvStore s = open(1 << 14)) {
@@ -229,11 +329,15 @@ class GpuStoreTest {
 
     /**
      * The device-pointer read path returns what the host path returns, for keys in HBM, in DRAM,
-     * only in RocksDB, and absent; rows of absent keys are left untouched.
+     * only in RocksDB, and absent; rows of absent keys are left untouched. With the DRAM tier
+     * mapped, the GPU reads HBM misses from DRAM itself.
      */
-    @Test
-    void deviceMultiGetAgreesWithTheHostPathAcrossEveryTier() {
-        try (MlkvStore s = open(1 << 12)) {
+    @org.junit.jupiter.params.ParameterizedTest(name = "mapDram={0}")
+    @org.junit.jupiter.params.provider.ValueSource(booleans = {true, false})
+    void deviceMultiGetAgreesWithTheHostPathAcrossEveryTier(boolean mapDram) {
+        try (MlkvStore s = MlkvStore.builder().dim(DIM).directory(dir.resolve("s"))
+                .dramCapacityBytes(64 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
+                .gpu(GpuMode.ON).hbmCapacity(1 << 12).mapDram(mapDram).build()) {
             int n = 20_000;
             long[] keys = new long[n];
             float[] values = new float[n * DIM];
@@ -273,6 +377,7 @@ class GpuStoreTest {
                 for (int i = 0; i < ask.length; i++) {
                     assertEquals(hostFound[i], devFound[i] == 1, "found flag of key " + ask[i]);
                 }
+                assertEquals(mapDram, s.dramReadsOnGpu() > 0, "DRAM reads on the GPU: " + s.dramReadsOnGpu());
                 // A second device read: everything found before is now promoted and served from HBM.
                 assertEquals(n, s.multiGet(dKeys.pointer(), ask.length, dOut.pointer(), dFound.pointer()));
             }

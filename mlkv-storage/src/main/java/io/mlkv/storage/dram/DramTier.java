@@ -376,8 +376,9 @@ public final class DramTier implements VectorTier {
 
     /**
      * Where the tier's arrays live in native memory (see "Reading the tier in place from a GPU"
-     * above). The addresses stay valid until {@link #close()}; whoever pins or maps them must
-     * undo that before.
+     * above). Each array starts on a page boundary and owns the whole pages it spans, so each can
+     * be pinned on its own. The addresses stay valid until {@link #close()}; whoever pins or maps
+     * them must undo that before.
      *
      * @param keysAddress   {@code buckets * BUCKET_SLOTS} int64 keys
      * @param flagsAddress  one byte per slot, bit 0 set when occupied
@@ -389,6 +390,11 @@ public final class DramTier implements VectorTier {
         /** Slots of the tier. */
         public long slots() {
             return buckets * BUCKET_SLOTS;
+        }
+
+        /** Bytes of the whole pages an array of {@code bytes} spans from its (page-aligned) address. */
+        public static long pageSpan(long bytes) {
+            return OffHeapMemory.roundToPage(bytes);
         }
     }
 

@@ -7,7 +7,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import sun.misc.Unsafe;
 
 /**
- * One block of native memory, owned by this object and freed by {@link #close()}.
+ * One block of native memory, owned by this object and freed by {@link #close()}. It starts on a
+ * page boundary and owns every page it spans ({@link #pageBytes()}), so it can be pinned for a
+ * GPU without touching memory of others.
  *
  * <p>Allocated with {@code sun.misc.Unsafe} (module {@code jdk.unsupported}, open without flags)
  * rather than direct buffers, because direct buffers count against {@code -XX:MaxDirectMemorySize},
@@ -19,6 +21,9 @@ final class OffHeapMemory implements AutoCloseable {
     static final Unsafe UNSAFE = loadUnsafe();
     static final long FLOAT_ARRAY_BASE = UNSAFE.arrayBaseOffset(float[].class);
 
+    /** Page size assumed for alignment (x86-64 and arm64 Linux base pages). */
+    static final long PAGE = 4096;
+    private final long raw;
     private final long address;
     private final long bytes;
     private final AtomicBoolean closed = new AtomicBoolean();
@@ -32,16 +37,26 @@ final class OffHeapMemory implements AutoCloseable {
             throw new IllegalArgumentException(purpose + ": size must be positive, was " + bytes);
         }
         try {
-            this.address = UNSAFE.allocateMemory(bytes);
+            this.raw = UNSAFE.allocateMemory(roundToPage(bytes) + PAGE);
         } catch (OutOfMemoryError e) {
             throw new MlkvException(StatusCode.OUT_OF_MEMORY, "allocate " + purpose, null,
                     "could not allocate " + bytes + " bytes of native memory; lower the tier's capacity",
                     e);
         }
+        this.address = roundToPage(raw);
         if (zeroed) {
             UNSAFE.setMemory(address, bytes, (byte) 0);
         }
         this.bytes = bytes;
+    }
+
+    static long roundToPage(long x) {
+        return (x + PAGE - 1) & -PAGE;
+    }
+
+    /** The bytes of the whole pages the block spans, from {@link #address()}. */
+    long pageBytes() {
+        return roundToPage(bytes);
     }
 
     long address() {
@@ -55,7 +70,7 @@ final class OffHeapMemory implements AutoCloseable {
     @Override
     public void close() {
         if (closed.compareAndSet(false, true)) {
-            UNSAFE.freeMemory(address);
+            UNSAFE.freeMemory(raw);
         }
     }
 

@@ -1,0 +1,155 @@
+package io.mlkv.gpu.dram;
+
+import static jcuda.driver.JCudaDriver.cuMemHostGetDevicePointer;
+import static jcuda.driver.JCudaDriver.cuMemHostRegister;
+import static jcuda.driver.JCudaDriver.cuMemHostUnregister;
+import static jcuda.driver.JCudaDriver.cuStreamCreate;
+import static jcuda.driver.JCudaDriver.cuStreamDestroy;
+import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
+
+import io.mlkv.gpu.cuda.Cuda;
+import io.mlkv.gpu.cuda.Kernels;
+import io.mlkv.storage.dram.DramTier;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
+import jcuda.Pointer;
+import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUstream;
+import jcuda.driver.CUstream_flags;
+import jcuda.driver.JCudaDriver;
+
+/**
+ * A {@link DramTier} pinned and mapped into the GPU's address space, so that a kernel looks keys
+ * up in it and copies their rows without the CPU ({@code mlkv_dram_probe}): the DRAM tier read the
+ * way HBM misses need it, over PCIe, with the tier's sequence counts guarding against rows that
+ * the CPU changes meanwhile (such keys are reported as not read, and the caller reads them on the
+ * CPU). Lookups do not refresh the tier's recency scores.
+ *
+ * <p>Owns the registrations: {@link #close()} unregisters the memory, and must run before the
+ * tier is closed. The CUDA context it was made in must be current on calling threads. Calls are
+ * serialised on one stream.
+ */
+public final class MappedDramTier implements AutoCloseable {
+    private static final int BLOCK = 256;
+    private static final int TILE = DramTier.BUCKET_SLOTS;
+
+    private final DramTier.NativeLayout layout;
+    private final Kernels kernels;
+    private final CUstream stream = new CUstream();
+    private final List<Pointer> registered = new ArrayList<>();
+    private final CUdeviceptr keys;
+    private final CUdeviceptr flags;
+    private final CUdeviceptr values;
+    private final CUdeviceptr seqs;
+    private final AtomicBoolean closed = new AtomicBoolean();
+
+    private MappedDramTier(DramTier.NativeLayout layout) {
+        this.layout = layout;
+        this.kernels = Kernels.load();
+        try {
+            Cuda.check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate (DRAM probe)");
+            long slots = layout.slots();
+            keys = map(layout.keysAddress(), slots * 8, "keys");
+            flags = map(layout.flagsAddress(), slots, "flags");
+            values = map(layout.valuesAddress(), slots * layout.dim() * 4L, "values");
+            seqs = map(layout.seqsAddress(), layout.buckets() * 8, "sequence counts");
+        } catch (RuntimeException e) {
+            release(e);
+            throw e;
+        }
+    }
+
+    /**
+     * Pins and maps the tier's arrays (which commits all of its memory). The CUDA context of the
+     * GPU that will read them must be current.
+     *
+     * @throws io.mlkv.storage.MlkvException {@code DEVICE_ERROR} naming the call and code, for
+     *                                       example where the host cannot pin that much memory
+     */
+    public static MappedDramTier map(DramTier tier) {
+        return new MappedDramTier(tier.nativeLayout());
+    }
+
+    private CUdeviceptr map(long address, long bytes, String what) {
+        long span = DramTier.NativeLayout.pageSpan(bytes);
+        Pointer host = new CUdeviceptr().withByteOffset(address);
+        Cuda.check(cuMemHostRegister(host, span, JCudaDriver.CU_MEMHOSTREGISTER_PORTABLE
+                | JCudaDriver.CU_MEMHOSTREGISTER_DEVICEMAP), "cuMemHostRegister (DRAM tier " + what + ", " + span + " bytes)");
+        registered.add(host);
+        CUdeviceptr device = new CUdeviceptr();
+        Cuda.check(cuMemHostGetDevicePointer(device, host, 0), "cuMemHostGetDevicePointer (DRAM tier " + what + ")");
+        return device;
+    }
+
+    /** Bytes of host memory pinned for the tier. */
+    public long pinnedBytes() {
+        long slots = layout.slots();
+        return DramTier.NativeLayout.pageSpan(slots * 8) + DramTier.NativeLayout.pageSpan(slots)
+                + DramTier.NativeLayout.pageSpan(slots * layout.dim() * 4L)
+                + DramTier.NativeLayout.pageSpan(layout.buckets() * 8);
+    }
+
+    /**
+     * Looks up {@code n} keys ({@code query}, int64 on the device) in the tier. For each key found
+     * with a row that did not change while it was read, copies the row to row {@code index[q]} of
+     * {@code out}, sets byte {@code index[q]} of {@code found} and byte {@code q} of {@code hit} to
+     * 1; other keys get {@code hit[q] = 0} and leave {@code out} and {@code found} untouched.
+     * {@code scratch} holds {@code n} rows. Returns when done.
+     */
+    public void probe(CUdeviceptr query, CUdeviceptr index, long n, CUdeviceptr scratch, CUdeviceptr out,
+            CUdeviceptr found, CUdeviceptr hit) {
+        if (closed.get()) {
+            throw new IllegalStateException("MappedDramTier is closed");
+        }
+        if (n <= 0) {
+            return;
+        }
+        synchronized (stream) {
+            kernels.launch("mlkv_dram_probe", n * TILE, BLOCK, stream, query, index, n, keys, flags, values, seqs,
+                    layout.buckets(), layout.dim(), scratch, out, found, hit);
+            Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_probe (n=" + n + ")");
+        }
+    }
+
+    /** Unregisters the memory and frees the stream and module. Idempotent. */
+    @Override
+    public void close() {
+        if (closed.compareAndSet(false, true)) {
+            release(null);
+        }
+    }
+
+    private void release(RuntimeException pending) {
+        RuntimeException failure = pending;
+        for (int i = registered.size() - 1; i >= 0; i--) {
+            try {
+                Cuda.check(cuMemHostUnregister(registered.get(i)), "cuMemHostUnregister (DRAM tier)");
+            } catch (RuntimeException e) {
+                failure = keep(failure, e);
+            }
+        }
+        registered.clear();
+        try {
+            Cuda.check(cuStreamDestroy(stream), "cuStreamDestroy (DRAM probe)");
+        } catch (RuntimeException e) {
+            failure = keep(failure, e);
+        }
+        try {
+            kernels.close();
+        } catch (RuntimeException e) {
+            failure = keep(failure, e);
+        }
+        if (failure != null && failure != pending) {
+            throw failure;
+        }
+    }
+
+    private static RuntimeException keep(RuntimeException first, RuntimeException next) {
+        if (first == null) {
+            return next;
+        }
+        first.addSuppressed(next);
+        return first;
+    }
+}
