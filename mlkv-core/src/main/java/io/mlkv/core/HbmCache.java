@@ -263,6 +263,7 @@ final class HbmCache implements AutoCloseable {
     private DeviceMemory probeHits;
     private PinnedMemory hostProbeHits;
     private MappedDramTier mappedDram;
+    private String dramMapFailure;
     private final LongAdder dramProbeNanos = new LongAdder();
 
     /**
@@ -349,8 +350,14 @@ final class HbmCache implements AutoCloseable {
             LOG.info("DRAM tier mapped for GPU reads: {} bytes pinned in {} ms", mappedDram.pinnedBytes(),
                     (System.nanoTime() - started) / 1_000_000);
         } catch (RuntimeException e) {
-            LOG.warn("DRAM tier not mapped for GPU reads; HBM misses are read on the CPU ({})", e.toString());
+            dramMapFailure = e.toString();
+            LOG.warn("DRAM tier not mapped for GPU reads; HBM misses are read on the CPU ({})", dramMapFailure);
         }
+    }
+
+    /** Why the DRAM tier could not be mapped, or null. */
+    String dramMapFailure() {
+        return dramMapFailure;
     }
 
     /** Whether device lookups read DRAM on the GPU. */

@@ -1283,6 +1283,11 @@ public final class MlkvStore implements VectorTier {
         }
     }
 
+    /** Why the DRAM tier is not mapped for GPU reads, or null (for tests and benchmarks). */
+    String dramMapFailure() {
+        return hbm == null ? "no HBM tier" : hbm.dramMapFailure();
+    }
+
     /** Keys that device reads found in the mapped DRAM tier on the GPU (for tests and benchmarks). */
     long dramReadsOnGpu() {
         return dramReadsOnGpu.sum();

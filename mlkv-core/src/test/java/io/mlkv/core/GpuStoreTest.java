@@ -246,7 +246,8 @@ class GpuStoreTest {
                 f.get(30, java.util.concurrent.TimeUnit.SECONDS);
             }
             pool.shutdown();
-            assertTrue(s.dramReadsOnGpu() > 10_000, "the GPU read DRAM: " + s.dramReadsOnGpu() + " keys, seed " + seed);
+            assertTrue(s.dramReadsOnGpu() > 10_000, "the GPU read DRAM: " + s.dramReadsOnGpu() + " keys, seed " + seed
+                    + ", mapping failure: " + s.dramMapFailure());
             assertTrue(checked.get() > 20_000, "rows checked: " + checked.get());
         }
     }
@@ -377,7 +378,8 @@ class GpuStoreTest {
                 for (int i = 0; i < ask.length; i++) {
                     assertEquals(hostFound[i], devFound[i] == 1, "found flag of key " + ask[i]);
                 }
-                assertEquals(mapDram, s.dramReadsOnGpu() > 0, "DRAM reads on the GPU: " + s.dramReadsOnGpu());
+                assertEquals(mapDram, s.dramReadsOnGpu() > 0, "DRAM reads on the GPU: " + s.dramReadsOnGpu()
+                        + ", mapping failure: " + s.dramMapFailure());
                 // A second device read: everything found before is now promoted and served from HBM.
                 assertEquals(n, s.multiGet(dKeys.pointer(), ask.length, dOut.pointer(), dFound.pointer()));
             }
