@@ -179,3 +179,11 @@ JNIEXPORT jlong JNICALL Java_io_mlkv_gpu_cufile_CuFileNative_address(JNIEnv *env
     }
     return (*env)->GetLongField(env, pointer, native) + (*env)->GetLongField(env, pointer, offset);
 }
+
+/* A direct ByteBuffer over native memory that the JVM does not own (the DRAM tier's arrays), so
+ * that JCuda, which takes host pointers only as direct buffers, can pin and map it. The capacity
+ * is clamped to what a ByteBuffer can hold; callers pass the real size to CUDA separately. */
+JNIEXPORT jobject JNICALL Java_io_mlkv_gpu_cufile_CuFileNative_wrap(JNIEnv *env, jclass cls, jlong address,
+                                                                     jlong capacity) {
+    return (*env)->NewDirectByteBuffer(env, (void *)(intptr_t)address, capacity > 0x7fffffffL ? 0x7fffffffL : capacity);
+}

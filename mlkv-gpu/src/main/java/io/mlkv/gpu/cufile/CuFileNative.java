@@ -70,6 +70,9 @@ final class CuFileNative {
 
     static native String strerror(int errno);
 
+    /** A direct buffer over native memory at {@code address} (capacity clamped to 2^31 - 1). */
+    static native java.nio.ByteBuffer wrap(long address, long capacity);
+
     /** The device address a JCuda pointer stands for (its native pointer plus byte offset). */
     static native long address(Object jcudaPointer);
 }

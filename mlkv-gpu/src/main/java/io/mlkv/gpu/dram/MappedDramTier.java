@@ -9,6 +9,7 @@ import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
 import io.mlkv.gpu.cuda.Cuda;
 import io.mlkv.gpu.cuda.Kernels;
+import io.mlkv.gpu.cufile.HostPointers;
 import io.mlkv.storage.dram.DramTier;
 import java.util.ArrayList;
 import java.util.List;
@@ -73,7 +74,7 @@ public final class MappedDramTier implements AutoCloseable {
 
     private CUdeviceptr map(long address, long bytes, String what) {
         long span = DramTier.NativeLayout.pageSpan(bytes);
-        Pointer host = new CUdeviceptr().withByteOffset(address);
+        Pointer host = HostPointers.to(address, span);
         Cuda.check(cuMemHostRegister(host, span, JCudaDriver.CU_MEMHOSTREGISTER_PORTABLE
                 | JCudaDriver.CU_MEMHOSTREGISTER_DEVICEMAP), "cuMemHostRegister (DRAM tier " + what + ", " + span + " bytes)");
         registered.add(host);
