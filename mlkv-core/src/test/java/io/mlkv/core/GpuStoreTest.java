@@ -349,6 +349,8 @@ class GpuStoreTest {
             s.multiPut(keys, values);
             s.flush();
             s.multiGet(Arrays.copyOf(keys, 3000), new float[3000 * DIM], new boolean[3000]); // some into HBM
+            // Rewritten with the same values: in DRAM, not in HBM.
+            s.multiPut(Arrays.copyOfRange(keys, 10_000, 10_400), Arrays.copyOfRange(values, 10_000 * DIM, 10_400 * DIM));
             long[] ask = new long[n + 500];
             System.arraycopy(keys, 0, ask, 0, n);
             for (int i = n; i < ask.length; i++) {
