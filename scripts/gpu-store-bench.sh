@@ -4,20 +4,22 @@
 # dim 64; the table is 2x and 10x the HBM tier. Results: $OUT.
 # CASES picks groups (default all): device (reads into device memory), hybrid (DRAM holds the
 # whole table, as in HierarchicalKV's hybrid mode), writeback (HBM write-back on workload A),
-# host (host arrays, GPU OFF against ON), writes (multiPut only: OFF, ON, ON with HBM write-back).
+# host (host arrays, GPU OFF against ON), writes (multiPut only: OFF, ON, ON with HBM write-back),
+# admission (the hybrid zipfian case with SECOND_MISS HBM admission), train (embedding-train:
+# lookups then gradient accumulation into the same rows, OFF, ON, ON with write-back).
 # WB_DISTS narrows the write-back group's distributions.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-$here/out}
 mkdir -p "$out"
-cases=${CASES:-device hybrid writeback writes host}
+cases=${CASES:-device hybrid admission train writeback writes host}
 cp=$(printf '%s:' "$here"/lib/*.jar)
 java=("$here/jre/bin/java" --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow -Xmx16g)
 run() { # label, then run options
   local label=$1; shift
   echo "== $label"
   "${java[@]}" -cp "$cp" io.mlkv.bench.Main run --out "$out/$label" --threads 4 --dim 64 --batch "${BATCH:-65536}" "$@" 2>/dev/null \
-    | grep -E '^(load|\| (read|update|HBM|DRAM|SSD) )'
+    | grep -E '^(load|\| (read|update|train[a-z_-]*|HBM|DRAM|SSD) )'
 }
 has() { [[ " $cases " == *" $1 "* ]]; }
 c2x=(-w workloadc --records 2000000 --hbm-entries 1000000)
@@ -37,6 +39,18 @@ if has hybrid; then
     run "c-2x-$dist-OFF-dram1g" "${c2x[@]}" --operations 300 --distribution "$dist" --dram-mb 1024 --gpu OFF
     run "c-2x-$dist-ON-device-dram1g" "${c2x[@]}" --operations 300 --distribution "$dist" --dram-mb 1024 --gpu ON \
       --device-reads
+  done
+fi
+if has admission; then
+  run "c-2x-zipfian-ON-device-dram1g-second-miss" "${c2x[@]}" --operations 300 --distribution zipfian --dram-mb 1024 \
+    --gpu ON --device-reads --hbm-admission SECOND_MISS
+fi
+if has train; then
+  for mode in OFF ON ON-wb; do
+    extra=(--gpu "${mode%-wb}")
+    [[ $mode == ON-wb ]] && extra+=(--hbm-write-back)
+    run "train-2x-$mode" -w embedding-train --records 2000000 --hbm-entries 1000000 --dram-mb 1024 --operations 300 \
+      "${extra[@]}"
   done
 fi
 if has writeback; then

@@ -67,6 +67,10 @@ final class RunCommand implements Callable<Integer> {
             description = "Writes of keys in HBM stay there until evicted or flushed (needs WRITE_BACK durability).")
     boolean hbmWriteBack;
 
+    @Option(names = "--hbm-admission", defaultValue = "ALWAYS",
+            description = "Which HBM misses are installed into HBM: ALWAYS or SECOND_MISS (default ${DEFAULT-VALUE}).")
+    io.mlkv.core.HbmAdmission hbmAdmission;
+
     @Option(names = "--dir", description = "Store directory; default a temporary one, deleted afterwards.")
     Path dir;
 
@@ -103,7 +107,7 @@ final class RunCommand implements Callable<Integer> {
         boolean temporary = dir == null;
         Path storeDir = temporary ? Files.createTempDirectory("mlkv-run") : dir;
         try (MlkvStore store = MlkvStore.builder().dim(dim).directory(storeDir).dramCapacityBytes(dramMb << 20)
-                .policy(policy).durability(durability).gpu(gpu).hbmCapacity(hbmEntries).hbmWriteBack(hbmWriteBack).build()) {
+                .policy(policy).durability(durability).gpu(gpu).hbmCapacity(hbmEntries).hbmWriteBack(hbmWriteBack).hbmAdmission(hbmAdmission).build()) {
             WorkloadRunner runner;
             try {
                 runner = new WorkloadRunner(store, w, threads, verify, seed).deviceReads(deviceReads);

@@ -114,6 +114,8 @@ public final class MlkvStore implements VectorTier {
      */
     private final AtomicLong mutationEpoch = new AtomicLong();
     private final EvictionSink writeBackSink;
+    /** Decides which HBM misses are promoted ({@link HbmAdmission#SECOND_MISS}); null to promote all. Used under the mutation lock. */
+    private final MissFilter promotionFilter;
 
     private final LongAdder dramHits = new LongAdder();
     private final LongAdder dramNanos = new LongAdder();
@@ -148,6 +150,8 @@ public final class MlkvStore implements VectorTier {
         if (hbm != null && b.mapDram) {
             hbm.mapDram(dram);
         }
+        this.promotionFilter = hbm != null && b.hbmAdmission == HbmAdmission.SECOND_MISS
+                ? new MissFilter(b.hbmCapacity) : null;
         warmHbmFromRestoredCheckpoint();
         this.pending = new WriteBackBuffer(dim);
         this.writeBackSink = (key, value, dirty) -> {
@@ -359,7 +363,8 @@ public final class MlkvStore implements VectorTier {
             float[] promoteRows = new float[count * dim];
             int p = 0;
             for (int m = 0; m < keys.length && p < count; m++) {
-                if (found[m] && dram.version(keys[m]) == versions[m] && !hbm.isDirty(keys[m])) {
+                if (found[m] && dram.version(keys[m]) == versions[m] && !hbm.isDirty(keys[m])
+                        && (promotionFilter == null || promotionFilter.missedBefore(keys[m]))) {
                     promoteKeys[p] = keys[m];
                     System.arraycopy(rows, m * dim, promoteRows, p * dim, dim);
                     p++;
@@ -1439,6 +1444,7 @@ public final class MlkvStore implements VectorTier {
         private int prefetchThreads = 2;
         private boolean hbmWriteBack;
         private boolean mapDram = true;
+        private HbmAdmission hbmAdmission = HbmAdmission.ALWAYS;
 
         private Builder() {
         }
@@ -1549,6 +1555,16 @@ public final class MlkvStore implements VectorTier {
          */
         public Builder mapDram(boolean map) {
             this.mapDram = map;
+            return this;
+        }
+
+        /** Which HBM misses found below are installed into HBM; default {@link HbmAdmission#ALWAYS}. */
+        public Builder hbmAdmission(HbmAdmission admission) {
+            if (admission == null) {
+                throw new IllegalArgumentException("hbmAdmission must not be null; one of "
+                        + Arrays.toString(HbmAdmission.values()));
+            }
+            this.hbmAdmission = admission;
             return this;
         }
 

@@ -262,6 +262,32 @@ class GpuStoreTest {
         return v;
     }
 
+    /** With SECOND_MISS admission, a key read once stays below; read again, it is promoted. */
+    @Test
+    void secondMissAdmissionPromotesKeysOnTheirSecondMiss() {
+        try (MlkvStore s = MlkvStore.builder().dim(DIM).directory(dir.resolve("admission"))
+                .dramCapacityBytes(64 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
+                .gpu(GpuMode.ON).hbmCapacity(1 << 14).hbmAdmission(HbmAdmission.SECOND_MISS).build()) {
+            int n = 2000;
+            long[] keys = new long[n];
+            for (int i = 0; i < n; i++) {
+                keys[i] = 97L * i + 3;
+            }
+            float[] values = rows(n, 1f);
+            s.multiPut(keys, values);
+            float[] out = new float[n * DIM];
+            assertEquals(n, s.multiGet(keys, out, new boolean[n]));
+            long afterFirst = s.stats().tier("HBM").promotions();
+            assertTrue(afterFirst < n / 10, "first misses promote almost nothing: " + afterFirst);
+            assertEquals(n, s.multiGet(keys, out, new boolean[n]));
+            assertArrayEquals(values, out);
+            assertEquals(n, s.stats().tier("HBM").entries(), "second misses promoted: " + s.stats());
+            long hitsBefore = s.stats().tier("HBM").hits();
+            assertEquals(n, s.multiGet(keys, out, new boolean[n]));
+            assertEquals(n, s.stats().tier("HBM").hits() - hitsBefore);
+        }
+    }
+
     @Test
     void readsArePromotedIntoHbmAndServedFromThereNext() {
         try (MlkvStore s = open(1 << 14)) {
