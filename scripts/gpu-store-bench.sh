@@ -6,7 +6,8 @@
 # whole table, as in HierarchicalKV's hybrid mode), writeback (HBM write-back on workload A),
 # host (host arrays, GPU OFF against ON), writes (multiPut only: OFF, ON, ON with HBM write-back),
 # admission (the hybrid zipfian case with SECOND_MISS HBM admission), train (embedding-train:
-# lookups then gradient accumulation into the same rows, OFF, ON, ON with write-back).
+# lookups then gradient accumulation into the same rows; OFF, ON, ON with write-back, each ON
+# also with keys, rows and deltas in device memory).
 # WB_DISTS narrows the write-back group's distributions.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -46,9 +47,11 @@ if has admission; then
     --gpu ON --device-reads --hbm-admission SECOND_MISS
 fi
 if has train; then
-  for mode in OFF ON ON-wb; do
-    extra=(--gpu "${mode%-wb}")
-    [[ $mode == ON-wb ]] && extra+=(--hbm-write-back)
+  for mode in OFF ON ON-wb ON-device ON-wb-device; do
+    extra=()
+    [[ $mode == OFF ]] && extra+=(--gpu OFF) || extra+=(--gpu ON)
+    [[ $mode == *wb* ]] && extra+=(--hbm-write-back)
+    [[ $mode == *device ]] && extra+=(--device-reads)
     run "train-2x-$mode" -w embedding-train --records 2000000 --hbm-entries 1000000 --dram-mb 1024 --operations 300 \
       "${extra[@]}"
   done

@@ -558,6 +558,37 @@ extern "C" __global__ void mlkv_clear(uint64_t* keys, uint8_t* digests, uint64_t
     }
 }
 
+// Adds deltas to keys that exist, leaving absent keys alone (the tiered store accumulates into the
+// keys HBM holds and sends the rest below). Every occurrence of a repeated key adds its delta
+// (atomicAdd per element), so no duplicate pre-pass is needed; never inserts or evicts, so no slot
+// changes under it and no lock is taken. found_out[i] tells whether key i existed.
+extern "C" __global__ void __launch_bounds__(256, 8)
+mlkv_accum_existing(const uint64_t* __restrict__ keys, uint64_t* scores, const uint8_t* __restrict__ digests,
+                    float* values, uint64_t bucket_mask, int dim, int score_mode, uint64_t clock,
+                    const uint64_t* __restrict__ in_keys, const float* __restrict__ deltas,
+                    const uint64_t* __restrict__ in_scores, long n, uint8_t* __restrict__ found_out) {
+    auto tile = cg::tiled_partition<TILE>(cg::this_thread_block());
+    long i = (long)(blockIdx.x * (blockDim.x / TILE) + threadIdx.x / TILE);
+    if (i >= n) return;
+    int lane = tile.thread_rank();
+    uint64_t key = in_keys[i];
+    if (key == EMPTY_KEY || key == LOCKED_KEY) {
+        if (lane == 0 && found_out != nullptr) found_out[i] = 0;
+        return;
+    }
+    uint64_t h = mix64(key);
+    uint64_t base = (h & bucket_mask) * BUCKET;
+    bool locked;
+    int64_t slot = tile_find(tile, keys, digests, base, key, digest_of(h), &locked);
+    if (slot >= 0) {
+        float* row = values + (size_t)slot * dim;
+        const float* d = deltas + (size_t)i * dim;
+        for (int j = lane; j < dim; j += TILE) atomicAdd(row + j, d[j]);
+        if (lane == 0) scores[slot] = hit_score(score_mode, scores[slot], clock, in_scores, i);
+    }
+    if (lane == 0 && found_out != nullptr) found_out[i] = slot >= 0;
+}
+
 // ---------------------------------------------------------------- reading the DRAM tier in place
 // The DRAM tier (io.mlkv.storage.dram.DramTier) lives in host memory that the store pins and maps
 // into the GPU's address space. Its layout: buckets of DRAM_SLOTS slots; keys (int64 per slot),

@@ -78,7 +78,7 @@ final class RunCommand implements Callable<Integer> {
     boolean verify;
 
     @Option(names = "--device-reads",
-            description = "Reads take and return device memory (keys copied to the GPU, values left there); needs --gpu ON.")
+            description = "Reads (and training steps) take and return device memory (keys copied to the GPU, values and deltas left there); needs --gpu ON.")
     boolean deviceReads;
 
     @Option(names = "--out", defaultValue = "mlkv-run", description = "Directory for the JSON, CSV and PNG results (default ${DEFAULT-VALUE}).")

@@ -337,6 +337,60 @@ final class HbmCache implements AutoCloseable {
         }
     }
 
+    /** Copies {@code n} device keys to the host. */
+    long[] keysToHost(CUdeviceptr keys, long n) {
+        synchronized (deviceReadLock) {
+            ensureStaging(n);
+            table.makeDeviceCurrent();
+            Cuda.check(cuMemcpyDtoH(hostKeys.pointer(), keys, n * 8), "cuMemcpyDtoH (keys)");
+            long[] k = new long[(int) n];
+            hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, k);
+            return k;
+        }
+    }
+
+    /** Copies rows {@code rows} (positions into a device batch of {@code n} rows) of {@code values} to the host, packed. */
+    float[] rowsToHost(CUdeviceptr values, long n, int[] rows) {
+        int dim = table.dim();
+        float[] out = new float[rows.length * dim];
+        synchronized (deviceReadLock) {
+            ensureStaging(n);
+            table.makeDeviceCurrent();
+            Cuda.check(cuMemcpyDtoH(hostRows.pointer(), values, n * dim * 4L), "cuMemcpyDtoH (rows)");
+            FloatBuffer b = hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
+            for (int r = 0; r < rows.length; r++) {
+                b.get(rows[r] * dim, out, r * dim, dim);
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Write-back: adds the device rows of {@code deltas} to those of the {@code n} device keys
+     * ({@code hostKeys} is their host copy) that HBM holds, on the GPU, and marks them dirty.
+     * Returns which keys were held; the caller accumulates the others below. Caller holds the
+     * mutation lock.
+     */
+    boolean[] accumulateHeld(CUdeviceptr keys, long[] hostKeysCopy, long n, CUdeviceptr deltas) {
+        boolean[] held = new boolean[(int) n];
+        synchronized (deviceReadLock) {
+            ensureStaging(n);
+            table.accumExisting(keys, deltas, null, n, probeHits.pointer());
+            table.makeDeviceCurrent();
+            Cuda.check(cuMemcpyDtoH(hostProbeHits.pointer(), probeHits.pointer(), n), "cuMemcpyDtoH (held flags)");
+            ByteBuffer f = hostProbeHits.buffer();
+            for (int i = 0; i < n; i++) {
+                held[i] = f.get(i) != 0;
+            }
+        }
+        for (int i = 0; i < n; i++) {
+            if (held[i]) {
+                dirty.add(hostKeysCopy[i]);
+            }
+        }
+        return held;
+    }
+
     /**
      * Pins and maps the DRAM tier so that device lookups read HBM misses from it on the GPU. If
      * that fails (for example where the host cannot pin that much memory), logs why and keeps

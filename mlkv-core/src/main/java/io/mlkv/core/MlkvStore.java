@@ -694,6 +694,72 @@ public final class MlkvStore implements VectorTier {
     }
 
     /**
+     * {@link #accumulate(long[], float[])} with device memory, for training code whose gradients
+     * live on the GPU: {@code keys} holds {@code n} int64 keys and {@code deltas} {@code dim}
+     * float32 values per key. With {@link Builder#hbmWriteBack(boolean) write-back}, the deltas of
+     * keys HBM holds are added on the GPU, in place (those keys become dirty); the other keys'
+     * deltas are copied to the host and accumulated below. Without write-back, keys and deltas
+     * are copied to the host and take the host path. A repeated key gets every delta. Both
+     * pointers are on the HBM tier's device ({@link #makeGpuCurrent}).
+     *
+     * @throws IllegalStateException    if the store has no HBM tier
+     * @throws IllegalArgumentException for a reserved key, before anything is written
+     */
+    public void accumulate(CUdeviceptr keys, long n, CUdeviceptr deltas) {
+        if (keys == null || deltas == null) {
+            throw new IllegalArgumentException("accumulate: keys and deltas must not be null");
+        }
+        if (n < 0 || n > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("accumulate: n must be 0 to " + Integer.MAX_VALUE + ", was " + n);
+        }
+        if (hbm == null) {
+            throw new IllegalStateException("accumulate with device pointers needs the HBM tier; this store runs without a GPU");
+        }
+        if (n == 0) {
+            return;
+        }
+        enter();
+        try {
+            long[] hostKeys = hbm.keysToHost(keys, n);
+            checkReserved("accumulate", hostKeys);
+            if (!hbm.writeBack()) {
+                int[] all = new int[(int) n];
+                for (int i = 0; i < n; i++) {
+                    all[i] = i;
+                }
+                mutate(hostKeys, hbm.rowsToHost(deltas, n, all), Kind.ACCUMULATE, null, null, -1);
+                return;
+            }
+            mutation.lock();
+            try {
+                boolean[] held;
+                try {
+                    held = hbm.accumulateHeld(keys, hostKeys, n, deltas);
+                } finally {
+                    mutationEpoch.incrementAndGet();
+                }
+                int rest = 0;
+                for (boolean h : held) {
+                    rest += h ? 0 : 1;
+                }
+                if (rest > 0) {
+                    int[] idx = new int[rest];
+                    for (int i = 0, r = 0; i < n; i++) {
+                        if (!held[i]) {
+                            idx[r++] = i;
+                        }
+                    }
+                    mutate(gather(hostKeys, idx, rest), hbm.rowsToHost(deltas, n, idx), Kind.ACCUMULATE, null, null, -1);
+                }
+            } finally {
+                mutation.unlock();
+            }
+        } finally {
+            exit();
+        }
+    }
+
+    /**
      * Reads every key, inserting the ones that are absent with a vector from {@code initializer},
      * and returns all of them in {@code out}. A key repeated in the batch is initialised once. If
      * the initializer throws, nothing is inserted and an {@link MlkvException} with status

@@ -23,6 +23,10 @@ class DeviceApiWithoutGpuTest {
             assertTrue(e.getMessage().contains("HBM tier"), e.getMessage());
             assertThrows(IllegalStateException.class, s::makeGpuCurrent);
             assertThrows(IllegalArgumentException.class, () -> s.multiGet(null, 1, new CUdeviceptr(), new CUdeviceptr()));
+            e = assertThrows(IllegalStateException.class, () -> s.accumulate(new CUdeviceptr(), 1, new CUdeviceptr()));
+            assertTrue(e.getMessage().contains("HBM tier"), e.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> s.accumulate(new CUdeviceptr(), -1, new CUdeviceptr()));
+            assertThrows(IllegalArgumentException.class, () -> s.accumulate(null, 1, new CUdeviceptr()));
         }
     }
 }

@@ -262,6 +262,58 @@ class GpuStoreTest {
         return v;
     }
 
+    /**
+     * Device-pointer accumulate, with and without write-back: keys HBM holds and keys only below,
+     * repeated keys included, all get every delta; the sums survive flush, close and a reopen
+     * without a GPU.
+     */
+    @org.junit.jupiter.params.ParameterizedTest(name = "writeBack={0}")
+    @org.junit.jupiter.params.provider.ValueSource(booleans = {true, false})
+    void deviceAccumulateAddsEveryDeltaInEveryTier(boolean writeBack) {
+        Path d = dir.resolve("acc-" + writeBack);
+        int n = 4000;
+        long[] keys = new long[n];
+        for (int i = 0; i < n; i++) {
+            keys[i] = 131L * i + 9;
+        }
+        float[] expected = rows(n, 1f);
+        int b = 5000;
+        long[] batch = new long[b];
+        float[] deltas = new float[b * DIM];
+        try (MlkvStore s = MlkvStore.builder().dim(DIM).directory(d)
+                .dramCapacityBytes(64 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
+                .gpu(GpuMode.ON).hbmCapacity(1 << 14).hbmWriteBack(writeBack).build()) {
+            s.multiPut(keys, expected);
+            s.multiGet(Arrays.copyOf(keys, 2000), new float[2000 * DIM], new boolean[2000]); // the first half into HBM
+            for (int j = 0; j < b; j++) {
+                int k = (j * 7) % n; // 5000 draws over 4000 keys: repeats
+                batch[j] = keys[k];
+                for (int x = 0; x < DIM; x++) {
+                    deltas[j * DIM + x] = (j % 13) + 0.25f;
+                    expected[k * DIM + x] += (j % 13) + 0.25f;
+                }
+            }
+            s.makeGpuCurrent();
+            try (io.mlkv.gpu.cuda.DeviceMemory dKeys = new io.mlkv.gpu.cuda.DeviceMemory(b * 8L, "keys");
+                 io.mlkv.gpu.cuda.DeviceMemory dDeltas = new io.mlkv.gpu.cuda.DeviceMemory(deltas.length * 4L, "deltas")) {
+                jcuda.driver.JCudaDriver.cuMemcpyHtoD(dKeys.pointer(), jcuda.Pointer.to(batch), b * 8L);
+                jcuda.driver.JCudaDriver.cuMemcpyHtoD(dDeltas.pointer(), jcuda.Pointer.to(deltas), deltas.length * 4L);
+                s.accumulate(dKeys.pointer(), b, dDeltas.pointer());
+            }
+            float[] out = new float[n * DIM];
+            assertEquals(n, s.multiGet(keys, out, new boolean[n]));
+            assertArrayEquals(expected, out);
+            assertEquals(n, s.size());
+            s.flush();
+        }
+        try (MlkvStore s = MlkvStore.builder().dim(DIM).directory(d)
+                .dramCapacityBytes(64 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20).gpu(GpuMode.OFF).build()) {
+            float[] out = new float[n * DIM];
+            assertEquals(n, s.multiGet(keys, out, new boolean[n]));
+            assertArrayEquals(expected, out, "after reopen without a GPU");
+        }
+    }
+
     /** With SECOND_MISS admission, a key read once stays below; read again, it is promoted. */
     @Test
     void secondMissAdmissionPromotesKeysOnTheirSecondMiss() {

@@ -173,9 +173,10 @@ public final class WorkloadRunner {
     }
 
     /**
-     * READ operations use the store's device-pointer path: each client copies its batch of keys
-     * to the GPU (through pinned memory) and reads into device buffers, as training code whose
-     * tensors live on the GPU would. Needs a store with an HBM tier.
+     * READ and TRAIN_STEP operations use the store's device-pointer path: each client copies its
+     * batch of keys to the GPU (through pinned memory), reads into device buffers and, for a
+     * training step, accumulates deltas that live on the GPU, as training code whose tensors live
+     * on the GPU would. Needs a store with an HBM tier.
      */
     public WorkloadRunner deviceReads(boolean on) {
         this.deviceReads = on;
@@ -188,6 +189,7 @@ public final class WorkloadRunner {
         final io.mlkv.gpu.cuda.DeviceMemory keys;
         final io.mlkv.gpu.cuda.DeviceMemory out;
         final io.mlkv.gpu.cuda.DeviceMemory found;
+        final io.mlkv.gpu.cuda.DeviceMemory deltas;
 
         DeviceBatch(MlkvStore store, int n, int dim) {
             store.makeGpuCurrent();
@@ -195,6 +197,19 @@ public final class WorkloadRunner {
             keys = new io.mlkv.gpu.cuda.DeviceMemory(n * 8L, "bench keys");
             out = new io.mlkv.gpu.cuda.DeviceMemory((long) n * dim * 4, "bench out");
             found = new io.mlkv.gpu.cuda.DeviceMemory(n, "bench found");
+            deltas = new io.mlkv.gpu.cuda.DeviceMemory((long) n * dim * 4, "bench deltas");
+            io.mlkv.gpu.cuda.Cuda.check(jcuda.driver.JCudaDriver.cuMemsetD32(deltas.pointer(), Float.floatToIntBits(0.001f),
+                    (long) n * dim), "cuMemsetD32 (bench deltas)");
+        }
+
+        /** A training step on the device: read the batch's rows into device memory, then add device deltas. */
+        void trainStep(MlkvStore store, long[] batch) {
+            store.makeGpuCurrent();
+            hostKeys.buffer().order(java.nio.ByteOrder.nativeOrder()).asLongBuffer().put(0, batch);
+            io.mlkv.gpu.cuda.Cuda.check(jcuda.driver.JCudaDriver.cuMemcpyHtoD(keys.pointer(), hostKeys.pointer(),
+                    batch.length * 8L), "cuMemcpyHtoD (bench keys)");
+            store.multiGet(keys.pointer(), batch.length, out.pointer(), found.pointer());
+            store.accumulate(keys.pointer(), batch.length, deltas.pointer());
         }
 
         void read(MlkvStore store, long[] batch, float[] outHost, boolean[] foundHost, boolean copyBack) {
@@ -218,6 +233,7 @@ public final class WorkloadRunner {
 
         @Override
         public void close() {
+            deltas.close();
             found.close();
             out.close();
             keys.close();
@@ -305,8 +321,12 @@ public final class WorkloadRunner {
                     store.multiDelete(batch);
                     break;
                 case TRAIN_STEP:
-                    store.multiGet(batch, out, found);
-                    store.accumulate(batch, deltas);
+                    if (device != null) {
+                        device.trainStep(store, batch);
+                    } else {
+                        store.multiGet(batch, out, found);
+                        store.accumulate(batch, deltas);
+                    }
                     break;
                 default:
                     throw new IllegalStateException("unsupported operation " + op);

@@ -322,6 +322,25 @@ public final class GpuHashTable implements VectorTier {
         call(() -> upsert(MODE_ASSIGN_ONLY, keysIn, valuesIn, scoresIn, n, null, found, null, null, null));
     }
 
+    /**
+     * Adds each row of {@code deltas} to its key's value where the key exists; absent keys are
+     * left alone. Byte {@code i} of {@code found} (may be null) tells which existed. A repeated key
+     * gets every delta. {@code scoresIn} only for CUSTOM.
+     */
+    public void accumExisting(CUdeviceptr keysIn, CUdeviceptr deltas, CUdeviceptr scoresIn, long n, CUdeviceptr found) {
+        if (scoreMode == ScoreMode.CUSTOM && scoresIn == null) {
+            throw new IllegalArgumentException("ScoreMode.CUSTOM needs one score per key");
+        }
+        call(() -> {
+            clock++;
+            kernels.launch("mlkv_accum_existing", n * TILE, BLOCK, stream, keys.pointer(), scores.pointer(),
+                    digests.pointer(), values.pointer(), buckets - 1, dim, scoreMode.code, clock, keysIn, deltas,
+                    scoresIn, n, found);
+            sync("accumExisting (n=" + n + ")");
+            return 0L;
+        });
+    }
+
     /** Adds each row of {@code deltas} to its key's value; absent keys are inserted as their delta. */
     public void accumOrAssign(CUdeviceptr keysIn, CUdeviceptr deltas, CUdeviceptr scoresIn, long n) {
         call(() -> upsert(MODE_ACCUM, keysIn, deltas, scoresIn, n, null, null, null, null, null));
