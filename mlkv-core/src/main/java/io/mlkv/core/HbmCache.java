@@ -366,16 +366,34 @@ final class HbmCache implements AutoCloseable {
     }
 
     /**
+     * Write-back: overwrites, on the GPU, the values of those of the {@code n} device keys that
+     * HBM holds with their device rows of {@code values} (a repeated key keeps its last row) and
+     * marks them dirty. Returns which keys were held; the caller writes the others below. Caller
+     * holds the mutation lock.
+     */
+    boolean[] assignHeld(CUdeviceptr keys, long[] hostKeysCopy, long n, CUdeviceptr values) {
+        return updateHeld(keys, hostKeysCopy, n, values, false);
+    }
+
+    /**
      * Write-back: adds the device rows of {@code deltas} to those of the {@code n} device keys
      * ({@code hostKeys} is their host copy) that HBM holds, on the GPU, and marks them dirty.
      * Returns which keys were held; the caller accumulates the others below. Caller holds the
      * mutation lock.
      */
     boolean[] accumulateHeld(CUdeviceptr keys, long[] hostKeysCopy, long n, CUdeviceptr deltas) {
+        return updateHeld(keys, hostKeysCopy, n, deltas, true);
+    }
+
+    private boolean[] updateHeld(CUdeviceptr keys, long[] hostKeysCopy, long n, CUdeviceptr rows, boolean add) {
         boolean[] held = new boolean[(int) n];
         synchronized (deviceReadLock) {
             ensureStaging(n);
-            table.accumExisting(keys, deltas, null, n, probeHits.pointer());
+            if (add) {
+                table.accumExisting(keys, rows, null, n, probeHits.pointer());
+            } else {
+                table.assign(keys, rows, null, n, probeHits.pointer());
+            }
             table.makeDeviceCurrent();
             Cuda.check(cuMemcpyDtoH(hostProbeHits.pointer(), probeHits.pointer(), n), "cuMemcpyDtoH (held flags)");
             ByteBuffer f = hostProbeHits.buffer();

@@ -694,6 +694,21 @@ public final class MlkvStore implements VectorTier {
     }
 
     /**
+     * {@link #multiPut(long[], float[])} with device memory: {@code keys} holds {@code n} int64
+     * keys and {@code values} {@code dim} float32 values per key; a key repeated in the batch
+     * keeps its last row. With {@link Builder#hbmWriteBack(boolean) write-back}, the rows of keys
+     * HBM holds are written there on the GPU (those keys become dirty); the others are copied to
+     * the host and written below. Without write-back, keys and rows are copied to the host and
+     * take the host path. Both pointers are on the HBM tier's device ({@link #makeGpuCurrent}).
+     *
+     * @throws IllegalStateException    if the store has no HBM tier
+     * @throws IllegalArgumentException for a reserved key, before anything is written
+     */
+    public void multiPut(CUdeviceptr keys, long n, CUdeviceptr values) {
+        deviceWrite("multiPut", keys, n, values, Kind.PUT);
+    }
+
+    /**
      * {@link #accumulate(long[], float[])} with device memory, for training code whose gradients
      * live on the GPU: {@code keys} holds {@code n} int64 keys and {@code deltas} {@code dim}
      * float32 values per key. With {@link Builder#hbmWriteBack(boolean) write-back}, the deltas of
@@ -706,14 +721,20 @@ public final class MlkvStore implements VectorTier {
      * @throws IllegalArgumentException for a reserved key, before anything is written
      */
     public void accumulate(CUdeviceptr keys, long n, CUdeviceptr deltas) {
-        if (keys == null || deltas == null) {
-            throw new IllegalArgumentException("accumulate: keys and deltas must not be null");
+        deviceWrite("accumulate", keys, n, deltas, Kind.ACCUMULATE);
+    }
+
+    /** The device-pointer write paths ({@link Kind#PUT} or {@link Kind#ACCUMULATE}). */
+    private void deviceWrite(String op, CUdeviceptr keys, long n, CUdeviceptr rows, Kind kind) {
+        if (keys == null || rows == null) {
+            throw new IllegalArgumentException(op + ": keys and " + (kind == Kind.PUT ? "values" : "deltas")
+                    + " must not be null");
         }
         if (n < 0 || n > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException("accumulate: n must be 0 to " + Integer.MAX_VALUE + ", was " + n);
+            throw new IllegalArgumentException(op + ": n must be 0 to " + Integer.MAX_VALUE + ", was " + n);
         }
         if (hbm == null) {
-            throw new IllegalStateException("accumulate with device pointers needs the HBM tier; this store runs without a GPU");
+            throw new IllegalStateException(op + " with device pointers needs the HBM tier; this store runs without a GPU");
         }
         if (n == 0) {
             return;
@@ -721,20 +742,21 @@ public final class MlkvStore implements VectorTier {
         enter();
         try {
             long[] hostKeys = hbm.keysToHost(keys, n);
-            checkReserved("accumulate", hostKeys);
+            checkReserved(op, hostKeys);
             if (!hbm.writeBack()) {
                 int[] all = new int[(int) n];
                 for (int i = 0; i < n; i++) {
                     all[i] = i;
                 }
-                mutate(hostKeys, hbm.rowsToHost(deltas, n, all), Kind.ACCUMULATE, null, null, -1);
+                mutate(hostKeys, hbm.rowsToHost(rows, n, all), kind, null, null, -1);
                 return;
             }
             mutation.lock();
             try {
                 boolean[] held;
                 try {
-                    held = hbm.accumulateHeld(keys, hostKeys, n, deltas);
+                    held = kind == Kind.PUT ? hbm.assignHeld(keys, hostKeys, n, rows)
+                            : hbm.accumulateHeld(keys, hostKeys, n, rows);
                 } finally {
                     mutationEpoch.incrementAndGet();
                 }
@@ -749,7 +771,7 @@ public final class MlkvStore implements VectorTier {
                             idx[r++] = i;
                         }
                     }
-                    mutate(gather(hostKeys, idx, rest), hbm.rowsToHost(deltas, n, idx), Kind.ACCUMULATE, null, null, -1);
+                    mutate(gather(hostKeys, idx, rest), hbm.rowsToHost(rows, n, idx), kind, null, null, -1);
                 }
             } finally {
                 mutation.unlock();

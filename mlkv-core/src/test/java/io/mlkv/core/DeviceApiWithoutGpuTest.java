@@ -27,6 +27,8 @@ class DeviceApiWithoutGpuTest {
             assertTrue(e.getMessage().contains("HBM tier"), e.getMessage());
             assertThrows(IllegalArgumentException.class, () -> s.accumulate(new CUdeviceptr(), -1, new CUdeviceptr()));
             assertThrows(IllegalArgumentException.class, () -> s.accumulate(null, 1, new CUdeviceptr()));
+            e = assertThrows(IllegalStateException.class, () -> s.multiPut(new CUdeviceptr(), 1, new CUdeviceptr()));
+            assertTrue(e.getMessage().contains("multiPut") && e.getMessage().contains("HBM tier"), e.getMessage());
         }
     }
 }

@@ -263,13 +263,13 @@ class GpuStoreTest {
     }
 
     /**
-     * Device-pointer accumulate, with and without write-back: keys HBM holds and keys only below,
-     * repeated keys included, all get every delta; the sums survive flush, close and a reopen
-     * without a GPU.
+     * Device-pointer accumulate and multiPut, with and without write-back: keys HBM holds and
+     * keys only below, repeated keys included, all get every delta, then the last row written;
+     * new keys are inserted; everything survives flush, close and a reopen without a GPU.
      */
     @org.junit.jupiter.params.ParameterizedTest(name = "writeBack={0}")
     @org.junit.jupiter.params.provider.ValueSource(booleans = {true, false})
-    void deviceAccumulateAddsEveryDeltaInEveryTier(boolean writeBack) {
+    void deviceAccumulateAndMultiPutReachEveryTier(boolean writeBack) {
         Path d = dir.resolve("acc-" + writeBack);
         int n = 4000;
         long[] keys = new long[n];
@@ -304,6 +304,28 @@ class GpuStoreTest {
             assertEquals(n, s.multiGet(keys, out, new boolean[n]));
             assertArrayEquals(expected, out);
             assertEquals(n, s.size());
+            // Device multiPut over the same kind of batch: a repeated key keeps its last row.
+            float[] puts = new float[b * DIM];
+            for (int j = 0; j < b; j++) {
+                int k = (j * 7) % n;
+                Arrays.fill(puts, j * DIM, (j + 1) * DIM, 10_000f + j);
+                Arrays.fill(expected, k * DIM, (k + 1) * DIM, 10_000f + j);
+            }
+            long[] fresh = {-5, -6};
+            float[] freshRows = rows(2, 77f);
+            s.makeGpuCurrent();
+            try (io.mlkv.gpu.cuda.DeviceMemory dKeys = new io.mlkv.gpu.cuda.DeviceMemory(b * 8L, "keys");
+                 io.mlkv.gpu.cuda.DeviceMemory dRows = new io.mlkv.gpu.cuda.DeviceMemory(puts.length * 4L, "rows")) {
+                jcuda.driver.JCudaDriver.cuMemcpyHtoD(dKeys.pointer(), jcuda.Pointer.to(batch), b * 8L);
+                jcuda.driver.JCudaDriver.cuMemcpyHtoD(dRows.pointer(), jcuda.Pointer.to(puts), puts.length * 4L);
+                s.multiPut(dKeys.pointer(), b, dRows.pointer());
+                jcuda.driver.JCudaDriver.cuMemcpyHtoD(dKeys.pointer(), jcuda.Pointer.to(fresh), 16);
+                jcuda.driver.JCudaDriver.cuMemcpyHtoD(dRows.pointer(), jcuda.Pointer.to(freshRows), freshRows.length * 4L);
+                s.multiPut(dKeys.pointer(), 2, dRows.pointer()); // new keys go below
+            }
+            assertEquals(n, s.multiGet(keys, out, new boolean[n]));
+            assertArrayEquals(expected, out, "device multiPut, last row wins");
+            assertEquals(n + 2, s.size());
             s.flush();
         }
         try (MlkvStore s = MlkvStore.builder().dim(DIM).directory(d)
@@ -311,6 +333,9 @@ class GpuStoreTest {
             float[] out = new float[n * DIM];
             assertEquals(n, s.multiGet(keys, out, new boolean[n]));
             assertArrayEquals(expected, out, "after reopen without a GPU");
+            float[] freshOut = new float[2 * DIM];
+            assertEquals(2, s.multiGet(new long[] {-5, -6}, freshOut, new boolean[2]));
+            assertArrayEquals(rows(2, 77f), freshOut);
         }
     }
 
