@@ -2,6 +2,8 @@ package io.mlkv.core;
 
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
+import static jcuda.driver.JCudaDriver.cuStreamCreate;
+import static jcuda.driver.JCudaDriver.cuStreamDestroy;
 
 import io.mlkv.gpu.cuda.Cuda;
 import io.mlkv.gpu.cuda.CudaDevice;
@@ -20,12 +22,17 @@ import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.IntBuffer;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.LockSupport;
 import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUstream;
+import jcuda.driver.CUstream_flags;
 import org.agrona.collections.LongHashSet;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -249,19 +256,13 @@ final class HbmCache implements AutoCloseable {
         }
     }
 
-    // Device-pointer reads: staging reused across calls, grown (never shrunk) when a batch is larger.
-    private final Object deviceReadLock = new Object();
-    private long stagedCapacity;
-    private DeviceMemory missedKeys;
-    private DeviceMemory missedIndex;
-    private DeviceMemory rowsIn;
-    private DeviceMemory rowsIndex;
-    private PinnedMemory hostKeys;
-    private PinnedMemory hostIndex;
-    private PinnedMemory hostRows;
-    private PinnedMemory hostRowsIndex;
-    private DeviceMemory probeHits;
-    private PinnedMemory hostProbeHits;
+    /**
+     * Staging of the device-pointer paths: one set per call in flight, taken from a pool and
+     * given back, so concurrent calls overlap their copies and probes (the table serialises only
+     * its own kernels). Each set grows (never shrinks) when a batch is larger than it.
+     */
+    private final ConcurrentLinkedQueue<Staging> idleStaging = new ConcurrentLinkedQueue<>();
+    private final List<Staging> allStaging = new ArrayList<>();
     private MappedDramTier mappedDram;
     private String dramMapFailure;
     private final LongAdder dramProbeNanos = new LongAdder();
@@ -284,10 +285,10 @@ final class HbmCache implements AutoCloseable {
      * the tiers below. Caller then calls {@link #scatterBelow} with what it found there.
      */
     DeviceMisses findDevice(CUdeviceptr keys, long n, CUdeviceptr out, CUdeviceptr found, DramTier dram) {
-        synchronized (deviceReadLock) {
-            ensureStaging(n);
+        Staging st = acquire(n);
+        try {
             long started = System.nanoTime();
-            long missed = table.find(keys, n, out, found, missedKeys.pointer(), missedIndex.pointer());
+            long missed = table.find(keys, n, out, found, st.missedKeys.pointer(), st.missedIndex.pointer());
             lookupNanos.add(System.nanoTime() - started);
             hits.add(n - missed);
             misses.add(missed);
@@ -301,10 +302,10 @@ final class HbmCache implements AutoCloseable {
             int dramHits = 0;
             if (count > 0) {
                 table.makeDeviceCurrent();
-                Cuda.check(cuMemcpyDtoH(hostKeys.pointer(), missedKeys.pointer(), missed * 8), "cuMemcpyDtoH (missed keys)");
-                Cuda.check(cuMemcpyDtoH(hostIndex.pointer(), missedIndex.pointer(), missed * 4), "cuMemcpyDtoH (missed index)");
-                hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, k);
-                hostIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer().get(0, idx);
+                Cuda.check(cuMemcpyDtoH(st.hostKeys.pointer(), st.missedKeys.pointer(), missed * 8), "cuMemcpyDtoH (missed keys)");
+                Cuda.check(cuMemcpyDtoH(st.hostIndex.pointer(), st.missedIndex.pointer(), missed * 4), "cuMemcpyDtoH (missed index)");
+                st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, k);
+                st.hostIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer().get(0, idx);
                 for (int m = 0; m < count; m++) {
                     versions[m] = dram.version(k[m]);
                     if (stamps != null) {
@@ -313,10 +314,10 @@ final class HbmCache implements AutoCloseable {
                 }
                 if (mappedDram != null) {
                     long probeStarted = System.nanoTime();
-                    mappedDram.probe(missedKeys.pointer(), missedIndex.pointer(), missed, rowsIn.pointer(), out, found,
-                            probeHits.pointer());
-                    Cuda.check(cuMemcpyDtoH(hostProbeHits.pointer(), probeHits.pointer(), missed), "cuMemcpyDtoH (DRAM probe hits)");
-                    ByteBuffer h = hostProbeHits.buffer();
+                    mappedDram.probe(st.missedKeys.pointer(), st.missedIndex.pointer(), missed, st.rowsIn.pointer(), out,
+                            found, st.flags.pointer(), st.stream);
+                    Cuda.check(cuMemcpyDtoH(st.hostFlags.pointer(), st.flags.pointer(), missed), "cuMemcpyDtoH (DRAM probe hits)");
+                    ByteBuffer h = st.hostFlags.buffer();
                     for (int m = 0; m < count; m++) {
                         if (h.get(m) != 0) {
                             fromDram[m] = true;
@@ -326,26 +327,29 @@ final class HbmCache implements AutoCloseable {
                     if (dramHits > 0) {
                         int dim = table.dim();
                         dramRows = new float[count * dim];
-                        Cuda.check(cuMemcpyDtoH(hostRows.pointer(), rowsIn.pointer(), missed * dim * 4L),
+                        Cuda.check(cuMemcpyDtoH(st.hostRows.pointer(), st.rowsIn.pointer(), missed * dim * 4L),
                                 "cuMemcpyDtoH (rows read from DRAM)");
-                        hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer().get(0, dramRows);
+                        st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer().get(0, dramRows);
                     }
                     dramProbeNanos.add(System.nanoTime() - probeStarted);
                 }
             }
             return new DeviceMisses(k, idx, versions, stamps, fromDram, dramRows, dramHits);
+        } finally {
+            giveBack(st);
         }
     }
 
     /** Copies {@code n} device keys to the host. */
     long[] keysToHost(CUdeviceptr keys, long n) {
-        synchronized (deviceReadLock) {
-            ensureStaging(n);
-            table.makeDeviceCurrent();
-            Cuda.check(cuMemcpyDtoH(hostKeys.pointer(), keys, n * 8), "cuMemcpyDtoH (keys)");
+        Staging st = acquire(n);
+        try {
+            Cuda.check(cuMemcpyDtoH(st.hostKeys.pointer(), keys, n * 8), "cuMemcpyDtoH (keys)");
             long[] k = new long[(int) n];
-            hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, k);
+            st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, k);
             return k;
+        } finally {
+            giveBack(st);
         }
     }
 
@@ -353,14 +357,15 @@ final class HbmCache implements AutoCloseable {
     float[] rowsToHost(CUdeviceptr values, long n, int[] rows) {
         int dim = table.dim();
         float[] out = new float[rows.length * dim];
-        synchronized (deviceReadLock) {
-            ensureStaging(n);
-            table.makeDeviceCurrent();
-            Cuda.check(cuMemcpyDtoH(hostRows.pointer(), values, n * dim * 4L), "cuMemcpyDtoH (rows)");
-            FloatBuffer b = hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
+        Staging st = acquire(n);
+        try {
+            Cuda.check(cuMemcpyDtoH(st.hostRows.pointer(), values, n * dim * 4L), "cuMemcpyDtoH (rows)");
+            FloatBuffer b = st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
             for (int r = 0; r < rows.length; r++) {
                 b.get(rows[r] * dim, out, r * dim, dim);
             }
+        } finally {
+            giveBack(st);
         }
         return out;
     }
@@ -387,19 +392,21 @@ final class HbmCache implements AutoCloseable {
 
     private boolean[] updateHeld(CUdeviceptr keys, long[] hostKeysCopy, long n, CUdeviceptr rows, boolean add) {
         boolean[] held = new boolean[(int) n];
-        synchronized (deviceReadLock) {
-            ensureStaging(n);
+        Staging st = acquire(n);
+        try {
             if (add) {
-                table.accumExisting(keys, rows, null, n, probeHits.pointer());
+                table.accumExisting(keys, rows, null, n, st.flags.pointer());
             } else {
-                table.assign(keys, rows, null, n, probeHits.pointer());
+                table.assign(keys, rows, null, n, st.flags.pointer());
             }
             table.makeDeviceCurrent();
-            Cuda.check(cuMemcpyDtoH(hostProbeHits.pointer(), probeHits.pointer(), n), "cuMemcpyDtoH (held flags)");
-            ByteBuffer f = hostProbeHits.buffer();
+            Cuda.check(cuMemcpyDtoH(st.hostFlags.pointer(), st.flags.pointer(), n), "cuMemcpyDtoH (held flags)");
+            ByteBuffer f = st.hostFlags.buffer();
             for (int i = 0; i < n; i++) {
                 held[i] = f.get(i) != 0;
             }
+        } finally {
+            giveBack(st);
         }
         for (int i = 0; i < n; i++) {
             if (held[i]) {
@@ -452,10 +459,10 @@ final class HbmCache implements AutoCloseable {
             return;
         }
         int dim = table.dim();
-        synchronized (deviceReadLock) {
-            ensureStaging(m.keys().length);
-            FloatBuffer r = hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
-            IntBuffer ix = hostRowsIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer();
+        Staging st = acquire(m.keys().length);
+        try {
+            FloatBuffer r = st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
+            IntBuffer ix = st.hostRowsIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer();
             int c = 0;
             for (int j = 0; j < below.length; j++) {
                 if (below[j]) {
@@ -464,46 +471,94 @@ final class HbmCache implements AutoCloseable {
                     c++;
                 }
             }
-            table.makeDeviceCurrent();
-            Cuda.check(cuMemcpyHtoD(rowsIn.pointer(), hostRows.pointer(), (long) c * dim * 4), "cuMemcpyHtoD (rows from below)");
-            Cuda.check(cuMemcpyHtoD(rowsIndex.pointer(), hostRowsIndex.pointer(), c * 4L), "cuMemcpyHtoD (row positions)");
-            table.scatterRows(rowsIn.pointer(), rowsIndex.pointer(), c, out, found);
+            Cuda.check(cuMemcpyHtoD(st.rowsIn.pointer(), st.hostRows.pointer(), (long) c * dim * 4), "cuMemcpyHtoD (rows from below)");
+            Cuda.check(cuMemcpyHtoD(st.rowsIndex.pointer(), st.hostRowsIndex.pointer(), c * 4L), "cuMemcpyHtoD (row positions)");
+            table.scatterRows(st.rowsIn.pointer(), st.rowsIndex.pointer(), c, out, found);
+        } finally {
+            giveBack(st);
         }
     }
 
-    private void ensureStaging(long n) {
-        if (n <= stagedCapacity) {
-            return;
-        }
-        long cap = Math.max(n, 1024);
-        long rowBytes = table.dim() * 4L;
-        releaseStaging();
+    /** A staging set with room for {@code n} keys, from the pool or new; the CUDA context is made current. */
+    private Staging acquire(long n) {
         table.makeDeviceCurrent();
-        missedKeys = new DeviceMemory(cap * 8, "store read: missed keys");
-        missedIndex = new DeviceMemory(cap * 4, "store read: missed positions");
-        rowsIn = new DeviceMemory(cap * rowBytes, "store read: rows from below");
-        rowsIndex = new DeviceMemory(cap * 4, "store read: row positions");
-        hostKeys = new PinnedMemory(cap * 8, "store read: missed keys");
-        hostIndex = new PinnedMemory(cap * 4, "store read: missed positions");
-        hostRows = new PinnedMemory(cap * rowBytes, "store read: rows from below");
-        hostRowsIndex = new PinnedMemory(cap * 4, "store read: row positions");
-        probeHits = new DeviceMemory(cap, "store read: DRAM probe hits");
-        hostProbeHits = new PinnedMemory(cap, "store read: DRAM probe hits");
-        stagedCapacity = cap;
-    }
-
-    private void releaseStaging() {
-        for (AutoCloseable c : new AutoCloseable[] {hostProbeHits, probeHits, hostRowsIndex, hostRows, hostIndex, hostKeys, rowsIndex, rowsIn,
-                missedIndex, missedKeys}) {
-            if (c != null) {
-                try {
-                    c.close();
-                } catch (Exception e) {
-                    LOG.warn("releasing read staging: {}", e.toString());
-                }
+        Staging st = idleStaging.poll();
+        if (st == null) {
+            st = new Staging();
+            synchronized (allStaging) {
+                allStaging.add(st);
             }
         }
-        stagedCapacity = 0;
+        try {
+            st.ensure(n);
+        } catch (RuntimeException e) {
+            giveBack(st);
+            throw e;
+        }
+        return st;
+    }
+
+    private void giveBack(Staging st) {
+        idleStaging.offer(st);
+    }
+
+    /** Device and pinned buffers for one device-pointer call, and a stream for its probe. */
+    private final class Staging {
+        final CUstream stream = new CUstream();
+        long capacity;
+        DeviceMemory missedKeys;
+        DeviceMemory missedIndex;
+        DeviceMemory rowsIn;
+        DeviceMemory rowsIndex;
+        DeviceMemory flags;
+        PinnedMemory hostKeys;
+        PinnedMemory hostIndex;
+        PinnedMemory hostRows;
+        PinnedMemory hostRowsIndex;
+        PinnedMemory hostFlags;
+
+        Staging() {
+            Cuda.check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate (store read staging)");
+        }
+
+        void ensure(long n) {
+            if (n <= capacity) {
+                return;
+            }
+            long cap = Math.max(n, 1024);
+            long rowBytes = table.dim() * 4L;
+            releaseBuffers();
+            missedKeys = new DeviceMemory(cap * 8, "store read: missed keys");
+            missedIndex = new DeviceMemory(cap * 4, "store read: missed positions");
+            rowsIn = new DeviceMemory(cap * rowBytes, "store read: rows from below");
+            rowsIndex = new DeviceMemory(cap * 4, "store read: row positions");
+            flags = new DeviceMemory(cap, "store read: per-key flags");
+            hostKeys = new PinnedMemory(cap * 8, "store read: missed keys");
+            hostIndex = new PinnedMemory(cap * 4, "store read: missed positions");
+            hostRows = new PinnedMemory(cap * rowBytes, "store read: rows from below");
+            hostRowsIndex = new PinnedMemory(cap * 4, "store read: row positions");
+            hostFlags = new PinnedMemory(cap, "store read: per-key flags");
+            capacity = cap;
+        }
+
+        private void releaseBuffers() {
+            for (AutoCloseable c : new AutoCloseable[] {hostFlags, hostRowsIndex, hostRows, hostIndex, hostKeys, flags,
+                    rowsIndex, rowsIn, missedIndex, missedKeys}) {
+                if (c != null) {
+                    try {
+                        c.close();
+                    } catch (Exception e) {
+                        LOG.warn("releasing read staging: {}", e.toString());
+                    }
+                }
+            }
+            capacity = 0;
+        }
+
+        void close() {
+            releaseBuffers();
+            Cuda.check(cuStreamDestroy(stream), "cuStreamDestroy (store read staging)");
+        }
     }
 
     /** Makes the tier's CUDA context current on the calling thread. */
@@ -547,16 +602,31 @@ final class HbmCache implements AutoCloseable {
     @Override
     public void close() {
         RuntimeException failure = null;
-        synchronized (deviceReadLock) {
-            if (stagedCapacity > 0 || mappedDram != null) {
-                table.makeDeviceCurrent();
-            }
-            releaseStaging();
-            if (mappedDram != null) {
+        // The store closes this tier with no call in flight, so every staging set is idle.
+        table.makeDeviceCurrent();
+        synchronized (allStaging) {
+            for (Staging st : allStaging) {
                 try {
-                    mappedDram.close();
+                    st.close();
                 } catch (RuntimeException e) {
+                    if (failure == null) {
+                        failure = e;
+                    } else {
+                        failure.addSuppressed(e);
+                    }
+                }
+            }
+            allStaging.clear();
+            idleStaging.clear();
+        }
+        if (mappedDram != null) {
+            try {
+                mappedDram.close();
+            } catch (RuntimeException e) {
+                if (failure == null) {
                     failure = e;
+                } else {
+                    failure.addSuppressed(e);
                 }
             }
         }

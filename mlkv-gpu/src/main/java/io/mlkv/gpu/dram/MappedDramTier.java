@@ -3,8 +3,6 @@ package io.mlkv.gpu.dram;
 import static jcuda.driver.JCudaDriver.cuMemHostGetDevicePointer;
 import static jcuda.driver.JCudaDriver.cuMemHostRegister;
 import static jcuda.driver.JCudaDriver.cuMemHostUnregister;
-import static jcuda.driver.JCudaDriver.cuStreamCreate;
-import static jcuda.driver.JCudaDriver.cuStreamDestroy;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
 import io.mlkv.gpu.cuda.Cuda;
@@ -17,7 +15,6 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import jcuda.Pointer;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUstream;
-import jcuda.driver.CUstream_flags;
 import jcuda.driver.JCudaDriver;
 
 /**
@@ -28,8 +25,8 @@ import jcuda.driver.JCudaDriver;
  * CPU). Lookups do not refresh the tier's recency scores.
  *
  * <p>Owns the registrations: {@link #close()} unregisters the memory, and must run before the
- * tier is closed. The CUDA context it was made in must be current on calling threads. Calls are
- * serialised on one stream.
+ * tier is closed. The CUDA context it was made in must be current on calling threads. Probes run
+ * on the caller's stream, so calls from several threads with their own streams overlap.
  */
 public final class MappedDramTier implements AutoCloseable {
     private static final int BLOCK = 256;
@@ -37,7 +34,6 @@ public final class MappedDramTier implements AutoCloseable {
 
     private final DramTier.NativeLayout layout;
     private final Kernels kernels;
-    private final CUstream stream = new CUstream();
     private final List<Pointer> registered = new ArrayList<>();
     private final CUdeviceptr keys;
     private final CUdeviceptr flags;
@@ -49,7 +45,6 @@ public final class MappedDramTier implements AutoCloseable {
         this.layout = layout;
         this.kernels = Kernels.load();
         try {
-            Cuda.check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate (DRAM probe)");
             long slots = layout.slots();
             keys = map(layout.keysAddress(), slots * 8, "keys");
             flags = map(layout.flagsAddress(), slots, "flags");
@@ -96,24 +91,23 @@ public final class MappedDramTier implements AutoCloseable {
      * with a row that did not change while it was read, copies the row to row {@code index[q]} of
      * {@code out}, sets byte {@code index[q]} of {@code found} and byte {@code q} of {@code hit} to
      * 1; other keys get {@code hit[q] = 0} and leave {@code out} and {@code found} untouched.
-     * {@code scratch} holds {@code n} rows. Returns when done.
+     * {@code scratch} holds {@code n} rows. Runs on {@code stream} (concurrent calls on different
+     * streams overlap) and returns when done.
      */
     public void probe(CUdeviceptr query, CUdeviceptr index, long n, CUdeviceptr scratch, CUdeviceptr out,
-            CUdeviceptr found, CUdeviceptr hit) {
+            CUdeviceptr found, CUdeviceptr hit, CUstream stream) {
         if (closed.get()) {
             throw new IllegalStateException("MappedDramTier is closed");
         }
         if (n <= 0) {
             return;
         }
-        synchronized (stream) {
-            kernels.launch("mlkv_dram_probe", n * TILE, BLOCK, stream, query, index, n, keys, flags, values, seqs,
-                    layout.buckets(), layout.dim(), scratch, out, found, hit);
-            Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_probe (n=" + n + ")");
-        }
+        kernels.launch("mlkv_dram_probe", n * TILE, BLOCK, stream, query, index, n, keys, flags, values, seqs,
+                layout.buckets(), layout.dim(), scratch, out, found, hit);
+        Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_probe (n=" + n + ")");
     }
 
-    /** Unregisters the memory and frees the stream and module. Idempotent. */
+    /** Unregisters the memory and frees the module. Idempotent. */
     @Override
     public void close() {
         if (closed.compareAndSet(false, true)) {
@@ -131,11 +125,6 @@ public final class MappedDramTier implements AutoCloseable {
             }
         }
         registered.clear();
-        try {
-            Cuda.check(cuStreamDestroy(stream), "cuStreamDestroy (DRAM probe)");
-        } catch (RuntimeException e) {
-            failure = keep(failure, e);
-        }
         try {
             kernels.close();
         } catch (RuntimeException e) {

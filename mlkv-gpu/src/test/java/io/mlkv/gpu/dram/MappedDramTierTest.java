@@ -53,8 +53,11 @@ class MappedDramTierTest {
                 Arrays.fill(sentinel, -9f);
                 cuMemcpyHtoD(out.pointer(), Pointer.to(sentinel), sentinel.length * 4L);
                 cuMemsetD8(found.pointer(), (byte) 0, n);
+                jcuda.driver.CUstream stream = new jcuda.driver.CUstream();
+                jcuda.driver.JCudaDriver.cuStreamCreate(stream, 0);
                 mapped.probe(dKeys.pointer(), dIndex.pointer(), n, scratch.pointer(), out.pointer(), found.pointer(),
-                        hit.pointer());
+                        hit.pointer(), stream);
+                jcuda.driver.JCudaDriver.cuStreamDestroy(stream);
                 float[] rows = new float[n * DIM];
                 byte[] hits = new byte[n];
                 byte[] founds = new byte[n];
