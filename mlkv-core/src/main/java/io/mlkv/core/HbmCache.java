@@ -439,11 +439,6 @@ final class HbmCache implements AutoCloseable {
         return dramMapFailure;
     }
 
-    /** Whether device lookups read DRAM on the GPU. */
-    boolean dramMapped() {
-        return mappedDram != null;
-    }
-
     /** Time spent probing the mapped DRAM tier from the GPU, copies back included. */
     long dramProbeNanos() {
         return dramProbeNanos.sum();
