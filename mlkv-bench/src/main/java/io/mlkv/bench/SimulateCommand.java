@@ -53,6 +53,10 @@ final class SimulateCommand implements Callable<Integer> {
             description = "Policies to compare (default ${DEFAULT-VALUE}).")
     List<String> policies;
 
+    @Option(names = "--admissions", split = ",", defaultValue = "ALWAYS",
+            description = "HBM admission of the top tier to compare: ALWAYS, SECOND_MISS (default ${DEFAULT-VALUE}).")
+    List<io.mlkv.core.HbmAdmission> admissions;
+
     @Option(names = "--seed", defaultValue = "1", description = "Seed (default ${DEFAULT-VALUE}).")
     long seed;
 
@@ -79,8 +83,8 @@ final class SimulateCommand implements Callable<Integer> {
                         ? " theta=" + theta : "") + " over " + String.format("%,d", keys) + " keys";
         System.out.printf("Replaying %,d accesses (%s) in batches of %d; cache tiers %s entries%n%n", accesses,
                 source, batch, tiers);
-        StringBuilder header = new StringBuilder("| policy ");
-        StringBuilder rule = new StringBuilder("|---");
+        StringBuilder header = new StringBuilder("| policy | top-tier admission ");
+        StringBuilder rule = new StringBuilder("|---|---");
         for (int t = 0; t < sizes.length; t++) {
             header.append("| tier ").append(t + 1).append(" hit % ");
             rule.append("|---");
@@ -88,14 +92,17 @@ final class SimulateCommand implements Callable<Integer> {
         System.out.println(header.append("| SSD reads % |"));
         System.out.println(rule.append("|---|"));
         for (String policy : policies) {
-            KeyGenerator gen = trace != null ? KeyGenerators.fromFile(trace)
-                    : KeyGenerators.create(new KeyGenerators.Spec(distribution, keys, theta, hotSet, hotOps, seed));
-            PolicySimulator.Result r = PolicySimulator.run(policy, sizes, gen, accesses, batch);
-            StringBuilder row = new StringBuilder("| ").append(r.policy()).append(' ');
-            for (int t = 0; t < sizes.length; t++) {
-                row.append(String.format("| %.2f ", 100 * r.hitRate(t)));
+            for (io.mlkv.core.HbmAdmission admission : admissions) {
+                KeyGenerator gen = trace != null ? KeyGenerators.fromFile(trace)
+                        : KeyGenerators.create(new KeyGenerators.Spec(distribution, keys, theta, hotSet, hotOps, seed));
+                PolicySimulator.Result r = PolicySimulator.run(policy, sizes, gen, accesses, batch,
+                        admission.newFilter(sizes[0]));
+                StringBuilder row = new StringBuilder("| ").append(r.policy()).append(" | ").append(admission).append(' ');
+                for (int t = 0; t < sizes.length; t++) {
+                    row.append(String.format("| %.2f ", 100 * r.hitRate(t)));
+                }
+                System.out.println(row.append(String.format("| %.2f |", 100 * r.ssdRate())));
             }
-            System.out.println(row.append(String.format("| %.2f |", 100 * r.ssdRate())));
         }
         return 0;
     }

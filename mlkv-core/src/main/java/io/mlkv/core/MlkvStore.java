@@ -114,8 +114,8 @@ public final class MlkvStore implements VectorTier {
      */
     private final AtomicLong mutationEpoch = new AtomicLong();
     private final EvictionSink writeBackSink;
-    /** Decides which HBM misses are promoted ({@link HbmAdmission#SECOND_MISS}); null to promote all. Used under the mutation lock. */
-    private final MissFilter promotionFilter;
+    /** Decides which HBM misses are promoted ({@link HbmAdmission}). Used under the mutation lock. */
+    private final java.util.function.LongPredicate promotionFilter;
 
     private final LongAdder dramHits = new LongAdder();
     private final LongAdder dramNanos = new LongAdder();
@@ -150,8 +150,7 @@ public final class MlkvStore implements VectorTier {
         if (hbm != null && b.mapDram) {
             hbm.mapDram(dram);
         }
-        this.promotionFilter = hbm != null && b.hbmAdmission == HbmAdmission.SECOND_MISS
-                ? new MissFilter(b.hbmCapacity) : null;
+        this.promotionFilter = b.hbmAdmission.newFilter(b.hbmCapacity);
         warmHbmFromRestoredCheckpoint();
         this.pending = new WriteBackBuffer(dim);
         this.writeBackSink = (key, value, dirty) -> {
@@ -364,7 +363,7 @@ public final class MlkvStore implements VectorTier {
             int p = 0;
             for (int m = 0; m < keys.length && p < count; m++) {
                 if (found[m] && dram.version(keys[m]) == versions[m] && !hbm.isDirty(keys[m])
-                        && (promotionFilter == null || promotionFilter.missedBefore(keys[m]))) {
+                        && promotionFilter.test(keys[m])) {
                     promoteKeys[p] = keys[m];
                     System.arraycopy(rows, m * dim, promoteRows, p * dim, dim);
                     p++;

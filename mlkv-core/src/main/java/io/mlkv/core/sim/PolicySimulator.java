@@ -58,6 +58,18 @@ public final class PolicySimulator {
      * @param batchSize    keys per batch, as an application would pass to {@code multiGet}
      */
     public static Result run(String policy, long[] tierEntries, KeyGenerator keys, long accesses, int batchSize) {
+        return run(policy, tierEntries, keys, accesses, batchSize, key -> true);
+    }
+
+    /**
+     * {@link #run(String, long[], KeyGenerator, long, int)} with an admission decision for the top
+     * tier, as the store's {@link io.mlkv.core.HbmAdmission} makes for HBM: a key served below
+     * the top tier moves up only if {@code topAdmission} says so (it stays where it was), and a
+     * key read from the SSD tier that it refuses goes into the second tier instead (where the store
+     * puts what it reads from RocksDB), or nowhere if there is only one.
+     */
+    public static Result run(String policy, long[] tierEntries, KeyGenerator keys, long accesses, int batchSize,
+            java.util.function.LongPredicate topAdmission) {
         if (tierEntries == null || tierEntries.length == 0) {
             throw new IllegalArgumentException("at least one cache tier size is needed");
         }
@@ -107,7 +119,7 @@ public final class PolicySimulator {
                     for (int i = 0; i < pending; i++) {
                         if (tier.getOrVersion(missed[i], value, 0, nowPerTier[t]) == DramTier.HIT) {
                             hits[t]++;
-                            if (t > 0) {
+                            if (t > 0 && topAdmission.test(missed[i])) {
                                 promote(tiers, t, missed[i], value, nowPerTier, demote);
                             }
                         } else {
@@ -119,7 +131,11 @@ public final class PolicySimulator {
                 ssd += pending;
                 for (int i = 0; i < pending; i++) {
                     value[0] = 0;
-                    tiers.get(0).put(missed[i], value, 0, false, -1, nowPerTier[0], demote[0]);
+                    if (topAdmission.test(missed[i])) {
+                        tiers.get(0).put(missed[i], value, 0, false, -1, nowPerTier[0], demote[0]);
+                    } else if (tiers.size() > 1) {
+                        tiers.get(1).put(missed[i], value, 0, false, -1, nowPerTier[1], demote[1]);
+                    }
                 }
                 done += n;
             }

@@ -26,6 +26,29 @@ class PolicySimulatorTest {
         assertTrue(r.hitRate(0) > 0.3, "a 1% cache under zipf 0.99 should serve a third: " + r);
     }
 
+    /**
+     * A hot set read over and over, interleaved with a scan of keys read once: admitting a key
+     * to the top tier only on its second miss keeps the scan out, so the hot set stays on top;
+     * admitting every key lets the scan push it down.
+     */
+    @Test
+    void secondMissAdmissionKeepsAScanOutOfTheTopTier() {
+        long[] step = {0};
+        long[] scan = {1_000_000};
+        KeyGenerator hotAndScan = () -> step[0]++ % 2 == 0 ? step[0] % 1600 : scan[0]++; // 800 hot keys
+        long[] tiers = {1024, 16 * 1024};
+        PolicySimulator.Result always = PolicySimulator.run("lru", tiers, hotAndScan, 200_000, 64,
+                io.mlkv.core.HbmAdmission.ALWAYS.newFilter(tiers[0]));
+        step[0] = 0;
+        scan[0] = 1_000_000;
+        PolicySimulator.Result secondMiss = PolicySimulator.run("lru", tiers, hotAndScan, 200_000, 64,
+                io.mlkv.core.HbmAdmission.SECOND_MISS.newFilter(tiers[0]));
+        assertEquals(200_000, secondMiss.hits()[0] + secondMiss.hits()[1] + secondMiss.ssdReads());
+        assertTrue(secondMiss.hitRate(0) > always.hitRate(0) + 0.1,
+                "top tier: second miss " + secondMiss + " against always " + always);
+        assertEquals(always.ssdReads(), secondMiss.ssdReads(), "the scan reads the SSD once per key either way, plus the hot set once");
+    }
+
     @Test
     void tinyLfuBeatsLruWhenScansPolluteAZipfianWorkload() {
         double lru = scanPollutedHitRate("lru");
