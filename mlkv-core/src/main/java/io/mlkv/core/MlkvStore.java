@@ -35,8 +35,8 @@ import org.slf4j.LoggerFactory;
 /**
  * A tiered map from 64-bit keys to fixed-dimension {@code float32} vectors: an off-heap DRAM
  * cache over RocksDB, which holds the authoritative copy, and, where a CUDA GPU is used
- * ({@link GpuMode}), an HBM tier above them holding clean copies of hot entries. Open one with
- * {@link #builder()}.
+ * ({@link GpuMode}), an HBM tier above them holding the hottest entries (clean copies, or dirty
+ * ones with {@link Builder#hbmWriteBack(boolean)}). Open one with {@link #builder()}.
  *
  * <h2>Semantics</h2>
  * <ul>
@@ -66,8 +66,15 @@ import org.slf4j.LoggerFactory;
  * goes to DRAM and updates the HBM copy in the same locked batch. With
  * {@link Builder#hbmWriteBack(boolean)}, writes of keys HBM holds stay in HBM, marked dirty, until
  * HBM evicts them (they go to DRAM as dirty) or {@link #flush()}, {@link #checkpoint},
- * {@link #forEach} or {@link #close()} writes them down. Checkpoints carry the HBM tier's
- * entries, so a restored store starts with its hot set on the GPU.
+ * {@link #forEach} or {@link #close()} writes them down. Which misses are installed is set by
+ * {@link Builder#hbmAdmission(HbmAdmission)}. Checkpoints carry the HBM tier's entries, so a
+ * restored store starts with its hot set on the GPU.
+ *
+ * <p>Device-pointer calls ({@link #multiGet(CUdeviceptr, long, CUdeviceptr, CUdeviceptr)},
+ * {@link #multiPut(CUdeviceptr, long, CUdeviceptr)}, {@link #accumulate(CUdeviceptr, long,
+ * CUdeviceptr)}) keep what they can on the GPU: HBM hits, HBM misses found in the DRAM tier by a
+ * GPU kernel reading its pinned memory in place ({@link Builder#mapDram(boolean)}), and, with
+ * write-back, writes of keys HBM holds.
  *
  * <h2>Migration</h2>
  * Every lookup is recorded with the DRAM tier's {@linkplain io.mlkv.storage.policy.EvictionPolicy
