@@ -28,6 +28,7 @@ import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.stream.Stream;
 import jcuda.driver.CUdeviceptr;
+import org.agrona.CloseHelper;
 import org.agrona.collections.Long2LongHashMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -1428,46 +1429,10 @@ public final class MlkvStore implements VectorTier {
                 mutation.unlock();
             }
             closed.set(true);
-            RuntimeException failure = null;
             prefetchPool.shutdown();
             promoter.shutdown();
-            if (hbm != null) {
-                try {
-                    hbm.close();
-                } catch (RuntimeException e) {
-                    failure = e;
-                }
-                try {
-                    fileIo.close();
-                } catch (RuntimeException e) {
-                    if (failure == null) {
-                        failure = e;
-                    } else {
-                        failure.addSuppressed(e);
-                    }
-                }
-            }
-            try {
-                dram.close();
-            } catch (RuntimeException e) {
-                if (failure == null) {
-                    failure = e;
-                } else {
-                    failure.addSuppressed(e);
-                }
-            }
-            try {
-                rocks.close();
-            } catch (RuntimeException e) {
-                if (failure == null) {
-                    failure = e;
-                } else {
-                    failure.addSuppressed(e);
-                }
-            }
-            if (failure != null) {
-                throw failure;
-            }
+            // In reverse order of opening; a failure does not skip the rest (later ones are suppressed).
+            CloseHelper.closeAll(hbm, fileIo, dram, rocks);
             awaitPrefetchers();
         } finally {
             lifecycle.writeLock().unlock();
