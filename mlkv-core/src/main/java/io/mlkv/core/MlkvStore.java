@@ -1101,7 +1101,10 @@ public final class MlkvStore implements VectorTier {
             int misses = 0;
             for (int i = 0; i < keys.length; i++) {
                 long v = dram.getOrVersion(keys[i], scratch, 0, now);
-                if (v != DramTier.HIT) {
+                // A key in the write-back buffer has a newer value than RocksDB; its eviction from
+                // DRAM by a conditional install did not change the bucket version, so a RocksDB
+                // read of it could be installed as if current. Such keys need no prefetch anyway.
+                if (v != DramTier.HIT && !pending.contains(keys[i])) {
                     missIdx[misses] = i;
                     versions[misses++] = v;
                 }

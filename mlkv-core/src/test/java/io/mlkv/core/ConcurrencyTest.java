@@ -16,7 +16,7 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLongArray;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.RepeatedTest;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -41,7 +41,8 @@ class ConcurrencyTest {
         return false;
     }
 
-    @Test
+    // Repeated: a race between prefetch and write-back once showed in about 1 of 100 runs.
+    @RepeatedTest(10)
     void readsNeverSeeAnOlderValueThanAcknowledgedAndNoUpdateIsLost() throws Exception {
         long seed = Long.getLong("mlkv.seed", System.nanoTime());
         try (MlkvStore store = MlkvStore.builder().dim(DIM).directory(dir.resolve("s"))
