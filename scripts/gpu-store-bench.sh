@@ -23,6 +23,13 @@ run() { # label, then run options
     | grep -E '^(load|\| (read|update|train[a-z_-]*|HBM|DRAM|SSD) )'
 }
 has() { [[ " $cases " == *" $1 "* ]]; }
+mode_opts() { # OFF, ON, ON-wb, ON-device or ON-wb-device -> the run options it stands for, in $opts
+  opts=()
+  [[ $1 == OFF ]] && opts+=(--gpu OFF) || opts+=(--gpu ON)
+  [[ $1 == *wb* ]] && opts+=(--hbm-write-back)
+  [[ $1 == *device ]] && opts+=(--device-reads)
+  return 0
+}
 c2x=(-w workloadc --records 2000000 --hbm-entries 1000000)
 a10x=(-w workloada --records 4000000 --hbm-entries 400000 --dram-mb 128)
 if has device; then
@@ -48,20 +55,16 @@ if has admission; then
 fi
 if has train; then
   for mode in OFF ON ON-wb ON-device ON-wb-device; do
-    extra=()
-    [[ $mode == OFF ]] && extra+=(--gpu OFF) || extra+=(--gpu ON)
-    [[ $mode == *wb* ]] && extra+=(--hbm-write-back)
-    [[ $mode == *device ]] && extra+=(--device-reads)
+    mode_opts "$mode"
     run "train-2x-$mode" -w embedding-train --records 2000000 --hbm-entries 1000000 --dram-mb 1024 --operations 300 \
-      "${extra[@]}"
+      "${opts[@]}"
   done
 fi
 if has writeback; then
   for dist in ${WB_DISTS:-zipfian uniform}; do
     for mode in OFF ON ON-wb; do
-      extra=(--gpu "${mode%-wb}")
-      [[ $mode == ON-wb ]] && extra+=(--hbm-write-back)
-      run "a-10x-$dist-$mode" "${a10x[@]}" --operations 300 --distribution "$dist" "${extra[@]}"
+      mode_opts "$mode"
+      run "a-10x-$dist-$mode" "${a10x[@]}" --operations 300 --distribution "$dist" "${opts[@]}"
     done
   done
 fi
@@ -70,9 +73,8 @@ if has writes; then
   printf 'recordcount=2000000\noperationcount=300\nupdateproportion=1.0\nrequestdistribution=zipfian\n' \
     > "$out/workload-update.properties"
   for mode in OFF ON ON-wb; do
-    extra=(--gpu "${mode%-wb}")
-    [[ $mode == ON-wb ]] && extra+=(--hbm-write-back)
-    run "u-2x-zipfian-$mode" -w "$out/workload-update.properties" --hbm-entries 1000000 --dram-mb 1024 "${extra[@]}"
+    mode_opts "$mode"
+    run "u-2x-zipfian-$mode" -w "$out/workload-update.properties" --hbm-entries 1000000 --dram-mb 1024 "${opts[@]}"
   done
 fi
 if has host; then

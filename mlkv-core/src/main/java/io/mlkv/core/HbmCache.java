@@ -33,6 +33,7 @@ import java.util.concurrent.locks.LockSupport;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUstream;
 import jcuda.driver.CUstream_flags;
+import org.agrona.CloseHelper;
 import org.agrona.collections.LongHashSet;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -214,11 +215,9 @@ final class HbmCache implements AutoCloseable {
             return;
         }
         int dim = table.dim();
-        boolean[] found = new boolean[count];
-        table.assign(Arrays.copyOf(keys, count), Arrays.copyOf(values, count * dim), null, found);
+        table.assign(Arrays.copyOf(keys, count), Arrays.copyOf(values, count * dim), null, held);
         for (int r = 0; r < count; r++) {
-            held[r] = found[r];
-            if (found[r]) {
+            if (held[r]) {
                 dirty.add(keys[r]);
             }
         }
@@ -498,7 +497,7 @@ final class HbmCache implements AutoCloseable {
     }
 
     /** Device and pinned buffers for one device-pointer call, and a stream for its probe. */
-    private final class Staging {
+    private final class Staging implements AutoCloseable {
         final CUstream stream = new CUstream();
         long capacity;
         DeviceMemory missedKeys;
@@ -550,7 +549,8 @@ final class HbmCache implements AutoCloseable {
             capacity = 0;
         }
 
-        void close() {
+        @Override
+        public void close() {
             releaseBuffers();
             Cuda.check(cuStreamDestroy(stream), "cuStreamDestroy (store read staging)");
         }
@@ -596,46 +596,16 @@ final class HbmCache implements AutoCloseable {
 
     @Override
     public void close() {
-        RuntimeException failure = null;
         // The store closes this tier with no call in flight, so every staging set is idle.
         table.makeDeviceCurrent();
+        List<AutoCloseable> parts;
         synchronized (allStaging) {
-            for (Staging st : allStaging) {
-                try {
-                    st.close();
-                } catch (RuntimeException e) {
-                    if (failure == null) {
-                        failure = e;
-                    } else {
-                        failure.addSuppressed(e);
-                    }
-                }
-            }
+            parts = new ArrayList<>(allStaging);
             allStaging.clear();
             idleStaging.clear();
         }
-        if (mappedDram != null) {
-            try {
-                mappedDram.close();
-            } catch (RuntimeException e) {
-                if (failure == null) {
-                    failure = e;
-                } else {
-                    failure.addSuppressed(e);
-                }
-            }
-        }
-        try {
-            table.close();
-        } catch (RuntimeException e) {
-            if (failure == null) {
-                failure = e;
-            } else {
-                failure.addSuppressed(e);
-            }
-        }
-        if (failure != null) {
-            throw failure;
-        }
+        parts.add(mappedDram);
+        parts.add(table);
+        CloseHelper.closeAll(parts);
     }
 }

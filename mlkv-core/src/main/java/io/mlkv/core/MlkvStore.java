@@ -362,23 +362,29 @@ public final class MlkvStore implements VectorTier {
      * keys written since {@code versions} were read (before their rows).
      */
     private void schedulePromotion(long[] keys, float[] rows, boolean[] found, long[] versions, int count) {
-        promote(() -> {
-            // Writers hold the mutation lock, so versions and dirty marks cannot change while we
-            // compare: a key whose version is unchanged and that is not dirty in HBM was not
-            // written since its row was read.
-            long[] promoteKeys = new long[count];
-            float[] promoteRows = new float[count * dim];
-            int p = 0;
-            for (int m = 0; m < keys.length && p < count; m++) {
-                if (found[m] && dram.version(keys[m]) == versions[m] && !hbm.isDirty(keys[m])
-                        && promotionFilter.test(keys[m])) {
-                    promoteKeys[p] = keys[m];
-                    System.arraycopy(rows, m * dim, promoteRows, p * dim, dim);
-                    p++;
-                }
+        promote(() -> installUnwritten(keys, rows, found, versions, count, promotionFilter));
+    }
+
+    /**
+     * Installs into HBM those of the {@code count} found rows of {@code keys} that {@code admit}
+     * takes and that were not written since {@code versions} were read (before their rows).
+     * Caller holds the mutation lock: writers hold it too, so versions and dirty marks cannot
+     * change while they are compared. Returns how many were installed.
+     */
+    private int installUnwritten(long[] keys, float[] rows, boolean[] found, long[] versions, int count,
+            java.util.function.LongPredicate admit) {
+        long[] installKeys = new long[count];
+        float[] installRows = new float[count * dim];
+        int p = 0;
+        for (int m = 0; m < keys.length && p < count; m++) {
+            if (found[m] && dram.version(keys[m]) == versions[m] && !hbm.isDirty(keys[m]) && admit.test(keys[m])) {
+                installKeys[p] = keys[m];
+                System.arraycopy(rows, m * dim, installRows, p * dim, dim);
+                p++;
             }
-            installInHbm(promoteKeys, promoteRows, p);
-        });
+        }
+        installInHbm(installKeys, installRows, p);
+        return p;
     }
 
     /**
@@ -408,22 +414,7 @@ public final class MlkvStore implements VectorTier {
         try {
             int inHbm = hbm.peek(keys, again, found);
             if (inHbm < changed) {
-                int[] restIdx = new int[changed - inHbm];
-                for (int i = 0, r = 0; i < changed; i++) {
-                    if (!found[i]) {
-                        restIdx[r++] = i;
-                    }
-                }
-                long[] rest = gather(keys, restIdx, restIdx.length);
-                float[] restRows = new float[restIdx.length * dim];
-                boolean[] restFound = new boolean[restIdx.length];
-                readBelow(rest, restRows, restFound, false);
-                for (int r = 0; r < restIdx.length; r++) {
-                    if (restFound[r]) {
-                        found[restIdx[r]] = true;
-                        System.arraycopy(restRows, r * dim, again, restIdx[r] * dim, dim);
-                    }
-                }
+                readRestBelow(keys, again, found, changed - inHbm, false, null);
             }
         } finally {
             mutation.unlock();
@@ -440,6 +431,36 @@ public final class MlkvStore implements VectorTier {
             }
         }
         return fromBelow;
+    }
+
+    /**
+     * Reads from DRAM, the write-back buffer and RocksDB the {@code missing} keys of {@code keys}
+     * whose {@code have} flag is false; writes each found row into {@code rows} at the key's
+     * position and sets its {@code have} flag (and {@code marked}, if not null). Returns how many
+     * were found. Caller is inside {@link #enter()}.
+     */
+    private int readRestBelow(long[] keys, float[] rows, boolean[] have, int missing, boolean promote,
+            boolean[] marked) {
+        int[] idx = new int[missing];
+        for (int j = 0, r = 0; j < keys.length; j++) {
+            if (!have[j]) {
+                idx[r++] = j;
+            }
+        }
+        float[] restRows = new float[missing * dim];
+        boolean[] restFound = new boolean[missing];
+        int found = readBelow(gather(keys, idx, missing), restRows, restFound, promote);
+        for (int r = 0; r < missing; r++) {
+            if (restFound[r]) {
+                int j = idx[r];
+                have[j] = true;
+                if (marked != null) {
+                    marked[j] = true;
+                }
+                System.arraycopy(restRows, r * dim, rows, j * dim, dim);
+            }
+        }
+        return found;
     }
 
     /**
@@ -516,25 +537,7 @@ public final class MlkvStore implements VectorTier {
             dramHits.add(m.dramHits());
             dramReadsOnGpu.add(m.dramHits());
             if (fromBelow < misses) {
-                int[] restIdx = new int[misses - fromBelow];
-                for (int j = 0, r = 0; j < misses; j++) {
-                    if (!below[j]) {
-                        restIdx[r++] = j;
-                    }
-                }
-                long[] restKeys = gather(m.keys(), restIdx, restIdx.length);
-                float[] restRows = new float[restIdx.length * dim];
-                boolean[] restFound = new boolean[restIdx.length];
-                readBelow(restKeys, restRows, restFound, true);
-                for (int r = 0; r < restIdx.length; r++) {
-                    if (restFound[r]) {
-                        int j = restIdx[r];
-                        below[j] = true;
-                        scatter[j] = true;
-                        System.arraycopy(restRows, r * dim, rows, j * dim, dim);
-                        fromBelow++;
-                    }
-                }
+                fromBelow += readRestBelow(m.keys(), rows, below, misses - fromBelow, true, scatter);
             }
             if (movedSince(movesBefore)) {
                 fromBelow = rereadDemoted(m.keys(), rows, below, m.stamps(), fromBelow, scatter);
@@ -1029,13 +1032,7 @@ public final class MlkvStore implements VectorTier {
     private void readCurrent(long[] keys, int n, float[] out, boolean[] found) {
         boolean[] inHbm = new boolean[n];
         if (hbm != null && hbm.writeBack() && n > 0) {
-            float[] rows = new float[n * dim];
-            hbm.peek(Arrays.copyOf(keys, n), rows, inHbm);
-            for (int i = 0; i < n; i++) {
-                if (inHbm[i]) {
-                    System.arraycopy(rows, i * dim, out, i * dim, dim);
-                }
-            }
+            hbm.peek(Arrays.copyOf(keys, n), out, inHbm);
         }
         int[] missIdx = new int[n];
         int misses = 0;
@@ -1156,20 +1153,10 @@ public final class MlkvStore implements VectorTier {
         if (found == 0) {
             return;
         }
-        long[] installKeys = new long[found];
-        float[] installRows = new float[found * dim];
         mutation.lock();
         try {
-            int p = 0;
-            for (int m = 0; m < misses; m++) {
-                if (below[m] && dram.version(missKeys[m]) == versions[m] && !hbm.isDirty(missKeys[m])) {
-                    installKeys[p] = missKeys[m];
-                    System.arraycopy(rows, m * dim, installRows, p * dim, dim);
-                    p++;
-                }
-            }
-            installInHbm(installKeys, installRows, p);
-            prefetched.add(p);
+            // Asked for explicitly: no admission filter.
+            prefetched.add(installUnwritten(missKeys, rows, below, versions, found, key -> true));
         } finally {
             mutation.unlock();
         }
