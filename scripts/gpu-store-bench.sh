@@ -8,19 +8,20 @@
 # admission (the hybrid zipfian case with SECOND_MISS HBM admission), train (embedding-train:
 # lookups then gradient accumulation into the same rows; OFF, ON, ON with write-back, each ON
 # also with keys, rows and deltas in device memory).
+# spill (device reads with DRAM far smaller than the table, without and with the HBM spill log).
 # WB_DISTS narrows the write-back group's distributions.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-$here/out}
 mkdir -p "$out"
-cases=${CASES:-device hybrid admission train writeback writes host}
+cases=${CASES:-device hybrid admission train writeback writes host spill}
 cp=$(printf '%s:' "$here"/lib/*.jar)
 java=("$here/jre/bin/java" --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow -Xmx16g)
 run() { # label, then run options
   local label=$1; shift
   echo "== $label"
   "${java[@]}" -cp "$cp" io.mlkv.bench.Main run --out "$out/$label" --threads 4 --dim 64 --batch "${BATCH:-65536}" "$@" 2>/dev/null \
-    | grep -E '^(load|\| (read|update|train[a-z_-]*|HBM|DRAM|SSD) )'
+    | grep -E '^(load|\| (read|update|train[a-z_-]*|HBM|DRAM|SPILL|SSD) )'
 }
 has() { [[ " $cases " == *" $1 "* ]]; }
 mode_opts() { # OFF, ON, ON-wb, ON-device or ON-wb-device -> the run options it stands for, in $opts
@@ -75,6 +76,14 @@ if has writes; then
   for mode in OFF ON ON-wb; do
     mode_opts "$mode"
     run "u-2x-zipfian-$mode" -w "$out/workload-update.properties" --hbm-entries 1000000 --dram-mb 1024 "${opts[@]}"
+  done
+fi
+if has spill; then
+  # Table 2x HBM, DRAM 64 MiB (about a tenth of the table): HBM evictions go to RocksDB's copy, or to the spill log.
+  for dist in zipfian uniform; do
+    run "c-2x-$dist-ON-device-nospill" "${c2x[@]}" --operations 300 --distribution "$dist" --dram-mb 64 --gpu ON --device-reads
+    run "c-2x-$dist-ON-device-spill" "${c2x[@]}" --operations 300 --distribution "$dist" --dram-mb 64 --gpu ON --device-reads \
+      --hbm-spill-rows 2000000
   done
 fi
 if has host; then

@@ -71,6 +71,10 @@ final class RunCommand implements Callable<Integer> {
             description = "Which HBM misses are installed into HBM: ALWAYS or SECOND_MISS (default ${DEFAULT-VALUE}).")
     io.mlkv.core.HbmAdmission hbmAdmission;
 
+    @Option(names = "--hbm-spill-rows", defaultValue = "0",
+            description = "Rows of the on-SSD spill log for what HBM evicts, 0 for none (default ${DEFAULT-VALUE}); needs --gpu AUTO or ON.")
+    long hbmSpillRows;
+
     @Option(names = "--dir", description = "Store directory; default a temporary one, deleted afterwards.")
     Path dir;
 
@@ -104,10 +108,15 @@ final class RunCommand implements Callable<Integer> {
             System.err.println("--hbm-write-back needs --durability WRITE_BACK (with WRITE_THROUGH every write reaches RocksDB first)");
             return 2;
         }
+        if (hbmSpillRows > 0 && gpu == GpuMode.OFF) {
+            System.err.println("--hbm-spill-rows spills what the HBM tier evicts; it needs --gpu AUTO or ON");
+            return 2;
+        }
         boolean temporary = dir == null;
         Path storeDir = temporary ? Files.createTempDirectory("mlkv-run") : dir;
         try (MlkvStore store = MlkvStore.builder().dim(dim).directory(storeDir).dramCapacityBytes(dramMb << 20)
-                .policy(policy).durability(durability).gpu(gpu).hbmCapacity(hbmEntries).hbmWriteBack(hbmWriteBack).hbmAdmission(hbmAdmission).build()) {
+                .policy(policy).durability(durability).gpu(gpu).hbmCapacity(hbmEntries).hbmWriteBack(hbmWriteBack).hbmAdmission(hbmAdmission)
+                .hbmSpillRows(hbmSpillRows).build()) {
             WorkloadRunner runner;
             try {
                 runner = new WorkloadRunner(store, w, threads, verify, seed).deviceReads(deviceReads);

@@ -18,20 +18,32 @@ class RunCommandTest {
 
     @Test
     void hbmWriteBackWithWriteThroughIsRefusedBeforeAnythingIsOpened() {
+        String message = refused("--gpu", "OFF", "--durability", "WRITE_THROUGH", "--hbm-write-back");
+        assertTrue(message.contains("--hbm-write-back needs --durability WRITE_BACK"), message);
+    }
+
+    @Test
+    void aSpillLogWithoutTheGpuTierIsRefusedBeforeAnythingIsOpened() {
+        String message = refused("--gpu", "OFF", "--hbm-spill-rows", "1000");
+        assertTrue(message.contains("--hbm-spill-rows") && message.contains("--gpu AUTO or ON"), message);
+    }
+
+    /** Runs workload A with {@code options}; asserts exit code 2 and no store created; returns what went to stderr. */
+    private String refused(String... options) {
         PrintStream err = System.err;
         ByteArrayOutputStream captured = new ByteArrayOutputStream();
         System.setErr(new PrintStream(captured, true, StandardCharsets.UTF_8));
+        java.util.List<String> args = new java.util.ArrayList<>(java.util.List.of("run", "-w", "workloada", "--records",
+                "100", "--operations", "2", "--dir", dir.resolve("store").toString(), "--out", dir.resolve("out").toString()));
+        args.addAll(java.util.List.of(options));
         int code;
         try {
-            code = new CommandLine(new Main()).execute("run", "-w", "workloada", "--records", "100", "--operations", "2",
-                    "--gpu", "OFF", "--durability", "WRITE_THROUGH", "--hbm-write-back",
-                    "--dir", dir.resolve("store").toString(), "--out", dir.resolve("out").toString());
+            code = new CommandLine(new Main()).execute(args.toArray(new String[0]));
         } finally {
             System.setErr(err);
         }
         assertEquals(2, code);
-        String message = captured.toString(StandardCharsets.UTF_8);
-        assertTrue(message.contains("--hbm-write-back needs --durability WRITE_BACK"), message);
         assertTrue(!Files.exists(dir.resolve("store")), "no store was created");
+        return captured.toString(StandardCharsets.UTF_8);
     }
 }

@@ -10,8 +10,10 @@ import io.mlkv.gpu.cuda.CudaDevice;
 import io.mlkv.gpu.cuda.DeviceMemory;
 import io.mlkv.gpu.cuda.Kernels;
 import io.mlkv.gpu.cuda.PinnedMemory;
+import io.mlkv.gpu.cufile.DeviceRegion;
 import io.mlkv.gpu.cufile.FileIo;
 import io.mlkv.gpu.dram.MappedDramTier;
+import io.mlkv.gpu.spill.SpillLog;
 import io.mlkv.gpu.table.GpuHashTable;
 import io.mlkv.gpu.table.ScoreMode;
 import io.mlkv.gpu.table.TableSnapshot;
@@ -30,6 +32,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.LongPredicate;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUstream;
 import jcuda.driver.CUstream_flags;
@@ -139,12 +142,17 @@ final class HbmCache implements AutoCloseable {
 
     /**
      * Installs clean copies of rows {@code [0, count)}, which must not be dirty keys, and returns
-     * the entries evicted to make room. Caller holds the mutation lock and brackets the call, and
-     * the handling of what it returns, with {@link #beginMove()} and {@link #endMove()}.
+     * the entries evicted to make room. With a {@code spill} log, the evicted rows are also
+     * appended to it straight from device memory, indexed for the clean ones that
+     * {@code spillable} accepts. Caller holds the mutation lock and brackets the call, and the
+     * handling of what it returns, with {@link #beginMove()} and {@link #endMove()}.
      */
-    Demoted install(long[] keys, float[] values, int count) {
+    Demoted install(long[] keys, float[] values, int count, SpillLog spill, LongPredicate spillable) {
         if (count == 0) {
             return new Demoted(new long[0], new float[0], 0);
+        }
+        if (spill != null) {
+            return installSpilling(keys, values, count, spill, spillable);
         }
         int dim = table.dim();
         long[] evictedKeys = new long[count];
@@ -153,6 +161,123 @@ final class HbmCache implements AutoCloseable {
                 evictedKeys, evictedValues, null);
         installs.add(count);
         return new Demoted(evictedKeys, evictedValues, evicted);
+    }
+
+    /**
+     * {@link #install} through device staging, so that what the table evicts is still in device
+     * memory when it is written to the spill log (by cuFile where the log uses it). The evicted
+     * keys and rows are copied to the host too: the caller writes dirty ones down to DRAM.
+     */
+    private Demoted installSpilling(long[] keys, float[] values, int count, SpillLog spill, LongPredicate spillable) {
+        int dim = table.dim();
+        long rowBytes = dim * 4L;
+        Staging st = acquire(count);
+        try {
+            st.ensureEvicted();
+            st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().put(0, keys, 0, count);
+            st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer().put(0, values, 0, count * dim);
+            Cuda.check(cuMemcpyHtoD(st.missedKeys.pointer(), st.hostKeys.pointer(), count * 8L), "cuMemcpyHtoD (install keys)");
+            Cuda.check(cuMemcpyHtoD(st.rowsIn.pointer(), st.hostRows.pointer(), count * rowBytes), "cuMemcpyHtoD (install rows)");
+            int evicted = (int) table.insertAndEvict(st.missedKeys.pointer(), st.rowsIn.pointer(), null, count,
+                    st.evictedKeys.pointer(), st.evictedRows.pointer(), null);
+            installs.add(count);
+            long[] evictedKeys = new long[evicted];
+            float[] evictedValues = new float[evicted * dim];
+            if (evicted > 0) {
+                table.makeDeviceCurrent();
+                Cuda.check(cuMemcpyDtoH(st.hostKeys.pointer(), st.evictedKeys.pointer(), evicted * 8L), "cuMemcpyDtoH (evicted keys)");
+                Cuda.check(cuMemcpyDtoH(st.hostRows.pointer(), st.evictedRows.pointer(), evicted * rowBytes),
+                        "cuMemcpyDtoH (evicted rows)");
+                st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, evictedKeys);
+                st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer().get(0, evictedValues);
+                boolean[] keep = new boolean[evicted];
+                for (int e = 0; e < evicted; e++) {
+                    keep[e] = !dirty.contains(evictedKeys[e]) && spillable.test(evictedKeys[e]);
+                }
+                spill.append(evictedKeys, keep, evicted, new DeviceRegion(st.evictedRows.pointer(), evicted * rowBytes));
+            }
+            return new Demoted(evictedKeys, evictedValues, evicted);
+        } finally {
+            giveBack(st);
+        }
+    }
+
+    /**
+     * Device reads: reads those misses of {@code m} not yet found ({@code below[j]} false) that
+     * the spill log holds straight into device staging (cuFile where the log uses it) and
+     * scatters them into {@code out}, setting their {@code found} bytes. Copies of the rows go to
+     * {@code rows} (at the miss's position, for promotion) and their {@code below} flags are set.
+     * Returns how many were found.
+     */
+    int readSpilled(DeviceMisses m, boolean[] below, float[] rows, SpillLog spill, CUdeviceptr out, CUdeviceptr found) {
+        int count = m.keys().length;
+        int[] candidates = new int[count];
+        int c = 0;
+        for (int j = 0; j < count; j++) {
+            if (!below[j]) {
+                candidates[c++] = j;
+            }
+        }
+        long[] want = new long[c];
+        for (int i = 0; i < c; i++) {
+            want[i] = m.keys()[candidates[i]];
+        }
+        long[] positions = new long[c];
+        int hits = spill.lookup(want, c, positions);
+        if (hits == 0) {
+            return 0;
+        }
+        int[] at = new int[hits];
+        long[] hitPositions = new long[hits];
+        for (int i = 0, h = 0; i < c; i++) {
+            if (positions[i] >= 0) {
+                at[h] = candidates[i];
+                hitPositions[h++] = positions[i];
+            }
+        }
+        int dim = table.dim();
+        long rowBytes = dim * 4L;
+        boolean[] valid = new boolean[hits];
+        int ok;
+        Staging st = acquire(count);
+        try {
+            long started = System.nanoTime();
+            ok = spill.read(hitPositions, hits, new DeviceRegion(st.rowsIn.pointer(), hits * rowBytes), valid);
+            if (ok == hits) {
+                IntBuffer ix = st.hostRowsIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer();
+                for (int h = 0; h < hits; h++) {
+                    ix.put(h, m.index()[at[h]]);
+                }
+                Cuda.check(cuMemcpyHtoD(st.rowsIndex.pointer(), st.hostRowsIndex.pointer(), hits * 4L),
+                        "cuMemcpyHtoD (spilled row positions)");
+                table.scatterRows(st.rowsIn.pointer(), st.rowsIndex.pointer(), hits, out, found);
+            }
+            Cuda.check(cuMemcpyDtoH(st.hostRows.pointer(), st.rowsIn.pointer(), hits * rowBytes), "cuMemcpyDtoH (spilled rows)");
+            FloatBuffer r = st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
+            for (int h = 0; h < hits; h++) {
+                if (valid[h]) {
+                    r.get(h * dim, rows, at[h] * dim, dim);
+                    below[at[h]] = true;
+                }
+            }
+            spillReadNanos.add(System.nanoTime() - started);
+        } finally {
+            giveBack(st);
+        }
+        if (ok < hits && ok > 0) {
+            // Rare: the ring overwrote some rows while they were read; scatter the valid ones from the host copies.
+            boolean[] mask = new boolean[count];
+            for (int h = 0; h < hits; h++) {
+                mask[at[h]] = valid[h];
+            }
+            scatterBelow(m, rows, mask, ok, out, found);
+        }
+        return ok;
+    }
+
+    /** Time device reads spent reading the spill log into device memory and scattering it. */
+    long spillReadNanos() {
+        return spillReadNanos.sum();
     }
 
     /** Starts an install that may evict dirty entries (a no-op while nothing is dirty). */
@@ -265,6 +390,7 @@ final class HbmCache implements AutoCloseable {
     private MappedDramTier mappedDram;
     private String dramMapFailure;
     private final LongAdder dramProbeNanos = new LongAdder();
+    private final LongAdder spillReadNanos = new LongAdder();
 
     /**
      * What a device lookup left for the tiers below: the missed keys and their batch positions;
@@ -510,6 +636,9 @@ final class HbmCache implements AutoCloseable {
         PinnedMemory hostRows;
         PinnedMemory hostRowsIndex;
         PinnedMemory hostFlags;
+        /** Outputs of installs that spill: allocated on first use, as large as the other buffers. */
+        DeviceMemory evictedKeys;
+        DeviceMemory evictedRows;
 
         Staging() {
             Cuda.check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate (store read staging)");
@@ -535,9 +664,16 @@ final class HbmCache implements AutoCloseable {
             capacity = cap;
         }
 
+        void ensureEvicted() {
+            if (evictedKeys == null) {
+                evictedKeys = new DeviceMemory(capacity * 8, "install: evicted keys");
+                evictedRows = new DeviceMemory(capacity * table.dim() * 4L, "install: evicted rows");
+            }
+        }
+
         private void releaseBuffers() {
-            for (AutoCloseable c : new AutoCloseable[] {hostFlags, hostRowsIndex, hostRows, hostIndex, hostKeys, flags,
-                    rowsIndex, rowsIn, missedIndex, missedKeys}) {
+            for (AutoCloseable c : new AutoCloseable[] {evictedRows, evictedKeys, hostFlags, hostRowsIndex, hostRows,
+                    hostIndex, hostKeys, flags, rowsIndex, rowsIn, missedIndex, missedKeys}) {
                 if (c != null) {
                     try {
                         c.close();
@@ -546,6 +682,8 @@ final class HbmCache implements AutoCloseable {
                     }
                 }
             }
+            evictedKeys = null;
+            evictedRows = null;
             capacity = 0;
         }
 

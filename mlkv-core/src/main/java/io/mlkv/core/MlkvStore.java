@@ -1,6 +1,8 @@
 package io.mlkv.core;
 
 import io.mlkv.gpu.cufile.FileIo;
+import io.mlkv.gpu.cufile.HostRegion;
+import io.mlkv.gpu.spill.SpillLog;
 import io.mlkv.storage.BatchChecks;
 import io.mlkv.storage.MlkvException;
 import io.mlkv.storage.StatusCode;
@@ -92,6 +94,8 @@ public final class MlkvStore implements VectorTier {
     private static final Logger LOG = LoggerFactory.getLogger(MlkvStore.class);
     private static final String META_COUNT = "entry-count";
     private static final String META_CLEAN = "clean-shutdown";
+    /** The HBM spill log's file in the store's directory. */
+    static final String SPILL_FILE = "hbm-spill.log";
 
     private final int dim;
     private final long rowBytes;
@@ -99,6 +103,8 @@ public final class MlkvStore implements VectorTier {
     private final HbmCache hbm;
     /** Moves the HBM tier to and from checkpoint files; null without an HBM tier. */
     private final FileIo fileIo;
+    /** Where clean HBM evictions that DRAM lacks go ({@link Builder#hbmSpillRows}); null if none. */
+    private final SpillLog spill;
     private final DramTier dram;
     private final RocksDbTier rocks;
     private final WriteBackBuffer pending;
@@ -155,6 +161,17 @@ public final class MlkvStore implements VectorTier {
             throw e;
         }
         this.fileIo = hbm == null ? null : FileIo.open(b.fileIoMode);
+        try {
+            this.spill = hbm == null || b.hbmSpillRows == 0 ? null
+                    : SpillLog.create(b.directory.resolve(SPILL_FILE), dim, b.hbmSpillRows, b.fileIoMode);
+        } catch (RuntimeException e) {
+            CloseHelper.closeAll(hbm, fileIo, dram, rocks);
+            throw e;
+        }
+        if (spill != null) {
+            LOG.info("HBM spill log: {} rows in {} ({})", spill.slots(), b.directory.resolve(SPILL_FILE),
+                    spill.cufileUnavailable() == null ? "cuFile" : "POSIX: " + spill.cufileUnavailable());
+        }
         if (hbm != null && b.mapDram) {
             hbm.mapDram(dram);
         }
@@ -466,13 +483,16 @@ public final class MlkvStore implements VectorTier {
     /**
      * Installs rows {@code [0, count)} into HBM and copies what that evicts down to DRAM: dirty
      * entries as dirty (or into the write-back buffer if DRAM refuses them), clean ones only where
-     * DRAM does not hold the key (its copy there may be dirty with the same value). Caller holds
-     * the mutation lock.
+     * DRAM does not hold the key (its copy there may be dirty with the same value), or, with a
+     * spill log, to the log instead. Caller holds the mutation lock.
      */
     private void installInHbm(long[] keys, float[] rows, int count) {
+        if (spill != null) {
+            spill.invalidate(keys, count);
+        }
         hbm.beginMove();
         try {
-            HbmCache.Demoted d = hbm.install(keys, rows, count);
+            HbmCache.Demoted d = hbm.install(keys, rows, count, spill, key -> !dram.contains(key));
             if (d.count() == 0) {
                 return;
             }
@@ -484,7 +504,7 @@ public final class MlkvStore implements VectorTier {
                         pending.add(key, d.values(), e);
                     }
                     hbm.markDemoted(key);
-                } else if (!dram.contains(key)) {
+                } else if (spill == null && !dram.contains(key)) {
                     dram.put(key, d.values(), e, false, -1, now, writeBackSink);
                 }
             }
@@ -536,6 +556,10 @@ public final class MlkvStore implements VectorTier {
             int fromBelow = m.dramHits();
             dramHits.add(m.dramHits());
             dramReadsOnGpu.add(m.dramHits());
+            if (spill != null && fromBelow < misses) {
+                // Spilled rows go from the log straight to device memory and are scattered there.
+                fromBelow += hbm.readSpilled(m, below, rows, spill, out, found);
+            }
             if (fromBelow < misses) {
                 fromBelow += readRestBelow(m.keys(), rows, below, misses - fromBelow, true, scatter);
             }
@@ -634,6 +658,20 @@ public final class MlkvStore implements VectorTier {
         dramNanos.add(dramDone - started);
         dramHits.add(hits);
         dramMisses.add(misses);
+        if (misses > 0 && spill != null) {
+            int fromSpill = readSpilled(keys, missIdx, misses, out, found);
+            if (fromSpill > 0) {
+                hits += fromSpill;
+                int kept = 0;
+                for (int m = 0; m < misses; m++) {
+                    if (!found[missIdx[m]]) {
+                        missIdx[kept] = missIdx[m];
+                        missVersion[kept++] = missVersion[m];
+                    }
+                }
+                misses = kept;
+            }
+        }
         if (misses == 0) {
             return hits;
         }
@@ -658,6 +696,39 @@ public final class MlkvStore implements VectorTier {
             promote(() -> install(missKeys, missValues, missFound, versions, count, now));
         }
         return hits + fromRocks;
+    }
+
+    /**
+     * Reads from the spill log those of the keys at {@code idx[0, count)} that it holds, into
+     * {@code out} at their positions, and sets their {@code found} flags; returns how many.
+     */
+    private int readSpilled(long[] keys, int[] idx, int count, float[] out, boolean[] found) {
+        long[] want = gather(keys, idx, count);
+        long[] positions = new long[count];
+        int hits = spill.lookup(want, count, positions);
+        if (hits == 0) {
+            return 0;
+        }
+        int[] at = new int[hits];
+        long[] hitPositions = new long[hits];
+        for (int m = 0, h = 0; m < count; m++) {
+            if (positions[m] >= 0) {
+                at[h] = idx[m];
+                hitPositions[h++] = positions[m];
+            }
+        }
+        java.nio.ByteBuffer rows = java.nio.ByteBuffer.allocateDirect(hits * (int) rowBytes)
+                .order(java.nio.ByteOrder.nativeOrder());
+        boolean[] valid = new boolean[hits];
+        int read = spill.read(hitPositions, hits, new HostRegion(rows), valid);
+        java.nio.FloatBuffer f = rows.asFloatBuffer();
+        for (int h = 0; h < hits; h++) {
+            if (valid[h]) {
+                f.get(h * dim, out, at[h] * dim, dim);
+                found[at[h]] = true;
+            }
+        }
+        return read;
     }
 
     /** Installs clean copies read from RocksDB, if their DRAM bucket did not change meanwhile. */
@@ -853,6 +924,9 @@ public final class MlkvStore implements VectorTier {
             long seenBefore = existing(unique, u, new boolean[u]);
             // RocksDB first: if it fails, DRAM still holds what it held and nothing changed.
             rocks.multiDelete(keys);
+            if (spill != null) {
+                spill.invalidate(keys, keys.length);
+            }
             for (long key : keys) {
                 dram.remove(key);
             }
@@ -955,6 +1029,9 @@ public final class MlkvStore implements VectorTier {
                     w++;
                     added += existed[r] ? 0 : 1;
                 }
+            }
+            if (spill != null) {
+                spill.invalidate(writeKeys, w);
             }
             if (durability == Durability.WRITE_THROUGH) {
                 rocks.putAll(writeKeys, writeValues, w);
@@ -1392,8 +1469,21 @@ public final class MlkvStore implements VectorTier {
                 dram.size(), dram.capacity(), dramNanos.sum() + (hbm == null ? 0 : hbm.dramProbeNanos()));
         TierStats s = new TierStats("SSD", ssdHits.sum(), ssdMisses.sum(), 0, 0, 0,
                 writeBacks.sum() * rowBytes, promoted * rowBytes, entryCount.get(), -1, ssdNanos.sum());
-        List<TierStats> tiers = hbm == null ? List.of(d, s) : List.of(hbm.stats(rowBytes), d, s);
+        List<TierStats> tiers = hbm == null ? List.of(d, s)
+                : spill == null ? List.of(hbm.stats(rowBytes), d, s) : List.of(hbm.stats(rowBytes), d, spillStats(), s);
         return new StoreStats(tiers, entryCount.get(), prefetched.sum());
+    }
+
+    /** The spill log as a tier: promotions are rows written to it, demotions rows the ring overwrote. */
+    private TierStats spillStats() {
+        SpillLog.Stats st = spill.stats();
+        return new TierStats("SPILL", st.rowsRead(), st.misses() + st.lostToOverwrite(), st.appended(), st.overwritten(), 0,
+                st.appended() * rowBytes, st.rowsRead() * rowBytes, spill.entries(), spill.slots(), st.readNanos());
+    }
+
+    /** How the spill log moves rows between device memory and its file, or null without one. */
+    String spillPath() {
+        return spill == null ? null : spill.path();
     }
 
     /**
@@ -1422,7 +1512,7 @@ public final class MlkvStore implements VectorTier {
             prefetchPool.shutdown();
             promoter.shutdown();
             // In reverse order of opening; a failure does not skip the rest (later ones are suppressed).
-            CloseHelper.closeAll(hbm, fileIo, dram, rocks);
+            CloseHelper.closeAll(spill, hbm, fileIo, dram, rocks);
             awaitPrefetchers();
         } finally {
             lifecycle.writeLock().unlock();
@@ -1494,6 +1584,7 @@ public final class MlkvStore implements VectorTier {
         private boolean hbmWriteBack;
         private boolean mapDram = true;
         private HbmAdmission hbmAdmission = HbmAdmission.ALWAYS;
+        private long hbmSpillRows;
 
         private Builder() {
         }
@@ -1617,6 +1708,23 @@ public final class MlkvStore implements VectorTier {
             return this;
         }
 
+        /**
+         * With a GPU: rows of an on-SSD spill log for what HBM evicts, or 0 (default) for none. A
+         * clean entry that leaves HBM and that DRAM does not hold is written, straight from device
+         * memory (cuFile where it works, see {@link #fileIo}), to a ring of this many rows in
+         * {@code directory/hbm-spill.log} instead of to DRAM; device reads that miss HBM and DRAM
+         * read it back from there into device memory. The log is scratch space: it starts empty
+         * at every open and its oldest rows are overwritten when it is full. Needs a GPU mode
+         * other than {@link GpuMode#OFF}; without a GPU it is not created.
+         */
+        public Builder hbmSpillRows(long rows) {
+            if (rows < 0 || rows > Integer.MAX_VALUE - 8) {
+                throw new IllegalArgumentException("hbmSpillRows must be 0 to " + (Integer.MAX_VALUE - 8) + ", was " + rows);
+            }
+            this.hbmSpillRows = rows;
+            return this;
+        }
+
         /** Fsync RocksDB's write-ahead log on every write, to survive power loss; default off. */
         public Builder syncWrites(boolean sync) {
             this.syncWrites = sync;
@@ -1649,6 +1757,10 @@ public final class MlkvStore implements VectorTier {
                 throw new IllegalStateException("hbmWriteBack(true) needs durability WRITE_BACK (was " + durability
                         + "): with WRITE_THROUGH every write reaches RocksDB before it is acknowledged; "
                         + "drop hbmWriteBack or use WRITE_BACK");
+            }
+            if (hbmSpillRows > 0 && gpuMode == GpuMode.OFF) {
+                throw new IllegalStateException("hbmSpillRows(" + hbmSpillRows + ") spills what the HBM tier evicts, "
+                        + "but gpu(GpuMode.OFF) turns that tier off: use GpuMode.AUTO or ON, or drop hbmSpillRows");
             }
             long bucket = DramTier.bucketBytes(dim);
             if (dramCapacityBytes < bucket) {

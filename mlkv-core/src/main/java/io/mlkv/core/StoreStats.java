@@ -11,7 +11,7 @@ import java.util.List;
  */
 public record StoreStats(List<TierStats> tiers, long size, long prefetched) {
 
-    /** The counters of the named tier ({@code "DRAM"}, {@code "SSD"}, {@code "HBM"}). */
+    /** The counters of the named tier ({@code "HBM"}, {@code "DRAM"}, {@code "SPILL"}, {@code "SSD"}). */
     public TierStats tier(String name) {
         for (TierStats t : tiers) {
             if (t.tier().equals(name)) {

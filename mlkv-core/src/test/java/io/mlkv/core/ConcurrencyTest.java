@@ -41,13 +41,18 @@ class ConcurrencyTest {
         return false;
     }
 
+    /** Rows of the HBM spill log (0: none); a GPU subclass overrides it. */
+    protected long hbmSpillRows() {
+        return 0;
+    }
+
     // Repeated: a race between prefetch and write-back once showed in about 1 of 100 runs.
     @RepeatedTest(10)
     void readsNeverSeeAnOlderValueThanAcknowledgedAndNoUpdateIsLost() throws Exception {
         long seed = Long.getLong("mlkv.seed", System.nanoTime());
         try (MlkvStore store = MlkvStore.builder().dim(DIM).directory(dir.resolve("s"))
                 .dramCapacityBytes(16 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
-                .policy("tinylfu").gpu(gpuMode()).hbmCapacity(512).hbmWriteBack(hbmWriteBack()).build()) {
+                .policy("tinylfu").gpu(gpuMode()).hbmCapacity(512).hbmWriteBack(hbmWriteBack()).hbmSpillRows(hbmSpillRows()).build()) {
             int keys = WRITERS * KEYS_PER_WRITER;
             // acked[k]: the newest version of key k whose multiPut has returned.
             AtomicLongArray acked = new AtomicLongArray(keys);

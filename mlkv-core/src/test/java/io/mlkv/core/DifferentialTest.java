@@ -46,12 +46,17 @@ class DifferentialTest {
         return false;
     }
 
+    /** Rows of the HBM spill log (0: none); a GPU subclass overrides it. */
+    protected long hbmSpillRows() {
+        return 0;
+    }
+
     private MlkvStore open(String policy, Durability durability, int dramBuckets) {
         // A small HBM tier (8 buckets) where one is used, so it evicts too.
         return MlkvStore.builder().dim(DIM).directory(dir.resolve("s"))
                 .dramCapacityBytes(dramBuckets * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
                 .policy(policy).durability(durability).gpu(gpuMode()).hbmCapacity(1024)
-                .hbmWriteBack(hbmWriteBack() && durability == Durability.WRITE_BACK).build();
+                .hbmWriteBack(hbmWriteBack() && durability == Durability.WRITE_BACK).hbmSpillRows(hbmSpillRows()).build();
     }
 
     private void run(long seed, String policy, Durability durability, int dramBuckets) {

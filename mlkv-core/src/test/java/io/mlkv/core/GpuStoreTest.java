@@ -169,87 +169,200 @@ class GpuStoreTest {
     @Test
     void deviceReadsFromMappedDramAreNeverTornNorStale() throws Exception {
         long seed = Long.getLong("mlkv.seed", System.nanoTime());
-        int keys = 3000;
         try (MlkvStore s = MlkvStore.builder().dim(DIM).directory(dir.resolve("mapped"))
                 .dramCapacityBytes(1024 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
                 .gpu(GpuMode.ON).hbmCapacity(128).build()) {
-            long[] all = new long[keys];
-            for (int k = 0; k < keys; k++) {
-                all[k] = k;
-            }
-            s.multiPut(all, versionRows(all, 0));
-            java.util.concurrent.atomic.AtomicLongArray acked = new java.util.concurrent.atomic.AtomicLongArray(keys);
-            java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
-            java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(4);
-            java.util.List<java.util.concurrent.Future<?>> tasks = new java.util.ArrayList<>();
-            for (int w = 0; w < 2; w++) {
-                java.util.SplittableRandom rnd = new java.util.SplittableRandom(seed + w);
-                int owner = w;
-                tasks.add(pool.submit(() -> {
-                    for (int version = 1; !stop.get(); version++) {
-                        long[] batch = new long[64];
-                        for (int i = 0; i < batch.length; i++) {
-                            batch[i] = 2L * rnd.nextInt(keys / 2) + owner; // each writer owns half the keys
-                        }
-                        s.multiPut(batch, versionRows(batch, version));
-                        for (long k : batch) {
-                            acked.accumulateAndGet((int) k, version, Math::max);
-                        }
-                    }
-                    return null;
-                }));
-            }
-            java.util.concurrent.atomic.AtomicLong checked = new java.util.concurrent.atomic.AtomicLong();
-            for (int r = 0; r < 2; r++) {
-                java.util.SplittableRandom rnd = new java.util.SplittableRandom(seed - r - 1);
-                tasks.add(pool.submit(() -> {
-                    int n = 2048;
-                    s.makeGpuCurrent();
-                    try (io.mlkv.gpu.cuda.DeviceMemory dKeys = new io.mlkv.gpu.cuda.DeviceMemory(n * 8L, "keys");
-                         io.mlkv.gpu.cuda.DeviceMemory dOut = new io.mlkv.gpu.cuda.DeviceMemory(n * DIM * 4L, "out");
-                         io.mlkv.gpu.cuda.DeviceMemory dFound = new io.mlkv.gpu.cuda.DeviceMemory(n, "found")) {
-                        long[] batch = new long[n];
-                        long[] floor = new long[n];
-                        float[] out = new float[n * DIM];
-                        while (!stop.get()) {
-                            for (int i = 0; i < n; i++) {
-                                batch[i] = rnd.nextInt(keys);
-                                floor[i] = acked.get((int) batch[i]);
-                            }
-                            s.makeGpuCurrent();
-                            jcuda.driver.JCudaDriver.cuMemcpyHtoD(dKeys.pointer(), jcuda.Pointer.to(batch), n * 8L);
-                            assertEquals(n, s.multiGet(dKeys.pointer(), n, dOut.pointer(), dFound.pointer()));
-                            s.makeGpuCurrent();
-                            jcuda.driver.JCudaDriver.cuMemcpyDtoH(jcuda.Pointer.to(out), dOut.pointer(), out.length * 4L);
-                            for (int i = 0; i < n; i++) {
-                                float version = out[i * DIM + 1];
-                                for (int d = 2; d < DIM; d++) {
-                                    if (out[i * DIM + d] != version) {
-                                        throw new AssertionError("torn row of key " + batch[i] + " (seed " + seed + ")");
-                                    }
-                                }
-                                if (out[i * DIM] != batch[i] || version < floor[i]) {
-                                    throw new AssertionError("key " + batch[i] + " read the row of key " + out[i * DIM]
-                                            + " version " + version + ", acknowledged version " + floor[i]
-                                            + " (seed " + seed + ")");
-                                }
-                            }
-                            checked.addAndGet(n);
-                        }
-                    }
-                    return null;
-                }));
-            }
-            Thread.sleep(3000);
-            stop.set(true);
-            for (java.util.concurrent.Future<?> f : tasks) {
-                f.get(30, java.util.concurrent.TimeUnit.SECONDS);
-            }
-            pool.shutdown();
+            long checked = deviceReadsUnderWriters(s, seed, 3000);
             assertTrue(s.dramReadsOnGpu() > 10_000, "the GPU read DRAM: " + s.dramReadsOnGpu() + " keys, seed " + seed
                     + ", mapping failure: " + s.dramMapFailure());
-            assertTrue(checked.get() > 20_000, "rows checked: " + checked.get());
+            assertTrue(checked > 20_000, "rows checked: " + checked);
         }
+    }
+
+    /**
+     * With a spill log and a DRAM tier far smaller than the data, device reads under concurrent
+     * writers are served from the log (written on HBM evictions, invalidated by every write) and
+     * never return a torn row, another key's row or a value older than acknowledged.
+     */
+    @Test
+    void deviceReadsFromTheSpillLogAreNeverTornNorStale() throws Exception {
+        long seed = Long.getLong("mlkv.seed", System.nanoTime());
+        try (MlkvStore s = MlkvStore.builder().dim(DIM).directory(dir.resolve("spilled"))
+                .dramCapacityBytes(4 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
+                .gpu(GpuMode.ON).hbmCapacity(128).hbmSpillRows(4096).build()) {
+            long checked = deviceReadsUnderWriters(s, seed, 3000);
+            TierStats spill = s.stats().tier("SPILL");
+            assertTrue(spill.hits() > 1000, "the spill log served reads (seed " + seed + "): " + s.stats());
+            assertTrue(checked > 20_000, "rows checked: " + checked);
+        }
+    }
+
+    /**
+     * With a spill log, clean entries HBM evicts (and DRAM lacks) go to the log; host and device
+     * reads find them there with their values; a write or delete of a spilled key is never
+     * answered from the log afterwards; the log is scratch and a reopened store starts it empty.
+     */
+    @Test
+    void hbmEvictionsSpillToTheLogAndComeBackThroughHostAndDeviceReads() {
+        Path d = dir.resolve("spill");
+        int n = 4000;
+        long[] keys = new long[n];
+        for (int i = 0; i < n; i++) {
+            keys[i] = 37L * i + 5;
+        }
+        float[] values = rows(n, 10f);
+        MlkvStore.Builder b = MlkvStore.builder().dim(DIM).directory(d)
+                .dramCapacityBytes(4 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
+                .gpu(GpuMode.ON).hbmCapacity(128).hbmSpillRows(1 << 14);
+        try (MlkvStore s = b.build()) {
+            assertTrue(Arrays.asList("cufile", "posix").contains(s.spillPath()), s.spillPath());
+            s.multiPut(keys, values);
+            s.flush();
+            for (int from = 0; from < n; from += 500) { // each batch evicts the one before from HBM
+                long[] part = Arrays.copyOfRange(keys, from, from + 500);
+                s.multiGet(part, new float[part.length * DIM], new boolean[part.length]);
+            }
+            TierStats spilled = s.stats().tier("SPILL");
+            assertTrue(spilled.promotions() >= n - 1000, "evictions were spilled: " + s.stats());
+            float[] out = new float[n * DIM];
+            assertEquals(n, s.multiGet(keys, out, new boolean[n]));
+            assertArrayEquals(values, out);
+            long hostHits = s.stats().tier("SPILL").hits();
+            assertTrue(hostHits > 1000, "host reads were served by the log: " + s.stats());
+
+            // Overwrite and delete some spilled keys; re-spill the rest by reading other keys.
+            long[] changed = new long[500];
+            long[] deleted = new long[500];
+            for (int i = 0; i < 500; i++) {
+                changed[i] = keys[2 * i];
+                deleted[i] = keys[2 * i + 1];
+            }
+            float[] newer = rows(500, 70_000f);
+            s.multiPut(changed, newer);
+            s.multiDelete(deleted);
+            long[] rest = Arrays.copyOfRange(keys, 1000, n);
+            s.multiGet(rest, new float[rest.length * DIM], new boolean[rest.length]);
+
+            float[] expected = values.clone();
+            boolean[] present = new boolean[n];
+            Arrays.fill(present, true);
+            for (int i = 0; i < 500; i++) {
+                System.arraycopy(newer, i * DIM, expected, 2 * i * DIM, DIM);
+                present[2 * i + 1] = false;
+                Arrays.fill(expected, (2 * i + 1) * DIM, (2 * i + 2) * DIM, -1f);
+            }
+            s.makeGpuCurrent();
+            try (io.mlkv.gpu.cuda.DeviceMemory dKeys = new io.mlkv.gpu.cuda.DeviceMemory(n * 8L, "keys");
+                 io.mlkv.gpu.cuda.DeviceMemory dOut = new io.mlkv.gpu.cuda.DeviceMemory(n * DIM * 4L, "out");
+                 io.mlkv.gpu.cuda.DeviceMemory dFound = new io.mlkv.gpu.cuda.DeviceMemory(n, "found")) {
+                long deviceHitsBefore = s.stats().tier("SPILL").hits();
+                float[] fill = new float[n * DIM];
+                Arrays.fill(fill, -1f);
+                jcuda.driver.JCudaDriver.cuMemcpyHtoD(dKeys.pointer(), jcuda.Pointer.to(keys), n * 8L);
+                jcuda.driver.JCudaDriver.cuMemcpyHtoD(dOut.pointer(), jcuda.Pointer.to(fill), n * DIM * 4L);
+                assertEquals(n - 500, s.multiGet(dKeys.pointer(), n, dOut.pointer(), dFound.pointer()));
+                s.makeGpuCurrent();
+                float[] devOut = new float[n * DIM];
+                byte[] found = new byte[n];
+                jcuda.driver.JCudaDriver.cuMemcpyDtoH(jcuda.Pointer.to(devOut), dOut.pointer(), n * DIM * 4L);
+                jcuda.driver.JCudaDriver.cuMemcpyDtoH(jcuda.Pointer.to(found), dFound.pointer(), n);
+                for (int i = 0; i < n; i++) {
+                    assertEquals(present[i] ? 1 : 0, found[i], "found byte of key " + keys[i]);
+                }
+                assertArrayEquals(expected, devOut, "device reads: newest values, deleted keys untouched");
+                assertTrue(s.stats().tier("SPILL").hits() > deviceHitsBefore, "device reads were served by the log: "
+                        + s.stats());
+            }
+            float[] hostOut = new float[n * DIM];
+            Arrays.fill(hostOut, -1f);
+            boolean[] hostFound = new boolean[n];
+            assertEquals(n - 500, s.multiGet(keys, hostOut, hostFound));
+            assertArrayEquals(expected, hostOut, "host reads after the device reads");
+        }
+        try (MlkvStore s = b.build()) {
+            assertEquals(0, s.stats().tier("SPILL").entries(), "a reopened store starts its log empty");
+        }
+    }
+
+    /**
+     * Two writers put versioned rows of 3000 keys while two readers read random batches through
+     * device pointers for 3 seconds, checking every row; returns how many rows were checked.
+     */
+    private long deviceReadsUnderWriters(MlkvStore s, long seed, int keys) throws Exception {
+        long[] all = new long[keys];
+        for (int k = 0; k < keys; k++) {
+            all[k] = k;
+        }
+        s.multiPut(all, versionRows(all, 0));
+        java.util.concurrent.atomic.AtomicLongArray acked = new java.util.concurrent.atomic.AtomicLongArray(keys);
+        java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(4);
+        java.util.List<java.util.concurrent.Future<?>> tasks = new java.util.ArrayList<>();
+        for (int w = 0; w < 2; w++) {
+            java.util.SplittableRandom rnd = new java.util.SplittableRandom(seed + w);
+            int owner = w;
+            tasks.add(pool.submit(() -> {
+                for (int version = 1; !stop.get(); version++) {
+                    long[] batch = new long[64];
+                    for (int i = 0; i < batch.length; i++) {
+                        batch[i] = 2L * rnd.nextInt(keys / 2) + owner; // each writer owns half the keys
+                    }
+                    s.multiPut(batch, versionRows(batch, version));
+                    for (long k : batch) {
+                        acked.accumulateAndGet((int) k, version, Math::max);
+                    }
+                }
+                return null;
+            }));
+        }
+        java.util.concurrent.atomic.AtomicLong checked = new java.util.concurrent.atomic.AtomicLong();
+        for (int r = 0; r < 2; r++) {
+            java.util.SplittableRandom rnd = new java.util.SplittableRandom(seed - r - 1);
+            tasks.add(pool.submit(() -> {
+                int n = 2048;
+                s.makeGpuCurrent();
+                try (io.mlkv.gpu.cuda.DeviceMemory dKeys = new io.mlkv.gpu.cuda.DeviceMemory(n * 8L, "keys");
+                     io.mlkv.gpu.cuda.DeviceMemory dOut = new io.mlkv.gpu.cuda.DeviceMemory(n * DIM * 4L, "out");
+                     io.mlkv.gpu.cuda.DeviceMemory dFound = new io.mlkv.gpu.cuda.DeviceMemory(n, "found")) {
+                    long[] batch = new long[n];
+                    long[] floor = new long[n];
+                    float[] out = new float[n * DIM];
+                    while (!stop.get()) {
+                        for (int i = 0; i < n; i++) {
+                            batch[i] = rnd.nextInt(keys);
+                            floor[i] = acked.get((int) batch[i]);
+                        }
+                        s.makeGpuCurrent();
+                        jcuda.driver.JCudaDriver.cuMemcpyHtoD(dKeys.pointer(), jcuda.Pointer.to(batch), n * 8L);
+                        assertEquals(n, s.multiGet(dKeys.pointer(), n, dOut.pointer(), dFound.pointer()));
+                        s.makeGpuCurrent();
+                        jcuda.driver.JCudaDriver.cuMemcpyDtoH(jcuda.Pointer.to(out), dOut.pointer(), out.length * 4L);
+                        for (int i = 0; i < n; i++) {
+                            float version = out[i * DIM + 1];
+                            for (int d = 2; d < DIM; d++) {
+                                if (out[i * DIM + d] != version) {
+                                    throw new AssertionError("torn row of key " + batch[i] + " (seed " + seed + ")");
+                                }
+                            }
+                            if (out[i * DIM] != batch[i] || version < floor[i]) {
+                                throw new AssertionError("key " + batch[i] + " read the row of key " + out[i * DIM]
+                                        + " version " + version + ", acknowledged version " + floor[i]
+                                        + " (seed " + seed + ")");
+                            }
+                        }
+                        checked.addAndGet(n);
+                    }
+                }
+                return null;
+            }));
+        }
+        Thread.sleep(3000);
+        stop.set(true);
+        for (java.util.concurrent.Future<?> f : tasks) {
+            f.get(30, java.util.concurrent.TimeUnit.SECONDS);
+        }
+        pool.shutdown();
+        return checked.get();
     }
 
     /** Rows of the key, then {@code version} in every other place (both exact in float32 below 2^24). */
@@ -566,6 +679,50 @@ class GpuStoreTest {
             return MlkvStore.builder().dim(dim).directory(d.resolve("store"))
                     .dramCapacityBytes(8 * DramTier.bucketBytes(dim)).blockCacheBytes(4 << 20)
                     .gpu(GpuMode.ON).hbmCapacity(1024).hbmWriteBack(true).build();
+        }
+    }
+
+    @Nested
+    @Tag("gpu")
+    class SpillContract extends VectorTierContract {
+        @Override
+        protected VectorTier open(Path d, int dim) {
+            return MlkvStore.builder().dim(dim).directory(d.resolve("store"))
+                    .dramCapacityBytes(8 * DramTier.bucketBytes(dim)).blockCacheBytes(4 << 20)
+                    .gpu(GpuMode.ON).hbmCapacity(1024).hbmSpillRows(2048).build();
+        }
+    }
+
+    @Nested
+    @Tag("gpu")
+    class SpillDifferential extends DifferentialTest {
+        @Override
+        protected GpuMode gpuMode() {
+            return GpuMode.ON;
+        }
+
+        @Override
+        protected long hbmSpillRows() {
+            return 2048;
+        }
+    }
+
+    @Nested
+    @Tag("gpu")
+    class SpillWriteBackConcurrency extends ConcurrencyTest {
+        @Override
+        protected GpuMode gpuMode() {
+            return GpuMode.ON;
+        }
+
+        @Override
+        protected boolean hbmWriteBack() {
+            return true;
+        }
+
+        @Override
+        protected long hbmSpillRows() {
+            return 2048;
         }
     }
 

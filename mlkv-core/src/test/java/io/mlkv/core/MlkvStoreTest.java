@@ -88,6 +88,23 @@ class MlkvStoreTest {
     }
 
     @Test
+    void aSpillLogWithoutTheGpuTierIsRefusedAndSaysWhatToChange() {
+        IllegalArgumentException bad = assertThrows(IllegalArgumentException.class,
+                () -> MlkvStore.builder().hbmSpillRows(-1));
+        assertTrue(bad.getMessage().contains("hbmSpillRows") && bad.getMessage().contains("-1"), bad.getMessage());
+        MlkvStore.Builder b = MlkvStore.builder().dim(DIM).directory(dir.resolve("spill")).gpu(GpuMode.OFF)
+                .hbmSpillRows(1000);
+        IllegalStateException e = assertThrows(IllegalStateException.class, b::build);
+        assertTrue(e.getMessage().contains("hbmSpillRows") && e.getMessage().contains("GpuMode.OFF"), e.getMessage());
+        assertTrue(!java.nio.file.Files.exists(dir.resolve("spill")), "nothing was created");
+        try (MlkvStore s = b.hbmSpillRows(0).build()) {
+            s.put(5, new float[DIM]);
+            assertEquals(1, s.size());
+            assertTrue(!java.nio.file.Files.exists(dir.resolve("spill").resolve(MlkvStore.SPILL_FILE)));
+        }
+    }
+
+    @Test
     void hbmWriteBackIsRefusedWithWriteThroughAndSaysWhatToChange() {
         MlkvStore.Builder b = MlkvStore.builder().dim(DIM).directory(dir.resolve("wt")).gpu(GpuMode.OFF)
                 .durability(Durability.WRITE_THROUGH).hbmWriteBack(true);
