@@ -344,7 +344,7 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
                 tile_copy(tile, evicted_values + (size_t)e * dim, values + (size_t)slot * dim, dim);
                 if (lane == 0) {
                     evicted_keys[e] = victim;
-                    evicted_scores[e] = scores[slot];
+                    if (evicted_scores != nullptr) evicted_scores[e] = scores[slot];
                 }
             }
             tile.sync();

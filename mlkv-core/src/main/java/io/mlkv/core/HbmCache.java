@@ -12,6 +12,8 @@ import io.mlkv.gpu.cuda.Kernels;
 import io.mlkv.gpu.cuda.PinnedMemory;
 import io.mlkv.gpu.cufile.DeviceRegion;
 import io.mlkv.gpu.cufile.FileIo;
+import io.mlkv.gpu.cufile.HostRegion;
+import io.mlkv.gpu.cufile.Region;
 import io.mlkv.gpu.dram.MappedDramTier;
 import io.mlkv.gpu.spill.SpillLog;
 import io.mlkv.gpu.table.GpuHashTable;
@@ -194,7 +196,10 @@ final class HbmCache implements AutoCloseable {
                 for (int e = 0; e < evicted; e++) {
                     keep[e] = !dirty.contains(evictedKeys[e]) && spillable.test(evictedKeys[e]);
                 }
-                spill.append(evictedKeys, keep, evicted, new DeviceRegion(st.evictedRows.pointer(), evicted * rowBytes));
+                // cuFile writes from device memory; the POSIX path writes the host copy made above.
+                Region rows = spill.path().equals("cufile") ? new DeviceRegion(st.evictedRows.pointer(), evicted * rowBytes)
+                        : new HostRegion(st.hostRows.buffer());
+                spill.append(evictedKeys, keep, evicted, rows);
             }
             return new Demoted(evictedKeys, evictedValues, evicted);
         } finally {
@@ -204,8 +209,9 @@ final class HbmCache implements AutoCloseable {
 
     /**
      * Device reads: reads those misses of {@code m} not yet found ({@code below[j]} false) that
-     * the spill log holds straight into device staging (cuFile where the log uses it) and
-     * scatters them into {@code out}, setting their {@code found} bytes. Copies of the rows go to
+     * the spill log holds into device staging (straight, with cuFile; through pinned staging
+     * and one copy on the POSIX path) and scatters them into {@code out}, setting their
+     * {@code found} bytes. Copies of the rows go to
      * {@code rows} (at the miss's position, for promotion) and their {@code below} flags are set.
      * Returns how many were found.
      */
@@ -242,7 +248,14 @@ final class HbmCache implements AutoCloseable {
         Staging st = acquire(count);
         try {
             long started = System.nanoTime();
-            ok = spill.read(hitPositions, hits, new DeviceRegion(st.rowsIn.pointer(), hits * rowBytes), valid);
+            boolean direct = spill.path().equals("cufile");
+            ok = spill.read(hitPositions, hits, direct ? new DeviceRegion(st.rowsIn.pointer(), hits * rowBytes)
+                    : new HostRegion(st.hostRows.buffer()), valid);
+            if (direct) {
+                Cuda.check(cuMemcpyDtoH(st.hostRows.pointer(), st.rowsIn.pointer(), hits * rowBytes), "cuMemcpyDtoH (spilled rows)");
+            } else if (ok == hits) {
+                Cuda.check(cuMemcpyHtoD(st.rowsIn.pointer(), st.hostRows.pointer(), hits * rowBytes), "cuMemcpyHtoD (spilled rows)");
+            }
             if (ok == hits) {
                 IntBuffer ix = st.hostRowsIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer();
                 for (int h = 0; h < hits; h++) {
@@ -252,7 +265,6 @@ final class HbmCache implements AutoCloseable {
                         "cuMemcpyHtoD (spilled row positions)");
                 table.scatterRows(st.rowsIn.pointer(), st.rowsIndex.pointer(), hits, out, found);
             }
-            Cuda.check(cuMemcpyDtoH(st.hostRows.pointer(), st.rowsIn.pointer(), hits * rowBytes), "cuMemcpyDtoH (spilled rows)");
             FloatBuffer r = st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
             for (int h = 0; h < hits; h++) {
                 if (valid[h]) {

@@ -141,6 +141,7 @@ public final class MlkvStore implements VectorTier {
     private final LongAdder writeBacks = new LongAdder();
     private final LongAdder prefetched = new LongAdder();
     private final LongAdder dramReadsOnGpu = new LongAdder();
+    private final LongAdder spillReadsOnGpu = new LongAdder();
 
     MlkvStore(Builder b) {
         this.dim = b.dim;
@@ -558,7 +559,9 @@ public final class MlkvStore implements VectorTier {
             dramReadsOnGpu.add(m.dramHits());
             if (spill != null && fromBelow < misses) {
                 // Spilled rows go from the log straight to device memory and are scattered there.
-                fromBelow += hbm.readSpilled(m, below, rows, spill, out, found);
+                int fromSpill = hbm.readSpilled(m, below, rows, spill, out, found);
+                spillReadsOnGpu.add(fromSpill);
+                fromBelow += fromSpill;
             }
             if (fromBelow < misses) {
                 fromBelow += readRestBelow(m.keys(), rows, below, misses - fromBelow, true, scatter);
@@ -1453,6 +1456,11 @@ public final class MlkvStore implements VectorTier {
     /** Why the DRAM tier is not mapped for GPU reads, or null (for tests and benchmarks). */
     String dramMapFailure() {
         return hbm == null ? "no HBM tier" : hbm.dramMapFailure();
+    }
+
+    /** Keys that device reads found in the spill log, read straight into device memory (for tests). */
+    long spillReadsOnGpu() {
+        return spillReadsOnGpu.sum();
     }
 
     /** Keys that device reads found in the mapped DRAM tier on the GPU (for tests and benchmarks). */

@@ -137,20 +137,29 @@ public final class BlockFile implements AutoCloseable {
             }
             return;
         }
+        if (src instanceof HostRegion h) {
+            pwriteFully(h.view(srcOffset, Math.toIntExact(len)), fileOffset);
+            return;
+        }
         int chunk = (int) Math.min(len, 8 << 20);
         try (Region.Bounce b = src.bounce(chunk)) {
             for (long done = 0; done < len; done += chunk) {
                 int n = (int) Math.min(chunk, len - done);
                 src.copyOut(srcOffset + done, b.buffer(), n);
-                ByteBuffer view = b.buffer().duplicate().position(0).limit(n);
-                long pos = fileOffset + done;
-                while (view.hasRemaining()) {
-                    pos += channel.write(view, pos);
-                }
+                pwriteFully(b.buffer().duplicate().position(0).limit(n), fileOffset + done);
+            }
+        }
+    }
+
+    private void pwriteFully(ByteBuffer view, long pos) {
+        long start = pos;
+        try {
+            while (view.hasRemaining()) {
+                pos += channel.write(view, pos);
             }
         } catch (IOException e) {
-            throw new MlkvException(StatusCode.IO_ERROR, "pwrite " + file + " (" + len + " bytes at " + fileOffset + ")",
-                    e.getClass().getSimpleName(), e.getMessage(), e);
+            throw new MlkvException(StatusCode.IO_ERROR, "pwrite " + file + " (" + view.remaining() + " bytes left of a write at "
+                    + start + ")", e.getClass().getSimpleName(), e.getMessage(), e);
         }
     }
 
@@ -186,6 +195,16 @@ public final class BlockFile implements AutoCloseable {
         long total = (long) count * rowBytes;
         if (total > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("readRows: " + total + " bytes in one call, at most " + Integer.MAX_VALUE);
+        }
+        if (target instanceof HostRegion h) {
+            inParallel(count, (from, to) -> {
+                for (int i = from; i < to; ) {
+                    int run = runLength(fileOffsets, i, to, rowBytes);
+                    preadFully(h.view((long) i * rowBytes, run * rowBytes), fileOffsets[i]);
+                    i += run;
+                }
+            }, false);
+            return;
         }
         try (Region.Bounce b = target.bounce((int) total)) {
             ByteBuffer buf = b.buffer();

@@ -14,6 +14,11 @@ public final class HostRegion implements Region {
         this.memory = memory.duplicate().clear();
     }
 
+    /** The bytes {@code [offset, offset + len)} of the region as a buffer of their own (shared content). */
+    ByteBuffer view(long offset, int len) {
+        return memory.duplicate().limit((int) offset + len).position((int) offset);
+    }
+
     @Override
     public long bytes() {
         return memory.capacity();

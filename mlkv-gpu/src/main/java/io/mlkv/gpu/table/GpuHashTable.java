@@ -298,7 +298,7 @@ public final class GpuHashTable implements VectorTier {
 
     /**
      * Inserts or overwrites {@code n} rows, writing every entry evicted to make room to the
-     * {@code evicted*} arrays (room for {@code n} entries each).
+     * {@code evicted*} arrays (room for {@code n} entries each; {@code evictedScores} may be null).
      *
      * @return the number of evicted entries
      */
