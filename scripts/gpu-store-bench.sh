@@ -8,7 +8,8 @@
 # admission (the hybrid zipfian case with SECOND_MISS HBM admission), train (embedding-train:
 # lookups then gradient accumulation into the same rows; OFF, ON, ON with write-back, each ON
 # also with keys, rows and deltas in device memory).
-# spill (device reads with DRAM far smaller than the table, without and with the HBM spill log).
+# spill (device reads, table 8x HBM, DRAM a tenth of the table: without the HBM spill log, with it
+# over the automatic path and over POSIX).
 # WB_DISTS narrows the write-back group's distributions.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -79,11 +80,14 @@ if has writes; then
   done
 fi
 if has spill; then
-  # Table 2x HBM, DRAM 64 MiB (about a tenth of the table): HBM evictions go to RocksDB's copy, or to the spill log.
+  # Table 8x HBM (2,000,000 records, HBM 250,000 entries), DRAM 64 MiB (about a tenth of the table): what HBM
+  # evicts and DRAM lacks is read again from RocksDB, or from the spill log, over cuFile where the host takes
+  # it (AUTO) and over our POSIX path.
+  c8x=(-w workloadc --records 2000000 --hbm-entries 250000 --dram-mb 64 --gpu ON --device-reads --operations 300)
   for dist in zipfian uniform; do
-    run "c-2x-$dist-ON-device-nospill" "${c2x[@]}" --operations 300 --distribution "$dist" --dram-mb 64 --gpu ON --device-reads
-    run "c-2x-$dist-ON-device-spill" "${c2x[@]}" --operations 300 --distribution "$dist" --dram-mb 64 --gpu ON --device-reads \
-      --hbm-spill-rows 2000000
+    run "c-8x-$dist-ON-device-nospill" "${c8x[@]}" --distribution "$dist"
+    run "c-8x-$dist-ON-device-spill-auto" "${c8x[@]}" --distribution "$dist" --hbm-spill-rows 2000000
+    run "c-8x-$dist-ON-device-spill-posix" "${c8x[@]}" --distribution "$dist" --hbm-spill-rows 2000000 --file-io POSIX
   done
 fi
 if has host; then

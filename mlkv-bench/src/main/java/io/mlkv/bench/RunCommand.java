@@ -75,6 +75,10 @@ final class RunCommand implements Callable<Integer> {
             description = "Rows of the on-SSD spill log for what HBM evicts, 0 for none (default ${DEFAULT-VALUE}); needs --gpu AUTO or ON.")
     long hbmSpillRows;
 
+    @Option(names = "--file-io", defaultValue = "AUTO",
+            description = "How HBM checkpoints and the spill log reach files: AUTO (cuFile where it works), POSIX or CUFILE (default ${DEFAULT-VALUE}).")
+    io.mlkv.gpu.cufile.FileIo.Mode fileIo;
+
     @Option(names = "--dir", description = "Store directory; default a temporary one, deleted afterwards.")
     Path dir;
 
@@ -116,7 +120,7 @@ final class RunCommand implements Callable<Integer> {
         Path storeDir = temporary ? Files.createTempDirectory("mlkv-run") : dir;
         try (MlkvStore store = MlkvStore.builder().dim(dim).directory(storeDir).dramCapacityBytes(dramMb << 20)
                 .policy(policy).durability(durability).gpu(gpu).hbmCapacity(hbmEntries).hbmWriteBack(hbmWriteBack).hbmAdmission(hbmAdmission)
-                .hbmSpillRows(hbmSpillRows).build()) {
+                .hbmSpillRows(hbmSpillRows).fileIo(fileIo).build()) {
             WorkloadRunner runner;
             try {
                 runner = new WorkloadRunner(store, w, threads, verify, seed).deviceReads(deviceReads);
