@@ -22,7 +22,7 @@ run() { # label, then run options
   local label=$1; shift
   echo "== $label"
   "${java[@]}" -cp "$cp" io.mlkv.bench.Main run --out "$out/$label" --threads 4 --dim 64 --batch "${BATCH:-65536}" "$@" 2>/dev/null \
-    | grep -E '^(load|\| (read|update|train[a-z_-]*|HBM|DRAM|SPILL|SSD) )'
+    | grep -E '^(load|spill log path|\| (read|update|train[a-z_-]*|HBM|DRAM|SPILL|SSD) )'
 }
 has() { [[ " $cases " == *" $1 "* ]]; }
 mode_opts() { # OFF, ON, ON-wb, ON-device or ON-wb-device -> the run options it stands for, in $opts

@@ -121,6 +121,9 @@ final class RunCommand implements Callable<Integer> {
         try (MlkvStore store = MlkvStore.builder().dim(dim).directory(storeDir).dramCapacityBytes(dramMb << 20)
                 .policy(policy).durability(durability).gpu(gpu).hbmCapacity(hbmEntries).hbmWriteBack(hbmWriteBack).hbmAdmission(hbmAdmission)
                 .hbmSpillRows(hbmSpillRows).fileIo(fileIo).build()) {
+            if (store.spillPath() != null) {
+                System.out.println("spill log path: " + store.spillPath());
+            }
             WorkloadRunner runner;
             try {
                 runner = new WorkloadRunner(store, w, threads, verify, seed).deviceReads(deviceReads);

@@ -1489,8 +1489,11 @@ public final class MlkvStore implements VectorTier {
                 st.appended() * rowBytes, st.rowsRead() * rowBytes, spill.entries(), spill.slots(), st.readNanos());
     }
 
-    /** How the spill log moves rows between device memory and its file, or null without one. */
-    String spillPath() {
+    /**
+     * How the HBM spill log moves rows between device memory and its file: {@code "cufile"} or
+     * {@code "posix"}; null where the store has no spill log.
+     */
+    public String spillPath() {
         return spill == null ? null : spill.path();
     }
 
