@@ -10,12 +10,14 @@
 # also with keys, rows and deltas in device memory).
 # spill (device reads, table 8x HBM, DRAM a tenth of the table: without the HBM spill log, with it
 # over the automatic path and over POSIX).
+# hkv (mlkv-bench store-bench: device reads of 1M-key batches by one caller, timed as HierarchicalKV
+# times its hybrid find, against the store without a GPU; STORE_BENCH_OPTS adds options).
 # WB_DISTS narrows the write-back group's distributions.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-$here/out}
 mkdir -p "$out"
-cases=${CASES:-device hybrid admission train writeback writes host spill}
+cases=${CASES:-hkv device hybrid admission train writeback writes host spill}
 cp=$(printf '%s:' "$here"/lib/*.jar)
 java=("$here/jre/bin/java" --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow -Xmx16g)
 run() { # label, then run options
@@ -78,6 +80,11 @@ if has writes; then
     mode_opts "$mode"
     run "u-2x-zipfian-$mode" -w "$out/workload-update.properties" --hbm-entries 1000000 --dram-mb 1024 "${opts[@]}"
   done
+fi
+if has hkv; then
+  echo "== store-bench"
+  # shellcheck disable=SC2086
+  "${java[@]}" -cp "$cp" io.mlkv.bench.Main store-bench ${STORE_BENCH_OPTS:-} 2>&1 | grep -v '^\[' | grep -v 'SLF4J'
 fi
 if has spill; then
   # Table 8x HBM (2,000,000 records, HBM 250,000 entries), DRAM 64 MiB (about a tenth of the table): what HBM

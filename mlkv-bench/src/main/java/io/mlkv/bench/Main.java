@@ -10,7 +10,7 @@ import picocli.CommandLine.Command;
 @Command(name = "mlkv-bench", mixinStandardHelpOptions = true, version = "mlkv-bench 0.1.0",
         description = {"Runs MLKV's demo, policy simulator and JMH benchmarks.",
             "  jmh [JMH options]   runs the JMH benchmarks in this jar, e.g. 'jmh TierBenchmark -f 1'"},
-        subcommands = {RunCommand.class, DemoCommand.class, SimulateCommand.class, GpuBenchCommand.class, GpuIoCommand.class,
+        subcommands = {RunCommand.class, DemoCommand.class, SimulateCommand.class, GpuBenchCommand.class, GpuIoCommand.class, StoreBenchCommand.class,
             CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 

@@ -28,6 +28,26 @@ class RunCommandTest {
         assertTrue(message.contains("--hbm-spill-rows") && message.contains("--gpu AUTO or ON"), message);
     }
 
+    @Test
+    void theStoreBenchWithoutAGpuSaysWhyAndOpensNothing() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(io.mlkv.gpu.cuda.CudaDevice.unavailableReason() != null
+                || !io.mlkv.gpu.cuda.Kernels.built(), "this machine has a GPU: store-bench would run");
+        PrintStream err = System.err;
+        ByteArrayOutputStream captured = new ByteArrayOutputStream();
+        System.setErr(new PrintStream(captured, true, StandardCharsets.UTF_8));
+        int code;
+        try {
+            code = new CommandLine(new Main()).execute("store-bench", "--records", "1000", "--dir",
+                    dir.resolve("store").toString());
+        } finally {
+            System.setErr(err);
+        }
+        assertEquals(2, code);
+        String message = captured.toString(StandardCharsets.UTF_8);
+        assertTrue(message.contains("needs a CUDA GPU"), message);
+        assertTrue(!Files.exists(dir.resolve("store")), "no store was created");
+    }
+
     /** Runs workload A with {@code options}; asserts exit code 2 and no store created; returns what went to stderr. */
     private String refused(String... options) {
         PrintStream err = System.err;

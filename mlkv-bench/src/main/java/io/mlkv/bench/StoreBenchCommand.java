@@ -1,0 +1,258 @@
+package io.mlkv.bench;
+
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
+
+import io.mlkv.core.GpuMode;
+import io.mlkv.core.HbmAdmission;
+import io.mlkv.core.MlkvStore;
+import io.mlkv.core.StoreStats;
+import io.mlkv.core.workload.KeyGenerator;
+import io.mlkv.core.workload.KeyGenerators;
+import io.mlkv.gpu.cuda.Cuda;
+import io.mlkv.gpu.cuda.DeviceMemory;
+import io.mlkv.storage.dram.DramTier;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import jcuda.Pointer;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * The store's device-pointer read path timed the way HierarchicalKV times its hybrid find: one
+ * caller, batches of {@code --batch} keys already in device memory, a host clock around each
+ * {@code multiGet(CUdeviceptr ...)} call (which returns with the rows in device memory), the best
+ * and the median of {@code --calls} timed calls after {@code --warmup} untimed ones. The table
+ * lives in HBM and in a DRAM tier large enough for all of it (HierarchicalKV's hybrid mode keeps
+ * every value in HBM or host memory); baseline in the same run: the same store opened without a
+ * GPU, reading the same batches with host arrays.
+ *
+ * <pre>mlkv-bench store-bench --records 4194304 --hbm-entries 2097152 --dim 64 --batch 1048576</pre>
+ */
+@Command(name = "store-bench", mixinStandardHelpOptions = true,
+        description = "Times the tiered store's device reads with HierarchicalKV's hybrid-find method (one caller, "
+                + "1M-key batches in device memory, best and median of timed calls) against the store without a GPU.")
+final class StoreBenchCommand implements Callable<Integer> {
+    /** HierarchicalKV's hybrid find at dim 64 on the H200, 0.192 x 2^30 keys/s (shared/GPU-HOST.md). */
+    static final double HKV_HYBRID_FIND_KEYS_PER_S = 0.192 * (1L << 30);
+
+    @Option(names = "--records", defaultValue = "4194304", description = "Keys in the table (default ${DEFAULT-VALUE}).")
+    int records;
+
+    @Option(names = "--hbm-entries", description = "Entries of the HBM tier; default half of --records.")
+    Long hbmEntries;
+
+    @Option(names = "--dim", defaultValue = "64", description = "Floats per vector (default ${DEFAULT-VALUE}).")
+    int dim;
+
+    @Option(names = "--batch", defaultValue = "1048576", description = "Keys per call (default ${DEFAULT-VALUE}).")
+    int batch;
+
+    @Option(names = "--calls", defaultValue = "8", description = "Timed calls per distribution (default ${DEFAULT-VALUE}).")
+    int calls;
+
+    @Option(names = "--warmup", defaultValue = "8", description = "Untimed calls first, which fill HBM (default ${DEFAULT-VALUE}).")
+    int warmup;
+
+    @Option(names = "--distributions", split = ",", defaultValue = "scrambled,uniform",
+            description = "Key distributions (scrambled is YCSB's zipfian; default ${DEFAULT-VALUE}).")
+    List<String> distributions;
+
+    @Option(names = "--theta", defaultValue = "0.99", description = "Zipfian skew (default ${DEFAULT-VALUE}).")
+    double theta;
+
+    @Option(names = "--hbm-admission", defaultValue = "ALWAYS", description = "ALWAYS or SECOND_MISS (default ${DEFAULT-VALUE}).")
+    HbmAdmission admission;
+
+    @Option(names = "--dir", description = "Store directory; default a temporary one, deleted afterwards.")
+    Path dir;
+
+    @Option(names = "--seed", defaultValue = "1", description = "Seed of the key batches (default ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Override
+    public Integer call() throws Exception {
+        if (records < 1 || batch < 1 || calls < 1 || warmup < 0 || dim < 1) {
+            System.err.println("--records, --batch, --calls and --dim must be positive, --warmup not negative");
+            return 2;
+        }
+        String noGpu = !io.mlkv.gpu.cuda.Kernels.built() ? "the GPU kernels were not built into this jar"
+                : io.mlkv.gpu.cuda.CudaDevice.unavailableReason();
+        if (noGpu != null) {
+            System.err.println("store-bench times the store's device reads and needs a CUDA GPU: " + noGpu);
+            return 2;
+        }
+        long hbm = hbmEntries == null ? Math.max(1, records / 2) : hbmEntries;
+        boolean temporary = dir == null;
+        Path storeDir = temporary ? Files.createTempDirectory("mlkv-store-bench") : dir;
+        // DRAM holds the whole table: a third more slots than keys, since buckets fill unevenly.
+        long dramBytes = ((long) records * 4 / 3 / DramTier.BUCKET_SLOTS + 1) * DramTier.bucketBytes(dim);
+        List<String> rows = new ArrayList<>();
+        try {
+            long[][][] batches = new long[distributions.size()][][];
+            for (int d = 0; d < distributions.size(); d++) {
+                KeyGenerator g = KeyGenerators.create(new KeyGenerators.Spec(distributions.get(d), records, theta, 0.2, 0.8,
+                        seed + d));
+                batches[d] = new long[warmup + calls][batch];
+                for (long[] b : batches[d]) {
+                    g.fill(b);
+                }
+            }
+            double[][] cpu = new double[distributions.size()][];
+            try (MlkvStore s = open(storeDir, GpuMode.OFF, hbm, dramBytes)) {
+                load(s);
+                readAll(s, "warm DRAM");
+                for (int d = 0; d < distributions.size(); d++) {
+                    cpu[d] = timeHost(s, batches[d]);
+                }
+            }
+            try (MlkvStore s = open(storeDir, GpuMode.ON, hbm, dramBytes)) {
+                readAll(s, "warm DRAM");
+                for (int d = 0; d < distributions.size(); d++) {
+                    StoreStats before = s.stats();
+                    double[] gpu = timeDevice(s, batches[d]);
+                    StoreStats after = s.stats();
+                    double hits = after.tier("HBM").hits() - before.tier("HBM").hits();
+                    double misses = after.tier("HBM").misses() - before.tier("HBM").misses();
+                    double best = max(gpu);
+                    double cpuBest = max(cpu[d]);
+                    rows.add(String.format(Locale.ROOT, "| %s | %,d | %,.0f | %,.0f | %.3f | %,.0f | %.2fx | %.3fx |",
+                            distributions.get(d), batch, best, median(gpu), hits / Math.max(1, hits + misses), cpuBest,
+                            best / cpuBest, best / HKV_HYBRID_FIND_KEYS_PER_S));
+                }
+                System.out.println(s.stats());
+            }
+        } finally {
+            if (temporary) {
+                TempDirectories.deleteTree(storeDir);
+            }
+        }
+        System.out.printf(Locale.ROOT, "%nstore-bench: %,d records of dim %d, HBM %,d entries, DRAM %,d bytes (holds the table), "
+                + "admission %s, %d warm-up + %d timed calls per distribution, one caller%n%n", records, dim, hbm, dramBytes,
+                admission, warmup, calls);
+        System.out.println("| distribution | batch | device reads keys/s (best) | median | HBM hit rate "
+                + "| GPU OFF host reads keys/s (best) | vs GPU OFF | vs HierarchicalKV hybrid find (206M keys/s, published) |");
+        System.out.println("|---|---|---|---|---|---|---|---|");
+        rows.forEach(System.out::println);
+        return 0;
+    }
+
+    private MlkvStore open(Path d, GpuMode gpu, long hbm, long dramBytes) {
+        return MlkvStore.builder().dim(dim).directory(d).dramCapacityBytes(dramBytes).gpu(gpu).hbmCapacity(hbm)
+                .hbmAdmission(admission).build();
+    }
+
+    private float[] rowsOf(long from, int n) {
+        float[] v = new float[n * dim];
+        for (int i = 0; i < n; i++) {
+            Arrays.fill(v, i * dim, (i + 1) * dim, from + i);
+        }
+        return v;
+    }
+
+    private void load(MlkvStore s) {
+        Progress p = new Progress("load", records, "keys");
+        int chunk = 65536;
+        for (int from = 0; from < records; from += chunk) {
+            int n = Math.min(chunk, records - from);
+            long[] keys = new long[n];
+            for (int i = 0; i < n; i++) {
+                keys[i] = from + i;
+            }
+            s.multiPut(keys, rowsOf(from, n));
+            p.update(from + n);
+        }
+        s.flush();
+    }
+
+    /** Reads every key once (host arrays), so the DRAM tier holds the table. */
+    private void readAll(MlkvStore s, String label) {
+        Progress p = new Progress(label, records, "keys");
+        int chunk = 65536;
+        float[] out = new float[chunk * dim];
+        boolean[] found = new boolean[chunk];
+        for (int from = 0; from < records; from += chunk) {
+            int n = Math.min(chunk, records - from);
+            long[] keys = new long[n];
+            for (int i = 0; i < n; i++) {
+                keys[i] = from + i;
+            }
+            int got = s.multiGet(keys, n == chunk ? out : new float[n * dim], n == chunk ? found : new boolean[n]);
+            if (got != n) {
+                throw new IllegalStateException("warm-up read found " + got + " of " + n + " keys from " + from);
+            }
+            p.update(from + n);
+        }
+    }
+
+    /** Keys/s of each timed call, host arrays. */
+    private double[] timeHost(MlkvStore s, long[][] keyBatches) {
+        float[] out = new float[batch * dim];
+        boolean[] found = new boolean[batch];
+        double[] rates = new double[calls];
+        for (int c = 0; c < keyBatches.length; c++) {
+            long t0 = System.nanoTime();
+            int got = s.multiGet(keyBatches[c], out, found);
+            long t = System.nanoTime() - t0;
+            check(got, keyBatches[c], out);
+            if (c >= warmup) {
+                rates[c - warmup] = batch / (t / 1e9);
+            }
+        }
+        return rates;
+    }
+
+    /** Keys/s of each timed call, device pointers (keys copied to the GPU before the clock starts). */
+    private double[] timeDevice(MlkvStore s, long[][] keyBatches) {
+        double[] rates = new double[calls];
+        s.makeGpuCurrent();
+        try (DeviceMemory keys = new DeviceMemory(batch * 8L, "store-bench keys");
+             DeviceMemory out = new DeviceMemory((long) batch * dim * 4, "store-bench rows");
+             DeviceMemory found = new DeviceMemory(batch, "store-bench found")) {
+            float[] check = new float[batch * dim];
+            for (int c = 0; c < keyBatches.length; c++) {
+                s.makeGpuCurrent();
+                Cuda.check(cuMemcpyHtoD(keys.pointer(), Pointer.to(keyBatches[c]), batch * 8L), "cuMemcpyHtoD (bench keys)");
+                long t0 = System.nanoTime();
+                long got = s.multiGet(keys.pointer(), batch, out.pointer(), found.pointer());
+                long t = System.nanoTime() - t0;
+                if (c == 0 || c == keyBatches.length - 1) {
+                    s.makeGpuCurrent();
+                    Cuda.check(jcuda.driver.JCudaDriver.cuMemcpyDtoH(Pointer.to(check), out.pointer(), (long) batch * dim * 4),
+                            "cuMemcpyDtoH (bench rows)");
+                    check((int) got, keyBatches[c], check);
+                }
+                if (c >= warmup) {
+                    rates[c - warmup] = batch / (t / 1e9);
+                }
+            }
+        }
+        return rates;
+    }
+
+    /** Every key must be found with its own row (value = key). */
+    private void check(int got, long[] keys, float[] out) {
+        if (got != keys.length) {
+            throw new IllegalStateException("a read found " + got + " of " + keys.length + " keys");
+        }
+        for (int i = 0; i < keys.length; i++) {
+            if (out[i * dim] != (float) keys[i]) {
+                throw new IllegalStateException("key " + keys[i] + " read " + out[i * dim]);
+            }
+        }
+    }
+
+    private static double max(double[] v) {
+        return Arrays.stream(v).max().orElse(0);
+    }
+
+    private static double median(double[] v) {
+        double[] s = v.clone();
+        Arrays.sort(s);
+        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    }
+}
