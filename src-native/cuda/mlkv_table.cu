@@ -526,6 +526,16 @@ extern "C" __global__ void mlkv_scatter_rows(const float* __restrict__ src, cons
     dst[(size_t)index[row] * dim + d] = src[(size_t)row * dim + d];
 }
 
+// Gathers rows index[j] of `src` into row j of `dst`, for j < n: the inverse of mlkv_scatter_rows.
+extern "C" __global__ void mlkv_gather_rows(const float* __restrict__ src, const int* __restrict__ index, long n,
+                                            int dim, float* __restrict__ dst) {
+    long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    long row = t / dim;
+    if (row >= n) return;
+    int d = (int)(t - row * dim);
+    dst[(size_t)row * dim + d] = src[(size_t)index[row] * dim + d];
+}
+
 // Sets flags[index[j]] = 1 for j < n: marks the rows mlkv_scatter_rows filled as found.
 extern "C" __global__ void mlkv_set_flags(const int* __restrict__ index, long n, uint8_t* __restrict__ flags) {
     long t = (long)blockIdx.x * blockDim.x + threadIdx.x;

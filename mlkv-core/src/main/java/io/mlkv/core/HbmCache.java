@@ -138,7 +138,10 @@ final class HbmCache implements AutoCloseable {
         return table.find(keys, out, found);
     }
 
-    /** What an install pushed out of HBM, in the order it left; rows {@code [0, count)}. */
+    /**
+     * What an install pushed out of HBM, in the order it left; rows {@code [0, count)}. Installs
+     * from device staging leave {@code values} null when no evicted entry has to move down.
+     */
     record Demoted(long[] keys, float[] values, int count) {
     }
 
@@ -172,39 +175,64 @@ final class HbmCache implements AutoCloseable {
      */
     private Demoted installSpilling(long[] keys, float[] values, int count, SpillLog spill, LongPredicate spillable) {
         int dim = table.dim();
-        long rowBytes = dim * 4L;
         Staging st = acquire(count);
         try {
-            st.ensureEvicted();
+            st.ensureInstall();
             st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().put(0, keys, 0, count);
             st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer().put(0, values, 0, count * dim);
             Cuda.check(cuMemcpyHtoD(st.missedKeys.pointer(), st.hostKeys.pointer(), count * 8L), "cuMemcpyHtoD (install keys)");
-            Cuda.check(cuMemcpyHtoD(st.rowsIn.pointer(), st.hostRows.pointer(), count * rowBytes), "cuMemcpyHtoD (install rows)");
-            int evicted = (int) table.insertAndEvict(st.missedKeys.pointer(), st.rowsIn.pointer(), null, count,
-                    st.evictedKeys.pointer(), st.evictedRows.pointer(), null);
-            installs.add(count);
-            long[] evictedKeys = new long[evicted];
-            float[] evictedValues = new float[evicted * dim];
-            if (evicted > 0) {
-                table.makeDeviceCurrent();
-                Cuda.check(cuMemcpyDtoH(st.hostKeys.pointer(), st.evictedKeys.pointer(), evicted * 8L), "cuMemcpyDtoH (evicted keys)");
-                Cuda.check(cuMemcpyDtoH(st.hostRows.pointer(), st.evictedRows.pointer(), evicted * rowBytes),
-                        "cuMemcpyDtoH (evicted rows)");
-                st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, evictedKeys);
-                st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer().get(0, evictedValues);
-                boolean[] keep = new boolean[evicted];
-                for (int e = 0; e < evicted; e++) {
-                    keep[e] = !dirty.contains(evictedKeys[e]) && spillable.test(evictedKeys[e]);
-                }
-                // cuFile writes from device memory; the POSIX path writes the host copy made above.
-                Region rows = spill.path().equals("cufile") ? new DeviceRegion(st.evictedRows.pointer(), evicted * rowBytes)
-                        : new HostRegion(st.hostRows.buffer());
-                spill.append(evictedKeys, keep, evicted, rows);
-            }
-            return new Demoted(evictedKeys, evictedValues, evicted);
+            Cuda.check(cuMemcpyHtoD(st.rowsIn.pointer(), st.hostRows.pointer(), count * dim * 4L), "cuMemcpyHtoD (install rows)");
+            // Clean evictees need no host copy: the spill log takes them (the caller moves dirty ones down).
+            return installStaged(st, count, st.rowsIn.pointer(), spill, spillable, key -> false);
         } finally {
             giveBack(st);
         }
+    }
+
+    /**
+     * Installs the {@code count} keys in {@code st.missedKeys} with their rows at {@code rows}
+     * (device memory), appends what the table evicts to the {@code spill} log (if any; indexed for
+     * the clean keys {@code spillable} accepts) and returns the evicted keys, with their rows if
+     * any of them must move down (a dirty one, or a clean one {@code cleanNeedsRow} accepts) and
+     * null rows otherwise.
+     */
+    private Demoted installStaged(Staging st, int count, CUdeviceptr rows, SpillLog spill, LongPredicate spillable,
+            LongPredicate cleanNeedsRow) {
+        int dim = table.dim();
+        long rowBytes = dim * 4L;
+        int evicted = (int) table.insertAndEvict(st.missedKeys.pointer(), rows, null, count, st.evictedKeys.pointer(),
+                st.evictedRows.pointer(), null);
+        installs.add(count);
+        long[] evictedKeys = new long[evicted];
+        if (evicted == 0) {
+            return new Demoted(evictedKeys, new float[0], 0);
+        }
+        table.makeDeviceCurrent();
+        Cuda.check(cuMemcpyDtoH(st.hostKeys.pointer(), st.evictedKeys.pointer(), evicted * 8L), "cuMemcpyDtoH (evicted keys)");
+        st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, evictedKeys);
+        boolean posixSpill = spill != null && !spill.path().equals("cufile");
+        boolean needRows = posixSpill;
+        for (int e = 0; e < evicted && !needRows; e++) {
+            needRows = dirty.contains(evictedKeys[e]) || cleanNeedsRow.test(evictedKeys[e]);
+        }
+        float[] evictedValues = null;
+        if (needRows) {
+            evictedValues = new float[evicted * dim];
+            Cuda.check(cuMemcpyDtoH(st.hostRows.pointer(), st.evictedRows.pointer(), evicted * rowBytes),
+                    "cuMemcpyDtoH (evicted rows)");
+            st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer().get(0, evictedValues);
+        }
+        if (spill != null) {
+            boolean[] keep = new boolean[evicted];
+            for (int e = 0; e < evicted; e++) {
+                keep[e] = !dirty.contains(evictedKeys[e]) && spillable.test(evictedKeys[e]);
+            }
+            // cuFile writes from device memory; the POSIX path writes the host copy made above.
+            Region source = posixSpill ? new HostRegion(st.hostRows.buffer())
+                    : new DeviceRegion(st.evictedRows.pointer(), evicted * rowBytes);
+            spill.append(evictedKeys, keep, evicted, source);
+        }
+        return new Demoted(evictedKeys, evictedValues, evicted);
     }
 
     /**
@@ -272,17 +300,17 @@ final class HbmCache implements AutoCloseable {
                     below[at[h]] = true;
                 }
             }
+            if (ok < hits && ok > 0) {
+                // Rare: the ring overwrote some rows while they were read; scatter the valid ones from the host copies.
+                boolean[] mask = new boolean[count];
+                for (int h = 0; h < hits; h++) {
+                    mask[at[h]] = valid[h];
+                }
+                scatterHostRows(st, rows, mask, m.index(), ok, out, found);
+            }
             spillReadNanos.add(System.nanoTime() - started);
         } finally {
             giveBack(st);
-        }
-        if (ok < hits && ok > 0) {
-            // Rare: the ring overwrote some rows while they were read; scatter the valid ones from the host copies.
-            boolean[] mask = new boolean[count];
-            for (int h = 0; h < hits; h++) {
-                mask[at[h]] = valid[h];
-            }
-            scatterBelow(m, rows, mask, ok, out, found);
         }
         return ok;
     }
@@ -409,10 +437,54 @@ final class HbmCache implements AutoCloseable {
      * the DRAM bucket version of each, read after the HBM lookup and before any row below;
      * with write-back, their demotion stamps read at the same point (else null); and, where the
      * DRAM tier is mapped, which of them the GPU read from DRAM in place ({@code fromDram}, rows
-     * already in the output, copies in {@code dramRows} at the miss's position).
+     * already in the output, and in device staging at the miss's position: see
+     * {@link #dramRowsToHost} and {@link #installFromDevice}). Holds a staging set until
+     * {@link #release}.
      */
-    record DeviceMisses(long[] keys, int[] index, long[] versions, long[] stamps, boolean[] fromDram,
-            float[] dramRows, int dramHits) {
+    record DeviceMisses(long[] keys, int[] index, long[] versions, long[] stamps, boolean[] fromDram, int dramHits,
+            Staging staging) {
+    }
+
+    /** Gives the staging of a device lookup back; call once per {@link #findDevice}, when done with it. */
+    void release(DeviceMisses m) {
+        giveBack(m.staging());
+    }
+
+    /** Copies the rows the GPU read from DRAM for the misses with {@code which[j]} into {@code rows} at {@code j}. */
+    void dramRowsToHost(DeviceMisses m, float[] rows, boolean[] which) {
+        Staging st = m.staging();
+        int dim = table.dim();
+        table.makeDeviceCurrent();
+        Cuda.check(cuMemcpyDtoH(st.hostRows.pointer(), st.rowsIn.pointer(), (long) m.keys().length * dim * 4),
+                "cuMemcpyDtoH (rows read from DRAM)");
+        FloatBuffer b = st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
+        for (int j = 0; j < which.length; j++) {
+            if (which[j]) {
+                b.get(j * dim, rows, j * dim, dim);
+            }
+        }
+    }
+
+    /**
+     * Installs, straight from device staging, the rows the GPU read from DRAM for misses
+     * {@code at[0, count)} of {@code m} (whose keys are {@code keys[0, count)}), and returns what
+     * that evicts, as {@link #install} does. Caller holds the mutation lock, brackets the call
+     * with {@link #beginMove()}/{@link #endMove()} and has not released {@code m}.
+     *
+     * @param cleanNeedsRow whether a clean evicted key must move down (its row is then copied to the host)
+     */
+    Demoted installFromDevice(DeviceMisses m, int[] at, long[] keys, int count, SpillLog spill, LongPredicate spillable,
+            LongPredicate cleanNeedsRow) {
+        Staging st = m.staging();
+        st.ensureInstall();
+        table.makeDeviceCurrent();
+        st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().put(0, keys, 0, count);
+        st.hostRowsIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer().put(0, at, 0, count);
+        Cuda.check(cuMemcpyHtoD(st.missedKeys.pointer(), st.hostKeys.pointer(), count * 8L), "cuMemcpyHtoD (install keys)");
+        Cuda.check(cuMemcpyHtoD(st.rowsIndex.pointer(), st.hostRowsIndex.pointer(), count * 4L),
+                "cuMemcpyHtoD (install positions)");
+        table.gatherRows(st.rowsIn.pointer(), st.rowsIndex.pointer(), count, st.installRows.pointer());
+        return installStaged(st, count, st.installRows.pointer(), spill, spillable, cleanNeedsRow);
     }
 
     /**
@@ -435,7 +507,6 @@ final class HbmCache implements AutoCloseable {
             long[] versions = new long[count];
             long[] stamps = writeBack ? new long[count] : null;
             boolean[] fromDram = new boolean[count];
-            float[] dramRows = null;
             int dramHits = 0;
             if (count > 0) {
                 table.makeDeviceCurrent();
@@ -461,19 +532,13 @@ final class HbmCache implements AutoCloseable {
                             dramHits++;
                         }
                     }
-                    if (dramHits > 0) {
-                        int dim = table.dim();
-                        dramRows = new float[count * dim];
-                        Cuda.check(cuMemcpyDtoH(st.hostRows.pointer(), st.rowsIn.pointer(), missed * dim * 4L),
-                                "cuMemcpyDtoH (rows read from DRAM)");
-                        st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer().get(0, dramRows);
-                    }
                     dramProbeNanos.add(System.nanoTime() - probeStarted);
                 }
             }
-            return new DeviceMisses(k, idx, versions, stamps, fromDram, dramRows, dramHits);
-        } finally {
+            return new DeviceMisses(k, idx, versions, stamps, fromDram, dramHits, st);
+        } catch (RuntimeException | Error e) {
             giveBack(st);
+            throw e;
         }
     }
 
@@ -583,32 +648,33 @@ final class HbmCache implements AutoCloseable {
 
     /**
      * Copies rows found below (row {@code m} of {@code rows} for each {@code m} with
-     * {@code below[m]}) to the GPU through pinned staging and scatters them into {@code out} at
+     * {@code below[m]}) to the GPU through {@code m}'s pinned staging and scatters them into {@code out} at
      * their batch positions, setting their {@code found} bytes.
      */
     void scatterBelow(DeviceMisses m, float[] rows, boolean[] below, int count, CUdeviceptr out, CUdeviceptr found) {
-        if (count == 0) {
-            return;
+        if (count > 0) {
+            scatterHostRows(m.staging(), rows, below, m.index(), count, out, found);
         }
+    }
+
+    /** Copies the {@code count} rows {@code j} of {@code rows} with {@code which[j]} through {@code st} and scatters them to {@code index[j]}. */
+    private void scatterHostRows(Staging st, float[] rows, boolean[] which, int[] index, int count, CUdeviceptr out,
+            CUdeviceptr found) {
         int dim = table.dim();
-        Staging st = acquire(m.keys().length);
-        try {
-            FloatBuffer r = st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
-            IntBuffer ix = st.hostRowsIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer();
-            int c = 0;
-            for (int j = 0; j < below.length; j++) {
-                if (below[j]) {
-                    r.put(c * dim, rows, j * dim, dim);
-                    ix.put(c, m.index()[j]);
-                    c++;
-                }
+        table.makeDeviceCurrent();
+        FloatBuffer r = st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
+        IntBuffer ix = st.hostRowsIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer();
+        int c = 0;
+        for (int j = 0; j < which.length; j++) {
+            if (which[j]) {
+                r.put(c * dim, rows, j * dim, dim);
+                ix.put(c, index[j]);
+                c++;
             }
-            Cuda.check(cuMemcpyHtoD(st.rowsIn.pointer(), st.hostRows.pointer(), (long) c * dim * 4), "cuMemcpyHtoD (rows from below)");
-            Cuda.check(cuMemcpyHtoD(st.rowsIndex.pointer(), st.hostRowsIndex.pointer(), c * 4L), "cuMemcpyHtoD (row positions)");
-            table.scatterRows(st.rowsIn.pointer(), st.rowsIndex.pointer(), c, out, found);
-        } finally {
-            giveBack(st);
         }
+        Cuda.check(cuMemcpyHtoD(st.rowsIn.pointer(), st.hostRows.pointer(), (long) c * dim * 4), "cuMemcpyHtoD (rows from below)");
+        Cuda.check(cuMemcpyHtoD(st.rowsIndex.pointer(), st.hostRowsIndex.pointer(), c * 4L), "cuMemcpyHtoD (row positions)");
+        table.scatterRows(st.rowsIn.pointer(), st.rowsIndex.pointer(), c, out, found);
     }
 
     /** A staging set with room for {@code n} keys, from the pool or new; the CUDA context is made current. */
@@ -648,7 +714,8 @@ final class HbmCache implements AutoCloseable {
         PinnedMemory hostRows;
         PinnedMemory hostRowsIndex;
         PinnedMemory hostFlags;
-        /** Outputs of installs that spill: allocated on first use, as large as the other buffers. */
+        /** Rows and outputs of installs from device staging: allocated on first use, as large as the other buffers. */
+        DeviceMemory installRows;
         DeviceMemory evictedKeys;
         DeviceMemory evictedRows;
 
@@ -676,15 +743,16 @@ final class HbmCache implements AutoCloseable {
             capacity = cap;
         }
 
-        void ensureEvicted() {
+        void ensureInstall() {
             if (evictedKeys == null) {
+                installRows = new DeviceMemory(capacity * table.dim() * 4L, "install: rows");
                 evictedKeys = new DeviceMemory(capacity * 8, "install: evicted keys");
                 evictedRows = new DeviceMemory(capacity * table.dim() * 4L, "install: evicted rows");
             }
         }
 
         private void releaseBuffers() {
-            for (AutoCloseable c : new AutoCloseable[] {evictedRows, evictedKeys, hostFlags, hostRowsIndex, hostRows,
+            for (AutoCloseable c : new AutoCloseable[] {evictedRows, evictedKeys, installRows, hostFlags, hostRowsIndex, hostRows,
                     hostIndex, hostKeys, flags, rowsIndex, rowsIn, missedIndex, missedKeys}) {
                 if (c != null) {
                     try {
@@ -694,6 +762,7 @@ final class HbmCache implements AutoCloseable {
                     }
                 }
             }
+            installRows = null;
             evictedKeys = null;
             evictedRows = null;
             capacity = 0;

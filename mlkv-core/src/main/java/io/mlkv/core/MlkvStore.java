@@ -493,26 +493,35 @@ public final class MlkvStore implements VectorTier {
         }
         hbm.beginMove();
         try {
-            HbmCache.Demoted d = hbm.install(keys, rows, count, spill, key -> !dram.contains(key));
-            if (d.count() == 0) {
-                return;
-            }
-            long now = dram.tick();
-            for (int e = 0; e < d.count(); e++) {
-                long key = d.keys()[e];
-                if (hbm.takeDirty(key)) {
-                    if (dram.put(key, d.values(), e, true, -1, now, writeBackSink) == DramTier.PutResult.REJECTED) {
-                        pending.add(key, d.values(), e);
-                    }
-                    hbm.markDemoted(key);
-                } else if (spill == null && !dram.contains(key)) {
-                    dram.put(key, d.values(), e, false, -1, now, writeBackSink);
-                }
-            }
+            demote(hbm.install(keys, rows, count, spill, key -> !dram.contains(key)));
         } finally {
             hbm.endMove();
         }
         writePending();
+    }
+
+    /**
+     * Moves what an HBM install evicted down: dirty entries to DRAM as dirty (or into the
+     * write-back buffer if DRAM refuses them), clean ones to DRAM where it does not hold the key
+     * and there is no spill log (which took them already). Null rows mean no entry had to move.
+     * Caller holds the mutation lock, inside {@link HbmCache#beginMove()}.
+     */
+    private void demote(HbmCache.Demoted d) {
+        if (d.count() == 0 || d.values() == null) {
+            return;
+        }
+        long now = dram.tick();
+        for (int e = 0; e < d.count(); e++) {
+            long key = d.keys()[e];
+            if (hbm.takeDirty(key)) {
+                if (dram.put(key, d.values(), e, true, -1, now, writeBackSink) == DramTier.PutResult.REJECTED) {
+                    pending.add(key, d.values(), e);
+                }
+                hbm.markDemoted(key);
+            } else if (spill == null && !dram.contains(key)) {
+                dram.put(key, d.values(), e, false, -1, now, writeBackSink);
+            }
+        }
     }
 
     /**
@@ -544,43 +553,125 @@ public final class MlkvStore implements VectorTier {
         try {
             long movesBefore = hbm.moves();
             HbmCache.DeviceMisses m = hbm.findDevice(keys, n, out, found, dram);
-            int misses = m.keys().length;
-            if (misses == 0) {
-                return n;
+            try {
+                return readDeviceMisses(m, n, out, found, movesBefore);
+            } finally {
+                hbm.release(m);
             }
-            checkReserved("multiGet", m.keys());
-            // Rows the GPU read from the mapped DRAM tier are in `out` already; the rest are read
-            // on the CPU and scattered.
-            float[] rows = m.dramRows() != null ? m.dramRows() : new float[misses * dim];
-            boolean[] below = m.fromDram().clone();
-            boolean[] scatter = new boolean[misses];
-            int fromBelow = m.dramHits();
-            dramHits.add(m.dramHits());
-            dramReadsOnGpu.add(m.dramHits());
-            if (spill != null && fromBelow < misses) {
-                // Spilled rows go from the log straight to device memory and are scattered there.
-                int fromSpill = hbm.readSpilled(m, below, rows, spill, out, found);
-                spillReadsOnGpu.add(fromSpill);
-                fromBelow += fromSpill;
-            }
-            if (fromBelow < misses) {
-                fromBelow += readRestBelow(m.keys(), rows, below, misses - fromBelow, true, scatter);
-            }
-            if (movedSince(movesBefore)) {
-                fromBelow = rereadDemoted(m.keys(), rows, below, m.stamps(), fromBelow, scatter);
-            }
-            if (fromBelow > 0) {
-                schedulePromotion(m.keys(), rows, below, m.versions(), fromBelow);
-            }
-            int toScatter = 0;
-            for (boolean b : scatter) {
-                toScatter += b ? 1 : 0;
-            }
-            hbm.scatterBelow(m, rows, scatter, toScatter, out, found);
-            return n - misses + fromBelow;
         } finally {
             exit();
         }
+    }
+
+    /** The part of a device read below HBM; see {@link #multiGet(CUdeviceptr, long, CUdeviceptr, CUdeviceptr)}. */
+    private long readDeviceMisses(HbmCache.DeviceMisses m, long n, CUdeviceptr out, CUdeviceptr found, long movesBefore) {
+        int misses = m.keys().length;
+        if (misses == 0) {
+            return n;
+        }
+        checkReserved("multiGet", m.keys());
+        // Rows the GPU read from the mapped DRAM tier are in `out` already; the rest are read
+        // on the CPU (or from the spill log) and scattered.
+        float[] rows = new float[misses * dim];
+        boolean[] below = m.fromDram().clone();
+        boolean[] scatter = new boolean[misses];
+        int fromBelow = m.dramHits();
+        dramHits.add(m.dramHits());
+        dramReadsOnGpu.add(m.dramHits());
+        if (spill != null && fromBelow < misses) {
+            // Spilled rows go from the log straight to device memory and are scattered there.
+            int fromSpill = hbm.readSpilled(m, below, rows, spill, out, found);
+            spillReadsOnGpu.add(fromSpill);
+            fromBelow += fromSpill;
+        }
+        if (fromBelow < misses) {
+            fromBelow += readRestBelow(m.keys(), rows, below, misses - fromBelow, true, scatter);
+        }
+        if (movedSince(movesBefore)) {
+            fromBelow = rereadDemoted(m.keys(), rows, below, m.stamps(), fromBelow, scatter);
+        }
+        if (fromBelow > 0) {
+            promoteDeviceRead(m, rows, below, scatter);
+        }
+        int toScatter = 0;
+        for (boolean b : scatter) {
+            toScatter += b ? 1 : 0;
+        }
+        hbm.scatterBelow(m, rows, scatter, toScatter, out, found);
+        return n - misses + fromBelow;
+    }
+
+    /**
+     * Promotes what a device read found below HBM. Rows the GPU read from DRAM (and that were
+     * not read again on the CPU) are installed straight from device staging when the mutation
+     * lock is free; otherwise they are copied to the host for the promoter thread, like the rows
+     * read on the CPU.
+     */
+    private void promoteDeviceRead(HbmCache.DeviceMisses m, float[] rows, boolean[] below, boolean[] scatter) {
+        int misses = below.length;
+        boolean[] onDevice = new boolean[misses];
+        boolean[] onHost = new boolean[misses];
+        int device = 0;
+        int host = 0;
+        for (int j = 0; j < misses; j++) {
+            if (m.fromDram()[j] && !scatter[j]) {
+                onDevice[j] = true;
+                device++;
+            } else if (below[j]) {
+                onHost[j] = true;
+                host++;
+            }
+        }
+        if (device > 0) {
+            if (mutation.tryLock()) {
+                try {
+                    installFromDevice(m, onDevice, device);
+                } finally {
+                    mutation.unlock();
+                }
+            } else {
+                hbm.dramRowsToHost(m, rows, onDevice);
+                for (int j = 0; j < misses; j++) {
+                    onHost[j] |= onDevice[j];
+                }
+                host += device;
+            }
+        }
+        if (host > 0) {
+            schedulePromotion(m.keys(), rows, onHost, m.versions(), host);
+        }
+    }
+
+    /**
+     * Installs from device staging those of the {@code count} flagged misses of {@code m} that
+     * were not written since their versions were read, are not dirty in HBM and that admission
+     * takes, as {@link #installUnwritten} does for host rows. Caller holds the mutation lock.
+     */
+    private void installFromDevice(HbmCache.DeviceMisses m, boolean[] flagged, int count) {
+        int[] at = new int[count];
+        long[] install = new long[count];
+        int p = 0;
+        for (int j = 0; j < flagged.length && p < count; j++) {
+            long key = m.keys()[j];
+            if (flagged[j] && dram.version(key) == m.versions()[j] && !hbm.isDirty(key) && promotionFilter.test(key)) {
+                at[p] = j;
+                install[p++] = key;
+            }
+        }
+        if (p == 0) {
+            return;
+        }
+        if (spill != null) {
+            spill.invalidate(install, p);
+        }
+        hbm.beginMove();
+        try {
+            demote(hbm.installFromDevice(m, at, install, p, spill, key -> !dram.contains(key),
+                    key -> spill == null && !dram.contains(key)));
+        } finally {
+            hbm.endMove();
+        }
+        writePending();
     }
 
     /**

@@ -404,6 +404,20 @@ public final class GpuHashTable implements VectorTier {
         });
     }
 
+    /**
+     * Writes row {@code index[j]} of {@code rows} to row {@code j} of {@code out}, for
+     * {@code j < n} (int32 indices, all on this table's device): the inverse of
+     * {@link #scatterRows}. The store uses it to compact rows it read into device memory before
+     * installing them.
+     */
+    public void gatherRows(CUdeviceptr rows, CUdeviceptr index, long n, CUdeviceptr out) {
+        call(() -> {
+            kernels.launch("mlkv_gather_rows", n * dim, BLOCK, stream, rows, index, n, dim, out);
+            sync("gather rows (n=" + n + ")");
+            return 0L;
+        });
+    }
+
     /** Erases {@code n} keys; returns how many were present. */
     public long erase(CUdeviceptr keysIn, long n) {
         return call(() -> {

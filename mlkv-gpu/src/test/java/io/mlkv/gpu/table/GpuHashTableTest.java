@@ -339,6 +339,62 @@ class GpuHashTableTest {
         }
     }
 
+    /**
+     * Device insertAndEvict without a scores output returns every evicted key and row; rows
+     * gathered by index and scattered back by the same index land where they came from.
+     */
+    @Test
+    void deviceEvictionsNeedNoScoresAndGatherUndoesScatter() {
+        int dim = 8;
+        int n = 600; // into a one-bucket table of 128 slots
+        try (GpuHashTable t = GpuHashTable.create(dim, 128, ScoreMode.LRU, 1 << 10);
+                DeviceMemory dKeys = new DeviceMemory(n * 8L, "test keys");
+                DeviceMemory dValues = new DeviceMemory((long) n * dim * 4, "test values");
+                DeviceMemory dEvKeys = new DeviceMemory(n * 8L, "test evicted keys");
+                DeviceMemory dEvValues = new DeviceMemory((long) n * dim * 4, "test evicted values");
+                DeviceMemory dIndex = new DeviceMemory(n * 4L, "test index");
+                DeviceMemory dGathered = new DeviceMemory((long) n * dim * 4, "test gathered");
+                DeviceMemory dBack = new DeviceMemory((long) n * dim * 4, "test scattered back");
+                DeviceMemory dFound = new DeviceMemory(n, "test found")) {
+            long[] keys = new long[n];
+            for (int i = 0; i < n; i++) {
+                keys[i] = 1000 + i;
+            }
+            float[] values = rowsFor(keys, dim, 7);
+            Cuda.check(cuMemcpyHtoD(dKeys.pointer(), Pointer.to(keys), n * 8L), "cuMemcpyHtoD");
+            Cuda.check(cuMemcpyHtoD(dValues.pointer(), Pointer.to(values), (long) n * dim * 4), "cuMemcpyHtoD");
+            long evicted = t.insertAndEvict(dKeys.pointer(), dValues.pointer(), null, n, dEvKeys.pointer(),
+                    dEvValues.pointer(), null);
+            assertEquals(n - t.size(), evicted, "every key is held or returned");
+            long[] evKeys = new long[(int) evicted];
+            float[] evValues = new float[(int) evicted * dim];
+            Cuda.check(cuMemcpyDtoH(Pointer.to(evKeys), dEvKeys.pointer(), evicted * 8), "cuMemcpyDtoH");
+            Cuda.check(cuMemcpyDtoH(Pointer.to(evValues), dEvValues.pointer(), evicted * dim * 4), "cuMemcpyDtoH");
+            for (int e = 0; e < evicted; e++) {
+                int i = (int) (evKeys[e] - 1000);
+                assertArrayEquals(Arrays.copyOfRange(values, i * dim, (i + 1) * dim),
+                        Arrays.copyOfRange(evValues, e * dim, (e + 1) * dim), "row of evicted key " + evKeys[e]);
+            }
+
+            int[] index = new int[n];
+            for (int j = 0; j < n; j++) {
+                index[j] = (j * 7 + 3) % n; // a permutation: 7 is coprime to 600
+            }
+            Cuda.check(cuMemcpyHtoD(dIndex.pointer(), Pointer.to(index), n * 4L), "cuMemcpyHtoD");
+            t.gatherRows(dValues.pointer(), dIndex.pointer(), n, dGathered.pointer());
+            float[] gathered = new float[n * dim];
+            Cuda.check(cuMemcpyDtoH(Pointer.to(gathered), dGathered.pointer(), (long) n * dim * 4), "cuMemcpyDtoH");
+            for (int j = 0; j < n; j++) {
+                assertArrayEquals(Arrays.copyOfRange(values, index[j] * dim, (index[j] + 1) * dim),
+                        Arrays.copyOfRange(gathered, j * dim, (j + 1) * dim), "gathered row " + j);
+            }
+            t.scatterRows(dGathered.pointer(), dIndex.pointer(), n, dBack.pointer(), dFound.pointer());
+            float[] back = new float[n * dim];
+            Cuda.check(cuMemcpyDtoH(Pointer.to(back), dBack.pointer(), (long) n * dim * 4), "cuMemcpyDtoH");
+            assertArrayEquals(values, back);
+        }
+    }
+
     @Test
     void reservedKeysAreRefusedAndAnImpossibleTableNamesTheMemory() {
         try (GpuHashTable t = GpuHashTable.create(4, 1024, ScoreMode.LRU, 64)) {
