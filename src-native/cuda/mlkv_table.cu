@@ -607,6 +607,29 @@ mlkv_accum_existing(const uint64_t* __restrict__ keys, uint64_t* scores, const u
 // ((h >> 32) * num_buckets) >> 32 with h = key * 0x9E3779B97F4A7C15, h ^= h >> 29.
 #define DRAM_SLOTS 16
 
+// Which of n keys the pinned, mapped DRAM tier holds: one tile of DRAM_SLOTS threads per key reads
+// the key's bucket; present[q] = 1 if a valid slot holds the key, or if the bucket is being changed
+// (odd sequence count: the caller then treats the key as held and leaves it alone), else 0.
+extern "C" __global__ void
+mlkv_dram_contains(const uint64_t* __restrict__ query, long n, const volatile uint64_t* dram_keys,
+                   const volatile uint8_t* dram_flags, const volatile uint64_t* dram_seqs, uint64_t num_buckets,
+                   uint8_t* __restrict__ present) {
+    long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    long q = t / DRAM_SLOTS;
+    if (q >= n) return;  // whole tiles leave together: all lanes of a tile share q
+    int lane = threadIdx.x % DRAM_SLOTS;
+    int tile_base = (threadIdx.x & 31) & ~(DRAM_SLOTS - 1);
+    unsigned tile_mask = ((1u << DRAM_SLOTS) - 1) << tile_base;
+    uint64_t key = query[q];
+    uint64_t h = key * 0x9E3779B97F4A7C15ull;
+    h ^= h >> 29;
+    uint64_t bucket = ((h >> 32) * num_buckets) >> 32;
+    uint64_t slot = bucket * DRAM_SLOTS + lane;
+    bool match = dram_keys[slot] == key && (dram_flags[slot] & 1) != 0;
+    bool held = __ballot_sync(tile_mask, match) != 0 || (dram_seqs[bucket] & 1) != 0;
+    if (lane == 0) present[q] = held ? 1 : 0;
+}
+
 // One tile of DRAM_SLOTS threads per query key: lane l checks slot l of the key's bucket (one
 // PCIe read of the bucket's keys for the tile), the tile copies the matching row into row q of
 // `scratch`, then every lane re-reads the bucket's count. Only if it is even and unchanged for

@@ -183,7 +183,7 @@ final class HbmCache implements AutoCloseable {
             Cuda.check(cuMemcpyHtoD(st.missedKeys.pointer(), st.hostKeys.pointer(), count * 8L), "cuMemcpyHtoD (install keys)");
             Cuda.check(cuMemcpyHtoD(st.rowsIn.pointer(), st.hostRows.pointer(), count * dim * 4L), "cuMemcpyHtoD (install rows)");
             // Clean evictees need no host copy: the spill log takes them (the caller moves dirty ones down).
-            return installStaged(st, count, st.rowsIn.pointer(), spill, spillable, key -> false);
+            return installStaged(st, count, st.rowsIn.pointer(), spill, spillable, false, null);
         } finally {
             giveBack(st);
         }
@@ -193,11 +193,12 @@ final class HbmCache implements AutoCloseable {
      * Installs the {@code count} keys in {@code st.missedKeys} with their rows at {@code rows}
      * (device memory), appends what the table evicts to the {@code spill} log (if any; indexed for
      * the clean keys {@code spillable} accepts) and returns the evicted keys, with their rows if
-     * any of them must move down (a dirty one, or a clean one {@code cleanNeedsRow} accepts) and
-     * null rows otherwise.
+     * any of them must move down (a dirty one, or with {@code demoteClean} a clean one DRAM
+     * lacks) and null rows otherwise. Which keys DRAM holds is asked on the GPU where the tier is
+     * mapped (one probe of the evicted keys), of {@code inDram} otherwise.
      */
     private Demoted installStaged(Staging st, int count, CUdeviceptr rows, SpillLog spill, LongPredicate spillable,
-            LongPredicate cleanNeedsRow) {
+            boolean demoteClean, LongPredicate inDram) {
         int dim = table.dim();
         long rowBytes = dim * 4L;
         int evicted = (int) table.insertAndEvict(st.missedKeys.pointer(), rows, null, count, st.evictedKeys.pointer(),
@@ -212,8 +213,16 @@ final class HbmCache implements AutoCloseable {
         st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, evictedKeys);
         boolean posixSpill = spill != null && !spill.path().equals("cufile");
         boolean needRows = posixSpill;
+        ByteBuffer present = null;
+        if (demoteClean && !needRows && mappedDram != null) {
+            mappedDram.contains(st.evictedKeys.pointer(), evicted, st.flags.pointer(), st.stream);
+            Cuda.check(cuMemcpyDtoH(st.hostFlags.pointer(), st.flags.pointer(), evicted), "cuMemcpyDtoH (evicted keys in DRAM)");
+            present = st.hostFlags.buffer();
+        }
         for (int e = 0; e < evicted && !needRows; e++) {
-            needRows = dirty.contains(evictedKeys[e]) || cleanNeedsRow.test(evictedKeys[e]);
+            long key = evictedKeys[e];
+            needRows = dirty.contains(key)
+                    || demoteClean && (present != null ? present.get(e) == 0 : !inDram.test(key));
         }
         float[] evictedValues = null;
         if (needRows) {
@@ -471,10 +480,11 @@ final class HbmCache implements AutoCloseable {
      * that evicts, as {@link #install} does. Caller holds the mutation lock, brackets the call
      * with {@link #beginMove()}/{@link #endMove()} and has not released {@code m}.
      *
-     * @param cleanNeedsRow whether a clean evicted key must move down (its row is then copied to the host)
+     * @param demoteClean whether clean evicted keys that DRAM lacks move down to it (no spill log)
+     * @param inDram      whether DRAM holds a key; asked on the GPU instead where the tier is mapped
      */
     Demoted installFromDevice(DeviceMisses m, int[] at, long[] keys, int count, SpillLog spill, LongPredicate spillable,
-            LongPredicate cleanNeedsRow) {
+            boolean demoteClean, LongPredicate inDram) {
         Staging st = m.staging();
         st.ensureInstall();
         table.makeDeviceCurrent();
@@ -484,7 +494,7 @@ final class HbmCache implements AutoCloseable {
         Cuda.check(cuMemcpyHtoD(st.rowsIndex.pointer(), st.hostRowsIndex.pointer(), count * 4L),
                 "cuMemcpyHtoD (install positions)");
         table.gatherRows(st.rowsIn.pointer(), st.rowsIndex.pointer(), count, st.installRows.pointer());
-        return installStaged(st, count, st.installRows.pointer(), spill, spillable, cleanNeedsRow);
+        return installStaged(st, count, st.installRows.pointer(), spill, spillable, demoteClean, inDram);
     }
 
     /**

@@ -666,8 +666,8 @@ public final class MlkvStore implements VectorTier {
         }
         hbm.beginMove();
         try {
-            demote(hbm.installFromDevice(m, at, install, p, spill, key -> !dram.contains(key),
-                    key -> spill == null && !dram.contains(key)));
+            demote(hbm.installFromDevice(m, at, install, p, spill, key -> !dram.contains(key), spill == null,
+                    dram::contains));
         } finally {
             hbm.endMove();
         }

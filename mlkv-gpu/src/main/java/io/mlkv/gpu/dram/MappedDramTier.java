@@ -107,6 +107,23 @@ public final class MappedDramTier implements AutoCloseable {
         Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_probe (n=" + n + ")");
     }
 
+    /**
+     * Sets byte {@code q} of {@code present} to 1 where the tier holds {@code query[q]} (or its
+     * bucket is being changed at that moment), 0 otherwise, for {@code q < n}, on the GPU over
+     * PCIe; waits for the result. Exact while the tier does not change, as under the store's
+     * mutation lock.
+     */
+    public void contains(CUdeviceptr query, long n, CUdeviceptr present, CUstream stream) {
+        if (closed.get()) {
+            throw new IllegalStateException("MappedDramTier is closed");
+        }
+        if (n <= 0) {
+            return;
+        }
+        kernels.launch("mlkv_dram_contains", n * TILE, BLOCK, stream, query, n, keys, flags, seqs, layout.buckets(), present);
+        Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_contains (n=" + n + ")");
+    }
+
     /** Unregisters the memory and frees the module. Idempotent. */
     @Override
     public void close() {

@@ -57,7 +57,15 @@ class MappedDramTierTest {
                 jcuda.driver.JCudaDriver.cuStreamCreate(stream, 0);
                 mapped.probe(dKeys.pointer(), dIndex.pointer(), n, scratch.pointer(), out.pointer(), found.pointer(),
                         hit.pointer(), stream);
+                byte[] held = new byte[n];
+                try (DeviceMemory dHeld = new DeviceMemory(n, "held")) {
+                    mapped.contains(dKeys.pointer(), n, dHeld.pointer(), stream);
+                    cuMemcpyDtoH(Pointer.to(held), dHeld.pointer(), n);
+                }
                 jcuda.driver.JCudaDriver.cuStreamDestroy(stream);
+                for (int i = 0; i < n; i++) {
+                    assertEquals(tier.contains(keys[i]), held[i] == 1, "contains() of key " + keys[i]);
+                }
                 float[] rows = new float[n * DIM];
                 byte[] hits = new byte[n];
                 byte[] founds = new byte[n];
