@@ -571,11 +571,12 @@ public final class MlkvStore implements VectorTier {
         }
         checkReserved("multiGet", m.keys());
         // Rows the GPU read from the mapped DRAM tier are in `out` already; the rest are read
-        // on the CPU (or from the spill log) and scattered.
-        float[] rows = new float[misses * dim];
+        // on the CPU (or from the spill log) and scattered. Host rows are needed only for those,
+        // for re-reads (write-back) and for promotions that cannot install from device staging.
+        int fromBelow = m.dramHits();
+        float[] rows = fromBelow < misses || hbm.writeBack() ? new float[misses * dim] : null;
         boolean[] below = m.fromDram().clone();
         boolean[] scatter = new boolean[misses];
-        int fromBelow = m.dramHits();
         dramHits.add(m.dramHits());
         dramReadsOnGpu.add(m.dramHits());
         if (spill != null && fromBelow < misses) {
@@ -630,6 +631,9 @@ public final class MlkvStore implements VectorTier {
                     mutation.unlock();
                 }
             } else {
+                if (rows == null) {
+                    rows = new float[misses * dim];
+                }
                 hbm.dramRowsToHost(m, rows, onDevice);
                 for (int j = 0; j < misses; j++) {
                     onHost[j] |= onDevice[j];
