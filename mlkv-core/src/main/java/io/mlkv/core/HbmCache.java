@@ -19,6 +19,7 @@ import io.mlkv.gpu.spill.SpillLog;
 import io.mlkv.gpu.table.GpuHashTable;
 import io.mlkv.gpu.table.ScoreMode;
 import io.mlkv.gpu.table.TableSnapshot;
+import io.mlkv.storage.MlkvException;
 import io.mlkv.storage.dram.DramTier;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -239,7 +240,15 @@ final class HbmCache implements AutoCloseable {
             // cuFile writes from device memory; the POSIX path writes the host copy made above.
             Region source = posixSpill ? new HostRegion(st.hostRows.buffer())
                     : new DeviceRegion(st.evictedRows.pointer(), evicted * rowBytes);
-            spill.append(evictedKeys, keep, evicted, source);
+            try {
+                spill.append(evictedKeys, keep, evicted, source);
+            } catch (MlkvException e) {
+                // The rows are clean copies: losing them costs reads from below, not data. The log
+                // stays consistent (SpillLog.append indexes nothing it did not write).
+                if (spillFailures.getAndIncrement() == 0) {
+                    LOG.warn("HBM spill log write failed; evicted rows are dropped instead ({})", e.getMessage());
+                }
+            }
         }
         return new Demoted(evictedKeys, evictedValues, evicted);
     }
@@ -322,6 +331,11 @@ final class HbmCache implements AutoCloseable {
             giveBack(st);
         }
         return ok;
+    }
+
+    /** Spill log appends that failed (their rows were dropped). */
+    long spillFailures() {
+        return spillFailures.get();
     }
 
     /** Time device reads spent reading the spill log into device memory and scattering it. */
@@ -440,6 +454,7 @@ final class HbmCache implements AutoCloseable {
     private String dramMapFailure;
     private final LongAdder dramProbeNanos = new LongAdder();
     private final LongAdder spillReadNanos = new LongAdder();
+    private final AtomicLong spillFailures = new AtomicLong();
 
     /**
      * What a device lookup left for the tiers below: the missed keys and their batch positions;

@@ -83,7 +83,9 @@ public final class SpillLog implements AutoCloseable {
      * Appends rows {@code [0, count)} of {@code rows} (back to back, {@code dim} floats each) and
      * indexes those with {@code keep[i]} under {@code keys[i]}; the others only take their slot.
      * If {@code count} exceeds the ring, only the last {@link #slots()} rows are written. A key
-     * appended again points at its newest row. One writer at a time.
+     * appended again points at its newest row. One writer at a time. If the write fails, the
+     * exception propagates and nothing of this call is indexed; entries whose rows it may have
+     * overwritten are dropped, the others stay readable.
      */
     public void append(long[] keys, boolean[] keep, int count, Region rows) {
         int skip = (int) Math.max(0, count - slots);

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.mlkv.gpu.cufile.FileIo;
 import io.mlkv.gpu.cufile.HostRegion;
+import io.mlkv.gpu.cufile.Region;
 import io.mlkv.storage.MlkvException;
 import io.mlkv.storage.StatusCode;
 import java.nio.ByteBuffer;
@@ -207,6 +208,71 @@ class SpillLogTest {
         }
         try (SpillLog log = SpillLog.create(dir.resolve("auto"), DIM, 10, FileIo.Mode.AUTO)) {
             assertTrue(log.path().equals("cufile") || log.cufileUnavailable() != null);
+        }
+    }
+
+    /** A region whose copies fail: the POSIX path copies through a bounce buffer, so the append fails mid-way. */
+    private static Region failing(int bytes) {
+        return new Region() {
+            @Override
+            public long bytes() {
+                return bytes;
+            }
+
+            @Override
+            public void copyOut(long offset, ByteBuffer dst, int len) {
+                throw new MlkvException(StatusCode.DEVICE_ERROR, "copyOut", "injected failure");
+            }
+
+            @Override
+            public void copyIn(ByteBuffer src, long offset, int len) {
+                throw new MlkvException(StatusCode.DEVICE_ERROR, "copyIn", "injected failure");
+            }
+
+            @Override
+            public Bounce bounce(int len) {
+                ByteBuffer b = ByteBuffer.allocateDirect(len);
+                return new Bounce() {
+                    @Override
+                    public ByteBuffer buffer() {
+                        return b;
+                    }
+
+                    @Override
+                    public void close() {
+                    }
+                };
+            }
+        };
+    }
+
+    @Test
+    void aFailedAppendIndexesNothingAndLeavesTheRestReadable() {
+        int slots = 10;
+        try (SpillLog log = SpillLog.create(dir.resolve("spill"), DIM, slots, FileIo.Mode.POSIX)) {
+            long[] first = {1, 2, 3, 4, 5, 6, 7, 8};
+            log.append(first, all(8), 8, rows(first, 0));
+            long[] next = {20, 21, 22, 23, 24}; // would overwrite the slots of keys 1, 2 and 3
+            assertThrows(MlkvException.class, () -> log.append(next, all(5), 5, failing(5 * DIM * 4)));
+            boolean[] found = new boolean[first.length + next.length];
+            long[] all = new long[found.length];
+            System.arraycopy(first, 0, all, 0, first.length);
+            System.arraycopy(next, 0, all, first.length, next.length);
+            ByteBuffer back = readBack(log, all, found);
+            for (int i = 0; i < all.length; i++) {
+                boolean expected = i >= 3 && i < first.length; // keys 4..8 survive; 1..3 dropped; 20..24 never indexed
+                assertEquals(expected, found[i], "key " + all[i]);
+                if (found[i]) {
+                    assertEquals(value(all[i], 0, 2), back.getFloat((i * DIM + 2) * 4));
+                }
+            }
+            log.append(next, all(5), 5, rows(next, 1)); // the log goes on working
+            boolean[] again = new boolean[next.length];
+            ByteBuffer b2 = readBack(log, next, again);
+            for (int i = 0; i < next.length; i++) {
+                assertTrue(again[i], "key " + next[i]);
+                assertEquals(value(next[i], 1, 0), b2.getFloat(i * DIM * 4));
+            }
         }
     }
 
