@@ -606,7 +606,7 @@ public final class MlkvStore implements VectorTier {
      * Promotes what a device read found below HBM. Rows the GPU read from DRAM (and that were
      * not read again on the CPU) are installed straight from device staging when the mutation
      * lock is free; otherwise they are copied to the host for the promoter thread, like the rows
-     * read on the CPU.
+     * read on the CPU, unless its queue is full (it would drop them).
      */
     private void promoteDeviceRead(HbmCache.DeviceMisses m, float[] rows, boolean[] below, boolean[] scatter) {
         int misses = below.length;
@@ -630,7 +630,7 @@ public final class MlkvStore implements VectorTier {
                 } finally {
                     mutation.unlock();
                 }
-            } else {
+            } else if (promoter.getQueue().remainingCapacity() > 0) {
                 if (rows == null) {
                     rows = new float[misses * dim];
                 }
@@ -640,6 +640,7 @@ public final class MlkvStore implements VectorTier {
                 }
                 host += device;
             }
+            // Otherwise the promoter is busy and would drop them: skip the copy; a later read promotes again.
         }
         if (host > 0) {
             schedulePromotion(m.keys(), rows, onHost, m.versions(), host);
