@@ -633,14 +633,15 @@ mlkv_dram_contains(const uint64_t* __restrict__ query, long n, const volatile ui
 // One tile of DRAM_SLOTS threads per query key: lane l checks slot l of the key's bucket (one
 // PCIe read of the bucket's keys for the tile), the tile copies the matching row into row q of
 // `scratch`, then every lane re-reads the bucket's count. Only if it is even and unchanged for
-// the whole tile is the row copied to out[index[q]], found[index[q]] set and hit[q] = 1;
+// the whole tile is the row copied to out[index[q]], found[index[q]] set, hit[q] = 1 and (if
+// seq_out is not null) seq_out[q] = that count;
 // otherwise hit[q] = 0 and out is untouched, and the caller reads the key on the CPU.
 extern "C" __global__ void __launch_bounds__(256)
 mlkv_dram_probe(const uint64_t* __restrict__ query, const int* __restrict__ index, long n,
                 const volatile uint64_t* dram_keys, const volatile uint8_t* dram_flags,
                 const volatile float* dram_values, const volatile uint64_t* dram_seqs, uint64_t num_buckets,
                 int dim, float* __restrict__ scratch, float* __restrict__ out, uint8_t* __restrict__ found,
-                uint8_t* __restrict__ hit) {
+                uint8_t* __restrict__ hit, uint64_t* __restrict__ seq_out) {
     long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
     long q = t / DRAM_SLOTS;
     if (q >= n) return;  // whole tiles leave together: all lanes of a tile share q
@@ -674,5 +675,19 @@ mlkv_dram_probe(const uint64_t* __restrict__ query, const int* __restrict__ inde
     if (lane == 0) {
         found[at] = 1;
         hit[q] = 1;
+        if (seq_out != nullptr) seq_out[q] = seq;
     }
+}
+
+// same[q] = 1 if the bucket of query[q] still has sequence count seq[q] (so no slot of it changed
+// since a probe read the key's row at that count), else 0. One thread per key.
+extern "C" __global__ void mlkv_dram_unchanged(const uint64_t* __restrict__ query, const uint64_t* __restrict__ seq,
+                                               long n, const volatile uint64_t* dram_seqs, uint64_t num_buckets,
+                                               uint8_t* __restrict__ same) {
+    long q = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (q >= n) return;
+    uint64_t h = query[q] * 0x9E3779B97F4A7C15ull;
+    h ^= h >> 29;
+    uint64_t bucket = ((h >> 32) * num_buckets) >> 32;
+    same[q] = dram_seqs[bucket] == seq[q] ? 1 : 0;
 }

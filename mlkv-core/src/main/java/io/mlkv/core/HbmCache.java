@@ -458,15 +458,38 @@ final class HbmCache implements AutoCloseable {
 
     /**
      * What a device lookup left for the tiers below: the missed keys and their batch positions;
-     * the DRAM bucket version of each, read after the HBM lookup and before any row below;
+     * for those the GPU did not read from DRAM, the DRAM bucket version, read before any row
+     * below (for those it did, {@code dramSeqs}: the bucket's sequence count the row was read at);
      * with write-back, their demotion stamps read at the same point (else null); and, where the
      * DRAM tier is mapped, which of them the GPU read from DRAM in place ({@code fromDram}, rows
      * already in the output, and in device staging at the miss's position: see
      * {@link #dramRowsToHost} and {@link #installFromDevice}). Holds a staging set until
      * {@link #release}.
      */
-    record DeviceMisses(long[] keys, int[] index, long[] versions, long[] stamps, boolean[] fromDram, int dramHits,
-            Staging staging) {
+    record DeviceMisses(long[] keys, int[] index, long[] versions, long[] stamps, boolean[] fromDram, long[] dramSeqs,
+            int dramHits, Staging staging) {
+    }
+
+    /**
+     * For each miss of {@code m}: whether it was read from DRAM on the GPU and its DRAM bucket has
+     * not changed since (asked on the GPU). Caller holds the mutation lock, so DRAM does not
+     * change meanwhile, and calls it before {@link #installFromDevice}.
+     */
+    boolean[] unchangedInDram(DeviceMisses m) {
+        int count = m.keys().length;
+        boolean[] same = new boolean[count];
+        if (m.dramSeqs() == null) {
+            return same;
+        }
+        Staging st = m.staging();
+        table.makeDeviceCurrent();
+        mappedDram.unchanged(st.missedKeys.pointer(), st.probeSeqs.pointer(), count, st.flags.pointer(), st.stream);
+        Cuda.check(cuMemcpyDtoH(st.hostFlags.pointer(), st.flags.pointer(), count), "cuMemcpyDtoH (DRAM buckets unchanged)");
+        ByteBuffer f = st.hostFlags.buffer();
+        for (int j = 0; j < count; j++) {
+            same[j] = m.fromDram()[j] && f.get(j) != 0;
+        }
+        return same;
     }
 
     /** Gives the staging of a device lookup back; call once per {@link #findDevice}, when done with it. */
@@ -532,6 +555,7 @@ final class HbmCache implements AutoCloseable {
             long[] versions = new long[count];
             long[] stamps = writeBack ? new long[count] : null;
             boolean[] fromDram = new boolean[count];
+            long[] dramSeqs = null;
             int dramHits = 0;
             if (count > 0) {
                 table.makeDeviceCurrent();
@@ -539,16 +563,13 @@ final class HbmCache implements AutoCloseable {
                 Cuda.check(cuMemcpyDtoH(st.hostIndex.pointer(), st.missedIndex.pointer(), missed * 4), "cuMemcpyDtoH (missed index)");
                 st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, k);
                 st.hostIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer().get(0, idx);
-                for (int m = 0; m < count; m++) {
-                    versions[m] = dram.version(k[m]);
-                    if (stamps != null) {
-                        stamps[m] = demotionStamp(k[m]);
-                    }
+                for (int m = 0; stamps != null && m < count; m++) {
+                    stamps[m] = demotionStamp(k[m]);
                 }
                 if (mappedDram != null) {
                     long probeStarted = System.nanoTime();
                     mappedDram.probe(st.missedKeys.pointer(), st.missedIndex.pointer(), missed, st.rowsIn.pointer(), out,
-                            found, st.flags.pointer(), st.stream);
+                            found, st.flags.pointer(), st.probeSeqs.pointer(), st.stream);
                     Cuda.check(cuMemcpyDtoH(st.hostFlags.pointer(), st.flags.pointer(), missed), "cuMemcpyDtoH (DRAM probe hits)");
                     ByteBuffer h = st.hostFlags.buffer();
                     for (int m = 0; m < count; m++) {
@@ -557,10 +578,22 @@ final class HbmCache implements AutoCloseable {
                             dramHits++;
                         }
                     }
+                    if (dramHits > 0) {
+                        dramSeqs = new long[count];
+                        Cuda.check(cuMemcpyDtoH(st.hostKeys.pointer(), st.probeSeqs.pointer(), missed * 8),
+                                "cuMemcpyDtoH (DRAM probe sequence counts)");
+                        st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, dramSeqs);
+                    }
                     dramProbeNanos.add(System.nanoTime() - probeStarted);
                 }
+                // Keys the GPU did not find in DRAM are read on the CPU later: their versions first.
+                for (int m = 0; m < count; m++) {
+                    if (!fromDram[m]) {
+                        versions[m] = dram.version(k[m]);
+                    }
+                }
             }
-            return new DeviceMisses(k, idx, versions, stamps, fromDram, dramHits, st);
+            return new DeviceMisses(k, idx, versions, stamps, fromDram, dramSeqs, dramHits, st);
         } catch (RuntimeException | Error e) {
             giveBack(st);
             throw e;
@@ -734,6 +767,7 @@ final class HbmCache implements AutoCloseable {
         DeviceMemory rowsIn;
         DeviceMemory rowsIndex;
         DeviceMemory flags;
+        DeviceMemory probeSeqs;
         PinnedMemory hostKeys;
         PinnedMemory hostIndex;
         PinnedMemory hostRows;
@@ -760,6 +794,7 @@ final class HbmCache implements AutoCloseable {
             rowsIn = new DeviceMemory(cap * rowBytes, "store read: rows from below");
             rowsIndex = new DeviceMemory(cap * 4, "store read: row positions");
             flags = new DeviceMemory(cap, "store read: per-key flags");
+            probeSeqs = new DeviceMemory(cap * 8, "store read: DRAM sequence counts");
             hostKeys = new PinnedMemory(cap * 8, "store read: missed keys");
             hostIndex = new PinnedMemory(cap * 4, "store read: missed positions");
             hostRows = new PinnedMemory(cap * rowBytes, "store read: rows from below");
@@ -778,7 +813,7 @@ final class HbmCache implements AutoCloseable {
 
         private void releaseBuffers() {
             for (AutoCloseable c : new AutoCloseable[] {evictedRows, evictedKeys, installRows, hostFlags, hostRowsIndex, hostRows,
-                    hostIndex, hostKeys, flags, rowsIndex, rowsIn, missedIndex, missedKeys}) {
+                    hostIndex, hostKeys, probeSeqs, flags, rowsIndex, rowsIn, missedIndex, missedKeys}) {
                 if (c != null) {
                     try {
                         c.close();

@@ -365,7 +365,7 @@ public final class MlkvStore implements VectorTier {
             fromBelow = rereadDemoted(missKeys, rows, below, stamps, fromBelow, null);
         }
         if (promote && fromBelow > 0) {
-            schedulePromotion(missKeys, rows, below, versions, fromBelow);
+            schedulePromotion(missKeys, rows, below, versions, fromBelow, null);
         }
         return fromBelow;
     }
@@ -377,10 +377,13 @@ public final class MlkvStore implements VectorTier {
 
     /**
      * Installs the found rows of {@code keys} into HBM, now or on the promoter thread, skipping
-     * keys written since {@code versions} were read (before their rows).
+     * keys written since {@code versions} were read (before their rows); for keys with
+     * {@code bySequence[m]} (null: none) {@code versions[m]} is instead the DRAM bucket's sequence
+     * count their row was read at, and any change of the bucket skips them.
      */
-    private void schedulePromotion(long[] keys, float[] rows, boolean[] found, long[] versions, int count) {
-        promote(() -> installUnwritten(keys, rows, found, versions, count, promotionFilter));
+    private void schedulePromotion(long[] keys, float[] rows, boolean[] found, long[] versions, int count,
+            boolean[] bySequence) {
+        promote(() -> installUnwritten(keys, rows, found, versions, count, bySequence, promotionFilter));
     }
 
     /**
@@ -390,12 +393,13 @@ public final class MlkvStore implements VectorTier {
      * change while they are compared. Returns how many were installed.
      */
     private int installUnwritten(long[] keys, float[] rows, boolean[] found, long[] versions, int count,
-            java.util.function.LongPredicate admit) {
+            boolean[] bySequence, java.util.function.LongPredicate admit) {
         long[] installKeys = new long[count];
         float[] installRows = new float[count * dim];
         int p = 0;
         for (int m = 0; m < keys.length && p < count; m++) {
-            if (found[m] && dram.version(keys[m]) == versions[m] && !hbm.isDirty(keys[m]) && admit.test(keys[m])) {
+            long now = bySequence != null && bySequence[m] ? dram.sequence(keys[m]) : dram.version(keys[m]);
+            if (found[m] && now == versions[m] && !hbm.isDirty(keys[m]) && admit.test(keys[m])) {
                 installKeys[p] = keys[m];
                 System.arraycopy(rows, m * dim, installRows, p * dim, dim);
                 p++;
@@ -643,22 +647,33 @@ public final class MlkvStore implements VectorTier {
             // Otherwise the promoter is busy and would drop them: skip the copy; a later read promotes again.
         }
         if (host > 0) {
-            schedulePromotion(m.keys(), rows, onHost, m.versions(), host);
+            long[] expected = m.versions();
+            if (m.dramSeqs() != null) {
+                expected = expected.clone();
+                for (int j = 0; j < misses; j++) {
+                    if (m.fromDram()[j]) {
+                        expected[j] = m.dramSeqs()[j];
+                    }
+                }
+            }
+            schedulePromotion(m.keys(), rows, onHost, expected, host, m.fromDram());
         }
     }
 
     /**
-     * Installs from device staging those of the {@code count} flagged misses of {@code m} that
-     * were not written since their versions were read, are not dirty in HBM and that admission
-     * takes, as {@link #installUnwritten} does for host rows. Caller holds the mutation lock.
+     * Installs from device staging those of the {@code count} flagged misses of {@code m} whose
+     * DRAM bucket did not change since the GPU read their row (so they were not written), are not
+     * dirty in HBM and that admission takes, as {@link #installUnwritten} does for host rows.
+     * Caller holds the mutation lock.
      */
     private void installFromDevice(HbmCache.DeviceMisses m, boolean[] flagged, int count) {
+        boolean[] unchanged = hbm.unchangedInDram(m);
         int[] at = new int[count];
         long[] install = new long[count];
         int p = 0;
         for (int j = 0; j < flagged.length && p < count; j++) {
             long key = m.keys()[j];
-            if (flagged[j] && dram.version(key) == m.versions()[j] && !hbm.isDirty(key) && promotionFilter.test(key)) {
+            if (flagged[j] && unchanged[j] && !hbm.isDirty(key) && promotionFilter.test(key)) {
                 at[p] = j;
                 install[p++] = key;
             }
@@ -1332,7 +1347,7 @@ public final class MlkvStore implements VectorTier {
         mutation.lock();
         try {
             // Asked for explicitly: no admission filter.
-            prefetched.add(installUnwritten(missKeys, rows, below, versions, found, key -> true));
+            prefetched.add(installUnwritten(missKeys, rows, below, versions, found, null, key -> true));
         } finally {
             mutation.unlock();
         }

@@ -90,12 +90,14 @@ public final class MappedDramTier implements AutoCloseable {
      * Looks up {@code n} keys ({@code query}, int64 on the device) in the tier. For each key found
      * with a row that did not change while it was read, copies the row to row {@code index[q]} of
      * {@code out}, sets byte {@code index[q]} of {@code found} and byte {@code q} of {@code hit} to
-     * 1; other keys get {@code hit[q] = 0} and leave {@code out} and {@code found} untouched.
-     * {@code scratch} holds {@code n} rows. Runs on {@code stream} (concurrent calls on different
-     * streams overlap) and returns when done.
+     * 1, and (if {@code seqOut} is not null) int64 {@code q} of {@code seqOut} to the bucket's
+     * sequence count the row was read at (see {@link #unchanged}); other keys get
+     * {@code hit[q] = 0} and leave {@code out} and {@code found} untouched. {@code scratch} holds
+     * {@code n} rows. Runs on {@code stream} (concurrent calls on different streams overlap) and
+     * returns when done.
      */
     public void probe(CUdeviceptr query, CUdeviceptr index, long n, CUdeviceptr scratch, CUdeviceptr out,
-            CUdeviceptr found, CUdeviceptr hit, CUstream stream) {
+            CUdeviceptr found, CUdeviceptr hit, CUdeviceptr seqOut, CUstream stream) {
         if (closed.get()) {
             throw new IllegalStateException("MappedDramTier is closed");
         }
@@ -103,7 +105,7 @@ public final class MappedDramTier implements AutoCloseable {
             return;
         }
         kernels.launch("mlkv_dram_probe", n * TILE, BLOCK, stream, query, index, n, keys, flags, values, seqs,
-                layout.buckets(), layout.dim(), scratch, out, found, hit);
+                layout.buckets(), layout.dim(), scratch, out, found, hit, seqOut);
         Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_probe (n=" + n + ")");
     }
 
@@ -122,6 +124,22 @@ public final class MappedDramTier implements AutoCloseable {
         }
         kernels.launch("mlkv_dram_contains", n * TILE, BLOCK, stream, query, n, keys, flags, seqs, layout.buckets(), present);
         Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_contains (n=" + n + ")");
+    }
+
+    /**
+     * Sets byte {@code q} of {@code same} to 1 where the bucket of {@code query[q]} still has
+     * the sequence count {@code seq[q]} that {@link #probe} reported (no slot of it changed since
+     * the row was read), 0 otherwise, for {@code q < n}; waits for the result.
+     */
+    public void unchanged(CUdeviceptr query, CUdeviceptr seq, long n, CUdeviceptr same, CUstream stream) {
+        if (closed.get()) {
+            throw new IllegalStateException("MappedDramTier is closed");
+        }
+        if (n <= 0) {
+            return;
+        }
+        kernels.launch("mlkv_dram_unchanged", n, BLOCK, stream, query, seq, n, seqs, layout.buckets(), same);
+        Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_unchanged (n=" + n + ")");
     }
 
     /** Unregisters the memory and frees the module. Idempotent. */

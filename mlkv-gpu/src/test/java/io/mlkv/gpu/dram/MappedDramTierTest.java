@@ -55,17 +55,45 @@ class MappedDramTierTest {
                 cuMemsetD8(found.pointer(), (byte) 0, n);
                 jcuda.driver.CUstream stream = new jcuda.driver.CUstream();
                 jcuda.driver.JCudaDriver.cuStreamCreate(stream, 0);
-                mapped.probe(dKeys.pointer(), dIndex.pointer(), n, scratch.pointer(), out.pointer(), found.pointer(),
-                        hit.pointer(), stream);
                 byte[] held = new byte[n];
-                try (DeviceMemory dHeld = new DeviceMemory(n, "held")) {
+                byte[] same = new byte[n];
+                byte[] sameAfter = new byte[n];
+                long[] seqs = new long[n];
+                int changed = -1;
+                try (DeviceMemory dSeqs = new DeviceMemory(n * 8L, "seqs");
+                     DeviceMemory dHeld = new DeviceMemory(n, "held");
+                     DeviceMemory dSame = new DeviceMemory(n, "same")) {
+                    mapped.probe(dKeys.pointer(), dIndex.pointer(), n, scratch.pointer(), out.pointer(), found.pointer(),
+                            hit.pointer(), dSeqs.pointer(), stream);
                     mapped.contains(dKeys.pointer(), n, dHeld.pointer(), stream);
                     cuMemcpyDtoH(Pointer.to(held), dHeld.pointer(), n);
+                    mapped.unchanged(dKeys.pointer(), dSeqs.pointer(), n, dSame.pointer(), stream);
+                    cuMemcpyDtoH(Pointer.to(same), dSame.pointer(), n);
+                    cuMemcpyDtoH(Pointer.to(seqs), dSeqs.pointer(), n * 8L);
+                    for (int i = 0; i < n && changed < 0; i++) {
+                        if (tier.contains(keys[i])) {
+                            changed = i;
+                        }
+                    }
+                    tier.put(keys[changed], new float[DIM], 0, false, -1, tier.tick(), (k, v, d) -> { });
+                    mapped.unchanged(dKeys.pointer(), dSeqs.pointer(), n, dSame.pointer(), stream);
+                    cuMemcpyDtoH(Pointer.to(sameAfter), dSame.pointer(), n);
                 }
                 jcuda.driver.JCudaDriver.cuStreamDestroy(stream);
+                int unchangedAfter = 0;
                 for (int i = 0; i < n; i++) {
-                    assertEquals(tier.contains(keys[i]), held[i] == 1, "contains() of key " + keys[i]);
+                    boolean inTier = i == changed || tier.contains(keys[i]);
+                    assertEquals(inTier, held[i] == 1, "contains() of key " + keys[i]);
+                    if (inTier) {
+                        assertEquals(0, seqs[i] & 1, "a row is read at an even sequence count, key " + keys[i]);
+                        assertEquals(1, same[i], "nothing changed yet, key " + keys[i]);
+                        assertEquals(tier.sequence(keys[i]) == seqs[i] ? 1 : 0, sameAfter[i],
+                                "after the put of key " + keys[changed] + ", key " + keys[i]);
+                        unchangedAfter += sameAfter[i];
+                    }
                 }
+                assertEquals(0, sameAfter[changed], "the bucket of the key just written changed");
+                assertTrue(unchangedAfter > n / 3, "the other buckets did not change: " + unchangedAfter);
                 float[] rows = new float[n * DIM];
                 byte[] hits = new byte[n];
                 byte[] founds = new byte[n];

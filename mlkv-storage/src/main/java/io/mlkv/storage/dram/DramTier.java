@@ -194,6 +194,15 @@ public final class DramTier implements VectorTier {
         return UNSAFE.getLongVolatile(null, versions.address() + bucketOf(key) * 8);
     }
 
+    /**
+     * The sequence count of {@code key}'s bucket: it changes (by two) whenever any slot of the
+     * bucket changes, so an unchanged count means the bucket's rows are as they were.
+     */
+    public long sequence(long key) {
+        checkOpen();
+        return UNSAFE.getLongVolatile(null, seqs.address() + bucketOf(key) * 8);
+    }
+
     /** Whether {@code key} is present; does not change its score. */
     public boolean contains(long key) {
         checkOpen();
