@@ -190,12 +190,14 @@ __device__ __forceinline__ uint64_t hit_score(int score_mode, uint64_t old, uint
     return score_mode == SCORE_LFU ? old + 1 : in_scores[i];
 }
 
+// touch: -1 leaves scores alone (a plain find); SCORE_LRU sets each found key's score to `clock`,
+// SCORE_LFU adds one per occurrence, so that eviction follows reads as well as writes.
 extern "C" __global__ void __launch_bounds__(256, 8) mlkv_find(const uint64_t* __restrict__ keys, const uint8_t* __restrict__ digests,
                                      const float* __restrict__ values, uint64_t bucket_mask, int dim,
                                      const uint64_t* __restrict__ in_keys, long n, float* __restrict__ out,
                                      uint8_t* __restrict__ found, uint64_t* __restrict__ out_scores,
-                                     const uint64_t* __restrict__ scores, uint64_t* missed_keys,
-                                     int* missed_index, int* missed_count) {
+                                     uint64_t* scores, uint64_t* missed_keys,
+                                     int* missed_index, int* missed_count, int touch, uint64_t clock) {
     auto tile = cg::tiled_partition<TILE>(cg::this_thread_block());
     long i = (long)(blockIdx.x * (blockDim.x / TILE) + threadIdx.x / TILE);
     if (i >= n) return;
@@ -210,6 +212,11 @@ extern "C" __global__ void __launch_bounds__(256, 8) mlkv_find(const uint64_t* _
     if (tile.thread_rank() == 0) {
         if (found != nullptr) found[i] = slot >= 0;
         if (out_scores != nullptr && slot >= 0) out_scores[i] = scores[slot];
+        if (slot >= 0 && touch == SCORE_LRU) {
+            scores[slot] = clock;
+        } else if (slot >= 0 && touch == SCORE_LFU) {
+            atomicAdd(reinterpret_cast<unsigned long long*>(scores + slot), 1ULL);
+        }
         if (slot < 0 && missed_keys != nullptr) {
             int m = atomicAdd(missed_count, 1);
             missed_keys[m] = key;
@@ -370,7 +377,7 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
 // evicted_* may be null (victims are dropped and only counted). rejected counts keys not stored
 // because their custom score was below the full bucket's lowest. Growth is summed per block in
 // shared memory: one global atomic per block instead of one per new key on a single address.
-extern "C" __global__ void __launch_bounds__(256, 5)
+extern "C" __global__ void __launch_bounds__(256, 8)
 mlkv_upsert(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, const int* dedup_slot,
             int* dedup_win, uint64_t* dedup_keys, int* bucket_locks, unsigned long long* size, uint64_t bucket_mask, int dim, int mode, int score_mode,
             uint64_t clock, const uint64_t* __restrict__ in_keys, const float* __restrict__ in_values,

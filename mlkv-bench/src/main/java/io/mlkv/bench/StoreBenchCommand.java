@@ -52,10 +52,11 @@ final class StoreBenchCommand implements Callable<Integer> {
     @Option(names = "--batch", defaultValue = "1048576", description = "Keys per call (default ${DEFAULT-VALUE}).")
     int batch;
 
-    @Option(names = "--calls", defaultValue = "8", description = "Timed calls per distribution (default ${DEFAULT-VALUE}).")
+    @Option(names = "--calls", defaultValue = "16", description = "Timed calls per distribution (default ${DEFAULT-VALUE}).")
     int calls;
 
-    @Option(names = "--warmup", defaultValue = "8", description = "Untimed calls first, which fill HBM (default ${DEFAULT-VALUE}).")
+    @Option(names = "--warmup", defaultValue = "32",
+            description = "Untimed calls first, which fill HBM and let its contents settle (default ${DEFAULT-VALUE}).")
     int warmup;
 
     @Option(names = "--distributions", split = ",", defaultValue = "scrambled,uniform",
@@ -92,6 +93,7 @@ final class StoreBenchCommand implements Callable<Integer> {
         // DRAM holds the whole table: a third more slots than keys, since buckets fill unevenly.
         long dramBytes = ((long) records * 4 / 3 / DramTier.BUCKET_SLOTS + 1) * DramTier.bucketBytes(dim);
         List<String> rows = new ArrayList<>();
+        List<String> perCall = new ArrayList<>();
         try {
             long[][][] batches = new long[distributions.size()][][];
             for (int d = 0; d < distributions.size(); d++) {
@@ -113,16 +115,18 @@ final class StoreBenchCommand implements Callable<Integer> {
             try (MlkvStore s = open(storeDir, GpuMode.ON, hbm, dramBytes)) {
                 readAll(s, "warm DRAM");
                 for (int d = 0; d < distributions.size(); d++) {
-                    StoreStats before = s.stats();
-                    double[] gpu = timeDevice(s, batches[d]);
+                    StoreStats[] before = new StoreStats[1];
+                    double[] gpu = timeDevice(s, batches[d], () -> before[0] = s.stats());
                     StoreStats after = s.stats();
-                    double hits = after.tier("HBM").hits() - before.tier("HBM").hits();
-                    double misses = after.tier("HBM").misses() - before.tier("HBM").misses();
+                    double hits = after.tier("HBM").hits() - before[0].tier("HBM").hits();
+                    double misses = after.tier("HBM").misses() - before[0].tier("HBM").misses();
                     double best = max(gpu);
                     double cpuBest = max(cpu[d]);
                     rows.add(String.format(Locale.ROOT, "| %s | %,d | %,.0f | %,.0f | %.3f | %,.0f | %.2fx | %.3fx |",
                             distributions.get(d), batch, best, median(gpu), hits / Math.max(1, hits + misses), cpuBest,
                             best / cpuBest, best / HKV_HYBRID_FIND_KEYS_PER_S));
+                    perCall.add(distributions.get(d) + ": " + millis(gpu) + " (GPU OFF: " + millis(cpu[d]) + ")");
+                    perCall.add(distributions.get(d) + " phases: " + phases(before[0], after, gpu));
                 }
                 System.out.println(s.stats());
             }
@@ -138,6 +142,9 @@ final class StoreBenchCommand implements Callable<Integer> {
                 + "| GPU OFF host reads keys/s (best) | vs GPU OFF | vs HierarchicalKV hybrid find (206M keys/s, published) |");
         System.out.println("|---|---|---|---|---|---|---|---|");
         rows.forEach(System.out::println);
+        System.out.println();
+        System.out.println("Timed calls in order, ms:");
+        perCall.forEach(line -> System.out.println("  " + line));
         return 0;
     }
 
@@ -206,8 +213,11 @@ final class StoreBenchCommand implements Callable<Integer> {
         return rates;
     }
 
-    /** Keys/s of each timed call, device pointers (keys copied to the GPU before the clock starts). */
-    private double[] timeDevice(MlkvStore s, long[][] keyBatches) {
+    /**
+     * Keys/s of each timed call, device pointers (keys copied to the GPU before the clock starts);
+     * {@code atTimedStart} runs between the warm-up calls and the timed ones.
+     */
+    private double[] timeDevice(MlkvStore s, long[][] keyBatches, Runnable atTimedStart) {
         double[] rates = new double[calls];
         s.makeGpuCurrent();
         try (DeviceMemory keys = new DeviceMemory(batch * 8L, "store-bench keys");
@@ -215,6 +225,9 @@ final class StoreBenchCommand implements Callable<Integer> {
              DeviceMemory found = new DeviceMemory(batch, "store-bench found")) {
             float[] check = new float[batch * dim];
             for (int c = 0; c < keyBatches.length; c++) {
+                if (c == warmup) {
+                    atTimedStart.run();
+                }
                 s.makeGpuCurrent();
                 Cuda.check(cuMemcpyHtoD(keys.pointer(), Pointer.to(keyBatches[c]), batch * 8L), "cuMemcpyHtoD (bench keys)");
                 long t0 = System.nanoTime();
@@ -244,6 +257,34 @@ final class StoreBenchCommand implements Callable<Integer> {
                 throw new IllegalStateException("key " + keys[i] + " read " + out[i * dim]);
             }
         }
+    }
+
+    /**
+     * Mean ms per timed call in each measured part of a device read: the HBM lookup, the DRAM
+     * reads (on the GPU where the tier is mapped), installs into HBM, moves into DRAM, and the
+     * rest (host work on the misses, copies, synchronisation).
+     */
+    private String phases(StoreStats before, StoreStats after, double[] rates) {
+        double total = 0;
+        for (double r : rates) {
+            total += batch / r * 1e3;
+        }
+        int n = rates.length;
+        double find = (after.tier("HBM").lookupNanos() - before.tier("HBM").lookupNanos()) / 1e6 / n;
+        double dram = (after.tier("DRAM").lookupNanos() - before.tier("DRAM").lookupNanos()) / 1e6 / n;
+        double install = (after.tier("HBM").moveNanos() - before.tier("HBM").moveNanos()) / 1e6 / n;
+        double demote = (after.tier("DRAM").moveNanos() - before.tier("DRAM").moveNanos()) / 1e6 / n;
+        double mean = total / n;
+        return String.format(Locale.ROOT, "mean %.2f = HBM find %.2f + DRAM reads %.2f + HBM installs %.2f + DRAM moves %.2f"
+                + " + other %.2f", mean, find, dram, install, demote, mean - find - dram - install - demote);
+    }
+
+    private String millis(double[] rates) {
+        StringBuilder b = new StringBuilder();
+        for (double r : rates) {
+            b.append(b.length() == 0 ? "" : " ").append(String.format(Locale.ROOT, "%.2f", batch / r * 1e3));
+        }
+        return b.toString();
     }
 
     private static double max(double[] v) {

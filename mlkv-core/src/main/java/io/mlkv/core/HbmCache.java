@@ -84,6 +84,8 @@ final class HbmCache implements AutoCloseable {
     private final LongAdder installs = new LongAdder();
     private final LongAdder writeBacks = new LongAdder();
     private final LongAdder lookupNanos = new LongAdder();
+    private final LongAdder installNanos = new LongAdder();
+    private final LongAdder spillAppendNanos = new LongAdder();
 
     private HbmCache(GpuHashTable table, boolean writeBack) {
         this.table = table;
@@ -109,6 +111,8 @@ final class HbmCache implements AutoCloseable {
             return null;
         }
         GpuHashTable table = GpuHashTable.create(dim, capacity, ScoreMode.LRU, 1 << 16);
+        // Reads count as use: a full bucket evicts its least recently read or written entry.
+        table.scoreReads(true);
         LOG.info("HBM tier on {}: {} slots of dim {}, {}", table.deviceName(), table.capacity(), dim,
                 writeBack ? "write-back" : "clean copies only");
         return new HbmCache(table, writeBack);
@@ -136,7 +140,7 @@ final class HbmCache implements AutoCloseable {
 
     /** Looks up a batch without counting hits or misses (the store's own reads under its lock). */
     int peek(long[] keys, float[] out, boolean[] found) {
-        return table.find(keys, out, found);
+        return table.peek(keys, out, found);
     }
 
     /**
@@ -157,16 +161,21 @@ final class HbmCache implements AutoCloseable {
         if (count == 0) {
             return new Demoted(new long[0], new float[0], 0);
         }
-        if (spill != null) {
-            return installSpilling(keys, values, count, spill, spillable);
+        long started = System.nanoTime();
+        try {
+            if (spill != null) {
+                return installSpilling(keys, values, count, spill, spillable);
+            }
+            int dim = table.dim();
+            long[] evictedKeys = new long[count];
+            float[] evictedValues = new float[count * dim];
+            int evicted = table.insertAndEvict(Arrays.copyOf(keys, count), Arrays.copyOf(values, count * dim), null,
+                    evictedKeys, evictedValues, null);
+            installs.add(count);
+            return new Demoted(evictedKeys, evictedValues, evicted);
+        } finally {
+            installNanos.add(System.nanoTime() - started);
         }
-        int dim = table.dim();
-        long[] evictedKeys = new long[count];
-        float[] evictedValues = new float[count * dim];
-        int evicted = table.insertAndEvict(Arrays.copyOf(keys, count), Arrays.copyOf(values, count * dim), null,
-                evictedKeys, evictedValues, null);
-        installs.add(count);
-        return new Demoted(evictedKeys, evictedValues, evicted);
     }
 
     /**
@@ -240,6 +249,7 @@ final class HbmCache implements AutoCloseable {
             // cuFile writes from device memory; the POSIX path writes the host copy made above.
             Region source = posixSpill ? new HostRegion(st.hostRows.buffer())
                     : new DeviceRegion(st.evictedRows.pointer(), evicted * rowBytes);
+            long appendStarted = System.nanoTime();
             try {
                 spill.append(evictedKeys, keep, evicted, source);
             } catch (MlkvException e) {
@@ -248,6 +258,8 @@ final class HbmCache implements AutoCloseable {
                 if (spillFailures.getAndIncrement() == 0) {
                     LOG.warn("HBM spill log write failed; evicted rows are dropped instead ({})", e.getMessage());
                 }
+            } finally {
+                spillAppendNanos.add(System.nanoTime() - appendStarted);
             }
         }
         return new Demoted(evictedKeys, evictedValues, evicted);
@@ -339,6 +351,11 @@ final class HbmCache implements AutoCloseable {
     }
 
     /** Time device reads spent reading the spill log into device memory and scattering it. */
+    /** Time spent appending evicted rows to the spill log. */
+    long spillAppendNanos() {
+        return spillAppendNanos.sum();
+    }
+
     long spillReadNanos() {
         return spillReadNanos.sum();
     }
@@ -523,16 +540,21 @@ final class HbmCache implements AutoCloseable {
      */
     Demoted installFromDevice(DeviceMisses m, int[] at, long[] keys, int count, SpillLog spill, LongPredicate spillable,
             boolean demoteClean, LongPredicate inDram) {
+        long started = System.nanoTime();
         Staging st = m.staging();
         st.ensureInstall();
         table.makeDeviceCurrent();
         st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().put(0, keys, 0, count);
         st.hostRowsIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer().put(0, at, 0, count);
-        Cuda.check(cuMemcpyHtoD(st.missedKeys.pointer(), st.hostKeys.pointer(), count * 8L), "cuMemcpyHtoD (install keys)");
-        Cuda.check(cuMemcpyHtoD(st.rowsIndex.pointer(), st.hostRowsIndex.pointer(), count * 4L),
-                "cuMemcpyHtoD (install positions)");
-        table.gatherRows(st.rowsIn.pointer(), st.rowsIndex.pointer(), count, st.installRows.pointer());
-        return installStaged(st, count, st.installRows.pointer(), spill, spillable, demoteClean, inDram);
+        try {
+            Cuda.check(cuMemcpyHtoD(st.missedKeys.pointer(), st.hostKeys.pointer(), count * 8L), "cuMemcpyHtoD (install keys)");
+            Cuda.check(cuMemcpyHtoD(st.rowsIndex.pointer(), st.hostRowsIndex.pointer(), count * 4L),
+                    "cuMemcpyHtoD (install positions)");
+            table.gatherRows(st.rowsIn.pointer(), st.rowsIndex.pointer(), count, st.installRows.pointer());
+            return installStaged(st, count, st.installRows.pointer(), spill, spillable, demoteClean, inDram);
+        } finally {
+            installNanos.add(System.nanoTime() - started);
+        }
     }
 
     /**
@@ -870,7 +892,7 @@ final class HbmCache implements AutoCloseable {
         long in = installs.sum();
         long out = writeBacks.sum();
         return new TierStats("HBM", hits.sum(), misses.sum(), in, table.evictions(), out, in * rowBytes,
-                out * rowBytes, table.size(), table.capacity(), lookupNanos.sum());
+                out * rowBytes, table.size(), table.capacity(), lookupNanos.sum(), installNanos.sum());
     }
 
     @Override

@@ -133,6 +133,8 @@ public final class MlkvStore implements VectorTier {
 
     private final LongAdder dramHits = new LongAdder();
     private final LongAdder dramNanos = new LongAdder();
+    /** Time spent moving entries into DRAM: promotions from SSD and demotions from HBM. */
+    private final LongAdder dramMoveNanos = new LongAdder();
     private final LongAdder ssdNanos = new LongAdder();
     private final LongAdder dramMisses = new LongAdder();
     private final LongAdder ssdHits = new LongAdder();
@@ -514,6 +516,7 @@ public final class MlkvStore implements VectorTier {
         if (d.count() == 0 || d.values() == null) {
             return;
         }
+        long started = System.nanoTime();
         long now = dram.tick();
         for (int e = 0; e < d.count(); e++) {
             long key = d.keys()[e];
@@ -526,6 +529,7 @@ public final class MlkvStore implements VectorTier {
                 dram.put(key, d.values(), e, false, -1, now, writeBackSink);
             }
         }
+        dramMoveNanos.add(System.nanoTime() - started);
     }
 
     /**
@@ -848,6 +852,7 @@ public final class MlkvStore implements VectorTier {
     /** Installs clean copies read from RocksDB, if their DRAM bucket did not change meanwhile. */
     private int install(long[] keys, float[] values, boolean[] present, long[] versions, int count,
             long now) {
+        long started = System.nanoTime();
         int installed = 0;
         for (int m = 0; m < count; m++) {
             if (present[m] && dram.put(keys[m], values, m, false, versions[m], now, writeBackSink)
@@ -856,6 +861,7 @@ public final class MlkvStore implements VectorTier {
             }
         }
         promotions.add(installed);
+        dramMoveNanos.add(System.nanoTime() - started);
         writePending();
         return installed;
     }
@@ -1585,9 +1591,10 @@ public final class MlkvStore implements VectorTier {
         long promoted = promotions.sum();
         TierStats d = new TierStats("DRAM", dramHits.sum(), dramMisses.sum(), promoted,
                 dram.evictions(), writeBacks.sum(), promoted * rowBytes, writeBacks.sum() * rowBytes,
-                dram.size(), dram.capacity(), dramNanos.sum() + (hbm == null ? 0 : hbm.dramProbeNanos()));
+                dram.size(), dram.capacity(), dramNanos.sum() + (hbm == null ? 0 : hbm.dramProbeNanos()),
+                dramMoveNanos.sum());
         TierStats s = new TierStats("SSD", ssdHits.sum(), ssdMisses.sum(), 0, 0, 0,
-                writeBacks.sum() * rowBytes, promoted * rowBytes, entryCount.get(), -1, ssdNanos.sum());
+                writeBacks.sum() * rowBytes, promoted * rowBytes, entryCount.get(), -1, ssdNanos.sum(), 0);
         List<TierStats> tiers = hbm == null ? List.of(d, s)
                 : spill == null ? List.of(hbm.stats(rowBytes), d, s) : List.of(hbm.stats(rowBytes), d, spillStats(), s);
         return new StoreStats(tiers, entryCount.get(), prefetched.sum());
@@ -1597,7 +1604,8 @@ public final class MlkvStore implements VectorTier {
     private TierStats spillStats() {
         SpillLog.Stats st = spill.stats();
         return new TierStats("SPILL", st.rowsRead(), st.misses() + st.lostToOverwrite(), st.appended(), st.overwritten(), 0,
-                st.appended() * rowBytes, st.rowsRead() * rowBytes, spill.entries(), spill.slots(), st.readNanos());
+                st.appended() * rowBytes, st.rowsRead() * rowBytes, spill.entries(), spill.slots(), st.readNanos(),
+                hbm.spillAppendNanos());
     }
 
     /**

@@ -16,9 +16,13 @@ package io.mlkv.core;
  * @param entries     entries held now
  * @param capacity    most entries the tier can hold, or -1 where unbounded
  * @param lookupNanos time spent looking keys up in this tier (summed over threads)
+ * @param moveNanos   time spent moving entries into this tier (summed over threads): for HBM its
+ *                    installs (copies and kernels, the evictions they return included), for DRAM
+ *                    the promotions from SSD and the entries HBM demotes into it, for SPILL its
+ *                    appends; 0 for SSD, whose writes are the write-backs of the tiers above
  */
 public record TierStats(String tier, long hits, long misses, long promotions, long demotions,
-        long writeBacks, long bytesIn, long bytesOut, long entries, long capacity, long lookupNanos) {
+        long writeBacks, long bytesIn, long bytesOut, long entries, long capacity, long lookupNanos, long moveNanos) {
 
     /** Hits over lookups, or NaN before the first lookup. */
     public double hitRate() {
@@ -29,7 +33,8 @@ public record TierStats(String tier, long hits, long misses, long promotions, lo
     @Override
     public String toString() {
         return String.format("%-4s hits=%d misses=%d hitRate=%.4f promotions=%d demotions=%d "
-                + "writeBacks=%d bytesIn=%d bytesOut=%d entries=%d capacity=%d lookupMs=%.1f", tier, hits, misses,
-                hitRate(), promotions, demotions, writeBacks, bytesIn, bytesOut, entries, capacity, lookupNanos / 1e6);
+                + "writeBacks=%d bytesIn=%d bytesOut=%d entries=%d capacity=%d lookupMs=%.1f moveMs=%.1f", tier, hits,
+                misses, hitRate(), promotions, demotions, writeBacks, bytesIn, bytesOut, entries, capacity, lookupNanos / 1e6,
+                moveNanos / 1e6);
     }
 }

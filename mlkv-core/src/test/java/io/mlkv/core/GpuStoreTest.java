@@ -504,10 +504,41 @@ class GpuStoreTest {
             assertArrayEquals(values, out);
             assertEquals(0, s.stats().tier("HBM").hits());
             assertEquals(keys.length, s.stats().tier("HBM").promotions());
+            assertTrue(s.stats().tier("HBM").moveNanos() > 0, "time spent installing into HBM is counted");
             Arrays.fill(out, -1);
             assertEquals(keys.length, s.multiGet(keys, out, found));
             assertArrayEquals(values, out);
             assertEquals(keys.length, s.stats().tier("HBM").hits());
+        }
+    }
+
+    /**
+     * Reads count as use in HBM: keys read every round stay there while ten times as many cold
+     * keys pass through a full tier (a tier that evicted its oldest installs would lose them).
+     */
+    @Test
+    void keysReadEveryRoundStayInHbmWhileColdKeysStreamThrough() {
+        try (MlkvStore s = open(16 * 128)) {
+            int total = 12_000;
+            long[] all = new long[total];
+            for (int i = 0; i < total; i++) {
+                all[i] = 31L * i + 5;
+            }
+            s.multiPut(all, rows(total, 0f));
+            long[] hot = Arrays.copyOf(all, 200);
+            float[] out = new float[1000 * DIM];
+            for (int round = 0; round < 10; round++) {
+                assertEquals(hot.length, s.multiGet(hot, new float[hot.length * DIM], new boolean[hot.length]));
+                long[] cold = Arrays.copyOfRange(all, 200 + round * 1000, 200 + (round + 1) * 1000);
+                assertEquals(cold.length, s.multiGet(cold, out, new boolean[cold.length]));
+            }
+            assertEquals(2048, s.stats().tier("HBM").entries(), "HBM is full: " + s.stats());
+            assertTrue(s.stats().tier("HBM").demotions() > 5000, "cold keys passed through: " + s.stats());
+            long hitsBefore = s.stats().tier("HBM").hits();
+            float[] hotOut = new float[hot.length * DIM];
+            assertEquals(hot.length, s.multiGet(hot, hotOut, new boolean[hot.length]));
+            assertArrayEquals(rows(hot.length, 0f), hotOut);
+            assertEquals(hot.length, s.stats().tier("HBM").hits() - hitsBefore, "hot keys read from HBM: " + s.stats());
         }
     }
 

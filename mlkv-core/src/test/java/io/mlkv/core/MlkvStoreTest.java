@@ -253,6 +253,8 @@ class MlkvStoreTest {
             assertEquals(promoted * DIM * 4, s.stats().tier("DRAM").bytesIn());
             assertTrue(s.stats().tier("DRAM").lookupNanos() > 0, "time spent in DRAM lookups is counted");
             assertTrue(s.stats().tier("SSD").lookupNanos() > 0, "time spent in RocksDB reads is counted");
+            assertTrue(s.stats().tier("DRAM").moveNanos() > 0, "time spent promoting from SSD into DRAM is counted");
+            assertEquals(0, s.stats().tier("SSD").moveNanos(), "nothing is promoted into SSD");
         }
     }
 

@@ -34,11 +34,12 @@ public final class ReportWriter {
                     s.keys(), s.meanMicros(), s.p50Micros(), s.p95Micros(), s.p99Micros(), s.p999Micros(), s.maxMicros());
         }
         out.println();
-        out.println("| tier | hits | misses | hit rate | promotions | demotions | write-backs | lookup s |");
-        out.println("|---|---|---|---|---|---|---|---|");
+        out.println("| tier | hits | misses | hit rate | promotions | demotions | write-backs | lookup s | move s |");
+        out.println("|---|---|---|---|---|---|---|---|---|");
         for (TierStats t : r.stats().tiers()) {
-            out.printf(Locale.ROOT, "| %s | %,d | %,d | %.4f | %,d | %,d | %,d | %.2f |%n", t.tier(), t.hits(), t.misses(),
-                    t.hitRate(), t.promotions(), t.demotions(), t.writeBacks(), t.lookupNanos() / 1e9);
+            out.printf(Locale.ROOT, "| %s | %,d | %,d | %.4f | %,d | %,d | %,d | %.2f | %.2f |%n", t.tier(), t.hits(),
+                    t.misses(), t.hitRate(), t.promotions(), t.demotions(), t.writeBacks(), t.lookupNanos() / 1e9,
+                    t.moveNanos() / 1e9);
         }
         if (r.integrityFailures() > 0) {
             out.printf(Locale.ROOT, "%nINTEGRITY FAILURES: %,d keys read back with wrong values%n", r.integrityFailures());

@@ -124,6 +124,8 @@ public final class GpuHashTable implements VectorTier {
     private final ReentrantLock lock = new ReentrantLock();
     private final AtomicBoolean closed = new AtomicBoolean();
     private long clock;
+    /** Whether finds refresh the scores of the keys they find; see {@link #scoreReads(boolean)}. */
+    private volatile boolean scoreReads;
     private long evictedTotal;
     private long rejectedTotal;
 
@@ -252,6 +254,23 @@ public final class GpuHashTable implements VectorTier {
         }
     }
 
+    /**
+     * Whether {@code find} (both APIs) refreshes the score of every key it finds, as a write
+     * does: {@link ScoreMode#LRU} sets it to the call's clock, {@link ScoreMode#LFU} adds one per
+     * occurrence in the batch; {@link ScoreMode#CUSTOM} scores are left alone. Off by default, so
+     * that a find only reads (as in HierarchicalKV); a cache that should keep what is read turns it
+     * on, so that a full bucket evicts its least recently (or least often) used entry rather than
+     * its oldest write. {@code contains} never changes scores.
+     */
+    public void scoreReads(boolean on) {
+        scoreReads = on;
+    }
+
+    /** Whether finds refresh scores; see {@link #scoreReads(boolean)}. */
+    public boolean scoringReads() {
+        return scoreReads;
+    }
+
     /** Inserts refused since creation because their custom score was below a full bucket's lowest. */
     public long rejections() {
         lock.lock();
@@ -276,7 +295,7 @@ public final class GpuHashTable implements VectorTier {
             CUdeviceptr missedIndex) {
         return call(() -> {
             zeroCounter(COUNTER_MISSED);
-            launchFind(keysIn, n, outValues, found, missedKeys, missedIndex);
+            launchFind(keysIn, n, outValues, found, missedKeys, missedIndex, readTouch());
             return readCounters()[COUNTER_MISSED];
         });
     }
@@ -470,7 +489,19 @@ public final class GpuHashTable implements VectorTier {
         BatchChecks.checkOutputRows("find", batch, out, dim);
         BatchChecks.checkFlags("find", "found", batch, found);
         checkKeys("find", batch);
-        return (int) call(() -> pipelinedFind(batch, out, found));
+        return (int) call(() -> pipelinedFind(batch, out, found, readTouch()));
+    }
+
+    /**
+     * {@link #find(long[], float[], boolean[])} that never changes scores, whatever
+     * {@link #scoreReads(boolean)} says: for an owner's own reads (checks, write-backs) that
+     * should not count as use.
+     */
+    public int peek(long[] batch, float[] out, boolean[] found) {
+        BatchChecks.checkOutputRows("peek", batch, out, dim);
+        BatchChecks.checkFlags("peek", "found", batch, found);
+        checkKeys("peek", batch);
+        return (int) call(() -> pipelinedFind(batch, out, found, -1));
     }
 
     /**
@@ -479,7 +510,7 @@ public final class GpuHashTable implements VectorTier {
      * between: keys go in on {@link #copyStream}, the kernel runs on {@link #stream} once they are
      * there, results come back on {@link #copyStream} once it is done. Caller holds the lock.
      */
-    private long pipelinedFind(long[] batch, float[] out, boolean[] found) {
+    private long pipelinedFind(long[] batch, float[] out, boolean[] found, int touch) {
         int piece = Math.max(1, stagingKeys / 2);
         int pieces = (batch.length + piece - 1) / piece;
         long rowBytes = dim * 4L;
@@ -506,7 +537,8 @@ public final class GpuHashTable implements VectorTier {
                     n * 8L, copyStream), "cuMemcpyHtoDAsync (keys)");
             Cuda.check(cuEventRecord(ev[0], copyStream), "cuEventRecord");
             Cuda.check(cuStreamWaitEvent(stream, ev[0], 0), "cuStreamWaitEvent");
-            launchFind(staging.dKeys.at(at * 8), n, staging.dValuesOut.at(at * rowBytes), staging.dFlags.at(at), null, null);
+            launchFind(staging.dKeys.at(at * 8), n, staging.dValuesOut.at(at * rowBytes), staging.dFlags.at(at), null, null,
+                    touch);
             Cuda.check(cuEventRecord(ev[1], stream), "cuEventRecord");
             Cuda.check(cuStreamWaitEvent(copyStream, ev[1], 0), "cuStreamWaitEvent");
             Cuda.check(cuMemcpyDtoHAsync(staging.hValuesOut.pointer().withByteOffset(at * rowBytes),
@@ -880,11 +912,23 @@ public final class GpuHashTable implements VectorTier {
         return c[COUNTER_EVICTED];
     }
 
+    /**
+     * The find kernel's {@code touch} argument for one find call: -1 (scores untouched) or the
+     * score mode whose hit rule it applies; advances the clock when it touches. Caller holds the lock.
+     */
+    private int readTouch() {
+        if (!scoreReads || scoreMode == ScoreMode.CUSTOM) {
+            return -1;
+        }
+        clock++;
+        return scoreMode.code;
+    }
+
     private void launchFind(CUdeviceptr keysIn, long n, CUdeviceptr out, CUdeviceptr found, CUdeviceptr missedKeys,
-            CUdeviceptr missedIndex) {
+            CUdeviceptr missedIndex, int touch) {
         kernels.launch("mlkv_find", n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(), values.pointer(),
                 buckets - 1, dim, keysIn, n, out, found, null, scores.pointer(), missedKeys, missedIndex,
-                counters.at(COUNTER_MISSED * 8L));
+                counters.at(COUNTER_MISSED * 8L), touch, clock);
     }
 
     private long launchExport(long offset, long count, CUdeviceptr outKeys, CUdeviceptr outValues,

@@ -73,6 +73,25 @@ final class BucketModel {
         return evicted;
     }
 
+    /**
+     * One find call on a table that scores reads: every occurrence of a present key refreshes its
+     * score as a write would (LRU: the call's clock; LFU: plus one per occurrence); CUSTOM scores
+     * stay. A table that does not score reads leaves the model untouched: do not call this.
+     */
+    void read(long[] batch) {
+        if (mode == ScoreMode.CUSTOM) {
+            return;
+        }
+        clock++;
+        for (long key : batch) {
+            int b = bucketOf(key);
+            int slot = find(b, key);
+            if (slot >= 0) {
+                scores[b][slot] = mode == ScoreMode.LRU ? clock : scores[b][slot] + 1;
+            }
+        }
+    }
+
     boolean contains(long key) {
         return find(bucketOf(key), key) >= 0;
     }

@@ -91,59 +91,64 @@ class GpuHashTableTest {
     void atFullLoadEveryKeyIsFoundOrReturnedAsEvicted() {
         long seed = seed();
         int dim = 8;
-        try (GpuHashTable t = GpuHashTable.create(dim, 1 << 16, ScoreMode.LRU, 1 << 15)) {
-            SplittableRandom r = new SplittableRandom(seed);
-            Map<Long, float[]> live = new HashMap<>();
-            long inserted = 0;
-            for (int call = 0; call < 12; call++) {
-                int n = 20_000;
-                long[] keys = new long[n];
-                for (int i = 0; i < n; i++) {
-                    keys[i] = r.nextInt(400_000);
-                }
-                float[] values = rowsFor(keys, dim, call);
-                long[] ek = new long[n];
-                float[] ev = new float[n * dim];
-                int e = t.insertAndEvict(keys, values, null, ek, ev, null);
-                Map<Long, float[]> written = new HashMap<>();
-                for (int i = 0; i < n; i++) {
-                    written.put(keys[i], Arrays.copyOfRange(values, i * dim, (i + 1) * dim));
-                }
-                Map<Long, float[]> lastEvicted = new HashMap<>();
-                for (int j = 0; j < e; j++) {
-                    long k = ek[j];
-                    float[] v = Arrays.copyOfRange(ev, j * dim, (j + 1) * dim);
-                    float[] before = live.get(k);
-                    float[] now = written.get(k);
-                    assertTrue((before != null && Arrays.equals(before, v)) || (now != null && Arrays.equals(now, v)),
-                            "evicted key " + k + " carried a value it never had, call " + call + ", seed " + seed);
-                    lastEvicted.put(k, v);
-                }
-                Map<Long, float[]> expected = new HashMap<>(live);
-                expected.putAll(written);
-                long[] all = expected.keySet().stream().mapToLong(Long::longValue).toArray();
-                float[] out = new float[all.length * dim];
-                boolean[] found = new boolean[all.length];
-                int present = t.find(all, out, found);
-                live.clear();
-                for (int i = 0; i < all.length; i++) {
-                    float[] newest = expected.get(all[i]);
-                    if (found[i]) {
-                        assertArrayEquals(newest, Arrays.copyOfRange(out, i * dim, (i + 1) * dim),
-                                "value of key " + all[i] + ", call " + call + ", seed " + seed);
-                        live.put(all[i], newest);
-                    } else {
-                        float[] last = lastEvicted.get(all[i]);
-                        assertTrue(last != null, "key " + all[i] + " was lost: neither present nor evicted, call "
-                                + call + ", seed " + seed);
-                        assertArrayEquals(newest, last, "last evicted copy of key " + all[i] + ", seed " + seed);
+        // 512 buckets, about 40 new keys each per call; then 2 buckets, thousands each, all racing for slots.
+        for (long capacity : new long[] {1 << 16, 2 * GpuHashTable.BUCKET_SLOTS}) {
+            try (GpuHashTable t = GpuHashTable.create(dim, capacity, ScoreMode.LRU, 1 << 15)) {
+                SplittableRandom r = new SplittableRandom(seed);
+                Map<Long, float[]> live = new HashMap<>();
+                long inserted = 0;
+                for (int call = 0; call < 12; call++) {
+                    int n = 20_000;
+                    long[] keys = new long[n];
+                    for (int i = 0; i < n; i++) {
+                        keys[i] = r.nextInt(400_000);
                     }
+                    float[] values = rowsFor(keys, dim, call);
+                    long[] ek = new long[n];
+                    float[] ev = new float[n * dim];
+                    int e = t.insertAndEvict(keys, values, null, ek, ev, null);
+                    Map<Long, float[]> written = new HashMap<>();
+                    for (int i = 0; i < n; i++) {
+                        written.put(keys[i], Arrays.copyOfRange(values, i * dim, (i + 1) * dim));
+                    }
+                    Map<Long, float[]> lastEvicted = new HashMap<>();
+                    for (int j = 0; j < e; j++) {
+                        long k = ek[j];
+                        float[] v = Arrays.copyOfRange(ev, j * dim, (j + 1) * dim);
+                        float[] before = live.get(k);
+                        float[] now = written.get(k);
+                        assertTrue((before != null && Arrays.equals(before, v)) || (now != null && Arrays.equals(now, v)),
+                                "evicted key " + k + " carried a value it never had, call " + call + ", capacity "
+                                        + capacity + ", seed " + seed);
+                        lastEvicted.put(k, v);
+                    }
+                    Map<Long, float[]> expected = new HashMap<>(live);
+                    expected.putAll(written);
+                    long[] all = expected.keySet().stream().mapToLong(Long::longValue).toArray();
+                    float[] out = new float[all.length * dim];
+                    boolean[] found = new boolean[all.length];
+                    int present = t.find(all, out, found);
+                    live.clear();
+                    for (int i = 0; i < all.length; i++) {
+                        float[] newest = expected.get(all[i]);
+                        if (found[i]) {
+                            assertArrayEquals(newest, Arrays.copyOfRange(out, i * dim, (i + 1) * dim),
+                                    "value of key " + all[i] + ", call " + call + ", capacity " + capacity + ", seed " + seed);
+                            live.put(all[i], newest);
+                        } else {
+                            float[] last = lastEvicted.get(all[i]);
+                            assertTrue(last != null, "key " + all[i] + " was lost: neither present nor evicted, call "
+                                    + call + ", capacity " + capacity + ", seed " + seed);
+                            assertArrayEquals(newest, last, "last evicted copy of key " + all[i] + ", capacity "
+                                    + capacity + ", seed " + seed);
+                        }
+                    }
+                    assertEquals(present, t.size(), "size after call " + call + ", capacity " + capacity + ", seed " + seed);
+                    inserted += n;
                 }
-                assertEquals(present, t.size(), "size after call " + call + ", seed " + seed);
-                inserted += n;
+                assertTrue(t.evictions() > 0, "the test must overflow the table of " + capacity);
+                assertTrue(inserted > t.capacity());
             }
-            assertTrue(t.evictions() > 0, "the test must overflow the table");
-            assertTrue(inserted > t.capacity());
         }
     }
 
@@ -179,6 +184,76 @@ class GpuHashTableTest {
                     assertEquals(expected, actual, mode + " call " + call + ", seed " + seed);
                 }
                 assertTrue(t.evictions() > 0, mode + ": no bucket filled up");
+            }
+        }
+    }
+
+    @Test
+    void readsThatScoreDecideWhichEntryAFullBucketEvicts() {
+        for (ScoreMode mode : ScoreMode.values()) {
+            for (boolean scoring : new boolean[] {true, false}) {
+                long seed = seed();
+                String where = mode + (scoring ? " scoring reads" : " plain reads") + ", seed " + seed;
+                int dim = 4;
+                try (GpuHashTable t = GpuHashTable.create(dim, 16 * GpuHashTable.BUCKET_SLOTS, mode, 1 << 10);
+                     DeviceMemory dKeys = new DeviceMemory(400 * 8L, "test keys");
+                     DeviceMemory dOut = new DeviceMemory(400L * dim * 4, "test out");
+                     DeviceMemory dFound = new DeviceMemory(400, "test found")) {
+                    t.scoreReads(scoring);
+                    BucketModel model = new BucketModel(t.buckets(), mode);
+                    SplittableRandom r = new SplittableRandom(seed);
+                    List<Long> present = new ArrayList<>();
+                    for (int call = 0; call < 300; call++) {
+                        // Reads of present keys (repeats included), through both APIs and peek, which never scores.
+                        long[] reads = new long[1 + r.nextInt(200)];
+                        for (int i = 0; i < reads.length; i++) {
+                            reads[i] = present.isEmpty() || r.nextInt(10) == 0 ? 10_000 + r.nextInt(1000)
+                                    : present.get(r.nextInt(present.size()));
+                        }
+                        boolean[] found = new boolean[reads.length];
+                        float[] out = new float[reads.length * dim];
+                        switch (call % 3) {
+                            case 0 -> t.find(reads, out, found);
+                            case 1 -> {
+                                Cuda.check(cuMemcpyHtoD(dKeys.pointer(), Pointer.to(reads), reads.length * 8L), "cuMemcpyHtoD");
+                                t.find(dKeys.pointer(), reads.length, dOut.pointer(), dFound.pointer(), null, null);
+                            }
+                            default -> t.peek(reads, out, found);
+                        }
+                        if (scoring && call % 3 != 2) {
+                            model.read(reads);
+                        }
+                        // Then at most one new or present key per bucket, so the GPU's choices are deterministic.
+                        Map<Integer, Long> perBucket = new HashMap<>();
+                        for (int tries = 0; tries < 40; tries++) {
+                            long k = r.nextInt(5000);
+                            perBucket.putIfAbsent(model.bucketOf(k), k);
+                        }
+                        long[] keys = perBucket.values().stream().mapToLong(Long::longValue).toArray();
+                        long[] scores = new long[keys.length];
+                        for (int i = 0; i < keys.length; i++) {
+                            scores[i] = r.nextInt(1000);
+                        }
+                        List<Long> expected = model.insert(keys, scores);
+                        long[] ek = new long[keys.length];
+                        int e = t.insertAndEvict(keys, new float[keys.length * dim], mode == ScoreMode.CUSTOM ? scores : null,
+                                ek, new float[keys.length * dim], null);
+                        List<Long> actual = new ArrayList<>();
+                        for (int j = 0; j < e; j++) {
+                            actual.add(ek[j]);
+                        }
+                        actual.sort(null);
+                        expected.sort(null);
+                        assertEquals(expected, actual, "evictions of call " + call + ", " + where);
+                        present.removeAll(actual);
+                        for (long k : keys) {
+                            if (model.contains(k) && !present.contains(k)) {
+                                present.add(k);
+                            }
+                        }
+                    }
+                    assertTrue(t.evictions() > 0, "no bucket filled up, " + where);
+                }
             }
         }
     }
