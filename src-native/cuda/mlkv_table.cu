@@ -274,11 +274,6 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
             }
             return 0;
         }
-        if (lane == 0) {
-            // Clear the scratch entry for the next call; readers of it see -1, never this position.
-            dedup_win[p] = -1;
-            dedup_keys[p] = EMPTY_KEY;
-        }
     }
     while (true) {
         bool locked;
@@ -430,10 +425,6 @@ mlkv_assign_only(const uint64_t* __restrict__ keys, uint64_t* scores, const uint
         }
         if (lane == 0) {
             if (slot >= 0) scores[slot] = hit_score(score_mode, scores[slot], clock, in_scores, i);
-            // Empty the scratch entry for the next call: only the winner does, after every
-            // occurrence has read it in mlkv_dedup (a kernel boundary ago).
-            dedup_win[p] = -1;
-            dedup_keys[p] = EMPTY_KEY;
         }
     }
     if (lane == 0 && found_out != nullptr) found_out[i] = slot >= 0;
@@ -442,7 +433,7 @@ mlkv_assign_only(const uint64_t* __restrict__ keys, uint64_t* scores, const uint
 // Marks each position's key in a scratch set of the batch (open addressing, set_mask + 1 slots,
 // at least twice the batch) and keeps the highest position per key in win. slot_of[i] tells
 // where position i's key landed. The set must be empty (keys EMPTY_KEY, win -1) on entry; the
-// upsert that follows empties it again.
+// host empties it again with two streaming fills after the upsert that reads it.
 extern "C" __global__ void mlkv_dedup(const uint64_t* __restrict__ in_keys, long n, uint64_t* set_keys, int* win,
                                       uint64_t set_mask, int* slot_of) {
     long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
