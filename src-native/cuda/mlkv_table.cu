@@ -243,7 +243,7 @@ extern "C" __global__ void mlkv_contains(const uint64_t* __restrict__ keys, cons
 template <typename Tile>
 __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* keys, uint64_t* scores,
                                           uint8_t* digests, float* values, const int* __restrict__ dedup_slot,
-                                          int* dedup_win, uint64_t* dedup_keys, int* bucket_locks,
+                                          const int* dedup_win, int* bucket_locks,
                                           uint64_t bucket_mask, int dim, int mode, int score_mode,
                                           uint64_t clock, const uint64_t* __restrict__ in_keys,
                                           const float* __restrict__ in_values, const uint64_t* __restrict__ in_scores,
@@ -374,7 +374,7 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
 // shared memory: one global atomic per block instead of one per new key on a single address.
 extern "C" __global__ void __launch_bounds__(256, 8)
 mlkv_upsert(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, const int* dedup_slot,
-            int* dedup_win, uint64_t* dedup_keys, int* bucket_locks, unsigned long long* size, uint64_t bucket_mask, int dim, int mode, int score_mode,
+            const int* dedup_win, int* bucket_locks, unsigned long long* size, uint64_t bucket_mask, int dim, int mode, int score_mode,
             uint64_t clock, const uint64_t* __restrict__ in_keys, const float* __restrict__ in_values,
             const uint64_t* __restrict__ in_scores, long n, float* __restrict__ out, uint8_t* __restrict__ found_out,
             uint64_t* evicted_keys, float* evicted_values, uint64_t* evicted_scores,
@@ -385,7 +385,7 @@ mlkv_upsert(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, c
     auto tile = cg::tiled_partition<TILE>(cg::this_thread_block());
     long i = (long)(blockIdx.x * (blockDim.x / TILE) + threadIdx.x / TILE);
     if (i < n) {
-        int g = upsert_one(tile, i, keys, scores, digests, values, dedup_slot, dedup_win, dedup_keys, bucket_locks,
+        int g = upsert_one(tile, i, keys, scores, digests, values, dedup_slot, dedup_win, bucket_locks,
                            bucket_mask, dim, mode,
                            score_mode, clock, in_keys, in_values, in_scores, out, found_out, evicted_keys,
                            evicted_values, evicted_scores, evicted_count, rejected_count);
@@ -401,7 +401,7 @@ mlkv_upsert(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, c
 // report presence. Scores follow the table's mode, as in mlkv_upsert.
 extern "C" __global__ void __launch_bounds__(256, 8)
 mlkv_assign_only(const uint64_t* __restrict__ keys, uint64_t* scores, const uint8_t* __restrict__ digests,
-                 float* values, const int* __restrict__ dedup_slot, int* dedup_win, uint64_t* dedup_keys,
+                 float* values, const int* __restrict__ dedup_slot, const int* dedup_win,
                  uint64_t bucket_mask, int dim, int score_mode, uint64_t clock, const uint64_t* __restrict__ in_keys,
                  const float* __restrict__ in_values, const uint64_t* __restrict__ in_scores, long n,
                  uint8_t* __restrict__ found_out) {
@@ -601,9 +601,15 @@ mlkv_accum_existing(const uint64_t* __restrict__ keys, uint64_t* scores, const u
 // The DRAM tier (io.mlkv.storage.dram.DramTier) lives in host memory that the store pins and maps
 // into the GPU's address space. Its layout: buckets of DRAM_SLOTS slots; keys (int64 per slot),
 // flags (one byte per slot, bit 0 = occupied), values (dim float32 per slot), and one int64
-// sequence count per bucket, odd while the CPU changes the bucket. The bucket of a key is
-// ((h >> 32) * num_buckets) >> 32 with h = key * 0x9E3779B97F4A7C15, h ^= h >> 29.
+// sequence count per bucket, odd while the CPU changes the bucket.
 #define DRAM_SLOTS 16
+
+// The DRAM tier's bucket of `key`, computed as DramTier.bucketOf does.
+__device__ __forceinline__ uint64_t dram_bucket_of(uint64_t key, uint64_t num_buckets) {
+    uint64_t h = key * 0x9E3779B97F4A7C15ull;
+    h ^= h >> 29;
+    return ((h >> 32) * num_buckets) >> 32;
+}
 
 // Which of n keys the pinned, mapped DRAM tier holds: one tile of DRAM_SLOTS threads per key reads
 // the key's bucket; present[q] = 1 if a valid slot holds the key, or if the bucket is being changed
@@ -619,9 +625,7 @@ mlkv_dram_contains(const uint64_t* __restrict__ query, long n, const volatile ui
     int tile_base = (threadIdx.x & 31) & ~(DRAM_SLOTS - 1);
     unsigned tile_mask = ((1u << DRAM_SLOTS) - 1) << tile_base;
     uint64_t key = query[q];
-    uint64_t h = key * 0x9E3779B97F4A7C15ull;
-    h ^= h >> 29;
-    uint64_t bucket = ((h >> 32) * num_buckets) >> 32;
+    uint64_t bucket = dram_bucket_of(key, num_buckets);
     uint64_t slot = bucket * DRAM_SLOTS + lane;
     bool match = dram_keys[slot] == key && (dram_flags[slot] & 1) != 0;
     bool held = __ballot_sync(tile_mask, match) != 0 || (dram_seqs[bucket] & 1) != 0;
@@ -647,9 +651,7 @@ mlkv_dram_probe(const uint64_t* __restrict__ query, const int* __restrict__ inde
     int tile_base = (threadIdx.x & 31) & ~(DRAM_SLOTS - 1);
     unsigned tile_mask = ((1u << DRAM_SLOTS) - 1) << tile_base;
     uint64_t key = query[q];
-    uint64_t h = key * 0x9E3779B97F4A7C15ull;
-    h ^= h >> 29;
-    uint64_t bucket = ((h >> 32) * num_buckets) >> 32;
+    uint64_t bucket = dram_bucket_of(key, num_buckets);
     uint64_t seq = dram_seqs[bucket];
     __threadfence_system();
     uint64_t slot = bucket * DRAM_SLOTS + lane;
@@ -684,8 +686,5 @@ extern "C" __global__ void mlkv_dram_unchanged(const uint64_t* __restrict__ quer
                                                uint8_t* __restrict__ same) {
     long q = (long)blockIdx.x * blockDim.x + threadIdx.x;
     if (q >= n) return;
-    uint64_t h = query[q] * 0x9E3779B97F4A7C15ull;
-    h ^= h >> 29;
-    uint64_t bucket = ((h >> 32) * num_buckets) >> 32;
-    same[q] = dram_seqs[bucket] == seq[q] ? 1 : 0;
+    same[q] = dram_seqs[dram_bucket_of(query[q], num_buckets)] == seq[q] ? 1 : 0;
 }

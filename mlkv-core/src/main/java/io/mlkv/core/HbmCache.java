@@ -350,12 +350,12 @@ final class HbmCache implements AutoCloseable {
         return spillFailures.get();
     }
 
-    /** Time device reads spent reading the spill log into device memory and scattering it. */
     /** Time spent appending evicted rows to the spill log. */
     long spillAppendNanos() {
         return spillAppendNanos.sum();
     }
 
+    /** Time device reads spent reading the spill log into device memory and scattering it. */
     long spillReadNanos() {
         return spillReadNanos.sum();
     }

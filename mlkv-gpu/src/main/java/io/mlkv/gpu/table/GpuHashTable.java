@@ -264,11 +264,6 @@ public final class GpuHashTable implements VectorTier {
         scoreReads = on;
     }
 
-    /** Whether finds refresh scores; see {@link #scoreReads(boolean)}. */
-    public boolean scoringReads() {
-        return scoreReads;
-    }
-
     /** Inserts refused since creation because their custom score was below a full bucket's lowest. */
     public long rejections() {
         lock.lock();
@@ -900,12 +895,11 @@ public final class GpuHashTable implements VectorTier {
             CUdeviceptr evictedScores) {
         CUdeviceptr dedupSlotArg = dedup ? dedupSlot.pointer() : null;
         CUdeviceptr dedupWinArg = dedup ? dedupWin.pointer() : null;
-        CUdeviceptr dedupKeysArg = dedup ? dedupKeys.pointer() : null;
         if (mode == MODE_ASSIGN_ONLY) {
             // Never inserts, evicts or rejects: no counters to reset or read back.
             clock++;
             kernels.launch("mlkv_assign_only", n * TILE, BLOCK, stream, keys.pointer(), scores.pointer(),
-                    digests.pointer(), values.pointer(), dedupSlotArg, dedupWinArg, dedupKeysArg, buckets - 1, dim,
+                    digests.pointer(), values.pointer(), dedupSlotArg, dedupWinArg, buckets - 1, dim,
                     scoreMode.code, clock, keysIn, valuesIn, scoresIn, n, found);
             sync("assign (n=" + n + ")");
             return 0;
@@ -914,7 +908,7 @@ public final class GpuHashTable implements VectorTier {
         zeroCounter(COUNTER_REJECTED);
         clock++;
         kernels.launch("mlkv_upsert", n * TILE, BLOCK, stream, keys.pointer(), scores.pointer(), digests.pointer(),
-                values.pointer(), dedupSlotArg, dedupWinArg, dedupKeysArg, bucketLocks.pointer(),
+                values.pointer(), dedupSlotArg, dedupWinArg, bucketLocks.pointer(),
                 counters.at(COUNTER_SIZE * 8L), buckets - 1, dim, mode,
                 scoreMode.code, clock, keysIn, valuesIn, scoresIn, n, out, found, evictedKeys, evictedValues,
                 evictedScores, counters.at(COUNTER_EVICTED * 8L), counters.at(COUNTER_REJECTED * 8L));

@@ -152,6 +152,40 @@ class GpuHashTableTest {
         }
     }
 
+    private record Inserted(long[] keys, List<Long> evicted) {
+    }
+
+    /**
+     * One insertAndEvict of random keys, at most one per bucket (so the GPU's choices are
+     * deterministic), with random scores where the table takes custom ones; asserts that it
+     * evicts exactly what the model evicts.
+     */
+    private static Inserted insertOnePerBucketAsTheModelSays(GpuHashTable t, BucketModel model, SplittableRandom r, int dim,
+            String where) {
+        Map<Integer, Long> perBucket = new HashMap<>();
+        for (int tries = 0; tries < 40; tries++) {
+            long k = r.nextInt(5000);
+            perBucket.putIfAbsent(model.bucketOf(k), k);
+        }
+        long[] keys = perBucket.values().stream().mapToLong(Long::longValue).toArray();
+        long[] scores = new long[keys.length];
+        for (int i = 0; i < keys.length; i++) {
+            scores[i] = r.nextInt(1000);
+        }
+        List<Long> expected = model.insert(keys, scores);
+        long[] ek = new long[keys.length];
+        int e = t.insertAndEvict(keys, new float[keys.length * dim], t.scoreMode() == ScoreMode.CUSTOM ? scores : null,
+                ek, new float[keys.length * dim], null);
+        List<Long> actual = new ArrayList<>();
+        for (int j = 0; j < e; j++) {
+            actual.add(ek[j]);
+        }
+        actual.sort(null);
+        expected.sort(null);
+        assertEquals(expected, actual, "evictions, " + where);
+        return new Inserted(keys, actual);
+    }
+
     @Test
     void fullBucketsEvictAsTheReferenceModelSays() {
         for (ScoreMode mode : ScoreMode.values()) {
@@ -160,28 +194,7 @@ class GpuHashTableTest {
                 BucketModel model = new BucketModel(t.buckets(), mode);
                 SplittableRandom r = new SplittableRandom(seed);
                 for (int call = 0; call < 400; call++) {
-                    // At most one key per bucket per call keeps the GPU's choices deterministic.
-                    Map<Integer, Long> perBucket = new HashMap<>();
-                    for (int tries = 0; tries < 40; tries++) {
-                        long k = r.nextInt(5000);
-                        perBucket.putIfAbsent(model.bucketOf(k), k);
-                    }
-                    long[] keys = perBucket.values().stream().mapToLong(Long::longValue).toArray();
-                    long[] scores = new long[keys.length];
-                    for (int i = 0; i < keys.length; i++) {
-                        scores[i] = r.nextInt(1000);
-                    }
-                    List<Long> expected = model.insert(keys, scores);
-                    long[] ek = new long[keys.length];
-                    int e = t.insertAndEvict(keys, new float[keys.length * 4], mode == ScoreMode.CUSTOM ? scores : null,
-                            ek, new float[keys.length * 4], null);
-                    List<Long> actual = new ArrayList<>();
-                    for (int j = 0; j < e; j++) {
-                        actual.add(ek[j]);
-                    }
-                    actual.sort(null);
-                    expected.sort(null);
-                    assertEquals(expected, actual, mode + " call " + call + ", seed " + seed);
+                    insertOnePerBucketAsTheModelSays(t, model, r, 4, mode + " call " + call + ", seed " + seed);
                 }
                 assertTrue(t.evictions() > 0, mode + ": no bucket filled up");
             }
@@ -224,29 +237,9 @@ class GpuHashTableTest {
                             model.read(reads);
                         }
                         // Then at most one new or present key per bucket, so the GPU's choices are deterministic.
-                        Map<Integer, Long> perBucket = new HashMap<>();
-                        for (int tries = 0; tries < 40; tries++) {
-                            long k = r.nextInt(5000);
-                            perBucket.putIfAbsent(model.bucketOf(k), k);
-                        }
-                        long[] keys = perBucket.values().stream().mapToLong(Long::longValue).toArray();
-                        long[] scores = new long[keys.length];
-                        for (int i = 0; i < keys.length; i++) {
-                            scores[i] = r.nextInt(1000);
-                        }
-                        List<Long> expected = model.insert(keys, scores);
-                        long[] ek = new long[keys.length];
-                        int e = t.insertAndEvict(keys, new float[keys.length * dim], mode == ScoreMode.CUSTOM ? scores : null,
-                                ek, new float[keys.length * dim], null);
-                        List<Long> actual = new ArrayList<>();
-                        for (int j = 0; j < e; j++) {
-                            actual.add(ek[j]);
-                        }
-                        actual.sort(null);
-                        expected.sort(null);
-                        assertEquals(expected, actual, "evictions of call " + call + ", " + where);
-                        present.removeAll(actual);
-                        for (long k : keys) {
+                        Inserted in = insertOnePerBucketAsTheModelSays(t, model, r, dim, "call " + call + ", " + where);
+                        present.removeAll(in.evicted());
+                        for (long k : in.keys()) {
                             if (model.contains(k) && !present.contains(k)) {
                                 present.add(k);
                             }
