@@ -603,6 +603,8 @@ mlkv_accum_existing(const uint64_t* __restrict__ keys, uint64_t* scores, const u
 // flags (one byte per slot, bit 0 = occupied), values (dim float32 per slot), and one int64
 // sequence count per bucket, odd while the CPU changes the bucket.
 #define DRAM_SLOTS 16
+// Longest row (floats) that mlkv_dram_probe reads into registers; a multiple of 4 * DRAM_SLOTS.
+#define DRAM_VEC_ROW 128
 
 // The DRAM tier's bucket of `key`, computed as DramTier.bucketOf does.
 __device__ __forceinline__ uint64_t dram_bucket_of(uint64_t key, uint64_t num_buckets) {
@@ -663,7 +665,23 @@ mlkv_dram_probe(const uint64_t* __restrict__ query, const int* __restrict__ inde
     }
     uint64_t src = (bucket * DRAM_SLOTS + (__ffs(ballot) - 1)) * (uint64_t)dim;
     float* row = scratch + (size_t)q * dim;
-    for (int d = lane; d < dim; d += DRAM_SLOTS) row[d] = dram_values[src + d];
+    // PCIe reads from the GPU are limited by how many requests are in flight more than by bytes.
+    // Rows of up to DRAM_VEC_ROW floats that are whole float4s (the tier's arrays are page-aligned)
+    // are read 16 bytes per lane, held in registers and written once checked: dim 64 is one
+    // 256-byte read per tile instead of four of 64. __ldcv does not cache, like the volatile
+    // loads of other rows: the row must be what host memory holds now.
+    bool in_registers = (dim & 3) == 0 && dim <= DRAM_VEC_ROW;
+    float4 part[DRAM_VEC_ROW / (4 * DRAM_SLOTS)];
+    const float4* from = reinterpret_cast<const float4*>(const_cast<const float*>(dram_values) + src);
+    if (in_registers) {
+#pragma unroll
+        for (int v = 0; v < DRAM_VEC_ROW / (4 * DRAM_SLOTS); v++) {
+            int d = lane + v * DRAM_SLOTS;
+            if (d < dim / 4) part[v] = __ldcv(from + d);
+        }
+    } else {
+        for (int d = lane; d < dim; d += DRAM_SLOTS) row[d] = dram_values[src + d];
+    }
     __threadfence_system();
     bool unchanged = dram_seqs[bucket] == seq;
     if (!__all_sync(tile_mask, unchanged)) {
@@ -671,7 +689,20 @@ mlkv_dram_probe(const uint64_t* __restrict__ query, const int* __restrict__ inde
         return;
     }
     size_t at = (size_t)index[q];
-    for (int d = lane; d < dim; d += DRAM_SLOTS) out[at * dim + d] = row[d];
+    if (in_registers) {
+        float4* to_row = reinterpret_cast<float4*>(row);
+        float4* to_out = reinterpret_cast<float4*>(out + at * dim);
+#pragma unroll
+        for (int v = 0; v < DRAM_VEC_ROW / (4 * DRAM_SLOTS); v++) {
+            int d = lane + v * DRAM_SLOTS;
+            if (d < dim / 4) {
+                to_row[d] = part[v];
+                to_out[d] = part[v];
+            }
+        }
+    } else {
+        for (int d = lane; d < dim; d += DRAM_SLOTS) out[at * dim + d] = row[d];
+    }
     if (lane == 0) {
         found[at] = 1;
         hit[q] = 1;

@@ -1,9 +1,11 @@
 package io.mlkv.core;
 
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoHAsync;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 import static jcuda.driver.JCudaDriver.cuStreamCreate;
 import static jcuda.driver.JCudaDriver.cuStreamDestroy;
+import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
 import io.mlkv.gpu.cuda.Cuda;
 import io.mlkv.gpu.cuda.CudaDevice;
@@ -145,7 +147,9 @@ final class HbmCache implements AutoCloseable {
 
     /**
      * What an install pushed out of HBM, in the order it left; rows {@code [0, count)}. Installs
-     * from device staging leave {@code values} null when no evicted entry has to move down.
+     * from device staging leave {@code values} null when no evicted entry has to move down, and
+     * {@code keys} null too when no caller needs them (no spill log, nothing dirty, and clean
+     * entries stay where they are): the evicted keys then never leave the GPU.
      */
     record Demoted(long[] keys, float[] values, int count) {
     }
@@ -214,10 +218,13 @@ final class HbmCache implements AutoCloseable {
         int evicted = (int) table.insertAndEvict(st.missedKeys.pointer(), rows, null, count, st.evictedKeys.pointer(),
                 st.evictedRows.pointer(), null);
         installs.add(count);
-        long[] evictedKeys = new long[evicted];
         if (evicted == 0) {
-            return new Demoted(evictedKeys, new float[0], 0);
+            return new Demoted(new long[0], new float[0], 0);
         }
+        if (spill == null && !demoteClean && dirty.isEmpty()) {
+            return new Demoted(null, null, evicted);
+        }
+        long[] evictedKeys = new long[evicted];
         table.makeDeviceCurrent();
         Cuda.check(cuMemcpyDtoH(st.hostKeys.pointer(), st.evictedKeys.pointer(), evicted * 8L), "cuMemcpyDtoH (evicted keys)");
         st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, evictedKeys);
@@ -468,6 +475,8 @@ final class HbmCache implements AutoCloseable {
     private final ConcurrentLinkedQueue<Staging> idleStaging = new ConcurrentLinkedQueue<>();
     private final List<Staging> allStaging = new ArrayList<>();
     private MappedDramTier mappedDram;
+    /** The tier {@link #mappedDram} maps. */
+    private DramTier dramTier;
     private String dramMapFailure;
     private final LongAdder dramProbeNanos = new LongAdder();
     private final LongAdder spillReadNanos = new LongAdder();
@@ -480,11 +489,11 @@ final class HbmCache implements AutoCloseable {
      * with write-back, their demotion stamps read at the same point (else null); and, where the
      * DRAM tier is mapped, which of them the GPU read from DRAM in place ({@code fromDram}, rows
      * already in the output, and in device staging at the miss's position: see
-     * {@link #dramRowsToHost} and {@link #installFromDevice}). Holds a staging set until
-     * {@link #release}.
+     * {@link #dramRowsToHost} and {@link #installFromDevice}) and the tier's
+     * {@link DramTier#changes()} read just before. Holds a staging set until {@link #release}.
      */
     record DeviceMisses(long[] keys, int[] index, long[] versions, long[] stamps, boolean[] fromDram, long[] dramSeqs,
-            int dramHits, Staging staging) {
+            long dramChanges, int dramHits, Staging staging) {
     }
 
     /**
@@ -497,6 +506,10 @@ final class HbmCache implements AutoCloseable {
         boolean[] same = new boolean[count];
         if (m.dramSeqs() == null) {
             return same;
+        }
+        if (dramTier.changes() == m.dramChanges()) {
+            // No bucket of the tier changed since before the probe read it: every row it read is current.
+            return m.fromDram().clone();
         }
         Staging st = m.staging();
         table.makeDeviceCurrent();
@@ -544,6 +557,14 @@ final class HbmCache implements AutoCloseable {
         Staging st = m.staging();
         st.ensureInstall();
         table.makeDeviceCurrent();
+        if (count == m.keys().length) {
+            // Every miss goes in (then at[j] == j): its key and row are in place in staging already.
+            try {
+                return installStaged(st, count, st.rowsIn.pointer(), spill, spillable, demoteClean, inDram);
+            } finally {
+                installNanos.add(System.nanoTime() - started);
+            }
+        }
         st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().put(0, keys, 0, count);
         st.hostRowsIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer().put(0, at, 0, count);
         try {
@@ -578,21 +599,35 @@ final class HbmCache implements AutoCloseable {
             long[] stamps = writeBack ? new long[count] : null;
             boolean[] fromDram = new boolean[count];
             long[] dramSeqs = null;
+            long dramChanges = -1;
             int dramHits = 0;
             if (count > 0) {
                 table.makeDeviceCurrent();
-                Cuda.check(cuMemcpyDtoH(st.hostKeys.pointer(), st.missedKeys.pointer(), missed * 8), "cuMemcpyDtoH (missed keys)");
-                Cuda.check(cuMemcpyDtoH(st.hostIndex.pointer(), st.missedIndex.pointer(), missed * 4), "cuMemcpyDtoH (missed index)");
-                st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, k);
-                st.hostIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer().get(0, idx);
-                for (int m = 0; stamps != null && m < count; m++) {
-                    stamps[m] = demotionStamp(k[m]);
+                // Copies and the probe are queued on the staging stream, with one wait for all of them.
+                copyToHost(st.hostKeys, st.missedKeys, missed * 8, "missed keys", st.stream);
+                copyToHost(st.hostIndex, st.missedIndex, missed * 4, "missed positions", st.stream);
+                if (writeBack) {
+                    // Stamps are read before any row below, the GPU's reads of DRAM included.
+                    await(st, "missed keys");
+                    st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, k);
+                    for (int m = 0; m < count; m++) {
+                        stamps[m] = demotionStamp(k[m]);
+                    }
                 }
+                long probeStarted = System.nanoTime();
                 if (mappedDram != null) {
-                    long probeStarted = System.nanoTime();
+                    dramChanges = dramTier.changes();
                     mappedDram.probe(st.missedKeys.pointer(), st.missedIndex.pointer(), missed, st.rowsIn.pointer(), out,
                             found, st.flags.pointer(), st.probeSeqs.pointer(), st.stream);
-                    Cuda.check(cuMemcpyDtoH(st.hostFlags.pointer(), st.flags.pointer(), missed), "cuMemcpyDtoH (DRAM probe hits)");
+                    copyToHost(st.hostFlags, st.flags, missed, "DRAM probe hits", st.stream);
+                    copyToHost(st.hostSeqs, st.probeSeqs, missed * 8, "DRAM probe sequence counts", st.stream);
+                }
+                await(st, mappedDram != null ? "mlkv_dram_probe (n=" + missed + ")" : "missed keys");
+                if (!writeBack) {
+                    st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, k);
+                }
+                st.hostIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer().get(0, idx);
+                if (mappedDram != null) {
                     ByteBuffer h = st.hostFlags.buffer();
                     for (int m = 0; m < count; m++) {
                         if (h.get(m) != 0) {
@@ -602,9 +637,7 @@ final class HbmCache implements AutoCloseable {
                     }
                     if (dramHits > 0) {
                         dramSeqs = new long[count];
-                        Cuda.check(cuMemcpyDtoH(st.hostKeys.pointer(), st.probeSeqs.pointer(), missed * 8),
-                                "cuMemcpyDtoH (DRAM probe sequence counts)");
-                        st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, dramSeqs);
+                        st.hostSeqs.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, dramSeqs);
                     }
                     dramProbeNanos.add(System.nanoTime() - probeStarted);
                 }
@@ -615,11 +648,21 @@ final class HbmCache implements AutoCloseable {
                     }
                 }
             }
-            return new DeviceMisses(k, idx, versions, stamps, fromDram, dramSeqs, dramHits, st);
+            return new DeviceMisses(k, idx, versions, stamps, fromDram, dramSeqs, dramChanges, dramHits, st);
         } catch (RuntimeException | Error e) {
             giveBack(st);
             throw e;
         }
+    }
+
+    /** Queues a copy of {@code bytes} from {@code from} to pinned {@code to} on {@code stream}. */
+    private static void copyToHost(PinnedMemory to, DeviceMemory from, long bytes, String what, CUstream stream) {
+        Cuda.check(cuMemcpyDtoHAsync(to.pointer(), from.pointer(), bytes, stream), "cuMemcpyDtoHAsync (" + what + ")");
+    }
+
+    /** Waits for what was queued on {@code st}'s stream, the last of it being {@code what}. */
+    private static void await(Staging st, String what) {
+        Cuda.check(cuStreamSynchronize(st.stream), "cuStreamSynchronize after " + what);
     }
 
     /** Copies {@code n} device keys to the host. */
@@ -708,6 +751,7 @@ final class HbmCache implements AutoCloseable {
         try {
             table.makeDeviceCurrent();
             mappedDram = MappedDramTier.map(dram);
+            dramTier = dram;
             LOG.info("DRAM tier mapped for GPU reads: {} bytes pinned in {} ms", mappedDram.pinnedBytes(),
                     (System.nanoTime() - started) / 1_000_000);
         } catch (RuntimeException e) {
@@ -795,6 +839,7 @@ final class HbmCache implements AutoCloseable {
         PinnedMemory hostRows;
         PinnedMemory hostRowsIndex;
         PinnedMemory hostFlags;
+        PinnedMemory hostSeqs;
         /** Rows and outputs of installs from device staging: allocated on first use, as large as the other buffers. */
         DeviceMemory installRows;
         DeviceMemory evictedKeys;
@@ -822,6 +867,7 @@ final class HbmCache implements AutoCloseable {
             hostRows = new PinnedMemory(cap * rowBytes, "store read: rows from below");
             hostRowsIndex = new PinnedMemory(cap * 4, "store read: row positions");
             hostFlags = new PinnedMemory(cap, "store read: per-key flags");
+            hostSeqs = new PinnedMemory(cap * 8, "store read: DRAM sequence counts");
             capacity = cap;
         }
 
@@ -834,8 +880,8 @@ final class HbmCache implements AutoCloseable {
         }
 
         private void releaseBuffers() {
-            for (AutoCloseable c : new AutoCloseable[] {evictedRows, evictedKeys, installRows, hostFlags, hostRowsIndex, hostRows,
-                    hostIndex, hostKeys, probeSeqs, flags, rowsIndex, rowsIn, missedIndex, missedKeys}) {
+            for (AutoCloseable c : new AutoCloseable[] {evictedRows, evictedKeys, installRows, hostSeqs, hostFlags,
+                    hostRowsIndex, hostRows, hostIndex, hostKeys, probeSeqs, flags, rowsIndex, rowsIn, missedIndex, missedKeys}) {
                 if (c != null) {
                     try {
                         c.close();

@@ -518,6 +518,7 @@ public final class MlkvStore implements VectorTier {
         }
         long started = System.nanoTime();
         long now = dram.tick();
+        boolean cleanMayMove = spill == null && !dramHoldsEveryKey();
         for (int e = 0; e < d.count(); e++) {
             long key = d.keys()[e];
             if (hbm.takeDirty(key)) {
@@ -525,11 +526,21 @@ public final class MlkvStore implements VectorTier {
                     pending.add(key, d.values(), e);
                 }
                 hbm.markDemoted(key);
-            } else if (spill == null && !dram.contains(key)) {
+            } else if (cleanMayMove && !dram.contains(key)) {
                 dram.put(key, d.values(), e, false, -1, now, writeBackSink);
             }
         }
         dramMoveNanos.add(System.nanoTime() - started);
+    }
+
+    /**
+     * Whether DRAM holds every key of the store, as where it is sized for the whole table: then
+     * no clean entry evicted from HBM needs a copy there, and nobody has to ask DRAM which ones it
+     * lacks. DRAM holds store keys only, so equal counts mean all of them. Caller holds the
+     * mutation lock.
+     */
+    private boolean dramHoldsEveryKey() {
+        return dram.size() >= entryCount.get();
     }
 
     /**
@@ -690,8 +701,8 @@ public final class MlkvStore implements VectorTier {
         }
         hbm.beginMove();
         try {
-            demote(hbm.installFromDevice(m, at, install, p, spill, key -> !dram.contains(key), spill == null,
-                    dram::contains));
+            demote(hbm.installFromDevice(m, at, install, p, spill, key -> !dram.contains(key),
+                    spill == null && !dramHoldsEveryKey(), dram::contains));
         } finally {
             hbm.endMove();
         }

@@ -93,8 +93,9 @@ public final class MappedDramTier implements AutoCloseable {
      * 1, and (if {@code seqOut} is not null) int64 {@code q} of {@code seqOut} to the bucket's
      * sequence count the row was read at (see {@link #unchanged}); other keys get
      * {@code hit[q] = 0} and leave {@code out} and {@code found} untouched. {@code scratch} holds
-     * {@code n} rows. Runs on {@code stream} (concurrent calls on different streams overlap) and
-     * returns when done.
+     * {@code n} rows. Queued on {@code stream} (calls on different streams overlap); returns
+     * without waiting, so the caller can queue the copies of the results behind it and wait
+     * once: the results are there when {@code stream} has been synchronized.
      */
     public void probe(CUdeviceptr query, CUdeviceptr index, long n, CUdeviceptr scratch, CUdeviceptr out,
             CUdeviceptr found, CUdeviceptr hit, CUdeviceptr seqOut, CUstream stream) {
@@ -106,7 +107,6 @@ public final class MappedDramTier implements AutoCloseable {
         }
         kernels.launch("mlkv_dram_probe", n * TILE, BLOCK, stream, query, index, n, keys, flags, values, seqs,
                 layout.buckets(), layout.dim(), scratch, out, found, hit, seqOut);
-        Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_probe (n=" + n + ")");
     }
 
     /**

@@ -3,6 +3,7 @@ package io.mlkv.gpu.dram;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 import static jcuda.driver.JCudaDriver.cuMemsetD8;
+import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -13,26 +14,29 @@ import io.mlkv.storage.dram.DramTier;
 import java.util.Arrays;
 import jcuda.Pointer;
 import org.junit.jupiter.api.Tag;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.extension.ExtendWith;
 
 /** The GPU reads the DRAM tier in place: present keys' rows, absent keys untouched. */
 @Tag("gpu")
 @ExtendWith(RequiresGpu.class)
 class MappedDramTierTest {
-    private static final int DIM = 12;
-
-    @Test
-    void theGpuFindsWhatTheTierHoldsAndLeavesAbsentKeysUntouched() {
+    /** Rows of whole float4s up to 128 floats are read into registers, others element by element: both paths. */
+    @ParameterizedTest(name = "dim {0}")
+    @ValueSource(ints = {12, 13, 64, 200})
+    void theGpuFindsWhatTheTierHoldsAndLeavesAbsentKeysUntouched(int dim) {
         try (CudaDevice dev = CudaDevice.open(0);
-             DramTier tier = new DramTier(DIM, 256 * DramTier.bucketBytes(DIM), "lru")) {
+             DramTier tier = new DramTier(dim, 256 * DramTier.bucketBytes(dim), "lru")) {
             dev.makeCurrent();
             int n = 3000;
             long[] keys = new long[n];
             for (int i = 0; i < n; i++) {
                 keys[i] = 1_000_003L * i - 77;
-                float[] row = new float[DIM];
-                Arrays.fill(row, i + 0.5f);
+                float[] row = new float[dim];
+                for (int d = 0; d < dim; d++) {
+                    row[d] = valueOf(i, d);
+                }
                 tier.put(keys[i], row, 0, false, -1, tier.tick(), (k, v, d) -> { });
             }
             int[] index = new int[n];
@@ -42,14 +46,14 @@ class MappedDramTierTest {
             try (MappedDramTier mapped = MappedDramTier.map(tier);
                  DeviceMemory dKeys = new DeviceMemory(n * 8L, "keys");
                  DeviceMemory dIndex = new DeviceMemory(n * 4L, "index");
-                 DeviceMemory scratch = new DeviceMemory((long) n * DIM * 4, "scratch");
-                 DeviceMemory out = new DeviceMemory((long) n * DIM * 4, "out");
+                 DeviceMemory scratch = new DeviceMemory((long) n * dim * 4, "scratch");
+                 DeviceMemory out = new DeviceMemory((long) n * dim * 4, "out");
                  DeviceMemory found = new DeviceMemory(n, "found");
                  DeviceMemory hit = new DeviceMemory(n, "hit")) {
-                assertTrue(mapped.pinnedBytes() >= 256L * DramTier.bucketBytes(DIM) / 2, "pinned " + mapped.pinnedBytes());
+                assertTrue(mapped.pinnedBytes() >= 256L * DramTier.bucketBytes(dim) / 2, "pinned " + mapped.pinnedBytes());
                 cuMemcpyHtoD(dKeys.pointer(), Pointer.to(keys), n * 8L);
                 cuMemcpyHtoD(dIndex.pointer(), Pointer.to(index), n * 4L);
-                float[] sentinel = new float[n * DIM];
+                float[] sentinel = new float[n * dim];
                 Arrays.fill(sentinel, -9f);
                 cuMemcpyHtoD(out.pointer(), Pointer.to(sentinel), sentinel.length * 4L);
                 cuMemsetD8(found.pointer(), (byte) 0, n);
@@ -65,6 +69,7 @@ class MappedDramTierTest {
                      DeviceMemory dSame = new DeviceMemory(n, "same")) {
                     mapped.probe(dKeys.pointer(), dIndex.pointer(), n, scratch.pointer(), out.pointer(), found.pointer(),
                             hit.pointer(), dSeqs.pointer(), stream);
+                    cuStreamSynchronize(stream);
                     mapped.contains(dKeys.pointer(), n, dHeld.pointer(), stream);
                     cuMemcpyDtoH(Pointer.to(held), dHeld.pointer(), n);
                     mapped.unchanged(dKeys.pointer(), dSeqs.pointer(), n, dSame.pointer(), stream);
@@ -75,7 +80,7 @@ class MappedDramTierTest {
                             changed = i;
                         }
                     }
-                    tier.put(keys[changed], new float[DIM], 0, false, -1, tier.tick(), (k, v, d) -> { });
+                    tier.put(keys[changed], new float[dim], 0, false, -1, tier.tick(), (k, v, d) -> { });
                     mapped.unchanged(dKeys.pointer(), dSeqs.pointer(), n, dSame.pointer(), stream);
                     cuMemcpyDtoH(Pointer.to(sameAfter), dSame.pointer(), n);
                 }
@@ -94,7 +99,7 @@ class MappedDramTierTest {
                 }
                 assertEquals(0, sameAfter[changed], "the bucket of the key just written changed");
                 assertTrue(unchangedAfter > n / 3, "the other buckets did not change: " + unchangedAfter);
-                float[] rows = new float[n * DIM];
+                float[] rows = new float[n * dim];
                 byte[] hits = new byte[n];
                 byte[] founds = new byte[n];
                 cuMemcpyDtoH(Pointer.to(rows), out.pointer(), rows.length * 4L);
@@ -106,13 +111,17 @@ class MappedDramTierTest {
                     present += inTier ? 1 : 0;
                     assertEquals(inTier, hits[i] == 1, "hit flag of key " + keys[i]);
                     assertEquals(inTier, founds[index[i]] == 1, "found flag at position " + index[i]);
-                    float expected = inTier ? i + 0.5f : -9f;
-                    for (int d = 0; d < DIM; d++) {
-                        assertEquals(expected, rows[index[i] * DIM + d], "row of key " + keys[i]);
+                    for (int d = 0; d < dim; d++) {
+                        assertEquals(inTier ? valueOf(i, d) : -9f, rows[index[i] * dim + d], "row of key " + keys[i] + ", element " + d);
                     }
                 }
                 assertTrue(present > n / 2, "most keys fit in the tier: " + present);
             }
         }
+    }
+
+    /** Element {@code d} of key {@code i}'s row: exact in float32, and different for every element of a row. */
+    private static float valueOf(int i, int d) {
+        return i * 0.5f + d;
     }
 }

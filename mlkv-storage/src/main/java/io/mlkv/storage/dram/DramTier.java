@@ -10,6 +10,7 @@ import io.mlkv.storage.policy.EvictionPolicy;
 import io.mlkv.storage.policy.Policies;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
 
 /**
  * A fixed-capacity cache of vectors in native memory, organised as a set-associative table:
@@ -77,6 +78,8 @@ public final class DramTier implements VectorTier {
     private final AtomicLong clock = new AtomicLong();
     private final AtomicLong size = new AtomicLong();
     private final AtomicLong evictions = new AtomicLong();
+    /** Bucket changes begun; each cell only grows (see {@link #changes()}). */
+    private final LongAdder changes = new LongAdder();
     private final AtomicBoolean closed = new AtomicBoolean();
     private final ThreadLocal<float[]> scratch;
 
@@ -154,6 +157,16 @@ public final class DramTier implements VectorTier {
     /** Number of entries evicted so far to make room. */
     public long evictions() {
         return evictions.get();
+    }
+
+    /**
+     * How many bucket changes have begun so far. A caller that reads the same value before and
+     * after reading rows in place (from a GPU, see {@link #nativeLayout()}) knows that no slot of
+     * any bucket changed in between, without re-reading each bucket's sequence count. The count
+     * grows before a change makes its bucket's sequence count odd.
+     */
+    public long changes() {
+        return changes.sum();
     }
 
     /** Advances the logical clock that recency scores use; call once per batch. */
@@ -414,6 +427,7 @@ public final class DramTier implements VectorTier {
     }
 
     private void beginChange(long bucket) {
+        changes.increment();
         long a = seqs.address() + bucket * 8;
         UNSAFE.putLongVolatile(null, a, UNSAFE.getLong(a) + 1);
         // The slot writes that follow must not become visible before the odd count.

@@ -53,6 +53,38 @@ class DramTierNativeLayoutTest {
         return r;
     }
 
+    /** changes() counts bucket changes, the ones a reader in place can see, and nothing else. */
+    @Test
+    void changesCountsEveryChangeOfABucketAndNoRead() {
+        try (DramTier t = new DramTier(DIM, DramTier.bucketBytes(DIM), "lru")) {
+            long before = t.changes();
+            t.put(1, row(1, 1), 0, false, -1, t.tick(), (key, v, dirty) -> { });
+            assertEquals(before + 1, t.changes(), "an insert");
+            t.put(1, row(1, 2), 0, false, -1, t.tick(), (key, v, dirty) -> { });
+            assertEquals(before + 2, t.changes(), "an update");
+            long version = t.version(2);
+            for (long k = 2; k <= DramTier.BUCKET_SLOTS; k++) {
+                t.put(k, row(k, 1), 0, false, -1, t.tick(), (key, v, dirty) -> { });
+            }
+            long full = t.changes();
+            assertEquals(before + 1 + DramTier.BUCKET_SLOTS, full, "inserts until the only bucket is full");
+            float[] out = new float[DIM];
+            t.getOrVersion(1, out, 0, t.tick());
+            t.contains(3);
+            t.sequence(4);
+            t.remove(999);
+            assertEquals(DramTier.PutResult.STALE,
+                    t.put(5, row(5, 9), 0, false, version, t.tick(), (key, v, dirty) -> { }));
+            assertEquals(full, t.changes(), "reads, removing an absent key and a stale conditional put change no slot");
+            long[] evicted = new long[1];
+            t.put(100, row(100, 1), 0, false, -1, t.tick(), (key, v, dirty) -> evicted[0] = key);
+            assertTrue(evicted[0] != 0, "the full bucket evicted a key");
+            assertEquals(full + 1, t.changes(), "an insert that evicts is one change");
+            t.remove(100);
+            assertEquals(full + 2, t.changes(), "a removal");
+        }
+    }
+
     @Test
     void aReaderFollowingTheDocumentedLayoutFindsWhatWasPut() {
         try (DramTier t = new DramTier(DIM, 64 * DramTier.bucketBytes(DIM), "lru")) {
