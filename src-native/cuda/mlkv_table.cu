@@ -637,15 +637,16 @@ mlkv_dram_contains(const uint64_t* __restrict__ query, long n, const volatile ui
 // One tile of DRAM_SLOTS threads per query key: lane l checks slot l of the key's bucket (one
 // PCIe read of the bucket's keys for the tile), the tile copies the matching row into row q of
 // `scratch`, then every lane re-reads the bucket's count. Only if it is even and unchanged for
-// the whole tile is the row copied to out[index[q]], found[index[q]] set, hit[q] = 1 and (if
-// seq_out is not null) seq_out[q] = that count;
-// otherwise hit[q] = 0 and out is untouched, and the caller reads the key on the CPU.
+// the whole tile is the row copied to out[index[q]], found[index[q]] set, hit[q] = 1, (if
+// seq_out is not null) seq_out[q] = that count and (if hit_count is not null) *hit_count raised
+// by one; otherwise hit[q] = 0 and out is untouched, and the caller reads the key on the CPU.
 extern "C" __global__ void __launch_bounds__(256)
 mlkv_dram_probe(const uint64_t* __restrict__ query, const int* __restrict__ index, long n,
                 const volatile uint64_t* dram_keys, const volatile uint8_t* dram_flags,
                 const volatile float* dram_values, const volatile uint64_t* dram_seqs, uint64_t num_buckets,
                 int dim, float* __restrict__ scratch, float* __restrict__ out, uint8_t* __restrict__ found,
-                uint8_t* __restrict__ hit, uint64_t* __restrict__ seq_out) {
+                uint8_t* __restrict__ hit, uint64_t* __restrict__ seq_out,
+                unsigned long long* __restrict__ hit_count) {
     long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
     long q = t / DRAM_SLOTS;
     if (q >= n) return;  // whole tiles leave together: all lanes of a tile share q
@@ -707,6 +708,7 @@ mlkv_dram_probe(const uint64_t* __restrict__ query, const int* __restrict__ inde
         found[at] = 1;
         hit[q] = 1;
         if (seq_out != nullptr) seq_out[q] = seq;
+        if (hit_count != nullptr) atomicAdd(hit_count, 1ull);
     }
 }
 

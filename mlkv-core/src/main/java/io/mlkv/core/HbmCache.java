@@ -3,6 +3,7 @@ package io.mlkv.core;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoHAsync;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
+import static jcuda.driver.JCudaDriver.cuMemsetD8Async;
 import static jcuda.driver.JCudaDriver.cuStreamCreate;
 import static jcuda.driver.JCudaDriver.cuStreamDestroy;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
@@ -28,6 +29,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.IntBuffer;
+import java.nio.LongBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -281,7 +283,7 @@ final class HbmCache implements AutoCloseable {
      * Returns how many were found.
      */
     int readSpilled(DeviceMisses m, boolean[] below, float[] rows, SpillLog spill, CUdeviceptr out, CUdeviceptr found) {
-        int count = m.keys().length;
+        int count = m.count();
         int[] candidates = new int[count];
         int c = 0;
         for (int j = 0; j < count; j++) {
@@ -490,10 +492,117 @@ final class HbmCache implements AutoCloseable {
      * DRAM tier is mapped, which of them the GPU read from DRAM in place ({@code fromDram}, rows
      * already in the output, and in device staging at the miss's position: see
      * {@link #dramRowsToHost} and {@link #installFromDevice}) and the tier's
-     * {@link DramTier#changes()} read just before. Holds a staging set until {@link #release}.
+     * {@link DramTier#changes()} read just before.
+     *
+     * <p>The per-miss arrays are built from the staging set's pinned copies when first asked
+     * for: a read whose misses the GPU all read from DRAM, promoted straight from staging, never
+     * builds them. Used by the reading thread only. Holds the staging set until {@link #release}.
      */
-    record DeviceMisses(long[] keys, int[] index, long[] versions, long[] stamps, boolean[] fromDram, long[] dramSeqs,
-            long dramChanges, int dramHits, Staging staging) {
+    static final class DeviceMisses {
+        private final int count;
+        private final int dramHits;
+        private final long dramChanges;
+        private final long[] stamps;
+        private final Staging staging;
+        private long[] keys;
+        private int[] index;
+        private long[] versions;
+        private boolean[] fromDram;
+        private long[] dramSeqs;
+
+        private DeviceMisses(int count, int dramHits, long dramChanges, long[] stamps, Staging staging) {
+            this.count = count;
+            this.dramHits = dramHits;
+            this.dramChanges = dramChanges;
+            this.stamps = stamps;
+            this.staging = staging;
+        }
+
+        /** Number of misses. */
+        int count() {
+            return count;
+        }
+
+        /** Whether there were misses and the GPU read every one of them from DRAM. */
+        boolean allFromDram() {
+            return count > 0 && dramHits == count;
+        }
+
+        long[] keys() {
+            if (keys == null) {
+                keys = new long[count];
+                staging.hostMissKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, keys);
+            }
+            return keys;
+        }
+
+        int[] index() {
+            if (index == null) {
+                index = new int[count];
+                staging.hostIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer().get(0, index);
+            }
+            return index;
+        }
+
+        long[] versions() {
+            if (versions == null) {
+                versions = new long[count];
+            }
+            return versions;
+        }
+
+        long[] stamps() {
+            return stamps;
+        }
+
+        boolean[] fromDram() {
+            if (fromDram == null) {
+                fromDram = new boolean[count];
+                if (dramHits == count) {
+                    Arrays.fill(fromDram, true);
+                } else if (dramHits > 0) {
+                    ByteBuffer h = staging.hostHits.buffer();
+                    for (int j = 0; j < count; j++) {
+                        fromDram[j] = h.get(j) != 0;
+                    }
+                }
+            }
+            return fromDram;
+        }
+
+        /** The sequence counts the rows read from DRAM were read at; null if none was. */
+        long[] dramSeqs() {
+            if (dramSeqs == null && dramHits > 0) {
+                dramSeqs = new long[count];
+                staging.hostSeqs.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, dramSeqs);
+            }
+            return dramSeqs;
+        }
+
+        long dramChanges() {
+            return dramChanges;
+        }
+
+        int dramHits() {
+            return dramHits;
+        }
+
+        Staging staging() {
+            return staging;
+        }
+    }
+
+    /**
+     * Whether the GPU read rows of {@code m} from DRAM and no bucket of the tier changed since
+     * just before it did, so every row it read is still what DRAM holds.
+     */
+    boolean dramUnchangedSince(DeviceMisses m) {
+        return m.dramHits() > 0 && dramTier.changes() == m.dramChanges();
+    }
+
+    /** Whether any key is dirty here. Caller holds the mutation lock. */
+    boolean hasDirty() {
+        return !dirty.isEmpty();
     }
 
     /**
@@ -502,13 +611,12 @@ final class HbmCache implements AutoCloseable {
      * change meanwhile, and calls it before {@link #installFromDevice}.
      */
     boolean[] unchangedInDram(DeviceMisses m) {
-        int count = m.keys().length;
+        int count = m.count();
         boolean[] same = new boolean[count];
-        if (m.dramSeqs() == null) {
+        if (m.dramHits() == 0) {
             return same;
         }
-        if (dramTier.changes() == m.dramChanges()) {
-            // No bucket of the tier changed since before the probe read it: every row it read is current.
+        if (dramUnchangedSince(m)) {
             return m.fromDram().clone();
         }
         Staging st = m.staging();
@@ -532,7 +640,7 @@ final class HbmCache implements AutoCloseable {
         Staging st = m.staging();
         int dim = table.dim();
         table.makeDeviceCurrent();
-        Cuda.check(cuMemcpyDtoH(st.hostRows.pointer(), st.rowsIn.pointer(), (long) m.keys().length * dim * 4),
+        Cuda.check(cuMemcpyDtoH(st.hostRows.pointer(), st.rowsIn.pointer(), (long) m.count() * dim * 4),
                 "cuMemcpyDtoH (rows read from DRAM)");
         FloatBuffer b = st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
         for (int j = 0; j < which.length; j++) {
@@ -544,9 +652,10 @@ final class HbmCache implements AutoCloseable {
 
     /**
      * Installs, straight from device staging, the rows the GPU read from DRAM for misses
-     * {@code at[0, count)} of {@code m} (whose keys are {@code keys[0, count)}), and returns what
-     * that evicts, as {@link #install} does. Caller holds the mutation lock, brackets the call
-     * with {@link #beginMove()}/{@link #endMove()} and has not released {@code m}.
+     * {@code at[0, count)} of {@code m} (whose keys are {@code keys[0, count)}; both may be null
+     * when {@code count} is every miss), and returns what that evicts, as {@link #install} does.
+     * Caller holds the mutation lock, brackets the call with {@link #beginMove()}/{@link #endMove()}
+     * and has not released {@code m}.
      *
      * @param demoteClean whether clean evicted keys that DRAM lacks move down to it (no spill log)
      * @param inDram      whether DRAM holds a key; asked on the GPU instead where the tier is mapped
@@ -557,7 +666,7 @@ final class HbmCache implements AutoCloseable {
         Staging st = m.staging();
         st.ensureInstall();
         table.makeDeviceCurrent();
-        if (count == m.keys().length) {
+        if (count == m.count()) {
             // Every miss goes in (then at[j] == j): its key and row are in place in staging already.
             try {
                 return installStaged(st, count, st.rowsIn.pointer(), spill, spillable, demoteClean, inDram);
@@ -593,62 +702,52 @@ final class HbmCache implements AutoCloseable {
             hits.add(n - missed);
             misses.add(missed);
             int count = (int) missed;
-            long[] k = new long[count];
-            int[] idx = new int[count];
-            long[] versions = new long[count];
             long[] stamps = writeBack ? new long[count] : null;
-            boolean[] fromDram = new boolean[count];
-            long[] dramSeqs = null;
             long dramChanges = -1;
             int dramHits = 0;
             if (count > 0) {
                 table.makeDeviceCurrent();
                 // Copies and the probe are queued on the staging stream, with one wait for all of them.
-                copyToHost(st.hostKeys, st.missedKeys, missed * 8, "missed keys", st.stream);
+                copyToHost(st.hostMissKeys, st.missedKeys, missed * 8, "missed keys", st.stream);
                 copyToHost(st.hostIndex, st.missedIndex, missed * 4, "missed positions", st.stream);
                 if (writeBack) {
                     // Stamps are read before any row below, the GPU's reads of DRAM included.
                     await(st, "missed keys");
-                    st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, k);
+                    LongBuffer k = st.hostMissKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer();
                     for (int m = 0; m < count; m++) {
-                        stamps[m] = demotionStamp(k[m]);
+                        stamps[m] = demotionStamp(k.get(m));
                     }
                 }
-                long probeStarted = System.nanoTime();
                 if (mappedDram != null) {
+                    long probeStarted = System.nanoTime();
                     dramChanges = dramTier.changes();
+                    Cuda.check(cuMemsetD8Async(st.hitCount.pointer(), (byte) 0, 8, st.stream),
+                            "cuMemsetD8Async (DRAM probe hit count)");
                     mappedDram.probe(st.missedKeys.pointer(), st.missedIndex.pointer(), missed, st.rowsIn.pointer(), out,
-                            found, st.flags.pointer(), st.probeSeqs.pointer(), st.stream);
-                    copyToHost(st.hostFlags, st.flags, missed, "DRAM probe hits", st.stream);
+                            found, st.flags.pointer(), st.probeSeqs.pointer(), st.hitCount.pointer(), st.stream);
+                    copyToHost(st.hostHits, st.flags, missed, "DRAM probe hits", st.stream);
                     copyToHost(st.hostSeqs, st.probeSeqs, missed * 8, "DRAM probe sequence counts", st.stream);
-                }
-                await(st, mappedDram != null ? "mlkv_dram_probe (n=" + missed + ")" : "missed keys");
-                if (!writeBack) {
-                    st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, k);
-                }
-                st.hostIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer().get(0, idx);
-                if (mappedDram != null) {
-                    ByteBuffer h = st.hostFlags.buffer();
-                    for (int m = 0; m < count; m++) {
-                        if (h.get(m) != 0) {
-                            fromDram[m] = true;
-                            dramHits++;
-                        }
-                    }
-                    if (dramHits > 0) {
-                        dramSeqs = new long[count];
-                        st.hostSeqs.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, dramSeqs);
-                    }
+                    copyToHost(st.hostHitCount, st.hitCount, 8, "DRAM probe hit count", st.stream);
+                    await(st, "mlkv_dram_probe (n=" + missed + ")");
+                    dramHits = (int) st.hostHitCount.buffer().order(ByteOrder.nativeOrder()).getLong(0);
                     dramProbeNanos.add(System.nanoTime() - probeStarted);
+                } else {
+                    await(st, "missed keys");
                 }
-                // Keys the GPU did not find in DRAM are read on the CPU later: their versions first.
+            }
+            DeviceMisses result = new DeviceMisses(count, dramHits, dramChanges, stamps, st);
+            if (dramHits < count) {
+                // Keys the GPU did not read from DRAM are read on the CPU later: their versions first.
+                long[] k = result.keys();
+                boolean[] fromDram = result.fromDram();
+                long[] versions = result.versions();
                 for (int m = 0; m < count; m++) {
                     if (!fromDram[m]) {
                         versions[m] = dram.version(k[m]);
                     }
                 }
             }
-            return new DeviceMisses(k, idx, versions, stamps, fromDram, dramSeqs, dramChanges, dramHits, st);
+            return result;
         } catch (RuntimeException | Error e) {
             giveBack(st);
             throw e;
@@ -839,7 +938,12 @@ final class HbmCache implements AutoCloseable {
         PinnedMemory hostRows;
         PinnedMemory hostRowsIndex;
         PinnedMemory hostFlags;
+        /** Device lookups' own copies (missed keys, DRAM probe hits, sequence counts, hit count): kept until release. */
+        PinnedMemory hostMissKeys;
+        PinnedMemory hostHits;
         PinnedMemory hostSeqs;
+        PinnedMemory hostHitCount;
+        DeviceMemory hitCount;
         /** Rows and outputs of installs from device staging: allocated on first use, as large as the other buffers. */
         DeviceMemory installRows;
         DeviceMemory evictedKeys;
@@ -867,7 +971,11 @@ final class HbmCache implements AutoCloseable {
             hostRows = new PinnedMemory(cap * rowBytes, "store read: rows from below");
             hostRowsIndex = new PinnedMemory(cap * 4, "store read: row positions");
             hostFlags = new PinnedMemory(cap, "store read: per-key flags");
+            hostMissKeys = new PinnedMemory(cap * 8, "store read: missed keys");
+            hostHits = new PinnedMemory(cap, "store read: DRAM probe hits");
             hostSeqs = new PinnedMemory(cap * 8, "store read: DRAM sequence counts");
+            hostHitCount = new PinnedMemory(8, "store read: DRAM probe hit count");
+            hitCount = new DeviceMemory(8, "store read: DRAM probe hit count");
             capacity = cap;
         }
 
@@ -880,8 +988,9 @@ final class HbmCache implements AutoCloseable {
         }
 
         private void releaseBuffers() {
-            for (AutoCloseable c : new AutoCloseable[] {evictedRows, evictedKeys, installRows, hostSeqs, hostFlags,
-                    hostRowsIndex, hostRows, hostIndex, hostKeys, probeSeqs, flags, rowsIndex, rowsIn, missedIndex, missedKeys}) {
+            for (AutoCloseable c : new AutoCloseable[] {evictedRows, evictedKeys, installRows, hitCount, hostHitCount,
+                    hostSeqs, hostHits, hostMissKeys, hostFlags, hostRowsIndex, hostRows, hostIndex, hostKeys, probeSeqs,
+                    flags, rowsIndex, rowsIn, missedIndex, missedKeys}) {
                 if (c != null) {
                     try {
                         c.close();

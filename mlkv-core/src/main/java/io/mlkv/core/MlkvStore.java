@@ -130,6 +130,8 @@ public final class MlkvStore implements VectorTier {
     private final EvictionSink writeBackSink;
     /** Decides which HBM misses are promoted ({@link HbmAdmission}). Used under the mutation lock. */
     private final java.util.function.LongPredicate promotionFilter;
+    /** Whether {@link #promotionFilter} takes every key ({@link HbmAdmission#ALWAYS}). */
+    private final boolean admitsEveryMiss;
 
     private final LongAdder dramHits = new LongAdder();
     private final LongAdder dramNanos = new LongAdder();
@@ -179,6 +181,7 @@ public final class MlkvStore implements VectorTier {
             hbm.mapDram(dram);
         }
         this.promotionFilter = b.hbmAdmission.newFilter(b.hbmCapacity);
+        this.admitsEveryMiss = b.hbmAdmission == HbmAdmission.ALWAYS;
         warmHbmFromRestoredCheckpoint();
         this.pending = new WriteBackBuffer(dim);
         this.writeBackSink = (key, value, dirty) -> {
@@ -584,8 +587,16 @@ public final class MlkvStore implements VectorTier {
 
     /** The part of a device read below HBM; see {@link #multiGet(CUdeviceptr, long, CUdeviceptr, CUdeviceptr)}. */
     private long readDeviceMisses(HbmCache.DeviceMisses m, long n, CUdeviceptr out, CUdeviceptr found, long movesBefore) {
-        int misses = m.keys().length;
+        int misses = m.count();
         if (misses == 0) {
+            return n;
+        }
+        dramHits.add(m.dramHits());
+        dramReadsOnGpu.add(m.dramHits());
+        if (m.allFromDram() && spill == null && !hbm.writeBack()) {
+            // The output is complete: the GPU read every miss from DRAM (which holds no reserved
+            // key), and without write-back no dirty entry can have been on its way down meanwhile.
+            promoteDeviceRead(m, null, m.fromDram(), null);
             return n;
         }
         checkReserved("multiGet", m.keys());
@@ -596,8 +607,6 @@ public final class MlkvStore implements VectorTier {
         float[] rows = fromBelow < misses || hbm.writeBack() ? new float[misses * dim] : null;
         boolean[] below = m.fromDram().clone();
         boolean[] scatter = new boolean[misses];
-        dramHits.add(m.dramHits());
-        dramReadsOnGpu.add(m.dramHits());
         if (spill != null && fromBelow < misses) {
             // Spilled rows go from the log straight to device memory and are scattered there.
             int fromSpill = hbm.readSpilled(m, below, rows, spill, out, found);
@@ -625,21 +634,28 @@ public final class MlkvStore implements VectorTier {
      * Promotes what a device read found below HBM. Rows the GPU read from DRAM (and that were
      * not read again on the CPU) are installed straight from device staging when the mutation
      * lock is free; otherwise they are copied to the host for the promoter thread, like the rows
-     * read on the CPU, unless its queue is full (it would drop them).
+     * read on the CPU, unless its queue is full (it would drop them). A null {@code scatter}
+     * means that the GPU read every miss from DRAM and none was read again.
      */
     private void promoteDeviceRead(HbmCache.DeviceMisses m, float[] rows, boolean[] below, boolean[] scatter) {
         int misses = below.length;
-        boolean[] onDevice = new boolean[misses];
+        boolean[] onDevice;
         boolean[] onHost = new boolean[misses];
         int device = 0;
         int host = 0;
-        for (int j = 0; j < misses; j++) {
-            if (m.fromDram()[j] && !scatter[j]) {
-                onDevice[j] = true;
-                device++;
-            } else if (below[j]) {
-                onHost[j] = true;
-                host++;
+        if (scatter == null) {
+            onDevice = m.fromDram();
+            device = misses;
+        } else {
+            onDevice = new boolean[misses];
+            for (int j = 0; j < misses; j++) {
+                if (m.fromDram()[j] && !scatter[j]) {
+                    onDevice[j] = true;
+                    device++;
+                } else if (below[j]) {
+                    onHost[j] = true;
+                    host++;
+                }
             }
         }
         if (device > 0) {
@@ -682,6 +698,17 @@ public final class MlkvStore implements VectorTier {
      * Caller holds the mutation lock.
      */
     private void installFromDevice(HbmCache.DeviceMisses m, boolean[] flagged, int count) {
+        if (count == m.count() && spill == null && admitsEveryMiss && !hbm.hasDirty() && hbm.dramUnchangedSince(m)) {
+            // Every miss, each read from DRAM and unchanged since: no key needs a look on the CPU.
+            hbm.beginMove();
+            try {
+                demote(hbm.installFromDevice(m, null, null, count, null, null, !dramHoldsEveryKey(), dram::contains));
+            } finally {
+                hbm.endMove();
+            }
+            writePending();
+            return;
+        }
         boolean[] unchanged = hbm.unchangedInDram(m);
         int[] at = new int[count];
         long[] install = new long[count];

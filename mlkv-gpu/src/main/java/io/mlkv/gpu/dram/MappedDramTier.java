@@ -91,14 +91,15 @@ public final class MappedDramTier implements AutoCloseable {
      * with a row that did not change while it was read, copies the row to row {@code index[q]} of
      * {@code out}, sets byte {@code index[q]} of {@code found} and byte {@code q} of {@code hit} to
      * 1, and (if {@code seqOut} is not null) int64 {@code q} of {@code seqOut} to the bucket's
-     * sequence count the row was read at (see {@link #unchanged}); other keys get
+     * sequence count the row was read at (see {@link #unchanged}), and adds one to the int64 at
+     * {@code hitCount} (if not null; the caller zeroes it first); other keys get
      * {@code hit[q] = 0} and leave {@code out} and {@code found} untouched. {@code scratch} holds
      * {@code n} rows. Queued on {@code stream} (calls on different streams overlap); returns
      * without waiting, so the caller can queue the copies of the results behind it and wait
      * once: the results are there when {@code stream} has been synchronized.
      */
     public void probe(CUdeviceptr query, CUdeviceptr index, long n, CUdeviceptr scratch, CUdeviceptr out,
-            CUdeviceptr found, CUdeviceptr hit, CUdeviceptr seqOut, CUstream stream) {
+            CUdeviceptr found, CUdeviceptr hit, CUdeviceptr seqOut, CUdeviceptr hitCount, CUstream stream) {
         if (closed.get()) {
             throw new IllegalStateException("MappedDramTier is closed");
         }
@@ -106,7 +107,7 @@ public final class MappedDramTier implements AutoCloseable {
             return;
         }
         kernels.launch("mlkv_dram_probe", n * TILE, BLOCK, stream, query, index, n, keys, flags, values, seqs,
-                layout.buckets(), layout.dim(), scratch, out, found, hit, seqOut);
+                layout.buckets(), layout.dim(), scratch, out, found, hit, seqOut, hitCount);
     }
 
     /**

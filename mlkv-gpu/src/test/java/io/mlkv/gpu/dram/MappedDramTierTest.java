@@ -49,7 +49,8 @@ class MappedDramTierTest {
                  DeviceMemory scratch = new DeviceMemory((long) n * dim * 4, "scratch");
                  DeviceMemory out = new DeviceMemory((long) n * dim * 4, "out");
                  DeviceMemory found = new DeviceMemory(n, "found");
-                 DeviceMemory hit = new DeviceMemory(n, "hit")) {
+                 DeviceMemory hit = new DeviceMemory(n, "hit");
+                 DeviceMemory hitCount = new DeviceMemory(8, "hit count")) {
                 assertTrue(mapped.pinnedBytes() >= 256L * DramTier.bucketBytes(dim) / 2, "pinned " + mapped.pinnedBytes());
                 cuMemcpyHtoD(dKeys.pointer(), Pointer.to(keys), n * 8L);
                 cuMemcpyHtoD(dIndex.pointer(), Pointer.to(index), n * 4L);
@@ -57,6 +58,7 @@ class MappedDramTierTest {
                 Arrays.fill(sentinel, -9f);
                 cuMemcpyHtoD(out.pointer(), Pointer.to(sentinel), sentinel.length * 4L);
                 cuMemsetD8(found.pointer(), (byte) 0, n);
+                cuMemsetD8(hitCount.pointer(), (byte) 0, 8);
                 jcuda.driver.CUstream stream = new jcuda.driver.CUstream();
                 jcuda.driver.JCudaDriver.cuStreamCreate(stream, 0);
                 byte[] held = new byte[n];
@@ -68,7 +70,7 @@ class MappedDramTierTest {
                      DeviceMemory dHeld = new DeviceMemory(n, "held");
                      DeviceMemory dSame = new DeviceMemory(n, "same")) {
                     mapped.probe(dKeys.pointer(), dIndex.pointer(), n, scratch.pointer(), out.pointer(), found.pointer(),
-                            hit.pointer(), dSeqs.pointer(), stream);
+                            hit.pointer(), dSeqs.pointer(), hitCount.pointer(), stream);
                     cuStreamSynchronize(stream);
                     mapped.contains(dKeys.pointer(), n, dHeld.pointer(), stream);
                     cuMemcpyDtoH(Pointer.to(held), dHeld.pointer(), n);
@@ -116,6 +118,9 @@ class MappedDramTierTest {
                     }
                 }
                 assertTrue(present > n / 2, "most keys fit in the tier: " + present);
+                long[] counted = new long[1];
+                cuMemcpyDtoH(Pointer.to(counted), hitCount.pointer(), 8);
+                assertEquals(present, counted[0], "the probe's hit count");
             }
         }
     }
