@@ -698,33 +698,30 @@ public final class MlkvStore implements VectorTier {
      * Caller holds the mutation lock.
      */
     private void installFromDevice(HbmCache.DeviceMisses m, boolean[] flagged, int count) {
-        if (count == m.count() && spill == null && admitsEveryMiss && !hbm.hasDirty() && hbm.dramUnchangedSince(m)) {
-            // Every miss, each read from DRAM and unchanged since: no key needs a look on the CPU.
-            hbm.beginMove();
-            try {
-                demote(hbm.installFromDevice(m, null, null, count, null, null, !dramHoldsEveryKey(), dram::contains));
-            } finally {
-                hbm.endMove();
+        int[] at = null;
+        long[] install = null;
+        int p = count;
+        // Every miss, each read from DRAM and unchanged since, all admitted: no key needs a look on the CPU.
+        boolean everyMiss = count == m.count() && spill == null && admitsEveryMiss && !hbm.hasDirty()
+                && hbm.dramUnchangedSince(m);
+        if (!everyMiss) {
+            boolean[] unchanged = hbm.unchangedInDram(m);
+            at = new int[count];
+            install = new long[count];
+            p = 0;
+            for (int j = 0; j < flagged.length && p < count; j++) {
+                long key = m.keys()[j];
+                if (flagged[j] && unchanged[j] && !hbm.isDirty(key) && promotionFilter.test(key)) {
+                    at[p] = j;
+                    install[p++] = key;
+                }
             }
-            writePending();
-            return;
-        }
-        boolean[] unchanged = hbm.unchangedInDram(m);
-        int[] at = new int[count];
-        long[] install = new long[count];
-        int p = 0;
-        for (int j = 0; j < flagged.length && p < count; j++) {
-            long key = m.keys()[j];
-            if (flagged[j] && unchanged[j] && !hbm.isDirty(key) && promotionFilter.test(key)) {
-                at[p] = j;
-                install[p++] = key;
+            if (p == 0) {
+                return;
             }
-        }
-        if (p == 0) {
-            return;
-        }
-        if (spill != null) {
-            spill.invalidate(install, p);
+            if (spill != null) {
+                spill.invalidate(install, p);
+            }
         }
         hbm.beginMove();
         try {

@@ -231,17 +231,7 @@ class SpillLogTest {
 
             @Override
             public Bounce bounce(int len) {
-                ByteBuffer b = ByteBuffer.allocateDirect(len);
-                return new Bounce() {
-                    @Override
-                    public ByteBuffer buffer() {
-                        return b;
-                    }
-
-                    @Override
-                    public void close() {
-                    }
-                };
+                return new HostRegion(ByteBuffer.allocateDirect(len)).bounce(len);
             }
         };
     }
