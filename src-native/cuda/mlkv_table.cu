@@ -455,6 +455,13 @@ extern "C" __global__ void mlkv_fill_u64(uint64_t* dst, uint64_t value, uint64_t
     for (uint64_t s = t; s < count; s += stride) dst[s] = value;
 }
 
+// into[i] += from[i] for i < n: adds one call's counters to running totals without the host
+// reading them (inserts that return without waiting).
+extern "C" __global__ void mlkv_add_u64(const uint64_t* __restrict__ from, uint64_t* __restrict__ into, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) into[i] += from[i];
+}
+
 extern "C" __global__ void mlkv_erase(uint64_t* keys, uint8_t* digests, unsigned long long* size,
                                       uint64_t bucket_mask, const uint64_t* __restrict__ in_keys, long n,
                                       unsigned long long* erased) {
@@ -599,9 +606,9 @@ mlkv_accum_existing(const uint64_t* __restrict__ keys, uint64_t* scores, const u
 
 // ---------------------------------------------------------------- reading the DRAM tier in place
 // The DRAM tier (io.mlkv.storage.dram.DramTier) lives in host memory that the store pins and maps
-// into the GPU's address space. Its layout: buckets of DRAM_SLOTS slots; keys (int64 per slot),
-// flags (one byte per slot, bit 0 = occupied), values (dim float32 per slot), and one int64
-// sequence count per bucket, odd while the CPU changes the bucket.
+// into the GPU's address space. Its layout: buckets of DRAM_SLOTS slots; keys (int64 per slot,
+// EMPTY_KEY where a slot holds no entry), values (dim float32 per slot), and one int64 sequence
+// count per bucket, odd while the CPU changes the bucket.
 #define DRAM_SLOTS 16
 // Longest row (floats) that mlkv_dram_probe reads into registers; a multiple of 4 * DRAM_SLOTS.
 #define DRAM_VEC_ROW 128
@@ -614,12 +621,11 @@ __device__ __forceinline__ uint64_t dram_bucket_of(uint64_t key, uint64_t num_bu
 }
 
 // Which of n keys the pinned, mapped DRAM tier holds: one tile of DRAM_SLOTS threads per key reads
-// the key's bucket; present[q] = 1 if a valid slot holds the key, or if the bucket is being changed
+// the key's bucket; present[q] = 1 if a slot holds the key, or if the bucket is being changed
 // (odd sequence count: the caller then treats the key as held and leaves it alone), else 0.
 extern "C" __global__ void
 mlkv_dram_contains(const uint64_t* __restrict__ query, long n, const volatile uint64_t* dram_keys,
-                   const volatile uint8_t* dram_flags, const volatile uint64_t* dram_seqs, uint64_t num_buckets,
-                   uint8_t* __restrict__ present) {
+                   const volatile uint64_t* dram_seqs, uint64_t num_buckets, uint8_t* __restrict__ present) {
     long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
     long q = t / DRAM_SLOTS;
     if (q >= n) return;  // whole tiles leave together: all lanes of a tile share q
@@ -629,7 +635,8 @@ mlkv_dram_contains(const uint64_t* __restrict__ query, long n, const volatile ui
     uint64_t key = query[q];
     uint64_t bucket = dram_bucket_of(key, num_buckets);
     uint64_t slot = bucket * DRAM_SLOTS + lane;
-    bool match = dram_keys[slot] == key && (dram_flags[slot] & 1) != 0;
+    // Slots without an entry hold EMPTY_KEY (DramTier.VACANT_KEY), which no query key equals.
+    bool match = key != EMPTY_KEY && dram_keys[slot] == key;
     bool held = __ballot_sync(tile_mask, match) != 0 || (dram_seqs[bucket] & 1) != 0;
     if (lane == 0) present[q] = held ? 1 : 0;
 }
@@ -642,11 +649,10 @@ mlkv_dram_contains(const uint64_t* __restrict__ query, long n, const volatile ui
 // by one; otherwise hit[q] = 0 and out is untouched, and the caller reads the key on the CPU.
 extern "C" __global__ void __launch_bounds__(256)
 mlkv_dram_probe(const uint64_t* __restrict__ query, const int* __restrict__ index, long n,
-                const volatile uint64_t* dram_keys, const volatile uint8_t* dram_flags,
-                const volatile float* dram_values, const volatile uint64_t* dram_seqs, uint64_t num_buckets,
-                int dim, float* __restrict__ scratch, float* __restrict__ out, uint8_t* __restrict__ found,
-                uint8_t* __restrict__ hit, uint64_t* __restrict__ seq_out,
-                unsigned long long* __restrict__ hit_count) {
+                const volatile uint64_t* dram_keys, const volatile float* dram_values,
+                const volatile uint64_t* dram_seqs, uint64_t num_buckets, int dim,
+                float* __restrict__ scratch, float* __restrict__ out, uint8_t* __restrict__ found,
+                uint8_t* __restrict__ hit, uint64_t* __restrict__ seq_out, unsigned long long* __restrict__ hit_count) {
     long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
     long q = t / DRAM_SLOTS;
     if (q >= n) return;  // whole tiles leave together: all lanes of a tile share q
@@ -658,7 +664,7 @@ mlkv_dram_probe(const uint64_t* __restrict__ query, const int* __restrict__ inde
     uint64_t seq = dram_seqs[bucket];
     __threadfence_system();
     uint64_t slot = bucket * DRAM_SLOTS + lane;
-    bool match = (seq & 1) == 0 && dram_keys[slot] == key && (dram_flags[slot] & 1) != 0;
+    bool match = (seq & 1) == 0 && key != EMPTY_KEY && dram_keys[slot] == key;
     unsigned ballot = (__ballot_sync(tile_mask, match) & tile_mask) >> tile_base;
     if (ballot == 0) {
         if (lane == 0) hit[q] = 0;

@@ -1,5 +1,8 @@
 package io.mlkv.core;
 
+import static jcuda.driver.JCudaDriver.cuEventCreate;
+import static jcuda.driver.JCudaDriver.cuEventDestroy;
+import static jcuda.driver.JCudaDriver.cuEventSynchronize;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoHAsync;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
@@ -41,6 +44,8 @@ import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.LongPredicate;
 import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUevent;
+import jcuda.driver.CUevent_flags;
 import jcuda.driver.CUstream;
 import jcuda.driver.CUstream_flags;
 import org.agrona.CloseHelper;
@@ -149,9 +154,11 @@ final class HbmCache implements AutoCloseable {
 
     /**
      * What an install pushed out of HBM, in the order it left; rows {@code [0, count)}. Installs
-     * from device staging leave {@code values} null when no evicted entry has to move down, and
-     * {@code keys} null too when no caller needs them (no spill log, nothing dirty, and clean
-     * entries stay where they are): the evicted keys then never leave the GPU.
+     * from device staging leave {@code values} null when no evicted entry has to move down. When
+     * nobody needs to see the evicted entries at all (no spill log, nothing dirty, and clean
+     * entries stay where they are) the insert is queued without waiting, and {@code keys} and
+     * {@code values} are null and {@code count} 0: the evicted entries never leave the GPU, and
+     * the table counts them.
      */
     record Demoted(long[] keys, float[] values, int count) {
     }
@@ -217,14 +224,18 @@ final class HbmCache implements AutoCloseable {
             boolean demoteClean, LongPredicate inDram) {
         int dim = table.dim();
         long rowBytes = dim * 4L;
+        installs.add(count);
+        if (spill == null && !demoteClean && dirty.isEmpty()) {
+            // Nothing evicted needs a look: no wait for the insert. The next use of this staging
+            // waits for it (acquire), and the table's later calls run behind it on its stream.
+            table.insertOrAssignAsync(st.missedKeys.pointer(), rows, null, count, st.installed);
+            st.installQueued = true;
+            return new Demoted(null, null, 0);
+        }
         int evicted = (int) table.insertAndEvict(st.missedKeys.pointer(), rows, null, count, st.evictedKeys.pointer(),
                 st.evictedRows.pointer(), null);
-        installs.add(count);
         if (evicted == 0) {
             return new Demoted(new long[0], new float[0], 0);
-        }
-        if (spill == null && !demoteClean && dirty.isEmpty()) {
-            return new Demoted(null, null, evicted);
         }
         long[] evictedKeys = new long[evicted];
         table.makeDeviceCurrent();
@@ -885,6 +896,7 @@ final class HbmCache implements AutoCloseable {
             CUdeviceptr found) {
         int dim = table.dim();
         table.makeDeviceCurrent();
+        st.awaitInstall(); // an install of this read's misses may still read rowsIn and rowsIndex
         FloatBuffer r = st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
         IntBuffer ix = st.hostRowsIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer();
         int c = 0;
@@ -911,6 +923,7 @@ final class HbmCache implements AutoCloseable {
             }
         }
         try {
+            st.awaitInstall();
             st.ensure(n);
         } catch (RuntimeException e) {
             giveBack(st);
@@ -926,6 +939,10 @@ final class HbmCache implements AutoCloseable {
     /** Device and pinned buffers for one device-pointer call, and a stream for its probe. */
     private final class Staging implements AutoCloseable {
         final CUstream stream = new CUstream();
+        /** Recorded behind an install queued without waiting; see {@link #awaitInstall}. */
+        final CUevent installed = new CUevent();
+        /** Whether an install that reads these buffers may still be running on the table's stream. */
+        boolean installQueued;
         long capacity;
         DeviceMemory missedKeys;
         DeviceMemory missedIndex;
@@ -951,6 +968,21 @@ final class HbmCache implements AutoCloseable {
 
         Staging() {
             Cuda.check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate (store read staging)");
+            try {
+                Cuda.check(cuEventCreate(installed, CUevent_flags.CU_EVENT_DISABLE_TIMING),
+                        "cuEventCreate (store read staging)");
+            } catch (RuntimeException e) {
+                cuStreamDestroy(stream);
+                throw e;
+            }
+        }
+
+        /** Waits for the install queued on these buffers, if any, so that they can be written or freed. */
+        void awaitInstall() {
+            if (installQueued) {
+                Cuda.check(cuEventSynchronize(installed), "cuEventSynchronize (install queued without waiting)");
+                installQueued = false;
+            }
         }
 
         void ensure(long n) {
@@ -1007,8 +1039,13 @@ final class HbmCache implements AutoCloseable {
 
         @Override
         public void close() {
-            releaseBuffers();
-            Cuda.check(cuStreamDestroy(stream), "cuStreamDestroy (store read staging)");
+            try {
+                awaitInstall();
+            } finally {
+                releaseBuffers();
+                Cuda.check(cuEventDestroy(installed), "cuEventDestroy (store read staging)");
+                Cuda.check(cuStreamDestroy(stream), "cuStreamDestroy (store read staging)");
+            }
         }
     }
 

@@ -36,7 +36,6 @@ public final class MappedDramTier implements AutoCloseable {
     private final Kernels kernels;
     private final List<Pointer> registered = new ArrayList<>();
     private final CUdeviceptr keys;
-    private final CUdeviceptr flags;
     private final CUdeviceptr values;
     private final CUdeviceptr seqs;
     private final AtomicBoolean closed = new AtomicBoolean();
@@ -47,7 +46,6 @@ public final class MappedDramTier implements AutoCloseable {
         try {
             long slots = layout.slots();
             keys = map(layout.keysAddress(), slots * 8, "keys");
-            flags = map(layout.flagsAddress(), slots, "flags");
             values = map(layout.valuesAddress(), slots * layout.dim() * 4L, "values");
             seqs = map(layout.seqsAddress(), layout.buckets() * 8, "sequence counts");
         } catch (RuntimeException e) {
@@ -81,8 +79,7 @@ public final class MappedDramTier implements AutoCloseable {
     /** Bytes of host memory pinned for the tier. */
     public long pinnedBytes() {
         long slots = layout.slots();
-        return DramTier.NativeLayout.pageSpan(slots * 8) + DramTier.NativeLayout.pageSpan(slots)
-                + DramTier.NativeLayout.pageSpan(slots * layout.dim() * 4L)
+        return DramTier.NativeLayout.pageSpan(slots * 8) + DramTier.NativeLayout.pageSpan(slots * layout.dim() * 4L)
                 + DramTier.NativeLayout.pageSpan(layout.buckets() * 8);
     }
 
@@ -106,7 +103,7 @@ public final class MappedDramTier implements AutoCloseable {
         if (n <= 0) {
             return;
         }
-        kernels.launch("mlkv_dram_probe", n * TILE, BLOCK, stream, query, index, n, keys, flags, values, seqs,
+        kernels.launch("mlkv_dram_probe", n * TILE, BLOCK, stream, query, index, n, keys, values, seqs,
                 layout.buckets(), layout.dim(), scratch, out, found, hit, seqOut, hitCount);
     }
 
@@ -123,7 +120,7 @@ public final class MappedDramTier implements AutoCloseable {
         if (n <= 0) {
             return;
         }
-        kernels.launch("mlkv_dram_contains", n * TILE, BLOCK, stream, query, n, keys, flags, seqs, layout.buckets(), present);
+        kernels.launch("mlkv_dram_contains", n * TILE, BLOCK, stream, query, n, keys, seqs, layout.buckets(), present);
         Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_contains (n=" + n + ")");
     }
 

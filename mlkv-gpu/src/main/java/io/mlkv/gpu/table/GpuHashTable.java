@@ -94,6 +94,8 @@ public final class GpuHashTable implements VectorTier {
     private static final int COUNTER_MISSED = 3;
     private static final int COUNTER_EXPORTED = 4;
     private static final int COUNTER_ERASED = 5;
+    /** Evictions and rejections of inserts that returned without waiting, in this order, not yet read. */
+    private static final int COUNTER_UNREAD_EVICTED = 6;
     private static final int COUNTERS = 8;
 
     private final int dim;
@@ -128,6 +130,8 @@ public final class GpuHashTable implements VectorTier {
     private volatile boolean scoreReads;
     private long evictedTotal;
     private long rejectedTotal;
+    /** Whether the unread counters may be non-zero (an insert returned without waiting since they were read). */
+    private boolean unreadCounts;
 
     private GpuHashTable(int dim, long requestedCapacity, ScoreMode scoreMode, int stagingKeys, int deviceOrdinal) {
         this.dim = dim;
@@ -246,6 +250,7 @@ public final class GpuHashTable implements VectorTier {
     public long evictions() {
         lock.lock();
         try {
+            foldUnreadCounts();
             return evictedTotal;
         } finally {
             lock.unlock();
@@ -268,6 +273,7 @@ public final class GpuHashTable implements VectorTier {
     public long rejections() {
         lock.lock();
         try {
+            foldUnreadCounts();
             return rejectedTotal;
         } finally {
             lock.unlock();
@@ -305,7 +311,7 @@ public final class GpuHashTable implements VectorTier {
 
     /** Inserts or overwrites {@code n} rows; evicted entries are dropped. {@code scoresIn} only for CUSTOM. */
     public void insertOrAssign(CUdeviceptr keysIn, CUdeviceptr valuesIn, CUdeviceptr scoresIn, long n) {
-        call(() -> upsert(MODE_ASSIGN, keysIn, valuesIn, scoresIn, n, null, null, null, null, null));
+        call(() -> upsert(MODE_ASSIGN, keysIn, valuesIn, scoresIn, n, null, null, null, null, null, true));
     }
 
     /**
@@ -317,7 +323,24 @@ public final class GpuHashTable implements VectorTier {
     public long insertAndEvict(CUdeviceptr keysIn, CUdeviceptr valuesIn, CUdeviceptr scoresIn, long n,
             CUdeviceptr evictedKeys, CUdeviceptr evictedValues, CUdeviceptr evictedScores) {
         return call(() -> upsert(MODE_ASSIGN, keysIn, valuesIn, scoresIn, n, null, null, evictedKeys,
-                evictedValues, evictedScores));
+                evictedValues, evictedScores, true));
+    }
+
+    /**
+     * {@link #insertOrAssign} that returns without waiting for the GPU: the insert is queued on
+     * the table's stream, and {@code done} is recorded behind it. The caller must not change or
+     * free {@code keysIn} and {@code valuesIn} before {@code done} has completed
+     * ({@code cuEventSynchronize}, or a stream wait); every later call of this table runs after
+     * the insert. What it evicts is dropped and counted in {@link #evictions()}. A failure of the
+     * queued work is reported by the next call that waits for the table's stream.
+     */
+    public void insertOrAssignAsync(CUdeviceptr keysIn, CUdeviceptr valuesIn, CUdeviceptr scoresIn, long n,
+            CUevent done) {
+        call(() -> {
+            upsert(MODE_ASSIGN, keysIn, valuesIn, scoresIn, n, null, null, null, null, null, false);
+            Cuda.check(cuEventRecord(done, stream), "cuEventRecord (insert queued without waiting)");
+            return 0L;
+        });
     }
 
     /**
@@ -326,12 +349,12 @@ public final class GpuHashTable implements VectorTier {
      */
     public void findOrInsert(CUdeviceptr keysIn, CUdeviceptr initValues, CUdeviceptr scoresIn, long n,
             CUdeviceptr outValues, CUdeviceptr found) {
-        call(() -> upsert(MODE_FIND_OR_INSERT, keysIn, initValues, scoresIn, n, outValues, found, null, null, null));
+        call(() -> upsert(MODE_FIND_OR_INSERT, keysIn, initValues, scoresIn, n, outValues, found, null, null, null, true));
     }
 
     /** Overwrites the values of keys that exist; byte {@code i} of {@code found} (may be null) tells which. */
     public void assign(CUdeviceptr keysIn, CUdeviceptr valuesIn, CUdeviceptr scoresIn, long n, CUdeviceptr found) {
-        call(() -> upsert(MODE_ASSIGN_ONLY, keysIn, valuesIn, scoresIn, n, null, found, null, null, null));
+        call(() -> upsert(MODE_ASSIGN_ONLY, keysIn, valuesIn, scoresIn, n, null, found, null, null, null, true));
     }
 
     /**
@@ -355,7 +378,7 @@ public final class GpuHashTable implements VectorTier {
 
     /** Adds each row of {@code deltas} to its key's value; absent keys are inserted as their delta. */
     public void accumOrAssign(CUdeviceptr keysIn, CUdeviceptr deltas, CUdeviceptr scoresIn, long n) {
-        call(() -> upsert(MODE_ACCUM, keysIn, deltas, scoresIn, n, null, null, null, null, null));
+        call(() -> upsert(MODE_ACCUM, keysIn, deltas, scoresIn, n, null, null, null, null, null, true));
     }
 
     /**
@@ -386,7 +409,7 @@ public final class GpuHashTable implements VectorTier {
                     long m = Math.min(chunk, n - start);
                     kernels.launch("mlkv_gather_stride", m * dim, BLOCK, stream, keysIn, valuesIn, n, dim, stride, start,
                             m, k.pointer(), v.pointer());
-                    upsert(MODE_ASSIGN, k.pointer(), v.pointer(), null, m, null, null, null, null, null);
+                    upsert(MODE_ASSIGN, k.pointer(), v.pointer(), null, m, null, null, null, null, null, true);
                 }
             }
             return 0L;
@@ -704,6 +727,12 @@ public final class GpuHashTable implements VectorTier {
             RuntimeException failure = null;
             try {
                 Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize (close)");
+                if (unreadCounts) {
+                    long[] c = readCounters();
+                    evictedTotal += c[COUNTER_UNREAD_EVICTED];
+                    rejectedTotal += c[COUNTER_UNREAD_EVICTED + 1];
+                    unreadCounts = false;
+                }
             } catch (RuntimeException e) {
                 failure = e;
             }
@@ -816,7 +845,7 @@ public final class GpuHashTable implements VectorTier {
                         found == null ? null : staging.dFlags.pointer(),
                         evicted == null ? null : staging.dEvictKeys.pointer(),
                         evicted == null ? null : staging.dEvictValues.pointer(),
-                        evicted == null ? null : staging.dEvictScores.pointer());
+                        evicted == null ? null : staging.dEvictScores.pointer(), true);
                 if (out != null) {
                     staging.fetchValues(n, dim, stream);
                 }
@@ -844,13 +873,15 @@ public final class GpuHashTable implements VectorTier {
     }
 
     /**
-     * Runs an upsert and waits; returns entries evicted by it. Assigning modes go in chunks of
-     * {@link #stagingKeys()} keys, each first marked by {@code mlkv_dedup} so that only the last
-     * occurrence of a repeated key writes. Caller holds the lock.
+     * Runs an upsert and (with {@code wait}) waits; returns entries evicted by it, or 0 without
+     * {@code wait} (the counts are then added up on the GPU, for {@link #foldUnreadCounts}).
+     * Assigning modes go in chunks of {@link #stagingKeys()} keys, each first marked by
+     * {@code mlkv_dedup} so that only the last occurrence of a repeated key writes. Caller holds
+     * the lock.
      */
     private long upsert(int mode, CUdeviceptr keysIn, CUdeviceptr valuesIn, CUdeviceptr scoresIn, long n,
             CUdeviceptr out, CUdeviceptr found, CUdeviceptr evictedKeys, CUdeviceptr evictedValues,
-            CUdeviceptr evictedScores) {
+            CUdeviceptr evictedScores, boolean wait) {
         if (scoreMode == ScoreMode.CUSTOM && scoresIn == null) {
             throw new IllegalArgumentException("ScoreMode.CUSTOM needs one score per key");
         }
@@ -867,7 +898,7 @@ public final class GpuHashTable implements VectorTier {
             }
             evicted += upsertLaunch(mode, dedup, k, offset(valuesIn, from * rowBytes), offset(scoresIn, from * 8), m,
                     offset(out, from * rowBytes), offset(found, from), offset(evictedKeys, evicted * 8),
-                    offset(evictedValues, evicted * rowBytes), offset(evictedScores, evicted * 8));
+                    offset(evictedValues, evicted * rowBytes), offset(evictedScores, evicted * 8), wait);
             if (dedup) {
                 resetDedup();
             }
@@ -892,7 +923,7 @@ public final class GpuHashTable implements VectorTier {
 
     private long upsertLaunch(int mode, boolean dedup, CUdeviceptr keysIn, CUdeviceptr valuesIn, CUdeviceptr scoresIn,
             long n, CUdeviceptr out, CUdeviceptr found, CUdeviceptr evictedKeys, CUdeviceptr evictedValues,
-            CUdeviceptr evictedScores) {
+            CUdeviceptr evictedScores, boolean wait) {
         CUdeviceptr dedupSlotArg = dedup ? dedupSlot.pointer() : null;
         CUdeviceptr dedupWinArg = dedup ? dedupWin.pointer() : null;
         if (mode == MODE_ASSIGN_ONLY) {
@@ -912,6 +943,13 @@ public final class GpuHashTable implements VectorTier {
                 counters.at(COUNTER_SIZE * 8L), buckets - 1, dim, mode,
                 scoreMode.code, clock, keysIn, valuesIn, scoresIn, n, out, found, evictedKeys, evictedValues,
                 evictedScores, counters.at(COUNTER_EVICTED * 8L), counters.at(COUNTER_REJECTED * 8L));
+        if (!wait) {
+            // Evicted and rejected, in this order at both places.
+            kernels.launch("mlkv_add_u64", 2, BLOCK, stream, counters.at(COUNTER_EVICTED * 8L),
+                    counters.at(COUNTER_UNREAD_EVICTED * 8L), 2);
+            unreadCounts = true;
+            return 0;
+        }
         long[] c = readCounters();
         evictedTotal += c[COUNTER_EVICTED];
         rejectedTotal += c[COUNTER_REJECTED];
@@ -945,7 +983,25 @@ public final class GpuHashTable implements VectorTier {
         return readCounters()[COUNTER_EXPORTED];
     }
 
+    /**
+     * Adds the counts of inserts that returned without waiting to the totals, and zeroes them on
+     * the device. Caller holds the lock; waits for the stream if there are any.
+     */
+    private void foldUnreadCounts() {
+        if (!unreadCounts || closed.get()) {
+            return;
+        }
+        device.makeCurrent();
+        long[] c = readCounters();
+        evictedTotal += c[COUNTER_UNREAD_EVICTED];
+        rejectedTotal += c[COUNTER_UNREAD_EVICTED + 1];
+        Cuda.check(cuMemsetD8Async(counters.at(COUNTER_UNREAD_EVICTED * 8L), (byte) 0, 16, stream),
+                "cuMemsetD8Async (unread counters)");
+        unreadCounts = false;
+    }
+
     private void clearLocked() {
+        foldUnreadCounts();
         kernels.launch("mlkv_clear", Math.min(capacity, 1L << 24), BLOCK, stream, keys.pointer(), digests.pointer(),
                 scores.pointer(), capacity);
         Cuda.check(cuMemsetD8Async(bucketLocks.pointer(), (byte) 0, buckets * 4, stream), "cuMemsetD8Async (bucket locks)");

@@ -6,6 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
+import static jcuda.driver.JCudaDriver.cuEventCreate;
+import static jcuda.driver.JCudaDriver.cuEventDestroy;
+import static jcuda.driver.JCudaDriver.cuEventSynchronize;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 
@@ -22,6 +25,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
 import jcuda.Pointer;
+import jcuda.driver.CUevent;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -460,6 +464,59 @@ class GpuHashTableTest {
             float[] back = new float[n * dim];
             Cuda.check(cuMemcpyDtoH(Pointer.to(back), dBack.pointer(), (long) n * dim * 4), "cuMemcpyDtoH");
             assertArrayEquals(values, back);
+        }
+    }
+
+    /**
+     * Inserts queued without waiting, several in a row into a table too small for them: the
+     * calls after them see every insert, the event completes, and the evictions they counted on
+     * the GPU add up with the held keys to the keys inserted, as for waited inserts.
+     */
+    @Test
+    void insertsQueuedWithoutWaitingCountTheirEvictionsAndPrecedeLaterCalls() {
+        int dim = 8;
+        int n = 100;
+        int calls = 4; // 400 keys into 256 slots
+        try (GpuHashTable t = GpuHashTable.create(dim, 256, ScoreMode.LRU, 1 << 10);
+                DeviceMemory dKeys = new DeviceMemory((long) calls * n * 8, "test keys");
+                DeviceMemory dValues = new DeviceMemory((long) calls * n * dim * 4, "test values")) {
+            long[] keys = new long[calls * n];
+            for (int i = 0; i < keys.length; i++) {
+                keys[i] = 5000 + i;
+            }
+            float[] values = rowsFor(keys, dim, 3);
+            Cuda.check(cuMemcpyHtoD(dKeys.pointer(), Pointer.to(keys), keys.length * 8L), "cuMemcpyHtoD");
+            Cuda.check(cuMemcpyHtoD(dValues.pointer(), Pointer.to(values), (long) values.length * 4), "cuMemcpyHtoD");
+            CUevent done = new CUevent();
+            Cuda.check(cuEventCreate(done, 0), "cuEventCreate");
+            try {
+                for (int c = 0; c < calls; c++) {
+                    t.insertOrAssignAsync(dKeys.pointer().withByteOffset((long) c * n * 8),
+                            dValues.pointer().withByteOffset((long) c * n * dim * 4), null, n, done);
+                }
+                long size = t.size();
+                assertEquals(keys.length, size + t.evictions(), "every key inserted is held or was counted as evicted");
+                assertTrue(t.evictions() > 0, "the table was too small");
+                Cuda.check(cuEventSynchronize(done), "cuEventSynchronize");
+                float[] out = new float[keys.length * dim];
+                boolean[] found = new boolean[keys.length];
+                assertEquals(size, t.find(keys, out, found), "finds after the queued inserts see all of them");
+                for (int i = 0; i < keys.length; i++) {
+                    if (found[i]) {
+                        assertArrayEquals(Arrays.copyOfRange(values, i * dim, (i + 1) * dim),
+                                Arrays.copyOfRange(out, i * dim, (i + 1) * dim), "row of key " + keys[i]);
+                    }
+                }
+                // The most recent call's keys are the newest: LRU kept them all.
+                for (int i = (calls - 1) * n; i < keys.length; i++) {
+                    assertTrue(found[i], "key " + keys[i] + " of the last insert");
+                }
+                long before = t.evictions();
+                t.insertOrAssign(new long[] {1, 2, 3}, rowsFor(new long[] {1, 2, 3}, dim, 0), null);
+                assertEquals(before + 3, t.evictions() + (t.size() - size), "a waited insert after them counts as before");
+            } finally {
+                cuEventDestroy(done);
+            }
         }
     }
 

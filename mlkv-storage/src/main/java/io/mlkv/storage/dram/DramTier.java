@@ -34,8 +34,10 @@ import java.util.concurrent.atomic.LongAdder;
  * {@link #nativeLayout()} tells where the arrays live, so that the memory can be pinned and
  * mapped and a GPU kernel can look keys up without the CPU: key {@code k} lives in bucket
  * {@code ((h >>> 32) * buckets) >>> 32} with {@code h = k * 0x9E3779B97F4A7C15L; h ^= h >>> 29},
- * in one of its {@value #BUCKET_SLOTS} slots {@code s} where {@code keys[s] == k} and bit 0 of
- * {@code flags[s]} is set; its row is {@code values[s * dim .. (s + 1) * dim)}. Every change of
+ * in one of its {@value #BUCKET_SLOTS} slots {@code s} where {@code keys[s] == k}; its row is
+ * {@code values[s * dim .. (s + 1) * dim)}. A slot that holds no entry holds the key
+ * {@link #VACANT_KEY}, so a reader in place needs no other slot state (the rule holds for every
+ * key but {@code VACANT_KEY} itself, which the GPU tier reserves anyway). Every change of
  * a bucket's slots is bracketed by its sequence count ({@code seqs[bucket]}, int64), odd while
  * the change runs: a reader that saw the same even count before and after reading a row read
  * a whole, current row.
@@ -45,6 +47,11 @@ public final class DramTier implements VectorTier {
     public static final int BUCKET_SLOTS = 16;
     /** Returned by {@link #getOrVersion} on a hit. */
     public static final long HIT = -1;
+    /**
+     * The key that slots without an entry hold in the native layout (the GPU table's empty key),
+     * written when the tier is created and whenever an entry is removed.
+     */
+    public static final long VACANT_KEY = Long.MIN_VALUE;
 
     private static final long SLOT_META_BYTES = 8 + 8 + 1;
     private static final byte OCCUPIED = 1;
@@ -109,8 +116,12 @@ public final class DramTier implements VectorTier {
         OffHeapMemory v = null;
         OffHeapMemory q = null;
         try {
-            // Only flags and versions are read before written; the rest is committed lazily.
+            // Flags, keys (for readers in place) and versions are read before written; the rest
+            // is committed lazily.
             k = new OffHeapMemory(slots * 8, "DRAM tier keys", false);
+            for (long slot = 0; slot < slots; slot++) {
+                UNSAFE.putLong(k.address() + slot * 8, VACANT_KEY);
+            }
             s = new OffHeapMemory(slots * 8, "DRAM tier scores", false);
             f = new OffHeapMemory(slots, "DRAM tier flags", true);
             v = new OffHeapMemory(slots * rowBytes, "DRAM tier values", false);
@@ -300,6 +311,7 @@ public final class DramTier implements VectorTier {
             }
             beginChange(bucket);
             UNSAFE.putByte(flags.address() + slot, (byte) 0);
+            UNSAFE.putLong(keys.address() + slot * 8, VACANT_KEY);
             endChange(bucket);
             size.decrementAndGet();
             return true;
@@ -402,12 +414,12 @@ public final class DramTier implements VectorTier {
      * be pinned on its own. The addresses stay valid until {@link #close()}; whoever pins or maps
      * them must undo that before.
      *
-     * @param keysAddress   {@code buckets * BUCKET_SLOTS} int64 keys
-     * @param flagsAddress  one byte per slot, bit 0 set when occupied
+     * @param keysAddress   {@code buckets * BUCKET_SLOTS} int64 keys, {@link #VACANT_KEY} in
+     *                      slots without an entry
      * @param valuesAddress {@code dim} float32 per slot
      * @param seqsAddress   one int64 sequence count per bucket
      */
-    public record NativeLayout(long keysAddress, long flagsAddress, long valuesAddress, long seqsAddress,
+    public record NativeLayout(long keysAddress, long valuesAddress, long seqsAddress,
             long buckets, int dim) {
         /** Slots of the tier. */
         public long slots() {
@@ -423,7 +435,7 @@ public final class DramTier implements VectorTier {
     /** The native layout of this tier, for in-place reads from a GPU. */
     public NativeLayout nativeLayout() {
         checkOpen();
-        return new NativeLayout(keys.address(), flags.address(), values.address(), seqs.address(), numBuckets, dim);
+        return new NativeLayout(keys.address(), values.address(), seqs.address(), numBuckets, dim);
     }
 
     private void beginChange(long bucket) {

@@ -2,6 +2,7 @@ package io.mlkv.storage.dram;
 
 import static io.mlkv.storage.dram.OffHeapMemory.UNSAFE;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
@@ -34,7 +35,7 @@ class DramTierNativeLayoutTest {
         }
         UNSAFE.loadFence();
         for (long slot = bucket * DramTier.BUCKET_SLOTS; slot < (bucket + 1) * DramTier.BUCKET_SLOTS; slot++) {
-            if (UNSAFE.getLong(l.keysAddress() + slot * 8) == key && (UNSAFE.getByte(l.flagsAddress() + slot) & 1) != 0) {
+            if (UNSAFE.getLong(l.keysAddress() + slot * 8) == key) {
                 for (int d = 0; d < l.dim(); d++) {
                     out[d] = UNSAFE.getFloat(l.valuesAddress() + (slot * l.dim() + d) * 4);
                 }
@@ -82,6 +83,35 @@ class DramTierNativeLayoutTest {
             assertEquals(full + 1, t.changes(), "an insert that evicts is one change");
             t.remove(100);
             assertEquals(full + 2, t.changes(), "a removal");
+        }
+    }
+
+    /** Slots without an entry hold VACANT_KEY from the start and again after a removal, whatever key they held. */
+    @Test
+    void slotsWithoutAnEntryHoldTheVacantKey() {
+        try (DramTier t = new DramTier(DIM, 4 * DramTier.bucketBytes(DIM), "lru")) {
+            DramTier.NativeLayout l = t.nativeLayout();
+            for (long slot = 0; slot < l.slots(); slot++) {
+                assertEquals(DramTier.VACANT_KEY, UNSAFE.getLong(l.keysAddress() + slot * 8), "slot " + slot + " of a new tier");
+            }
+            float[] out = new float[DIM];
+            assertFalse(readInPlace(l, 0, out), "key 0 is not in a new tier");
+            for (long k = 0; k < 20; k++) {
+                t.put(k, row(k, 1), 0, false, -1, t.tick(), (key, v, dirty) -> { });
+            }
+            long held = 0;
+            for (long k = 0; k < 20; k++) {
+                if (t.contains(k)) {
+                    held++;
+                    assertTrue(readInPlace(l, k, out), "key " + k);
+                    assertTrue(t.remove(k));
+                    assertFalse(readInPlace(l, k, out), "removed key " + k);
+                }
+            }
+            assertTrue(held > 0, "some keys were held");
+            for (long slot = 0; slot < l.slots(); slot++) {
+                assertEquals(DramTier.VACANT_KEY, UNSAFE.getLong(l.keysAddress() + slot * 8), "slot " + slot + " after removals");
+            }
         }
     }
 
