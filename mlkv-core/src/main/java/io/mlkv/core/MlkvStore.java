@@ -553,7 +553,11 @@ public final class MlkvStore implements VectorTier {
      * to 1 or 0. HBM hits never leave the GPU; the missed keys go to the tiers below and what is
      * found there comes back through pinned staging buffers and one scatter kernel. All three
      * pointers are on the HBM tier's device; make its context current with {@link #makeGpuCurrent}
-     * to allocate them.
+     * to allocate them. The call reads {@code keys} after the work queued before it on the legacy
+     * default stream has finished (a plain {@code cuMemcpyHtoD}, even from pageable memory, whose
+     * DMA may still run when it returns); keys written on another stream must be complete (that
+     * stream synchronized) before the call. {@code out} and {@code found} are complete when it
+     * returns.
      *
      * @return the number of keys found
      * @throws IllegalStateException if the store has no HBM tier
@@ -935,7 +939,9 @@ public final class MlkvStore implements VectorTier {
      * keeps its last row. With {@link Builder#hbmWriteBack(boolean) write-back}, the rows of keys
      * HBM holds are written there on the GPU (those keys become dirty); the others are copied to
      * the host and written below. Without write-back, keys and rows are copied to the host and
-     * take the host path. Both pointers are on the HBM tier's device ({@link #makeGpuCurrent}).
+     * take the host path. Both pointers are on the HBM tier's device ({@link #makeGpuCurrent});
+     * their contents are read as {@link #multiGet(CUdeviceptr, long, CUdeviceptr, CUdeviceptr)}
+     * reads its keys.
      *
      * @throws IllegalStateException    if the store has no HBM tier
      * @throws IllegalArgumentException for a reserved key, before anything is written
@@ -951,7 +957,8 @@ public final class MlkvStore implements VectorTier {
      * keys HBM holds are added on the GPU, in place (those keys become dirty); the other keys'
      * deltas are copied to the host and accumulated below. Without write-back, keys and deltas
      * are copied to the host and take the host path. A repeated key gets every delta. Both
-     * pointers are on the HBM tier's device ({@link #makeGpuCurrent}).
+     * pointers are on the HBM tier's device ({@link #makeGpuCurrent}); their contents are read as
+     * {@link #multiGet(CUdeviceptr, long, CUdeviceptr, CUdeviceptr)} reads its keys.
      *
      * @throws IllegalStateException    if the store has no HBM tier
      * @throws IllegalArgumentException for a reserved key, before anything is written

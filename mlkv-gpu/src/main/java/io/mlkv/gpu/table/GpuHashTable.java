@@ -51,7 +51,10 @@ import jcuda.driver.CUstream_flags;
  * packing, copies and kernels overlap.
  * Device pointers ({@link CUdeviceptr} in and out): for training code whose tensors already live
  * on the GPU; pointers must belong to this table's device, values be 16-byte aligned for full
- * speed (any alignment works).
+ * speed (any alignment works). A call reads its inputs after everything queued before it on the
+ * legacy default stream (plain {@code cuMemcpyHtoD}, {@code cuMemsetD8}, kernels launched on
+ * stream 0) has finished, and such work queued after the call waits for the call's; inputs
+ * written on other streams must be complete (synchronize those streams) before the call.
  *
  * <h2>Semantics</h2>
  * <ul>
@@ -152,7 +155,10 @@ public final class GpuHashTable implements VectorTier {
                                 + device.name() + " has " + mem[0] + " free of " + mem[1]
                                 + "; lower the capacity or the dimension", null);
             }
-            Cuda.check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+            // A blocking stream: its work runs after what callers queued on the legacy default
+            // stream, such as a cuMemcpyHtoD from pageable memory, which returns before its DMA
+            // has landed; a non-blocking stream could read the caller's keys before they arrive.
+            Cuda.check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_DEFAULT), "cuStreamCreate");
             Cuda.check(cuStreamCreate(copyStream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate (copies)");
             for (CUevent[] half : pipeEvents) {
                 for (int e = 0; e < half.length; e++) {

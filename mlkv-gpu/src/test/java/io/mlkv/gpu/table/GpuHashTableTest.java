@@ -520,6 +520,41 @@ class GpuHashTableTest {
         }
     }
 
+    /**
+     * A plain cuMemcpyHtoD from a Java array (pageable memory) returns before its DMA has landed;
+     * a device call right after it must still see the keys it copied, not the ones before. Two
+     * disjoint key sets, one in the table, alternate in the same device buffer.
+     */
+    @Test
+    void deviceCallsReadKeysCopiedJustBeforeOnTheDefaultStream() {
+        int dim = 4;
+        int n = 1 << 21; // 16 MiB of keys per copy
+        long[] held = new long[n];
+        long[] absent = new long[n];
+        for (int i = 0; i < n; i++) {
+            held[i] = 1 + i;
+            absent[i] = 1 + n + i;
+        }
+        try (GpuHashTable t = GpuHashTable.create(dim, 2L * n, ScoreMode.LRU, 1 << 16);
+                DeviceMemory dKeys = new DeviceMemory(n * 8L, "test keys");
+                DeviceMemory dFound = new DeviceMemory(n, "test found")) {
+            t.insertOrAssign(held, new float[n * dim], null);
+            assertEquals(n, t.size(), "every key fits");
+            byte[] found = new byte[n];
+            for (int round = 0; round < 40; round++) {
+                boolean heldRound = round % 2 == 1;
+                Cuda.check(cuMemcpyHtoD(dKeys.pointer(), Pointer.to(heldRound ? held : absent), n * 8L), "cuMemcpyHtoD");
+                t.contains(dKeys.pointer(), n, dFound.pointer());
+                Cuda.check(cuMemcpyDtoH(Pointer.to(found), dFound.pointer(), n), "cuMemcpyDtoH");
+                int hits = 0;
+                for (byte f : found) {
+                    hits += f;
+                }
+                assertEquals(heldRound ? n : 0, hits, "round " + round + (heldRound ? " (held keys)" : " (absent keys)"));
+            }
+        }
+    }
+
     @Test
     void reservedKeysAreRefusedAndAnImpossibleTableNamesTheMemory() {
         try (GpuHashTable t = GpuHashTable.create(4, 1024, ScoreMode.LRU, 64)) {
