@@ -302,23 +302,13 @@ final class HbmCache implements AutoCloseable {
                 candidates[c++] = j;
             }
         }
-        long[] want = new long[c];
-        for (int i = 0; i < c; i++) {
-            want[i] = m.keys()[candidates[i]];
-        }
-        long[] positions = new long[c];
-        int hits = spill.lookup(want, c, positions);
+        SpillLog.Hits inLog = spill.lookup(m.keys(), candidates, c);
+        int hits = inLog.count();
         if (hits == 0) {
             return 0;
         }
-        int[] at = new int[hits];
-        long[] hitPositions = new long[hits];
-        for (int i = 0, h = 0; i < c; i++) {
-            if (positions[i] >= 0) {
-                at[h] = candidates[i];
-                hitPositions[h++] = positions[i];
-            }
-        }
+        int[] at = inLog.at();
+        long[] hitPositions = inLog.positions();
         int dim = table.dim();
         long rowBytes = dim * 4L;
         boolean[] valid = new boolean[hits];
@@ -972,7 +962,11 @@ final class HbmCache implements AutoCloseable {
                 Cuda.check(cuEventCreate(installed, CUevent_flags.CU_EVENT_DISABLE_TIMING),
                         "cuEventCreate (store read staging)");
             } catch (RuntimeException e) {
-                cuStreamDestroy(stream);
+                try {
+                    Cuda.check(cuStreamDestroy(stream), "cuStreamDestroy (store read staging)");
+                } catch (RuntimeException second) {
+                    e.addSuppressed(second);
+                }
                 throw e;
             }
         }

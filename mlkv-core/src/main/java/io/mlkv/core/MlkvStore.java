@@ -860,20 +860,13 @@ public final class MlkvStore implements VectorTier {
      * {@code out} at their positions, and sets their {@code found} flags; returns how many.
      */
     private int readSpilled(long[] keys, int[] idx, int count, float[] out, boolean[] found) {
-        long[] want = gather(keys, idx, count);
-        long[] positions = new long[count];
-        int hits = spill.lookup(want, count, positions);
+        SpillLog.Hits inLog = spill.lookup(keys, idx, count);
+        int hits = inLog.count();
         if (hits == 0) {
             return 0;
         }
-        int[] at = new int[hits];
-        long[] hitPositions = new long[hits];
-        for (int m = 0, h = 0; m < count; m++) {
-            if (positions[m] >= 0) {
-                at[h] = idx[m];
-                hitPositions[h++] = positions[m];
-            }
-        }
+        int[] at = inLog.at();
+        long[] hitPositions = inLog.positions();
         java.nio.ByteBuffer rows = java.nio.ByteBuffer.allocateDirect(hits * (int) rowBytes)
                 .order(java.nio.ByteOrder.nativeOrder());
         boolean[] valid = new boolean[hits];

@@ -153,29 +153,41 @@ public final class SpillLog implements AutoCloseable {
     }
 
     /**
-     * Sets {@code positions[i]} to where the row of {@code keys[i]} lies, or -1, for
-     * {@code i < count}; returns how many were found. Pass the positions to {@link #read}.
+     * Where the log holds rows of some keys: for {@code h < count}, the key at index {@code at[h]}
+     * of the caller's key array lies at {@code positions[h]} (pass them to {@link #read}).
      */
-    public int lookup(long[] keys, int count, long[] positions) {
+    public record Hits(int[] at, long[] positions, int count) {
+    }
+
+    /**
+     * Looks up the keys {@code keys[which[i]]} for {@code i < count} ({@code keys[i]} when
+     * {@code which} is null) and returns those the log holds, in that order.
+     */
+    public Hits lookup(long[] keys, int[] which, int count) {
+        int[] at = new int[count];
+        long[] positions = new long[count];
         int found = 0;
         indexLock.readLock().lock();
         try {
             long f = floor;
             for (int i = 0; i < count; i++) {
-                long p = index.get(keys[i]);
-                positions[i] = p >= f ? p : -1;
-                found += positions[i] >= 0 ? 1 : 0;
+                int k = which == null ? i : which[i];
+                long p = index.get(keys[k]);
+                if (p >= f) {
+                    at[found] = k;
+                    positions[found++] = p;
+                }
             }
         } finally {
             indexLock.readLock().unlock();
         }
         hits.add(found);
         misses.add(count - found);
-        return found;
+        return new Hits(at, positions, found);
     }
 
     /**
-     * Reads the rows at {@code positions[0, count)} (all from {@link #lookup}, none -1) into
+     * Reads the rows at {@code positions[0, count)} (all from {@link #lookup}) into
      * {@code target}, row {@code i} at byte {@code i * dim * 4}. {@code valid[i]} says whether
      * row {@code i} is what was looked up: false where the ring overwrote it meanwhile (the row
      * in {@code target} is then garbage). Returns how many are valid.

@@ -734,10 +734,7 @@ public final class GpuHashTable implements VectorTier {
             try {
                 Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize (close)");
                 if (unreadCounts) {
-                    long[] c = readCounters();
-                    evictedTotal += c[COUNTER_UNREAD_EVICTED];
-                    rejectedTotal += c[COUNTER_UNREAD_EVICTED + 1];
-                    unreadCounts = false;
+                    takeUnreadCounts();
                 }
             } catch (RuntimeException e) {
                 failure = e;
@@ -998,11 +995,16 @@ public final class GpuHashTable implements VectorTier {
             return;
         }
         device.makeCurrent();
+        takeUnreadCounts();
+        Cuda.check(cuMemsetD8Async(counters.at(COUNTER_UNREAD_EVICTED * 8L), (byte) 0, 16, stream),
+                "cuMemsetD8Async (unread counters)");
+    }
+
+    /** Waits for the stream and adds the unread counters to the totals. Caller holds the lock, device current. */
+    private void takeUnreadCounts() {
         long[] c = readCounters();
         evictedTotal += c[COUNTER_UNREAD_EVICTED];
         rejectedTotal += c[COUNTER_UNREAD_EVICTED + 1];
-        Cuda.check(cuMemsetD8Async(counters.at(COUNTER_UNREAD_EVICTED * 8L), (byte) 0, 16, stream),
-                "cuMemsetD8Async (unread counters)");
         unreadCounts = false;
     }
 

@@ -72,17 +72,16 @@ class DeviceSpillLogTest {
             for (int i = 0; i < ROWS; i++) {
                 want[i] = r.nextInt(3 * ROWS);
             }
-            long[] positions = new long[ROWS];
-            int hits = log.lookup(want, ROWS, positions);
-            long[] hitPositions = new long[hits];
-            int[] hitAt = new int[hits];
-            for (int i = 0, h = 0; i < ROWS; i++) {
-                boolean held = want[i] >= 3L * ROWS - SLOTS;
-                assertEquals(held, positions[i] >= 0, "seed " + SEED + ": key " + want[i]);
-                if (held) {
-                    hitAt[h] = i;
-                    hitPositions[h++] = positions[i];
-                }
+            SpillLog.Hits inLog = log.lookup(want, null, ROWS);
+            int hits = inLog.count();
+            long[] hitPositions = inLog.positions();
+            int[] hitAt = inLog.at();
+            boolean[] hit = new boolean[ROWS];
+            for (int h = 0; h < hits; h++) {
+                hit[hitAt[h]] = true;
+            }
+            for (int i = 0; i < ROWS; i++) {
+                assertEquals(want[i] >= 3L * ROWS - SLOTS, hit[i], "seed " + SEED + ": key " + want[i]);
             }
             boolean[] valid = new boolean[hits];
             DeviceRegion target = new DeviceRegion(dst.pointer(), (long) hits * DIM * 4);

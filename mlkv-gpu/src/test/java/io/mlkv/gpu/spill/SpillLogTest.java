@@ -1,5 +1,6 @@
 package io.mlkv.gpu.spill;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -50,17 +51,10 @@ class SpillLogTest {
 
     /** Reads {@code keys} back; returns the rows found (valid) in a buffer, row i at i, and sets found[i]. */
     private static ByteBuffer readBack(SpillLog log, long[] keys, boolean[] found) {
-        long[] pos = new long[keys.length];
-        log.lookup(keys, keys.length, pos);
-        int hits = 0;
-        int[] which = new int[keys.length];
-        long[] hitPos = new long[keys.length];
-        for (int i = 0; i < keys.length; i++) {
-            if (pos[i] >= 0) {
-                which[hits] = i;
-                hitPos[hits++] = pos[i];
-            }
-        }
+        SpillLog.Hits inLog = log.lookup(keys, null, keys.length);
+        int hits = inLog.count();
+        int[] which = inLog.at();
+        long[] hitPos = inLog.positions();
         ByteBuffer target = ByteBuffer.allocateDirect(Math.max(1, hits) * DIM * 4).order(ByteOrder.nativeOrder());
         boolean[] valid = new boolean[hits];
         log.read(hitPos, hits, new HostRegion(target), valid);
@@ -92,6 +86,20 @@ class SpillLogTest {
                 }
             }
             assertEquals("posix", log.path());
+        }
+    }
+
+    /** A lookup of some of a batch's keys reports each hit by its index in the batch. */
+    @Test
+    void aLookupThroughAnIndexArrayNamesHitsByTheirBatchIndex() {
+        try (SpillLog log = SpillLog.create(dir.resolve("spill"), DIM, 100, FileIo.Mode.POSIX)) {
+            long[] held = {40, 41, 42};
+            log.append(held, all(3), 3, rows(held, 1));
+            long[] batch = {7, 42, 8, 40, 41, 9};
+            SpillLog.Hits hits = log.lookup(batch, new int[] {5, 3, 1, 0}, 4);
+            assertEquals(2, hits.count());
+            assertArrayEquals(new int[] {3, 1}, java.util.Arrays.copyOf(hits.at(), hits.count()), "keys 40 and 42, in the order asked");
+            assertEquals(log.lookup(new long[] {40, 42}, null, 2).positions()[1], hits.positions()[1]);
         }
     }
 
