@@ -395,9 +395,9 @@ mlkv_upsert(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, c
     if (threadIdx.x == 0 && grown != 0) atomicAdd(size, grown);
 }
 
-// assign (existing keys only), specialised: after mlkv_dedup, the last occurrence of each key is
-// its only writer and assign never inserts or evicts, so no slot can change under it and no lock
-// is taken; the kernel is find plus a value write, with find's occupancy. Other occurrences only
+// assign (existing keys only), specialised: after mlkv_dedup (dedup_slot null: the caller
+// promised unique keys), the last occurrence of each key is its only writer and assign never
+// inserts or evicts, so no slot can change under it and no lock is taken; the kernel is find plus a value write, with find's occupancy. Other occurrences only
 // report presence. Scores follow the table's mode, as in mlkv_upsert.
 extern "C" __global__ void __launch_bounds__(256, 8)
 mlkv_assign_only(const uint64_t* __restrict__ keys, uint64_t* scores, const uint8_t* __restrict__ digests,
@@ -411,10 +411,12 @@ mlkv_assign_only(const uint64_t* __restrict__ keys, uint64_t* scores, const uint
     int lane = tile.thread_rank();
     uint64_t key = in_keys[i];
     if (key == EMPTY_KEY || key == LOCKED_KEY) return;  // refused on the host
-    int p = dedup_slot[i];
-    int last = 0;
-    if (lane == 0) last = dedup_win[p];
-    last = tile.shfl(last, 0);
+    int last = (int)i;  // without the pre-pass (keys promised unique), every position writes
+    if (dedup_slot != nullptr) {
+        int p = dedup_slot[i];
+        if (lane == 0) last = dedup_win[p];
+        last = tile.shfl(last, 0);
+    }
     uint64_t h = mix64(key);
     uint64_t base = (h & bucket_mask) * BUCKET;
     bool locked;

@@ -47,6 +47,11 @@ final class GpuBenchCommand implements Callable<Integer> {
             description = "Also time the host-array API, copies included (default ${DEFAULT-VALUE}).")
     boolean hostApi;
 
+    @Option(names = "--unique-keys", defaultValue = "false",
+            description = "Promise the table that no key repeats in a batch (GpuHashTable.uniqueKeys), as the "
+                    + "benchmark's batches are: the assigning calls skip the duplicate-marking pre-pass (default ${DEFAULT-VALUE}).")
+    boolean uniqueKeys;
+
     private static final String[] OPS = {"insert_or_assign", "find", "find_or_insert", "assign", "insert_and_evict",
         "export_batch", "contains"};
 
@@ -63,6 +68,7 @@ final class GpuBenchCommand implements Callable<Integer> {
                 try (GpuHashTable t = GpuHashTable.create(dim, cap, ScoreMode.LRU, batch);
                         Buffers b = new Buffers(batch, dim)) {
                     deviceName = t.deviceName();
+                    t.uniqueKeys(uniqueKeys);
                     if (bandwidth < 0) {
                         bandwidth = measureCopyBandwidth();
                         System.err.printf(Locale.ROOT, "device %s: device-to-device copy %.2f TB/s (read + write)%n",
@@ -107,8 +113,8 @@ final class GpuBenchCommand implements Callable<Integer> {
         }
         String header = "| dim, capacity | λ | " + String.join(" | ", OPS) + " |";
         String rule = "|---|---|" + "---|".repeat(OPS.length);
-        System.out.printf(Locale.ROOT, "%n### Device-pointer API, %s, batch %d, B-KV/s (best of %d)%n%n%s%n%s%n", deviceName,
-                batch, repeat, header, rule);
+        System.out.printf(Locale.ROOT, "%n### Device-pointer API, %s, batch %d, B-KV/s (best of %d)%s%n%n%s%n%s%n", deviceName,
+                batch, repeat, uniqueKeys ? ", keys promised unique (no duplicate-marking pre-pass)" : "", header, rule);
         deviceRows.forEach(System.out::println);
         if (hostApi) {
             System.out.printf(Locale.ROOT, "%n### Host-array API from Java (copies included), B-KV/s and share of time outside the "

@@ -131,6 +131,8 @@ public final class GpuHashTable implements VectorTier {
     private long clock;
     /** Whether finds refresh the scores of the keys they find; see {@link #scoreReads(boolean)}. */
     private volatile boolean scoreReads;
+    /** Whether callers promise batches without repeated keys; see {@link #uniqueKeys(boolean)}. */
+    private volatile boolean uniqueKeys;
     private long evictedTotal;
     private long rejectedTotal;
     /** Whether the unread counters may be non-zero (an insert returned without waiting since they were read). */
@@ -273,6 +275,19 @@ public final class GpuHashTable implements VectorTier {
      */
     public void scoreReads(boolean on) {
         scoreReads = on;
+    }
+
+    /**
+     * Whether callers promise that no key repeats within one batch of {@code insertOrAssign},
+     * {@code insertAndEvict} or {@code assign} (both APIs), as training code that deduplicates its
+     * keys before a step can: those calls then skip the duplicate-marking pre-pass (HierarchicalKV
+     * makes the same assumption). Off by default. A batch that breaks the promise never corrupts
+     * the table (a key is still stored once and nothing else is lost), but a repeated key ends up
+     * with the value of any of its occurrences, not necessarily the last, and after
+     * {@code assign} possibly with elements of several.
+     */
+    public void uniqueKeys(boolean promised) {
+        uniqueKeys = promised;
     }
 
     /** Inserts refused since creation because their custom score was below a full bucket's lowest. */
@@ -879,8 +894,8 @@ public final class GpuHashTable implements VectorTier {
      * Runs an upsert and (with {@code wait}) waits; returns entries evicted by it, or 0 without
      * {@code wait} (the counts are then added up on the GPU, for {@link #foldUnreadCounts}).
      * Assigning modes go in chunks of {@link #stagingKeys()} keys, each first marked by
-     * {@code mlkv_dedup} so that only the last occurrence of a repeated key writes. Caller holds
-     * the lock.
+     * {@code mlkv_dedup} so that only the last occurrence of a repeated key writes (unless
+     * callers promised {@link #uniqueKeys unique keys}). Caller holds the lock.
      */
     private long upsert(int mode, CUdeviceptr keysIn, CUdeviceptr valuesIn, CUdeviceptr scoresIn, long n,
             CUdeviceptr out, CUdeviceptr found, CUdeviceptr evictedKeys, CUdeviceptr evictedValues,
@@ -888,7 +903,7 @@ public final class GpuHashTable implements VectorTier {
         if (scoreMode == ScoreMode.CUSTOM && scoresIn == null) {
             throw new IllegalArgumentException("ScoreMode.CUSTOM needs one score per key");
         }
-        boolean dedup = mode == MODE_ASSIGN || mode == MODE_ASSIGN_ONLY;
+        boolean dedup = !uniqueKeys && (mode == MODE_ASSIGN || mode == MODE_ASSIGN_ONLY);
         long step = dedup ? stagingKeys : Math.max(1, n);
         long rowBytes = dim * 4L;
         long evicted = 0;

@@ -315,6 +315,65 @@ class GpuHashTableTest {
         }
     }
 
+    /**
+     * With unique keys promised, batches that keep the promise behave as always, and one that
+     * breaks it still stores each key once, with values taken from its occurrences.
+     */
+    @Test
+    void promisedUniqueKeysSkipThePrePassAndABrokenPromiseCorruptsNothing() {
+        int dim = 16;
+        long seed = seed();
+        SplittableRandom rnd = new SplittableRandom(seed);
+        try (GpuHashTable t = GpuHashTable.create(dim, 1 << 14, ScoreMode.LRU, 1 << 10)) {
+            t.uniqueKeys(true);
+            long[] keys = new long[3000];
+            for (int i = 0; i < keys.length; i++) {
+                keys[i] = 1 + i;
+            }
+            t.insertOrAssign(keys, rowsFor(keys, dim, 1), null);
+            float[] assigned = rowsFor(keys, dim, 2);
+            t.assign(keys, assigned, null, null);
+            float[] out = new float[keys.length * dim];
+            assertEquals(keys.length, t.find(keys, out, new boolean[keys.length]));
+            assertArrayEquals(assigned, out, "unique batches: every key holds its assigned row");
+
+            // Broken promise: 20 keys, each 50 times, rows tagged with their position.
+            long[] repeated = new long[1000];
+            float[] rows = new float[repeated.length * dim];
+            for (int i = 0; i < repeated.length; i++) {
+                repeated[i] = 100_000 + rnd.nextInt(20);
+                Arrays.fill(rows, i * dim, (i + 1) * dim, i);
+            }
+            long before = t.size();
+            t.insertOrAssign(repeated, rows, null);
+            Set<Long> distinct = new HashSet<>();
+            for (long k : repeated) {
+                distinct.add(k);
+            }
+            assertEquals(before + distinct.size(), t.size(), "each repeated key stored once (seed " + seed + ")");
+            long[] ks = distinct.stream().mapToLong(Long::longValue).toArray();
+            float[] got = new float[ks.length * dim];
+            assertEquals(ks.length, t.find(ks, got, new boolean[ks.length]));
+            for (int k = 0; k < ks.length; k++) {
+                int from = (int) got[k * dim];
+                assertEquals(ks[k], repeated[from], "insert: the value of key " + ks[k] + " comes from one of its occurrences (seed " + seed + ")");
+                for (int d = 1; d < dim; d++) {
+                    assertEquals(from, (int) got[k * dim + d], "insert: one occurrence's whole row (seed " + seed + ")");
+                }
+            }
+            t.assign(repeated, rows, null, null);
+            t.find(ks, got, new boolean[ks.length]);
+            for (int k = 0; k < ks.length; k++) {
+                for (int d = 0; d < dim; d++) {
+                    int from = (int) got[k * dim + d];
+                    assertEquals(ks[k], repeated[from], "assign: element " + d + " of key " + ks[k] + " comes from one of its occurrences (seed " + seed + ")");
+                }
+            }
+            assertEquals(keys.length, t.find(keys, out, new boolean[keys.length]), "other keys untouched");
+            assertArrayEquals(assigned, out);
+        }
+    }
+
     @Test
     void eraseThenReinsertAndAssignOnlyTouchesExistingKeys() {
         int dim = 4;
