@@ -397,8 +397,9 @@ mlkv_upsert(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, c
 
 // assign (existing keys only), specialised: after mlkv_dedup (dedup_slot null: the caller
 // promised unique keys), the last occurrence of each key is its only writer and assign never
-// inserts or evicts, so no slot can change under it and no lock is taken; the kernel is find plus a value write, with find's occupancy. Other occurrences only
-// report presence. Scores follow the table's mode, as in mlkv_upsert.
+// inserts or evicts, so no slot can change under it and no lock is taken; the kernel is find plus
+// a value write, with find's occupancy. Other occurrences only report presence. Scores follow
+// the table's mode, as in mlkv_upsert.
 extern "C" __global__ void __launch_bounds__(256, 8)
 mlkv_assign_only(const uint64_t* __restrict__ keys, uint64_t* scores, const uint8_t* __restrict__ digests,
                  float* values, const int* __restrict__ dedup_slot, const int* dedup_win,
