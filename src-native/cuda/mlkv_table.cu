@@ -6,10 +6,15 @@
 // any of its BUCKET slots. digests[s] is one byte of the key's hash (never 0); 0 marks an empty
 // slot, so one 128-byte read of a bucket's digests rejects almost every non-matching slot.
 //
-// Repeated keys: before an assigning upsert, mlkv_dedup marks for every batch position whether
-// it is its key's last occurrence (a scratch hash set of the batch, atomicMax of positions).
-// Only last occurrences write, so the last one wins whatever order tiles run in, and the
-// assigning paths need no per-value ordering between duplicates.
+// Repeated keys: before an assigning upsert, a pre-pass (mlkv_dedup and mlkv_dedup_win) marks
+// for every batch position whether it is its key's last occurrence (a scratch hash set of the
+// batch, atomicMax of positions; a batch without repeated keys skips the marks). Only last
+// occurrences write, so the last one wins whatever order tiles run in, and the assigning paths
+// need no per-value ordering between duplicates.
+//
+// Launch arguments: the kernels that every table call launches take one struct of 8-byte fields
+// instead of a parameter list, so the host passes a single argument (JCuda marshals each
+// argument separately, about half a microsecond apiece).
 //
 // Concurrency inside one launch: a slot being written holds LOCKED_KEY in keys[s] (taken with
 // atomicCAS, released with a fenced store of the real key). Turning an empty slot into a used one,
@@ -74,6 +79,18 @@ __device__ __forceinline__ void tile_copy(const Tile& tile, float* __restrict__ 
 template <typename Tile>
 __device__ __forceinline__ void tile_add(const Tile& tile, float* dst, const float* src, int dim) {
     for (int i = tile.thread_rank(); i < dim; i += TILE) dst[i] += src[i];
+}
+
+// Asks L2 for a row this tile will read later (one lane per 128-byte line, no registers held),
+// so that the read overlaps the probe instead of following it.
+template <typename Tile>
+__device__ __forceinline__ void tile_prefetch(const Tile& tile, const float* row, int dim) {
+    const char* bytes = reinterpret_cast<const char*>(row);
+    int size = dim * 4;
+    for (int off = tile.thread_rank() * 128; off < size; off += TILE * 128) {
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(bytes + off));
+    }
+    if (tile.thread_rank() == TILE - 1) asm volatile("prefetch.global.L2 [%0];" ::"l"(bytes + size - 1));
 }
 
 // Looks for `key` among the slots of bucket `base` whose digest is `digest`. Returns the slot
@@ -192,12 +209,12 @@ __device__ __forceinline__ uint64_t hit_score(int score_mode, uint64_t old, uint
 
 // touch: -1 leaves scores alone (a plain find); SCORE_LRU sets each found key's score to `clock`,
 // SCORE_LFU adds one per occurrence, so that eviction follows reads as well as writes.
-extern "C" __global__ void __launch_bounds__(256, 8) mlkv_find(const uint64_t* __restrict__ keys, const uint8_t* __restrict__ digests,
-                                     const float* __restrict__ values, uint64_t bucket_mask, int dim,
-                                     const uint64_t* __restrict__ in_keys, long n, float* __restrict__ out,
-                                     uint8_t* __restrict__ found, uint64_t* __restrict__ out_scores,
-                                     uint64_t* scores, uint64_t* missed_keys,
-                                     int* missed_index, int* missed_count, int touch, uint64_t clock) {
+__device__ __forceinline__ void find_body(const uint64_t* __restrict__ keys, const uint8_t* __restrict__ digests,
+                                          const float* __restrict__ values, uint64_t bucket_mask, int dim,
+                                          const uint64_t* __restrict__ in_keys, long n, float* __restrict__ out,
+                                          uint8_t* __restrict__ found, uint64_t* __restrict__ out_scores,
+                                          uint64_t* scores, uint64_t* missed_keys,
+                                          int* missed_index, int* missed_count, int touch, uint64_t clock) {
     auto tile = cg::tiled_partition<TILE>(cg::this_thread_block());
     long i = (long)(blockIdx.x * (blockDim.x / TILE) + threadIdx.x / TILE);
     if (i >= n) return;
@@ -225,9 +242,48 @@ extern "C" __global__ void __launch_bounds__(256, 8) mlkv_find(const uint64_t* _
     }
 }
 
-extern "C" __global__ void mlkv_contains(const uint64_t* __restrict__ keys, const uint8_t* __restrict__ digests,
-                                         uint64_t bucket_mask, const uint64_t* __restrict__ in_keys, long n,
-                                         uint8_t* __restrict__ found) {
+struct FindArgs {
+    const uint64_t* keys;
+    const uint8_t* digests;
+    const float* values;
+    uint64_t bucket_mask;
+    int64_t dim;
+    const uint64_t* in_keys;
+    int64_t n;
+    float* out;
+    uint8_t* found;
+    uint64_t* out_scores;
+    uint64_t* scores;
+    uint64_t* missed_keys;
+    int* missed_index;
+    int* missed_count;
+    int64_t touch;
+    uint64_t clock;
+};
+static_assert(sizeof(FindArgs) == 16 * 8, "FindArgs: one 8-byte field per argument");
+
+extern "C" __global__ void __launch_bounds__(256, 8) mlkv_find(const FindArgs a) {
+    find_body(a.keys, a.digests, a.values, a.bucket_mask, (int)a.dim, a.in_keys, (long)a.n, a.out, a.found,
+              a.out_scores, a.scores, a.missed_keys, a.missed_index, a.missed_count, (int)a.touch, a.clock);
+}
+
+struct ContainsArgs {
+    const uint64_t* keys;
+    const uint8_t* digests;
+    uint64_t bucket_mask;
+    const uint64_t* in_keys;
+    int64_t n;
+    uint8_t* found;
+};
+static_assert(sizeof(ContainsArgs) == 6 * 8, "ContainsArgs: one 8-byte field per argument");
+
+extern "C" __global__ void mlkv_contains(const ContainsArgs a) {
+    const uint64_t* __restrict__ keys = a.keys;
+    const uint8_t* __restrict__ digests = a.digests;
+    uint64_t bucket_mask = a.bucket_mask;
+    const uint64_t* __restrict__ in_keys = a.in_keys;
+    long n = (long)a.n;
+    uint8_t* __restrict__ found = a.found;
     auto tile = cg::tiled_partition<TILE>(cg::this_thread_block());
     long i = (long)(blockIdx.x * (blockDim.x / TILE) + threadIdx.x / TILE);
     if (i >= n) return;
@@ -258,26 +314,21 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
     uint64_t base = b * BUCKET;
     uint32_t digest = digest_of(h);
     const float* src = in_values == nullptr ? nullptr : in_values + (size_t)i * dim;
-    if (dedup_slot != nullptr) {
-        int p = dedup_slot[i];
-        // One lane reads the mark and shares it: lane 0 clears it below, and a lane reading after
-        // that would take the other branch and split the tile.
-        int last = 0;
-        if (lane == 0) last = dedup_win[p];
-        last = tile.shfl(last, 0);
-        if (last != (int)i) {
-            // A later occurrence of this key writes; this one only reports presence.
-            if (found_out != nullptr) {
-                bool locked;
-                int64_t s = tile_find(tile, keys, digests, base, key, digest, &locked);
-                if (lane == 0) found_out[i] = s >= 0;
-            }
-            return 0;
-        }
+    // Every mode but find_or_insert reads the row whether the key is found or inserted: ask for
+    // it now, so that its read overlaps the probe.
+    if (src != nullptr && mode != MODE_FIND_OR_INSERT) tile_prefetch(tile, src, dim);
+    // The duplicate mark is loaded before the probe and used after it. Every lane reads the same
+    // word, which nothing writes during the launch, so the tile takes one branch.
+    int p = dedup_slot != nullptr ? dedup_slot[i] : 0;
+    bool locked;
+    int64_t slot = tile_find(tile, keys, digests, base, key, digest, &locked);
+    if (dedup_slot != nullptr && dedup_win[p] != (int)i) {
+        // A later occurrence of this key writes; this one only reports presence.
+        if (lane == 0 && found_out != nullptr) found_out[i] = slot >= 0;
+        return 0;
     }
-    while (true) {
-        bool locked;
-        int64_t slot = tile_find(tile, keys, digests, base, key, digest, &locked);
+    for (bool first = true;; first = false) {
+        if (!first) slot = tile_find(tile, keys, digests, base, key, digest, &locked);
         if (slot >= 0) {
             // Present: lock the slot by swapping its key for LOCKED_KEY (an eviction may race it).
             int ok = 0;
@@ -372,8 +423,8 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
 // evicted_* may be null (victims are dropped and only counted). rejected counts keys not stored
 // because their custom score was below the full bucket's lowest. Growth is summed per block in
 // shared memory: one global atomic per block instead of one per new key on a single address.
-extern "C" __global__ void __launch_bounds__(256, 8)
-mlkv_upsert(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, const int* dedup_slot,
+__device__ __forceinline__ void
+upsert_body(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, const int* dedup_slot,
             const int* dedup_win, int* bucket_locks, unsigned long long* size, uint64_t bucket_mask, int dim, int mode, int score_mode,
             uint64_t clock, const uint64_t* __restrict__ in_keys, const float* __restrict__ in_values,
             const uint64_t* __restrict__ in_scores, long n, float* __restrict__ out, uint8_t* __restrict__ found_out,
@@ -395,13 +446,56 @@ mlkv_upsert(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, c
     if (threadIdx.x == 0 && grown != 0) atomicAdd(size, grown);
 }
 
+// The duplicate marks of a launch after the pre-pass: null (every position writes) unless the
+// pre-pass of this launch (its epoch) found a repeated key.
+__device__ __forceinline__ const int* marks_of(const int* dedup_slot, const uint64_t* dedup_flag, uint64_t epoch) {
+    return dedup_slot != nullptr && *dedup_flag == epoch ? dedup_slot : nullptr;
+}
+
+struct UpsertArgs {
+    uint64_t* keys;
+    uint64_t* scores;
+    uint8_t* digests;
+    float* values;
+    const int* dedup_slot;  // null: no pre-pass ran (keys promised unique, or a mode that needs none)
+    const int* dedup_win;
+    const uint64_t* dedup_flag;
+    uint64_t dedup_epoch;
+    int* bucket_locks;
+    unsigned long long* size;
+    uint64_t bucket_mask;
+    int64_t dim;
+    int64_t mode;
+    int64_t score_mode;
+    uint64_t clock;
+    const uint64_t* in_keys;
+    const float* in_values;
+    const uint64_t* in_scores;
+    int64_t n;
+    float* out;
+    uint8_t* found_out;
+    uint64_t* evicted_keys;
+    float* evicted_values;
+    uint64_t* evicted_scores;
+    unsigned long long* evicted_count;
+    unsigned long long* rejected_count;
+};
+static_assert(sizeof(UpsertArgs) == 26 * 8, "UpsertArgs: one 8-byte field per argument");
+
+extern "C" __global__ void __launch_bounds__(256, 8) mlkv_upsert(const UpsertArgs a) {
+    upsert_body(a.keys, a.scores, a.digests, a.values, marks_of(a.dedup_slot, a.dedup_flag, a.dedup_epoch),
+                a.dedup_win, a.bucket_locks, a.size, a.bucket_mask, (int)a.dim, (int)a.mode, (int)a.score_mode,
+                a.clock, a.in_keys, a.in_values, a.in_scores, (long)a.n, a.out, a.found_out, a.evicted_keys,
+                a.evicted_values, a.evicted_scores, a.evicted_count, a.rejected_count);
+}
+
 // assign (existing keys only), specialised: after mlkv_dedup (dedup_slot null: the caller
 // promised unique keys), the last occurrence of each key is its only writer and assign never
 // inserts or evicts, so no slot can change under it and no lock is taken; the kernel is find plus
 // a value write, with find's occupancy. Other occurrences only report presence. Scores follow
 // the table's mode, as in mlkv_upsert.
-extern "C" __global__ void __launch_bounds__(256, 8)
-mlkv_assign_only(const uint64_t* __restrict__ keys, uint64_t* scores, const uint8_t* __restrict__ digests,
+__device__ __forceinline__ void
+assign_only_body(const uint64_t* __restrict__ keys, uint64_t* scores, const uint8_t* __restrict__ digests,
                  float* values, const int* __restrict__ dedup_slot, const int* dedup_win,
                  uint64_t bucket_mask, int dim, int score_mode, uint64_t clock, const uint64_t* __restrict__ in_keys,
                  const float* __restrict__ in_values, const uint64_t* __restrict__ in_scores, long n,
@@ -412,19 +506,18 @@ mlkv_assign_only(const uint64_t* __restrict__ keys, uint64_t* scores, const uint
     int lane = tile.thread_rank();
     uint64_t key = in_keys[i];
     if (key == EMPTY_KEY || key == LOCKED_KEY) return;  // refused on the host
-    int last = (int)i;  // without the pre-pass (keys promised unique), every position writes
-    if (dedup_slot != nullptr) {
-        int p = dedup_slot[i];
-        if (lane == 0) last = dedup_win[p];
-        last = tile.shfl(last, 0);
-    }
+    const float* src = in_values + (size_t)i * dim;
+    tile_prefetch(tile, src, dim);  // read after the probe; asked for now
+    // Loaded before the probe, used after it; the same word in every lane (nothing writes it here).
+    int p = dedup_slot != nullptr ? dedup_slot[i] : 0;
     uint64_t h = mix64(key);
     uint64_t base = (h & bucket_mask) * BUCKET;
     bool locked;
     int64_t slot = tile_find(tile, keys, digests, base, key, digest_of(h), &locked);
-    if (last == (int)i) {
+    // Without the pre-pass (keys promised unique), every position writes.
+    if (dedup_slot == nullptr || dedup_win[p] == (int)i) {
         if (slot >= 0) {
-            tile_copy(tile, values + (size_t)slot * dim, in_values + (size_t)i * dim, dim);
+            tile_copy(tile, values + (size_t)slot * dim, src, dim);
         }
         if (lane == 0) {
             if (slot >= 0) scores[slot] = hit_score(score_mode, scores[slot], clock, in_scores, i);
@@ -433,23 +526,99 @@ mlkv_assign_only(const uint64_t* __restrict__ keys, uint64_t* scores, const uint
     if (lane == 0 && found_out != nullptr) found_out[i] = slot >= 0;
 }
 
-// Marks each position's key in a scratch set of the batch (open addressing, set_mask + 1 slots,
-// at least twice the batch) and keeps the highest position per key in win. slot_of[i] tells
-// where position i's key landed. The set must be empty (keys EMPTY_KEY, win -1) on entry; the
-// host empties it again with two streaming fills after the upsert that reads it.
-extern "C" __global__ void mlkv_dedup(const uint64_t* __restrict__ in_keys, long n, uint64_t* set_keys, int* win,
-                                      uint64_t set_mask, int* slot_of) {
+struct AssignArgs {
+    const uint64_t* keys;
+    uint64_t* scores;
+    const uint8_t* digests;
+    float* values;
+    const int* dedup_slot;
+    const int* dedup_win;
+    const uint64_t* dedup_flag;
+    uint64_t dedup_epoch;
+    uint64_t bucket_mask;
+    int64_t dim;
+    int64_t score_mode;
+    uint64_t clock;
+    const uint64_t* in_keys;
+    const float* in_values;
+    const uint64_t* in_scores;
+    int64_t n;
+    uint8_t* found_out;
+};
+static_assert(sizeof(AssignArgs) == 17 * 8, "AssignArgs: one 8-byte field per argument");
+
+extern "C" __global__ void __launch_bounds__(256, 8) mlkv_assign_only(const AssignArgs a) {
+    assign_only_body(a.keys, a.scores, a.digests, a.values, marks_of(a.dedup_slot, a.dedup_flag, a.dedup_epoch),
+                     a.dedup_win, a.bucket_mask, (int)a.dim, (int)a.score_mode, a.clock, a.in_keys, a.in_values,
+                     a.in_scores, (long)a.n, a.found_out);
+}
+
+// The duplicate-marking pre-pass of an assigning launch, in up to three kernels over a scratch
+// hash set of the batch (open addressing, set_mask + 1 slots, at least twice the batch):
+//  1. mlkv_dedup puts every position's key in the set with one compare-and-swap; a position that
+//     finds its key already there stores the launch's epoch in *flag (a repeated key exists).
+//  2. mlkv_dedup_win, only when *flag holds the epoch, keeps the highest position per key in win
+//     (atomicMax) and where each position's key sits in slot_of. Without a repeated key it returns
+//     at once, and the upsert reads no marks at all (marks_of): a batch of distinct keys pays one
+//     compare-and-swap per key.
+//  3. mlkv_dedup_reset, after the upsert, empties the set (and win when it was written) with
+//     streaming writes for the next launch.
+// The set starts empty (keys EMPTY_KEY, win -1). Reserved keys (refused on the host; the upsert
+// skips them) never enter it. An epoch is never reused, so *flag needs no reset.
+struct DedupArgs {
+    const uint64_t* in_keys;
+    int64_t n;
+    uint64_t* set_keys;
+    int* win;
+    uint64_t set_mask;
+    int* slot_of;
+    uint64_t* flag;
+    uint64_t epoch;
+};
+static_assert(sizeof(DedupArgs) == 8 * 8, "DedupArgs: one 8-byte field per argument");
+
+__device__ __forceinline__ bool reserved_key(uint64_t key) {
+    return key == EMPTY_KEY || key == LOCKED_KEY;
+}
+
+extern "C" __global__ void mlkv_dedup(const DedupArgs a) {
     long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    uint64_t key = in_keys[i];
-    uint64_t p = mix64(key) & set_mask;
+    if (i >= a.n) return;
+    uint64_t key = a.in_keys[i];
+    if (reserved_key(key)) return;
+    uint64_t p = mix64(key) & a.set_mask;
     while (true) {
-        unsigned long long prev = atomicCAS(reinterpret_cast<unsigned long long*>(set_keys + p), EMPTY_KEY, key);
-        if (prev == EMPTY_KEY || prev == key) break;
-        p = (p + 1) & set_mask;
+        unsigned long long prev = atomicCAS(reinterpret_cast<unsigned long long*>(a.set_keys + p), EMPTY_KEY, key);
+        if (prev == EMPTY_KEY) return;
+        if (prev == key) {
+            *a.flag = a.epoch;
+            return;
+        }
+        p = (p + 1) & a.set_mask;
     }
-    atomicMax(win + p, (int)i);
-    slot_of[i] = (int)p;
+}
+
+extern "C" __global__ void mlkv_dedup_win(const DedupArgs a) {
+    if (*a.flag != a.epoch) return;
+    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= a.n) return;
+    uint64_t key = a.in_keys[i];
+    if (reserved_key(key)) return;
+    uint64_t p = mix64(key) & a.set_mask;
+    while (a.set_keys[p] != key) p = (p + 1) & a.set_mask;  // mlkv_dedup put it there
+    atomicMax(a.win + p, (int)i);
+    a.slot_of[i] = (int)p;
+}
+
+extern "C" __global__ void mlkv_dedup_reset(const DedupArgs a) {
+    uint64_t slots = a.set_mask + 1;
+    bool win_written = *a.flag == a.epoch;
+    uint64_t t = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
+    for (uint64_t s = t; s < slots; s += stride) {
+        a.set_keys[s] = EMPTY_KEY;
+        if (win_written) a.win[s] = -1;
+    }
 }
 
 extern "C" __global__ void mlkv_fill_u64(uint64_t* dst, uint64_t value, uint64_t count) {

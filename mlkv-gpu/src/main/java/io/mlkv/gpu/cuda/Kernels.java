@@ -93,6 +93,57 @@ public final class Kernels implements AutoCloseable {
                 Pointer.to(params), null), "cuLaunchKernel (" + name + ", " + threads + " threads)");
     }
 
+    /**
+     * Launches {@code name}, a kernel whose only parameter is a struct of 8-byte fields, one per
+     * element of {@code args} in order: {@link CUdeviceptr} (or {@code null}) as its address,
+     * {@link Long} as is, {@link Integer} sign-extended (the kernel narrows it). JCuda marshals each
+     * kernel argument separately (about half a microsecond apiece), so one packed argument makes
+     * the launch of a kernel with two dozen parameters about as cheap as that of one with three.
+     */
+    public void launchPacked(String name, long threads, int blockSize, CUstream stream, Object... args) {
+        if (threads <= 0) {
+            return;
+        }
+        long blocks = (threads + blockSize - 1) / blockSize;
+        if (blocks > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(name + ": " + threads + " threads need too many blocks");
+        }
+        long[] fields = new long[args.length];
+        for (int i = 0; i < args.length; i++) {
+            Object a = args[i];
+            if (a == null) {
+                fields[i] = 0;
+            } else if (a instanceof CUdeviceptr) {
+                fields[i] = address((CUdeviceptr) a);
+            } else if (a instanceof Long) {
+                fields[i] = (Long) a;
+            } else if (a instanceof Integer) {
+                fields[i] = (Integer) a;
+            } else {
+                throw new IllegalArgumentException(name + ": unsupported kernel argument " + i + ": " + a.getClass());
+            }
+        }
+        Pointer params = Pointer.to(new NativePointerObject[] {Pointer.to(fields)});
+        Cuda.check(cuLaunchKernel(function(name), (int) blocks, 1, 1, blockSize, 1, 1, 0, stream, params, null),
+                "cuLaunchKernel (" + name + ", " + threads + " threads)");
+    }
+
+    /** The device address {@code p} stands for: its base plus its byte offset. */
+    public static long address(CUdeviceptr p) {
+        return new Address(p).value();
+    }
+
+    /** Reads what JCuda keeps protected: a device pointer's base address and byte offset. */
+    private static final class Address extends CUdeviceptr {
+        Address(CUdeviceptr p) {
+            super(p);
+        }
+
+        long value() {
+            return getNativePointer() + getByteOffset();
+        }
+    }
+
     @Override
     public void close() {
         if (closed.compareAndSet(false, true)) {

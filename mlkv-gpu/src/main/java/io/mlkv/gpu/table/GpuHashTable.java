@@ -97,6 +97,8 @@ public final class GpuHashTable implements VectorTier {
     private static final int COUNTER_MISSED = 3;
     private static final int COUNTER_EXPORTED = 4;
     private static final int COUNTER_ERASED = 5;
+    /** The per-call counters: COUNTER_EVICTED to COUNTER_ERASED, zero whenever a call starts. */
+    private static final int CALL_COUNTERS = 5;
     /** Evictions and rejections of inserts that returned without waiting, in this order, not yet read. */
     private static final int COUNTER_UNREAD_EVICTED = 6;
     private static final int COUNTERS = 8;
@@ -123,6 +125,10 @@ public final class GpuHashTable implements VectorTier {
     private final DeviceMemory dedupKeys;
     private final DeviceMemory dedupWin;
     private final DeviceMemory dedupSlot;
+    /** Holds the epoch of the last pre-pass that met a repeated key. */
+    private final DeviceMemory dedupFlag;
+    /** Numbers the duplicate-marking pre-passes; never reused, so the flag needs no reset. */
+    private long dedupEpoch;
     private final DeviceMemory counters;
     private final PinnedMemory countersHost;
     private final Staging staging;
@@ -181,7 +187,8 @@ public final class GpuHashTable implements VectorTier {
             this.dedupKeys = own(new DeviceMemory(dedupSlots * 8, "dedup scratch keys"));
             this.dedupWin = own(new DeviceMemory(dedupSlots * 4, "dedup scratch positions"));
             this.dedupSlot = own(new DeviceMemory(this.stagingKeys * 4L, "dedup scratch slots"));
-            resetDedup();
+            this.dedupFlag = own(new DeviceMemory(8, "dedup flag"));
+            emptyDedup();
             clearLocked();
         } catch (RuntimeException e) {
             releaseAll(e);
@@ -309,13 +316,17 @@ public final class GpuHashTable implements VectorTier {
      * not null, the missed keys and their batch positions are written, compacted and in no
      * particular order, to {@code missedKeys}/{@code missedIndex} (int32).
      *
-     * @return the number of missed keys
+     * @return the number of missed keys when {@code missedKeys} is given; 0 without it (misses
+     *     are counted only while they are compacted)
      */
     public long find(CUdeviceptr keysIn, long n, CUdeviceptr outValues, CUdeviceptr found, CUdeviceptr missedKeys,
             CUdeviceptr missedIndex) {
         return call(() -> {
-            zeroCounter(COUNTER_MISSED);
             launchFind(keysIn, n, outValues, found, missedKeys, missedIndex, readTouch());
+            if (missedKeys == null) {
+                sync("find (n=" + n + ")");
+                return 0L;
+            }
             return readCounters()[COUNTER_MISSED];
         });
     }
@@ -323,7 +334,7 @@ public final class GpuHashTable implements VectorTier {
     /** Writes 1/0 to byte {@code i} of {@code found} for each of {@code n} keys. */
     public void contains(CUdeviceptr keysIn, long n, CUdeviceptr found) {
         call(() -> {
-            kernels.launch("mlkv_contains", n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(), buckets - 1,
+            kernels.launchPacked("mlkv_contains", n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(), buckets - 1,
                     keysIn, n, found);
             sync("contains (n=" + n + ")");
             return 0L;
@@ -477,7 +488,6 @@ public final class GpuHashTable implements VectorTier {
     /** Erases {@code n} keys; returns how many were present. */
     public long erase(CUdeviceptr keysIn, long n) {
         return call(() -> {
-            zeroCounter(COUNTER_ERASED);
             kernels.launch("mlkv_erase", n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(),
                     counters.at(COUNTER_SIZE * 8L), buckets - 1, keysIn, n, counters.at(COUNTER_ERASED * 8L));
             return readCounters()[COUNTER_ERASED];
@@ -597,7 +607,7 @@ public final class GpuHashTable implements VectorTier {
             for (int from = 0; from < batch.length; from += stagingKeys) {
                 int n = Math.min(stagingKeys, batch.length - from);
                 staging.putKeys(batch, from, n, stream);
-                kernels.launch("mlkv_contains", (long) n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(),
+                kernels.launchPacked("mlkv_contains", (long) n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(),
                         buckets - 1, staging.dKeys.pointer(), (long) n, staging.dFlags.pointer());
                 staging.fetchFlags(n, stream);
                 sync("contains (n=" + n + ")");
@@ -658,8 +668,7 @@ public final class GpuHashTable implements VectorTier {
             for (int from = 0; from < batch.length; from += stagingKeys) {
                 int n = Math.min(stagingKeys, batch.length - from);
                 staging.putKeys(batch, from, n, stream);
-                zeroCounter(COUNTER_ERASED);
-                kernels.launch("mlkv_erase", (long) n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(),
+                    kernels.launch("mlkv_erase", (long) n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(),
                         counters.at(COUNTER_SIZE * 8L), buckets - 1, staging.dKeys.pointer(), (long) n,
                         counters.at(COUNTER_ERASED * 8L));
                 erased += readCounters()[COUNTER_ERASED];
@@ -911,28 +920,37 @@ public final class GpuHashTable implements VectorTier {
             long m = Math.min(step, n - from);
             CUdeviceptr k = offset(keysIn, from * 8);
             if (dedup) {
-                kernels.launch("mlkv_dedup", m, BLOCK, stream, k, m, dedupKeys.pointer(), dedupWin.pointer(),
-                        dedupMask, dedupSlot.pointer());
+                dedupEpoch++;
+                kernels.launchPacked("mlkv_dedup", m, BLOCK, stream, dedupArgs(k, m));
+                kernels.launchPacked("mlkv_dedup_win", m, BLOCK, stream, dedupArgs(k, m));
             }
             evicted += upsertLaunch(mode, dedup, k, offset(valuesIn, from * rowBytes), offset(scoresIn, from * 8), m,
                     offset(out, from * rowBytes), offset(found, from), offset(evictedKeys, evicted * 8),
                     offset(evictedValues, evicted * rowBytes), offset(evictedScores, evicted * 8), wait);
             if (dedup) {
-                resetDedup();
+                kernels.launchPacked("mlkv_dedup_reset", Math.min(dedupMask + 1, 1L << 20), BLOCK, stream,
+                        dedupArgs(k, m));
             }
         }
         return evicted;
     }
 
     /**
-     * Empties the duplicate-marking scratch set (keys EMPTY_KEY, positions -1) on the stream, after
-     * every deduplicated launch: one streaming write of the whole set costs less than each winner
-     * clearing its own entry with two scattered writes.
+     * The arguments of the pre-pass kernels ({@code DedupArgs}). After each deduplicated launch,
+     * {@code mlkv_dedup_reset} empties the set with streaming writes: cheaper than each winner
+     * clearing its own entry with scattered ones.
      */
-    private void resetDedup() {
+    private Object[] dedupArgs(CUdeviceptr keysIn, long n) {
+        return new Object[] {keysIn, n, dedupKeys.pointer(), dedupWin.pointer(), dedupMask, dedupSlot.pointer(),
+            dedupFlag.pointer(), dedupEpoch};
+    }
+
+    /** Empties the duplicate-marking scratch set (keys EMPTY_KEY, positions -1) and zeroes its flag. */
+    private void emptyDedup() {
         long slots = dedupMask + 1;
         kernels.launch("mlkv_fill_u64", Math.min(slots, 1L << 20), BLOCK, stream, dedupKeys.pointer(), EMPTY_KEY, slots);
         Cuda.check(cuMemsetD8Async(dedupWin.pointer(), (byte) 0xFF, slots * 4, stream), "cuMemsetD8Async (dedup scratch)");
+        Cuda.check(cuMemsetD8Async(dedupFlag.pointer(), (byte) 0, 8, stream), "cuMemsetD8Async (dedup flag)");
     }
 
     private static CUdeviceptr offset(CUdeviceptr p, long bytes) {
@@ -944,20 +962,19 @@ public final class GpuHashTable implements VectorTier {
             CUdeviceptr evictedScores, boolean wait) {
         CUdeviceptr dedupSlotArg = dedup ? dedupSlot.pointer() : null;
         CUdeviceptr dedupWinArg = dedup ? dedupWin.pointer() : null;
+        CUdeviceptr dedupFlagArg = dedup ? dedupFlag.pointer() : null;
         if (mode == MODE_ASSIGN_ONLY) {
             // Never inserts, evicts or rejects: no counters to reset or read back.
             clock++;
-            kernels.launch("mlkv_assign_only", n * TILE, BLOCK, stream, keys.pointer(), scores.pointer(),
-                    digests.pointer(), values.pointer(), dedupSlotArg, dedupWinArg, buckets - 1, dim,
+            kernels.launchPacked("mlkv_assign_only", n * TILE, BLOCK, stream, keys.pointer(), scores.pointer(),
+                    digests.pointer(), values.pointer(), dedupSlotArg, dedupWinArg, dedupFlagArg, dedupEpoch, buckets - 1, dim,
                     scoreMode.code, clock, keysIn, valuesIn, scoresIn, n, found);
             sync("assign (n=" + n + ")");
             return 0;
         }
-        zeroCounter(COUNTER_EVICTED);
-        zeroCounter(COUNTER_REJECTED);
         clock++;
-        kernels.launch("mlkv_upsert", n * TILE, BLOCK, stream, keys.pointer(), scores.pointer(), digests.pointer(),
-                values.pointer(), dedupSlotArg, dedupWinArg, bucketLocks.pointer(),
+        kernels.launchPacked("mlkv_upsert", n * TILE, BLOCK, stream, keys.pointer(), scores.pointer(), digests.pointer(),
+                values.pointer(), dedupSlotArg, dedupWinArg, dedupFlagArg, dedupEpoch, bucketLocks.pointer(),
                 counters.at(COUNTER_SIZE * 8L), buckets - 1, dim, mode,
                 scoreMode.code, clock, keysIn, valuesIn, scoresIn, n, out, found, evictedKeys, evictedValues,
                 evictedScores, counters.at(COUNTER_EVICTED * 8L), counters.at(COUNTER_REJECTED * 8L));
@@ -965,6 +982,7 @@ public final class GpuHashTable implements VectorTier {
             // Evicted and rejected, in this order at both places.
             kernels.launch("mlkv_add_u64", 2, BLOCK, stream, counters.at(COUNTER_EVICTED * 8L),
                     counters.at(COUNTER_UNREAD_EVICTED * 8L), 2);
+            zeroCallCounters();
             unreadCounts = true;
             return 0;
         }
@@ -988,14 +1006,13 @@ public final class GpuHashTable implements VectorTier {
 
     private void launchFind(CUdeviceptr keysIn, long n, CUdeviceptr out, CUdeviceptr found, CUdeviceptr missedKeys,
             CUdeviceptr missedIndex, int touch) {
-        kernels.launch("mlkv_find", n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(), values.pointer(),
+        kernels.launchPacked("mlkv_find", n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(), values.pointer(),
                 buckets - 1, dim, keysIn, n, out, found, null, scores.pointer(), missedKeys, missedIndex,
                 counters.at(COUNTER_MISSED * 8L), touch, clock);
     }
 
     private long launchExport(long offset, long count, CUdeviceptr outKeys, CUdeviceptr outValues,
             CUdeviceptr outScores) {
-        zeroCounter(COUNTER_EXPORTED);
         kernels.launch("mlkv_export", count, BLOCK, stream, keys.pointer(), scores.pointer(), values.pointer(), dim,
                 offset, count, outKeys, outValues, outScores, counters.at(COUNTER_EXPORTED * 8L));
         return readCounters()[COUNTER_EXPORTED];
@@ -1032,17 +1049,25 @@ public final class GpuHashTable implements VectorTier {
         sync("clear");
     }
 
-    private void zeroCounter(int index) {
-        Cuda.check(cuMemsetD8Async(counters.at(index * 8L), (byte) 0, 8, stream), "cuMemsetD8Async (counter)");
+    /**
+     * Zeroes the per-call counters (evicted to erased) on the stream. Every call that can raise
+     * them queues this once it has read them (or folded them into the unread ones), so they are
+     * zero whenever a call starts, and the zeroing runs while the host is between calls instead
+     * of ahead of the next call's kernel.
+     */
+    private void zeroCallCounters() {
+        Cuda.check(cuMemsetD8Async(counters.at(COUNTER_EVICTED * 8L), (byte) 0, CALL_COUNTERS * 8, stream),
+                "cuMemsetD8Async (call counters)");
     }
 
-    /** Waits for the stream and returns the device counters. */
+    /** Waits for the stream and returns the device counters, then zeroes the per-call ones. */
     private long[] readCounters() {
         Cuda.check(cuMemcpyDtoHAsync(countersHost.pointer(), counters.pointer(), COUNTERS * 8, stream),
                 "cuMemcpyDtoHAsync (counters)");
         sync("read counters");
         long[] c = new long[COUNTERS];
         countersHost.buffer().asLongBuffer().get(c);
+        zeroCallCounters();
         return c;
     }
 

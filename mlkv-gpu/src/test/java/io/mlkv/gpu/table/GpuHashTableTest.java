@@ -316,6 +316,55 @@ class GpuHashTableTest {
     }
 
     /**
+     * The pre-pass marks only batches (chunks of the staging size) that repeat a key; chunks with
+     * and without repeats, in any order within and across calls, must each leave every key's last
+     * occurrence, with no row mixed from two occurrences.
+     */
+    @Test
+    void chunksWithAndWithoutRepeatedKeysEachKeepTheLastOccurrence() {
+        long seed = seed();
+        SplittableRandom rnd = new SplittableRandom(seed);
+        int dim = 16;
+        int chunk = 256;
+        try (GpuHashTable t = GpuHashTable.create(dim, 1 << 17, ScoreMode.LRU, chunk)) {
+            Map<Long, Float> model = new HashMap<>();
+            float next = 1;
+            for (int call = 0; call < 40; call++) {
+                long[] keys = new long[chunk * (1 + rnd.nextInt(4)) - rnd.nextInt(chunk)];
+                for (int i = 0; i < keys.length; i++) {
+                    // Some chunks draw from a few keys (repeats certain), others are distinct.
+                    boolean repeats = ((i / chunk) + call) % 3 == 0;
+                    keys[i] = repeats ? rnd.nextInt(40) : 1000L + call * 4096L + i;
+                }
+                boolean assignOnly = call % 4 == 3;
+                float[] rows = new float[keys.length * dim];
+                for (int i = 0; i < keys.length; i++) {
+                    Arrays.fill(rows, i * dim, (i + 1) * dim, next++);
+                }
+                if (assignOnly) {
+                    t.assign(keys, rows, null, new boolean[keys.length]);
+                } else {
+                    t.insertOrAssign(keys, rows, null);
+                }
+                for (int i = 0; i < keys.length; i++) {
+                    if (!assignOnly || model.containsKey(keys[i])) {
+                        model.put(keys[i], rows[i * dim]);
+                    }
+                }
+            }
+            long[] all = model.keySet().stream().mapToLong(Long::longValue).toArray();
+            float[] out = new float[all.length * dim];
+            boolean[] found = new boolean[all.length];
+            assertEquals(all.length, t.find(all, out, found), "seed " + seed);
+            assertEquals(model.size(), t.size(), "seed " + seed);
+            for (int k = 0; k < all.length; k++) {
+                assertEquals(model.get(all[k]), out[k * dim], "key " + all[k] + ", seed " + seed);
+                assertEquals(out[k * dim], out[k * dim + dim - 1], "key " + all[k] + " mixes two rows, seed " + seed);
+            }
+        }
+    }
+
+    /**
      * With unique keys promised, batches that keep the promise behave as always, and one that
      * breaks it still stores each key once, with values taken from its occurrences.
      */
