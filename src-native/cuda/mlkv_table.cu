@@ -305,7 +305,8 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
                                           const float* __restrict__ in_values, const uint64_t* __restrict__ in_scores,
                                           float* __restrict__ out, uint8_t* __restrict__ found_out,
                                           uint64_t* evicted_keys, float* evicted_values, uint64_t* evicted_scores,
-                                          unsigned long long* evicted_count, unsigned long long* rejected_count) {
+                                          unsigned long long* evicted_count, unsigned long long* rejected_count,
+                                          unsigned long long* dup_seen) {
     int lane = tile.thread_rank();
     uint64_t key = in_keys[i];
     if (key == EMPTY_KEY || key == LOCKED_KEY) return 0;  // refused on the host; never corrupt the table
@@ -336,15 +337,19 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
                 ok = atomicCAS(reinterpret_cast<unsigned long long*>(keys + slot), key, LOCKED_KEY) == key;
             }
             if (!tile.shfl(ok, 0)) continue;
-            // Modes that read the value must see the previous holder's writes.
-            if (mode == MODE_ACCUM || mode == MODE_FIND_OR_INSERT) fence_acq_rel();
+            // Modes that read the value, and the repeat detection that reads the score, must see
+            // the previous holder's writes.
+            if (mode == MODE_ACCUM || mode == MODE_FIND_OR_INSERT || dup_seen != nullptr) fence_acq_rel();
             float* v = values + (size_t)slot * dim;
             if (mode == MODE_ASSIGN) tile_copy(tile, v, src, dim);
             else if (mode == MODE_ACCUM) tile_add(tile, v, src, dim);
             else tile_copy(tile, out + (size_t)i * dim, v, dim);
             tile.sync();
             if (lane == 0) {
-                scores[slot] = hit_score(score_mode, scores[slot], clock, in_scores, i);
+                uint64_t old = dup_seen != nullptr ? *reinterpret_cast<volatile uint64_t*>(scores + slot) : scores[slot];
+                // Detection (LRU only): this call's clock means another occurrence wrote first.
+                if (dup_seen != nullptr && old == clock) *dup_seen = 1;
+                scores[slot] = hit_score(score_mode, old, clock, in_scores, i);
                 if (found_out != nullptr) found_out[i] = 1;
                 publish_key(keys + slot, key);
             }
@@ -390,6 +395,9 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
             }
             victim = tile.shfl(victim, 0);
             fence_acq_rel();
+            // An entry written by this call evicted by it again: a repeated key may have been
+            // inserted twice, so the repair must look.
+            if (lane == 0 && dup_seen != nullptr && scores[slot] == clock) *dup_seen = 1;
             unsigned long long e = 0;
             if (lane == 0) e = atomicAdd(evicted_count, 1ULL);
             e = tile.shfl(e, 0);
@@ -429,7 +437,7 @@ upsert_body(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, c
             uint64_t clock, const uint64_t* __restrict__ in_keys, const float* __restrict__ in_values,
             const uint64_t* __restrict__ in_scores, long n, float* __restrict__ out, uint8_t* __restrict__ found_out,
             uint64_t* evicted_keys, float* evicted_values, uint64_t* evicted_scores,
-            unsigned long long* evicted_count, unsigned long long* rejected_count) {
+            unsigned long long* evicted_count, unsigned long long* rejected_count, unsigned long long* dup_seen) {
     __shared__ unsigned long long grown;
     if (threadIdx.x == 0) grown = 0;
     __syncthreads();
@@ -439,7 +447,7 @@ upsert_body(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, c
         int g = upsert_one(tile, i, keys, scores, digests, values, dedup_slot, dedup_win, bucket_locks,
                            bucket_mask, dim, mode,
                            score_mode, clock, in_keys, in_values, in_scores, out, found_out, evicted_keys,
-                           evicted_values, evicted_scores, evicted_count, rejected_count);
+                           evicted_values, evicted_scores, evicted_count, rejected_count, dup_seen);
         if (g && tile.thread_rank() == 0) atomicAdd(&grown, 1ULL);
     }
     __syncthreads();
@@ -479,14 +487,15 @@ struct UpsertArgs {
     uint64_t* evicted_scores;
     unsigned long long* evicted_count;
     unsigned long long* rejected_count;
+    unsigned long long* dup_seen;  // not null: LRU scores, no marks; set to 1 when a key repeats
 };
-static_assert(sizeof(UpsertArgs) == 26 * 8, "UpsertArgs: one 8-byte field per argument");
+static_assert(sizeof(UpsertArgs) == 27 * 8, "UpsertArgs: one 8-byte field per argument");
 
 extern "C" __global__ void __launch_bounds__(256, 8) mlkv_upsert(const UpsertArgs a) {
     upsert_body(a.keys, a.scores, a.digests, a.values, marks_of(a.dedup_slot, a.dedup_flag, a.dedup_epoch),
                 a.dedup_win, a.bucket_locks, a.size, a.bucket_mask, (int)a.dim, (int)a.mode, (int)a.score_mode,
                 a.clock, a.in_keys, a.in_values, a.in_scores, (long)a.n, a.out, a.found_out, a.evicted_keys,
-                a.evicted_values, a.evicted_scores, a.evicted_count, a.rejected_count);
+                a.evicted_values, a.evicted_scores, a.evicted_count, a.rejected_count, a.dup_seen);
 }
 
 // assign (existing keys only), specialised: after mlkv_dedup (dedup_slot null: the caller
@@ -499,7 +508,7 @@ assign_only_body(const uint64_t* __restrict__ keys, uint64_t* scores, const uint
                  float* values, const int* __restrict__ dedup_slot, const int* dedup_win,
                  uint64_t bucket_mask, int dim, int score_mode, uint64_t clock, const uint64_t* __restrict__ in_keys,
                  const float* __restrict__ in_values, const uint64_t* __restrict__ in_scores, long n,
-                 uint8_t* __restrict__ found_out) {
+                 uint8_t* __restrict__ found_out, unsigned long long* dup_seen) {
     auto tile = cg::tiled_partition<TILE>(cg::this_thread_block());
     long i = (long)(blockIdx.x * (blockDim.x / TILE) + threadIdx.x / TILE);
     if (i >= n) return;
@@ -515,12 +524,21 @@ assign_only_body(const uint64_t* __restrict__ keys, uint64_t* scores, const uint
     bool locked;
     int64_t slot = tile_find(tile, keys, digests, base, key, digest_of(h), &locked);
     // Without the pre-pass (keys promised unique), every position writes.
-    if (dedup_slot == nullptr || dedup_win[p] == (int)i) {
-        if (slot >= 0) {
-            tile_copy(tile, values + (size_t)slot * dim, src, dim);
+    if ((dedup_slot == nullptr || dedup_win[p] == (int)i) && slot >= 0) {
+        // LRU without marks: occurrences of a key write without a lock, so the detection swaps
+        // the score atomically (this call's clock means another occurrence wrote), issued before
+        // the copy and checked after it.
+        unsigned long long old_score = 0;
+        if (lane == 0 && dup_seen != nullptr) {
+            old_score = atomicExch(reinterpret_cast<unsigned long long*>(scores + slot), (unsigned long long)clock);
         }
+        tile_copy(tile, values + (size_t)slot * dim, src, dim);
         if (lane == 0) {
-            if (slot >= 0) scores[slot] = hit_score(score_mode, scores[slot], clock, in_scores, i);
+            if (dup_seen == nullptr) {
+                scores[slot] = hit_score(score_mode, scores[slot], clock, in_scores, i);
+            } else if (old_score == clock) {
+                *dup_seen = 1;
+            }
         }
     }
     if (lane == 0 && found_out != nullptr) found_out[i] = slot >= 0;
@@ -544,27 +562,33 @@ struct AssignArgs {
     const uint64_t* in_scores;
     int64_t n;
     uint8_t* found_out;
+    unsigned long long* dup_seen;  // as in UpsertArgs
 };
-static_assert(sizeof(AssignArgs) == 17 * 8, "AssignArgs: one 8-byte field per argument");
+static_assert(sizeof(AssignArgs) == 18 * 8, "AssignArgs: one 8-byte field per argument");
 
 extern "C" __global__ void __launch_bounds__(256, 8) mlkv_assign_only(const AssignArgs a) {
     assign_only_body(a.keys, a.scores, a.digests, a.values, marks_of(a.dedup_slot, a.dedup_flag, a.dedup_epoch),
                      a.dedup_win, a.bucket_mask, (int)a.dim, (int)a.score_mode, a.clock, a.in_keys, a.in_values,
-                     a.in_scores, (long)a.n, a.found_out);
+                     a.in_scores, (long)a.n, a.found_out, a.dup_seen);
 }
 
-// The duplicate-marking pre-pass of an assigning launch, in up to three kernels over a scratch
-// hash set of the batch (open addressing, set_mask + 1 slots, at least twice the batch):
-//  1. mlkv_dedup puts every position's key in the set with one compare-and-swap; a position that
-//     finds its key already there stores the launch's epoch in *flag (a repeated key exists).
-//  2. mlkv_dedup_win, only when *flag holds the epoch, keeps the highest position per key in win
-//     (atomicMax) and where each position's key sits in slot_of. Without a repeated key it returns
-//     at once, and the upsert reads no marks at all (marks_of): a batch of distinct keys pays one
-//     compare-and-swap per key.
-//  3. mlkv_dedup_reset, after the upsert, empties the set (and win when it was written) with
-//     streaming writes for the next launch.
-// The set starts empty (keys EMPTY_KEY, win -1). Reserved keys (refused on the host; the upsert
-// skips them) never enter it. An epoch is never reused, so *flag needs no reset.
+// Repeated keys in an assigning launch, through a scratch hash set of the batch (open
+// addressing, set_mask + 1 slots, at least twice the batch), in two ways:
+// - Marking first (LFU and custom scores, and inserts the host does not wait for):
+//    1. mlkv_dedup puts every position's key in the set with one compare-and-swap; a position
+//       that finds its key already there stores the launch's epoch in *flag and marks the entry.
+//    2. mlkv_dedup_win, only when *flag holds the epoch, keeps the highest position per key in win
+//       (atomicMax) and where each position's key sits in slot_of. Without a repeated key it
+//       returns at once and the upsert reads no marks (marks_of).
+//    3. the upsert, where only marked last occurrences write;
+//    4. mlkv_dedup_reset empties the set (and win and the marks when they were written).
+// - Repairing after (LRU scores, calls the host waits for): the upsert runs without marks, every
+//   occurrence writes, and one that finds its slot already scored with this call's clock reports
+//   a repeat (dup_seen). Only then does the host run steps 1, 2, mlkv_dedup_rewrite (the last
+//   occurrence of each repeated key writes its row again) and 4. A batch of distinct keys pays
+//   no pass over the set at all.
+// The set starts empty (keys EMPTY_KEY, win -1, marks 0). Reserved keys (refused on the host;
+// the upsert skips them) never enter it. An epoch is never reused, so *flag needs no reset.
 struct DedupArgs {
     const uint64_t* in_keys;
     int64_t n;
@@ -574,8 +598,9 @@ struct DedupArgs {
     int* slot_of;
     uint64_t* flag;
     uint64_t epoch;
+    uint8_t* repeated;  // per set slot: 1 when its key occurs more than once
 };
-static_assert(sizeof(DedupArgs) == 8 * 8, "DedupArgs: one 8-byte field per argument");
+static_assert(sizeof(DedupArgs) == 9 * 8, "DedupArgs: one 8-byte field per argument");
 
 __device__ __forceinline__ bool reserved_key(uint64_t key) {
     return key == EMPTY_KEY || key == LOCKED_KEY;
@@ -591,6 +616,7 @@ extern "C" __global__ void mlkv_dedup(const DedupArgs a) {
         unsigned long long prev = atomicCAS(reinterpret_cast<unsigned long long*>(a.set_keys + p), EMPTY_KEY, key);
         if (prev == EMPTY_KEY) return;
         if (prev == key) {
+            a.repeated[p] = 1;
             *a.flag = a.epoch;
             return;
         }
@@ -617,8 +643,45 @@ extern "C" __global__ void mlkv_dedup_reset(const DedupArgs a) {
     uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
     for (uint64_t s = t; s < slots; s += stride) {
         a.set_keys[s] = EMPTY_KEY;
-        if (win_written) a.win[s] = -1;
+        if (win_written) {
+            a.win[s] = -1;
+            a.repeated[s] = 0;
+        }
     }
+}
+
+// Step 3 of the repair: the last occurrence of each repeated key writes its row again, over
+// whatever the occurrences that ran after it left. Scores already hold the call's clock.
+struct RewriteArgs {
+    const uint64_t* keys;
+    const uint8_t* digests;
+    float* values;
+    uint64_t bucket_mask;
+    int64_t dim;
+    const uint64_t* in_keys;
+    const float* in_values;
+    int64_t n;
+    const int* slot_of;
+    const int* win;
+    const uint8_t* repeated;
+    const uint64_t* flag;
+    uint64_t epoch;
+};
+static_assert(sizeof(RewriteArgs) == 13 * 8, "RewriteArgs: one 8-byte field per argument");
+
+extern "C" __global__ void mlkv_dedup_rewrite(const RewriteArgs a) {
+    if (*a.flag != a.epoch) return;
+    auto tile = cg::tiled_partition<TILE>(cg::this_thread_block());
+    long i = (long)(blockIdx.x * (blockDim.x / TILE) + threadIdx.x / TILE);
+    if (i >= a.n) return;
+    uint64_t key = a.in_keys[i];
+    if (reserved_key(key)) return;
+    int p = a.slot_of[i];
+    if (!a.repeated[p] || a.win[p] != (int)i) return;
+    uint64_t h = mix64(key);
+    bool locked;
+    int64_t slot = tile_find(tile, a.keys, a.digests, (h & a.bucket_mask) * BUCKET, key, digest_of(h), &locked);
+    if (slot >= 0) tile_copy(tile, a.values + (size_t)slot * a.dim, a.in_values + (size_t)i * a.dim, (int)a.dim);
 }
 
 extern "C" __global__ void mlkv_fill_u64(uint64_t* dst, uint64_t value, uint64_t count) {

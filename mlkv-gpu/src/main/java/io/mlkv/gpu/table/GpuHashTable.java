@@ -127,6 +127,13 @@ public final class GpuHashTable implements VectorTier {
     private final DeviceMemory dedupSlot;
     /** Holds the epoch of the last pre-pass that met a repeated key. */
     private final DeviceMemory dedupFlag;
+    /** Per scratch-set slot: 1 when its key occurs more than once in the chunk. */
+    private final DeviceMemory dedupRepeated;
+    /**
+     * Set to 1 by an upsert that detects a repeated key; host memory the kernel writes through
+     * its mapping, so reading it after the synchronize needs no copy.
+     */
+    private final PinnedMemory repeatSeen;
     /** Numbers the duplicate-marking pre-passes; never reused, so the flag needs no reset. */
     private long dedupEpoch;
     private final DeviceMemory counters;
@@ -188,6 +195,8 @@ public final class GpuHashTable implements VectorTier {
             this.dedupWin = own(new DeviceMemory(dedupSlots * 4, "dedup scratch positions"));
             this.dedupSlot = own(new DeviceMemory(this.stagingKeys * 4L, "dedup scratch slots"));
             this.dedupFlag = own(new DeviceMemory(8, "dedup flag"));
+            this.dedupRepeated = own(new DeviceMemory(dedupSlots, "dedup marks"));
+            this.repeatSeen = own(PinnedMemory.mapped(8, "repeated-key flag"));
             emptyDedup();
             clearLocked();
         } catch (RuntimeException e) {
@@ -902,9 +911,12 @@ public final class GpuHashTable implements VectorTier {
     /**
      * Runs an upsert and (with {@code wait}) waits; returns entries evicted by it, or 0 without
      * {@code wait} (the counts are then added up on the GPU, for {@link #foldUnreadCounts}).
-     * Assigning modes go in chunks of {@link #stagingKeys()} keys, each first marked by
-     * {@code mlkv_dedup} so that only the last occurrence of a repeated key writes (unless
-     * callers promised {@link #uniqueKeys unique keys}). Caller holds the lock.
+     * Unless callers promised {@link #uniqueKeys unique keys}, assigning modes go in chunks of
+     * {@link #stagingKeys()} keys, and the last occurrence of a key repeated in a chunk wins:
+     * with LRU scores and a waiting call, every occurrence writes, the kernel reports whether a key
+     * repeated, and only then are the repeated keys marked and their last rows written again
+     * ({@link #repairRepeats}); otherwise each chunk is marked first ({@code mlkv_dedup}) and only
+     * last occurrences write. Caller holds the lock.
      */
     private long upsert(int mode, CUdeviceptr keysIn, CUdeviceptr valuesIn, CUdeviceptr scoresIn, long n,
             CUdeviceptr out, CUdeviceptr found, CUdeviceptr evictedKeys, CUdeviceptr evictedValues,
@@ -912,44 +924,71 @@ public final class GpuHashTable implements VectorTier {
         if (scoreMode == ScoreMode.CUSTOM && scoresIn == null) {
             throw new IllegalArgumentException("ScoreMode.CUSTOM needs one score per key");
         }
-        boolean dedup = !uniqueKeys && (mode == MODE_ASSIGN || mode == MODE_ASSIGN_ONLY);
-        long step = dedup ? stagingKeys : Math.max(1, n);
+        boolean repeats = !uniqueKeys && (mode == MODE_ASSIGN || mode == MODE_ASSIGN_ONLY);
+        boolean repair = repeats && wait && scoreMode == ScoreMode.LRU;
+        boolean mark = repeats && !repair;
+        long step = repeats ? stagingKeys : Math.max(1, n);
         long rowBytes = dim * 4L;
         long evicted = 0;
         for (long from = 0; from < n; from += step) {
             long m = Math.min(step, n - from);
             CUdeviceptr k = offset(keysIn, from * 8);
-            if (dedup) {
-                dedupEpoch++;
-                kernels.launchPacked("mlkv_dedup", m, BLOCK, stream, dedupArgs(k, m));
-                kernels.launchPacked("mlkv_dedup_win", m, BLOCK, stream, dedupArgs(k, m));
+            CUdeviceptr v = offset(valuesIn, from * rowBytes);
+            if (mark) {
+                markRepeats(k, m);
             }
-            evicted += upsertLaunch(mode, dedup, k, offset(valuesIn, from * rowBytes), offset(scoresIn, from * 8), m,
-                    offset(out, from * rowBytes), offset(found, from), offset(evictedKeys, evicted * 8),
-                    offset(evictedValues, evicted * rowBytes), offset(evictedScores, evicted * 8), wait);
-            if (dedup) {
+            if (repair) {
+                repeatSeen.buffer().putLong(0, 0);  // the stream is idle: every call ends waiting
+            }
+            evicted += upsertLaunch(mode, mark, repair, k, v, offset(scoresIn, from * 8), m, offset(out, from * rowBytes),
+                    offset(found, from), offset(evictedKeys, evicted * 8), offset(evictedValues, evicted * rowBytes),
+                    offset(evictedScores, evicted * 8), wait);
+            if (mark) {
                 kernels.launchPacked("mlkv_dedup_reset", Math.min(dedupMask + 1, 1L << 20), BLOCK, stream,
                         dedupArgs(k, m));
+            } else if (repair && repeatSeen.buffer().getLong(0) != 0) {
+                repairRepeats(k, v, m);
             }
         }
         return evicted;
     }
 
+    /** Steps 1 and 2 of the kernels' repeated-key handling: the set, and marks if a key repeats. */
+    private void markRepeats(CUdeviceptr keysIn, long n) {
+        dedupEpoch++;
+        kernels.launchPacked("mlkv_dedup", n, BLOCK, stream, dedupArgs(keysIn, n));
+        kernels.launchPacked("mlkv_dedup_win", n, BLOCK, stream, dedupArgs(keysIn, n));
+    }
+
     /**
-     * The arguments of the pre-pass kernels ({@code DedupArgs}). After each deduplicated launch,
+     * After an upsert that reported a repeated key: marks the chunk, writes the row of each
+     * repeated key's last occurrence again, empties the set, and waits.
+     */
+    private void repairRepeats(CUdeviceptr keysIn, CUdeviceptr valuesIn, long n) {
+        markRepeats(keysIn, n);
+        kernels.launchPacked("mlkv_dedup_rewrite", n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(),
+                values.pointer(), buckets - 1, dim, keysIn, valuesIn, n, dedupSlot.pointer(), dedupWin.pointer(),
+                dedupRepeated.pointer(), dedupFlag.pointer(), dedupEpoch);
+        kernels.launchPacked("mlkv_dedup_reset", Math.min(dedupMask + 1, 1L << 20), BLOCK, stream, dedupArgs(keysIn, n));
+        sync("rewrite of repeated keys (n=" + n + ")");
+    }
+
+    /**
+     * The arguments of the repeated-key kernels ({@code DedupArgs}). After each use,
      * {@code mlkv_dedup_reset} empties the set with streaming writes: cheaper than each winner
      * clearing its own entry with scattered ones.
      */
     private Object[] dedupArgs(CUdeviceptr keysIn, long n) {
         return new Object[] {keysIn, n, dedupKeys.pointer(), dedupWin.pointer(), dedupMask, dedupSlot.pointer(),
-            dedupFlag.pointer(), dedupEpoch};
+            dedupFlag.pointer(), dedupEpoch, dedupRepeated.pointer()};
     }
 
-    /** Empties the duplicate-marking scratch set (keys EMPTY_KEY, positions -1) and zeroes its flag. */
+    /** Empties the repeated-key scratch set (keys EMPTY_KEY, positions -1, marks 0) and zeroes its flag. */
     private void emptyDedup() {
         long slots = dedupMask + 1;
         kernels.launch("mlkv_fill_u64", Math.min(slots, 1L << 20), BLOCK, stream, dedupKeys.pointer(), EMPTY_KEY, slots);
         Cuda.check(cuMemsetD8Async(dedupWin.pointer(), (byte) 0xFF, slots * 4, stream), "cuMemsetD8Async (dedup scratch)");
+        Cuda.check(cuMemsetD8Async(dedupRepeated.pointer(), (byte) 0, slots, stream), "cuMemsetD8Async (dedup marks)");
         Cuda.check(cuMemsetD8Async(dedupFlag.pointer(), (byte) 0, 8, stream), "cuMemsetD8Async (dedup flag)");
     }
 
@@ -957,27 +996,32 @@ public final class GpuHashTable implements VectorTier {
         return p == null ? null : p.withByteOffset(bytes);
     }
 
-    private long upsertLaunch(int mode, boolean dedup, CUdeviceptr keysIn, CUdeviceptr valuesIn, CUdeviceptr scoresIn,
-            long n, CUdeviceptr out, CUdeviceptr found, CUdeviceptr evictedKeys, CUdeviceptr evictedValues,
-            CUdeviceptr evictedScores, boolean wait) {
-        CUdeviceptr dedupSlotArg = dedup ? dedupSlot.pointer() : null;
-        CUdeviceptr dedupWinArg = dedup ? dedupWin.pointer() : null;
-        CUdeviceptr dedupFlagArg = dedup ? dedupFlag.pointer() : null;
+    /**
+     * Launches one upsert chunk: with {@code mark}, after {@link #markRepeats}; with
+     * {@code detect}, reporting repeated keys in {@link #repeatSeen}. With {@code wait}, waits and
+     * returns the entries it evicted; without, returns 0 (counts folded in later).
+     */
+    private long upsertLaunch(int mode, boolean mark, boolean detect, CUdeviceptr keysIn, CUdeviceptr valuesIn,
+            CUdeviceptr scoresIn, long n, CUdeviceptr out, CUdeviceptr found, CUdeviceptr evictedKeys,
+            CUdeviceptr evictedValues, CUdeviceptr evictedScores, boolean wait) {
+        CUdeviceptr dedupSlotArg = mark ? dedupSlot.pointer() : null;
+        CUdeviceptr dedupWinArg = mark ? dedupWin.pointer() : null;
+        CUdeviceptr dedupFlagArg = mark ? dedupFlag.pointer() : null;
+        CUdeviceptr repeatsArg = detect ? repeatSeen.devicePointer() : null;
+        clock++;
         if (mode == MODE_ASSIGN_ONLY) {
-            // Never inserts, evicts or rejects: no counters to reset or read back.
-            clock++;
+            // Never inserts, evicts or rejects: no counters to read back.
             kernels.launchPacked("mlkv_assign_only", n * TILE, BLOCK, stream, keys.pointer(), scores.pointer(),
-                    digests.pointer(), values.pointer(), dedupSlotArg, dedupWinArg, dedupFlagArg, dedupEpoch, buckets - 1, dim,
-                    scoreMode.code, clock, keysIn, valuesIn, scoresIn, n, found);
+                    digests.pointer(), values.pointer(), dedupSlotArg, dedupWinArg, dedupFlagArg, dedupEpoch,
+                    buckets - 1, dim, scoreMode.code, clock, keysIn, valuesIn, scoresIn, n, found, repeatsArg);
             sync("assign (n=" + n + ")");
             return 0;
         }
-        clock++;
         kernels.launchPacked("mlkv_upsert", n * TILE, BLOCK, stream, keys.pointer(), scores.pointer(), digests.pointer(),
                 values.pointer(), dedupSlotArg, dedupWinArg, dedupFlagArg, dedupEpoch, bucketLocks.pointer(),
                 counters.at(COUNTER_SIZE * 8L), buckets - 1, dim, mode,
                 scoreMode.code, clock, keysIn, valuesIn, scoresIn, n, out, found, evictedKeys, evictedValues,
-                evictedScores, counters.at(COUNTER_EVICTED * 8L), counters.at(COUNTER_REJECTED * 8L));
+                evictedScores, counters.at(COUNTER_EVICTED * 8L), counters.at(COUNTER_REJECTED * 8L), repeatsArg);
         if (!wait) {
             // Evicted and rejected, in this order at both places.
             kernels.launch("mlkv_add_u64", 2, BLOCK, stream, counters.at(COUNTER_EVICTED * 8L),

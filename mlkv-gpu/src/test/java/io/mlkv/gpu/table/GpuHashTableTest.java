@@ -322,11 +322,17 @@ class GpuHashTableTest {
      */
     @Test
     void chunksWithAndWithoutRepeatedKeysEachKeepTheLastOccurrence() {
-        long seed = seed();
+        // LRU repairs repeats after the write, LFU marks them before: both must give the same table.
+        for (ScoreMode mode : new ScoreMode[] {ScoreMode.LRU, ScoreMode.LFU}) {
+            lastOccurrencesWinInEveryChunk(mode, seed());
+        }
+    }
+
+    private static void lastOccurrencesWinInEveryChunk(ScoreMode scoreMode, long seed) {
         SplittableRandom rnd = new SplittableRandom(seed);
         int dim = 16;
         int chunk = 256;
-        try (GpuHashTable t = GpuHashTable.create(dim, 1 << 17, ScoreMode.LRU, chunk)) {
+        try (GpuHashTable t = GpuHashTable.create(dim, 1 << 17, scoreMode, chunk)) {
             Map<Long, Float> model = new HashMap<>();
             float next = 1;
             for (int call = 0; call < 40; call++) {
@@ -355,11 +361,12 @@ class GpuHashTableTest {
             long[] all = model.keySet().stream().mapToLong(Long::longValue).toArray();
             float[] out = new float[all.length * dim];
             boolean[] found = new boolean[all.length];
-            assertEquals(all.length, t.find(all, out, found), "seed " + seed);
-            assertEquals(model.size(), t.size(), "seed " + seed);
+            String where = scoreMode + ", seed " + seed;
+            assertEquals(all.length, t.find(all, out, found), where);
+            assertEquals(model.size(), t.size(), where);
             for (int k = 0; k < all.length; k++) {
-                assertEquals(model.get(all[k]), out[k * dim], "key " + all[k] + ", seed " + seed);
-                assertEquals(out[k * dim], out[k * dim + dim - 1], "key " + all[k] + " mixes two rows, seed " + seed);
+                assertEquals(model.get(all[k]), out[k * dim], "key " + all[k] + ", " + where);
+                assertEquals(out[k * dim], out[k * dim + dim - 1], "key " + all[k] + " mixes two rows, " + where);
             }
         }
     }
