@@ -6,11 +6,11 @@
 // any of its BUCKET slots. digests[s] is one byte of the key's hash (never 0); 0 marks an empty
 // slot, so one 128-byte read of a bucket's digests rejects almost every non-matching slot.
 //
-// Repeated keys: before an assigning upsert, a pre-pass (mlkv_dedup and mlkv_dedup_win) marks
-// for every batch position whether it is its key's last occurrence (a scratch hash set of the
-// batch, atomicMax of positions; a batch without repeated keys skips the marks). Only last
-// occurrences write, so the last one wins whatever order tiles run in, and the assigning paths
-// need no per-value ordering between duplicates.
+// Repeated keys: in an assigning upsert the last occurrence of a key wins, whatever order tiles
+// run in. Either a pass before it (mlkv_dedup, mlkv_dedup_win) marks last occurrences and only
+// they write, or (LRU scores) every occurrence writes, the upsert reports a repeat, and the last
+// occurrences write again after it (mlkv_dedup_rewrite). See "Repeated keys in an assigning
+// launch" below.
 //
 // Launch arguments: the kernels that every table call launches take one struct of 8-byte fields
 // instead of a parameter list, so the host passes a single argument (JCuda marshals each
@@ -454,8 +454,8 @@ upsert_body(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, c
     if (threadIdx.x == 0 && grown != 0) atomicAdd(size, grown);
 }
 
-// The duplicate marks of a launch after the pre-pass: null (every position writes) unless the
-// pre-pass of this launch (its epoch) found a repeated key.
+// The duplicate marks of a launch after the marking pass: null (every position writes) unless
+// the pass of this launch (its epoch) found a repeated key.
 __device__ __forceinline__ const int* marks_of(const int* dedup_slot, const uint64_t* dedup_flag, uint64_t epoch) {
     return dedup_slot != nullptr && *dedup_flag == epoch ? dedup_slot : nullptr;
 }
@@ -465,7 +465,7 @@ struct UpsertArgs {
     uint64_t* scores;
     uint8_t* digests;
     float* values;
-    const int* dedup_slot;  // null: no pre-pass ran (keys promised unique, or a mode that needs none)
+    const int* dedup_slot;  // null: no marking pass (unique keys, repair after, or no need)
     const int* dedup_win;
     const uint64_t* dedup_flag;
     uint64_t dedup_epoch;
@@ -498,11 +498,11 @@ extern "C" __global__ void __launch_bounds__(256, 8) mlkv_upsert(const UpsertArg
                 a.evicted_values, a.evicted_scores, a.evicted_count, a.rejected_count, a.dup_seen);
 }
 
-// assign (existing keys only), specialised: after mlkv_dedup (dedup_slot null: the caller
-// promised unique keys), the last occurrence of each key is its only writer and assign never
-// inserts or evicts, so no slot can change under it and no lock is taken; the kernel is find plus
-// a value write, with find's occupancy. Other occurrences only report presence. Scores follow
-// the table's mode, as in mlkv_upsert.
+// assign (existing keys only), specialised: after the marking pass (dedup_slot null: unique keys
+// promised, or repeats repaired after), the last occurrence of each key is its only writer, and
+// assign never inserts or evicts, so no slot can change under it and no lock is taken; the kernel
+// is find plus a value write, with find's occupancy. Other occurrences only report presence.
+// Scores follow the table's mode, as in mlkv_upsert.
 __device__ __forceinline__ void
 assign_only_body(const uint64_t* __restrict__ keys, uint64_t* scores, const uint8_t* __restrict__ digests,
                  float* values, const int* __restrict__ dedup_slot, const int* dedup_win,
@@ -523,7 +523,7 @@ assign_only_body(const uint64_t* __restrict__ keys, uint64_t* scores, const uint
     uint64_t base = (h & bucket_mask) * BUCKET;
     bool locked;
     int64_t slot = tile_find(tile, keys, digests, base, key, digest_of(h), &locked);
-    // Without the pre-pass (keys promised unique), every position writes.
+    // Without marks (unique keys promised, or repeats repaired after), every position writes.
     if ((dedup_slot == nullptr || dedup_win[p] == (int)i) && slot >= 0) {
         // LRU without marks: occurrences of a key write without a lock, so the detection swaps
         // the score atomically (this call's clock means another occurrence wrote), issued before

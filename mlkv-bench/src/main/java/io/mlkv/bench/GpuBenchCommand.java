@@ -49,7 +49,7 @@ final class GpuBenchCommand implements Callable<Integer> {
 
     @Option(names = "--unique-keys", defaultValue = "false",
             description = "Promise the table that no key repeats in a batch (GpuHashTable.uniqueKeys), as the "
-                    + "benchmark's batches are: the assigning calls skip the duplicate-marking pre-pass (default ${DEFAULT-VALUE}).")
+                    + "benchmark's batches are: the assigning calls skip their handling of repeated keys (default ${DEFAULT-VALUE}).")
     boolean uniqueKeys;
 
     private static final String[] OPS = {"insert_or_assign", "find", "find_or_insert", "assign", "insert_and_evict",
@@ -114,7 +114,7 @@ final class GpuBenchCommand implements Callable<Integer> {
         String header = "| dim, capacity | λ | " + String.join(" | ", OPS) + " |";
         String rule = "|---|---|" + "---|".repeat(OPS.length);
         System.out.printf(Locale.ROOT, "%n### Device-pointer API, %s, batch %d, B-KV/s (best of %d)%s%n%n%s%n%s%n", deviceName,
-                batch, repeat, uniqueKeys ? ", keys promised unique (no duplicate-marking pre-pass)" : "", header, rule);
+                batch, repeat, uniqueKeys ? ", keys promised unique (no handling of repeated keys)" : "", header, rule);
         deviceRows.forEach(System.out::println);
         if (hostApi) {
             System.out.printf(Locale.ROOT, "%n### Host-array API from Java (copies included), B-KV/s and share of time outside the "

@@ -60,8 +60,10 @@ import jcuda.driver.CUstream_flags;
  * <ul>
  *   <li>{@link #find} does not change scores. Inserts and updates set the score per the mode.</li>
  *   <li>A key repeated in one batch is stored once. {@code insertOrAssign}, {@code assign} and
- *       {@code insertAndEvict} keep its <em>last</em> occurrence's value (a pre-pass over the
- *       batch marks last occurrences, and only they write), {@code accumOrAssign} adds
+ *       {@code insertAndEvict} keep its <em>last</em> occurrence's value (with LRU scores, in a
+ *       call that waits, every occurrence writes and a call that met a repeat writes each
+ *       repeated key's last row again before it returns; otherwise a pass over the batch marks
+ *       last occurrences first and only they write), {@code accumOrAssign} adds
  *       every occurrence's delta, {@code findOrInsert} initialises it once from one of its
  *       occurrences' rows and returns that vector for every occurrence, {@code erase} erases it
  *       once.</li>
@@ -125,7 +127,7 @@ public final class GpuHashTable implements VectorTier {
     private final DeviceMemory dedupKeys;
     private final DeviceMemory dedupWin;
     private final DeviceMemory dedupSlot;
-    /** Holds the epoch of the last pre-pass that met a repeated key. */
+    /** Holds the epoch of the last marking pass that met a repeated key. */
     private final DeviceMemory dedupFlag;
     /** Per scratch-set slot: 1 when its key occurs more than once in the chunk. */
     private final DeviceMemory dedupRepeated;
@@ -134,7 +136,7 @@ public final class GpuHashTable implements VectorTier {
      * its mapping, so reading it after the synchronize needs no copy.
      */
     private final PinnedMemory repeatSeen;
-    /** Numbers the duplicate-marking pre-passes; never reused, so the flag needs no reset. */
+    /** Numbers the marking passes; never reused, so the flag needs no reset. */
     private long dedupEpoch;
     private final DeviceMemory counters;
     private final PinnedMemory countersHost;
@@ -296,8 +298,8 @@ public final class GpuHashTable implements VectorTier {
     /**
      * Whether callers promise that no key repeats within one batch of {@code insertOrAssign},
      * {@code insertAndEvict} or {@code assign} (both APIs), as training code that deduplicates its
-     * keys before a step can: those calls then skip the duplicate-marking pre-pass (HierarchicalKV
-     * makes the same assumption). Off by default. A batch that breaks the promise never corrupts
+     * keys before a step can: those calls then skip the handling of repeated keys, the detection
+     * and repair or the marking pass (HierarchicalKV makes the same assumption). Off by default. A batch that breaks the promise never corrupts
      * the table (a key is still stored once and nothing else is lost), but a repeated key ends up
      * with the value of any of its occurrences, not necessarily the last, and after
      * {@code assign} possibly with elements of several.
