@@ -52,11 +52,20 @@ final class GpuBenchCommand implements Callable<Integer> {
                     + "benchmark's batches are: the assigning calls skip their handling of repeated keys (default ${DEFAULT-VALUE}).")
     boolean uniqueKeys;
 
+    @Option(names = "--warm-up-calls", defaultValue = "1000",
+            description = "Calls of each operation on a small table before the first cell, so that the JVM has "
+                    + "compiled the call path before anything is timed (default ${DEFAULT-VALUE}; 0 skips it).")
+    int warmUpCalls;
+
+    /** Keys per call of the warm-up. */
+    private static final int WARM_UP_KEYS = 4096;
+
     private static final String[] OPS = {"insert_or_assign", "find", "find_or_insert", "assign", "insert_and_evict",
         "export_batch", "contains"};
 
     @Override
     public Integer call() {
+        warmUp();
         List<String> deviceRows = new ArrayList<>();
         List<String> hostRows = new ArrayList<>();
         List<String> boundRows = new ArrayList<>();
@@ -86,7 +95,7 @@ final class GpuBenchCommand implements Callable<Integer> {
                     HostArrays h = hostApi ? new HostArrays(batch, dim) : null;
                     for (int op = 0; op < OPS.length; op++) {
                         String name = OPS[op];
-                        dev[op] = best(() -> runDevice(t, b, name));
+                        dev[op] = best(() -> runDevice(t, b, name, batch));
                         if (hostApi) {
                             host[op] = best(() -> runHost(t, keys, values, h, name));
                         }
@@ -215,29 +224,63 @@ final class GpuBenchCommand implements Callable<Integer> {
         Cuda.check(cuMemcpyHtoD(b.values.pointer(), Pointer.to(vals), vals.length * 4L), "cuMemcpyHtoD (bench values)");
     }
 
-    private void runDevice(GpuHashTable t, Buffers b, String op) {
+    /**
+     * Runs every operation {@code warmUpCalls} times on a small table of the first dimension,
+     * through both APIs, so that the first timed cell does not pay for the JVM's compilation of
+     * the call path (interpreted Java adds tens of microseconds to a call).
+     */
+    private void warmUp() {
+        if (warmUpCalls <= 0) {
+            return;
+        }
+        int dim = dims.get(0);
+        int n = Math.min(WARM_UP_KEYS, batch);
+        long t0 = System.nanoTime();
+        try (GpuHashTable t = GpuHashTable.create(dim, 1L << 20, ScoreMode.LRU, n); Buffers b = new Buffers(n, dim)) {
+            t.uniqueKeys(uniqueKeys);
+            long[] keys = new long[n];
+            for (int i = 0; i < n; i++) {
+                keys[i] = i;
+            }
+            float[] values = new float[n * dim];
+            upload(b, keys, values);
+            HostArrays h = new HostArrays(n, dim);
+            for (String op : OPS) {
+                for (int c = 0; c < warmUpCalls; c++) {
+                    runDevice(t, b, op, n);
+                    if (hostApi) {
+                        runHost(t, keys, values, h, op);
+                    }
+                }
+            }
+        }
+        System.err.printf(Locale.ROOT, "warm-up: %d calls of each operation on a %d-key batch, %.1f s%n", warmUpCalls, n,
+                (System.nanoTime() - t0) / 1e9);
+    }
+
+    private void runDevice(GpuHashTable t, Buffers b, String op, int n) {
         switch (op) {
             case "insert_or_assign":
-                t.insertOrAssign(b.keys.pointer(), b.values.pointer(), null, batch);
+                t.insertOrAssign(b.keys.pointer(), b.values.pointer(), null, n);
                 break;
             case "find":
-                t.find(b.keys.pointer(), batch, b.out.pointer(), b.flags.pointer(), null, null);
+                t.find(b.keys.pointer(), n, b.out.pointer(), b.flags.pointer(), null, null);
                 break;
             case "find_or_insert":
-                t.findOrInsert(b.keys.pointer(), b.values.pointer(), null, batch, b.out.pointer(), null);
+                t.findOrInsert(b.keys.pointer(), b.values.pointer(), null, n, b.out.pointer(), null);
                 break;
             case "assign":
-                t.assign(b.keys.pointer(), b.values.pointer(), null, batch, null);
+                t.assign(b.keys.pointer(), b.values.pointer(), null, n, null);
                 break;
             case "insert_and_evict":
-                t.insertAndEvict(b.keys.pointer(), b.values.pointer(), null, batch, b.evictedKeys.pointer(),
+                t.insertAndEvict(b.keys.pointer(), b.values.pointer(), null, n, b.evictedKeys.pointer(),
                         b.evictedValues.pointer(), b.evictedScores.pointer());
                 break;
             case "export_batch":
-                t.exportBatch(0, batch, b.evictedKeys.pointer(), b.evictedValues.pointer(), b.evictedScores.pointer());
+                t.exportBatch(0, n, b.evictedKeys.pointer(), b.evictedValues.pointer(), b.evictedScores.pointer());
                 break;
             case "contains":
-                t.contains(b.keys.pointer(), batch, b.flags.pointer());
+                t.contains(b.keys.pointer(), n, b.flags.pointer());
                 break;
             default:
                 throw new IllegalArgumentException(op);
