@@ -299,10 +299,10 @@ public final class GpuHashTable implements VectorTier {
      * Whether callers promise that no key repeats within one batch of {@code insertOrAssign},
      * {@code insertAndEvict} or {@code assign} (both APIs), as training code that deduplicates its
      * keys before a step can: those calls then skip the handling of repeated keys, the detection
-     * and repair or the marking pass (HierarchicalKV makes the same assumption). Off by default. A batch that breaks the promise never corrupts
-     * the table (a key is still stored once and nothing else is lost), but a repeated key ends up
-     * with the value of any of its occurrences, not necessarily the last, and after
-     * {@code assign} possibly with elements of several.
+     * and repair or the marking pass (HierarchicalKV makes the same assumption). Off by default.
+     * A batch that breaks the promise never corrupts the table (a key is still stored once and
+     * nothing else is lost), but a repeated key ends up with the value of any of its occurrences,
+     * not necessarily the last, and after {@code assign} possibly with elements of several.
      */
     public void uniqueKeys(boolean promised) {
         uniqueKeys = promised;
@@ -679,7 +679,7 @@ public final class GpuHashTable implements VectorTier {
             for (int from = 0; from < batch.length; from += stagingKeys) {
                 int n = Math.min(stagingKeys, batch.length - from);
                 staging.putKeys(batch, from, n, stream);
-                    kernels.launch("mlkv_erase", (long) n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(),
+                kernels.launch("mlkv_erase", (long) n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(),
                         counters.at(COUNTER_SIZE * 8L), buckets - 1, staging.dKeys.pointer(), (long) n,
                         counters.at(COUNTER_ERASED * 8L));
                 erased += readCounters()[COUNTER_ERASED];
