@@ -9,6 +9,7 @@ import io.mlkv.gpu.cuda.DeviceMemory;
 import io.mlkv.gpu.table.GpuHashTable;
 import io.mlkv.gpu.table.ScoreMode;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -57,6 +58,16 @@ final class GpuBenchCommand implements Callable<Integer> {
                     + "compiled the call path before anything is timed (default ${DEFAULT-VALUE}; 0 skips it).")
     int warmUpCalls;
 
+    @Option(names = "--call-cost", split = ",",
+            description = "Instead of the HierarchicalKV tables: time single device-pointer calls of these batch "
+                    + "sizes (for example 64,65536) on a 1Mi-slot table of the first dimension, --repeat times "
+                    + "each, and print the median and 10th percentile in microseconds: the cost of a call "
+                    + "beyond its kernel's work.")
+    List<Integer> callCostBatches;
+
+    /** The largest --call-cost batch: half the 1Mi-slot table it runs on. */
+    private static final int CALL_COST_MAX_KEYS = 1 << 19;
+
     /** Keys per call of the warm-up. */
     private static final int WARM_UP_KEYS = 4096;
 
@@ -65,7 +76,19 @@ final class GpuBenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        boolean callCost = callCostBatches != null && !callCostBatches.isEmpty();
+        if (callCost && callCostBatches.stream().anyMatch(n -> n <= 0 || n > CALL_COST_MAX_KEYS)) {
+            System.err.println("--call-cost batch sizes must be 1 to " + CALL_COST_MAX_KEYS + ", were " + callCostBatches);
+            return 2;
+        }
+        if (repeat <= 0) {
+            System.err.println("--repeat must be at least 1, was " + repeat);
+            return 2;
+        }
         warmUp();
+        if (callCost) {
+            return callCost();
+        }
         List<String> deviceRows = new ArrayList<>();
         List<String> hostRows = new ArrayList<>();
         List<String> boundRows = new ArrayList<>();
@@ -256,6 +279,55 @@ final class GpuBenchCommand implements Callable<Integer> {
         }
         System.err.printf(Locale.ROOT, "warm-up: %d calls of each operation on a %d-key batch, %.1f s%n", warmUpCalls, n,
                 (System.nanoTime() - t0) / 1e9);
+    }
+
+    /**
+     * Times single calls of each operation: {@code repeat} calls per batch size (after as many
+     * untimed), distinct keys inserted first, so that every call finds work of the same kind.
+     */
+    private int callCost() {
+        int dim = dims.get(0);
+        int largest = callCostBatches.stream().mapToInt(Integer::intValue).max().getAsInt();
+        StringBuilder header = new StringBuilder("| operation |");
+        StringBuilder rule = new StringBuilder("|---|");
+        for (int n : callCostBatches) {
+            header.append(String.format(Locale.ROOT, " %,d keys: median | p10 |", n));
+            rule.append("---|---|");
+        }
+        List<String> lines = new ArrayList<>();
+        String deviceName;
+        try (GpuHashTable t = GpuHashTable.create(dim, 1L << 20, ScoreMode.LRU, largest);
+                Buffers b = new Buffers(largest, dim)) {
+            deviceName = t.deviceName();
+            t.uniqueKeys(uniqueKeys);
+            long[] keys = new long[largest];
+            for (int i = 0; i < largest; i++) {
+                keys[i] = 1_000_003L * i + 7;
+            }
+            upload(b, keys, new float[largest * dim]);
+            t.insertOrAssign(b.keys.pointer(), b.values.pointer(), null, largest);
+            for (String op : OPS) {
+                StringBuilder line = new StringBuilder("| " + op + " |");
+                for (int n : callCostBatches) {
+                    long[] nanos = new long[repeat];
+                    for (int r = -repeat; r < repeat; r++) {
+                        long t0 = System.nanoTime();
+                        runDevice(t, b, op, n);
+                        if (r >= 0) {
+                            nanos[r] = System.nanoTime() - t0;
+                        }
+                    }
+                    Arrays.sort(nanos);
+                    line.append(String.format(Locale.ROOT, " %.1f | %.1f |", nanos[repeat / 2] / 1e3,
+                            nanos[repeat / 10] / 1e3));
+                }
+                lines.add(line.toString());
+            }
+        }
+        System.out.printf(Locale.ROOT, "%n### Cost of one device-pointer call, %s, dim %d, 1Mi slots, microseconds over %d "
+                + "calls%s%n%n%s%n%s%n", deviceName, dim, repeat, uniqueKeys ? ", keys promised unique" : "", header, rule);
+        lines.forEach(System.out::println);
+        return 0;
     }
 
     private void runDevice(GpuHashTable t, Buffers b, String op, int n) {
