@@ -454,10 +454,18 @@ upsert_body(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, c
     if (threadIdx.x == 0 && grown != 0) atomicAdd(size, grown);
 }
 
+// What the marking pass left for an assigning launch (mlkv_upsert, mlkv_assign_only).
+struct RepeatMarks {
+    const int* slot;  // null: no marking pass (unique keys, repair after, or no need)
+    const int* win;
+    const uint64_t* flag;
+    uint64_t epoch;
+};
+
 // The duplicate marks of a launch after the marking pass: null (every position writes) unless
 // the pass of this launch (its epoch) found a repeated key.
-__device__ __forceinline__ const int* marks_of(const int* dedup_slot, const uint64_t* dedup_flag, uint64_t epoch) {
-    return dedup_slot != nullptr && *dedup_flag == epoch ? dedup_slot : nullptr;
+__device__ __forceinline__ const int* marks_of(const RepeatMarks& m) {
+    return m.slot != nullptr && *m.flag == m.epoch ? m.slot : nullptr;
 }
 
 struct UpsertArgs {
@@ -465,10 +473,7 @@ struct UpsertArgs {
     uint64_t* scores;
     uint8_t* digests;
     float* values;
-    const int* dedup_slot;  // null: no marking pass (unique keys, repair after, or no need)
-    const int* dedup_win;
-    const uint64_t* dedup_flag;
-    uint64_t dedup_epoch;
+    RepeatMarks marks;
     int* bucket_locks;
     unsigned long long* size;
     uint64_t bucket_mask;
@@ -492,10 +497,10 @@ struct UpsertArgs {
 static_assert(sizeof(UpsertArgs) == 27 * 8, "UpsertArgs: one 8-byte field per argument");
 
 extern "C" __global__ void __launch_bounds__(256, 8) mlkv_upsert(const UpsertArgs a) {
-    upsert_body(a.keys, a.scores, a.digests, a.values, marks_of(a.dedup_slot, a.dedup_flag, a.dedup_epoch),
-                a.dedup_win, a.bucket_locks, a.size, a.bucket_mask, (int)a.dim, (int)a.mode, (int)a.score_mode,
-                a.clock, a.in_keys, a.in_values, a.in_scores, (long)a.n, a.out, a.found_out, a.evicted_keys,
-                a.evicted_values, a.evicted_scores, a.evicted_count, a.rejected_count, a.dup_seen);
+    upsert_body(a.keys, a.scores, a.digests, a.values, marks_of(a.marks), a.marks.win, a.bucket_locks, a.size,
+                a.bucket_mask, (int)a.dim, (int)a.mode, (int)a.score_mode, a.clock, a.in_keys, a.in_values,
+                a.in_scores, (long)a.n, a.out, a.found_out, a.evicted_keys, a.evicted_values, a.evicted_scores,
+                a.evicted_count, a.rejected_count, a.dup_seen);
 }
 
 // assign (existing keys only), specialised: after the marking pass (dedup_slot null: unique keys
@@ -549,10 +554,7 @@ struct AssignArgs {
     uint64_t* scores;
     const uint8_t* digests;
     float* values;
-    const int* dedup_slot;
-    const int* dedup_win;
-    const uint64_t* dedup_flag;
-    uint64_t dedup_epoch;
+    RepeatMarks marks;
     uint64_t bucket_mask;
     int64_t dim;
     int64_t score_mode;
@@ -567,9 +569,9 @@ struct AssignArgs {
 static_assert(sizeof(AssignArgs) == 18 * 8, "AssignArgs: one 8-byte field per argument");
 
 extern "C" __global__ void __launch_bounds__(256, 8) mlkv_assign_only(const AssignArgs a) {
-    assign_only_body(a.keys, a.scores, a.digests, a.values, marks_of(a.dedup_slot, a.dedup_flag, a.dedup_epoch),
-                     a.dedup_win, a.bucket_mask, (int)a.dim, (int)a.score_mode, a.clock, a.in_keys, a.in_values,
-                     a.in_scores, (long)a.n, a.found_out, a.dup_seen);
+    assign_only_body(a.keys, a.scores, a.digests, a.values, marks_of(a.marks), a.marks.win, a.bucket_mask,
+                     (int)a.dim, (int)a.score_mode, a.clock, a.in_keys, a.in_values, a.in_scores, (long)a.n,
+                     a.found_out, a.dup_seen);
 }
 
 // Repeated keys in an assigning launch, through a scratch hash set of the batch (open

@@ -70,10 +70,6 @@ public final class Kernels implements AutoCloseable {
         if (threads <= 0) {
             return;
         }
-        long blocks = (threads + blockSize - 1) / blockSize;
-        if (blocks > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException(name + ": " + threads + " threads need too many blocks");
-        }
         NativePointerObject[] params = new NativePointerObject[args.length];
         for (int i = 0; i < args.length; i++) {
             Object a = args[i];
@@ -89,8 +85,7 @@ public final class Kernels implements AutoCloseable {
                 throw new IllegalArgumentException(name + ": unsupported kernel argument " + i + ": " + a.getClass());
             }
         }
-        Cuda.check(cuLaunchKernel(function(name), (int) blocks, 1, 1, blockSize, 1, 1, 0, stream,
-                Pointer.to(params), null), "cuLaunchKernel (" + name + ", " + threads + " threads)");
+        launchWith(name, threads, blockSize, stream, Pointer.to(params));
     }
 
     /**
@@ -103,10 +98,6 @@ public final class Kernels implements AutoCloseable {
     public void launchPacked(String name, long threads, int blockSize, CUstream stream, Object... args) {
         if (threads <= 0) {
             return;
-        }
-        long blocks = (threads + blockSize - 1) / blockSize;
-        if (blocks > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException(name + ": " + threads + " threads need too many blocks");
         }
         long[] fields = new long[args.length];
         for (int i = 0; i < args.length; i++) {
@@ -123,7 +114,15 @@ public final class Kernels implements AutoCloseable {
                 throw new IllegalArgumentException(name + ": unsupported kernel argument " + i + ": " + a.getClass());
             }
         }
-        Pointer params = Pointer.to(new NativePointerObject[] {Pointer.to(fields)});
+        launchWith(name, threads, blockSize, stream, Pointer.to(new NativePointerObject[] {Pointer.to(fields)}));
+    }
+
+    /** Launches enough blocks of {@code blockSize} threads to cover {@code threads} (at least one). */
+    private void launchWith(String name, long threads, int blockSize, CUstream stream, Pointer params) {
+        long blocks = (threads + blockSize - 1) / blockSize;
+        if (blocks > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(name + ": " + threads + " threads need too many blocks");
+        }
         Cuda.check(cuLaunchKernel(function(name), (int) blocks, 1, 1, blockSize, 1, 1, 0, stream, params, null),
                 "cuLaunchKernel (" + name + ", " + threads + " threads)");
     }
