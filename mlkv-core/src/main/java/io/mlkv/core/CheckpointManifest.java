@@ -1,5 +1,6 @@
 package io.mlkv.core;
 
+import io.mlkv.storage.FileSync;
 import io.mlkv.storage.MlkvException;
 import io.mlkv.storage.StatusCode;
 import java.io.BufferedWriter;
@@ -27,8 +28,13 @@ final class CheckpointManifest {
     private CheckpointManifest() {
     }
 
-    /** Lists and checksums every file under {@code dir}, then writes the manifest atomically. */
-    static void write(Path dir) throws IOException {
+    /**
+     * Lists and checksums every file under {@code dir}, fsyncs them and their directories, then
+     * writes the manifest under a temporary name, fsyncs it, renames it into place and fsyncs
+     * {@code dir} and its parent: once this returns, the whole checkpoint survives power loss, and
+     * a crash before it leaves no manifest, so the checkpoint is refused as cut off.
+     */
+    static void write(Path dir, FileSync sync) throws IOException {
         List<String> lines = new ArrayList<>();
         lines.add(HEADER);
         for (Path file : files(dir)) {
@@ -42,7 +48,10 @@ final class CheckpointManifest {
                 w.newLine();
             }
         }
+        sync.tree(dir);
         Files.move(tmp, dir.resolve(FILE_NAME), StandardCopyOption.ATOMIC_MOVE);
+        sync.directory(dir);
+        sync.directory(dir.getParent());
     }
 
     /**

@@ -4,22 +4,29 @@ import io.mlkv.gpu.cufile.FileIo;
 import io.mlkv.gpu.cufile.HostRegion;
 import io.mlkv.gpu.spill.SpillLog;
 import io.mlkv.storage.BatchChecks;
+import io.mlkv.storage.FileSync;
 import io.mlkv.storage.MlkvException;
 import io.mlkv.storage.StatusCode;
 import io.mlkv.storage.VectorTier;
 import io.mlkv.storage.VectorVisitor;
 import io.mlkv.storage.dram.DramTier;
 import io.mlkv.storage.dram.EvictionSink;
+import io.mlkv.storage.rocksdb.RepairReport;
 import io.mlkv.storage.rocksdb.RocksDbTier;
+import io.mlkv.storage.rocksdb.StoreRepair;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.nio.file.StandardCopyOption;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -109,6 +116,8 @@ public final class MlkvStore implements VectorTier {
     private final RocksDbTier rocks;
     private final WriteBackBuffer pending;
     private final ExecutorService prefetchPool;
+    /** Futures of prefetches not yet finished; {@link #close()} fails those that have not started. */
+    private final Set<CompletableFuture<Void>> queuedPrefetches = ConcurrentHashMap.newKeySet();
     /**
      * Installs copies that readers could not install themselves because a writer held the
      * mutation lock. One thread, a short queue; when the queue is full the promotion is dropped
@@ -225,10 +234,8 @@ public final class MlkvStore implements VectorTier {
                 LOG.warn("HBM tier starts cold: its checkpointed entries could not be loaded ({})", e.toString());
             }
         }
-        try (Stream<Path> s = Files.walk(saved)) {
-            for (Path q : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
-                Files.delete(q);
-            }
+        try {
+            deleteTree(saved);
         } catch (IOException e) {
             throw new MlkvException(StatusCode.IO_ERROR, "delete " + saved, e.getClass().getSimpleName(),
                     e.getMessage(), e);
@@ -1312,7 +1319,28 @@ public final class MlkvStore implements VectorTier {
         checkReserved("prefetch", keys);
         checkOpen();
         long[] copy = keys.clone();
-        return CompletableFuture.runAsync(() -> runPrefetch(copy), prefetchPool);
+        CompletableFuture<Void> done = new CompletableFuture<>();
+        queuedPrefetches.add(done);
+        done.whenComplete((ignored, error) -> queuedPrefetches.remove(done));
+        try {
+            prefetchPool.execute(() -> {
+                if (done.isDone()) {
+                    return;
+                }
+                try {
+                    runPrefetch(copy);
+                    done.complete(null);
+                } catch (Throwable t) {
+                    done.completeExceptionally(t);
+                }
+            });
+        } catch (RejectedExecutionException e) {
+            done.completeExceptionally(new IllegalStateException("store closed before the prefetch started"));
+        }
+        if (closed.get()) {
+            done.completeExceptionally(new IllegalStateException("store closed before the prefetch started"));
+        }
+        return done;
     }
 
     private void runPrefetch(long[] keys) {
@@ -1523,7 +1551,7 @@ public final class MlkvStore implements VectorTier {
                 LOG.info("checkpoint of the HBM tier written via {} in {} ms", path,
                         (System.nanoTime() - started) / 1_000_000);
             }
-            CheckpointManifest.write(abs);
+            CheckpointManifest.write(abs, FileSync.OS);
         } catch (IOException e) {
             throw new MlkvException(StatusCode.IO_ERROR, "checkpoint to " + abs, e.getClass().getSimpleName(),
                     e.getMessage(), e);
@@ -1539,15 +1567,29 @@ public final class MlkvStore implements VectorTier {
      * manifest) or damaged (a file missing, truncated or failing its checksum) is refused before
      * anything is copied.
      *
+     * <p>All or nothing, also across a crash or power loss: the files are copied into a hidden
+     * staging directory beside {@code directory} ({@code .NAME.restoring-*}), each fsynced, then
+     * the staging directories, and only then is the staging directory renamed to
+     * {@code directory} and their parent fsynced. Until that rename {@code directory} is as it
+     * was; after it, it holds the whole checkpoint. A staging directory left by a crash is removed
+     * by the next restore into the same directory.
+     *
      * @throws MlkvException {@code CORRUPTION} naming the problem, or {@code IO_ERROR}
      */
     public static void restoreCheckpoint(Path checkpoint, Path directory) {
+        restoreCheckpoint(checkpoint, directory, FileSync.OS);
+    }
+
+    static void restoreCheckpoint(Path checkpoint, Path directory, FileSync sync) {
         if (checkpoint == null || directory == null) {
             throw new IllegalArgumentException("restoreCheckpoint: checkpoint and directory must not be null");
         }
-        Path from = checkpoint.toAbsolutePath();
-        Path to = directory.toAbsolutePath();
+        Path from = checkpoint.toAbsolutePath().normalize();
+        Path to = directory.toAbsolutePath().normalize();
         List<Path> files = CheckpointManifest.verify(from);
+        Path parent = to.getParent();
+        String prefix = "." + to.getFileName() + ".restoring-";
+        Path staging = parent.resolve(prefix + ProcessHandle.current().pid() + "-" + System.nanoTime());
         try {
             if (Files.exists(to)) {
                 try (Stream<Path> s = Files.list(to)) {
@@ -1556,15 +1598,62 @@ public final class MlkvStore implements VectorTier {
                     }
                 }
             }
+            Files.createDirectories(parent);
+            removeStaleStaging(parent, prefix);
+            Files.createDirectories(staging);
             for (Path rel : files) {
-                Path dst = to.resolve(rel.toString());
+                Path dst = staging.resolve(rel.toString());
                 Files.createDirectories(dst.getParent());
                 Files.copy(from.resolve(rel), dst);
+                sync.file(dst);
             }
+            sync.tree(staging);
+            Files.move(staging, to, StandardCopyOption.ATOMIC_MOVE);
+            sync.directory(parent);
         } catch (IOException e) {
+            try {
+                deleteTree(staging);
+            } catch (IOException suppressed) {
+                e.addSuppressed(suppressed);
+            }
             throw new MlkvException(StatusCode.IO_ERROR, "restore " + from + " into " + to, e.getClass().getSimpleName(),
                     e.getMessage(), e);
         }
+    }
+
+    /** Removes staging directories that restores into the same directory left behind when killed. */
+    private static void removeStaleStaging(Path parent, String prefix) throws IOException {
+        try (Stream<Path> s = Files.list(parent)) {
+            for (Path p : s.filter(p -> p.getFileName().toString().startsWith(prefix)).toList()) {
+                LOG.info("removing {}, left by an interrupted restore", p);
+                deleteTree(p);
+            }
+        }
+    }
+
+    private static void deleteTree(Path root) throws IOException {
+        if (!Files.exists(root)) {
+            return;
+        }
+        try (Stream<Path> s = Files.walk(root)) {
+            for (Path q : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.delete(q);
+            }
+        }
+    }
+
+    /**
+     * Salvages a store that {@link Builder#build()} refuses with {@code CORRUPTION} (a damaged
+     * SST, MANIFEST, CURRENT or write-ahead log): everything that still reads and passes its
+     * checksums is written to a new store that takes the directory's place, and the damaged files
+     * are moved, untouched, to {@code NAME.damaged-TIMESTAMP} beside it. No store may have the
+     * directory open. The report says how many entries were salvaged and which key ranges or
+     * files were dropped.
+     *
+     * @throws MlkvException {@code LOCKED} if a store has the directory open
+     */
+    public static RepairReport repair(Path directory) {
+        return StoreRepair.repair(directory);
     }
 
     /** The exact number of keys in the store. */
@@ -1674,21 +1763,18 @@ public final class MlkvStore implements VectorTier {
                 mutation.unlock();
             }
             closed.set(true);
+            // Queued prefetches never start: their tasks see the future done and return. One
+            // that is running holds the lifecycle read lock, so it finished before we got here.
+            IllegalStateException closing = new IllegalStateException("store closed before the prefetch started");
+            for (CompletableFuture<Void> f : queuedPrefetches) {
+                f.completeExceptionally(closing);
+            }
             prefetchPool.shutdown();
             promoter.shutdown();
             // In reverse order of opening; a failure does not skip the rest (later ones are suppressed).
-            CloseHelper.closeAll(spill, hbm, fileIo, dram, rocks);
-            awaitPrefetchers();
+            CloseHelper.closeAll(spill, fileIo, hbm, dram, rocks);
         } finally {
             lifecycle.writeLock().unlock();
-        }
-    }
-
-    private void awaitPrefetchers() {
-        try {
-            prefetchPool.awaitTermination(10, TimeUnit.SECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
         }
     }
 

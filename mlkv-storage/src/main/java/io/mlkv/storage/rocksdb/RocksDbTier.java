@@ -16,6 +16,7 @@ import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import org.rocksdb.AbstractEventListener;
 import org.rocksdb.BlockBasedTableConfig;
 import org.rocksdb.BloomFilter;
 import org.rocksdb.Checkpoint;
@@ -24,7 +25,10 @@ import org.rocksdb.ColumnFamilyHandle;
 import org.rocksdb.ColumnFamilyOptions;
 import org.rocksdb.CompressionType;
 import org.rocksdb.DBOptions;
+import org.rocksdb.CompactionJobInfo;
 import org.rocksdb.Env;
+import org.rocksdb.FlushJobInfo;
+import org.rocksdb.IndexType;
 import org.rocksdb.LRUCache;
 import org.rocksdb.ReadOptions;
 import org.rocksdb.RocksDB;
@@ -32,6 +36,7 @@ import org.rocksdb.RocksDBException;
 import org.rocksdb.RocksIterator;
 import org.rocksdb.SstFileManager;
 import org.rocksdb.Status;
+import org.rocksdb.WALRecoveryMode;
 import org.rocksdb.WriteBatch;
 import org.rocksdb.WriteOptions;
 import org.slf4j.Logger;
@@ -42,21 +47,35 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Options are chosen for point and batched lookups of fixed-size values: a whole-key Bloom
  * filter (10 bits per key, about 1 % false positives) in every SST file and in the memtable, so a
- * miss rarely reads a data block; an LRU block cache with index and filter blocks cached and
- * level-0 ones pinned; 4 KiB blocks; no compression, because float32 embeddings hardly compress
- * and decompression would cost every read. Batched reads use RocksDB's {@code MultiGet}. Every
- * write goes through the write-ahead log, so an acknowledged write survives the process being
- * killed; with {@code syncWrites} it is also fsynced and survives power loss.
+ * miss rarely reads a data block; filters and indexes partitioned into 4 KiB blocks behind a
+ * top-level index pinned in the LRU block cache, so a large SST never makes a lookup read a whole
+ * filter; 4 KiB data blocks; no compression, because float32 embeddings hardly compress and
+ * decompression would cost every read. Batched reads use RocksDB's {@code MultiGet}; large
+ * batched writes go to RocksDB in write batches of at most {@value #WRITE_BATCH_BYTES} bytes, so
+ * memtables, and the SST files they flush to, stay bounded. Every write goes through the
+ * write-ahead log, so an acknowledged write survives the process being killed; with
+ * {@code syncWrites} it is also fsynced and survives power loss.
+ *
+ * <p><b>Corruption is refused, never served.</b> RocksDB runs with paranoid checks and replays its
+ * write-ahead log in the mode that tolerates only a torn last record (the write in flight at a
+ * crash, never acknowledged) and fails on damage anywhere else; reads verify block checksums, and
+ * a key that {@code MultiGet} reports without a value is confirmed absent by the Bloom filter or a
+ * point read, so a damaged block surfaces as {@code CORRUPTION} instead of a miss. The MANIFEST is
+ * checked against {@link ManifestMark} before RocksDB opens. RocksDB's log goes to SLF4J, so a
+ * refused open leaves the directory byte for byte as it was.
  *
  * <p>The directory is marked with an {@code MLKV-FORMAT} file recording the format, element type
  * and dimension; opening it with another dimension fails before RocksDB touches anything.
- * RocksDB's own lock file refuses a second opener, in this or another process.
+ * {@link DirectoryLock} refuses a second opener, in this or another process, however the path is
+ * spelled.
  *
  * <p>Thread-safe.
  */
 public final class RocksDbTier implements VectorTier {
     /** Keys per RocksDB MultiGet call; bounds the temporary lists of a very large batch. */
     private static final int MULTIGET_CHUNK = 8192;
+    /** Largest RocksDB write batch a {@link #putAll} sends; larger ones are split. */
+    static final long WRITE_BATCH_BYTES = 16L << 20;
     private static final byte[] META_CF = "mlkv-meta".getBytes(StandardCharsets.UTF_8);
 
     private static final Logger LOG = LoggerFactory.getLogger(RocksDbTier.class);
@@ -67,6 +86,9 @@ public final class RocksDbTier implements VectorTier {
 
     private final Path dir;
     private final int dim;
+    private final DirectoryLock lock;
+    private final RocksLogBridge rocksLog;
+    private final AbstractEventListener manifestListener;
     private final LRUCache blockCache;
     private final BloomFilter bloom;
     /** Tracks SST space and lets RocksDB recover by itself once a full disk has room again. */
@@ -88,9 +110,24 @@ public final class RocksDbTier implements VectorTier {
     private volatile MlkvException writeFailure;
     private final AtomicBoolean closed = new AtomicBoolean();
 
-    private RocksDbTier(Path dir, int dim, long blockCacheBytes, boolean syncWrites) {
+    private RocksDbTier(Path dir, int dim, long blockCacheBytes, boolean syncWrites, DirectoryLock lock) {
         this.dir = dir;
         this.dim = dim;
+        this.lock = lock;
+        this.rocksLog = new RocksLogBridge();
+        this.manifestListener = new AbstractEventListener(
+                AbstractEventListener.EnabledEventCallback.ON_FLUSH_COMPLETED,
+                AbstractEventListener.EnabledEventCallback.ON_COMPACTION_COMPLETED) {
+            @Override
+            public void onFlushCompleted(RocksDB db, FlushJobInfo info) {
+                ManifestMark.record(dir);
+            }
+
+            @Override
+            public void onCompactionCompleted(RocksDB db, CompactionJobInfo info) {
+                ManifestMark.record(dir);
+            }
+        };
         this.blockCache = new LRUCache(blockCacheBytes);
         this.bloom = new BloomFilter(10, false);
         BlockBasedTableConfig table = new BlockBasedTableConfig()
@@ -98,7 +135,12 @@ public final class RocksDbTier implements VectorTier {
                 .setFilterPolicy(bloom)
                 .setWholeKeyFiltering(true)
                 .setCacheIndexAndFilterBlocks(true)
+                .setCacheIndexAndFilterBlocksWithHighPriority(true)
                 .setPinL0FilterAndIndexBlocksInCache(true)
+                .setIndexType(IndexType.kTwoLevelIndexSearch)
+                .setPartitionFilters(true)
+                .setMetadataBlockSize(4096)
+                .setPinTopLevelIndexAndFilter(true)
                 .setBlockSize(4096)
                 .setFormatVersion(5);
         this.cfOptions = new ColumnFamilyOptions()
@@ -113,6 +155,11 @@ public final class RocksDbTier implements VectorTier {
                 .setSstFileManager(sstFiles)
                 .setCreateIfMissing(true)
                 .setCreateMissingColumnFamilies(true)
+                .setParanoidChecks(true)
+                .setWalRecoveryMode(WALRecoveryMode.TolerateCorruptedTailRecords)
+                .setBestEffortsRecovery(false)
+                .setLogger(rocksLog)
+                .setListeners(List.of(manifestListener))
                 .setMaxBackgroundJobs(Math.max(2, Runtime.getRuntime().availableProcessors()))
                 .setBytesPerSync(1L << 20);
         this.writeOptions = new WriteOptions().setSync(syncWrites);
@@ -126,6 +173,7 @@ public final class RocksDbTier implements VectorTier {
             closeOptions();
             throw openFailure(dir, e);
         }
+        ManifestMark.record(dir);
     }
 
     private void openHandles() throws RocksDBException {
@@ -229,8 +277,25 @@ public final class RocksDbTier implements VectorTier {
             throw new IllegalArgumentException("blockCacheBytes must be positive, was " + blockCacheBytes);
         }
         Path abs = dir.toAbsolutePath();
-        StoreFormat.createOrCheck(abs, dim);
-        return new RocksDbTier(abs, dim, blockCacheBytes, syncWrites);
+        try {
+            Files.createDirectories(abs);
+        } catch (IOException e) {
+            throw new MlkvException(StatusCode.IO_ERROR, "open " + abs, e.getClass().getSimpleName(),
+                    "cannot create the directory: " + e.getMessage(), e);
+        }
+        DirectoryLock lock = DirectoryLock.acquire(abs, "open");
+        try {
+            StoreFormat.createOrCheck(abs, dim);
+            ManifestMark.check(abs);
+            return new RocksDbTier(abs, dim, blockCacheBytes, syncWrites, lock);
+        } catch (RuntimeException e) {
+            try {
+                lock.close();
+            } catch (RuntimeException suppressed) {
+                e.addSuppressed(suppressed);
+            }
+            throw e;
+        }
     }
 
     /** The store's directory. */
@@ -280,6 +345,9 @@ public final class RocksDbTier implements VectorTier {
             }
             for (int i = start; i < end; i++) {
                 byte[] v = values.get(i - start);
+                if (v == null) {
+                    v = confirmAbsent(encoded.get(i - start));
+                }
                 found[i] = v != null;
                 if (v != null) {
                     ValueCodec.decodeValue(keys[i], v, out, i, dim);
@@ -288,6 +356,23 @@ public final class RocksDbTier implements VectorTier {
             }
         }
         return hits;
+    }
+
+    /**
+     * RocksDB's Java {@code MultiGet} returns no value both for an absent key and for one whose
+     * block failed its checksum. A key the Bloom filter and memtable rule out is absent; the rare
+     * one they cannot (about 1 % false positives) is read again on its own, which throws
+     * {@code CORRUPTION} for a damaged block and returns the value if it appeared meanwhile.
+     */
+    private byte[] confirmAbsent(byte[] key) {
+        if (!db.keyMayExist(data, readOptions, key, null)) {
+            return null;
+        }
+        try {
+            return db.get(data, readOptions, key);
+        } catch (RocksDBException e) {
+            throw failure("multiGet", e);
+        }
     }
 
     /**
@@ -349,17 +434,27 @@ public final class RocksDbTier implements VectorTier {
         putAll(keys, values, keys.length);
     }
 
-    /** Writes rows {@code [0, count)} in one atomic write batch, in order (a later row wins). */
+    /**
+     * Writes rows {@code [0, count)} in order (a later row wins), in write batches of at most
+     * {@value #WRITE_BATCH_BYTES} bytes: each batch is atomic, and a crash between two of them
+     * keeps a prefix of the rows. When this returns every row is in the write-ahead log.
+     */
     public void putAll(long[] keys, float[] values, int count) {
         if (count == 0) {
             return;
         }
+        int rowsPerBatch = (int) Math.max(1, WRITE_BATCH_BYTES / (8 + ValueCodec.HEADER_BYTES + 4L * dim));
         enter(true);
-        try (WriteBatch batch = new WriteBatch()) {
-            for (int i = 0; i < count; i++) {
-                batch.put(data, ValueCodec.encodeKey(keys[i]), ValueCodec.encodeValue(values, i, dim));
+        try {
+            for (int from = 0; from < count; from += rowsPerBatch) {
+                int to = Math.min(count, from + rowsPerBatch);
+                try (WriteBatch batch = new WriteBatch()) {
+                    for (int i = from; i < to; i++) {
+                        batch.put(data, ValueCodec.encodeKey(keys[i]), ValueCodec.encodeValue(values, i, dim));
+                    }
+                    db.write(writeOptions, batch);
+                }
             }
-            db.write(writeOptions, batch);
         } catch (RocksDBException e) {
             throw writeFailed("write (n=" + count + ")", e);
         } finally {
@@ -499,13 +594,18 @@ public final class RocksDbTier implements VectorTier {
                 return;
             }
             closeHandles();
+            ManifestMark.record(dir);
         } catch (RocksDBException e) {
             throw failure("close " + dir, e);
         } finally {
             try {
                 closeOptions();
             } finally {
-                handleLock.writeLock().unlock();
+                try {
+                    lock.close();
+                } finally {
+                    handleLock.writeLock().unlock();
+                }
             }
         }
     }
@@ -518,6 +618,8 @@ public final class RocksDbTier implements VectorTier {
         bloom.close();
         blockCache.close();
         sstFiles.close();
+        manifestListener.close();
+        rocksLog.close();
     }
 
     private static SstFileManager newSstFileManager() {
@@ -538,7 +640,7 @@ public final class RocksDbTier implements VectorTier {
 
     private static MlkvException openFailure(Path dir, RocksDBException e) {
         String msg = String.valueOf(e.getMessage());
-        if (msg.contains("LOCK") || msg.contains("lock")) {
+        if (msg.contains("/LOCK") || msg.contains("lock hold by current process")) {
             return new MlkvException(StatusCode.LOCKED, "open " + dir, codeName(e),
                     "the storage directory is already open in another store (this or another process); "
                             + "close that store first or choose another directory (" + msg + ")",

@@ -53,6 +53,19 @@ final class StoreFormat {
         }
     }
 
+    /** The dimension recorded in {@code dir}'s marker. */
+    static int readDim(Path dir) {
+        Path file = dir.resolve(FILE_NAME);
+        Properties p = new Properties();
+        try (InputStream in = Files.newInputStream(file)) {
+            p.load(in);
+            return Integer.parseInt(p.getProperty("dim"));
+        } catch (IOException | NumberFormatException e) {
+            throw new MlkvException(StatusCode.INCOMPATIBLE_FORMAT, "read " + file, e.getClass().getSimpleName(),
+                    "cannot read the store's dimension: " + e.getMessage(), e);
+        }
+    }
+
     private static void check(Path file, int dim) throws IOException {
         Properties p = new Properties();
         try (InputStream in = Files.newInputStream(file)) {
@@ -78,7 +91,7 @@ final class StoreFormat {
 
     private static boolean isEmpty(Path dir) throws IOException {
         try (Stream<Path> entries = Files.list(dir)) {
-            return entries.findAny().isEmpty();
+            return entries.noneMatch(p -> !p.getFileName().toString().equals(DirectoryLock.FILE_NAME));
         }
     }
 }
