@@ -23,7 +23,7 @@ class CrashRecoveryTest {
     @TempDir
     Path dir;
 
-    private static Process start(String... args) throws Exception {
+    static Process start(String... args) throws Exception {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.add("-Xmx256m");

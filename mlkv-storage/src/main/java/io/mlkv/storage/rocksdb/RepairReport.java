@@ -13,20 +13,38 @@ import java.util.List;
  * @param estimatedLost     RocksDB's estimate of the entries of the recovered state minus those
  *                          read from it, plus entries of unlisted files that could not be read;
  *                          0 when everything readable was read
- * @param unreadable        one line per key range or file that failed its checks and was dropped
+ * @param dropped           the key ranges that failed their checks and were dropped, each with
+ *                          the file or state it was read from; a whole unreadable file has the
+ *                          range {@code Long.MIN_VALUE .. Long.MAX_VALUE}
  * @param notes             how the damaged state was opened (which MANIFEST, WAL records skipped)
  * @param damagedCopy       where the damaged files were moved, untouched; delete it once the
  *                          repaired store is verified
  */
-public record RepairReport(long salvaged, long fromUnlistedFiles, long estimatedLost, List<String> unreadable,
+public record RepairReport(long salvaged, long fromUnlistedFiles, long estimatedLost, List<Dropped> dropped,
         List<String> notes, Path damagedCopy) {
+
+    /**
+     * Keys {@code firstKey..lastKey} (inclusive) of {@code source} could not be read; any key of
+     * the store in that range that is not in the repaired store was lost.
+     */
+    public record Dropped(String source, long firstKey, long lastKey, String reason) {
+        /** Whether {@code key} lies in the range. */
+        public boolean covers(long key) {
+            return key >= firstKey && key <= lastKey;
+        }
+
+        @Override
+        public String toString() {
+            return source + ": keys " + firstKey + " to " + lastKey + " (" + reason + ")";
+        }
+    }
 
     @Override
     public String toString() {
         StringBuilder sb = new StringBuilder("salvaged ").append(salvaged).append(" entries (")
                 .append(fromUnlistedFiles).append(" from SST files the MANIFEST no longer listed); about ")
                 .append(estimatedLost).append(" lost; damaged files kept in ").append(damagedCopy);
-        for (String u : unreadable) {
+        for (Dropped u : dropped) {
             sb.append("\n  dropped: ").append(u);
         }
         for (String n : notes) {

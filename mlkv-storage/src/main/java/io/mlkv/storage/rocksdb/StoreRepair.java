@@ -92,7 +92,7 @@ public final class StoreRepair {
         Path damaged = parent.resolve(name + ".damaged-" + stamp);
         try (DirectoryLock lock = DirectoryLock.acquire(abs, "repair")) {
             int dim = StoreFormat.readDim(abs);
-            List<String> unreadable = new ArrayList<>();
+            List<RepairReport.Dropped> unreadable = new ArrayList<>();
             List<String> notes = new ArrayList<>();
             linkFiles(abs, work);
             fixCurrent(work, notes);
@@ -173,7 +173,7 @@ public final class StoreRepair {
                 + (named < 0 ? "nothing usable" : ManifestMark.manifestName(named)) + ")");
     }
 
-    private static void salvage(Path work, int dim, RocksDbTier out, long[] counts, List<String> unreadable,
+    private static void salvage(Path work, int dim, RocksDbTier out, long[] counts, List<RepairReport.Dropped> unreadable,
             List<String> notes) throws IOException {
         Rows rows = new Rows(dim, out);
         LongHashSet taken = new LongHashSet();
@@ -253,7 +253,7 @@ public final class StoreRepair {
 
     /** Reads SST files of the data column family that the recovered state does not list, newest first. */
     private static long[] salvageUnlisted(Path work, Set<String> live, Rows rows, LongHashSet taken, RocksDB view,
-            List<ColumnFamilyHandle> handles, List<String> unreadable) throws IOException {
+            List<ColumnFamilyHandle> handles, List<RepairReport.Dropped> unreadable) throws IOException {
         List<Path> files;
         try (Stream<Path> s = Files.list(work)) {
             files = s.filter(f -> SST.matcher(f.getFileName().toString()).matches()
@@ -277,7 +277,8 @@ public final class StoreRepair {
                     lost += Math.max(0, entries - (rows.seen - before));
                 }
             } catch (RocksDBException e) {
-                unreadable.add(f.getFileName() + ": " + e.getMessage());
+                unreadable.add(new RepairReport.Dropped(f.getFileName().toString(), Long.MIN_VALUE, Long.MAX_VALUE,
+                        e.getMessage()));
             }
         }
         return new long[] {salvaged, lost};
@@ -297,7 +298,7 @@ public final class StoreRepair {
      * {@code skip} says so); skips damaged blocks by bisection. Returns the entries copied.
      */
     private static long copy(AbstractRocksIterator<?> it, String source, Rows rows, LongHashSet taken,
-            java.util.function.Predicate<byte[]> skip, List<String> unreadable) {
+            java.util.function.Predicate<byte[]> skip, List<RepairReport.Dropped> unreadable) {
         long copied = 0;
         it.seekToFirst();
         long last = Long.MIN_VALUE;
@@ -317,7 +318,8 @@ public final class StoreRepair {
                         }
                         copied++;
                     } else {
-                        unreadable.add(source + ": key " + key + " has a value of " + v.length + " bytes");
+                        unreadable.add(new RepairReport.Dropped(source, key, key, "a value of " + v.length
+                                + " bytes, not this store's format"));
                     }
                 }
                 it.next();
@@ -331,7 +333,7 @@ public final class StoreRepair {
             }
             long from = any ? last + 1 : Long.MIN_VALUE;
             if (!readsCleanly(it, Long.MAX_VALUE)) {
-                unreadable.add(source + ": keys " + from + " to " + Long.MAX_VALUE + " (" + failure.getMessage() + ")");
+                unreadable.add(new RepairReport.Dropped(source, from, Long.MAX_VALUE, failure.getMessage()));
                 return copied;
             }
             long lo = from;
@@ -344,10 +346,15 @@ public final class StoreRepair {
                     lo = mid + 1;
                 }
             }
-            unreadable.add(source + ": keys " + from + " to " + (lo - 1) + " (" + failure.getMessage() + ")");
+            // A seek that reads cleanly can still land beyond keys it could not read (a damaged
+            // index block hides the data blocks under it), so the gap ends where the seek landed.
             it.seek(ValueCodec.encodeKey(lo));
-            any = true;
-            last = lo - 1;
+            long to = it.isValid() ? ValueCodec.decodeKey(key(it)) - 1 : Long.MAX_VALUE;
+            unreadable.add(new RepairReport.Dropped(source, from, to, failure.getMessage()));
+            if (!it.isValid()) {
+                return copied;
+            }
+            any = false;
         }
     }
 
