@@ -57,7 +57,8 @@ import javax.net.ssl.SSLException;
  * <p>Each partition belongs to one server of the endpoint list ({@link ServerRing}), so all calls
  * of a partition, a Lookup included, go to one server. Every call has a deadline; calls that fail
  * with UNAVAILABLE are retried by grpc's retry policy (all calls are idempotent: a block's content
- * is fixed by its hash). Failures complete the futures with {@link io.grpc.StatusRuntimeException}.
+ * is fixed by its hash). Failures complete the futures with a {@link TokenCacheException} naming the
+ * status, the server and the call; the blocking methods throw it.
  * Thread-safe; one instance per process is enough.
  */
 public final class TokenCacheClient implements AutoCloseable {
@@ -172,7 +173,7 @@ public final class TokenCacheClient implements AutoCloseable {
 
     /** {@link #lookupAsync} on the default partition, waiting for the answer. */
     public LookupResponse lookup(String completionId, int[] promptTokens) {
-        return lookupAsync(container, completionId, promptTokens).join();
+        return await(lookupAsync(container, completionId, promptTokens));
     }
 
     /** How many leading blocks of the prompt are cached, with their locations. */
@@ -182,7 +183,7 @@ public final class TokenCacheClient implements AutoCloseable {
         for (int t : promptTokens) {
             r.addTokens(t);
         }
-        return call(partitionKey, s -> s.lookup(r.build()));
+        return call(partitionKey, "Lookup", s -> s.lookup(r.build()));
     }
 
     /** Lookup by block hashes the caller computed ({@link BlockHash#ofPrompt}); no token check. */
@@ -192,12 +193,12 @@ public final class TokenCacheClient implements AutoCloseable {
         for (long h : hashes) {
             r.addBlockHashes(h);
         }
-        return call(partitionKey, s -> s.lookup(r.build()));
+        return call(partitionKey, "Lookup", s -> s.lookup(r.build()));
     }
 
     /** Stores a chunk on its partition's server; completes with its location. */
     public CompletableFuture<WriteResponse> writeAsync(Chunk chunk) {
-        return call(chunk.getPartitionKey(), s -> s.write(WriteRequest.newBuilder().setChunk(chunk).build()));
+        return call(chunk.getPartitionKey(), "Write", s -> s.write(WriteRequest.newBuilder().setChunk(chunk).build()));
     }
 
     /** Stores chunks of one partition in one call. */
@@ -212,7 +213,7 @@ public final class TokenCacheClient implements AutoCloseable {
                         + c.getPartitionKey() + "'");
             }
         }
-        return call(partition, s -> s.writeBatch(WriteBatchRequest.newBuilder().addAllChunks(chunks).build()));
+        return call(partition, "WriteBatch", s -> s.writeBatch(WriteBatchRequest.newBuilder().addAllChunks(chunks).build()));
     }
 
     /** Reads a block of the default partition. The response's {@code found} is false on a miss. */
@@ -226,7 +227,7 @@ public final class TokenCacheClient implements AutoCloseable {
      */
     public CompletableFuture<ReadResponse> readAsync(String partitionKey, com.google.protobuf.ByteString location,
             int[] expectedTokens) {
-        return call(partitionKey, s -> s.read(readRequest(partitionKey, location, expectedTokens)));
+        return call(partitionKey, "Read", s -> s.read(readRequest(partitionKey, location, expectedTokens)));
     }
 
     /** Reads blocks of one partition in one call; results come in request order. */
@@ -236,7 +237,7 @@ public final class TokenCacheClient implements AutoCloseable {
         for (com.google.protobuf.ByteString l : locations) {
             r.addReads(readRequest(partitionKey, l, null));
         }
-        return call(partitionKey, s -> s.readBatch(r.build()));
+        return call(partitionKey, "ReadBatch", s -> s.readBatch(r.build()));
     }
 
     private static ReadRequest readRequest(String partitionKey, com.google.protobuf.ByteString location, int[] expected) {
@@ -251,21 +252,35 @@ public final class TokenCacheClient implements AutoCloseable {
 
     /** Health of the server that owns the partition. */
     public HealthResponse health(String partitionKey) {
-        return call(partitionKey, s -> s.health(HealthRequest.getDefaultInstance())).join();
+        return await(call(partitionKey, "Health", s -> s.health(HealthRequest.getDefaultInstance())));
     }
 
     /** An empty call to the partition's server (the transport's own cost). */
     public CompletableFuture<Void> pingAsync(String partitionKey) {
-        return call(partitionKey, s -> s.ping(PingRequest.getDefaultInstance())).thenApply(r -> null);
+        return call(partitionKey, "Ping", s -> s.ping(PingRequest.getDefaultInstance())).thenApply(r -> null);
     }
 
-    private <T> CompletableFuture<T> call(String partitionKey,
+    /** Waits for a call; its failure is thrown as the {@link TokenCacheException} it is. */
+    private static <T> T await(CompletableFuture<T> f) {
+        try {
+            return f.join();
+        } catch (java.util.concurrent.CompletionException e) {
+            if (e.getCause() instanceof TokenCacheException t) {
+                throw t;
+            }
+            throw e;
+        }
+    }
+
+    private <T> CompletableFuture<T> call(String partitionKey, String method,
             Function<TokenCacheGrpc.TokenCacheFutureStub, ListenableFuture<T>> rpc) {
         Objects.requireNonNull(partitionKey, "partitionKey");
         if (closed.get()) {
             throw new IllegalStateException("the client is closed");
         }
-        TokenCacheGrpc.TokenCacheFutureStub stub = stubs[ring.ownerIndex(partitionKey)]
+        int owner = ring.ownerIndex(partitionKey);
+        String server = ring.owner(partitionKey);
+        TokenCacheGrpc.TokenCacheFutureStub stub = stubs[owner]
                 .withDeadlineAfter(deadline.toMillis(), TimeUnit.MILLISECONDS);
         CompletableFuture<T> result = new CompletableFuture<>();
         Futures.addCallback(rpc.apply(stub), new FutureCallback<T>() {
@@ -276,7 +291,7 @@ public final class TokenCacheClient implements AutoCloseable {
 
             @Override
             public void onFailure(Throwable t) {
-                result.completeExceptionally(t);
+                result.completeExceptionally(TokenCacheException.of(t, server, method));
             }
         }, MoreExecutors.directExecutor());
         return result;

@@ -47,13 +47,14 @@ import org.slf4j.LoggerFactory;
  */
 public final class TokenCacheServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(TokenCacheServer.class);
-    private static final Pattern PARTITION_KEY = Pattern.compile("[A-Za-z0-9._-]{1,64}");
+    static final Pattern PARTITION_KEY = Pattern.compile("[A-Za-z0-9._-]{1,64}");
 
     private final Server server;
     private final ChunkCache cache;
     private final ExecutorService executor;
     private final ScheduledExecutorService reporter;
     private final AtomicBoolean closed = new AtomicBoolean();
+    private final MalformedRequests malformed = new MalformedRequests();
 
     private TokenCacheServer(Builder b) throws IOException {
         AzureBlobBackend backend = b.azureConnectionString == null ? null
@@ -73,7 +74,7 @@ public final class TokenCacheServer implements AutoCloseable {
         }
         interceptors.add(metrics); // added last, so it runs first and times refused calls too
         ServerServiceDefinition service = ServerInterceptors.intercept(
-                new TokenCacheService(cache, b.maxLookupTokens, b.maxBatch), interceptors);
+                malformed.guard(new TokenCacheService(cache, b.maxLookupTokens, b.maxBatch).bindService()), interceptors);
         InetSocketAddress address = new InetSocketAddress(b.host, b.port);
         NettyServerBuilder sb = b.tlsCertificate == null ? NettyServerBuilder.forAddress(address)
                 : NettyServerBuilder.forAddress(address, TlsServerCredentials.create(b.tlsCertificate, b.tlsKey));
@@ -111,6 +112,11 @@ public final class TokenCacheServer implements AutoCloseable {
 
     public static Builder builder() {
         return new Builder();
+    }
+
+    /** Requests refused because their body did not parse, since the server started. */
+    public long malformedRequests() {
+        return malformed.refused();
     }
 
     /** The port the server listens on (the chosen one when built with port 0). */

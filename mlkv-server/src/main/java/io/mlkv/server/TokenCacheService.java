@@ -213,6 +213,9 @@ final class TokenCacheService extends TokenCacheGrpc.TokenCacheImplBase {
         if (key.isEmpty()) {
             throw invalid("partition_key is empty");
         }
+        if (!TokenCacheServer.PARTITION_KEY.matcher(key).matches()) {
+            throw invalid("partition_key is malformed: 1-64 characters of letters, digits, '.', '_' and '-'");
+        }
         Partition p = cache.partition(key);
         if (p == null) {
             throw Status.NOT_FOUND.withDescription("unknown partition '" + key + "' (the server's --partitions list)")

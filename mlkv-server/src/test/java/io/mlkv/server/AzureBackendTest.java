@@ -8,7 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.azure.core.util.BinaryData;
 import com.azure.storage.blob.BlobServiceClientBuilder;
 import io.grpc.Status;
-import io.grpc.StatusRuntimeException;
+import io.mlkv.client.TokenCacheException;
 import io.mlkv.client.BlockHash;
 import io.mlkv.client.Location;
 import io.mlkv.client.TokenCacheClient;
@@ -106,9 +106,9 @@ class AzureBackendTest {
                 other.close();
                 CompletionException e = assertThrows(CompletionException.class,
                         () -> c.writeAsync(c.chunksOf(prompt).get(0)).join());
-                StatusRuntimeException status = (StatusRuntimeException) e.getCause();
-                assertEquals(Status.Code.UNAVAILABLE, status.getStatus().getCode(), status.getMessage());
-                assertTrue(status.getStatus().getDescription().contains("upload default/"), status.getMessage());
+                TokenCacheException status = (TokenCacheException) e.getCause();
+                assertEquals(Status.Code.UNAVAILABLE, status.code(), status.getMessage());
+                assertTrue(status.status().getDescription().contains("upload default/"), status.getMessage());
                 assertEquals(0, c.health("default").getPartitions(0).getBlocks());
             }
         }

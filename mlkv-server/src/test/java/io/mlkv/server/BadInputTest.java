@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.google.protobuf.ByteString;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import io.mlkv.client.TokenCacheException;
 import io.mlkv.client.Location;
 import io.mlkv.client.TokenCacheClient;
 import io.mlkv.client.proto.Chunk;
@@ -50,12 +51,12 @@ class BadInputTest {
         server.close();
     }
 
-    private static StatusRuntimeException fails(Status.Code code, String messagePart, Supplier<?> call) {
+    private static TokenCacheException fails(Status.Code code, String messagePart, Supplier<?> call) {
         CompletionException e = assertThrows(CompletionException.class, call::get);
-        StatusRuntimeException s = (StatusRuntimeException) e.getCause();
-        assertEquals(code, s.getStatus().getCode(), s.getMessage());
-        assertTrue(s.getStatus().getDescription() != null && s.getStatus().getDescription().contains(messagePart),
-                "message '" + s.getStatus().getDescription() + "' should name '" + messagePart + "'");
+        TokenCacheException s = (TokenCacheException) e.getCause();
+        assertEquals(code, s.code(), s.getMessage());
+        assertTrue(s.status().getDescription() != null && s.status().getDescription().contains(messagePart),
+                "message '" + s.status().getDescription() + "' should name '" + messagePart + "'");
         return s;
     }
 
@@ -120,9 +121,9 @@ class BadInputTest {
     void oversizedMessagesAreResourceExhausted() {
         int[] huge = new int[40_000]; // 160+ KB on the wire, over the 64 KiB limit
         java.util.Arrays.fill(huge, 1 << 30);
-        StatusRuntimeException e = assertThrows(CompletionException.class,
-                () -> client.lookupAsync("a", "x", huge).join()).getCause() instanceof StatusRuntimeException s ? s : null;
-        assertEquals(Status.Code.RESOURCE_EXHAUSTED, e.getStatus().getCode(), e.getMessage());
+        TokenCacheException e = assertThrows(CompletionException.class,
+                () -> client.lookupAsync("a", "x", huge).join()).getCause() instanceof TokenCacheException s ? s : null;
+        assertEquals(Status.Code.RESOURCE_EXHAUSTED, e.code(), e.getMessage());
     }
 
     @Test

@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.grpc.Server;
 import io.grpc.Status;
-import io.grpc.StatusRuntimeException;
+import io.mlkv.client.TokenCacheException;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.stub.StreamObserver;
 import io.mlkv.client.TokenCacheClient;
@@ -60,7 +60,7 @@ class ClientRetryTest {
         Server s = flaky(calls, 10, Status.Code.UNAVAILABLE);
         try (TokenCacheClient c = client(s, 3)) {
             CompletionException e = assertThrows(CompletionException.class, () -> c.pingAsync("default").join());
-            assertEquals(Status.Code.UNAVAILABLE, ((StatusRuntimeException) e.getCause()).getStatus().getCode());
+            assertEquals(Status.Code.UNAVAILABLE, ((TokenCacheException) e.getCause()).code());
             assertEquals(3, calls.get());
         } finally {
             s.shutdownNow();
@@ -73,7 +73,7 @@ class ClientRetryTest {
         Server s = flaky(calls, 10, Status.Code.INVALID_ARGUMENT);
         try (TokenCacheClient c = client(s, 4)) {
             CompletionException e = assertThrows(CompletionException.class, () -> c.pingAsync("default").join());
-            assertTrue(e.getCause() instanceof StatusRuntimeException);
+            assertTrue(e.getCause() instanceof TokenCacheException);
             assertEquals(1, calls.get());
         } finally {
             s.shutdownNow();

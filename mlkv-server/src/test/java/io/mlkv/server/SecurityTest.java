@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.grpc.Status;
-import io.grpc.StatusRuntimeException;
+import io.mlkv.client.TokenCacheException;
 import io.mlkv.client.TokenCacheClient;
 import java.io.File;
 import java.io.FileInputStream;
@@ -29,7 +29,7 @@ class SecurityTest {
 
     private static Status.Code codeOf(Runnable call) {
         CompletionException e = assertThrows(CompletionException.class, call::run);
-        return ((StatusRuntimeException) e.getCause()).getStatus().getCode();
+        return ((TokenCacheException) e.getCause()).code();
     }
 
     @Test
@@ -88,6 +88,22 @@ class SecurityTest {
             assertEquals(1, tls.lookup("x", prompt).getCachedBlocks());
             Status.Code code = codeOf(() -> plain.lookupAsync("default", "x", prompt).join());
             assertTrue(code == Status.Code.UNAVAILABLE || code == Status.Code.INTERNAL, "plaintext to TLS gave " + code);
+        }
+    }
+
+    @Test
+    void aClientTrustingAnotherCertificateIsToldTheTlsHandshakeFailed() throws Exception {
+        File[] pem = selfSigned(Files.createDirectories(dir.resolve("server-cert")));
+        File[] other = selfSigned(Files.createDirectories(dir.resolve("other-cert")));
+        int[] prompt = Fixture.prompt(new SplittableRandom(6), 128);
+        try (TokenCacheServer server = Fixture.server(dir.resolve("data")).tls(pem[0], pem[1]).start();
+             TokenCacheClient mistrusting = TokenCacheClient.builder().endpoints("127.0.0.1:" + server.port())
+                     .trustCertificate(other[0]).deadline(Duration.ofSeconds(5)).maxAttempts(1).build()) {
+            TokenCacheException e = org.junit.jupiter.api.Assertions.assertThrows(TokenCacheException.class,
+                    () -> mistrusting.lookup("x", prompt));
+            assertTrue(e.isTlsFailure(), e.getMessage());
+            assertTrue(e.getMessage().contains("TLS handshake failed") && e.getMessage().contains("127.0.0.1:" + server.port())
+                    && e.getMessage().contains("Lookup"), e.getMessage());
         }
     }
 }
