@@ -11,6 +11,7 @@ import picocli.CommandLine.Command;
         description = {"Runs MLKV's demo, policy simulator and JMH benchmarks.",
             "  jmh [JMH options]   runs the JMH benchmarks in this jar, e.g. 'jmh TierBenchmark -f 1'"},
         subcommands = {RunCommand.class, DemoCommand.class, SimulateCommand.class, GpuBenchCommand.class, GpuIoCommand.class, StoreBenchCommand.class,
+            BatchBenchCommand.class,
             CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 

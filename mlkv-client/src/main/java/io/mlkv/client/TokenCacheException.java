@@ -68,7 +68,7 @@ public final class TokenCacheException extends RuntimeException {
                     .append("; check the client's trustCertificate and that the server uses TLS)");
         } else {
             switch (status.getCode()) {
-                case UNAUTHENTICATED -> sb.append(" (check the client's bearerToken against the server's --token)");
+                case UNAUTHENTICATED -> sb.append(" (check the client's bearerToken against the server's --auth-token-file)");
                 case UNAVAILABLE -> sb.append(" (is a server listening there? check the endpoint list"
                         + (status.getCause() != null ? "; " + status.getCause().getMessage() : "") + ")");
                 case DEADLINE_EXCEEDED -> sb.append(" (raise the client's deadline or check the server's load)");

@@ -196,7 +196,7 @@ class NothingLostTest {
             BufferedReader r = new BufferedReader(new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8));
             assertEquals("OPEN", r.readLine(), "child did not open the store");
             MlkvException e = assertStatus(StatusCode.LOCKED, () -> open(d).close());
-            assertTrue(e.getMessage().contains("another process") && e.getMessage().contains("pid " + child.pid()),
+            assertTrue(e.getMessage().contains("already open in another process") && e.getMessage().contains("pid " + child.pid()),
                     e.getMessage());
         } finally {
             child.destroyForcibly();

@@ -72,7 +72,7 @@ public final class DirectoryLock implements AutoCloseable {
         String holder = describe(real, purpose);
         String previous = HELD_IN_THIS_JVM.putIfAbsent(identity, holder);
         if (previous != null) {
-            throw locked(op, "the directory is already held in this process by " + previous);
+            throw locked(op, "the directory is already open in this process (held for " + previous + ")");
         }
         FileChannel channel = null;
         try {
@@ -90,8 +90,8 @@ public final class DirectoryLock implements AutoCloseable {
             }
             if (lock == null) {
                 String other = readHolder(channel);
-                throw locked(op, "the directory is held by another process"
-                        + (other.isEmpty() ? "" : " (" + other + ")"));
+                throw locked(op, "the directory is already open in another process"
+                        + (other.isEmpty() ? "" : " (held for " + other + ")"));
             }
             channel.truncate(0);
             channel.write(ByteBuffer.wrap((holder + "\n").getBytes(StandardCharsets.UTF_8)), 0);

@@ -277,6 +277,8 @@ public final class RocksDbTier implements VectorTier {
             throw new IllegalArgumentException("blockCacheBytes must be positive, was " + blockCacheBytes);
         }
         Path abs = dir.toAbsolutePath();
+        // A store of another dimension is refused before the lock file is written.
+        StoreFormat.checkIfPresent(abs, dim);
         try {
             Files.createDirectories(abs);
         } catch (IOException e) {

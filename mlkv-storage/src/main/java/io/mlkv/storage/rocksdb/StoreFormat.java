@@ -53,6 +53,20 @@ final class StoreFormat {
         }
     }
 
+    /** Checks the marker if {@code dir} has one; reads only. */
+    static void checkIfPresent(Path dir, int dim) {
+        Path file = dir.resolve(FILE_NAME);
+        if (!Files.isRegularFile(file)) {
+            return;
+        }
+        try {
+            check(file, dim);
+        } catch (IOException e) {
+            throw new MlkvException(StatusCode.IO_ERROR, "open " + dir, e.getClass().getSimpleName(),
+                    "cannot read " + file + ": " + e.getMessage(), e);
+        }
+    }
+
     /** The dimension recorded in {@code dir}'s marker. */
     static int readDim(Path dir) {
         Path file = dir.resolve(FILE_NAME);
