@@ -37,7 +37,6 @@ import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.stream.Stream;
 import jcuda.driver.CUdeviceptr;
-import org.agrona.CloseHelper;
 import org.agrona.collections.Long2LongHashMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -115,6 +114,8 @@ public final class MlkvStore implements VectorTier {
     private final DramTier dram;
     private final RocksDbTier rocks;
     private final WriteBackBuffer pending;
+    /** Everything the constructor opened, closed in reverse by {@link #close()}. */
+    private final OpenedResources resources;
     private final ExecutorService prefetchPool;
     /** Futures of prefetches not yet finished; {@link #close()} fails those that have not started. */
     private final Set<CompletableFuture<Void>> queuedPrefetches = ConcurrentHashMap.newKeySet();
@@ -160,56 +161,50 @@ public final class MlkvStore implements VectorTier {
         this.dim = b.dim;
         this.rowBytes = dim * 4L;
         this.durability = b.durability;
-        this.rocks = RocksDbTier.open(b.directory, dim, b.blockCacheBytes, b.syncWrites);
+        OpenedResources opened = new OpenedResources();
         try {
-            this.dram = new DramTier(dim, b.dramCapacityBytes, b.policy);
-        } catch (RuntimeException e) {
-            rocks.close();
-            throw e;
-        }
-        try {
-            this.hbm = HbmCache.open(b.gpuMode, dim, b.hbmCapacity, b.hbmWriteBack);
-        } catch (RuntimeException e) {
-            dram.close();
-            rocks.close();
-            throw e;
-        }
-        this.fileIo = hbm == null ? null : FileIo.open(b.fileIoMode);
-        try {
+            this.rocks = opened.add(RocksDbTier.open(b.directory, dim, b.blockCacheBytes, b.syncWrites));
+            this.dram = opened.add(new DramTier(dim, b.dramCapacityBytes, b.policy));
+            this.hbm = opened.add(HbmCache.open(b.gpuMode, dim, b.hbmCapacity, b.hbmWriteBack));
+            this.fileIo = hbm == null ? null : opened.add(FileIo.open(b.fileIoMode));
             this.spill = hbm == null || b.hbmSpillRows == 0 ? null
-                    : SpillLog.create(b.directory.resolve(SPILL_FILE), dim, b.hbmSpillRows, b.fileIoMode);
-        } catch (RuntimeException e) {
-            CloseHelper.closeAll(hbm, fileIo, dram, rocks);
+                    : opened.add(SpillLog.create(b.directory.resolve(SPILL_FILE), dim, b.hbmSpillRows, b.fileIoMode));
+            if (spill != null) {
+                LOG.info("HBM spill log: {} rows in {} ({})", spill.slots(), b.directory.resolve(SPILL_FILE),
+                        spill.cufileUnavailable() == null ? "cuFile" : "POSIX: " + spill.cufileUnavailable());
+            }
+            if (hbm != null && b.mapDram) {
+                hbm.mapDram(dram);
+            }
+            this.promotionFilter = b.hbmAdmission.newFilter(b.hbmCapacity);
+            this.admitsEveryMiss = b.hbmAdmission == HbmAdmission.ALWAYS;
+            warmHbmFromRestoredCheckpoint();
+            this.pending = new WriteBackBuffer(dim);
+            this.writeBackSink = (key, value, dirty) -> {
+                if (dirty) {
+                    pending.add(key, value, 0);
+                }
+            };
+            this.entryCount = new AtomicLong(recoverCount());
+            AtomicInteger threadId = new AtomicInteger();
+            this.prefetchPool = Executors.newFixedThreadPool(b.prefetchThreads, r -> {
+                Thread t = new Thread(r, "mlkv-prefetch-" + threadId.incrementAndGet());
+                t.setDaemon(true);
+                return t;
+            });
+            opened.add(prefetchPool::shutdown);
+            this.promoter = new ThreadPoolExecutor(1, 1, 0, TimeUnit.MILLISECONDS, new ArrayBlockingQueue<>(16), r -> {
+                Thread t = new Thread(r, "mlkv-promote");
+                t.setDaemon(true);
+                return t;
+            }, new ThreadPoolExecutor.DiscardPolicy());
+            opened.add(promoter::shutdown);
+        } catch (RuntimeException | Error e) {
+            // Nothing stays open after a failed constructor: a retry must not find the directory locked.
+            opened.closeAfterFailure(e);
             throw e;
         }
-        if (spill != null) {
-            LOG.info("HBM spill log: {} rows in {} ({})", spill.slots(), b.directory.resolve(SPILL_FILE),
-                    spill.cufileUnavailable() == null ? "cuFile" : "POSIX: " + spill.cufileUnavailable());
-        }
-        if (hbm != null && b.mapDram) {
-            hbm.mapDram(dram);
-        }
-        this.promotionFilter = b.hbmAdmission.newFilter(b.hbmCapacity);
-        this.admitsEveryMiss = b.hbmAdmission == HbmAdmission.ALWAYS;
-        warmHbmFromRestoredCheckpoint();
-        this.pending = new WriteBackBuffer(dim);
-        this.writeBackSink = (key, value, dirty) -> {
-            if (dirty) {
-                pending.add(key, value, 0);
-            }
-        };
-        this.entryCount = new AtomicLong(recoverCount());
-        AtomicInteger threadId = new AtomicInteger();
-        this.prefetchPool = Executors.newFixedThreadPool(b.prefetchThreads, r -> {
-            Thread t = new Thread(r, "mlkv-prefetch-" + threadId.incrementAndGet());
-            t.setDaemon(true);
-            return t;
-        });
-        this.promoter = new ThreadPoolExecutor(1, 1, 0, TimeUnit.MILLISECONDS, new ArrayBlockingQueue<>(16), r -> {
-            Thread t = new Thread(r, "mlkv-promote");
-            t.setDaemon(true);
-            return t;
-        }, new ThreadPoolExecutor.DiscardPolicy());
+        this.resources = opened;
         LOG.info("opened MLKV store at {}: dim={}, DRAM {} slots ({} bytes, policy {}), durability {}",
                 rocks.directory(), dim, dram.capacity(), b.dramCapacityBytes, b.policy, durability);
     }
@@ -1769,10 +1764,9 @@ public final class MlkvStore implements VectorTier {
             for (CompletableFuture<Void> f : queuedPrefetches) {
                 f.completeExceptionally(closing);
             }
-            prefetchPool.shutdown();
-            promoter.shutdown();
-            // In reverse order of opening; a failure does not skip the rest (later ones are suppressed).
-            CloseHelper.closeAll(spill, fileIo, hbm, dram, rocks);
+            // In reverse order of opening: the promoter and prefetch threads stop taking work, then
+            // spill log, file I/O, HBM, DRAM and RocksDB close; a failure does not skip the rest.
+            resources.close();
         } finally {
             lifecycle.writeLock().unlock();
         }

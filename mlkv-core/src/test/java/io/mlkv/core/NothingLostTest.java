@@ -213,6 +213,33 @@ class NothingLostTest {
         open(d).close();
     }
 
+    /**
+     * A store that was not closed cleanly is counted at open; when the count meets a damaged block
+     * the open fails with CORRUPTION, and everything it opened (RocksDB and its lock included) is
+     * released, so the next attempt fails the same way instead of with LOCKED.
+     */
+    @Test
+    void anOpenThatFailsAfterRocksDbOpenedReleasesEverything() throws Exception {
+        Path d = storeWithSsts(tmp.resolve("unclean"));
+        Process child = CrashRecoveryTest.start("hold", d.toString());
+        try {
+            BufferedReader r = new BufferedReader(new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8));
+            assertEquals("OPEN", r.readLine(), "child did not open the store");
+        } finally {
+            child.destroyForcibly();
+            assertTrue(child.waitFor(60, TimeUnit.SECONDS));
+        }
+        Path sst = largest(d, ".sst");
+        flip(sst, Files.size(sst) / 2, 64);
+        for (int attempt = 0; attempt < 2; attempt++) {
+            MlkvException e = assertStatus(StatusCode.CORRUPTION, () -> open(d).close());
+            assertTrue(e.getMessage().contains(sst.getFileName().toString()), e.getMessage());
+        }
+        RepairReport report = MlkvStore.repair(d);
+        assertTrue(report.salvaged() > N / 2, report.toString());
+        open(d).close();
+    }
+
     // ------------------------------------------------------------------ corruption
 
     @Test
