@@ -8,6 +8,10 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.slf4j.Logger;
@@ -19,9 +23,15 @@ import org.slf4j.LoggerFactory;
  * <p>RocksDB reads a MANIFEST cut short as if its last records had never been written: it opens
  * an older version of the store and then deletes the newer SST and log files as obsolete. So
  * before RocksDB touches the directory, the MANIFEST that {@code CURRENT} names is checked
- * against this mark, which is rewritten after every open, flush and compaction (each of which
- * RocksDB has already fsynced into the MANIFEST). A MANIFEST older or shorter than the mark is
- * refused as {@code CORRUPTION}.
+ * against this mark, which is rewritten after every open, at close, and within a second of the
+ * MANIFEST growing (flushes and compactions, which RocksDB has fsynced into the MANIFEST before
+ * the mark can see them). A MANIFEST older or shorter than the mark is refused as
+ * {@code CORRUPTION}; a truncation of only what the last second added can go unnoticed.
+ *
+ * <p>A polling thread rather than RocksDB's event listener keeps the mark fresh: the listener
+ * looks up its Java classes from RocksDB's own threads, which fails (and then crashes the JVM)
+ * wherever the store's classes are not on the system class path, such as under a test launcher
+ * or an application server.
  *
  * <p>The mark is replaced by rename but not fsynced: after a power loss it may hold an earlier
  * (smaller) record, which only weakens the check, never a later one, because the MANIFEST bytes
@@ -100,17 +110,52 @@ final class ManifestMark {
     }
 
     /** Records the MANIFEST that CURRENT names and its length now. */
-    static synchronized void record(Path dir) {
+    static void record(Path dir) {
+        recordIfChanged(dir, null);
+    }
+
+    /**
+     * Records the MANIFEST and its length if they differ from {@code last} (null: always);
+     * returns what is recorded now, or {@code last} if nothing could be read.
+     */
+    private static synchronized String recordIfChanged(Path dir, String last) {
         try {
             long number = currentManifest(dir, "record MANIFEST length in " + dir);
             long size = Files.size(dir.resolve(manifestName(number)));
+            String mark = manifestName(number) + " " + size + "\n";
+            if (mark.equals(last)) {
+                return last;
+            }
             Path tmp = dir.resolve(FILE_NAME + ".tmp");
-            Files.writeString(tmp, manifestName(number) + " " + size + "\n", StandardCharsets.UTF_8);
+            Files.writeString(tmp, mark, StandardCharsets.UTF_8);
             Files.move(tmp, dir.resolve(FILE_NAME), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            return mark;
         } catch (IOException | MlkvException e) {
             // A stale mark only weakens the check at the next open; the write itself succeeded.
             LOG.warn("cannot record the MANIFEST length in {} ({})", dir, e.toString());
+            return last;
         }
+    }
+
+    /** One daemon thread for every open store: looks at each store's MANIFEST once a second. */
+    private static final ScheduledExecutorService WATCHER = Executors.newSingleThreadScheduledExecutor(r -> {
+        Thread t = new Thread(r, "mlkv-manifest-mark");
+        t.setDaemon(true);
+        return t;
+    });
+
+    /**
+     * Records the mark now and then whenever the MANIFEST has grown, once a second, until the
+     * returned handle is closed (which records it a last time).
+     */
+    static AutoCloseable watch(Path dir) {
+        String[] last = {recordIfChanged(dir, null)};
+        ScheduledFuture<?> task = WATCHER.scheduleWithFixedDelay(() -> last[0] = recordIfChanged(dir, last[0]),
+                1, 1, TimeUnit.SECONDS);
+        return () -> {
+            task.cancel(false);
+            record(dir);
+        };
     }
 
     static String manifestName(long number) {

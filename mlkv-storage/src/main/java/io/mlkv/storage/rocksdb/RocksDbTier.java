@@ -16,7 +16,6 @@ import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
-import org.rocksdb.AbstractEventListener;
 import org.rocksdb.BlockBasedTableConfig;
 import org.rocksdb.BloomFilter;
 import org.rocksdb.Checkpoint;
@@ -25,9 +24,7 @@ import org.rocksdb.ColumnFamilyHandle;
 import org.rocksdb.ColumnFamilyOptions;
 import org.rocksdb.CompressionType;
 import org.rocksdb.DBOptions;
-import org.rocksdb.CompactionJobInfo;
 import org.rocksdb.Env;
-import org.rocksdb.FlushJobInfo;
 import org.rocksdb.IndexType;
 import org.rocksdb.LRUCache;
 import org.rocksdb.ReadOptions;
@@ -39,6 +36,7 @@ import org.rocksdb.Status;
 import org.rocksdb.WALRecoveryMode;
 import org.rocksdb.WriteBatch;
 import org.rocksdb.WriteOptions;
+import org.agrona.CloseHelper;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -88,7 +86,8 @@ public final class RocksDbTier implements VectorTier {
     private final int dim;
     private final DirectoryLock lock;
     private final RocksLogBridge rocksLog;
-    private final AbstractEventListener manifestListener;
+    /** Keeps {@link ManifestMark} up to date while the tier is open. */
+    private AutoCloseable manifestWatch;
     private final LRUCache blockCache;
     private final BloomFilter bloom;
     /** Tracks SST space and lets RocksDB recover by itself once a full disk has room again. */
@@ -115,19 +114,6 @@ public final class RocksDbTier implements VectorTier {
         this.dim = dim;
         this.lock = lock;
         this.rocksLog = new RocksLogBridge();
-        this.manifestListener = new AbstractEventListener(
-                AbstractEventListener.EnabledEventCallback.ON_FLUSH_COMPLETED,
-                AbstractEventListener.EnabledEventCallback.ON_COMPACTION_COMPLETED) {
-            @Override
-            public void onFlushCompleted(RocksDB db, FlushJobInfo info) {
-                ManifestMark.record(dir);
-            }
-
-            @Override
-            public void onCompactionCompleted(RocksDB db, CompactionJobInfo info) {
-                ManifestMark.record(dir);
-            }
-        };
         this.blockCache = new LRUCache(blockCacheBytes);
         this.bloom = new BloomFilter(10, false);
         BlockBasedTableConfig table = new BlockBasedTableConfig()
@@ -159,7 +145,6 @@ public final class RocksDbTier implements VectorTier {
                 .setWalRecoveryMode(WALRecoveryMode.TolerateCorruptedTailRecords)
                 .setBestEffortsRecovery(false)
                 .setLogger(rocksLog)
-                .setListeners(List.of(manifestListener))
                 .setMaxBackgroundJobs(Math.max(2, Runtime.getRuntime().availableProcessors()))
                 .setBytesPerSync(1L << 20);
         this.writeOptions = new WriteOptions().setSync(syncWrites);
@@ -173,7 +158,7 @@ public final class RocksDbTier implements VectorTier {
             closeOptions();
             throw openFailure(dir, e);
         }
-        ManifestMark.record(dir);
+        manifestWatch = ManifestMark.watch(dir);
     }
 
     private void openHandles() throws RocksDBException {
@@ -596,7 +581,7 @@ public final class RocksDbTier implements VectorTier {
                 return;
             }
             closeHandles();
-            ManifestMark.record(dir);
+            CloseHelper.close(manifestWatch);
         } catch (RocksDBException e) {
             throw failure("close " + dir, e);
         } finally {
@@ -620,7 +605,6 @@ public final class RocksDbTier implements VectorTier {
         bloom.close();
         blockCache.close();
         sstFiles.close();
-        manifestListener.close();
         rocksLog.close();
     }
 
