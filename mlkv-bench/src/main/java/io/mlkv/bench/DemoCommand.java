@@ -56,8 +56,7 @@ final class DemoCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         if (vectors < 1 || dim < 1 || batch < 1 || reads < 0) {
-            System.err.println("--vectors, --dim and --batch must be positive and --reads not negative");
-            return 2;
+            throw new IllegalArgumentException("--vectors, --dim and --batch must be positive and --reads not negative");
         }
         boolean temporary = dir == null;
         Path storeDir = temporary ? Files.createTempDirectory("mlkv-demo") : dir;

@@ -78,12 +78,10 @@ final class GpuBenchCommand implements Callable<Integer> {
     public Integer call() {
         boolean callCost = callCostBatches != null && !callCostBatches.isEmpty();
         if (callCost && callCostBatches.stream().anyMatch(n -> n <= 0 || n > CALL_COST_MAX_KEYS)) {
-            System.err.println("--call-cost batch sizes must be 1 to " + CALL_COST_MAX_KEYS + ", were " + callCostBatches);
-            return 2;
+            throw new IllegalArgumentException("--call-cost batch sizes must be 1 to " + CALL_COST_MAX_KEYS + ", were " + callCostBatches);
         }
         if (repeat <= 0) {
-            System.err.println("--repeat must be at least 1, was " + repeat);
-            return 2;
+            throw new IllegalArgumentException("--repeat must be at least 1, was " + repeat);
         }
         warmUp();
         if (callCost) {

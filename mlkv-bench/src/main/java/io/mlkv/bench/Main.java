@@ -23,7 +23,7 @@ public final class Main implements Runnable {
             org.openjdk.jmh.Main.main(java.util.Arrays.copyOfRange(args, 1, args.length));
             return;
         }
-        System.exit(new CommandLine(new Main()).execute(args));
+        System.exit(io.mlkv.cli.Cli.execute(new Main(), args));
     }
 
     @Override

@@ -12,7 +12,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
 
 /** Runs a YCSB-style workload against an embedded store and reports throughput, latency and tier statistics. */
 @Command(name = "run", mixinStandardHelpOptions = true,
@@ -22,6 +25,8 @@ import picocli.CommandLine.Option;
             "Built-in workloads: workloada..workloadf (YCSB's mixes; E needs range scans, which MLKV does not offer), "
                 + "embedding-train, embedding-lookup. Any other value is read as a properties file."})
 final class RunCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
 
     @Option(names = {"-w", "--workload"}, defaultValue = "embedding-train", description = "Workload name or file (default ${DEFAULT-VALUE}).")
     String workloadName;
@@ -97,40 +102,43 @@ final class RunCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Workload w;
-        try {
-            w = Workload.load(workloadName).with(records, operations, batch, distribution, theta);
-        } catch (IllegalArgumentException e) {
-            System.err.println(e.getMessage());
-            return 2;
+        // Every option is checked here, before a directory is created or a store opened.
+        Workload w = Workload.load(workloadName).with(records, operations, batch, distribution, theta);
+        WorkloadRunner.checkOptions(w, threads, verify);
+        if (dim < 1 || dim > 65536) {
+            throw new ParameterException(spec.commandLine(), "--dim must be 1-65536, was " + dim);
+        }
+        if (dramMb < 1 || dramMb > (Long.MAX_VALUE >> 20)) {
+            throw new ParameterException(spec.commandLine(), "--dram-mb must be positive, was " + dramMb);
+        }
+        if (hbmEntries < 1) {
+            throw new ParameterException(spec.commandLine(), "--hbm-entries must be positive, was " + hbmEntries);
+        }
+        if (hbmSpillRows < 0) {
+            throw new ParameterException(spec.commandLine(), "--hbm-spill-rows must not be negative, was " + hbmSpillRows);
         }
         if (deviceReads && gpu != GpuMode.ON) {
-            System.err.println("--device-reads needs --gpu ON (reads into device memory need the HBM tier)");
-            return 2;
+            throw new ParameterException(spec.commandLine(),
+                    "--device-reads needs --gpu ON (reads into device memory need the HBM tier)");
         }
         if (hbmWriteBack && durability != Durability.WRITE_BACK) {
-            System.err.println("--hbm-write-back needs --durability WRITE_BACK (with WRITE_THROUGH every write reaches RocksDB first)");
-            return 2;
+            throw new ParameterException(spec.commandLine(), "--hbm-write-back needs --durability WRITE_BACK "
+                    + "(with WRITE_THROUGH every write reaches RocksDB first)");
         }
         if (hbmSpillRows > 0 && gpu == GpuMode.OFF) {
-            System.err.println("--hbm-spill-rows spills what the HBM tier evicts; it needs --gpu AUTO or ON");
-            return 2;
+            throw new ParameterException(spec.commandLine(),
+                    "--hbm-spill-rows spills what the HBM tier evicts; it needs --gpu AUTO or ON");
         }
+        MlkvStore.Builder settings = MlkvStore.builder().dim(dim).dramCapacityBytes(dramMb << 20)
+                .policy(policy).durability(durability).gpu(gpu).hbmCapacity(hbmEntries).hbmWriteBack(hbmWriteBack)
+                .hbmAdmission(hbmAdmission).hbmSpillRows(hbmSpillRows).fileIo(fileIo);
         boolean temporary = dir == null;
         Path storeDir = temporary ? Files.createTempDirectory("mlkv-run") : dir;
-        try (MlkvStore store = MlkvStore.builder().dim(dim).directory(storeDir).dramCapacityBytes(dramMb << 20)
-                .policy(policy).durability(durability).gpu(gpu).hbmCapacity(hbmEntries).hbmWriteBack(hbmWriteBack).hbmAdmission(hbmAdmission)
-                .hbmSpillRows(hbmSpillRows).fileIo(fileIo).build()) {
+        try (MlkvStore store = settings.directory(storeDir).build()) {
             if (store.spillPath() != null) {
                 System.out.println("spill log path: " + store.spillPath());
             }
-            WorkloadRunner runner;
-            try {
-                runner = new WorkloadRunner(store, w, threads, verify, seed).deviceReads(deviceReads);
-            } catch (IllegalArgumentException e) {
-                System.err.println(e.getMessage());
-                return 2;
-            }
+            WorkloadRunner runner = new WorkloadRunner(store, w, threads, verify, seed).deviceReads(deviceReads);
             System.out.printf("MLKV run: workload %s, %,d records, %,d operations of %,d keys, %d threads, dim %d, "
                     + "DRAM %d MiB (%s), %s, store in %s%n", w.name(), w.recordCount(), w.operationCount(), w.batchSize(),
                     threads, dim, dramMb, policy, durability, storeDir);

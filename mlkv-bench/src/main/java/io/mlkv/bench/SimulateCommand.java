@@ -8,13 +8,18 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
 
 /** Replays a key trace against policies and tier sizes and prints where accesses were served. */
 @Command(name = "simulate", mixinStandardHelpOptions = true,
         description = "Replays a synthetic or recorded key trace against each policy with the given cache "
                 + "tier sizes (top tier first) and prints the share of accesses each tier served.")
 final class SimulateCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
 
     @Option(names = "--distribution", defaultValue = "zipfian",
             description = "uniform, zipfian, scrambled, latest or hotspot (default ${DEFAULT-VALUE}); ignored with --trace.")
@@ -39,8 +44,9 @@ final class SimulateCommand implements Callable<Integer> {
     @Option(names = "--hot-ops", defaultValue = "0.8", description = "Hotspot: share of accesses to hot keys (default ${DEFAULT-VALUE}).")
     double hotOps;
 
-    @Option(names = "--accesses", defaultValue = "5000000", description = "Accesses to replay (default ${DEFAULT-VALUE}).")
-    long accesses;
+    @Option(names = "--accesses",
+            description = "Accesses to replay (default 5000000 for a distribution; for --trace, the trace's length: replayed once).")
+    Long accesses;
 
     @Option(names = "--batch", defaultValue = "1024", description = "Keys per batch (default ${DEFAULT-VALUE}).")
     int batch;
@@ -63,13 +69,7 @@ final class SimulateCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         if (workload != null) {
-            Workload w;
-            try {
-                w = Workload.load(workload);
-            } catch (IllegalArgumentException e) {
-                System.err.println(e.getMessage());
-                return 2;
-            }
+            Workload w = Workload.load(workload);
             distribution = w.distribution();
             theta = w.theta();
             keys = Math.round(w.recordCount() * w.keySpaceFactor());
@@ -77,11 +77,22 @@ final class SimulateCommand implements Callable<Integer> {
             hotOps = w.hotOpFraction();
             batch = w.batchSize();
         }
+        checkOptions();
         long[] sizes = tiers.stream().mapToLong(Long::longValue).toArray();
-        String source = trace != null ? "trace " + trace
-                : distribution + (distribution.contains("zipf") || distribution.equals("latest") || distribution.equals("scrambled")
-                        ? " theta=" + theta : "") + " over " + String.format("%,d", keys) + " keys";
-        System.out.printf("Replaying %,d accesses (%s) in batches of %d; cache tiers %s entries%n%n", accesses,
+        long[] traceKeys = trace == null ? null : KeyGenerators.readTrace(trace);
+        if (traceKeys != null && traceKeys.length == 0) {
+            throw new ParameterException(spec.commandLine(), "--trace " + trace + " holds no keys");
+        }
+        long replay = accesses != null ? accesses : traceKeys != null ? traceKeys.length : 5_000_000L;
+        String source;
+        if (traceKeys != null) {
+            source = String.format("trace %s of %,d keys, %s", trace, traceKeys.length, replay == traceKeys.length ? "once"
+                    : String.format("%.2f times", (double) replay / traceKeys.length));
+        } else {
+            source = distribution + (distribution.contains("zipf") || distribution.equals("latest") || distribution.equals("scrambled")
+                    ? " theta=" + theta : "") + " over " + String.format("%,d", keys) + " keys";
+        }
+        System.out.printf("Replaying %,d accesses (%s) in batches of %d; cache tiers %s entries%n%n", replay,
                 source, batch, tiers);
         StringBuilder header = new StringBuilder("| policy | top-tier admission ");
         StringBuilder rule = new StringBuilder("|---|---");
@@ -93,9 +104,9 @@ final class SimulateCommand implements Callable<Integer> {
         System.out.println(rule.append("|---|"));
         for (String policy : policies) {
             for (io.mlkv.core.HbmAdmission admission : admissions) {
-                KeyGenerator gen = trace != null ? KeyGenerators.fromFile(trace)
+                KeyGenerator gen = traceKeys != null ? KeyGenerators.cycling(traceKeys)
                         : KeyGenerators.create(new KeyGenerators.Spec(distribution, keys, theta, hotSet, hotOps, seed));
-                PolicySimulator.Result r = PolicySimulator.run(policy, sizes, gen, accesses, batch,
+                PolicySimulator.Result r = PolicySimulator.run(policy, sizes, gen, replay, batch,
                         admission.newFilter(sizes[0]));
                 StringBuilder row = new StringBuilder("| ").append(r.policy()).append(" | ").append(admission).append(' ');
                 for (int t = 0; t < sizes.length; t++) {
@@ -105,5 +116,37 @@ final class SimulateCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** Every option checked before anything is printed or read. */
+    private void checkOptions() {
+        if (keys < 1) {
+            throw new ParameterException(spec.commandLine(), "--keys must be at least 1, was " + keys);
+        }
+        if (batch < 1) {
+            throw new ParameterException(spec.commandLine(), "--batch must be at least 1, was " + batch);
+        }
+        if (accesses != null && accesses < 1) {
+            throw new ParameterException(spec.commandLine(), "--accesses must be at least 1, was " + accesses);
+        }
+        if (tiers.isEmpty() || tiers.stream().anyMatch(t -> t < 1)) {
+            throw new ParameterException(spec.commandLine(), "--tiers must list entries per tier, each at least 1, was " + tiers);
+        }
+        for (String p : policies) {
+            try {
+                io.mlkv.storage.policy.Policies.checkName(p);
+            } catch (IllegalArgumentException e) {
+                throw new ParameterException(spec.commandLine(), "--policies: " + e.getMessage());
+            }
+        }
+        if (trace == null) {
+            try {
+                KeyGenerators.create(new KeyGenerators.Spec(distribution, keys, theta, hotSet, hotOps, seed));
+            } catch (IllegalArgumentException e) {
+                throw new ParameterException(spec.commandLine(), e.getMessage() + " (--distribution, --theta, --hot-set, --hot-ops)");
+            }
+        } else if (!java.nio.file.Files.isReadable(trace)) {
+            throw new ParameterException(spec.commandLine(), "--trace " + trace + ": no such readable file");
+        }
     }
 }

@@ -78,14 +78,12 @@ final class StoreBenchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (records < 1 || batch < 1 || calls < 1 || warmup < 0 || dim < 1) {
-            System.err.println("--records, --batch, --calls and --dim must be positive, --warmup not negative");
-            return 2;
+            throw new IllegalArgumentException("--records, --batch, --calls and --dim must be positive, --warmup not negative");
         }
         String noGpu = !io.mlkv.gpu.cuda.Kernels.built() ? "the GPU kernels were not built into this jar"
                 : io.mlkv.gpu.cuda.CudaDevice.unavailableReason();
         if (noGpu != null) {
-            System.err.println("store-bench times the store's device reads and needs a CUDA GPU: " + noGpu);
-            return 2;
+            throw new IllegalStateException("store-bench times the store's device reads and needs a CUDA GPU: " + noGpu);
         }
         long hbm = hbmEntries == null ? Math.max(1, records / 2) : hbmEntries;
         boolean temporary = dir == null;

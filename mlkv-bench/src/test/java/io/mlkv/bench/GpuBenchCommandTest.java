@@ -35,7 +35,7 @@ class GpuBenchCommandTest {
         System.arraycopy(options, 0, args, 1, options.length);
         int code;
         try {
-            code = new CommandLine(new Main()).execute(args);
+            code = io.mlkv.cli.Cli.commandLine(new Main()).execute(args);
         } finally {
             System.setErr(err);
         }

@@ -37,7 +37,7 @@ class RunCommandTest {
         System.setErr(new PrintStream(captured, true, StandardCharsets.UTF_8));
         int code;
         try {
-            code = new CommandLine(new Main()).execute("store-bench", "--records", "1000", "--dir",
+            code = io.mlkv.cli.Cli.commandLine(new Main()).execute("store-bench", "--records", "1000", "--dir",
                     dir.resolve("store").toString());
         } finally {
             System.setErr(err);
@@ -58,7 +58,7 @@ class RunCommandTest {
         args.addAll(java.util.List.of(options));
         int code;
         try {
-            code = new CommandLine(new Main()).execute(args.toArray(new String[0]));
+            code = io.mlkv.cli.Cli.commandLine(new Main()).execute(args.toArray(new String[0]));
         } finally {
             System.setErr(err);
         }

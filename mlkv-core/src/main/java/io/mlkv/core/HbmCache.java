@@ -109,13 +109,9 @@ final class HbmCache implements AutoCloseable {
         if (mode == GpuMode.OFF) {
             return null;
         }
-        String reason = !Kernels.built() ? "the GPU kernels were not built (no nvcc when mlkv-gpu was packaged)"
-                : CudaDevice.unavailableReason();
+        checkAvailable(mode);
+        String reason = unavailableReason();
         if (reason != null) {
-            if (mode == GpuMode.ON) {
-                throw new IllegalStateException("GpuMode.ON was asked for, but no GPU tier can be opened: " + reason
-                        + "; use GpuMode.AUTO or GpuMode.OFF on this machine");
-            }
             LOG.info("GPU tier not used ({}); running on DRAM and SSD", reason);
             return null;
         }
@@ -125,6 +121,24 @@ final class HbmCache implements AutoCloseable {
         LOG.info("HBM tier on {}: {} slots of dim {}, {}", table.deviceName(), table.capacity(), dim,
                 writeBack ? "write-back" : "clean copies only");
         return new HbmCache(table, writeBack);
+    }
+
+    /** Why no GPU tier can be opened here, or null if one can. */
+    private static String unavailableReason() {
+        return !Kernels.built() ? "the GPU kernels were not built (no nvcc when mlkv-gpu was packaged)"
+                : CudaDevice.unavailableReason();
+    }
+
+    /**
+     * Throws if {@code mode} is {@link GpuMode#ON} and no GPU tier can be opened; the store calls
+     * it before it touches its directory.
+     */
+    static void checkAvailable(GpuMode mode) {
+        String reason = mode == GpuMode.ON ? unavailableReason() : null;
+        if (reason != null) {
+            throw new IllegalStateException("GpuMode.ON was asked for, but no GPU tier can be opened: " + reason
+                    + "; use GpuMode.AUTO or GpuMode.OFF on this machine");
+        }
     }
 
     /** Looks up a batch; returns the number found. Rows of missing keys are left untouched. */

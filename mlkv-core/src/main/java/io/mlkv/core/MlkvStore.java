@@ -161,6 +161,7 @@ public final class MlkvStore implements VectorTier {
         this.dim = b.dim;
         this.rowBytes = dim * 4L;
         this.durability = b.durability;
+        HbmCache.checkAvailable(b.gpuMode);
         OpenedResources opened = new OpenedResources();
         try {
             this.rocks = opened.add(RocksDbTier.open(b.directory, dim, b.blockCacheBytes, b.syncWrites));

@@ -103,8 +103,7 @@ public final class ServerMain implements Callable<Integer> {
     int maxBatch;
 
     public static void main(String[] args) {
-        CommandLine cl = new CommandLine(new ServerMain()).setCaseInsensitiveEnumValuesAllowed(true);
-        System.exit(cl.execute(args));
+        System.exit(io.mlkv.cli.Cli.execute(new ServerMain(), args));
     }
 
     @Override

@@ -432,10 +432,30 @@ public final class TokenCacheServer implements AutoCloseable {
                 LOG.warn("maxLookupTokens {} can need more than maxMessageBytes {}; such Lookups get RESOURCE_EXHAUSTED",
                         maxLookupTokens, maxMessageBytes);
             }
+            checkPortFree();
             try {
                 return new TokenCacheServer(this);
             } catch (UncheckedIOException e) {
                 throw e.getCause();
+            }
+        }
+
+        /**
+         * Fails, naming the address, if the port is taken, before the data directory is created or
+         * the store opened. (Another process can still take it in between; then the server's own
+         * bind fails the same way.)
+         */
+        private void checkPortFree() throws IOException {
+            if (port == 0) {
+                return;
+            }
+            try (java.net.ServerSocket probe = new java.net.ServerSocket()) {
+                probe.setReuseAddress(true);
+                probe.bind(new InetSocketAddress(host, port));
+            } catch (IOException e) {
+                java.net.BindException b = new java.net.BindException(host + ":" + port + ": " + e.getMessage());
+                b.initCause(e);
+                throw b;
             }
         }
     }

@@ -50,6 +50,11 @@ public record Workload(String name, long recordCount, long operationCount, int b
             throw new IllegalArgumentException("workload " + name + " asks for range scans (scanproportion), which "
                     + "MLKV does not offer: it is a hashed key->vector store with no key order. Use another workload.");
         }
+        // The key distribution is checked here, not when the run's first key is drawn after the load.
+        new io.mlkv.core.workload.KeyGenerators.Spec(distribution, 1, theta, hotSetFraction, hotOpFraction, 0);
+        if (!(theta > 0 && theta < 1)) {
+            throw new IllegalArgumentException("workload " + name + ": zipfianconstant (--theta) must be in (0, 1), was " + theta);
+        }
         if (keySpaceFactor < 1) {
             throw new IllegalArgumentException("workload " + name + ": keyspacefactor must be >= 1, was " + keySpaceFactor);
         }

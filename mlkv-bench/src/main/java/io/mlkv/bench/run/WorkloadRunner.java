@@ -45,13 +45,7 @@ public final class WorkloadRunner {
     private final LongAdder integrityFailures = new LongAdder();
 
     public WorkloadRunner(MlkvStore store, Workload workload, int threads, boolean verify, long seed) {
-        if (threads < 1) {
-            throw new IllegalArgumentException("threads must be at least 1, was " + threads);
-        }
-        if (verify && workload.perturbsValues()) {
-            throw new IllegalArgumentException("--verify cannot follow workload " + workload.name()
-                    + ": its accumulate / train steps change values in ways reads cannot predict");
-        }
+        checkOptions(workload, threads, verify);
         this.store = store;
         this.workload = workload;
         this.threads = threads;
@@ -170,6 +164,20 @@ public final class WorkloadRunner {
         StoreStats stats = store.stats();
         return new RunResult(workload.name(), threads, dim, workload.batchSize(), loadSeconds, runSeconds,
                 opsDone.sum(), keysDone.sum(), perOp, timeline, integrityFailures.sum(), stats);
+    }
+
+    /**
+     * Checks the runner's options without a store, so a command can refuse them before it opens
+     * one.
+     */
+    public static void checkOptions(Workload workload, int threads, boolean verify) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("--threads must be at least 1, was " + threads);
+        }
+        if (verify && workload.perturbsValues()) {
+            throw new IllegalArgumentException("--verify cannot follow workload " + workload.name()
+                    + ": its accumulate / train steps change values in ways reads cannot predict");
+        }
     }
 
     /**

@@ -88,6 +88,14 @@ public final class KeyGenerators {
         if (keys.length == 0) {
             throw new IllegalArgumentException("trace " + file + " holds no keys");
         }
+        return cycling(keys);
+    }
+
+    /** Returns {@code keys} in order, from the start again after the last. */
+    public static KeyGenerator cycling(long[] keys) {
+        if (keys.length == 0) {
+            throw new IllegalArgumentException("no keys to cycle through");
+        }
         int[] pos = new int[1];
         return () -> {
             long k = keys[pos[0]];

@@ -39,8 +39,13 @@ final class ClientThreads {
             t.join();
         }
         if (!failures.isEmpty()) {
+            Throwable first = failures.get(0);
+            while (first instanceof java.util.concurrent.CompletionException && first.getCause() != null) {
+                first = first.getCause();
+            }
+            String what = first instanceof io.mlkv.client.TokenCacheException ? first.getMessage() : first.toString();
             IllegalStateException e = new IllegalStateException(failures.size() + " of " + threads + " " + name
-                    + " threads failed, first: " + failures.get(0), failures.get(0));
+                    + " threads failed, first: " + what, failures.get(0));
             failures.subList(1, failures.size()).forEach(e::addSuppressed);
             throw e;
         }

@@ -74,8 +74,13 @@ public final class Playground implements Callable<Integer> {
         if (threads < 1 || iterations < 1) {
             throw new IllegalArgumentException("--threads and --iterations must be positive");
         }
-        List<int[]> prompts = ConversationGenerator.read(file);
-        System.err.printf("[playground] %d prompts from %s%n", prompts.size(), file);
+        if (!Files.isReadable(file)) {
+            throw new IllegalArgumentException("--file " + file + ": no such readable file");
+        }
+        if (!embedded && servers == null && System.getenv(TokenCacheClient.SERVERS_ENV) == null) {
+            throw new IllegalArgumentException("no server: give --servers host:port, set "
+                    + TokenCacheClient.SERVERS_ENV + ", or run one with --embedded");
+        }
         EmbeddedServer local = embedded ? new EmbeddedServer(blockSize, List.of(partition)) : null;
         try {
             TokenCacheClient.Builder cb = TokenCacheClient.builder().container(partition).blockSize(blockSize);
@@ -91,6 +96,15 @@ public final class Playground implements Callable<Integer> {
                 cb.trustCertificate(trustCert);
             }
             try (TokenCacheClient client = cb.build()) {
+                // One call first, so an unreachable or refusing server is one line, not a failure per thread.
+                try {
+                    client.health(partition);
+                } catch (io.mlkv.client.TokenCacheException e) {
+                    throw new IllegalStateException(e.getMessage(), e);
+                }
+                List<int[]> prompts = ConversationGenerator.read(file);
+                System.err.printf("[playground] %d prompts from %s, %d pass(es): %d replays%n", prompts.size(), file,
+                        iterations, (long) prompts.size() * iterations);
                 Report r = run(client, prompts, threads, iterations, verify);
                 print(r);
                 return r.missingAfterVerify() <= 0 ? 0 : 1;
@@ -168,7 +182,7 @@ public final class Playground implements Callable<Integer> {
     }
 
     static void print(Report r) {
-        System.out.printf(Locale.ROOT, "%d prompts in %.2f s: %.0f lookups/s, %.0f blocks read/s, %.0f blocks written/s, "
+        System.out.printf(Locale.ROOT, "%d prompt replays in %.2f s: %.0f lookups/s, %.0f blocks read/s, %.0f blocks written/s, "
                         + "block hit rate %.1f %%%n", r.prompts(), r.seconds(), r.lookups() / r.seconds(),
                 r.reads() / r.seconds(), r.writes() / r.seconds(), 100 * r.hitRate());
         System.out.println("| call | calls | p50 ms | p99 ms | p99.9 ms | max ms |");
