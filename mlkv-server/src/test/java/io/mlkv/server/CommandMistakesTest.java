@@ -1,0 +1,98 @@
+package io.mlkv.server;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.mlkv.cli.Cli;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * The server and its subcommands with ordinary mistakes: exit code 2, one line naming the option
+ * or the address, no stack trace, no data directory created.
+ */
+class CommandMistakesTest {
+    @TempDir
+    Path dir;
+
+    static Stream<Arguments> mistakes() {
+        return Stream.of(
+                Arguments.of("--port -5", "port"),
+                Arguments.of("--port 70000", "port"),
+                Arguments.of("--log-level loud", "--log-level"),
+                Arguments.of("--backend s3", "--backend"),
+                Arguments.of("--backend azure", "--azure-connection-string"),
+                Arguments.of("--tls-cert DIR/c.pem", "--tls-cert"),
+                Arguments.of("--partitions a/b", "partition key"),
+                Arguments.of("--local-durability never", "--local-durability"),
+                Arguments.of("--bogus", "--bogus"),
+                Arguments.of("playground --file DIR/nope.txt --embedded", "--file"),
+                Arguments.of("playground --file DIR/conv.txt --embedded -n -1", "--iterations"),
+                Arguments.of("playground --file DIR/conv.txt", "no server"),
+                Arguments.of("playground --file DIR/conv.txt --servers nohost", "nohost"),
+                Arguments.of("playground --file DIR/conv.txt --servers 127.0.0.1:1 --threads 1", "127.0.0.1:1"),
+                Arguments.of("playground", "--file"),
+                Arguments.of("generate --conversations -1 --out DIR/x.txt", "--conversations"),
+                Arguments.of("loopback-bench --threads 0", "--threads"));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("mistakes")
+    void aMistakeIsOneLineAndExitCode2(String command, String named) throws Exception {
+        Files.writeString(dir.resolve("conv.txt"), "1 2 3 4 5 6 7 8\n");
+        assertRefused(command, named);
+    }
+
+    @Test
+    void aPortInUseIsNamedAndNoDataDirectoryIsCreated() throws Exception {
+        try (ServerSocket taken = new ServerSocket(0)) {
+            assertRefused("--host 0.0.0.0 --port " + taken.getLocalPort(), ":" + taken.getLocalPort());
+        }
+    }
+
+    private void assertRefused(String command, String named) {
+        Path data = dir.resolve("data");
+        List<String> args = new ArrayList<>(Arrays.asList(command.replace("DIR", dir.toString()).split(" ")));
+        if (!List.of("playground", "generate", "loopback-bench").contains(args.get(0))) {
+            args.addAll(List.of("--data-dir", data.toString()));
+        }
+        PrintStream savedOut = System.out;
+        PrintStream savedErr = System.err;
+        ByteArrayOutputStream captured = new ByteArrayOutputStream();
+        PrintStream both = new PrintStream(captured, true, StandardCharsets.UTF_8);
+        int code;
+        try {
+            System.setOut(both);
+            System.setErr(both);
+            picocli.CommandLine cl = Cli.commandLine(new ServerMain());
+            cl.setOut(new java.io.PrintWriter(both, true));
+            cl.setErr(new java.io.PrintWriter(both, true));
+            code = cl.execute(args.toArray(new String[0]));
+        } finally {
+            System.setOut(savedOut);
+            System.setErr(savedErr);
+        }
+        String output = captured.toString(StandardCharsets.UTF_8);
+        List<String> lines = output.lines().filter(l -> !l.isBlank() && !l.contains(" INFO ")).toList();
+        assertEquals(2, code, output);
+        assertEquals(1, lines.size(), "one line, not:\n" + output);
+        assertTrue(lines.get(0).startsWith("mlkv-server"), "names the command: " + lines.get(0));
+        assertTrue(lines.get(0).contains(named), "names " + named + ": " + lines.get(0));
+        assertFalse(output.contains("\tat "), "a stack trace: " + output);
+        assertFalse(Files.exists(data), "the data directory was created");
+    }
+}
