@@ -30,11 +30,16 @@ public record TierStats(String tier, long hits, long misses, long promotions, lo
         return lookups == 0 ? Double.NaN : (double) hits / lookups;
     }
 
+    /** A rate for people: four decimals, or {@code -} where nothing was counted (NaN). */
+    public static String rate(double r) {
+        return Double.isNaN(r) ? "-" : String.format(java.util.Locale.ROOT, "%.4f", r);
+    }
+
     @Override
     public String toString() {
-        return String.format("%-4s hits=%d misses=%d hitRate=%.4f promotions=%d demotions=%d "
-                + "writeBacks=%d bytesIn=%d bytesOut=%d entries=%d capacity=%d lookupMs=%.1f moveMs=%.1f", tier, hits,
-                misses, hitRate(), promotions, demotions, writeBacks, bytesIn, bytesOut, entries, capacity, lookupNanos / 1e6,
-                moveNanos / 1e6);
+        return String.format(java.util.Locale.ROOT, "%-4s hits=%d misses=%d hitRate=%s promotions=%d demotions=%d "
+                + "writeBacks=%d bytesIn=%d bytesOut=%d entries=%d capacity=%s lookupMs=%.1f moveMs=%.1f", tier, hits,
+                misses, rate(hitRate()), promotions, demotions, writeBacks, bytesIn, bytesOut, entries,
+                capacity < 0 ? "unbounded" : Long.toString(capacity), lookupNanos / 1e6, moveNanos / 1e6);
     }
 }

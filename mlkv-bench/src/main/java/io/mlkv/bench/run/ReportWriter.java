@@ -37,12 +37,14 @@ public final class ReportWriter {
         out.println("| tier | hits | misses | hit rate | promotions | demotions | write-backs | lookup s | move s |");
         out.println("|---|---|---|---|---|---|---|---|---|");
         for (TierStats t : r.stats().tiers()) {
-            out.printf(Locale.ROOT, "| %s | %,d | %,d | %.4f | %,d | %,d | %,d | %.2f | %.2f |%n", t.tier(), t.hits(),
-                    t.misses(), t.hitRate(), t.promotions(), t.demotions(), t.writeBacks(), t.lookupNanos() / 1e9,
-                    t.moveNanos() / 1e9);
+            out.printf(Locale.ROOT, "| %s | %,d | %,d | %s | %,d | %,d | %,d | %.2f | %.2f |%n", t.tier(), t.hits(),
+                    t.misses(), TierStats.rate(t.hitRate()), t.promotions(), t.demotions(), t.writeBacks(),
+                    t.lookupNanos() / 1e9, t.moveNanos() / 1e9);
         }
-        if (r.integrityFailures() > 0) {
-            out.printf(Locale.ROOT, "%nINTEGRITY FAILURES: %,d keys read back with wrong values%n", r.integrityFailures());
+        if (r.verifiedKeys() >= 0) {
+            out.printf(Locale.ROOT, "%nverify: %,d keys read back and compared with what was written: %s%n", r.verifiedKeys(),
+                    r.integrityFailures() == 0 ? "all match" : String.format(Locale.ROOT,
+                            "INTEGRITY FAILURES: %,d keys read back with wrong values", r.integrityFailures()));
         }
     }
 
@@ -82,14 +84,22 @@ public final class ReportWriter {
             hit[i] = Double.isNaN(p.dramHitRate()) ? 0 : p.dramHitRate();
         }
         XYChart chart = new XYChartBuilder().width(1000).height(500)
-                .title("MLKV " + r.workload() + ": throughput and DRAM hit rate").xAxisTitle("seconds").build();
-        XYSeries throughput = chart.addSeries("keys/s", x, keys);
+                .title("MLKV " + r.workload() + ": throughput and DRAM hit rate, per 1 s interval").xAxisTitle("seconds").build();
+        XYSeries throughput = chart.addSeries("keys/s (per interval)", x, keys);
         throughput.setYAxisGroup(0);
-        XYSeries hitRate = chart.addSeries("DRAM hit rate", x, hit);
+        XYSeries hitRate = chart.addSeries("DRAM hit rate (per interval)", x, hit);
         hitRate.setYAxisGroup(1);
         chart.setYAxisGroupTitle(0, "keys/s");
         chart.setYAxisGroupTitle(1, "DRAM hit rate");
-        chart.getStyler().setYAxisGroupPosition(1, org.knowm.xchart.style.Styler.YAxisPosition.Right);
+        var styler = chart.getStyler();
+        styler.setYAxisGroupPosition(1, org.knowm.xchart.style.Styler.YAxisPosition.Right);
+        // Plain numbers from zero: throughput axis in thousands separators, hit rate 0 to 1.
+        styler.setXAxisDecimalPattern("#,##0.#");
+        styler.putYAxisGroupDecimalPatternMap(0, "#,##0");
+        styler.putYAxisGroupDecimalPatternMap(1, "0.00");
+        styler.setYAxisMin(0, 0.0);
+        styler.setYAxisMin(1, 0.0);
+        styler.setYAxisMax(1, 1.0);
         String file = png.toString();
         BitmapEncoder.saveBitmap(chart, file.substring(0, file.length() - 4), BitmapEncoder.BitmapFormat.PNG);
     }

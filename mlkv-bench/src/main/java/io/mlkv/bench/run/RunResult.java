@@ -16,12 +16,14 @@ import java.util.List;
  * @param keys              keys those operations touched
  * @param perOperation      latency and counts per operation type
  * @param timeline          one point per second of the timed phase
- * @param integrityFailures keys read back with a value other than the one written (with --verify)
+ * @param verifiedKeys      keys read back and compared with what was written (--verify), or -1
+ *                          without --verify
+ * @param integrityFailures of those, keys read back with a value other than the one written
  * @param stats             the store's per-tier counters at the end
  */
 public record RunResult(String workload, int threads, int dim, int batchSize, double loadSeconds, double runSeconds,
         long operations, long keys, List<OperationStats> perOperation, List<TimelinePoint> timeline,
-        long integrityFailures, StoreStats stats) {
+        long verifiedKeys, long integrityFailures, StoreStats stats) {
 
     /** Operations per second of the timed phase. */
     public double operationsPerSecond() {

@@ -43,6 +43,7 @@ public final class WorkloadRunner {
     private final LongAdder opsDone = new LongAdder();
     private final LongAdder keysDone = new LongAdder();
     private final LongAdder integrityFailures = new LongAdder();
+    private final LongAdder verifiedKeys = new LongAdder();
 
     public WorkloadRunner(MlkvStore store, Workload workload, int threads, boolean verify, long seed) {
         checkOptions(workload, threads, verify);
@@ -163,7 +164,8 @@ public final class WorkloadRunner {
         }
         StoreStats stats = store.stats();
         return new RunResult(workload.name(), threads, dim, workload.batchSize(), loadSeconds, runSeconds,
-                opsDone.sum(), keysDone.sum(), perOp, timeline, integrityFailures.sum(), stats);
+                opsDone.sum(), keysDone.sum(), perOp, timeline, verify ? verifiedKeys.sum() : -1, integrityFailures.sum(),
+                stats);
     }
 
     /**
@@ -359,10 +361,15 @@ public final class WorkloadRunner {
     }
 
     private void check(long[] keys, float[] out, boolean[] found) {
+        int compared = 0;
         for (int i = 0; i < keys.length; i++) {
-            if (found[i] && (out[i * dim] != expected(keys[i], 0) || out[i * dim + dim - 1] != expected(keys[i], dim - 1))) {
-                integrityFailures.increment();
+            if (found[i]) {
+                compared++;
+                if (out[i * dim] != expected(keys[i], 0) || out[i * dim + dim - 1] != expected(keys[i], dim - 1)) {
+                    integrityFailures.increment();
+                }
             }
         }
+        verifiedKeys.add(compared);
     }
 }

@@ -49,6 +49,15 @@ class WorkloadRunnerTest {
             assertEquals(3000, r.operations());
             assertEquals(3000L * 16, r.keys());
             assertEquals(0, r.integrityFailures());
+            long readKeys = r.perOperation().stream().filter(o -> !o.operation().equals("update") && !o.operation().equals("insert"))
+                    .mapToLong(RunResult.OperationStats::keys).sum();
+            assertTrue(r.verifiedKeys() > 0 && r.verifiedKeys() <= readKeys,
+                    "verified " + r.verifiedKeys() + " of " + readKeys + " keys read");
+            java.io.ByteArrayOutputStream summary = new java.io.ByteArrayOutputStream();
+            ReportWriter.printSummary(r, new java.io.PrintStream(summary, true, java.nio.charset.StandardCharsets.UTF_8));
+            assertTrue(summary.toString(java.nio.charset.StandardCharsets.UTF_8).contains(
+                    String.format(java.util.Locale.ROOT, "verify: %,d keys read back and compared with what was written: all match",
+                            r.verifiedKeys())), summary.toString(java.nio.charset.StandardCharsets.UTF_8));
             long counted = r.perOperation().stream().mapToLong(RunResult.OperationStats::count).sum();
             assertEquals(3000, counted);
             assertTrue(r.perOperation().stream().allMatch(o -> o.p50Micros() <= o.p99Micros() && o.p99Micros() <= o.maxMicros()));
