@@ -12,8 +12,14 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do workloads+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
 [ ${#workloads[@]} -eq 0 ] && workloads=(workloada workloadb workloadc workloadd workloade workloadf)
 
-mvn -B -q -ntp -DskipTests install
-mvn -B -q -ntp dependency:build-classpath -pl mlkv-bench -Dmdep.includeScope=provided -Dmdep.outputFile="$root/mlkv-bench/target/ycsb.cp"
+# Build only when the jar or the classpath file is missing or older than a source or pom.
+jar=mlkv-bench/target/mlkv-bench.jar
+cpfile=mlkv-bench/target/ycsb.cp
+if [ ! -f "$jar" ] || [ ! -f "$cpfile" ] || [ -n "$(find pom.xml mlkv-*/pom.xml mlkv-*/src -newer "$jar" -type f -print -quit)" ]; then
+  echo "building mlkv-bench (sources changed since the last build)" >&2
+  mvn -B -q -ntp -DskipTests install
+  mvn -B -q -ntp dependency:build-classpath -pl mlkv-bench -Dmdep.includeScope=provided -Dmdep.outputFile="$root/$cpfile"
+fi
 cp="mlkv-bench/target/mlkv-bench.jar:$(cat mlkv-bench/target/ycsb.cp)"
 client() { # phase workload dir [args]: runs the client, keeps its log, prints the summary lines
   local phase=$1 w=$2 dir=$3; shift 3

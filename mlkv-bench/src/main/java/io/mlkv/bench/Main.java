@@ -8,8 +8,10 @@ import picocli.CommandLine.Command;
  * hands every following argument to JMH, which runs the benchmarks packed in the jar.
  */
 @Command(name = "mlkv-bench", mixinStandardHelpOptions = true, version = "mlkv-bench 0.1.0",
-        description = {"Runs MLKV's demo, policy simulator and JMH benchmarks.",
-            "  jmh [JMH options]   runs the JMH benchmarks in this jar, e.g. 'jmh TierBenchmark -f 1'"},
+        description = "Runs MLKV's demo, workloads, policy simulator and benchmarks.",
+        footer = {"%nAnd, outside picocli:",
+            "  jmh [JMH options]  runs the JMH benchmarks packed in this jar,",
+            "                       e.g. 'jmh TierBenchmark -f 1'"},
         subcommands = {RunCommand.class, DemoCommand.class, SimulateCommand.class, GpuBenchCommand.class, GpuIoCommand.class, StoreBenchCommand.class,
             BatchBenchCommand.class,
             CommandLine.HelpCommand.class})

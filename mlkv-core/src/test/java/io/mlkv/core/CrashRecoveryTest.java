@@ -23,15 +23,38 @@ class CrashRecoveryTest {
     @TempDir
     Path dir;
 
+    /**
+     * The child JVMs' temporary directory: RocksDB extracts its 15 MB native library there, and a
+     * child killed with SIGKILL never deletes it; this JVM removes the directory when it exits.
+     */
+    private static final Path CHILD_TMP = childTmp();
+
+    private static Path childTmp() {
+        try {
+            Path d = Files.createTempDirectory("mlkv-child-jvms-");
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                try (java.util.stream.Stream<Path> s = Files.walk(d)) {
+                    s.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+                } catch (java.io.IOException e) {
+                    // Best effort at exit: the directory is under the system temp directory anyway.
+                }
+            }));
+            return d;
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
     static Process start(String... args) throws Exception {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.add("-Xmx256m");
+        cmd.add("-Djava.io.tmpdir=" + CHILD_TMP);
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));
         cmd.add(ChildStoreProcess.class.getName());
         cmd.addAll(List.of(args));
-        return new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+        return new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.appendTo(Path.of("target", "child-jvm-stderr.log").toFile())).start();
     }
 
     /** Reads the child's output until {@code prefix} has been printed {@code times} times; returns the last number. */

@@ -99,7 +99,8 @@ class AzureBackendTest {
     @Test
     void whenTheBackendIsDownWriteThroughFailsUnavailableAndStoresNothing() throws Exception {
         int[] prompt = Fixture.prompt(new SplittableRandom(SEED + 3), 128);
-        try (Azurite other = Azurite.start(dir.resolve("other-azurite"))) {
+        Azurite other = Azurite.start(dir.resolve("other-azurite"));
+        try {
             TokenCacheServer s = Fixture.server(dir.resolve("one")).azure(other.connectionString(), "down")
                     .writeMode(WriteMode.THROUGH, 1, 1).start();
             try (s; TokenCacheClient c = Fixture.client(s, "default")) {
@@ -111,6 +112,8 @@ class AzureBackendTest {
                 assertTrue(status.status().getDescription().contains("upload default/"), status.getMessage());
                 assertEquals(0, c.health("default").getPartitions(0).getBlocks());
             }
+        } finally {
+            other.close();
         }
     }
 

@@ -28,6 +28,15 @@ public final class AzureBlobBackend {
      * @param connectionString an Azure Storage connection string (Azurite's works)
      * @param containerName    3-63 lower-case letters, digits and dashes
      */
+    static {
+        // The SDK sets Content-Length on uploads, a header the JDK's HttpClient drops (logging a
+        // warning per request) unless it is allowed; the value the SDK sets is the body's length.
+        // Read once, when the first HttpClient is built, so it is set before any.
+        if (System.getProperty("jdk.httpclient.allowRestrictedHeaders") == null) {
+            System.setProperty("jdk.httpclient.allowRestrictedHeaders", "content-length");
+        }
+    }
+
     public AzureBlobBackend(String connectionString, String containerName) {
         // Bounded retries: a Write in write-through mode waits for them.
         RequestRetryOptions retries = new RequestRetryOptions(RetryPolicyType.EXPONENTIAL, 3, 10, 100L, 1000L, null);
