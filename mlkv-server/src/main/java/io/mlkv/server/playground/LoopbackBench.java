@@ -26,10 +26,10 @@ public final class LoopbackBench implements Callable<Integer> {
     @Option(names = {"-t", "--threads"}, defaultValue = "8", description = "Concurrent callers (default ${DEFAULT-VALUE}).")
     int threads;
 
-    @Option(names = "--seconds", defaultValue = "5", description = "Measured seconds per call type (default ${DEFAULT-VALUE}).")
+    @Option(names = "--seconds", defaultValue = "5", description = "Measured seconds per call type, in up to 5 interleaved rounds (default ${DEFAULT-VALUE}).")
     int seconds;
 
-    @Option(names = "--warmup", defaultValue = "2", description = "Unmeasured seconds before each (default ${DEFAULT-VALUE}).")
+    @Option(names = "--warmup", defaultValue = "2", description = "Unmeasured seconds of each call type before any is measured (default ${DEFAULT-VALUE}).")
     int warmup;
 
     @Option(names = "--prompt-blocks", defaultValue = "64", description = "Blocks per Lookup prompt (default ${DEFAULT-VALUE}).")
@@ -92,17 +92,39 @@ public final class LoopbackBench implements Callable<Integer> {
                 tokens[2] = (int) (n >>> 32);
                 client.writeAsync(client.chunksOf(tokens).get(0)).join();
             };
-            // Ping is measured first and last; the faster of the two is the baseline, so the
-            // ratios are not flattered by a baseline taken while the machine was busier.
+            // The calls are measured in rounds, each round running every call type for a slice of
+            // the time, Ping among them: each ratio compares calls measured in the same stretches
+            // of time as their baseline, not a Ping taken once while the machine was warming up.
             List<String> names = List.of("Ping (empty unary)", "Lookup, " + promptBlocks + " blocks", "Read, 1 block",
-                    "Write, 1 new block", "Ping again");
-            List<Call> calls = List.of(ping, lookup, read, write, ping);
+                    "Write, 1 new block");
+            List<Call> calls = List.of(ping, lookup, read, write);
+            for (int i = 0; i < calls.size(); i++) {
+                System.err.printf("[loopback-bench] warming up %s%n", names.get(i));
+                run(calls.get(i), warmup * 1_000_000_000L, null, new AtomicLong(1L << 40 | (long) i << 32));
+            }
+            int rounds = Math.min(5, seconds);
+            long slice = seconds * 1_000_000_000L / rounds;
+            List<Recorder> recorders = new ArrayList<>();
+            List<AtomicLong> counters = new ArrayList<>();
+            double[] measured = new double[calls.size()];
+            for (int i = 0; i < calls.size(); i++) {
+                recorders.add(new Recorder(3));
+                counters.add(new AtomicLong((long) i << 36));
+            }
+            for (int r = 0; r < rounds; r++) {
+                System.err.printf("[loopback-bench] round %d of %d%n", r + 1, rounds);
+                for (int i = 0; i < calls.size(); i++) {
+                    measured[i] += run(calls.get(i), slice, recorders.get(i), counters.get(i));
+                }
+            }
             List<Result> results = new ArrayList<>();
             for (int i = 0; i < calls.size(); i++) {
-                System.err.printf("[loopback-bench] %s%n", names.get(i));
-                results.add(measure(calls.get(i)));
+                Histogram h = recorders.get(i).getIntervalHistogram();
+                results.add(new Result(h.getTotalCount() / measured[i], h));
             }
-            Result base = results.get(0).rate >= results.get(4).rate ? results.get(0) : results.get(4);
+            Result base = results.get(0);
+            System.out.printf("(%d rounds of %.1f s per call, interleaved; ratios against Ping of the same rounds)%n", rounds,
+                    slice / 1e9);
             System.out.println("| call | calls/s | p50 ms | p99 ms | throughput / Ping | p99 / Ping |");
             System.out.println("|---|---|---|---|---|---|");
             for (int i = 0; i < calls.size(); i++) {
@@ -119,16 +141,8 @@ public final class LoopbackBench implements Callable<Integer> {
     private record Result(double rate, Histogram latency) {
     }
 
-    private Result measure(Call call) throws InterruptedException {
-        run(call, warmup, null, new AtomicLong(1L << 40));
-        Recorder rec = new Recorder(3);
-        double secs = run(call, seconds, rec, new AtomicLong());
-        Histogram h = rec.getIntervalHistogram();
-        return new Result(h.getTotalCount() / secs, h);
-    }
-
-    private double run(Call call, int secs, Recorder rec, AtomicLong counter) throws InterruptedException {
-        long end = System.nanoTime() + secs * 1_000_000_000L;
+    private double run(Call call, long nanos, Recorder rec, AtomicLong counter) throws InterruptedException {
+        long end = System.nanoTime() + nanos;
         long started = System.nanoTime();
         ClientThreads.run(threads, "loopback-bench", thread -> {
             while (System.nanoTime() < end) {
