@@ -6,6 +6,7 @@ import io.mlkv.gpu.spill.SpillLog;
 import io.mlkv.storage.BatchChecks;
 import io.mlkv.storage.FileSync;
 import io.mlkv.storage.MlkvException;
+import io.mlkv.storage.ReservedKeys;
 import io.mlkv.storage.StatusCode;
 import io.mlkv.storage.VectorTier;
 import io.mlkv.storage.VectorVisitor;
@@ -56,8 +57,8 @@ import org.slf4j.LoggerFactory;
  *       {@link #accumulate} adds every delta, {@link #findOrInsert} initialises it once.</li>
  *   <li>Values are not inspected: NaN and infinities are stored and returned bit for bit, and
  *       {@link #accumulate} follows IEEE-754 arithmetic (NaN plus anything is NaN).</li>
- *   <li>Keys {@code Long.MIN_VALUE} and {@code Long.MIN_VALUE + 1} are reserved for the GPU
- *       tier's empty and erased slot markers and are refused by every operation, with or
+ *   <li>Keys {@code Long.MIN_VALUE} and {@code Long.MIN_VALUE + 1} ({@link ReservedKeys}) are
+ *       reserved for the GPU tier's empty and locked slot markers and are refused by every operation, with or
  *       without a GPU, so data moves between GPU and CPU-only deployments unchanged.</li>
  * </ul>
  *
@@ -92,10 +93,6 @@ import org.slf4j.LoggerFactory;
  * entry evicted to make room is written back. {@link #prefetch} promotes keys ahead of use.
  */
 public final class MlkvStore implements VectorTier {
-    /** The smallest reserved key. */
-    public static final long RESERVED_EMPTY_KEY = Long.MIN_VALUE;
-    /** The other reserved key. */
-    public static final long RESERVED_ERASED_KEY = Long.MIN_VALUE + 1;
 
     private static final Logger LOG = LoggerFactory.getLogger(MlkvStore.class);
     private static final String META_COUNT = "entry-count";
@@ -1794,13 +1791,7 @@ public final class MlkvStore implements VectorTier {
     }
 
     private static void checkReserved(String op, long[] keys) {
-        for (long k : keys) {
-            if (k == RESERVED_EMPTY_KEY || k == RESERVED_ERASED_KEY) {
-                throw new IllegalArgumentException(op + ": key " + k + " is reserved (Long.MIN_VALUE"
-                        + (k == RESERVED_EMPTY_KEY ? "" : " + 1")
-                        + " marks empty and erased GPU table slots); map it to another key");
-            }
-        }
+        ReservedKeys.check(op, keys);
     }
 
     private static long[] gather(long[] keys, int[] idx, int n) {

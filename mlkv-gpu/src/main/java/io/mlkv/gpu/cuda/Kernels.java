@@ -94,8 +94,14 @@ public final class Kernels implements AutoCloseable {
      * {@link Long} as is, {@link Integer} sign-extended (the kernel narrows it). JCuda marshals each
      * kernel argument separately (about half a microsecond apiece), so one packed argument makes
      * the launch of a kernel with two dozen parameters about as cheap as that of one with three.
+     * {@code layout} describes the struct; a count of {@code args} that differs is refused.
      */
-    public void launchPacked(String name, long threads, int blockSize, CUstream stream, Object... args) {
+    public void launchPacked(String name, PackedStruct layout, long threads, int blockSize, CUstream stream,
+            Object... args) {
+        if (args.length != layout.words()) {
+            throw new IllegalArgumentException(name + ": " + layout.cName() + " has " + layout.words()
+                    + " fields " + layout.fields() + ", " + args.length + " arguments were given");
+        }
         if (threads <= 0) {
             return;
         }

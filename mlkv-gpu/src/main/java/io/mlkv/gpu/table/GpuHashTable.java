@@ -19,6 +19,7 @@ import io.mlkv.gpu.cuda.Kernels;
 import io.mlkv.gpu.cuda.PinnedMemory;
 import io.mlkv.storage.BatchChecks;
 import io.mlkv.storage.MlkvException;
+import io.mlkv.storage.ReservedKeys;
 import io.mlkv.storage.StatusCode;
 import io.mlkv.storage.VectorTier;
 import io.mlkv.storage.VectorVisitor;
@@ -72,7 +73,7 @@ import jcuda.driver.CUstream_flags;
  *       them). A key can leave twice in one call (its old value evicted, the batch re-inserting
  *       it, the new value evicted again by a later insert into the same full bucket): applying
  *       the returned entries in array order always ends with the key's newest value.</li>
- *   <li>Keys {@link #EMPTY_KEY} and {@link #LOCKED_KEY} mark slot states: the host API refuses
+ *   <li>Keys {@link ReservedKeys#EMPTY} and {@link ReservedKeys#LOCKED} mark slot states: the host API refuses
  *       them with {@link IllegalArgumentException}, the device API ignores them.</li>
  * </ul>
  *
@@ -82,10 +83,6 @@ import jcuda.driver.CUstream_flags;
 public final class GpuHashTable implements VectorTier {
     /** Slots per bucket. */
     public static final int BUCKET_SLOTS = 128;
-    /** Marks an empty slot; not usable as a key. */
-    public static final long EMPTY_KEY = Long.MIN_VALUE;
-    /** Marks a slot being written; not usable as a key. */
-    public static final long LOCKED_KEY = Long.MIN_VALUE + 1;
 
     private static final int TILE = 8;
     private static final int BLOCK = 256;
@@ -345,7 +342,7 @@ public final class GpuHashTable implements VectorTier {
     /** Writes 1/0 to byte {@code i} of {@code found} for each of {@code n} keys. */
     public void contains(CUdeviceptr keysIn, long n, CUdeviceptr found) {
         call(() -> {
-            kernels.launchPacked("mlkv_contains", n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(), buckets - 1,
+            kernels.launchPacked("mlkv_contains", TableKernelArgs.CONTAINS, n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(), buckets - 1,
                     keysIn, n, found);
             sync("contains (n=" + n + ")");
             return 0L;
@@ -618,7 +615,7 @@ public final class GpuHashTable implements VectorTier {
             for (int from = 0; from < batch.length; from += stagingKeys) {
                 int n = Math.min(stagingKeys, batch.length - from);
                 staging.putKeys(batch, from, n, stream);
-                kernels.launchPacked("mlkv_contains", (long) n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(),
+                kernels.launchPacked("mlkv_contains", TableKernelArgs.CONTAINS, (long) n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(),
                         buckets - 1, staging.dKeys.pointer(), (long) n, staging.dFlags.pointer());
                 staging.fetchFlags(n, stream);
                 sync("contains (n=" + n + ")");
@@ -842,12 +839,7 @@ public final class GpuHashTable implements VectorTier {
     }
 
     private void checkKeys(String op, long[] batch) {
-        for (long k : batch) {
-            if (k == EMPTY_KEY || k == LOCKED_KEY) {
-                throw new IllegalArgumentException(op + ": key " + k + " is reserved by the GPU table ("
-                        + (k == EMPTY_KEY ? "Long.MIN_VALUE marks empty slots" : "Long.MIN_VALUE + 1 marks locked slots") + ")");
-            }
-        }
+        ReservedKeys.check(op, batch);
     }
 
     private void checkScores(String op, long[] batch, long[] scoresIn) {
@@ -946,7 +938,7 @@ public final class GpuHashTable implements VectorTier {
                     offset(found, from), offset(evictedKeys, evicted * 8), offset(evictedValues, evicted * rowBytes),
                     offset(evictedScores, evicted * 8), wait);
             if (mark) {
-                kernels.launchPacked("mlkv_dedup_reset", Math.min(dedupMask + 1, 1L << 20), BLOCK, stream,
+                kernels.launchPacked("mlkv_dedup_reset", TableKernelArgs.DEDUP, Math.min(dedupMask + 1, 1L << 20), BLOCK, stream,
                         dedupArgs(k, m));
             } else if (repair && repeatSeen.buffer().getLong(0) != 0) {
                 repairRepeats(k, v, m);
@@ -958,8 +950,8 @@ public final class GpuHashTable implements VectorTier {
     /** Steps 1 and 2 of the kernels' repeated-key handling: the set, and marks if a key repeats. */
     private void markRepeats(CUdeviceptr keysIn, long n) {
         dedupEpoch++;
-        kernels.launchPacked("mlkv_dedup", n, BLOCK, stream, dedupArgs(keysIn, n));
-        kernels.launchPacked("mlkv_dedup_win", n, BLOCK, stream, dedupArgs(keysIn, n));
+        kernels.launchPacked("mlkv_dedup", TableKernelArgs.DEDUP, n, BLOCK, stream, dedupArgs(keysIn, n));
+        kernels.launchPacked("mlkv_dedup_win", TableKernelArgs.DEDUP, n, BLOCK, stream, dedupArgs(keysIn, n));
     }
 
     /**
@@ -968,10 +960,10 @@ public final class GpuHashTable implements VectorTier {
      */
     private void repairRepeats(CUdeviceptr keysIn, CUdeviceptr valuesIn, long n) {
         markRepeats(keysIn, n);
-        kernels.launchPacked("mlkv_dedup_rewrite", n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(),
+        kernels.launchPacked("mlkv_dedup_rewrite", TableKernelArgs.REWRITE, n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(),
                 values.pointer(), buckets - 1, dim, keysIn, valuesIn, n, dedupSlot.pointer(), dedupWin.pointer(),
                 dedupRepeated.pointer(), dedupFlag.pointer(), dedupEpoch);
-        kernels.launchPacked("mlkv_dedup_reset", Math.min(dedupMask + 1, 1L << 20), BLOCK, stream, dedupArgs(keysIn, n));
+        kernels.launchPacked("mlkv_dedup_reset", TableKernelArgs.DEDUP, Math.min(dedupMask + 1, 1L << 20), BLOCK, stream, dedupArgs(keysIn, n));
         sync("rewrite of repeated keys (n=" + n + ")");
     }
 
@@ -985,10 +977,10 @@ public final class GpuHashTable implements VectorTier {
             dedupFlag.pointer(), dedupEpoch, dedupRepeated.pointer()};
     }
 
-    /** Empties the repeated-key scratch set (keys EMPTY_KEY, positions -1, marks 0) and zeroes its flag. */
+    /** Empties the repeated-key scratch set (keys ReservedKeys.EMPTY, positions -1, marks 0) and zeroes its flag. */
     private void emptyDedup() {
         long slots = dedupMask + 1;
-        kernels.launch("mlkv_fill_u64", Math.min(slots, 1L << 20), BLOCK, stream, dedupKeys.pointer(), EMPTY_KEY, slots);
+        kernels.launch("mlkv_fill_u64", Math.min(slots, 1L << 20), BLOCK, stream, dedupKeys.pointer(), ReservedKeys.EMPTY, slots);
         Cuda.check(cuMemsetD8Async(dedupWin.pointer(), (byte) 0xFF, slots * 4, stream), "cuMemsetD8Async (dedup scratch)");
         Cuda.check(cuMemsetD8Async(dedupRepeated.pointer(), (byte) 0, slots, stream), "cuMemsetD8Async (dedup marks)");
         Cuda.check(cuMemsetD8Async(dedupFlag.pointer(), (byte) 0, 8, stream), "cuMemsetD8Async (dedup flag)");
@@ -1013,13 +1005,13 @@ public final class GpuHashTable implements VectorTier {
         clock++;
         if (mode == MODE_ASSIGN_ONLY) {
             // Never inserts, evicts or rejects: no counters to read back.
-            kernels.launchPacked("mlkv_assign_only", n * TILE, BLOCK, stream, keys.pointer(), scores.pointer(),
+            kernels.launchPacked("mlkv_assign_only", TableKernelArgs.ASSIGN, n * TILE, BLOCK, stream, keys.pointer(), scores.pointer(),
                     digests.pointer(), values.pointer(), dedupSlotArg, dedupWinArg, dedupFlagArg, dedupEpoch,
                     buckets - 1, dim, scoreMode.code, clock, keysIn, valuesIn, scoresIn, n, found, repeatsArg);
             sync("assign (n=" + n + ")");
             return 0;
         }
-        kernels.launchPacked("mlkv_upsert", n * TILE, BLOCK, stream, keys.pointer(), scores.pointer(), digests.pointer(),
+        kernels.launchPacked("mlkv_upsert", TableKernelArgs.UPSERT, n * TILE, BLOCK, stream, keys.pointer(), scores.pointer(), digests.pointer(),
                 values.pointer(), dedupSlotArg, dedupWinArg, dedupFlagArg, dedupEpoch, bucketLocks.pointer(),
                 counters.at(COUNTER_SIZE * 8L), buckets - 1, dim, mode,
                 scoreMode.code, clock, keysIn, valuesIn, scoresIn, n, out, found, evictedKeys, evictedValues,
@@ -1052,7 +1044,7 @@ public final class GpuHashTable implements VectorTier {
 
     private void launchFind(CUdeviceptr keysIn, long n, CUdeviceptr out, CUdeviceptr found, CUdeviceptr missedKeys,
             CUdeviceptr missedIndex, int touch) {
-        kernels.launchPacked("mlkv_find", n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(), values.pointer(),
+        kernels.launchPacked("mlkv_find", TableKernelArgs.FIND, n * TILE, BLOCK, stream, keys.pointer(), digests.pointer(), values.pointer(),
                 buckets - 1, dim, keysIn, n, out, found, null, scores.pointer(), missedKeys, missedIndex,
                 counters.at(COUNTER_MISSED * 8L), touch, clock);
     }

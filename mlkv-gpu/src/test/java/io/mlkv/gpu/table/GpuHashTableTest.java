@@ -61,7 +61,7 @@ class GpuHashTableTest {
                 long k;
                 do {
                     k = r.nextLong();
-                } while (k == GpuHashTable.EMPTY_KEY || k == GpuHashTable.LOCKED_KEY || index.containsKey(k));
+                } while (k == io.mlkv.storage.ReservedKeys.EMPTY || k == io.mlkv.storage.ReservedKeys.LOCKED || index.containsKey(k));
                 keys[i] = k;
                 index.put(k, i);
             }
@@ -78,7 +78,7 @@ class GpuHashTableTest {
                 long k;
                 do {
                     k = r.nextLong();
-                } while (index.containsKey(k) || k == GpuHashTable.EMPTY_KEY || k == GpuHashTable.LOCKED_KEY);
+                } while (index.containsKey(k) || k == io.mlkv.storage.ReservedKeys.EMPTY || k == io.mlkv.storage.ReservedKeys.LOCKED);
                 absent[i] = k;
             }
             assertEquals(0, t.find(absent, new float[absent.length * dim], new boolean[absent.length]), "seed " + seed);
@@ -674,7 +674,7 @@ class GpuHashTableTest {
     void reservedKeysAreRefusedAndAnImpossibleTableNamesTheMemory() {
         try (GpuHashTable t = GpuHashTable.create(4, 1024, ScoreMode.LRU, 64)) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> t.insertOrAssign(new long[] {GpuHashTable.EMPTY_KEY}, new float[4], null));
+                    () -> t.insertOrAssign(new long[] {io.mlkv.storage.ReservedKeys.EMPTY}, new float[4], null));
             assertTrue(e.getMessage().contains("reserved"), e.getMessage());
             assertEquals(0, t.size());
         }

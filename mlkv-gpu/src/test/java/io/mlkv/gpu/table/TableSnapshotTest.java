@@ -37,7 +37,7 @@ class TableSnapshotTest {
             long k;
             do {
                 k = r.nextLong();
-            } while (k == GpuHashTable.EMPTY_KEY || k == GpuHashTable.LOCKED_KEY || !seen.add(k));
+            } while (k == io.mlkv.storage.ReservedKeys.EMPTY || k == io.mlkv.storage.ReservedKeys.LOCKED || !seen.add(k));
             keys[i] = k;
             for (int d = 0; d < DIM; d++) {
                 values[i * DIM + d] = r.nextFloat();

@@ -4,6 +4,7 @@ import static io.mlkv.storage.dram.OffHeapMemory.FLOAT_ARRAY_BASE;
 import static io.mlkv.storage.dram.OffHeapMemory.UNSAFE;
 
 import io.mlkv.storage.BatchChecks;
+import io.mlkv.storage.ReservedKeys;
 import io.mlkv.storage.VectorTier;
 import io.mlkv.storage.VectorVisitor;
 import io.mlkv.storage.policy.EvictionPolicy;
@@ -36,8 +37,8 @@ import java.util.concurrent.atomic.LongAdder;
  * {@code ((h >>> 32) * buckets) >>> 32} with {@code h = k * 0x9E3779B97F4A7C15L; h ^= h >>> 29},
  * in one of its {@value #BUCKET_SLOTS} slots {@code s} where {@code keys[s] == k}; its row is
  * {@code values[s * dim .. (s + 1) * dim)}. A slot that holds no entry holds the key
- * {@link #VACANT_KEY}, so a reader in place needs no other slot state (the rule holds for every
- * key but {@code VACANT_KEY} itself, which the GPU tier reserves anyway). Every change of
+ * {@link ReservedKeys#EMPTY}, so a reader in place needs no other slot state (the rule holds for every
+ * key but {@code ReservedKeys.EMPTY} itself, which the GPU tier reserves anyway). Every change of
  * a bucket's slots is bracketed by its sequence count ({@code seqs[bucket]}, int64), odd while
  * the change runs: a reader that saw the same even count before and after reading a row read
  * a whole, current row.
@@ -47,11 +48,6 @@ public final class DramTier implements VectorTier {
     public static final int BUCKET_SLOTS = 16;
     /** Returned by {@link #getOrVersion} on a hit. */
     public static final long HIT = -1;
-    /**
-     * The key that slots without an entry hold in the native layout (the GPU table's empty key),
-     * written when the tier is created and whenever an entry is removed.
-     */
-    public static final long VACANT_KEY = Long.MIN_VALUE;
 
     private static final long SLOT_META_BYTES = 8 + 8 + 1;
     private static final byte OCCUPIED = 1;
@@ -120,7 +116,7 @@ public final class DramTier implements VectorTier {
             // is committed lazily.
             k = new OffHeapMemory(slots * 8, "DRAM tier keys", false);
             for (long slot = 0; slot < slots; slot++) {
-                UNSAFE.putLong(k.address() + slot * 8, VACANT_KEY);
+                UNSAFE.putLong(k.address() + slot * 8, ReservedKeys.EMPTY);
             }
             s = new OffHeapMemory(slots * 8, "DRAM tier scores", false);
             f = new OffHeapMemory(slots, "DRAM tier flags", true);
@@ -311,7 +307,7 @@ public final class DramTier implements VectorTier {
             }
             beginChange(bucket);
             UNSAFE.putByte(flags.address() + slot, (byte) 0);
-            UNSAFE.putLong(keys.address() + slot * 8, VACANT_KEY);
+            UNSAFE.putLong(keys.address() + slot * 8, ReservedKeys.EMPTY);
             endChange(bucket);
             size.decrementAndGet();
             return true;
@@ -414,7 +410,7 @@ public final class DramTier implements VectorTier {
      * be pinned on its own. The addresses stay valid until {@link #close()}; whoever pins or maps
      * them must undo that before.
      *
-     * @param keysAddress   {@code buckets * BUCKET_SLOTS} int64 keys, {@link #VACANT_KEY} in
+     * @param keysAddress   {@code buckets * BUCKET_SLOTS} int64 keys, {@link ReservedKeys#EMPTY} in
      *                      slots without an entry
      * @param valuesAddress {@code dim} float32 per slot
      * @param seqsAddress   one int64 sequence count per bucket

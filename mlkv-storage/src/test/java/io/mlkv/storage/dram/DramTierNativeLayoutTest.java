@@ -86,13 +86,13 @@ class DramTierNativeLayoutTest {
         }
     }
 
-    /** Slots without an entry hold VACANT_KEY from the start and again after a removal, whatever key they held. */
+    /** Slots without an entry hold ReservedKeys.EMPTY from the start and again after a removal, whatever key they held. */
     @Test
     void slotsWithoutAnEntryHoldTheVacantKey() {
         try (DramTier t = new DramTier(DIM, 4 * DramTier.bucketBytes(DIM), "lru")) {
             DramTier.NativeLayout l = t.nativeLayout();
             for (long slot = 0; slot < l.slots(); slot++) {
-                assertEquals(DramTier.VACANT_KEY, UNSAFE.getLong(l.keysAddress() + slot * 8), "slot " + slot + " of a new tier");
+                assertEquals(io.mlkv.storage.ReservedKeys.EMPTY, UNSAFE.getLong(l.keysAddress() + slot * 8), "slot " + slot + " of a new tier");
             }
             float[] out = new float[DIM];
             assertFalse(readInPlace(l, 0, out), "key 0 is not in a new tier");
@@ -110,7 +110,7 @@ class DramTierNativeLayoutTest {
             }
             assertTrue(held > 0, "some keys were held");
             for (long slot = 0; slot < l.slots(); slot++) {
-                assertEquals(DramTier.VACANT_KEY, UNSAFE.getLong(l.keysAddress() + slot * 8), "slot " + slot + " after removals");
+                assertEquals(io.mlkv.storage.ReservedKeys.EMPTY, UNSAFE.getLong(l.keysAddress() + slot * 8), "slot " + slot + " after removals");
             }
         }
     }
