@@ -1028,16 +1028,14 @@ final class HbmCache implements AutoCloseable {
         }
 
         private void releaseBuffers() {
-            for (AutoCloseable c : new AutoCloseable[] {evictedRows, evictedKeys, installRows, hitCount, hostHitCount,
-                    hostSeqs, hostHits, hostMissKeys, hostFlags, hostRowsIndex, hostRows, hostIndex, hostKeys, probeSeqs,
-                    flags, rowsIndex, rowsIn, missedIndex, missedKeys}) {
-                if (c != null) {
-                    try {
-                        c.close();
-                    } catch (Exception e) {
-                        LOG.warn("releasing read staging: {}", e.toString());
-                    }
-                }
+            try {
+                // In reverse order of allocation; CloseHelper skips the nulls and closes the rest if one fails.
+                CloseHelper.closeAll(evictedRows, evictedKeys, installRows, hitCount, hostHitCount, hostSeqs, hostHits,
+                        hostMissKeys, hostFlags, hostRowsIndex, hostRows, hostIndex, hostKeys, probeSeqs, flags, rowsIndex,
+                        rowsIn, missedIndex, missedKeys);
+            } catch (RuntimeException e) {
+                // Growing the buffers reallocates them; a failed free must not fail the read that grows them.
+                LOG.warn("releasing read staging: {}", e.toString());
             }
             installRows = null;
             evictedKeys = null;
@@ -1051,8 +1049,8 @@ final class HbmCache implements AutoCloseable {
                 awaitInstall();
             } finally {
                 releaseBuffers();
-                Cuda.check(cuEventDestroy(installed), "cuEventDestroy (store read staging)");
-                Cuda.check(cuStreamDestroy(stream), "cuStreamDestroy (store read staging)");
+                CloseHelper.closeAll(() -> Cuda.check(cuEventDestroy(installed), "cuEventDestroy (store read staging)"),
+                        () -> Cuda.check(cuStreamDestroy(stream), "cuStreamDestroy (store read staging)"));
             }
         }
     }

@@ -45,9 +45,14 @@ final class ChunkCache implements AutoCloseable {
     record LookupResult(int cachedBlocks, int bloomRejections) {
     }
 
-    ChunkCache(Path directory, long dramBytes, Durability durability, int blockSize, Collection<String> partitionKeys,
-            long bloomExpectedBlocks, double bloomFpp, AzureBlobBackend backend, WriteMode writeMode,
-            int uploadThreads, int uploadQueue) {
+    /**
+     * @param gpu whether the local store takes an HBM tier ({@link io.mlkv.core.GpuMode}); the
+     *            server's default is OFF, so a cache beside an inference engine leaves the GPU's
+     *            memory to it unless asked otherwise
+     */
+    ChunkCache(Path directory, long dramBytes, Durability durability, io.mlkv.core.GpuMode gpu, int blockSize,
+            Collection<String> partitionKeys, long bloomExpectedBlocks, double bloomFpp, AzureBlobBackend backend,
+            WriteMode writeMode, int uploadThreads, int uploadQueue) {
         this.blockSize = blockSize;
         this.dim = ChunkRecord.vectorDim(blockSize);
         this.backend = backend;
@@ -61,7 +66,7 @@ final class ChunkCache implements AutoCloseable {
         }
         this.partitions = java.util.Collections.unmodifiableMap(ps); // in the order given
         this.store = MlkvStore.builder().dim(dim).directory(directory).dramCapacityBytes(dramBytes)
-                .durability(durability).build();
+                .durability(durability).gpu(gpu).build();
         try {
             rebuildFilters(ps);
         } catch (RuntimeException e) {

@@ -54,6 +54,11 @@ public final class ServerMain implements Callable<Integer> {
     @Option(names = "--dram-mb", defaultValue = "256", description = "DRAM tier size in MiB (default ${DEFAULT-VALUE}).")
     long dramMb;
 
+    @Option(names = "--gpu", defaultValue = "OFF",
+            description = "HBM tier for the local store: OFF, AUTO or ON (default ${DEFAULT-VALUE}: the GPU's memory stays "
+                    + "with the model server).")
+    io.mlkv.core.GpuMode gpu;
+
     @Option(names = "--local-durability", defaultValue = "WRITE_THROUGH",
             description = "WRITE_THROUGH or WRITE_BACK for the local store (default ${DEFAULT-VALUE}).")
     Durability localDurability;
@@ -123,7 +128,7 @@ public final class ServerMain implements Callable<Integer> {
             System.setProperty("org.slf4j.simpleLogger.log.com.azure", "warn");
         }
         TokenCacheServer.Builder b = TokenCacheServer.builder().host(host).port(port).blockSize(blockSize)
-                .partitions(partitions).dataDirectory(dataDir).dramBytes(dramMb << 20).localDurability(localDurability)
+                .partitions(partitions).dataDirectory(dataDir).dramBytes(dramMb << 20).localDurability(localDurability).gpu(gpu)
                 .bloom(bloomExpected, bloomFpp).maxMessageBytes(maxMessageMb << 20).maxLookupTokens(maxLookupTokens)
                 .maxBatch(maxBatch).metrics(disableMetrics ? 0 : metricsInterval, System.out);
         if (threads != null) {

@@ -59,7 +59,7 @@ public final class TokenCacheServer implements AutoCloseable {
     private TokenCacheServer(Builder b) throws IOException {
         AzureBlobBackend backend = b.azureConnectionString == null ? null
                 : new AzureBlobBackend(b.azureConnectionString, b.azureContainer);
-        this.cache = new ChunkCache(b.dataDirectory, b.dramBytes, b.localDurability, b.blockSize, b.partitions,
+        this.cache = new ChunkCache(b.dataDirectory, b.dramBytes, b.localDurability, b.gpu, b.blockSize, b.partitions,
                 b.bloomExpectedBlocks, b.bloomFpp, backend, b.writeMode, b.uploadThreads, b.uploadQueue);
         AtomicInteger threadNo = new AtomicInteger();
         this.executor = Executors.newFixedThreadPool(b.threads, r -> {
@@ -221,6 +221,7 @@ public final class TokenCacheServer implements AutoCloseable {
         private Path dataDirectory;
         private long dramBytes = 256L << 20;
         private Durability localDurability = Durability.WRITE_THROUGH;
+        private io.mlkv.core.GpuMode gpu = io.mlkv.core.GpuMode.OFF;
         private long bloomExpectedBlocks = 10_000_000;
         private double bloomFpp = 0.01;
         private String azureConnectionString;
@@ -310,6 +311,15 @@ public final class TokenCacheServer implements AutoCloseable {
                 throw new IllegalArgumentException("dramBytes must be at least 1 MiB, was " + bytes);
             }
             this.dramBytes = bytes;
+            return this;
+        }
+
+        /**
+         * Whether the local store takes an HBM tier: OFF (default: the GPU's memory stays with
+         * whatever serves the model), AUTO (where a GPU can be used) or ON (fail without one).
+         */
+        public Builder gpu(io.mlkv.core.GpuMode mode) {
+            this.gpu = java.util.Objects.requireNonNull(mode, "gpu");
             return this;
         }
 

@@ -39,6 +39,7 @@ class CommandMistakesTest {
                 Arguments.of("--tls-cert DIR/c.pem", "--tls-cert"),
                 Arguments.of("--partitions a/b", "partition key"),
                 Arguments.of("--local-durability never", "--local-durability"),
+                Arguments.of("--gpu SOMETIMES", "--gpu"),
                 Arguments.of("--bogus", "--bogus"),
                 Arguments.of("playground --file DIR/nope.txt --embedded", "--file"),
                 Arguments.of("playground --file DIR/conv.txt --embedded -n -1", "--iterations"),
@@ -55,6 +56,13 @@ class CommandMistakesTest {
     void aMistakeIsOneLineAndExitCode2(String command, String named) throws Exception {
         Files.writeString(dir.resolve("conv.txt"), "1 2 3 4 5 6 7 8\n");
         assertRefused(command, named);
+    }
+
+    @Test
+    void gpuOnWithoutAGpuIsOneLineAndNoDataDirectoryIsCreated() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(io.mlkv.gpu.cuda.CudaDevice.unavailableReason() != null
+                || !io.mlkv.gpu.cuda.Kernels.built(), "this machine has a GPU: the server would start");
+        assertRefused("--gpu ON --port 0", "GpuMode.ON");
     }
 
     @Test

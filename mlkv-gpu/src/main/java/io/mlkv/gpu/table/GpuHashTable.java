@@ -28,6 +28,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.ReentrantLock;
+import org.agrona.CloseHelper;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUevent;
 import jcuda.driver.CUevent_flags;
@@ -772,6 +773,9 @@ public final class GpuHashTable implements VectorTier {
                 failure = e;
             }
             releaseAll(failure);
+            if (failure != null) {
+                throw failure;
+            }
         } finally {
             lock.unlock();
         }
@@ -796,45 +800,34 @@ public final class GpuHashTable implements VectorTier {
         }
     }
 
+    /**
+     * Frees everything the table owns, in reverse order of allocation, then its events, streams
+     * and device context; every release runs even if one fails. Throws the first failure (later
+     * ones suppressed), added to {@code first} when the caller is already failing with it.
+     */
     private void releaseAll(RuntimeException first) {
-        RuntimeException failure = first;
-        for (int i = owned.size() - 1; i >= 0; i--) {
-            try {
-                owned.get(i).close();
-            } catch (Exception e) {
-                RuntimeException r = e instanceof RuntimeException ? (RuntimeException) e : new IllegalStateException(e);
-                if (failure == null) {
-                    failure = r;
-                } else if (failure != r) {
-                    failure.addSuppressed(r);
-                }
-            }
-        }
+        List<AutoCloseable> releases = new ArrayList<>(owned);
+        java.util.Collections.reverse(releases);
         owned.clear();
         for (CUevent[] half : pipeEvents) {
             for (CUevent e : half) {
                 if (e != null) {
-                    cuEventDestroy(e);
+                    releases.add(() -> Cuda.check(cuEventDestroy(e), "cuEventDestroy (copy pipeline)"));
                 }
             }
         }
+        releases.add(() -> Cuda.check(cuStreamDestroy(copyStream), "cuStreamDestroy (copies)"));
+        releases.add(() -> Cuda.check(cuStreamDestroy(stream), "cuStreamDestroy"));
+        releases.add(device);
         try {
-            Cuda.check(cuStreamDestroy(copyStream), "cuStreamDestroy (copies)");
-            Cuda.check(cuStreamDestroy(stream), "cuStreamDestroy");
+            CloseHelper.closeAll(releases);
         } catch (RuntimeException e) {
-            if (failure == null) {
-                failure = e;
+            if (first == null) {
+                throw e;
             }
-        }
-        try {
-            device.close();
-        } catch (RuntimeException e) {
-            if (failure == null) {
-                failure = e;
+            if (e != first) {
+                first.addSuppressed(e);
             }
-        }
-        if (failure != null && failure != first) {
-            throw failure;
         }
     }
 
@@ -1273,20 +1266,10 @@ public final class GpuHashTable implements VectorTier {
 
         @Override
         public void close() {
-            RuntimeException failure = null;
-            for (int i = parts.size() - 1; i >= 0; i--) {
-                try {
-                    parts.get(i).close();
-                } catch (Exception e) {
-                    if (failure == null) {
-                        failure = e instanceof RuntimeException ? (RuntimeException) e : new IllegalStateException(e);
-                    }
-                }
-            }
+            List<AutoCloseable> reversed = new ArrayList<>(parts);
+            java.util.Collections.reverse(reversed);
             parts.clear();
-            if (failure != null) {
-                throw failure;
-            }
+            CloseHelper.closeAll(reversed);
         }
     }
 }
