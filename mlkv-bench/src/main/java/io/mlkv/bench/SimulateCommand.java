@@ -16,7 +16,9 @@ import picocli.CommandLine.Spec;
 /** Replays a key trace against policies and tier sizes and prints where accesses were served. */
 @Command(name = "simulate", mixinStandardHelpOptions = true,
         description = "Replays a synthetic or recorded key trace against each policy with the given cache "
-                + "tier sizes (top tier first) and prints the share of accesses each tier served.")
+                + "tier sizes (top tier first) and prints the share of accesses each tier served. Every tier is "
+                + "modelled as the DRAM tier is built (16-slot buckets); the GPU table's 128-slot buckets are not, "
+                + "so an HBM tier's figure is an estimate.")
 final class SimulateCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;

@@ -11,8 +11,13 @@ import java.util.List;
  * Replays a key trace against a stack of cache tiers above the SSD tier and counts where each
  * access is served, so policies and tier sizes are compared on data rather than opinion.
  *
- * <p>Each cache tier is a real {@link DramTier} (vectors of one float): the same buckets, scores
- * and admission decisions as the store uses, so hit rates carry over. Accesses are processed in
+ * <p>Each cache tier is a real {@link DramTier} (vectors of one float): the same
+ * {@value DramTier#BUCKET_SLOTS}-slot buckets, scores and admission decisions as the store's DRAM
+ * tier, so hit rates of the DRAM tier carry over. An HBM tier is modelled as a DRAM tier too, which
+ * it is not: the store's GPU table has {@code 128}-slot buckets and its own score (least recently
+ * used, reads refreshing it) and admission ({@link io.mlkv.core.HbmAdmission}), so a top tier's
+ * figures here are an estimate of the real HBM hit rate, from buckets less associative than
+ * HBM's; measure that one with the store itself ({@code mlkv-bench run --gpu ON}). Accesses are processed in
  * batches as the store processes them (one clock tick and one policy record per batch and tier).
  * A key served below the top tier is promoted into the top tier if that tier's policy admits it
  * and leaves the tier it came from; what a tier evicts moves one tier down (the bottom cache
