@@ -1,7 +1,6 @@
 package io.mlkv.core;
 
 import io.mlkv.gpu.cufile.FileIo;
-import io.mlkv.gpu.cufile.HostRegion;
 import io.mlkv.gpu.spill.SpillLog;
 import io.mlkv.storage.BatchChecks;
 import io.mlkv.storage.FileSync;
@@ -11,7 +10,6 @@ import io.mlkv.storage.StatusCode;
 import io.mlkv.storage.VectorTier;
 import io.mlkv.storage.VectorVisitor;
 import io.mlkv.storage.dram.DramTier;
-import io.mlkv.storage.dram.EvictionSink;
 import io.mlkv.storage.rocksdb.RepairReport;
 import io.mlkv.storage.rocksdb.RocksDbTier;
 import io.mlkv.storage.rocksdb.StoreRepair;
@@ -22,20 +20,15 @@ import java.util.Arrays;
 import java.nio.file.StandardCopyOption;
 import java.util.List;
 import java.util.Set;
-import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.RejectedExecutionException;
-import java.util.concurrent.ThreadPoolExecutor;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReentrantLock;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.stream.Stream;
 import jcuda.driver.CUdeviceptr;
 import org.agrona.collections.Long2LongHashMap;
@@ -108,25 +101,20 @@ public final class MlkvStore implements VectorTier {
     private final FileIo fileIo;
     /** Where clean HBM evictions that DRAM lacks go ({@link Builder#hbmSpillRows}); null if none. */
     private final SpillLog spill;
-    private final DramTier dram;
+    /** RocksDB, also reached through {@link #host}: the store's metadata, checkpoints and exports use it directly. */
     private final RocksDbTier rocks;
-    private final WriteBackBuffer pending;
+    /** DRAM, the write-back buffer, the spill log and RocksDB: the tiers below HBM. */
+    private final HostTiers host;
     /** Everything the constructor opened, closed in reverse by {@link #close()}. */
     private final OpenedResources resources;
     private final ExecutorService prefetchPool;
     /** Futures of prefetches not yet finished; {@link #close()} fails those that have not started. */
     private final Set<CompletableFuture<Void>> queuedPrefetches = ConcurrentHashMap.newKeySet();
-    /**
-     * Installs copies that readers could not install themselves because a writer held the
-     * mutation lock. One thread, a short queue; when the queue is full the promotion is dropped
-     * (a later read promotes again), so readers never wait for it.
-     */
-    private final ThreadPoolExecutor promoter;
+    /** Installs copies into DRAM and HBM without making readers wait for writers. */
+    private final Promoter promoter;
     /** Held by every batch that changes which keys a tier holds, or what RocksDB holds. */
     private final ReentrantLock mutation = new ReentrantLock();
-    /** Read-held by every operation, write-held by close, so close never frees memory in use. */
-    private final ReentrantReadWriteLock lifecycle = new ReentrantReadWriteLock();
-    private final AtomicBoolean closed = new AtomicBoolean();
+    private final Lifecycle lifecycle = new Lifecycle();
     private final AtomicLong entryCount;
     /**
      * Bumped at the end of every batch that changes which keys exist or their values, before the
@@ -134,22 +122,11 @@ public final class MlkvStore implements VectorTier {
      * lock knows that what it found absent is still absent.
      */
     private final AtomicLong mutationEpoch = new AtomicLong();
-    private final EvictionSink writeBackSink;
     /** Decides which HBM misses are promoted ({@link HbmAdmission}). Used under the mutation lock. */
     private final java.util.function.LongPredicate promotionFilter;
     /** Whether {@link #promotionFilter} takes every key ({@link HbmAdmission#ALWAYS}). */
     private final boolean admitsEveryMiss;
 
-    private final LongAdder dramHits = new LongAdder();
-    private final LongAdder dramNanos = new LongAdder();
-    /** Time spent moving entries into DRAM: promotions from SSD and demotions from HBM. */
-    private final LongAdder dramMoveNanos = new LongAdder();
-    private final LongAdder ssdNanos = new LongAdder();
-    private final LongAdder dramMisses = new LongAdder();
-    private final LongAdder ssdHits = new LongAdder();
-    private final LongAdder ssdMisses = new LongAdder();
-    private final LongAdder promotions = new LongAdder();
-    private final LongAdder writeBacks = new LongAdder();
     private final LongAdder prefetched = new LongAdder();
     private final LongAdder dramReadsOnGpu = new LongAdder();
     private final LongAdder spillReadsOnGpu = new LongAdder();
@@ -162,7 +139,7 @@ public final class MlkvStore implements VectorTier {
         OpenedResources opened = new OpenedResources();
         try {
             this.rocks = opened.add(RocksDbTier.open(b.directory, dim, b.blockCacheBytes, b.syncWrites));
-            this.dram = opened.add(new DramTier(dim, b.dramCapacityBytes, b.policy));
+            DramTier dram = opened.add(new DramTier(dim, b.dramCapacityBytes, b.policy));
             this.hbm = opened.add(HbmCache.open(b.gpuMode, dim, b.hbmCapacity, b.hbmWriteBack));
             this.fileIo = hbm == null ? null : opened.add(FileIo.open(b.fileIoMode));
             this.spill = hbm == null || b.hbmSpillRows == 0 ? null
@@ -174,15 +151,11 @@ public final class MlkvStore implements VectorTier {
             if (hbm != null && b.mapDram) {
                 hbm.mapDram(dram);
             }
+            this.promoter = opened.add(new Promoter(mutation, lifecycle));
+            this.host = new HostTiers(dim, dram, rocks, spill, promoter);
             this.promotionFilter = b.hbmAdmission.newFilter(b.hbmCapacity);
             this.admitsEveryMiss = b.hbmAdmission == HbmAdmission.ALWAYS;
             warmHbmFromRestoredCheckpoint();
-            this.pending = new WriteBackBuffer(dim);
-            this.writeBackSink = (key, value, dirty) -> {
-                if (dirty) {
-                    pending.add(key, value, 0);
-                }
-            };
             this.entryCount = new AtomicLong(recoverCount());
             AtomicInteger threadId = new AtomicInteger();
             this.prefetchPool = Executors.newFixedThreadPool(b.prefetchThreads, r -> {
@@ -191,12 +164,6 @@ public final class MlkvStore implements VectorTier {
                 return t;
             });
             opened.add(prefetchPool::shutdown);
-            this.promoter = new ThreadPoolExecutor(1, 1, 0, TimeUnit.MILLISECONDS, new ArrayBlockingQueue<>(16), r -> {
-                Thread t = new Thread(r, "mlkv-promote");
-                t.setDaemon(true);
-                return t;
-            }, new ThreadPoolExecutor.DiscardPolicy());
-            opened.add(promoter::shutdown);
         } catch (RuntimeException | Error e) {
             // Nothing stays open after a failed constructor: a retry must not find the directory locked.
             opened.closeAfterFailure(e);
@@ -204,7 +171,7 @@ public final class MlkvStore implements VectorTier {
         }
         this.resources = opened;
         LOG.info("opened MLKV store at {}: dim={}, DRAM {} slots ({} bytes, policy {}), durability {}",
-                rocks.directory(), dim, dram.capacity(), b.dramCapacityBytes, b.policy, durability);
+                rocks.directory(), dim, host.dram().capacity(), b.dramCapacityBytes, b.policy, durability);
     }
 
     /**
@@ -283,11 +250,11 @@ public final class MlkvStore implements VectorTier {
         BatchChecks.checkOutputRows("multiGet", keys, out, dim);
         BatchChecks.checkFlags("multiGet", "found", keys, found);
         checkReserved("multiGet", keys);
-        enter();
+        lifecycle.enter();
         try {
             return read(keys, out, found, true);
         } finally {
-            exit();
+            lifecycle.exit();
         }
     }
 
@@ -303,11 +270,11 @@ public final class MlkvStore implements VectorTier {
         BatchChecks.checkKeys("contains", keys);
         BatchChecks.checkFlags("contains", "out", keys, out);
         checkReserved("contains", keys);
-        enter();
+        lifecycle.enter();
         try {
-            return existing(keys, keys.length, out);
+            return host.existing(keys, keys.length, out);
         } finally {
-            exit();
+            lifecycle.exit();
         }
     }
 
@@ -318,7 +285,7 @@ public final class MlkvStore implements VectorTier {
      */
     private int read(long[] keys, float[] out, boolean[] found, boolean promote) {
         if (hbm == null) {
-            return readBelow(keys, out, found, promote);
+            return host.read(keys, out, found, promote);
         }
         int n = keys.length;
         long movesBefore = hbm.moves();
@@ -333,7 +300,7 @@ public final class MlkvStore implements VectorTier {
                 missIdx[m++] = i;
             }
         }
-        long[] missKeys = gather(keys, missIdx, misses);
+        long[] missKeys = Batches.gather(keys, missIdx, misses);
         float[] rows = new float[misses * dim];
         boolean[] below = new boolean[misses];
         int fromBelow = readMissesBelow(missKeys, rows, below, promote, movesBefore);
@@ -360,12 +327,12 @@ public final class MlkvStore implements VectorTier {
         long[] versions = new long[misses];
         long[] stamps = hbm.writeBack() ? new long[misses] : null;
         for (int m = 0; m < misses; m++) {
-            versions[m] = dram.version(missKeys[m]);
+            versions[m] = host.version(missKeys[m]);
             if (stamps != null) {
                 stamps[m] = hbm.demotionStamp(missKeys[m]);
             }
         }
-        int fromBelow = readBelow(missKeys, rows, below, promote);
+        int fromBelow = host.read(missKeys, rows, below, promote);
         if (movedSince(movesBefore)) {
             fromBelow = rereadDemoted(missKeys, rows, below, stamps, fromBelow, null);
         }
@@ -388,7 +355,7 @@ public final class MlkvStore implements VectorTier {
      */
     private void schedulePromotion(long[] keys, float[] rows, boolean[] found, long[] versions, int count,
             boolean[] bySequence) {
-        promote(() -> installUnwritten(keys, rows, found, versions, count, bySequence, promotionFilter));
+        promoter.promote(() -> installUnwritten(keys, rows, found, versions, count, bySequence, promotionFilter));
     }
 
     /**
@@ -403,7 +370,7 @@ public final class MlkvStore implements VectorTier {
         float[] installRows = new float[count * dim];
         int p = 0;
         for (int m = 0; m < keys.length && p < count; m++) {
-            long now = bySequence != null && bySequence[m] ? dram.sequence(keys[m]) : dram.version(keys[m]);
+            long now = bySequence != null && bySequence[m] ? host.sequence(keys[m]) : host.version(keys[m]);
             if (found[m] && now == versions[m] && !hbm.isDirty(keys[m]) && admit.test(keys[m])) {
                 installKeys[p] = keys[m];
                 System.arraycopy(rows, m * dim, installRows, p * dim, dim);
@@ -434,7 +401,7 @@ public final class MlkvStore implements VectorTier {
         if (changed == 0) {
             return fromBelow;
         }
-        long[] keys = gather(missKeys, idx, changed);
+        long[] keys = Batches.gather(missKeys, idx, changed);
         float[] again = new float[changed * dim];
         boolean[] found = new boolean[changed];
         mutation.lock();
@@ -476,7 +443,7 @@ public final class MlkvStore implements VectorTier {
         }
         float[] restRows = new float[missing * dim];
         boolean[] restFound = new boolean[missing];
-        int found = readBelow(gather(keys, idx, missing), restRows, restFound, promote);
+        int found = host.read(Batches.gather(keys, idx, missing), restRows, restFound, promote);
         for (int r = 0; r < missing; r++) {
             if (restFound[r]) {
                 int j = idx[r];
@@ -502,11 +469,11 @@ public final class MlkvStore implements VectorTier {
         }
         hbm.beginMove();
         try {
-            demote(hbm.install(keys, rows, count, spill, key -> !dram.contains(key)));
+            demote(hbm.install(keys, rows, count, spill, key -> !host.inDram(key)));
         } finally {
             hbm.endMove();
         }
-        writePending();
+        host.writePending();
     }
 
     /**
@@ -520,20 +487,18 @@ public final class MlkvStore implements VectorTier {
             return;
         }
         long started = System.nanoTime();
-        long now = dram.tick();
+        long now = host.tick();
         boolean cleanMayMove = spill == null && !dramHoldsEveryKey();
         for (int e = 0; e < d.count(); e++) {
             long key = d.keys()[e];
             if (hbm.takeDirty(key)) {
-                if (dram.put(key, d.values(), e, true, -1, now, writeBackSink) == DramTier.PutResult.REJECTED) {
-                    pending.add(key, d.values(), e);
-                }
+                host.putDemoted(key, d.values(), e, true, now);
                 hbm.markDemoted(key);
-            } else if (cleanMayMove && !dram.contains(key)) {
-                dram.put(key, d.values(), e, false, -1, now, writeBackSink);
+            } else if (cleanMayMove) {
+                host.putDemoted(key, d.values(), e, false, now);
             }
         }
-        dramMoveNanos.add(System.nanoTime() - started);
+        host.countDramMove(System.nanoTime() - started);
     }
 
     /**
@@ -543,7 +508,7 @@ public final class MlkvStore implements VectorTier {
      * mutation lock.
      */
     private boolean dramHoldsEveryKey() {
-        return dram.size() >= entryCount.get();
+        return host.dramSize() >= entryCount.get();
     }
 
     /**
@@ -575,17 +540,17 @@ public final class MlkvStore implements VectorTier {
         if (n == 0) {
             return 0;
         }
-        enter();
+        lifecycle.enter();
         try {
             long movesBefore = hbm.moves();
-            HbmCache.DeviceMisses m = hbm.findDevice(keys, n, out, found, dram);
+            HbmCache.DeviceMisses m = hbm.findDevice(keys, n, out, found, host.dram());
             try {
                 return readDeviceMisses(m, n, out, found, movesBefore);
             } finally {
                 hbm.release(m);
             }
         } finally {
-            exit();
+            lifecycle.exit();
         }
     }
 
@@ -595,7 +560,7 @@ public final class MlkvStore implements VectorTier {
         if (misses == 0) {
             return n;
         }
-        dramHits.add(m.dramHits());
+        host.countDramHits(m.dramHits());
         dramReadsOnGpu.add(m.dramHits());
         if (m.allFromDram() && spill == null && !hbm.writeBack()) {
             // The output is complete: the GPU read every miss from DRAM (which holds no reserved
@@ -669,7 +634,7 @@ public final class MlkvStore implements VectorTier {
                 } finally {
                     mutation.unlock();
                 }
-            } else if (promoter.getQueue().remainingCapacity() > 0) {
+            } else if (promoter.hasRoom()) {
                 if (rows == null) {
                     rows = new float[misses * dim];
                 }
@@ -729,12 +694,12 @@ public final class MlkvStore implements VectorTier {
         }
         hbm.beginMove();
         try {
-            demote(hbm.installFromDevice(m, at, install, p, spill, key -> !dram.contains(key),
-                    spill == null && !dramHoldsEveryKey(), dram::contains));
+            demote(hbm.installFromDevice(m, at, install, p, spill, key -> !host.inDram(key),
+                    spill == null && !dramHoldsEveryKey(), host::inDram));
         } finally {
             hbm.endMove();
         }
-        writePending();
+        host.writePending();
     }
 
     /**
@@ -748,154 +713,6 @@ public final class MlkvStore implements VectorTier {
             throw new IllegalStateException("this store runs without a GPU");
         }
         hbm.makeCurrent();
-    }
-
-    /**
-     * Runs {@code installation} under the mutation lock: at once if the lock is free, otherwise on
-     * the promoter thread, which waits for it. Installations check versions read before the
-     * values, so running late is safe. Caller is inside {@link #enter()}.
-     */
-    private void promote(Runnable installation) {
-        if (mutation.tryLock()) {
-            try {
-                installation.run();
-            } finally {
-                mutation.unlock();
-            }
-            return;
-        }
-        promoter.execute(() -> {
-            try {
-                enter();
-            } catch (IllegalStateException closedMeanwhile) {
-                return;
-            }
-            try {
-                mutation.lock();
-                try {
-                    installation.run();
-                } finally {
-                    mutation.unlock();
-                }
-            } catch (RuntimeException e) {
-                // A promotion is an optimisation: the data stays where it was; say why it failed.
-                LOG.warn("background promotion failed: {}", e.toString());
-            } finally {
-                exit();
-            }
-        });
-    }
-
-    /** Reads through DRAM and RocksDB; see {@link #read}. */
-    private int readBelow(long[] keys, float[] out, boolean[] found, boolean promote) {
-        long now = dram.tick();
-        dram.policy().recordAccesses(keys, 0, keys.length);
-        int n = keys.length;
-        int[] missIdx = null;
-        long[] missVersion = null;
-        int misses = 0;
-        int hits = 0;
-        long started = System.nanoTime();
-        for (int i = 0; i < n; i++) {
-            long v = dram.getOrVersion(keys[i], out, i, now);
-            if (v == DramTier.HIT || pending.lookup(keys[i], out, i)) {
-                found[i] = true;
-                hits++;
-                continue;
-            }
-            found[i] = false;
-            if (missIdx == null) {
-                missIdx = new int[n - i];
-                missVersion = new long[n - i];
-            }
-            missIdx[misses] = i;
-            missVersion[misses++] = v;
-        }
-        long dramDone = System.nanoTime();
-        dramNanos.add(dramDone - started);
-        dramHits.add(hits);
-        dramMisses.add(misses);
-        if (misses > 0 && spill != null) {
-            int fromSpill = readSpilled(keys, missIdx, misses, out, found);
-            if (fromSpill > 0) {
-                hits += fromSpill;
-                int kept = 0;
-                for (int m = 0; m < misses; m++) {
-                    if (!found[missIdx[m]]) {
-                        missIdx[kept] = missIdx[m];
-                        missVersion[kept++] = missVersion[m];
-                    }
-                }
-                misses = kept;
-            }
-        }
-        if (misses == 0) {
-            return hits;
-        }
-        long[] missKeys = gather(keys, missIdx, misses);
-        float[] missValues = new float[misses * dim];
-        boolean[] missFound = new boolean[misses];
-        long ssdStarted = System.nanoTime();
-        int fromRocks = rocks.multiGet(missKeys, 0, misses, missValues, missFound);
-        ssdNanos.add(System.nanoTime() - ssdStarted);
-        ssdHits.add(fromRocks);
-        ssdMisses.add(misses - fromRocks);
-        for (int m = 0; m < misses; m++) {
-            if (missFound[m]) {
-                int i = missIdx[m];
-                System.arraycopy(missValues, m * dim, out, i * dim, dim);
-                found[i] = true;
-            }
-        }
-        if (promote && fromRocks > 0) {
-            long[] versions = missVersion;
-            int count = misses;
-            promote(() -> install(missKeys, missValues, missFound, versions, count, now));
-        }
-        return hits + fromRocks;
-    }
-
-    /**
-     * Reads from the spill log those of the keys at {@code idx[0, count)} that it holds, into
-     * {@code out} at their positions, and sets their {@code found} flags; returns how many.
-     */
-    private int readSpilled(long[] keys, int[] idx, int count, float[] out, boolean[] found) {
-        SpillLog.Hits inLog = spill.lookup(keys, idx, count);
-        int hits = inLog.count();
-        if (hits == 0) {
-            return 0;
-        }
-        int[] at = inLog.at();
-        long[] hitPositions = inLog.positions();
-        java.nio.ByteBuffer rows = java.nio.ByteBuffer.allocateDirect(hits * (int) rowBytes)
-                .order(java.nio.ByteOrder.nativeOrder());
-        boolean[] valid = new boolean[hits];
-        int read = spill.read(hitPositions, hits, new HostRegion(rows), valid);
-        java.nio.FloatBuffer f = rows.asFloatBuffer();
-        for (int h = 0; h < hits; h++) {
-            if (valid[h]) {
-                f.get(h * dim, out, at[h] * dim, dim);
-                found[at[h]] = true;
-            }
-        }
-        return read;
-    }
-
-    /** Installs clean copies read from RocksDB, if their DRAM bucket did not change meanwhile. */
-    private int install(long[] keys, float[] values, boolean[] present, long[] versions, int count,
-            long now) {
-        long started = System.nanoTime();
-        int installed = 0;
-        for (int m = 0; m < count; m++) {
-            if (present[m] && dram.put(keys[m], values, m, false, versions[m], now, writeBackSink)
-                    == DramTier.PutResult.INSERTED) {
-                installed++;
-            }
-        }
-        promotions.add(installed);
-        dramMoveNanos.add(System.nanoTime() - started);
-        writePending();
-        return installed;
     }
 
     // ------------------------------------------------------------------ writes
@@ -975,7 +792,7 @@ public final class MlkvStore implements VectorTier {
         if (n == 0) {
             return;
         }
-        enter();
+        lifecycle.enter();
         try {
             long[] hostKeys = hbm.keysToHost(keys, n);
             checkReserved(op, hostKeys);
@@ -1007,13 +824,13 @@ public final class MlkvStore implements VectorTier {
                             idx[r++] = i;
                         }
                     }
-                    mutate(gather(hostKeys, idx, rest), hbm.rowsToHost(rows, n, idx), kind, null, null, -1);
+                    mutate(Batches.gather(hostKeys, idx, rest), hbm.rowsToHost(rows, n, idx), kind, null, null, -1);
                 }
             } finally {
                 mutation.unlock();
             }
         } finally {
-            exit();
+            lifecycle.exit();
         }
     }
 
@@ -1034,11 +851,11 @@ public final class MlkvStore implements VectorTier {
         boolean[] found = new boolean[keys.length];
         int present;
         long epoch = mutationEpoch.get();
-        enter();
+        lifecycle.enter();
         try {
             present = read(keys, out, found, true);
         } finally {
-            exit();
+            lifecycle.exit();
         }
         if (present == keys.length) {
             return present;
@@ -1050,7 +867,7 @@ public final class MlkvStore implements VectorTier {
                 missIdx[m++] = i;
             }
         }
-        long[] missKeys = gather(keys, missIdx, missing);
+        long[] missKeys = Batches.gather(keys, missIdx, missing);
         float[] missOut = new float[missing * dim];
         mutate(missKeys, null, Kind.FIND_OR_INSERT, missOut, initializer, epoch);
         for (int m = 0; m < missing; m++) {
@@ -1064,10 +881,10 @@ public final class MlkvStore implements VectorTier {
     public void multiDelete(long[] keys) {
         BatchChecks.checkKeys("multiDelete", keys);
         checkReserved("multiDelete", keys);
-        enter();
+        lifecycle.enter();
         mutation.lock();
         try {
-            writePending();
+            host.writePending();
             Long2LongHashMap seen = new Long2LongHashMap(-1);
             long[] unique = new long[keys.length];
             int u = 0;
@@ -1076,15 +893,12 @@ public final class MlkvStore implements VectorTier {
                     unique[u++] = key;
                 }
             }
-            long seenBefore = existing(unique, u, new boolean[u]);
-            // RocksDB first: if it fails, DRAM still holds what it held and nothing changed.
-            rocks.multiDelete(keys);
+            long seenBefore = host.existing(unique, u, new boolean[u]);
             if (spill != null) {
                 spill.invalidate(keys, keys.length);
             }
-            for (long key : keys) {
-                dram.remove(key);
-            }
+            // RocksDB first: if it fails, DRAM still holds what it held and nothing changed.
+            host.remove(keys);
             if (hbm != null) {
                 hbm.erase(keys);
             }
@@ -1092,7 +906,7 @@ public final class MlkvStore implements VectorTier {
         } finally {
             mutationEpoch.incrementAndGet();
             mutation.unlock();
-            exit();
+            lifecycle.exit();
         }
     }
 
@@ -1111,10 +925,10 @@ public final class MlkvStore implements VectorTier {
      * write back whatever DRAM pushed out.
      */
     private void mutate(long[] keys, float[] arg, Kind kind, float[] out, VectorInitializer init, long absentSince) {
-        enter();
+        lifecycle.enter();
         mutation.lock();
         try {
-            writePending();
+            host.writePending();
             int n = keys.length;
             Long2LongHashMap uniqueIndex = new Long2LongHashMap(-1);
             int[] rowOf = new int[n];
@@ -1132,7 +946,7 @@ public final class MlkvStore implements VectorTier {
             float[] finals = new float[u * dim];
             boolean[] existed = new boolean[u];
             if (kind == Kind.PUT) {
-                existing(unique, u, existed);
+                host.existing(unique, u, existed);
             } else if (absentSince < 0 || mutationEpoch.get() != absentSince) {
                 readCurrent(unique, u, finals, existed);
             }
@@ -1197,27 +1011,16 @@ public final class MlkvStore implements VectorTier {
             if (hbm != null && hbm.writeBack()) {
                 hbm.writeHeld(writeKeys, writeValues, w, inHbm);
             }
-            long now = dram.tick();
-            dram.policy().recordAccesses(writeKeys, 0, w);
-            for (int r = 0; r < w; r++) {
-                if (inHbm[r]) {
-                    continue;
-                }
-                DramTier.PutResult res = dram.put(writeKeys[r], writeValues, r, dirty, -1, now,
-                        writeBackSink);
-                if (res == DramTier.PutResult.REJECTED && dirty) {
-                    pending.add(writeKeys[r], writeValues, r);
-                }
-            }
+            host.writeRows(writeKeys, writeValues, w, dirty, inHbm);
             if (hbm != null && !hbm.writeBack()) {
                 hbm.update(writeKeys, writeValues, w);
             }
             entryCount.addAndGet(added);
-            writePending();
+            host.writePending();
         } finally {
             mutationEpoch.incrementAndGet();
             mutation.unlock();
-            exit();
+            lifecycle.exit();
         }
     }
 
@@ -1231,70 +1034,14 @@ public final class MlkvStore implements VectorTier {
     }
 
     /**
-     * Tells which of {@code keys[0, n)} exist in any tier, without reading values (what
-     * {@link #contains}, deletes and puts need). Caller is inside {@link #enter()}.
-     *
-     * @return the number present
-     */
-    private int existing(long[] keys, int n, boolean[] found) {
-        int[] missIdx = new int[n];
-        int misses = 0;
-        for (int i = 0; i < n; i++) {
-            found[i] = dram.contains(keys[i]) || pending.contains(keys[i]);
-            if (!found[i]) {
-                missIdx[misses++] = i;
-            }
-        }
-        if (misses == 0) {
-            return n;
-        }
-        long[] missKeys = gather(keys, missIdx, misses);
-        boolean[] inRocks = new boolean[misses];
-        int fromRocks = rocks.exists(missKeys, misses, inRocks);
-        for (int m = 0; m < misses; m++) {
-            found[missIdx[m]] = inRocks[m];
-        }
-        return n - misses + fromRocks;
-    }
-
-    /**
-     * Reads the current values of {@code keys[0, n)} from HBM (with write-back, where it may be
-     * newer than below), DRAM, the write-back buffer and RocksDB. Caller holds the mutation lock.
+     * Reads the current values of {@code keys[0, n)}: from HBM first with write-back (where it may
+     * be newer than below), then below. Caller holds the mutation lock.
      */
     private void readCurrent(long[] keys, int n, float[] out, boolean[] found) {
-        boolean[] inHbm = new boolean[n];
         if (hbm != null && hbm.writeBack() && n > 0) {
-            hbm.peek(Arrays.copyOf(keys, n), out, inHbm);
+            hbm.peek(Arrays.copyOf(keys, n), out, found);
         }
-        int[] missIdx = new int[n];
-        int misses = 0;
-        long now = dram.tick();
-        for (int i = 0; i < n; i++) {
-            found[i] = inHbm[i] || dram.getOrVersion(keys[i], out, i, now) == DramTier.HIT
-                    || pending.lookup(keys[i], out, i);
-            if (!found[i]) {
-                missIdx[misses++] = i;
-            }
-        }
-        if (misses == 0) {
-            return;
-        }
-        long[] missKeys = gather(keys, missIdx, misses);
-        float[] values = new float[misses * dim];
-        boolean[] inRocks = new boolean[misses];
-        rocks.multiGet(missKeys, 0, misses, values, inRocks);
-        for (int m = 0; m < misses; m++) {
-            if (inRocks[m]) {
-                found[missIdx[m]] = true;
-                System.arraycopy(values, m * dim, out, missIdx[m] * dim, dim);
-            }
-        }
-    }
-
-    /** Writes the write-back buffer to RocksDB. Caller holds the mutation lock. */
-    private void writePending() {
-        int written = pending.writeTo(rocks);
-        writeBacks.add(written);
+        host.readCurrent(keys, n, out, found);
     }
 
     // ------------------------------------------------------------------ migration
@@ -1310,7 +1057,7 @@ public final class MlkvStore implements VectorTier {
     public CompletableFuture<Void> prefetch(long[] keys) {
         BatchChecks.checkKeys("prefetch", keys);
         checkReserved("prefetch", keys);
-        checkOpen();
+        lifecycle.checkOpen();
         long[] copy = keys.clone();
         CompletableFuture<Void> done = new CompletableFuture<>();
         queuedPrefetches.add(done);
@@ -1330,50 +1077,22 @@ public final class MlkvStore implements VectorTier {
         } catch (RejectedExecutionException e) {
             done.completeExceptionally(new IllegalStateException("store closed before the prefetch started"));
         }
-        if (closed.get()) {
+        if (lifecycle.isClosed()) {
             done.completeExceptionally(new IllegalStateException("store closed before the prefetch started"));
         }
         return done;
     }
 
     private void runPrefetch(long[] keys) {
-        enter();
+        lifecycle.enter();
         try {
             if (hbm != null) {
                 prefetchIntoHbm(keys);
                 return;
             }
-            long now = dram.tick();
-            dram.policy().recordAccesses(keys, 0, keys.length);
-            int[] missIdx = new int[keys.length];
-            long[] versions = new long[keys.length];
-            float[] scratch = new float[dim];
-            int misses = 0;
-            for (int i = 0; i < keys.length; i++) {
-                long v = dram.getOrVersion(keys[i], scratch, 0, now);
-                // A key in the write-back buffer has a newer value than RocksDB; its eviction from
-                // DRAM by a conditional install did not change the bucket version, so a RocksDB
-                // read of it could be installed as if current. Such keys need no prefetch anyway.
-                if (v != DramTier.HIT && !pending.contains(keys[i])) {
-                    missIdx[misses] = i;
-                    versions[misses++] = v;
-                }
-            }
-            if (misses == 0) {
-                return;
-            }
-            long[] missKeys = gather(keys, missIdx, misses);
-            float[] values = new float[misses * dim];
-            boolean[] present = new boolean[misses];
-            rocks.multiGet(missKeys, 0, misses, values, present);
-            mutation.lock();
-            try {
-                prefetched.add(install(missKeys, values, present, versions, misses, now));
-            } finally {
-                mutation.unlock();
-            }
+            prefetched.add(host.prefetch(keys, mutation));
         } finally {
-            exit();
+            lifecycle.exit();
         }
     }
 
@@ -1395,14 +1114,14 @@ public final class MlkvStore implements VectorTier {
         if (misses == 0) {
             return;
         }
-        long[] missKeys = gather(keys, missIdx, misses);
+        long[] missKeys = Batches.gather(keys, missIdx, misses);
         long[] versions = new long[misses];
         for (int m = 0; m < misses; m++) {
-            versions[m] = dram.version(missKeys[m]);
+            versions[m] = host.version(missKeys[m]);
         }
         float[] rows = new float[misses * dim];
         boolean[] below = new boolean[misses];
-        int found = readBelow(missKeys, rows, below, true);
+        int found = host.read(missKeys, rows, below, true);
         if (found == 0) {
             return;
         }
@@ -1421,7 +1140,7 @@ public final class MlkvStore implements VectorTier {
      * Write-back: writes every dirty HBM entry below, where DRAM holds the key into DRAM (as
      * dirty, so the DRAM flush that follows carries it on), otherwise straight into RocksDB, and
      * marks it clean; the HBM copies stay. A chunk that fails stays dirty. Caller holds the
-     * mutation lock, after {@link #writePending()} (an older value of a key there must not land
+     * mutation lock, after {@link #host.writePending()} (an older value of a key there must not land
      * in RocksDB after the newer one from HBM).
      */
     private void writeDirtyHbm() {
@@ -1430,7 +1149,6 @@ public final class MlkvStore implements VectorTier {
         }
         long[] dirtyKeys = hbm.dirtyKeys();
         int chunk = Math.max(1, Math.min(1 << 16, (1 << 24) / dim));
-        long now = dram.tick();
         for (int from = 0; from < dirtyKeys.length; from += chunk) {
             long[] keys = Arrays.copyOfRange(dirtyKeys, from, Math.min(dirtyKeys.length, from + chunk));
             float[] rows = new float[keys.length * dim];
@@ -1439,27 +1157,9 @@ public final class MlkvStore implements VectorTier {
                 throw new IllegalStateException("HBM tier lost dirty entries (a bug): " + keys.length
                         + " marked dirty, fewer found");
             }
-            long[] toRocks = new long[keys.length];
-            float[] toRocksRows = new float[keys.length * dim];
-            int r = 0;
-            for (int i = 0; i < keys.length; i++) {
-                if (dram.contains(keys[i])) {
-                    dram.put(keys[i], rows, i, true, -1, now, writeBackSink);
-                } else {
-                    toRocks[r] = keys[i];
-                    System.arraycopy(rows, i * dim, toRocksRows, r * dim, dim);
-                    r++;
-                }
-            }
-            rocks.putAll(toRocks, toRocksRows, r);
-            writeBacks.add(r);
+            host.writeDown(keys, rows);
             for (long key : keys) {
                 hbm.takeDirty(key);
-            }
-            // A reader may hold a value of these keys read from RocksDB before this write, checked
-            // against the DRAM bucket version only: change the version so that it is not installed.
-            for (int i = 0; i < r; i++) {
-                dram.remove(toRocks[i]);
             }
         }
     }
@@ -1471,42 +1171,20 @@ public final class MlkvStore implements VectorTier {
      * written stay dirty in DRAM, reads are unaffected, and a later {@code flush()} retries.
      */
     public void flush() {
-        enter();
+        lifecycle.enter();
         mutation.lock();
         try {
             flushLocked();
         } finally {
             mutation.unlock();
-            exit();
+            lifecycle.exit();
         }
     }
 
     private void flushLocked() {
-        writePending();
+        host.writePending();
         writeDirtyHbm();
-        // Bound one write batch to about 64 MiB of values, whatever the dimension.
-        int bucketsPerBatch = Math.max(1, Math.min(4096, (1 << 24) / (DramTier.BUCKET_SLOTS * dim)));
-        int cap = bucketsPerBatch * DramTier.BUCKET_SLOTS;
-        long[] keys = new long[cap];
-        float[] values = new float[cap * dim];
-        int[] n = new int[1];
-        for (long from = 0; from < dram.buckets(); from += bucketsPerBatch) {
-            long to = Math.min(dram.buckets(), from + bucketsPerBatch);
-            n[0] = 0;
-            dram.forEachDirty(from, to, (key, vector) -> {
-                keys[n[0]] = key;
-                System.arraycopy(vector, 0, values, n[0] * dim, dim);
-                n[0]++;
-            });
-            if (n[0] > 0) {
-                rocks.putAll(keys, values, n[0]);
-                for (int i = 0; i < n[0]; i++) {
-                    dram.markClean(keys[i]);
-                }
-                writeBacks.add(n[0]);
-            }
-        }
-        rocks.syncWal();
+        host.flushDirty();
     }
 
     /**
@@ -1526,7 +1204,7 @@ public final class MlkvStore implements VectorTier {
         if (Files.exists(abs)) {
             throw new IllegalArgumentException("checkpoint: " + abs + " already exists; give a new directory");
         }
-        enter();
+        lifecycle.enter();
         mutation.lock();
         try {
             flushLocked();
@@ -1550,7 +1228,7 @@ public final class MlkvStore implements VectorTier {
                     e.getMessage(), e);
         } finally {
             mutation.unlock();
-            exit();
+            lifecycle.exit();
         }
     }
 
@@ -1652,7 +1330,7 @@ public final class MlkvStore implements VectorTier {
     /** The exact number of keys in the store. */
     @Override
     public long size() {
-        checkOpen();
+        lifecycle.checkOpen();
         return entryCount.get();
     }
 
@@ -1666,7 +1344,7 @@ public final class MlkvStore implements VectorTier {
         if (visitor == null) {
             throw new IllegalArgumentException("forEach: visitor must not be null");
         }
-        enter();
+        lifecycle.enter();
         try {
             RocksDbTier.ExportCursor cursor;
             mutation.lock();
@@ -1683,7 +1361,7 @@ public final class MlkvStore implements VectorTier {
                 }
             }
         } finally {
-            exit();
+            lifecycle.exit();
         }
     }
 
@@ -1704,14 +1382,9 @@ public final class MlkvStore implements VectorTier {
 
     /** A snapshot of the per-tier counters. */
     public StoreStats stats() {
-        checkOpen();
-        long promoted = promotions.sum();
-        TierStats d = new TierStats("DRAM", dramHits.sum(), dramMisses.sum(), promoted,
-                dram.evictions(), writeBacks.sum(), promoted * rowBytes, writeBacks.sum() * rowBytes,
-                dram.size(), dram.capacity(), dramNanos.sum() + (hbm == null ? 0 : hbm.dramProbeNanos()),
-                dramMoveNanos.sum());
-        TierStats s = new TierStats("SSD", ssdHits.sum(), ssdMisses.sum(), 0, 0, 0,
-                writeBacks.sum() * rowBytes, promoted * rowBytes, entryCount.get(), -1, ssdNanos.sum(), 0);
+        lifecycle.checkOpen();
+        TierStats d = host.dramStats(hbm == null ? 0 : hbm.dramProbeNanos());
+        TierStats s = host.ssdStats(entryCount.get());
         List<TierStats> tiers = hbm == null ? List.of(d, s)
                 : spill == null ? List.of(hbm.stats(rowBytes), d, s) : List.of(hbm.stats(rowBytes), d, spillStats(), s);
         return new StoreStats(tiers, entryCount.get(), prefetched.sum());
@@ -1741,9 +1414,9 @@ public final class MlkvStore implements VectorTier {
      */
     @Override
     public void close() {
-        lifecycle.writeLock().lock();
+        lifecycle.beginClose();
         try {
-            if (closed.get()) {
+            if (lifecycle.isClosed()) {
                 return;
             }
             mutation.lock();
@@ -1755,7 +1428,7 @@ public final class MlkvStore implements VectorTier {
             } finally {
                 mutation.unlock();
             }
-            closed.set(true);
+            lifecycle.markClosed();
             // Queued prefetches never start: their tasks see the future done and return. One
             // that is running holds the lifecycle read lock, so it finished before we got here.
             IllegalStateException closing = new IllegalStateException("store closed before the prefetch started");
@@ -1766,40 +1439,14 @@ public final class MlkvStore implements VectorTier {
             // spill log, file I/O, HBM, DRAM and RocksDB close; a failure does not skip the rest.
             resources.close();
         } finally {
-            lifecycle.writeLock().unlock();
+            lifecycle.endClose();
         }
     }
 
     // ------------------------------------------------------------------ helpers
 
-    private void enter() {
-        lifecycle.readLock().lock();
-        if (closed.get()) {
-            lifecycle.readLock().unlock();
-            throw new IllegalStateException("store is closed");
-        }
-    }
-
-    private void exit() {
-        lifecycle.readLock().unlock();
-    }
-
-    private void checkOpen() {
-        if (closed.get()) {
-            throw new IllegalStateException("store is closed");
-        }
-    }
-
     private static void checkReserved(String op, long[] keys) {
         ReservedKeys.check(op, keys);
-    }
-
-    private static long[] gather(long[] keys, int[] idx, int n) {
-        long[] out = new long[n];
-        for (int m = 0; m < n; m++) {
-            out[m] = keys[idx[m]];
-        }
-        return out;
     }
 
     /**

@@ -1,0 +1,440 @@
+package io.mlkv.core;
+
+import io.mlkv.gpu.cufile.HostRegion;
+import io.mlkv.gpu.spill.SpillLog;
+import io.mlkv.storage.dram.DramTier;
+import io.mlkv.storage.dram.EvictionSink;
+import io.mlkv.storage.rocksdb.RocksDbTier;
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * The tiers below HBM as one: the DRAM tier, the write-back buffer (dirty entries DRAM evicted or
+ * refused, on their way to RocksDB) and RocksDB, plus the HBM spill log where a read looks before
+ * RocksDB. Reads here see the newest acknowledged value below HBM: DRAM, then the buffer, then
+ * the spill log, then RocksDB.
+ *
+ * <p>Lock rule: methods that change what a tier holds ({@link #install}, {@link #writeRows},
+ * {@link #writePending}, {@link #flushDirty}, {@link #writeDown}, {@link #putDemoted},
+ * {@link #remove}) are called with the store's mutation lock held; reads run at any time inside
+ * the store's lifecycle. Versions of DRAM buckets, read before a value, let a promotion installed
+ * later tell whether a write intervened.
+ */
+final class HostTiers {
+    private final int dim;
+    private final long rowBytes;
+    private final DramTier dram;
+    private final RocksDbTier rocks;
+    private final WriteBackBuffer pending;
+    private final EvictionSink writeBackSink;
+    /** Null without a spill log. */
+    private final SpillLog spill;
+    private final Promoter promoter;
+
+    private final LongAdder dramHits = new LongAdder();
+    private final LongAdder dramNanos = new LongAdder();
+    /** Time spent moving entries into DRAM: promotions from SSD and demotions from HBM. */
+    private final LongAdder dramMoveNanos = new LongAdder();
+    private final LongAdder ssdNanos = new LongAdder();
+    private final LongAdder dramMisses = new LongAdder();
+    private final LongAdder ssdHits = new LongAdder();
+    private final LongAdder ssdMisses = new LongAdder();
+    private final LongAdder promotions = new LongAdder();
+    private final LongAdder writeBacks = new LongAdder();
+
+    HostTiers(int dim, DramTier dram, RocksDbTier rocks, SpillLog spill, Promoter promoter) {
+        this.dim = dim;
+        this.rowBytes = dim * 4L;
+        this.dram = dram;
+        this.rocks = rocks;
+        this.spill = spill;
+        this.promoter = promoter;
+        this.pending = new WriteBackBuffer(dim);
+        this.writeBackSink = (key, value, dirty) -> {
+            if (dirty) {
+                pending.add(key, value, 0);
+            }
+        };
+    }
+
+    /** The DRAM tier, for the HBM tier's probe that reads it in place from the GPU. */
+    DramTier dram() {
+        return dram;
+    }
+
+    RocksDbTier rocks() {
+        return rocks;
+    }
+
+    /** The DRAM bucket version of {@code key}: every write below HBM changes it. */
+    long version(long key) {
+        return dram.version(key);
+    }
+
+    /** The DRAM bucket sequence count of {@code key}: every change of the bucket moves it. */
+    long sequence(long key) {
+        return dram.sequence(key);
+    }
+
+    /** Whether DRAM holds {@code key}. */
+    boolean inDram(long key) {
+        return dram.contains(key);
+    }
+
+    /** Entries DRAM holds now. */
+    long dramSize() {
+        return dram.size();
+    }
+
+    /** Counts keys found in DRAM by a GPU probe, which bypasses {@link #read}. */
+    void countDramHits(long n) {
+        dramHits.add(n);
+    }
+
+    /** Adds time spent moving entries into DRAM. */
+    void countDramMove(long nanos) {
+        dramMoveNanos.add(nanos);
+    }
+
+    /** Entries written from the tiers above into RocksDB, for the SSD tier's counters. */
+    void countWriteBacks(long n) {
+        writeBacks.add(n);
+    }
+
+    /**
+     * Reads through DRAM, the write-back buffer, the spill log and RocksDB; with {@code promote},
+     * keys found in RocksDB are installed into DRAM (per policy, if their bucket did not change
+     * since it was looked at). Caller is inside the store's lifecycle.
+     */
+    int read(long[] keys, float[] out, boolean[] found, boolean promote) {
+        long now = dram.tick();
+        dram.policy().recordAccesses(keys, 0, keys.length);
+        int n = keys.length;
+        int[] missIdx = null;
+        long[] missVersion = null;
+        int misses = 0;
+        int hits = 0;
+        long started = System.nanoTime();
+        for (int i = 0; i < n; i++) {
+            long v = dram.getOrVersion(keys[i], out, i, now);
+            if (v == DramTier.HIT || pending.lookup(keys[i], out, i)) {
+                found[i] = true;
+                hits++;
+                continue;
+            }
+            found[i] = false;
+            if (missIdx == null) {
+                missIdx = new int[n - i];
+                missVersion = new long[n - i];
+            }
+            missIdx[misses] = i;
+            missVersion[misses++] = v;
+        }
+        long dramDone = System.nanoTime();
+        dramNanos.add(dramDone - started);
+        dramHits.add(hits);
+        dramMisses.add(misses);
+        if (misses > 0 && spill != null) {
+            int fromSpill = readSpilled(keys, missIdx, misses, out, found);
+            if (fromSpill > 0) {
+                hits += fromSpill;
+                int kept = 0;
+                for (int m = 0; m < misses; m++) {
+                    if (!found[missIdx[m]]) {
+                        missIdx[kept] = missIdx[m];
+                        missVersion[kept++] = missVersion[m];
+                    }
+                }
+                misses = kept;
+            }
+        }
+        if (misses == 0) {
+            return hits;
+        }
+        long[] missKeys = Batches.gather(keys, missIdx, misses);
+        float[] missValues = new float[misses * dim];
+        boolean[] missFound = new boolean[misses];
+        long ssdStarted = System.nanoTime();
+        int fromRocks = rocks.multiGet(missKeys, 0, misses, missValues, missFound);
+        ssdNanos.add(System.nanoTime() - ssdStarted);
+        ssdHits.add(fromRocks);
+        ssdMisses.add(misses - fromRocks);
+        for (int m = 0; m < misses; m++) {
+            if (missFound[m]) {
+                int i = missIdx[m];
+                System.arraycopy(missValues, m * dim, out, i * dim, dim);
+                found[i] = true;
+            }
+        }
+        if (promote && fromRocks > 0) {
+            long[] versions = missVersion;
+            int count = misses;
+            promoter.promote(() -> install(missKeys, missValues, missFound, versions, count, now));
+        }
+        return hits + fromRocks;
+    }
+
+    /**
+     * Reads from the spill log those of the keys at {@code idx[0, count)} that it holds, into
+     * {@code out} at their positions, and sets their {@code found} flags; returns how many.
+     */
+    private int readSpilled(long[] keys, int[] idx, int count, float[] out, boolean[] found) {
+        SpillLog.Hits inLog = spill.lookup(keys, idx, count);
+        int hits = inLog.count();
+        if (hits == 0) {
+            return 0;
+        }
+        int[] at = inLog.at();
+        long[] hitPositions = inLog.positions();
+        java.nio.ByteBuffer rows = java.nio.ByteBuffer.allocateDirect(hits * (int) rowBytes)
+                .order(java.nio.ByteOrder.nativeOrder());
+        boolean[] valid = new boolean[hits];
+        int read = spill.read(hitPositions, hits, new HostRegion(rows), valid);
+        java.nio.FloatBuffer f = rows.asFloatBuffer();
+        for (int h = 0; h < hits; h++) {
+            if (valid[h]) {
+                f.get(h * dim, out, at[h] * dim, dim);
+                found[at[h]] = true;
+            }
+        }
+        return read;
+    }
+
+    /**
+     * Installs clean copies read from RocksDB, if their DRAM bucket did not change meanwhile.
+     * Caller holds the mutation lock. Returns how many were installed.
+     */
+    int install(long[] keys, float[] values, boolean[] present, long[] versions, int count, long now) {
+        long started = System.nanoTime();
+        int installed = 0;
+        for (int m = 0; m < count; m++) {
+            if (present[m] && dram.put(keys[m], values, m, false, versions[m], now, writeBackSink)
+                    == DramTier.PutResult.INSERTED) {
+                installed++;
+            }
+        }
+        promotions.add(installed);
+        dramMoveNanos.add(System.nanoTime() - started);
+        writePending();
+        return installed;
+    }
+
+    /**
+     * Reads the keys of a prefetch that DRAM lacks from RocksDB and installs them (per policy);
+     * returns how many were installed. Caller is inside the lifecycle, not holding the mutation
+     * lock (it takes it to install).
+     */
+    int prefetch(long[] keys, java.util.concurrent.locks.ReentrantLock mutation) {
+        long now = dram.tick();
+        dram.policy().recordAccesses(keys, 0, keys.length);
+        int[] missIdx = new int[keys.length];
+        long[] versions = new long[keys.length];
+        float[] scratch = new float[dim];
+        int misses = 0;
+        for (int i = 0; i < keys.length; i++) {
+            long v = dram.getOrVersion(keys[i], scratch, 0, now);
+            // A key in the write-back buffer has a newer value than RocksDB; its eviction from
+            // DRAM by a conditional install did not change the bucket version, so a RocksDB
+            // read of it could be installed as if current. Such keys need no prefetch anyway.
+            if (v != DramTier.HIT && !pending.contains(keys[i])) {
+                missIdx[misses] = i;
+                versions[misses++] = v;
+            }
+        }
+        if (misses == 0) {
+            return 0;
+        }
+        long[] missKeys = Batches.gather(keys, missIdx, misses);
+        float[] values = new float[misses * dim];
+        boolean[] present = new boolean[misses];
+        rocks.multiGet(missKeys, 0, misses, values, present);
+        mutation.lock();
+        try {
+            return install(missKeys, values, present, versions, misses, now);
+        } finally {
+            mutation.unlock();
+        }
+    }
+
+    /** Writes the write-back buffer to RocksDB. Caller holds the mutation lock. */
+    void writePending() {
+        int written = pending.writeTo(rocks);
+        writeBacks.add(written);
+    }
+
+    /**
+     * Tells which of {@code keys[0, n)} exist below HBM, without reading values. Caller is inside
+     * the lifecycle.
+     *
+     * @return the number present
+     */
+    int existing(long[] keys, int n, boolean[] found) {
+        int[] missIdx = new int[n];
+        int misses = 0;
+        for (int i = 0; i < n; i++) {
+            found[i] = dram.contains(keys[i]) || pending.contains(keys[i]);
+            if (!found[i]) {
+                missIdx[misses++] = i;
+            }
+        }
+        if (misses == 0) {
+            return n;
+        }
+        long[] missKeys = Batches.gather(keys, missIdx, misses);
+        boolean[] inRocks = new boolean[misses];
+        int fromRocks = rocks.exists(missKeys, misses, inRocks);
+        for (int m = 0; m < misses; m++) {
+            found[missIdx[m]] = inRocks[m];
+        }
+        return n - misses + fromRocks;
+    }
+
+    /**
+     * Reads the current values of those of {@code keys[0, n)} whose {@code found} flag is not set
+     * yet (the caller set it for keys it already read above), from DRAM, the write-back buffer and
+     * RocksDB. Caller holds the mutation lock.
+     */
+    void readCurrent(long[] keys, int n, float[] out, boolean[] found) {
+        int[] missIdx = new int[n];
+        int misses = 0;
+        long now = dram.tick();
+        for (int i = 0; i < n; i++) {
+            found[i] = found[i] || dram.getOrVersion(keys[i], out, i, now) == DramTier.HIT
+                    || pending.lookup(keys[i], out, i);
+            if (!found[i]) {
+                missIdx[misses++] = i;
+            }
+        }
+        if (misses == 0) {
+            return;
+        }
+        long[] missKeys = Batches.gather(keys, missIdx, misses);
+        float[] values = new float[misses * dim];
+        boolean[] inRocks = new boolean[misses];
+        rocks.multiGet(missKeys, 0, misses, values, inRocks);
+        for (int m = 0; m < misses; m++) {
+            if (inRocks[m]) {
+                found[missIdx[m]] = true;
+                System.arraycopy(values, m * dim, out, missIdx[m] * dim, dim);
+            }
+        }
+    }
+
+    /**
+     * Writes rows {@code [0, count)} into DRAM, dirty or clean, skipping those with
+     * {@code skip[r]} (written above); a dirty row DRAM refuses goes to the write-back buffer.
+     * Caller holds the mutation lock.
+     */
+    void writeRows(long[] keys, float[] values, int count, boolean dirty, boolean[] skip) {
+        long now = dram.tick();
+        dram.policy().recordAccesses(keys, 0, count);
+        for (int r = 0; r < count; r++) {
+            if (skip[r]) {
+                continue;
+            }
+            DramTier.PutResult res = dram.put(keys[r], values, r, dirty, -1, now, writeBackSink);
+            if (res == DramTier.PutResult.REJECTED && dirty) {
+                pending.add(keys[r], values, r);
+            }
+        }
+    }
+
+    /**
+     * Takes an entry HBM evicted: a dirty one into DRAM as dirty (or the write-back buffer if
+     * DRAM refuses it), a clean one into DRAM only where it lacks the key (its copy there may be
+     * dirty with the same value). Caller holds the mutation lock.
+     */
+    void putDemoted(long key, float[] rows, int row, boolean dirty, long now) {
+        if (dirty) {
+            if (dram.put(key, rows, row, true, -1, now, writeBackSink) == DramTier.PutResult.REJECTED) {
+                pending.add(key, rows, row);
+            }
+        } else if (!dram.contains(key)) {
+            dram.put(key, rows, row, false, -1, now, writeBackSink);
+        }
+    }
+
+    /** The DRAM clock, for a batch of {@link #putDemoted} calls. */
+    long tick() {
+        return dram.tick();
+    }
+
+    /**
+     * Writes entries HBM held dirty below it: where DRAM holds the key into DRAM as dirty (the DRAM
+     * flush that follows carries it on), otherwise straight into RocksDB, then changes the DRAM
+     * version of the keys written to RocksDB so that a reader holding an older RocksDB value of
+     * them does not install it. Caller holds the mutation lock, after {@link #writePending()}.
+     */
+    void writeDown(long[] keys, float[] rows) {
+        long now = dram.tick();
+        long[] toRocks = new long[keys.length];
+        float[] toRocksRows = new float[keys.length * dim];
+        int r = 0;
+        for (int i = 0; i < keys.length; i++) {
+            if (dram.contains(keys[i])) {
+                dram.put(keys[i], rows, i, true, -1, now, writeBackSink);
+            } else {
+                toRocks[r] = keys[i];
+                System.arraycopy(rows, i * dim, toRocksRows, r * dim, dim);
+                r++;
+            }
+        }
+        rocks.putAll(toRocks, toRocksRows, r);
+        writeBacks.add(r);
+        for (int i = 0; i < r; i++) {
+            dram.remove(toRocks[i]);
+        }
+    }
+
+    /**
+     * Writes every dirty DRAM entry to RocksDB and fsyncs its log. Caller holds the mutation
+     * lock, after {@link #writePending()}.
+     */
+    void flushDirty() {
+        // Bound one write batch to about 64 MiB of values, whatever the dimension.
+        int bucketsPerBatch = Math.max(1, Math.min(4096, (1 << 24) / (DramTier.BUCKET_SLOTS * dim)));
+        int cap = bucketsPerBatch * DramTier.BUCKET_SLOTS;
+        long[] keys = new long[cap];
+        float[] values = new float[cap * dim];
+        int[] n = new int[1];
+        for (long from = 0; from < dram.buckets(); from += bucketsPerBatch) {
+            long to = Math.min(dram.buckets(), from + bucketsPerBatch);
+            n[0] = 0;
+            dram.forEachDirty(from, to, (key, vector) -> {
+                keys[n[0]] = key;
+                System.arraycopy(vector, 0, values, n[0] * dim, dim);
+                n[0]++;
+            });
+            if (n[0] > 0) {
+                rocks.putAll(keys, values, n[0]);
+                for (int i = 0; i < n[0]; i++) {
+                    dram.markClean(keys[i]);
+                }
+                writeBacks.add(n[0]);
+            }
+        }
+        rocks.syncWal();
+    }
+
+    /** Removes keys from RocksDB first (if that fails nothing changed), then from DRAM. Caller holds the mutation lock. */
+    void remove(long[] keys) {
+        rocks.multiDelete(keys);
+        for (long key : keys) {
+            dram.remove(key);
+        }
+    }
+
+    /** The DRAM tier's counters; {@code probeNanos} adds the GPU probe's lookups. */
+    TierStats dramStats(long probeNanos) {
+        long promoted = promotions.sum();
+        return new TierStats("DRAM", dramHits.sum(), dramMisses.sum(), promoted, dram.evictions(), writeBacks.sum(),
+                promoted * rowBytes, writeBacks.sum() * rowBytes, dram.size(), dram.capacity(),
+                dramNanos.sum() + probeNanos, dramMoveNanos.sum());
+    }
+
+    /** RocksDB's counters; it holds every one of {@code entries} keys. */
+    TierStats ssdStats(long entries) {
+        long promoted = promotions.sum();
+        return new TierStats("SSD", ssdHits.sum(), ssdMisses.sum(), 0, 0, 0, writeBacks.sum() * rowBytes,
+                promoted * rowBytes, entries, -1, ssdNanos.sum(), 0);
+    }
+}
