@@ -2,6 +2,7 @@ package io.mlkv.core;
 
 import io.mlkv.gpu.cufile.FileIo;
 import io.mlkv.gpu.spill.SpillLog;
+import io.mlkv.core.hbm.HbmTier;
 import io.mlkv.storage.BatchChecks;
 import io.mlkv.storage.FileSync;
 import io.mlkv.storage.MlkvException;
@@ -96,7 +97,7 @@ public final class MlkvStore implements VectorTier {
     private final int dim;
     private final long rowBytes;
     private final Durability durability;
-    private final HbmCache hbm;
+    private final HbmTier hbm;
     /** Moves the HBM tier to and from checkpoint files; null without an HBM tier. */
     private final FileIo fileIo;
     /** Where clean HBM evictions that DRAM lacks go ({@link Builder#hbmSpillRows}); null if none. */
@@ -122,25 +123,21 @@ public final class MlkvStore implements VectorTier {
      * lock knows that what it found absent is still absent.
      */
     private final AtomicLong mutationEpoch = new AtomicLong();
-    /** Decides which HBM misses are promoted ({@link HbmAdmission}). Used under the mutation lock. */
-    private final java.util.function.LongPredicate promotionFilter;
-    /** Whether {@link #promotionFilter} takes every key ({@link HbmAdmission#ALWAYS}). */
-    private final boolean admitsEveryMiss;
+    /** The protocol between HBM and the tiers below; null without an HBM tier. */
+    private final HbmMigration migration;
 
     private final LongAdder prefetched = new LongAdder();
-    private final LongAdder dramReadsOnGpu = new LongAdder();
-    private final LongAdder spillReadsOnGpu = new LongAdder();
 
     MlkvStore(Builder b) {
         this.dim = b.dim;
         this.rowBytes = dim * 4L;
         this.durability = b.durability;
-        HbmCache.checkAvailable(b.gpuMode);
+        checkGpuAvailable(b.gpuMode);
         OpenedResources opened = new OpenedResources();
         try {
             this.rocks = opened.add(RocksDbTier.open(b.directory, dim, b.blockCacheBytes, b.syncWrites));
             DramTier dram = opened.add(new DramTier(dim, b.dramCapacityBytes, b.policy));
-            this.hbm = opened.add(HbmCache.open(b.gpuMode, dim, b.hbmCapacity, b.hbmWriteBack));
+            this.hbm = opened.add(openHbm(b.gpuMode, dim, b.hbmCapacity, b.hbmWriteBack));
             this.fileIo = hbm == null ? null : opened.add(FileIo.open(b.fileIoMode));
             this.spill = hbm == null || b.hbmSpillRows == 0 ? null
                     : opened.add(SpillLog.create(b.directory.resolve(SPILL_FILE), dim, b.hbmSpillRows, b.fileIoMode));
@@ -153,10 +150,10 @@ public final class MlkvStore implements VectorTier {
             }
             this.promoter = opened.add(new Promoter(mutation, lifecycle));
             this.host = new HostTiers(dim, dram, rocks, spill, promoter);
-            this.promotionFilter = b.hbmAdmission.newFilter(b.hbmCapacity);
-            this.admitsEveryMiss = b.hbmAdmission == HbmAdmission.ALWAYS;
             warmHbmFromRestoredCheckpoint();
             this.entryCount = new AtomicLong(recoverCount());
+            this.migration = hbm == null ? null : new HbmMigration(dim, hbm, host, spill, promoter, mutation, entryCount,
+                    b.hbmAdmission, b.hbmCapacity);
             AtomicInteger threadId = new AtomicInteger();
             this.prefetchPool = Executors.newFixedThreadPool(b.prefetchThreads, r -> {
                 Thread t = new Thread(r, "mlkv-prefetch-" + threadId.incrementAndGet());
@@ -180,7 +177,7 @@ public final class MlkvStore implements VectorTier {
      * after this store's first write they would no longer match what lies below.
      */
     private void warmHbmFromRestoredCheckpoint() {
-        Path saved = rocks.directory().resolve(HbmCache.CHECKPOINT_DIR);
+        Path saved = rocks.directory().resolve(HbmTier.CHECKPOINT_DIR);
         if (!Files.isDirectory(saved)) {
             return;
         }
@@ -200,6 +197,31 @@ public final class MlkvStore implements VectorTier {
             throw new MlkvException(StatusCode.IO_ERROR, "delete " + saved, e.getClass().getSimpleName(),
                     e.getMessage(), e);
         }
+    }
+
+    /**
+     * Throws if {@code mode} is {@link GpuMode#ON} and no HBM tier can be opened; called before the
+     * store touches its directory.
+     */
+    private static void checkGpuAvailable(GpuMode mode) {
+        String reason = mode == GpuMode.ON ? HbmTier.unavailableReason() : null;
+        if (reason != null) {
+            throw new IllegalStateException("GpuMode.ON was asked for, but no GPU tier can be opened: " + reason
+                    + "; use GpuMode.AUTO or GpuMode.OFF on this machine");
+        }
+    }
+
+    /** The HBM tier per {@code mode}: null for OFF, and for AUTO where none can be opened (the reason logged). */
+    private static HbmTier openHbm(GpuMode mode, int dim, long capacity, boolean writeBack) {
+        if (mode == GpuMode.OFF) {
+            return null;
+        }
+        String reason = HbmTier.unavailableReason();
+        if (reason != null) {
+            LOG.info("GPU tier not used ({}); running on DRAM and SSD", reason);
+            return null;
+        }
+        return HbmTier.open(dim, capacity, writeBack);
     }
 
     /** Starts configuring a store. */
@@ -252,7 +274,7 @@ public final class MlkvStore implements VectorTier {
         checkReserved("multiGet", keys);
         lifecycle.enter();
         try {
-            return read(keys, out, found, true);
+            return read(keys, out, found);
         } finally {
             lifecycle.exit();
         }
@@ -278,238 +300,11 @@ public final class MlkvStore implements VectorTier {
         }
     }
 
-    /**
-     * Reads through the tiers, HBM first when there is one. Caller is inside {@link #enter()}.
-     *
-     * @param promote whether keys found below may be installed in the tiers above
-     */
-    private int read(long[] keys, float[] out, boolean[] found, boolean promote) {
-        if (hbm == null) {
-            return host.read(keys, out, found, promote);
-        }
-        int n = keys.length;
-        long movesBefore = hbm.moves();
-        int fromHbm = hbm.find(keys, out, found);
-        if (fromHbm == n) {
-            return n;
-        }
-        int misses = n - fromHbm;
-        int[] missIdx = new int[misses];
-        for (int i = 0, m = 0; i < n; i++) {
-            if (!found[i]) {
-                missIdx[m++] = i;
-            }
-        }
-        long[] missKeys = Batches.gather(keys, missIdx, misses);
-        float[] rows = new float[misses * dim];
-        boolean[] below = new boolean[misses];
-        int fromBelow = readMissesBelow(missKeys, rows, below, promote, movesBefore);
-        for (int m = 0; m < misses; m++) {
-            if (below[m]) {
-                int i = missIdx[m];
-                found[i] = true;
-                System.arraycopy(rows, m * dim, out, i * dim, dim);
-            }
-        }
-        return fromHbm + fromBelow;
-    }
 
-    /**
-     * Reads keys that missed HBM from the tiers below and, with {@code promote}, installs what was
-     * found into HBM, skipping keys written since their row was read. With write-back, if an
-     * install that may have evicted dirty entries ran since {@code movesBefore} (read before the
-     * HBM lookup), the misses are read again, HBM first, under the mutation lock: a dirty entry on
-     * its way from HBM to DRAM is in neither for a moment. Caller is inside {@link #enter()}.
-     */
-    private int readMissesBelow(long[] missKeys, float[] rows, boolean[] below, boolean promote, long movesBefore) {
-        int misses = missKeys.length;
-        // Every write of a key below HBM changes its DRAM bucket's version; read them before the values.
-        long[] versions = new long[misses];
-        long[] stamps = hbm.writeBack() ? new long[misses] : null;
-        for (int m = 0; m < misses; m++) {
-            versions[m] = host.version(missKeys[m]);
-            if (stamps != null) {
-                stamps[m] = hbm.demotionStamp(missKeys[m]);
-            }
-        }
-        int fromBelow = host.read(missKeys, rows, below, promote);
-        if (movedSince(movesBefore)) {
-            fromBelow = rereadDemoted(missKeys, rows, below, stamps, fromBelow, null);
-        }
-        if (promote && fromBelow > 0) {
-            schedulePromotion(missKeys, rows, below, versions, fromBelow, null);
-        }
-        return fromBelow;
-    }
 
-    /** With write-back: whether an install that may have evicted dirty entries ran since {@code movesBefore}. */
-    private boolean movedSince(long movesBefore) {
-        return hbm.writeBack() && ((movesBefore & 1) == 1 || hbm.moves() != movesBefore);
-    }
 
-    /**
-     * Installs the found rows of {@code keys} into HBM, now or on the promoter thread, skipping
-     * keys written since {@code versions} were read (before their rows); for keys with
-     * {@code bySequence[m]} (null: none) {@code versions[m]} is instead the DRAM bucket's sequence
-     * count their row was read at, and any change of the bucket skips them.
-     */
-    private void schedulePromotion(long[] keys, float[] rows, boolean[] found, long[] versions, int count,
-            boolean[] bySequence) {
-        promoter.promote(() -> installUnwritten(keys, rows, found, versions, count, bySequence, promotionFilter));
-    }
 
-    /**
-     * Installs into HBM those of the {@code count} found rows of {@code keys} that {@code admit}
-     * takes and that were not written since {@code versions} were read (before their rows).
-     * Caller holds the mutation lock: writers hold it too, so versions and dirty marks cannot
-     * change while they are compared. Returns how many were installed.
-     */
-    private int installUnwritten(long[] keys, float[] rows, boolean[] found, long[] versions, int count,
-            boolean[] bySequence, java.util.function.LongPredicate admit) {
-        long[] installKeys = new long[count];
-        float[] installRows = new float[count * dim];
-        int p = 0;
-        for (int m = 0; m < keys.length && p < count; m++) {
-            long now = bySequence != null && bySequence[m] ? host.sequence(keys[m]) : host.version(keys[m]);
-            if (found[m] && now == versions[m] && !hbm.isDirty(keys[m]) && admit.test(keys[m])) {
-                installKeys[p] = keys[m];
-                System.arraycopy(rows, m * dim, installRows, p * dim, dim);
-                p++;
-            }
-        }
-        installInHbm(installKeys, installRows, p);
-        return p;
-    }
 
-    /**
-     * After an install that may have evicted dirty entries overlapped a read: waits for it to end,
-     * then reads again, HBM first and under the mutation lock, those missed keys whose demotion
-     * stamp changed since just after the HBM lookup (a dirty entry that left HBM after that lookup
-     * and reached DRAM after the read below). Returns the new number found; sets
-     * {@code reread[m]} (if not null) for keys read again and found.
-     */
-    private int rereadDemoted(long[] missKeys, float[] rows, boolean[] below, long[] stamps, int fromBelow,
-            boolean[] reread) {
-        hbm.awaitSettled();
-        int[] idx = new int[missKeys.length];
-        int changed = 0;
-        for (int m = 0; m < missKeys.length; m++) {
-            if (hbm.demotionStamp(missKeys[m]) != stamps[m]) {
-                idx[changed++] = m;
-            }
-        }
-        if (changed == 0) {
-            return fromBelow;
-        }
-        long[] keys = Batches.gather(missKeys, idx, changed);
-        float[] again = new float[changed * dim];
-        boolean[] found = new boolean[changed];
-        mutation.lock();
-        try {
-            int inHbm = hbm.peek(keys, again, found);
-            if (inHbm < changed) {
-                readRestBelow(keys, again, found, changed - inHbm, false, null);
-            }
-        } finally {
-            mutation.unlock();
-        }
-        for (int i = 0; i < changed; i++) {
-            int m = idx[i];
-            fromBelow += (found[i] ? 1 : 0) - (below[m] ? 1 : 0);
-            below[m] = found[i];
-            if (found[i]) {
-                System.arraycopy(again, i * dim, rows, m * dim, dim);
-                if (reread != null) {
-                    reread[m] = true;
-                }
-            }
-        }
-        return fromBelow;
-    }
-
-    /**
-     * Reads from DRAM, the write-back buffer and RocksDB the {@code missing} keys of {@code keys}
-     * whose {@code have} flag is false; writes each found row into {@code rows} at the key's
-     * position and sets its {@code have} flag (and {@code marked}, if not null). Returns how many
-     * were found. Caller is inside {@link #enter()}.
-     */
-    private int readRestBelow(long[] keys, float[] rows, boolean[] have, int missing, boolean promote,
-            boolean[] marked) {
-        int[] idx = new int[missing];
-        for (int j = 0, r = 0; j < keys.length; j++) {
-            if (!have[j]) {
-                idx[r++] = j;
-            }
-        }
-        float[] restRows = new float[missing * dim];
-        boolean[] restFound = new boolean[missing];
-        int found = host.read(Batches.gather(keys, idx, missing), restRows, restFound, promote);
-        for (int r = 0; r < missing; r++) {
-            if (restFound[r]) {
-                int j = idx[r];
-                have[j] = true;
-                if (marked != null) {
-                    marked[j] = true;
-                }
-                System.arraycopy(restRows, r * dim, rows, j * dim, dim);
-            }
-        }
-        return found;
-    }
-
-    /**
-     * Installs rows {@code [0, count)} into HBM and copies what that evicts down to DRAM: dirty
-     * entries as dirty (or into the write-back buffer if DRAM refuses them), clean ones only where
-     * DRAM does not hold the key (its copy there may be dirty with the same value), or, with a
-     * spill log, to the log instead. Caller holds the mutation lock.
-     */
-    private void installInHbm(long[] keys, float[] rows, int count) {
-        if (spill != null) {
-            spill.invalidate(keys, count);
-        }
-        hbm.beginMove();
-        try {
-            demote(hbm.install(keys, rows, count, spill, key -> !host.inDram(key)));
-        } finally {
-            hbm.endMove();
-        }
-        host.writePending();
-    }
-
-    /**
-     * Moves what an HBM install evicted down: dirty entries to DRAM as dirty (or into the
-     * write-back buffer if DRAM refuses them), clean ones to DRAM where it does not hold the key
-     * and there is no spill log (which took them already). Null rows mean no entry had to move.
-     * Caller holds the mutation lock, inside {@link HbmCache#beginMove()}.
-     */
-    private void demote(HbmCache.Demoted d) {
-        if (d.count() == 0 || d.values() == null) {
-            return;
-        }
-        long started = System.nanoTime();
-        long now = host.tick();
-        boolean cleanMayMove = spill == null && !dramHoldsEveryKey();
-        for (int e = 0; e < d.count(); e++) {
-            long key = d.keys()[e];
-            if (hbm.takeDirty(key)) {
-                host.putDemoted(key, d.values(), e, true, now);
-                hbm.markDemoted(key);
-            } else if (cleanMayMove) {
-                host.putDemoted(key, d.values(), e, false, now);
-            }
-        }
-        host.countDramMove(System.nanoTime() - started);
-    }
-
-    /**
-     * Whether DRAM holds every key of the store, as where it is sized for the whole table: then
-     * no clean entry evicted from HBM needs a copy there, and nobody has to ask DRAM which ones it
-     * lacks. DRAM holds store keys only, so equal counts mean all of them. Caller holds the
-     * mutation lock.
-     */
-    private boolean dramHoldsEveryKey() {
-        return host.dramSize() >= entryCount.get();
-    }
 
     /**
      * {@link #multiGet} with device memory, for training code whose tensors live on the GPU:
@@ -542,165 +337,13 @@ public final class MlkvStore implements VectorTier {
         }
         lifecycle.enter();
         try {
-            long movesBefore = hbm.moves();
-            HbmCache.DeviceMisses m = hbm.findDevice(keys, n, out, found, host.dram());
-            try {
-                return readDeviceMisses(m, n, out, found, movesBefore);
-            } finally {
-                hbm.release(m);
-            }
+            return migration.readDevice(keys, n, out, found);
         } finally {
             lifecycle.exit();
         }
     }
 
-    /** The part of a device read below HBM; see {@link #multiGet(CUdeviceptr, long, CUdeviceptr, CUdeviceptr)}. */
-    private long readDeviceMisses(HbmCache.DeviceMisses m, long n, CUdeviceptr out, CUdeviceptr found, long movesBefore) {
-        int misses = m.count();
-        if (misses == 0) {
-            return n;
-        }
-        host.countDramHits(m.dramHits());
-        dramReadsOnGpu.add(m.dramHits());
-        if (m.allFromDram() && spill == null && !hbm.writeBack()) {
-            // The output is complete: the GPU read every miss from DRAM (which holds no reserved
-            // key), and without write-back no dirty entry can have been on its way down meanwhile.
-            promoteDeviceRead(m, null, m.fromDram(), null);
-            return n;
-        }
-        checkReserved("multiGet", m.keys());
-        // Rows the GPU read from the mapped DRAM tier are in `out` already; the rest are read
-        // on the CPU (or from the spill log) and scattered. Host rows are needed only for those,
-        // for re-reads (write-back) and for promotions that cannot install from device staging.
-        int fromBelow = m.dramHits();
-        float[] rows = fromBelow < misses || hbm.writeBack() ? new float[misses * dim] : null;
-        boolean[] below = m.fromDram().clone();
-        boolean[] scatter = new boolean[misses];
-        if (spill != null && fromBelow < misses) {
-            // Spilled rows go from the log straight to device memory and are scattered there.
-            int fromSpill = hbm.readSpilled(m, below, rows, spill, out, found);
-            spillReadsOnGpu.add(fromSpill);
-            fromBelow += fromSpill;
-        }
-        if (fromBelow < misses) {
-            fromBelow += readRestBelow(m.keys(), rows, below, misses - fromBelow, true, scatter);
-        }
-        if (movedSince(movesBefore)) {
-            fromBelow = rereadDemoted(m.keys(), rows, below, m.stamps(), fromBelow, scatter);
-        }
-        if (fromBelow > 0) {
-            promoteDeviceRead(m, rows, below, scatter);
-        }
-        int toScatter = 0;
-        for (boolean b : scatter) {
-            toScatter += b ? 1 : 0;
-        }
-        hbm.scatterBelow(m, rows, scatter, toScatter, out, found);
-        return n - misses + fromBelow;
-    }
 
-    /**
-     * Promotes what a device read found below HBM. Rows the GPU read from DRAM (and that were
-     * not read again on the CPU) are installed straight from device staging when the mutation
-     * lock is free; otherwise they are copied to the host for the promoter thread, like the rows
-     * read on the CPU, unless its queue is full (it would drop them). A null {@code scatter}
-     * means that the GPU read every miss from DRAM and none was read again.
-     */
-    private void promoteDeviceRead(HbmCache.DeviceMisses m, float[] rows, boolean[] below, boolean[] scatter) {
-        int misses = below.length;
-        boolean[] onDevice;
-        boolean[] onHost = new boolean[misses];
-        int device = 0;
-        int host = 0;
-        if (scatter == null) {
-            onDevice = m.fromDram();
-            device = misses;
-        } else {
-            onDevice = new boolean[misses];
-            for (int j = 0; j < misses; j++) {
-                if (m.fromDram()[j] && !scatter[j]) {
-                    onDevice[j] = true;
-                    device++;
-                } else if (below[j]) {
-                    onHost[j] = true;
-                    host++;
-                }
-            }
-        }
-        if (device > 0) {
-            if (mutation.tryLock()) {
-                try {
-                    installFromDevice(m, onDevice, device);
-                } finally {
-                    mutation.unlock();
-                }
-            } else if (promoter.hasRoom()) {
-                if (rows == null) {
-                    rows = new float[misses * dim];
-                }
-                hbm.dramRowsToHost(m, rows, onDevice);
-                for (int j = 0; j < misses; j++) {
-                    onHost[j] |= onDevice[j];
-                }
-                host += device;
-            }
-            // Otherwise the promoter is busy and would drop them: skip the copy; a later read promotes again.
-        }
-        if (host > 0) {
-            long[] expected = m.versions();
-            if (m.dramSeqs() != null) {
-                expected = expected.clone();
-                for (int j = 0; j < misses; j++) {
-                    if (m.fromDram()[j]) {
-                        expected[j] = m.dramSeqs()[j];
-                    }
-                }
-            }
-            schedulePromotion(m.keys(), rows, onHost, expected, host, m.fromDram());
-        }
-    }
-
-    /**
-     * Installs from device staging those of the {@code count} flagged misses of {@code m} whose
-     * DRAM bucket did not change since the GPU read their row (so they were not written), are not
-     * dirty in HBM and that admission takes, as {@link #installUnwritten} does for host rows.
-     * Caller holds the mutation lock.
-     */
-    private void installFromDevice(HbmCache.DeviceMisses m, boolean[] flagged, int count) {
-        int[] at = null;
-        long[] install = null;
-        int p = count;
-        // Every miss, each read from DRAM and unchanged since, all admitted: no key needs a look on the CPU.
-        boolean everyMiss = count == m.count() && spill == null && admitsEveryMiss && !hbm.hasDirty()
-                && hbm.dramUnchangedSince(m);
-        if (!everyMiss) {
-            boolean[] unchanged = hbm.unchangedInDram(m);
-            at = new int[count];
-            install = new long[count];
-            p = 0;
-            for (int j = 0; j < flagged.length && p < count; j++) {
-                long key = m.keys()[j];
-                if (flagged[j] && unchanged[j] && !hbm.isDirty(key) && promotionFilter.test(key)) {
-                    at[p] = j;
-                    install[p++] = key;
-                }
-            }
-            if (p == 0) {
-                return;
-            }
-            if (spill != null) {
-                spill.invalidate(install, p);
-            }
-        }
-        hbm.beginMove();
-        try {
-            demote(hbm.installFromDevice(m, at, install, p, spill, key -> !host.inDram(key),
-                    spill == null && !dramHoldsEveryKey(), host::inDram));
-        } finally {
-            hbm.endMove();
-        }
-        host.writePending();
-    }
 
     /**
      * Makes the HBM tier's CUDA context current on the calling thread, so that it can allocate
@@ -713,6 +356,11 @@ public final class MlkvStore implements VectorTier {
             throw new IllegalStateException("this store runs without a GPU");
         }
         hbm.makeCurrent();
+    }
+
+    /** Reads through the tiers, HBM first when there is one, promoting what is found below. Caller is inside the lifecycle. */
+    private int read(long[] keys, float[] out, boolean[] found) {
+        return migration == null ? host.read(keys, out, found, true) : migration.read(keys, out, found);
     }
 
     // ------------------------------------------------------------------ writes
@@ -853,7 +501,7 @@ public final class MlkvStore implements VectorTier {
         long epoch = mutationEpoch.get();
         lifecycle.enter();
         try {
-            present = read(keys, out, found, true);
+            present = read(keys, out, found);
         } finally {
             lifecycle.exit();
         }
@@ -1087,7 +735,7 @@ public final class MlkvStore implements VectorTier {
         lifecycle.enter();
         try {
             if (hbm != null) {
-                prefetchIntoHbm(keys);
+                prefetched.add(migration.prefetch(keys));
                 return;
             }
             prefetched.add(host.prefetch(keys, mutation));
@@ -1096,73 +744,7 @@ public final class MlkvStore implements VectorTier {
         }
     }
 
-    /**
-     * With an HBM tier, prefetching means having the keys in HBM when the future completes:
-     * keys not there are read from the tiers below (which promote into DRAM per policy) and
-     * installed, except those written since they were read. Caller is inside {@link #enter()}.
-     */
-    private void prefetchIntoHbm(long[] keys) {
-        boolean[] inHbm = new boolean[keys.length];
-        hbm.contains(keys, inHbm);
-        int misses = 0;
-        int[] missIdx = new int[keys.length];
-        for (int i = 0; i < keys.length; i++) {
-            if (!inHbm[i]) {
-                missIdx[misses++] = i;
-            }
-        }
-        if (misses == 0) {
-            return;
-        }
-        long[] missKeys = Batches.gather(keys, missIdx, misses);
-        long[] versions = new long[misses];
-        for (int m = 0; m < misses; m++) {
-            versions[m] = host.version(missKeys[m]);
-        }
-        float[] rows = new float[misses * dim];
-        boolean[] below = new boolean[misses];
-        int found = host.read(missKeys, rows, below, true);
-        if (found == 0) {
-            return;
-        }
-        mutation.lock();
-        try {
-            // Asked for explicitly: no admission filter.
-            prefetched.add(installUnwritten(missKeys, rows, below, versions, found, null, key -> true));
-        } finally {
-            mutation.unlock();
-        }
-    }
-
     // ------------------------------------------------------------------ whole-store operations
-
-    /**
-     * Write-back: writes every dirty HBM entry below, where DRAM holds the key into DRAM (as
-     * dirty, so the DRAM flush that follows carries it on), otherwise straight into RocksDB, and
-     * marks it clean; the HBM copies stay. A chunk that fails stays dirty. Caller holds the
-     * mutation lock, after {@link #host.writePending()} (an older value of a key there must not land
-     * in RocksDB after the newer one from HBM).
-     */
-    private void writeDirtyHbm() {
-        if (hbm == null || !hbm.writeBack()) {
-            return;
-        }
-        long[] dirtyKeys = hbm.dirtyKeys();
-        int chunk = Math.max(1, Math.min(1 << 16, (1 << 24) / dim));
-        for (int from = 0; from < dirtyKeys.length; from += chunk) {
-            long[] keys = Arrays.copyOfRange(dirtyKeys, from, Math.min(dirtyKeys.length, from + chunk));
-            float[] rows = new float[keys.length * dim];
-            boolean[] held = new boolean[keys.length];
-            if (hbm.peek(keys, rows, held) != keys.length) {
-                throw new IllegalStateException("HBM tier lost dirty entries (a bug): " + keys.length
-                        + " marked dirty, fewer found");
-            }
-            host.writeDown(keys, rows);
-            for (long key : keys) {
-                hbm.takeDirty(key);
-            }
-        }
-    }
 
     /**
      * Writes every dirty DRAM entry to RocksDB and fsyncs its write-ahead log. When this returns,
@@ -1183,7 +765,9 @@ public final class MlkvStore implements VectorTier {
 
     private void flushLocked() {
         host.writePending();
-        writeDirtyHbm();
+        if (migration != null) {
+            migration.writeDirty();
+        }
         host.flushDirty();
     }
 
@@ -1372,12 +956,12 @@ public final class MlkvStore implements VectorTier {
 
     /** Keys that device reads found in the spill log, read straight into device memory (for tests). */
     long spillReadsOnGpu() {
-        return spillReadsOnGpu.sum();
+        return migration == null ? 0 : migration.spillReadsOnGpu();
     }
 
     /** Keys that device reads found in the mapped DRAM tier on the GPU (for tests and benchmarks). */
     long dramReadsOnGpu() {
-        return dramReadsOnGpu.sum();
+        return migration == null ? 0 : migration.dramReadsOnGpu();
     }
 
     /** A snapshot of the per-tier counters. */
@@ -1386,8 +970,15 @@ public final class MlkvStore implements VectorTier {
         TierStats d = host.dramStats(hbm == null ? 0 : hbm.dramProbeNanos());
         TierStats s = host.ssdStats(entryCount.get());
         List<TierStats> tiers = hbm == null ? List.of(d, s)
-                : spill == null ? List.of(hbm.stats(rowBytes), d, s) : List.of(hbm.stats(rowBytes), d, spillStats(), s);
+                : spill == null ? List.of(hbmStats(), d, s) : List.of(hbmStats(), d, spillStats(), s);
         return new StoreStats(tiers, entryCount.get(), prefetched.sum());
+    }
+
+    private TierStats hbmStats() {
+        HbmTier.Counters c = hbm.counters();
+        return new TierStats("HBM", c.hits(), c.misses(), c.installs(), c.evictions(), c.writeBacks(),
+                c.installs() * rowBytes, c.writeBacks() * rowBytes, c.entries(), c.capacity(), c.lookupNanos(),
+                c.installNanos());
     }
 
     /** The spill log as a tier: promotions are rows written to it, demotions rows the ring overwrote. */

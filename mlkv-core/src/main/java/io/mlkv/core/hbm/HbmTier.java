@@ -1,4 +1,4 @@
-package io.mlkv.core;
+package io.mlkv.core.hbm;
 
 import static jcuda.driver.JCudaDriver.cuEventCreate;
 import static jcuda.driver.JCudaDriver.cuEventDestroy;
@@ -68,8 +68,8 @@ import org.slf4j.LoggerFactory;
  * <p>Methods that change the table or the dirty set are called with the store's mutation lock
  * held; lookups may run at any time (the table serialises its own calls).
  */
-final class HbmCache implements AutoCloseable {
-    private static final Logger LOG = LoggerFactory.getLogger(HbmCache.class);
+public final class HbmTier implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(HbmTier.class);
 
     private final GpuHashTable table;
     private final boolean writeBack;
@@ -96,53 +96,33 @@ final class HbmCache implements AutoCloseable {
     private final LongAdder installNanos = new LongAdder();
     private final LongAdder spillAppendNanos = new LongAdder();
 
-    private HbmCache(GpuHashTable table, boolean writeBack) {
+    private HbmTier(GpuHashTable table, boolean writeBack) {
         this.table = table;
         this.writeBack = writeBack;
     }
 
     /**
-     * Opens the tier per {@code mode}: null for {@link GpuMode#OFF}, or for {@link GpuMode#AUTO}
-     * where no GPU tier can be opened (the reason is logged); {@link GpuMode#ON} throws instead.
+     * Opens the tier on the current CUDA device; call {@link #unavailableReason()} first.
+     *
+     * @param writeBack whether writes of keys held here stay here until eviction or flush
      */
-    static HbmCache open(GpuMode mode, int dim, long capacity, boolean writeBack) {
-        if (mode == GpuMode.OFF) {
-            return null;
-        }
-        checkAvailable(mode);
-        String reason = unavailableReason();
-        if (reason != null) {
-            LOG.info("GPU tier not used ({}); running on DRAM and SSD", reason);
-            return null;
-        }
+    public static HbmTier open(int dim, long capacity, boolean writeBack) {
         GpuHashTable table = GpuHashTable.create(dim, capacity, ScoreMode.LRU, 1 << 16);
         // Reads count as use: a full bucket evicts its least recently read or written entry.
         table.scoreReads(true);
         LOG.info("HBM tier on {}: {} slots of dim {}, {}", table.deviceName(), table.capacity(), dim,
                 writeBack ? "write-back" : "clean copies only");
-        return new HbmCache(table, writeBack);
+        return new HbmTier(table, writeBack);
     }
 
-    /** Why no GPU tier can be opened here, or null if one can. */
-    private static String unavailableReason() {
+    /** Why no HBM tier can be opened here (no kernels built, no usable CUDA device), or null if one can. */
+    public static String unavailableReason() {
         return !Kernels.built() ? "the GPU kernels were not built (no nvcc when mlkv-gpu was packaged)"
                 : CudaDevice.unavailableReason();
     }
 
-    /**
-     * Throws if {@code mode} is {@link GpuMode#ON} and no GPU tier can be opened; the store calls
-     * it before it touches its directory.
-     */
-    static void checkAvailable(GpuMode mode) {
-        String reason = mode == GpuMode.ON ? unavailableReason() : null;
-        if (reason != null) {
-            throw new IllegalStateException("GpuMode.ON was asked for, but no GPU tier can be opened: " + reason
-                    + "; use GpuMode.AUTO or GpuMode.OFF on this machine");
-        }
-    }
-
     /** Looks up a batch; returns the number found. Rows of missing keys are left untouched. */
-    int find(long[] keys, float[] out, boolean[] found) {
+    public int find(long[] keys, float[] out, boolean[] found) {
         long started = System.nanoTime();
         int n = table.find(keys, out, found);
         lookupNanos.add(System.nanoTime() - started);
@@ -152,17 +132,17 @@ final class HbmCache implements AutoCloseable {
     }
 
     /** Which keys the tier holds, without counting hits or misses. */
-    void contains(long[] keys, boolean[] out) {
+    public void contains(long[] keys, boolean[] out) {
         table.containsKeys(keys, out);
     }
 
     /** Whether writes of keys held here stay here until eviction or flush. */
-    boolean writeBack() {
+    public boolean writeBack() {
         return writeBack;
     }
 
     /** Looks up a batch without counting hits or misses (the store's own reads under its lock). */
-    int peek(long[] keys, float[] out, boolean[] found) {
+    public int peek(long[] keys, float[] out, boolean[] found) {
         return table.peek(keys, out, found);
     }
 
@@ -174,7 +154,7 @@ final class HbmCache implements AutoCloseable {
      * {@code values} are null and {@code count} 0: the evicted entries never leave the GPU, and
      * the table counts them.
      */
-    record Demoted(long[] keys, float[] values, int count) {
+    public record Demoted(long[] keys, float[] values, int count) {
     }
 
     /**
@@ -184,7 +164,7 @@ final class HbmCache implements AutoCloseable {
      * {@code spillable} accepts. Caller holds the mutation lock and brackets the call, and the
      * handling of what it returns, with {@link #beginMove()} and {@link #endMove()}.
      */
-    Demoted install(long[] keys, float[] values, int count, SpillLog spill, LongPredicate spillable) {
+    public Demoted install(long[] keys, float[] values, int count, SpillLog spill, LongPredicate spillable) {
         if (count == 0) {
             return new Demoted(new long[0], new float[0], 0);
         }
@@ -307,7 +287,7 @@ final class HbmCache implements AutoCloseable {
      * {@code rows} (at the miss's position, for promotion) and their {@code below} flags are set.
      * Returns how many were found.
      */
-    int readSpilled(DeviceMisses m, boolean[] below, float[] rows, SpillLog spill, CUdeviceptr out, CUdeviceptr found) {
+    public int readSpilled(DeviceMisses m, boolean[] below, float[] rows, SpillLog spill, CUdeviceptr out, CUdeviceptr found) {
         int count = m.count();
         int[] candidates = new int[count];
         int c = 0;
@@ -370,53 +350,53 @@ final class HbmCache implements AutoCloseable {
     }
 
     /** Spill log appends that failed (their rows were dropped). */
-    long spillFailures() {
+    public long spillFailures() {
         return spillFailures.get();
     }
 
     /** Time spent appending evicted rows to the spill log. */
-    long spillAppendNanos() {
+    public long spillAppendNanos() {
         return spillAppendNanos.sum();
     }
 
     /** Time device reads spent reading the spill log into device memory and scattering it. */
-    long spillReadNanos() {
+    public long spillReadNanos() {
         return spillReadNanos.sum();
     }
 
     /** Starts an install that may evict dirty entries (a no-op while nothing is dirty). */
-    void beginMove() {
+    public void beginMove() {
         if (!dirty.isEmpty()) {
             moves.incrementAndGet();
         }
     }
 
     /** Ends what {@link #beginMove()} started. */
-    void endMove() {
+    public void endMove() {
         if ((moves.get() & 1) == 1) {
             moves.incrementAndGet();
         }
     }
 
     /** The sequence count described at {@link #moves}. */
-    long moves() {
+    public long moves() {
         return moves.get();
     }
 
     /** Waits until no install that may evict dirty entries is running. */
-    void awaitSettled() {
+    public void awaitSettled() {
         while ((moves.get() & 1) == 1) {
             LockSupport.parkNanos(20_000);
         }
     }
 
     /** The demotion stamp of {@code key}, see {@link #demotionStamps}. */
-    long demotionStamp(long key) {
+    public long demotionStamp(long key) {
         return demotionStamps.get(stampIndex(key));
     }
 
     /** Records that dirty {@code key} has been written below after leaving HBM. */
-    void markDemoted(long key) {
+    public void markDemoted(long key) {
         demotionStamps.incrementAndGet(stampIndex(key));
     }
 
@@ -426,7 +406,7 @@ final class HbmCache implements AutoCloseable {
     }
 
     /** Overwrites the copies of those of rows {@code [0, count)} that are present. Caller holds the mutation lock. */
-    void update(long[] keys, float[] values, int count) {
+    public void update(long[] keys, float[] values, int count) {
         if (count == 0) {
             return;
         }
@@ -439,7 +419,7 @@ final class HbmCache implements AutoCloseable {
      * dirty and sets {@code held[r]}; the others are the caller's to write below. Caller holds the
      * mutation lock.
      */
-    void writeHeld(long[] keys, float[] values, int count, boolean[] held) {
+    public void writeHeld(long[] keys, float[] values, int count, boolean[] held) {
         if (count == 0) {
             return;
         }
@@ -453,12 +433,12 @@ final class HbmCache implements AutoCloseable {
     }
 
     /** Whether {@code key} is dirty here. Caller holds the mutation lock. */
-    boolean isDirty(long key) {
+    public boolean isDirty(long key) {
         return dirty.contains(key);
     }
 
     /** Forgets that {@code key} is dirty, returning whether it was (it left HBM, or was written below). */
-    boolean takeDirty(long key) {
+    public boolean takeDirty(long key) {
         boolean was = dirty.remove(key);
         if (was) {
             writeBacks.increment();
@@ -467,7 +447,7 @@ final class HbmCache implements AutoCloseable {
     }
 
     /** The dirty keys now. Caller holds the mutation lock. */
-    long[] dirtyKeys() {
+    public long[] dirtyKeys() {
         long[] out = new long[dirty.size()];
         LongHashSet.LongIterator it = dirty.iterator();
         for (int i = 0; i < out.length; i++) {
@@ -477,7 +457,7 @@ final class HbmCache implements AutoCloseable {
     }
 
     /** Drops the copies of {@code keys}, dirty or not. Caller holds the mutation lock. */
-    void erase(long[] keys) {
+    public void erase(long[] keys) {
         table.erase(keys);
         for (long k : keys) {
             dirty.remove(k);
@@ -513,7 +493,7 @@ final class HbmCache implements AutoCloseable {
      * for: a read whose misses the GPU all read from DRAM, promoted straight from staging, never
      * builds them. Used by the reading thread only. Holds the staging set until {@link #release}.
      */
-    static final class DeviceMisses {
+    public static final class DeviceMisses {
         private final int count;
         private final int dramHits;
         private final long dramChanges;
@@ -534,16 +514,16 @@ final class HbmCache implements AutoCloseable {
         }
 
         /** Number of misses. */
-        int count() {
+        public int count() {
             return count;
         }
 
         /** Whether there were misses and the GPU read every one of them from DRAM. */
-        boolean allFromDram() {
+        public boolean allFromDram() {
             return count > 0 && dramHits == count;
         }
 
-        long[] keys() {
+        public long[] keys() {
             if (keys == null) {
                 keys = new long[count];
                 staging.hostMissKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, keys);
@@ -551,7 +531,7 @@ final class HbmCache implements AutoCloseable {
             return keys;
         }
 
-        int[] index() {
+        public int[] index() {
             if (index == null) {
                 index = new int[count];
                 staging.hostIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer().get(0, index);
@@ -559,18 +539,18 @@ final class HbmCache implements AutoCloseable {
             return index;
         }
 
-        long[] versions() {
+        public long[] versions() {
             if (versions == null) {
                 versions = new long[count];
             }
             return versions;
         }
 
-        long[] stamps() {
+        public long[] stamps() {
             return stamps;
         }
 
-        boolean[] fromDram() {
+        public boolean[] fromDram() {
             if (fromDram == null) {
                 fromDram = new boolean[count];
                 if (dramHits == count) {
@@ -586,7 +566,7 @@ final class HbmCache implements AutoCloseable {
         }
 
         /** The sequence counts the rows read from DRAM were read at; null if none was. */
-        long[] dramSeqs() {
+        public long[] dramSeqs() {
             if (dramSeqs == null && dramHits > 0) {
                 dramSeqs = new long[count];
                 staging.hostSeqs.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, dramSeqs);
@@ -594,11 +574,11 @@ final class HbmCache implements AutoCloseable {
             return dramSeqs;
         }
 
-        long dramChanges() {
+        public long dramChanges() {
             return dramChanges;
         }
 
-        int dramHits() {
+        public int dramHits() {
             return dramHits;
         }
 
@@ -611,12 +591,12 @@ final class HbmCache implements AutoCloseable {
      * Whether the GPU read rows of {@code m} from DRAM and no bucket of the tier changed since
      * just before it did, so every row it read is still what DRAM holds.
      */
-    boolean dramUnchangedSince(DeviceMisses m) {
+    public boolean dramUnchangedSince(DeviceMisses m) {
         return m.dramHits() > 0 && dramTier.changes() == m.dramChanges();
     }
 
     /** Whether any key is dirty here. Caller holds the mutation lock. */
-    boolean hasDirty() {
+    public boolean hasDirty() {
         return !dirty.isEmpty();
     }
 
@@ -625,7 +605,7 @@ final class HbmCache implements AutoCloseable {
      * not changed since (asked on the GPU). Caller holds the mutation lock, so DRAM does not
      * change meanwhile, and calls it before {@link #installFromDevice}.
      */
-    boolean[] unchangedInDram(DeviceMisses m) {
+    public boolean[] unchangedInDram(DeviceMisses m) {
         int count = m.count();
         boolean[] same = new boolean[count];
         if (m.dramHits() == 0) {
@@ -646,12 +626,12 @@ final class HbmCache implements AutoCloseable {
     }
 
     /** Gives the staging of a device lookup back; call once per {@link #findDevice}, when done with it. */
-    void release(DeviceMisses m) {
+    public void release(DeviceMisses m) {
         giveBack(m.staging());
     }
 
     /** Copies the rows the GPU read from DRAM for the misses with {@code which[j]} into {@code rows} at {@code j}. */
-    void dramRowsToHost(DeviceMisses m, float[] rows, boolean[] which) {
+    public void dramRowsToHost(DeviceMisses m, float[] rows, boolean[] which) {
         Staging st = m.staging();
         int dim = table.dim();
         table.makeDeviceCurrent();
@@ -675,7 +655,7 @@ final class HbmCache implements AutoCloseable {
      * @param demoteClean whether clean evicted keys that DRAM lacks move down to it (no spill log)
      * @param inDram      whether DRAM holds a key; asked on the GPU instead where the tier is mapped
      */
-    Demoted installFromDevice(DeviceMisses m, int[] at, long[] keys, int count, SpillLog spill, LongPredicate spillable,
+    public Demoted installFromDevice(DeviceMisses m, int[] at, long[] keys, int count, SpillLog spill, LongPredicate spillable,
             boolean demoteClean, LongPredicate inDram) {
         long started = System.nanoTime();
         Staging st = m.staging();
@@ -708,7 +688,7 @@ final class HbmCache implements AutoCloseable {
      * in DRAM on the GPU too. Returns the misses (copied to the host through pinned buffers) for
      * the tiers below. Caller then calls {@link #scatterBelow} with what it found there.
      */
-    DeviceMisses findDevice(CUdeviceptr keys, long n, CUdeviceptr out, CUdeviceptr found, DramTier dram) {
+    public DeviceMisses findDevice(CUdeviceptr keys, long n, CUdeviceptr out, CUdeviceptr found, DramTier dram) {
         Staging st = acquire(n);
         try {
             long started = System.nanoTime();
@@ -780,7 +760,7 @@ final class HbmCache implements AutoCloseable {
     }
 
     /** Copies {@code n} device keys to the host. */
-    long[] keysToHost(CUdeviceptr keys, long n) {
+    public long[] keysToHost(CUdeviceptr keys, long n) {
         Staging st = acquire(n);
         try {
             Cuda.check(cuMemcpyDtoH(st.hostKeys.pointer(), keys, n * 8), "cuMemcpyDtoH (keys)");
@@ -793,7 +773,7 @@ final class HbmCache implements AutoCloseable {
     }
 
     /** Copies rows {@code rows} (positions into a device batch of {@code n} rows) of {@code values} to the host, packed. */
-    float[] rowsToHost(CUdeviceptr values, long n, int[] rows) {
+    public float[] rowsToHost(CUdeviceptr values, long n, int[] rows) {
         int dim = table.dim();
         float[] out = new float[rows.length * dim];
         Staging st = acquire(n);
@@ -815,7 +795,7 @@ final class HbmCache implements AutoCloseable {
      * marks them dirty. Returns which keys were held; the caller writes the others below. Caller
      * holds the mutation lock.
      */
-    boolean[] assignHeld(CUdeviceptr keys, long[] hostKeysCopy, long n, CUdeviceptr values) {
+    public boolean[] assignHeld(CUdeviceptr keys, long[] hostKeysCopy, long n, CUdeviceptr values) {
         return updateHeld(keys, hostKeysCopy, n, values, false);
     }
 
@@ -825,7 +805,7 @@ final class HbmCache implements AutoCloseable {
      * Returns which keys were held; the caller accumulates the others below. Caller holds the
      * mutation lock.
      */
-    boolean[] accumulateHeld(CUdeviceptr keys, long[] hostKeysCopy, long n, CUdeviceptr deltas) {
+    public boolean[] accumulateHeld(CUdeviceptr keys, long[] hostKeysCopy, long n, CUdeviceptr deltas) {
         return updateHeld(keys, hostKeysCopy, n, deltas, true);
     }
 
@@ -860,7 +840,7 @@ final class HbmCache implements AutoCloseable {
      * that fails (for example where the host cannot pin that much memory), logs why and keeps
      * reading DRAM on the CPU.
      */
-    void mapDram(DramTier dram) {
+    public void mapDram(DramTier dram) {
         long started = System.nanoTime();
         try {
             table.makeDeviceCurrent();
@@ -875,12 +855,12 @@ final class HbmCache implements AutoCloseable {
     }
 
     /** Why the DRAM tier could not be mapped, or null. */
-    String dramMapFailure() {
+    public String dramMapFailure() {
         return dramMapFailure;
     }
 
     /** Time spent probing the mapped DRAM tier from the GPU, copies back included. */
-    long dramProbeNanos() {
+    public long dramProbeNanos() {
         return dramProbeNanos.sum();
     }
 
@@ -889,7 +869,7 @@ final class HbmCache implements AutoCloseable {
      * {@code below[m]}) to the GPU through {@code m}'s pinned staging and scatters them into {@code out} at
      * their batch positions, setting their {@code found} bytes.
      */
-    void scatterBelow(DeviceMisses m, float[] rows, boolean[] below, int count, CUdeviceptr out, CUdeviceptr found) {
+    public void scatterBelow(DeviceMisses m, float[] rows, boolean[] below, int count, CUdeviceptr out, CUdeviceptr found) {
         if (count > 0) {
             scatterHostRows(m.staging(), rows, below, m.index(), count, out, found);
         }
@@ -1056,12 +1036,12 @@ final class HbmCache implements AutoCloseable {
     }
 
     /** Makes the tier's CUDA context current on the calling thread. */
-    void makeCurrent() {
+    public void makeCurrent() {
         table.makeDeviceCurrent();
     }
 
     /** Subdirectory of a checkpoint (and of a store restored from one) holding the HBM tier's entries. */
-    static final String CHECKPOINT_DIR = "hbm";
+    public static final String CHECKPOINT_DIR = "hbm";
 
     /**
      * Writes the tier's entries, straight from HBM, to {@code dir/hbm} ({@link TableSnapshot}).
@@ -1069,7 +1049,7 @@ final class HbmCache implements AutoCloseable {
      *
      * @return the path that moved the data ({@code cufile} or {@code posix})
      */
-    String checkpoint(Path dir, FileIo io) throws IOException {
+    public String checkpoint(Path dir, FileIo io) throws IOException {
         TableSnapshot.write(table, dir.resolve(CHECKPOINT_DIR), io);
         return io.lastPath();
     }
@@ -1080,17 +1060,27 @@ final class HbmCache implements AutoCloseable {
      *
      * @return entries loaded
      */
-    long warm(Path dir, FileIo io) throws IOException {
+    public long warm(Path dir, FileIo io) throws IOException {
         long n = TableSnapshot.load(table, dir.resolve(CHECKPOINT_DIR), io);
         installs.add(n);
         return n;
     }
 
-    TierStats stats(long rowBytes) {
-        long in = installs.sum();
-        long out = writeBacks.sum();
-        return new TierStats("HBM", hits.sum(), misses.sum(), in, table.evictions(), out, in * rowBytes,
-                out * rowBytes, table.size(), table.capacity(), lookupNanos.sum(), installNanos.sum());
+    /**
+     * The tier's counters since it opened.
+     *
+     * @param installs   entries installed from below
+     * @param evictions  entries the table evicted
+     * @param writeBacks dirty entries written below
+     */
+    public record Counters(long hits, long misses, long installs, long evictions, long writeBacks, long entries,
+            long capacity, long lookupNanos, long installNanos) {
+    }
+
+    /** A snapshot of {@link Counters}. */
+    public Counters counters() {
+        return new Counters(hits.sum(), misses.sum(), installs.sum(), table.evictions(), writeBacks.sum(), table.size(),
+                table.capacity(), lookupNanos.sum(), installNanos.sum());
     }
 
     @Override

@@ -1,0 +1,532 @@
+package io.mlkv.core;
+
+import io.mlkv.core.hbm.HbmTier;
+import io.mlkv.gpu.spill.SpillLog;
+import io.mlkv.storage.ReservedKeys;
+import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.LongPredicate;
+import jcuda.driver.CUdeviceptr;
+
+/**
+ * The protocol that moves entries between the HBM tier and the tiers below, in one place: reads
+ * HBM first (host arrays and device pointers), promotions of what was found below, demotions of
+ * what an install evicts, re-reads of keys whose dirty entry was in transit, prefetches into HBM
+ * and the write-back of dirty entries.
+ *
+ * <p>Invariants it keeps:
+ * <ul>
+ *   <li>A copy is installed into HBM only if no write of its key happened since its row was read
+ *       (its DRAM bucket version, or for rows the GPU read from mapped DRAM the bucket's sequence
+ *       count, is unchanged and the key is not dirty in HBM), so HBM never holds a value older
+ *       than the one below.</li>
+ *   <li>With write-back, a dirty entry an install evicts reaches DRAM (or the write-back buffer)
+ *       inside the same locked install, between {@link HbmTier#beginMove()} and
+ *       {@link HbmTier#endMove()}; a reader that missed HBM while such a move ran re-reads, under
+ *       the lock, the keys whose demotion stamp changed.</li>
+ * </ul>
+ *
+ * <p>Lock rule: everything that installs, demotes or writes back runs under the store's mutation
+ * lock (directly, or through the {@link Promoter}); lookups run without it, inside the store's
+ * lifecycle.
+ */
+final class HbmMigration {
+    private final int dim;
+    private final HbmTier hbm;
+    private final HostTiers host;
+    /** Null without a spill log. */
+    private final SpillLog spill;
+    private final Promoter promoter;
+    private final ReentrantLock mutation;
+    /** The store's key count: DRAM holding as many keys holds every key. */
+    private final AtomicLong entryCount;
+    /** Decides which HBM misses are promoted ({@link HbmAdmission}). Used under the mutation lock. */
+    private final LongPredicate promotionFilter;
+    /** Whether {@link #promotionFilter} takes every key ({@link HbmAdmission#ALWAYS}). */
+    private final boolean admitsEveryMiss;
+    private final LongAdder dramReadsOnGpu = new LongAdder();
+    private final LongAdder spillReadsOnGpu = new LongAdder();
+
+    HbmMigration(int dim, HbmTier hbm, HostTiers host, SpillLog spill, Promoter promoter, ReentrantLock mutation,
+            AtomicLong entryCount, HbmAdmission admission, long hbmCapacity) {
+        this.dim = dim;
+        this.hbm = hbm;
+        this.host = host;
+        this.spill = spill;
+        this.promoter = promoter;
+        this.mutation = mutation;
+        this.entryCount = entryCount;
+        this.promotionFilter = admission.newFilter(hbmCapacity);
+        this.admitsEveryMiss = admission == HbmAdmission.ALWAYS;
+    }
+
+    /**
+     * A device read: HBM hits stay on the GPU, misses are probed in mapped DRAM by a kernel, the
+     * rest read below and scattered; see {@link MlkvStore#multiGet(CUdeviceptr, long, CUdeviceptr,
+     * CUdeviceptr)}. Caller is inside the store's lifecycle. Returns the number found.
+     */
+    long readDevice(CUdeviceptr keys, long n, CUdeviceptr out, CUdeviceptr found) {
+        long movesBefore = hbm.moves();
+        HbmTier.DeviceMisses m = hbm.findDevice(keys, n, out, found, host.dram());
+        try {
+            return readDeviceMisses(m, n, out, found, movesBefore);
+        } finally {
+            hbm.release(m);
+        }
+    }
+
+    /** Keys that device reads found in the spill log, read straight into device memory. */
+    long spillReadsOnGpu() {
+        return spillReadsOnGpu.sum();
+    }
+
+    /** Keys that device reads found in the mapped DRAM tier on the GPU. */
+    long dramReadsOnGpu() {
+        return dramReadsOnGpu.sum();
+    }
+
+    /**
+     * Reads through the tiers, HBM first, promoting what is found below (into DRAM per policy,
+     * into HBM per admission). Caller is inside the store's lifecycle.
+     */
+    int read(long[] keys, float[] out, boolean[] found) {
+        int n = keys.length;
+        long movesBefore = hbm.moves();
+        int fromHbm = hbm.find(keys, out, found);
+        if (fromHbm == n) {
+            return n;
+        }
+        int misses = n - fromHbm;
+        int[] missIdx = new int[misses];
+        for (int i = 0, m = 0; i < n; i++) {
+            if (!found[i]) {
+                missIdx[m++] = i;
+            }
+        }
+        long[] missKeys = Batches.gather(keys, missIdx, misses);
+        float[] rows = new float[misses * dim];
+        boolean[] below = new boolean[misses];
+        int fromBelow = readMissesBelow(missKeys, rows, below, movesBefore);
+        for (int m = 0; m < misses; m++) {
+            if (below[m]) {
+                int i = missIdx[m];
+                found[i] = true;
+                System.arraycopy(rows, m * dim, out, i * dim, dim);
+            }
+        }
+        return fromHbm + fromBelow;
+    }
+
+    /**
+     * Reads keys that missed HBM from the tiers below and, installs what was
+     * found into HBM, skipping keys written since their row was read. With write-back, if an
+     * install that may have evicted dirty entries ran since {@code movesBefore} (read before the
+     * HBM lookup), the misses are read again, HBM first, under the mutation lock: a dirty entry on
+     * its way from HBM to DRAM is in neither for a moment. Caller is inside {@link #enter()}.
+     */
+    private int readMissesBelow(long[] missKeys, float[] rows, boolean[] below, long movesBefore) {
+        int misses = missKeys.length;
+        // Every write of a key below HBM changes its DRAM bucket's version; read them before the values.
+        long[] versions = new long[misses];
+        long[] stamps = hbm.writeBack() ? new long[misses] : null;
+        for (int m = 0; m < misses; m++) {
+            versions[m] = host.version(missKeys[m]);
+            if (stamps != null) {
+                stamps[m] = hbm.demotionStamp(missKeys[m]);
+            }
+        }
+        int fromBelow = host.read(missKeys, rows, below, true);
+        if (movedSince(movesBefore)) {
+            fromBelow = rereadDemoted(missKeys, rows, below, stamps, fromBelow, null);
+        }
+        if (fromBelow > 0) {
+            schedulePromotion(missKeys, rows, below, versions, fromBelow, null);
+        }
+        return fromBelow;
+    }
+
+    /** With write-back: whether an install that may have evicted dirty entries ran since {@code movesBefore}. */
+    private boolean movedSince(long movesBefore) {
+        return hbm.writeBack() && ((movesBefore & 1) == 1 || hbm.moves() != movesBefore);
+    }
+
+    /**
+     * Installs the found rows of {@code keys} into HBM, now or on the promoter thread, skipping
+     * keys written since {@code versions} were read (before their rows); for keys with
+     * {@code bySequence[m]} (null: none) {@code versions[m]} is instead the DRAM bucket's sequence
+     * count their row was read at, and any change of the bucket skips them.
+     */
+    private void schedulePromotion(long[] keys, float[] rows, boolean[] found, long[] versions, int count,
+            boolean[] bySequence) {
+        promoter.promote(() -> installUnwritten(keys, rows, found, versions, count, bySequence, promotionFilter));
+    }
+
+    /**
+     * Installs into HBM those of the {@code count} found rows of {@code keys} that {@code admit}
+     * takes and that were not written since {@code versions} were read (before their rows).
+     * Caller holds the mutation lock: writers hold it too, so versions and dirty marks cannot
+     * change while they are compared. Returns how many were installed.
+     */
+    private int installUnwritten(long[] keys, float[] rows, boolean[] found, long[] versions, int count,
+            boolean[] bySequence, java.util.function.LongPredicate admit) {
+        long[] installKeys = new long[count];
+        float[] installRows = new float[count * dim];
+        int p = 0;
+        for (int m = 0; m < keys.length && p < count; m++) {
+            long now = bySequence != null && bySequence[m] ? host.sequence(keys[m]) : host.version(keys[m]);
+            if (found[m] && now == versions[m] && !hbm.isDirty(keys[m]) && admit.test(keys[m])) {
+                installKeys[p] = keys[m];
+                System.arraycopy(rows, m * dim, installRows, p * dim, dim);
+                p++;
+            }
+        }
+        installInHbm(installKeys, installRows, p);
+        return p;
+    }
+
+    /**
+     * After an install that may have evicted dirty entries overlapped a read: waits for it to end,
+     * then reads again, HBM first and under the mutation lock, those missed keys whose demotion
+     * stamp changed since just after the HBM lookup (a dirty entry that left HBM after that lookup
+     * and reached DRAM after the read below). Returns the new number found; sets
+     * {@code reread[m]} (if not null) for keys read again and found.
+     */
+    private int rereadDemoted(long[] missKeys, float[] rows, boolean[] below, long[] stamps, int fromBelow,
+            boolean[] reread) {
+        hbm.awaitSettled();
+        int[] idx = new int[missKeys.length];
+        int changed = 0;
+        for (int m = 0; m < missKeys.length; m++) {
+            if (hbm.demotionStamp(missKeys[m]) != stamps[m]) {
+                idx[changed++] = m;
+            }
+        }
+        if (changed == 0) {
+            return fromBelow;
+        }
+        long[] keys = Batches.gather(missKeys, idx, changed);
+        float[] again = new float[changed * dim];
+        boolean[] found = new boolean[changed];
+        mutation.lock();
+        try {
+            int inHbm = hbm.peek(keys, again, found);
+            if (inHbm < changed) {
+                readRestBelow(keys, again, found, changed - inHbm, false, null);
+            }
+        } finally {
+            mutation.unlock();
+        }
+        for (int i = 0; i < changed; i++) {
+            int m = idx[i];
+            fromBelow += (found[i] ? 1 : 0) - (below[m] ? 1 : 0);
+            below[m] = found[i];
+            if (found[i]) {
+                System.arraycopy(again, i * dim, rows, m * dim, dim);
+                if (reread != null) {
+                    reread[m] = true;
+                }
+            }
+        }
+        return fromBelow;
+    }
+
+    /**
+     * Reads from DRAM, the write-back buffer and RocksDB the {@code missing} keys of {@code keys}
+     * whose {@code have} flag is false; writes each found row into {@code rows} at the key's
+     * position and sets its {@code have} flag (and {@code marked}, if not null). Returns how many
+     * were found. Caller is inside {@link #enter()}.
+     */
+    private int readRestBelow(long[] keys, float[] rows, boolean[] have, int missing, boolean promote,
+            boolean[] marked) {
+        int[] idx = new int[missing];
+        for (int j = 0, r = 0; j < keys.length; j++) {
+            if (!have[j]) {
+                idx[r++] = j;
+            }
+        }
+        float[] restRows = new float[missing * dim];
+        boolean[] restFound = new boolean[missing];
+        int found = host.read(Batches.gather(keys, idx, missing), restRows, restFound, promote);
+        for (int r = 0; r < missing; r++) {
+            if (restFound[r]) {
+                int j = idx[r];
+                have[j] = true;
+                if (marked != null) {
+                    marked[j] = true;
+                }
+                System.arraycopy(restRows, r * dim, rows, j * dim, dim);
+            }
+        }
+        return found;
+    }
+
+    /**
+     * Installs rows {@code [0, count)} into HBM and copies what that evicts down to DRAM: dirty
+     * entries as dirty (or into the write-back buffer if DRAM refuses them), clean ones only where
+     * DRAM does not hold the key (its copy there may be dirty with the same value), or, with a
+     * spill log, to the log instead. Caller holds the mutation lock.
+     */
+    private void installInHbm(long[] keys, float[] rows, int count) {
+        if (spill != null) {
+            spill.invalidate(keys, count);
+        }
+        hbm.beginMove();
+        try {
+            demote(hbm.install(keys, rows, count, spill, key -> !host.inDram(key)));
+        } finally {
+            hbm.endMove();
+        }
+        host.writePending();
+    }
+
+    /**
+     * Moves what an HBM install evicted down: dirty entries to DRAM as dirty (or into the
+     * write-back buffer if DRAM refuses them), clean ones to DRAM where it does not hold the key
+     * and there is no spill log (which took them already). Null rows mean no entry had to move.
+     * Caller holds the mutation lock, inside {@link HbmTier#beginMove()}.
+     */
+    private void demote(HbmTier.Demoted d) {
+        if (d.count() == 0 || d.values() == null) {
+            return;
+        }
+        long started = System.nanoTime();
+        long now = host.tick();
+        boolean cleanMayMove = spill == null && !dramHoldsEveryKey();
+        for (int e = 0; e < d.count(); e++) {
+            long key = d.keys()[e];
+            if (hbm.takeDirty(key)) {
+                host.putDemoted(key, d.values(), e, true, now);
+                hbm.markDemoted(key);
+            } else if (cleanMayMove) {
+                host.putDemoted(key, d.values(), e, false, now);
+            }
+        }
+        host.countDramMove(System.nanoTime() - started);
+    }
+
+    /**
+     * Whether DRAM holds every key of the store, as where it is sized for the whole table: then
+     * no clean entry evicted from HBM needs a copy there, and nobody has to ask DRAM which ones it
+     * lacks. DRAM holds store keys only, so equal counts mean all of them. Caller holds the
+     * mutation lock.
+     */
+    private boolean dramHoldsEveryKey() {
+        return host.dramSize() >= entryCount.get();
+    }
+
+    /** The part of a device read below HBM; see {@link #multiGet(CUdeviceptr, long, CUdeviceptr, CUdeviceptr)}. */
+    private long readDeviceMisses(HbmTier.DeviceMisses m, long n, CUdeviceptr out, CUdeviceptr found, long movesBefore) {
+        int misses = m.count();
+        if (misses == 0) {
+            return n;
+        }
+        host.countDramHits(m.dramHits());
+        dramReadsOnGpu.add(m.dramHits());
+        if (m.allFromDram() && spill == null && !hbm.writeBack()) {
+            // The output is complete: the GPU read every miss from DRAM (which holds no reserved
+            // key), and without write-back no dirty entry can have been on its way down meanwhile.
+            promoteDeviceRead(m, null, m.fromDram(), null);
+            return n;
+        }
+        ReservedKeys.check("multiGet", m.keys());
+        // Rows the GPU read from the mapped DRAM tier are in `out` already; the rest are read
+        // on the CPU (or from the spill log) and scattered. Host rows are needed only for those,
+        // for re-reads (write-back) and for promotions that cannot install from device staging.
+        int fromBelow = m.dramHits();
+        float[] rows = fromBelow < misses || hbm.writeBack() ? new float[misses * dim] : null;
+        boolean[] below = m.fromDram().clone();
+        boolean[] scatter = new boolean[misses];
+        if (spill != null && fromBelow < misses) {
+            // Spilled rows go from the log straight to device memory and are scattered there.
+            int fromSpill = hbm.readSpilled(m, below, rows, spill, out, found);
+            spillReadsOnGpu.add(fromSpill);
+            fromBelow += fromSpill;
+        }
+        if (fromBelow < misses) {
+            fromBelow += readRestBelow(m.keys(), rows, below, misses - fromBelow, true, scatter);
+        }
+        if (movedSince(movesBefore)) {
+            fromBelow = rereadDemoted(m.keys(), rows, below, m.stamps(), fromBelow, scatter);
+        }
+        if (fromBelow > 0) {
+            promoteDeviceRead(m, rows, below, scatter);
+        }
+        int toScatter = 0;
+        for (boolean b : scatter) {
+            toScatter += b ? 1 : 0;
+        }
+        hbm.scatterBelow(m, rows, scatter, toScatter, out, found);
+        return n - misses + fromBelow;
+    }
+
+    /**
+     * Promotes what a device read found below HBM. Rows the GPU read from DRAM (and that were
+     * not read again on the CPU) are installed straight from device staging when the mutation
+     * lock is free; otherwise they are copied to the host for the promoter thread, like the rows
+     * read on the CPU, unless its queue is full (it would drop them). A null {@code scatter}
+     * means that the GPU read every miss from DRAM and none was read again.
+     */
+    private void promoteDeviceRead(HbmTier.DeviceMisses m, float[] rows, boolean[] below, boolean[] scatter) {
+        int misses = below.length;
+        boolean[] onDevice;
+        boolean[] onHost = new boolean[misses];
+        int device = 0;
+        int host = 0;
+        if (scatter == null) {
+            onDevice = m.fromDram();
+            device = misses;
+        } else {
+            onDevice = new boolean[misses];
+            for (int j = 0; j < misses; j++) {
+                if (m.fromDram()[j] && !scatter[j]) {
+                    onDevice[j] = true;
+                    device++;
+                } else if (below[j]) {
+                    onHost[j] = true;
+                    host++;
+                }
+            }
+        }
+        if (device > 0) {
+            if (mutation.tryLock()) {
+                try {
+                    installFromDevice(m, onDevice, device);
+                } finally {
+                    mutation.unlock();
+                }
+            } else if (promoter.hasRoom()) {
+                if (rows == null) {
+                    rows = new float[misses * dim];
+                }
+                hbm.dramRowsToHost(m, rows, onDevice);
+                for (int j = 0; j < misses; j++) {
+                    onHost[j] |= onDevice[j];
+                }
+                host += device;
+            }
+            // Otherwise the promoter is busy and would drop them: skip the copy; a later read promotes again.
+        }
+        if (host > 0) {
+            long[] expected = m.versions();
+            if (m.dramSeqs() != null) {
+                expected = expected.clone();
+                for (int j = 0; j < misses; j++) {
+                    if (m.fromDram()[j]) {
+                        expected[j] = m.dramSeqs()[j];
+                    }
+                }
+            }
+            schedulePromotion(m.keys(), rows, onHost, expected, host, m.fromDram());
+        }
+    }
+
+    /**
+     * Installs from device staging those of the {@code count} flagged misses of {@code m} whose
+     * DRAM bucket did not change since the GPU read their row (so they were not written), are not
+     * dirty in HBM and that admission takes, as {@link #installUnwritten} does for host rows.
+     * Caller holds the mutation lock.
+     */
+    private void installFromDevice(HbmTier.DeviceMisses m, boolean[] flagged, int count) {
+        int[] at = null;
+        long[] install = null;
+        int p = count;
+        // Every miss, each read from DRAM and unchanged since, all admitted: no key needs a look on the CPU.
+        boolean everyMiss = count == m.count() && spill == null && admitsEveryMiss && !hbm.hasDirty()
+                && hbm.dramUnchangedSince(m);
+        if (!everyMiss) {
+            boolean[] unchanged = hbm.unchangedInDram(m);
+            at = new int[count];
+            install = new long[count];
+            p = 0;
+            for (int j = 0; j < flagged.length && p < count; j++) {
+                long key = m.keys()[j];
+                if (flagged[j] && unchanged[j] && !hbm.isDirty(key) && promotionFilter.test(key)) {
+                    at[p] = j;
+                    install[p++] = key;
+                }
+            }
+            if (p == 0) {
+                return;
+            }
+            if (spill != null) {
+                spill.invalidate(install, p);
+            }
+        }
+        hbm.beginMove();
+        try {
+            demote(hbm.installFromDevice(m, at, install, p, spill, key -> !host.inDram(key),
+                    spill == null && !dramHoldsEveryKey(), host::inDram));
+        } finally {
+            hbm.endMove();
+        }
+        host.writePending();
+    }
+
+    /**
+     * With an HBM tier, prefetching means having the keys in HBM when the future completes:
+     * keys not there are read from the tiers below (which promote into DRAM per policy) and
+     * installed, except those written since they were read. Caller is inside {@link #enter()}.
+     */
+    int prefetch(long[] keys) {
+        boolean[] inHbm = new boolean[keys.length];
+        hbm.contains(keys, inHbm);
+        int misses = 0;
+        int[] missIdx = new int[keys.length];
+        for (int i = 0; i < keys.length; i++) {
+            if (!inHbm[i]) {
+                missIdx[misses++] = i;
+            }
+        }
+        if (misses == 0) {
+            return 0;
+        }
+        long[] missKeys = Batches.gather(keys, missIdx, misses);
+        long[] versions = new long[misses];
+        for (int m = 0; m < misses; m++) {
+            versions[m] = host.version(missKeys[m]);
+        }
+        float[] rows = new float[misses * dim];
+        boolean[] below = new boolean[misses];
+        int found = host.read(missKeys, rows, below, true);
+        if (found == 0) {
+            return 0;
+        }
+        mutation.lock();
+        try {
+            // Asked for explicitly: no admission filter.
+            return installUnwritten(missKeys, rows, below, versions, found, null, key -> true);
+        } finally {
+            mutation.unlock();
+        }
+    }
+
+    /**
+     * Write-back: writes every dirty HBM entry below, where DRAM holds the key into DRAM (as
+     * dirty, so the DRAM flush that follows carries it on), otherwise straight into RocksDB, and
+     * marks it clean; the HBM copies stay. A chunk that fails stays dirty. Caller holds the
+     * mutation lock, after {@link #host.writePending()} (an older value of a key there must not land
+     * in RocksDB after the newer one from HBM).
+     */
+    void writeDirty() {
+        if (!hbm.writeBack()) {
+            return;
+        }
+        long[] dirtyKeys = hbm.dirtyKeys();
+        int chunk = Math.max(1, Math.min(1 << 16, (1 << 24) / dim));
+        for (int from = 0; from < dirtyKeys.length; from += chunk) {
+            long[] keys = Arrays.copyOfRange(dirtyKeys, from, Math.min(dirtyKeys.length, from + chunk));
+            float[] rows = new float[keys.length * dim];
+            boolean[] held = new boolean[keys.length];
+            if (hbm.peek(keys, rows, held) != keys.length) {
+                throw new IllegalStateException("HBM tier lost dirty entries (a bug): " + keys.length
+                        + " marked dirty, fewer found");
+            }
+            host.writeDown(keys, rows);
+            for (long key : keys) {
+                hbm.takeDirty(key);
+            }
+        }
+    }
+}
