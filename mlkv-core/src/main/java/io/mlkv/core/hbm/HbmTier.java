@@ -39,9 +39,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.LongAdder;
-import java.util.concurrent.locks.LockSupport;
 import java.util.function.LongPredicate;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUevent;
@@ -49,7 +47,6 @@ import jcuda.driver.CUevent_flags;
 import jcuda.driver.CUstream;
 import jcuda.driver.CUstream_flags;
 import org.agrona.CloseHelper;
-import org.agrona.collections.LongHashSet;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -73,21 +70,8 @@ public final class HbmTier implements AutoCloseable {
 
     private final GpuHashTable table;
     private final boolean writeBack;
-    /** Keys whose HBM value is newer than the tiers below (write-back only). Guarded by the mutation lock. */
-    private final LongHashSet dirty = new LongHashSet();
-    /**
-     * A sequence count, odd while an install that may evict dirty entries is running: a reader
-     * that missed keys here and sees the same even value before its HBM lookup and after its
-     * reads below knows no dirty entry left HBM in between.
-     */
-    private final AtomicLong moves = new AtomicLong();
-    /**
-     * Stamps bumped (by key hash) once a dirty entry evicted from HBM has reached DRAM. A reader
-     * whose moves count changed waits for the install to end and re-reads only the missed keys
-     * whose stamp changed since just after its HBM lookup: those may have been in transit.
-     */
-    private final AtomicLongArray demotionStamps = new AtomicLongArray(DEMOTION_STAMPS);
-    private static final int DEMOTION_STAMPS = 1 << 14;
+    /** Dirty keys and the moves and stamps that let readers see entries in transit (write-back only). */
+    private final WriteBackTransit transit = new WriteBackTransit();
     private final LongAdder hits = new LongAdder();
     private final LongAdder misses = new LongAdder();
     private final LongAdder installs = new LongAdder();
@@ -219,7 +203,7 @@ public final class HbmTier implements AutoCloseable {
         int dim = table.dim();
         long rowBytes = dim * 4L;
         installs.add(count);
-        if (spill == null && !demoteClean && dirty.isEmpty()) {
+        if (spill == null && !demoteClean && !transit.hasDirty()) {
             // Nothing evicted needs a look: no wait for the insert. The next use of this staging
             // waits for it (acquire), and the table's later calls run behind it on its stream.
             table.insertOrAssignAsync(st.missedKeys.pointer(), rows, null, count, st.installed);
@@ -245,7 +229,7 @@ public final class HbmTier implements AutoCloseable {
         }
         for (int e = 0; e < evicted && !needRows; e++) {
             long key = evictedKeys[e];
-            needRows = dirty.contains(key)
+            needRows = transit.isDirty(key)
                     || demoteClean && (present != null ? present.get(e) == 0 : !inDram.test(key));
         }
         float[] evictedValues = null;
@@ -258,7 +242,7 @@ public final class HbmTier implements AutoCloseable {
         if (spill != null) {
             boolean[] keep = new boolean[evicted];
             for (int e = 0; e < evicted; e++) {
-                keep[e] = !dirty.contains(evictedKeys[e]) && spillable.test(evictedKeys[e]);
+                keep[e] = !transit.isDirty(evictedKeys[e]) && spillable.test(evictedKeys[e]);
             }
             // cuFile writes from device memory; the POSIX path writes the host copy made above.
             Region source = posixSpill ? new HostRegion(st.hostRows.buffer())
@@ -364,45 +348,34 @@ public final class HbmTier implements AutoCloseable {
         return spillReadNanos.sum();
     }
 
-    /** Starts an install that may evict dirty entries (a no-op while nothing is dirty). */
+    /** Starts an install that may evict dirty entries; see {@link WriteBackTransit}. */
     public void beginMove() {
-        if (!dirty.isEmpty()) {
-            moves.incrementAndGet();
-        }
+        transit.beginMove();
     }
 
     /** Ends what {@link #beginMove()} started. */
     public void endMove() {
-        if ((moves.get() & 1) == 1) {
-            moves.incrementAndGet();
-        }
+        transit.endMove();
     }
 
-    /** The sequence count described at {@link #moves}. */
+    /** The moves count; see {@link WriteBackTransit}. */
     public long moves() {
-        return moves.get();
+        return transit.moves();
     }
 
     /** Waits until no install that may evict dirty entries is running. */
     public void awaitSettled() {
-        while ((moves.get() & 1) == 1) {
-            LockSupport.parkNanos(20_000);
-        }
+        transit.awaitSettled();
     }
 
-    /** The demotion stamp of {@code key}, see {@link #demotionStamps}. */
+    /** The demotion stamp of {@code key}; see {@link WriteBackTransit}. */
     public long demotionStamp(long key) {
-        return demotionStamps.get(stampIndex(key));
+        return transit.demotionStamp(key);
     }
 
     /** Records that dirty {@code key} has been written below after leaving HBM. */
     public void markDemoted(long key) {
-        demotionStamps.incrementAndGet(stampIndex(key));
-    }
-
-    private static int stampIndex(long key) {
-        long h = key * 0x9E3779B97F4A7C15L;
-        return (int) (h >>> 50) & (DEMOTION_STAMPS - 1);
+        transit.markDemoted(key);
     }
 
     /** Overwrites the copies of those of rows {@code [0, count)} that are present. Caller holds the mutation lock. */
@@ -427,19 +400,19 @@ public final class HbmTier implements AutoCloseable {
         table.assign(Arrays.copyOf(keys, count), Arrays.copyOf(values, count * dim), null, held);
         for (int r = 0; r < count; r++) {
             if (held[r]) {
-                dirty.add(keys[r]);
+                transit.markDirty(keys[r]);
             }
         }
     }
 
     /** Whether {@code key} is dirty here. Caller holds the mutation lock. */
     public boolean isDirty(long key) {
-        return dirty.contains(key);
+        return transit.isDirty(key);
     }
 
     /** Forgets that {@code key} is dirty, returning whether it was (it left HBM, or was written below). */
     public boolean takeDirty(long key) {
-        boolean was = dirty.remove(key);
+        boolean was = transit.takeDirty(key);
         if (was) {
             writeBacks.increment();
         }
@@ -448,19 +421,14 @@ public final class HbmTier implements AutoCloseable {
 
     /** The dirty keys now. Caller holds the mutation lock. */
     public long[] dirtyKeys() {
-        long[] out = new long[dirty.size()];
-        LongHashSet.LongIterator it = dirty.iterator();
-        for (int i = 0; i < out.length; i++) {
-            out[i] = it.nextValue();
-        }
-        return out;
+        return transit.dirtyKeys();
     }
 
     /** Drops the copies of {@code keys}, dirty or not. Caller holds the mutation lock. */
     public void erase(long[] keys) {
         table.erase(keys);
         for (long k : keys) {
-            dirty.remove(k);
+            transit.takeDirty(k);
         }
     }
 
@@ -597,7 +565,7 @@ public final class HbmTier implements AutoCloseable {
 
     /** Whether any key is dirty here. Caller holds the mutation lock. */
     public boolean hasDirty() {
-        return !dirty.isEmpty();
+        return transit.hasDirty();
     }
 
     /**
@@ -829,7 +797,7 @@ public final class HbmTier implements AutoCloseable {
         }
         for (int i = 0; i < n; i++) {
             if (held[i]) {
-                dirty.add(hostKeysCopy[i]);
+                transit.markDirty(hostKeysCopy[i]);
             }
         }
         return held;
