@@ -2,13 +2,9 @@ package io.mlkv.bench;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.mlkv.cli.Cli;
-import java.io.ByteArrayOutputStream;
+import io.mlkv.cli.CommandHarness;
 import java.io.IOException;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -96,29 +92,7 @@ class CommandMistakesTest {
             args.addAll(List.of("--out", out.toString(), "--records", "100", "--operations", "2"));
         }
         Set<String> tmpBefore = tempEntries();
-        PrintStream savedOut = System.out;
-        PrintStream savedErr = System.err;
-        ByteArrayOutputStream captured = new ByteArrayOutputStream();
-        PrintStream both = new PrintStream(captured, true, StandardCharsets.UTF_8);
-        int code;
-        try {
-            System.setOut(both);
-            System.setErr(both);
-            picocli.CommandLine cl = Cli.commandLine(new Main());
-            cl.setOut(new java.io.PrintWriter(both, true));
-            cl.setErr(new java.io.PrintWriter(both, true));
-            code = cl.execute(args.toArray(new String[0]));
-        } finally {
-            System.setOut(savedOut);
-            System.setErr(savedErr);
-        }
-        String output = captured.toString(StandardCharsets.UTF_8);
-        List<String> lines = output.lines().filter(l -> !l.isBlank()).toList();
-        assertEquals(2, code, output);
-        assertEquals(1, lines.size(), "one line, not:\n" + output);
-        assertTrue(lines.get(0).startsWith("mlkv-bench"), "names the command: " + lines.get(0));
-        assertTrue(lines.get(0).contains(named), "names " + named + ": " + lines.get(0));
-        assertFalse(output.contains("\tat "), "a stack trace: " + output);
+        CommandHarness.assertOneLineMistake(CommandHarness.run(new Main(), args.toArray(new String[0])), "mlkv-bench", named);
         assertFalse(Files.exists(store), "a store was created");
         assertFalse(Files.exists(out), "results were written");
         assertEquals(tmpBefore, tempEntries(), "a temporary directory was left behind");

@@ -300,9 +300,17 @@ class NothingLostTest {
         try (RandomAccessFile f = new RandomAccessFile(manifest.toFile(), "rw")) {
             f.setLength(f.length() / 2);
         }
+        assertRefusedUnchangedThenRepairedWhole(d, current);
+    }
+
+    /**
+     * Opening {@code d} fails with CORRUPTION naming {@code named}, leaves every file as it was,
+     * and repair then salvages all N keys with their values.
+     */
+    private static void assertRefusedUnchangedThenRepairedWhole(Path d, String named) throws IOException {
         Map<String, byte[]> before = snapshot(d);
         MlkvException e = assertStatus(StatusCode.CORRUPTION, () -> open(d).close());
-        assertTrue(e.getMessage().contains(current), e.getMessage());
+        assertTrue(e.getMessage().contains(named), e.getMessage());
         assertSameFiles(before, d);
 
         RepairReport report = MlkvStore.repair(d);
@@ -315,14 +323,7 @@ class NothingLostTest {
         Path d = storeWithSsts(tmp.resolve("current"));
         Path current = d.resolve("CURRENT");
         Files.write(current, new byte[(int) Files.size(current)]);
-        Map<String, byte[]> before = snapshot(d);
-        MlkvException e = assertStatus(StatusCode.CORRUPTION, () -> open(d).close());
-        assertTrue(e.getMessage().contains("CURRENT"), e.getMessage());
-        assertSameFiles(before, d);
-
-        RepairReport report = MlkvStore.repair(d);
-        assertEquals(N, report.salvaged(), report.toString());
-        assertEquals(N, assertSalvagedValuesCorrect(d, keys(N)));
+        assertRefusedUnchangedThenRepairedWhole(d, "CURRENT");
     }
 
     @Test

@@ -1,14 +1,9 @@
 package io.mlkv.server;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.mlkv.cli.Cli;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
+import io.mlkv.cli.CommandHarness;
 import java.net.ServerSocket;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -78,29 +73,7 @@ class CommandMistakesTest {
         if (!List.of("playground", "generate", "loopback-bench").contains(args.get(0))) {
             args.addAll(List.of("--data-dir", data.toString()));
         }
-        PrintStream savedOut = System.out;
-        PrintStream savedErr = System.err;
-        ByteArrayOutputStream captured = new ByteArrayOutputStream();
-        PrintStream both = new PrintStream(captured, true, StandardCharsets.UTF_8);
-        int code;
-        try {
-            System.setOut(both);
-            System.setErr(both);
-            picocli.CommandLine cl = Cli.commandLine(new ServerMain());
-            cl.setOut(new java.io.PrintWriter(both, true));
-            cl.setErr(new java.io.PrintWriter(both, true));
-            code = cl.execute(args.toArray(new String[0]));
-        } finally {
-            System.setOut(savedOut);
-            System.setErr(savedErr);
-        }
-        String output = captured.toString(StandardCharsets.UTF_8);
-        List<String> lines = output.lines().filter(l -> !l.isBlank() && !l.contains(" INFO ")).toList();
-        assertEquals(2, code, output);
-        assertEquals(1, lines.size(), "one line, not:\n" + output);
-        assertTrue(lines.get(0).startsWith("mlkv-server"), "names the command: " + lines.get(0));
-        assertTrue(lines.get(0).contains(named), "names " + named + ": " + lines.get(0));
-        assertFalse(output.contains("\tat "), "a stack trace: " + output);
+        CommandHarness.assertOneLineMistake(CommandHarness.run(new ServerMain(), args.toArray(new String[0])), "mlkv-server", named);
         assertFalse(Files.exists(data), "the data directory was created");
     }
 }
