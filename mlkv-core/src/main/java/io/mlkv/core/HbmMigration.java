@@ -62,6 +62,35 @@ final class HbmMigration {
         this.admitsEveryMiss = admission == HbmAdmission.ALWAYS;
     }
 
+    /** Whether keys a read finds below HBM are promoted into DRAM on the way. */
+    private enum Promotion {
+        /** Per the DRAM policy, as every first read does. */
+        BELOW,
+        /** Not at all: a re-read under the lock, of keys the first read already promoted. */
+        NONE
+    }
+
+    /**
+     * What a row found below was read at, to tell at install time whether its key was written
+     * since: the DRAM bucket version of each key, or, for rows the GPU read from mapped DRAM
+     * ({@code bySequence[m]}), the bucket's sequence count, which any change of the bucket moves.
+     */
+    private record ReadStamps(long[] stamps, boolean[] bySequence) {
+        /** Every row was read on the host, after its bucket version. */
+        static ReadStamps versions(long[] versions) {
+            return new ReadStamps(versions, new boolean[versions.length]);
+        }
+
+        /** Rows with {@code bySequence[m]} were read by the GPU at the bucket's sequence count {@code stamps[m]}. */
+        static ReadStamps mixed(long[] stamps, boolean[] bySequence) {
+            return new ReadStamps(stamps, bySequence);
+        }
+
+        boolean unchanged(HostTiers host, int m, long key) {
+            return (bySequence[m] ? host.sequence(key) : host.version(key)) == stamps[m];
+        }
+    }
+
     /**
      * A device read: HBM hits stay on the GPU, misses are probed in mapped DRAM by a kernel, the
      * rest read below and scattered; see {@link MlkvStore#multiGet(CUdeviceptr, long, CUdeviceptr,
@@ -139,10 +168,10 @@ final class HbmMigration {
         }
         int fromBelow = host.read(missKeys, rows, below, true);
         if (movedSince(movesBefore)) {
-            fromBelow = rereadDemoted(missKeys, rows, below, stamps, fromBelow, null);
+            fromBelow = rereadDemoted(missKeys, rows, below, stamps, fromBelow, new boolean[misses]);
         }
         if (fromBelow > 0) {
-            schedulePromotion(missKeys, rows, below, versions, fromBelow, null);
+            schedulePromotion(missKeys, rows, below, ReadStamps.versions(versions), fromBelow);
         }
         return fromBelow;
     }
@@ -158,9 +187,8 @@ final class HbmMigration {
      * {@code bySequence[m]} (null: none) {@code versions[m]} is instead the DRAM bucket's sequence
      * count their row was read at, and any change of the bucket skips them.
      */
-    private void schedulePromotion(long[] keys, float[] rows, boolean[] found, long[] versions, int count,
-            boolean[] bySequence) {
-        promoter.promote(() -> installUnwritten(keys, rows, found, versions, count, bySequence, promotionFilter));
+    private void schedulePromotion(long[] keys, float[] rows, boolean[] found, ReadStamps stamps, int count) {
+        promoter.promote(() -> installUnwritten(keys, rows, found, stamps, count, promotionFilter));
     }
 
     /**
@@ -169,14 +197,13 @@ final class HbmMigration {
      * Caller holds the mutation lock: writers hold it too, so versions and dirty marks cannot
      * change while they are compared. Returns how many were installed.
      */
-    private int installUnwritten(long[] keys, float[] rows, boolean[] found, long[] versions, int count,
-            boolean[] bySequence, java.util.function.LongPredicate admit) {
+    private int installUnwritten(long[] keys, float[] rows, boolean[] found, ReadStamps stamps, int count,
+            LongPredicate admit) {
         long[] installKeys = new long[count];
         float[] installRows = new float[count * dim];
         int p = 0;
         for (int m = 0; m < keys.length && p < count; m++) {
-            long now = bySequence != null && bySequence[m] ? host.sequence(keys[m]) : host.version(keys[m]);
-            if (found[m] && now == versions[m] && !hbm.isDirty(keys[m]) && admit.test(keys[m])) {
+            if (found[m] && stamps.unchanged(host, m, keys[m]) && !hbm.isDirty(keys[m]) && admit.test(keys[m])) {
                 installKeys[p] = keys[m];
                 System.arraycopy(rows, m * dim, installRows, p * dim, dim);
                 p++;
@@ -191,7 +218,7 @@ final class HbmMigration {
      * then reads again, HBM first and under the mutation lock, those missed keys whose demotion
      * stamp changed since just after the HBM lookup (a dirty entry that left HBM after that lookup
      * and reached DRAM after the read below). Returns the new number found; sets
-     * {@code reread[m]} (if not null) for keys read again and found.
+     * {@code reread[m]} for keys read again and found.
      */
     private int rereadDemoted(long[] missKeys, float[] rows, boolean[] below, long[] stamps, int fromBelow,
             boolean[] reread) {
@@ -213,7 +240,7 @@ final class HbmMigration {
         try {
             int inHbm = hbm.peek(keys, again, found);
             if (inHbm < changed) {
-                readRestBelow(keys, again, found, changed - inHbm, false, null);
+                readRestBelow(keys, again, found, changed - inHbm, Promotion.NONE, new boolean[changed]);
             }
         } finally {
             mutation.unlock();
@@ -224,9 +251,7 @@ final class HbmMigration {
             below[m] = found[i];
             if (found[i]) {
                 System.arraycopy(again, i * dim, rows, m * dim, dim);
-                if (reread != null) {
-                    reread[m] = true;
-                }
+                reread[m] = true;
             }
         }
         return fromBelow;
@@ -235,10 +260,10 @@ final class HbmMigration {
     /**
      * Reads from DRAM, the write-back buffer and RocksDB the {@code missing} keys of {@code keys}
      * whose {@code have} flag is false; writes each found row into {@code rows} at the key's
-     * position and sets its {@code have} flag (and {@code marked}, if not null). Returns how many
+     * position and sets its {@code have} flag and its {@code marked} flag. Returns how many
      * were found. Caller is inside {@link #enter()}.
      */
-    private int readRestBelow(long[] keys, float[] rows, boolean[] have, int missing, boolean promote,
+    private int readRestBelow(long[] keys, float[] rows, boolean[] have, int missing, Promotion promotion,
             boolean[] marked) {
         int[] idx = new int[missing];
         for (int j = 0, r = 0; j < keys.length; j++) {
@@ -248,14 +273,12 @@ final class HbmMigration {
         }
         float[] restRows = new float[missing * dim];
         boolean[] restFound = new boolean[missing];
-        int found = host.read(Batches.gather(keys, idx, missing), restRows, restFound, promote);
+        int found = host.read(Batches.gather(keys, idx, missing), restRows, restFound, promotion == Promotion.BELOW);
         for (int r = 0; r < missing; r++) {
             if (restFound[r]) {
                 int j = idx[r];
                 have[j] = true;
-                if (marked != null) {
-                    marked[j] = true;
-                }
+                marked[j] = true;
                 System.arraycopy(restRows, r * dim, rows, j * dim, dim);
             }
         }
@@ -345,7 +368,7 @@ final class HbmMigration {
             fromBelow += fromSpill;
         }
         if (fromBelow < misses) {
-            fromBelow += readRestBelow(m.keys(), rows, below, misses - fromBelow, true, scatter);
+            fromBelow += readRestBelow(m.keys(), rows, below, misses - fromBelow, Promotion.BELOW, scatter);
         }
         if (movedSince(movesBefore)) {
             fromBelow = rereadDemoted(m.keys(), rows, below, m.stamps(), fromBelow, scatter);
@@ -418,7 +441,7 @@ final class HbmMigration {
                     }
                 }
             }
-            schedulePromotion(m.keys(), rows, onHost, expected, host, m.fromDram());
+            schedulePromotion(m.keys(), rows, onHost, ReadStamps.mixed(expected, m.fromDram()), host);
         }
     }
 
@@ -496,7 +519,7 @@ final class HbmMigration {
         mutation.lock();
         try {
             // Asked for explicitly: no admission filter.
-            return installUnwritten(missKeys, rows, below, versions, found, null, key -> true);
+            return installUnwritten(missKeys, rows, below, ReadStamps.versions(versions), found, key -> true);
         } finally {
             mutation.unlock();
         }

@@ -207,8 +207,7 @@ final class HostTiers {
         long started = System.nanoTime();
         int installed = 0;
         for (int m = 0; m < count; m++) {
-            if (present[m] && dram.put(keys[m], values, m, false, versions[m], now, writeBackSink)
-                    == DramTier.PutResult.INSERTED) {
+            if (present[m] && putCleanIfUnchanged(keys[m], values, m, versions[m], now) == DramTier.PutResult.INSERTED) {
                 installed++;
             }
         }
@@ -331,9 +330,10 @@ final class HostTiers {
             if (skip[r]) {
                 continue;
             }
-            DramTier.PutResult res = dram.put(keys[r], values, r, dirty, -1, now, writeBackSink);
-            if (res == DramTier.PutResult.REJECTED && dirty) {
-                pending.add(keys[r], values, r);
+            if (dirty) {
+                putDirty(keys[r], values, r, now);
+            } else {
+                putClean(keys[r], values, r, now);
             }
         }
     }
@@ -345,12 +345,27 @@ final class HostTiers {
      */
     void putDemoted(long key, float[] rows, int row, boolean dirty, long now) {
         if (dirty) {
-            if (dram.put(key, rows, row, true, -1, now, writeBackSink) == DramTier.PutResult.REJECTED) {
-                pending.add(key, rows, row);
-            }
+            putDirty(key, rows, row, now);
         } else if (!dram.contains(key)) {
-            dram.put(key, rows, row, false, -1, now, writeBackSink);
+            putClean(key, rows, row, now);
         }
+    }
+
+    /** Writes a dirty row into DRAM, or into the write-back buffer if DRAM refuses it (its bucket is full of dirty entries it cannot evict). */
+    private void putDirty(long key, float[] rows, int row, long now) {
+        if (dram.put(key, rows, row, true, DramTier.ANY_VERSION, now, writeBackSink) == DramTier.PutResult.REJECTED) {
+            pending.add(key, rows, row);
+        }
+    }
+
+    /** Writes a clean row into DRAM (DRAM may refuse it; RocksDB has it). */
+    private void putClean(long key, float[] rows, int row, long now) {
+        dram.put(key, rows, row, false, DramTier.ANY_VERSION, now, writeBackSink);
+    }
+
+    /** Installs a clean copy read below if its DRAM bucket is still at {@code version} (no write since). */
+    private DramTier.PutResult putCleanIfUnchanged(long key, float[] rows, int row, long version, long now) {
+        return dram.put(key, rows, row, false, version, now, writeBackSink);
     }
 
     /** The DRAM clock, for a batch of {@link #putDemoted} calls. */
@@ -371,7 +386,7 @@ final class HostTiers {
         int r = 0;
         for (int i = 0; i < keys.length; i++) {
             if (dram.contains(keys[i])) {
-                dram.put(keys[i], rows, i, true, -1, now, writeBackSink);
+                putDirty(keys[i], rows, i, now);
             } else {
                 toRocks[r] = keys[i];
                 System.arraycopy(rows, i * dim, toRocksRows, r * dim, dim);

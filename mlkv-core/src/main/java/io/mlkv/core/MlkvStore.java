@@ -128,24 +128,24 @@ public final class MlkvStore implements VectorTier {
 
     private final LongAdder prefetched = new LongAdder();
 
-    MlkvStore(Builder b) {
-        this.dim = b.dim;
+    MlkvStore(StoreConfig c) {
+        this.dim = c.dim();
         this.rowBytes = dim * 4L;
-        this.durability = b.durability;
-        checkGpuAvailable(b.gpuMode);
+        this.durability = c.durability();
+        checkGpuAvailable(c.gpuMode());
         OpenedResources opened = new OpenedResources();
         try {
-            this.rocks = opened.add(RocksDbTier.open(b.directory, dim, b.blockCacheBytes, b.syncWrites));
-            DramTier dram = opened.add(new DramTier(dim, b.dramCapacityBytes, b.policy));
-            this.hbm = opened.add(openHbm(b.gpuMode, dim, b.hbmCapacity, b.hbmWriteBack));
-            this.fileIo = hbm == null ? null : opened.add(FileIo.open(b.fileIoMode));
-            this.spill = hbm == null || b.hbmSpillRows == 0 ? null
-                    : opened.add(SpillLog.create(b.directory.resolve(SPILL_FILE), dim, b.hbmSpillRows, b.fileIoMode));
+            this.rocks = opened.add(RocksDbTier.open(c.directory(), dim, c.blockCacheBytes(), c.syncWrites()));
+            DramTier dram = opened.add(new DramTier(dim, c.dramCapacityBytes(), c.policy()));
+            this.hbm = opened.add(openHbm(c.gpuMode(), dim, c.hbmCapacity(), c.hbmWriteBack()));
+            this.fileIo = hbm == null ? null : opened.add(FileIo.open(c.fileIoMode()));
+            this.spill = hbm == null || c.hbmSpillRows() == 0 ? null
+                    : opened.add(SpillLog.create(c.directory().resolve(SPILL_FILE), dim, c.hbmSpillRows(), c.fileIoMode()));
             if (spill != null) {
-                LOG.info("HBM spill log: {} rows in {} ({})", spill.slots(), b.directory.resolve(SPILL_FILE),
+                LOG.info("HBM spill log: {} rows in {} ({})", spill.slots(), c.directory().resolve(SPILL_FILE),
                         spill.cufileUnavailable() == null ? "cuFile" : "POSIX: " + spill.cufileUnavailable());
             }
-            if (hbm != null && b.mapDram) {
+            if (hbm != null && c.mapDram()) {
                 hbm.mapDram(dram);
             }
             this.promoter = opened.add(new Promoter(mutation, lifecycle));
@@ -153,9 +153,9 @@ public final class MlkvStore implements VectorTier {
             warmHbmFromRestoredCheckpoint();
             this.entryCount = new AtomicLong(recoverCount());
             this.migration = hbm == null ? null : new HbmMigration(dim, hbm, host, spill, promoter, mutation, entryCount,
-                    b.hbmAdmission, b.hbmCapacity);
+                    c.hbmAdmission(), c.hbmCapacity());
             AtomicInteger threadId = new AtomicInteger();
-            this.prefetchPool = Executors.newFixedThreadPool(b.prefetchThreads, r -> {
+            this.prefetchPool = Executors.newFixedThreadPool(c.prefetchThreads(), r -> {
                 Thread t = new Thread(r, "mlkv-prefetch-" + threadId.incrementAndGet());
                 t.setDaemon(true);
                 return t;
@@ -168,7 +168,7 @@ public final class MlkvStore implements VectorTier {
         }
         this.resources = opened;
         LOG.info("opened MLKV store at {}: dim={}, DRAM {} slots ({} bytes, policy {}), durability {}",
-                rocks.directory(), dim, host.dram().capacity(), b.dramCapacityBytes, b.policy, durability);
+                rocks.directory(), dim, host.dram().capacity(), c.dramCapacityBytes(), c.policy(), durability);
     }
 
     /**
@@ -1243,7 +1243,9 @@ public final class MlkvStore implements VectorTier {
                         + " is too small for dim " + dim + ": raise it to at least " + bucket
                         + " bytes (one bucket of " + DramTier.BUCKET_SLOTS + " vectors)");
             }
-            return new MlkvStore(this);
+            return new MlkvStore(new StoreConfig(dim, directory, dramCapacityBytes, blockCacheBytes, policy, durability,
+                    syncWrites, gpuMode, hbmCapacity, hbmWriteBack, hbmAdmission, hbmSpillRows, fileIoMode, mapDram,
+                    prefetchThreads));
         }
     }
 }

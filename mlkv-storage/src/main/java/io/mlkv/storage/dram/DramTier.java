@@ -46,6 +46,8 @@ import java.util.concurrent.atomic.LongAdder;
 public final class DramTier implements VectorTier {
     /** Slots per bucket. */
     public static final int BUCKET_SLOTS = 16;
+    /** The expected version of a {@link #put} that writes whatever the bucket's version is. */
+    public static final long ANY_VERSION = -1;
     /** Returned by {@link #getOrVersion} on a hit. */
     public static final long HIT = -1;
 
@@ -236,7 +238,7 @@ public final class DramTier implements VectorTier {
      * Writes the vector at {@code src[row * dim ..]} for {@code key}.
      *
      * @param dirty           whether the value is newer than the tier below
-     * @param expectedVersion a version from {@link #getOrVersion}, or a negative number to write
+     * @param expectedVersion a version from {@link #getOrVersion}, or {@link #ANY_VERSION} to write
      *                        unconditionally
      * @param sink            receives an entry evicted to make room
      */
