@@ -18,7 +18,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.nio.file.StandardCopyOption;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
@@ -30,7 +29,6 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReentrantLock;
-import java.util.stream.Stream;
 import jcuda.driver.CUdeviceptr;
 import org.agrona.collections.Long2LongHashMap;
 import org.slf4j.Logger;
@@ -123,6 +121,8 @@ public final class MlkvStore implements VectorTier {
      * lock knows that what it found absent is still absent.
      */
     private final AtomicLong mutationEpoch = new AtomicLong();
+    /** The write path of host arrays. */
+    private final WritePath writes;
     /** The protocol between HBM and the tiers below; null without an HBM tier. */
     private final HbmMigration migration;
 
@@ -152,6 +152,7 @@ public final class MlkvStore implements VectorTier {
             this.host = new HostTiers(dim, dram, rocks, spill, promoter);
             warmHbmFromRestoredCheckpoint();
             this.entryCount = new AtomicLong(recoverCount());
+            this.writes = new WritePath(dim, durability, host, hbm, spill, mutation, mutationEpoch, entryCount, lifecycle);
             this.migration = hbm == null ? null : new HbmMigration(dim, hbm, host, spill, promoter, mutation, entryCount,
                     c.hbmAdmission(), c.hbmCapacity());
             AtomicInteger threadId = new AtomicInteger();
@@ -192,7 +193,7 @@ public final class MlkvStore implements VectorTier {
             }
         }
         try {
-            deleteTree(saved);
+            Restore.deleteTree(saved);
         } catch (IOException e) {
             throw new MlkvException(StatusCode.IO_ERROR, "delete " + saved, e.getClass().getSimpleName(),
                     e.getMessage(), e);
@@ -373,7 +374,7 @@ public final class MlkvStore implements VectorTier {
     public void multiPut(long[] keys, float[] values) {
         BatchChecks.checkRows("multiPut", keys, values, dim);
         checkReserved("multiPut", keys);
-        mutate(keys, values, Kind.PUT, null, null, -1);
+        writes.apply(keys, Change.put(values));
     }
 
     /** Inserts or overwrites one vector, {@code value.length == dim}. */
@@ -388,7 +389,7 @@ public final class MlkvStore implements VectorTier {
     public void accumulate(long[] keys, float[] deltas) {
         BatchChecks.checkRows("accumulate", keys, deltas, dim);
         checkReserved("accumulate", keys);
-        mutate(keys, deltas, Kind.ACCUMULATE, null, null, -1);
+        writes.apply(keys, Change.accumulate(deltas));
     }
 
     /**
@@ -405,7 +406,7 @@ public final class MlkvStore implements VectorTier {
      * @throws IllegalArgumentException for a reserved key, before anything is written
      */
     public void multiPut(CUdeviceptr keys, long n, CUdeviceptr values) {
-        deviceWrite("multiPut", keys, n, values, Kind.PUT);
+        deviceWrite("multiPut", keys, n, values, Change.Kind.PUT);
     }
 
     /**
@@ -422,13 +423,13 @@ public final class MlkvStore implements VectorTier {
      * @throws IllegalArgumentException for a reserved key, before anything is written
      */
     public void accumulate(CUdeviceptr keys, long n, CUdeviceptr deltas) {
-        deviceWrite("accumulate", keys, n, deltas, Kind.ACCUMULATE);
+        deviceWrite("accumulate", keys, n, deltas, Change.Kind.ACCUMULATE);
     }
 
-    /** The device-pointer write paths ({@link Kind#PUT} or {@link Kind#ACCUMULATE}). */
-    private void deviceWrite(String op, CUdeviceptr keys, long n, CUdeviceptr rows, Kind kind) {
+    /** The device-pointer write paths ({@link Change.Kind#PUT} or {@link Change.Kind#ACCUMULATE}). */
+    private void deviceWrite(String op, CUdeviceptr keys, long n, CUdeviceptr rows, Change.Kind kind) {
         if (keys == null || rows == null) {
-            throw new IllegalArgumentException(op + ": keys and " + (kind == Kind.PUT ? "values" : "deltas")
+            throw new IllegalArgumentException(op + ": keys and " + (kind == Change.Kind.PUT ? "values" : "deltas")
                     + " must not be null");
         }
         if (n < 0 || n > Integer.MAX_VALUE) {
@@ -449,14 +450,14 @@ public final class MlkvStore implements VectorTier {
                 for (int i = 0; i < n; i++) {
                     all[i] = i;
                 }
-                mutate(hostKeys, hbm.rowsToHost(rows, n, all), kind, null, null, -1);
+                writes.apply(hostKeys, Change.of(kind, hbm.rowsToHost(rows, n, all)));
                 return;
             }
             mutation.lock();
             try {
                 boolean[] held;
                 try {
-                    held = kind == Kind.PUT ? hbm.assignHeld(keys, hostKeys, n, rows)
+                    held = kind == Change.Kind.PUT ? hbm.assignHeld(keys, hostKeys, n, rows)
                             : hbm.accumulateHeld(keys, hostKeys, n, rows);
                 } finally {
                     mutationEpoch.incrementAndGet();
@@ -472,7 +473,7 @@ public final class MlkvStore implements VectorTier {
                             idx[r++] = i;
                         }
                     }
-                    mutate(Batches.gather(hostKeys, idx, rest), hbm.rowsToHost(rows, n, idx), kind, null, null, -1);
+                    writes.apply(Batches.gather(hostKeys, idx, rest), Change.of(kind, hbm.rowsToHost(rows, n, idx)));
                 }
             } finally {
                 mutation.unlock();
@@ -517,7 +518,7 @@ public final class MlkvStore implements VectorTier {
         }
         long[] missKeys = Batches.gather(keys, missIdx, missing);
         float[] missOut = new float[missing * dim];
-        mutate(missKeys, null, Kind.FIND_OR_INSERT, missOut, initializer, epoch);
+        writes.apply(missKeys, Change.insertAbsent(missOut, initializer, epoch));
         for (int m = 0; m < missing; m++) {
             System.arraycopy(missOut, m * dim, out, missIdx[m] * dim, dim);
         }
@@ -563,134 +564,6 @@ public final class MlkvStore implements VectorTier {
         multiDelete(new long[] {key});
     }
 
-    private enum Kind { PUT, ACCUMULATE, FIND_OR_INSERT }
-
-    /**
-     * The one write path. Under the mutation lock: deduplicate the batch, read the current value
-     * of each distinct key (skipped when {@code absentSince} equals the mutation epoch: the caller
-     * found every key absent and nothing has been written since), compute its final value (running the initializer, if any, before
-     * anything is written), write RocksDB first if write-through, then install into DRAM and
-     * write back whatever DRAM pushed out.
-     */
-    private void mutate(long[] keys, float[] arg, Kind kind, float[] out, VectorInitializer init, long absentSince) {
-        lifecycle.enter();
-        mutation.lock();
-        try {
-            host.writePending();
-            int n = keys.length;
-            Long2LongHashMap uniqueIndex = new Long2LongHashMap(-1);
-            int[] rowOf = new int[n];
-            long[] unique = new long[n];
-            int u = 0;
-            for (int i = 0; i < n; i++) {
-                long idx = uniqueIndex.get(keys[i]);
-                if (idx < 0) {
-                    idx = u;
-                    uniqueIndex.put(keys[i], u);
-                    unique[u++] = keys[i];
-                }
-                rowOf[i] = (int) idx;
-            }
-            float[] finals = new float[u * dim];
-            boolean[] existed = new boolean[u];
-            if (kind == Kind.PUT) {
-                host.existing(unique, u, existed);
-            } else if (absentSince < 0 || mutationEpoch.get() != absentSince) {
-                readCurrent(unique, u, finals, existed);
-            }
-
-            boolean[] write = new boolean[u];
-            switch (kind) {
-                case PUT:
-                    for (int i = 0; i < n; i++) {
-                        System.arraycopy(arg, i * dim, finals, rowOf[i] * dim, dim);
-                        write[rowOf[i]] = true;
-                    }
-                    break;
-                case ACCUMULATE:
-                    for (int r = 0; r < u; r++) {
-                        if (!existed[r]) {
-                            Arrays.fill(finals, r * dim, (r + 1) * dim, 0f);
-                        }
-                    }
-                    for (int i = 0; i < n; i++) {
-                        int base = rowOf[i] * dim;
-                        for (int d = 0; d < dim; d++) {
-                            finals[base + d] += arg[i * dim + d];
-                        }
-                        write[rowOf[i]] = true;
-                    }
-                    break;
-                case FIND_OR_INSERT:
-                    for (int r = 0; r < u; r++) {
-                        if (!existed[r]) {
-                            runInitializer(init, unique[r], finals, r);
-                            write[r] = true;
-                        }
-                    }
-                    for (int i = 0; i < n; i++) {
-                        System.arraycopy(finals, rowOf[i] * dim, out, i * dim, dim);
-                    }
-                    break;
-                default:
-                    throw new AssertionError(kind);
-            }
-            long[] writeKeys = new long[u];
-            float[] writeValues = new float[u * dim];
-            int w = 0;
-            long added = 0;
-            for (int r = 0; r < u; r++) {
-                if (write[r]) {
-                    writeKeys[w] = unique[r];
-                    System.arraycopy(finals, r * dim, writeValues, w * dim, dim);
-                    w++;
-                    added += existed[r] ? 0 : 1;
-                }
-            }
-            if (spill != null) {
-                spill.invalidate(writeKeys, w);
-            }
-            if (durability == Durability.WRITE_THROUGH) {
-                rocks.putAll(writeKeys, writeValues, w);
-            }
-            boolean dirty = durability == Durability.WRITE_BACK;
-            // With write-back, keys HBM holds are written there only; the rest go to DRAM.
-            boolean[] inHbm = new boolean[w];
-            if (hbm != null && hbm.writeBack()) {
-                hbm.writeHeld(writeKeys, writeValues, w, inHbm);
-            }
-            host.writeRows(writeKeys, writeValues, w, dirty, inHbm);
-            if (hbm != null && !hbm.writeBack()) {
-                hbm.update(writeKeys, writeValues, w);
-            }
-            entryCount.addAndGet(added);
-            host.writePending();
-        } finally {
-            mutationEpoch.incrementAndGet();
-            mutation.unlock();
-            lifecycle.exit();
-        }
-    }
-
-    private void runInitializer(VectorInitializer init, long key, float[] dst, int row) {
-        try {
-            init.initialize(key, dst, row * dim, dim);
-        } catch (RuntimeException | Error e) {
-            throw new MlkvException(StatusCode.CALLBACK_FAILED, "findOrInsert initializer for key " + key,
-                    null, "the initializer threw " + e + "; nothing from this batch was inserted", e);
-        }
-    }
-
-    /**
-     * Reads the current values of {@code keys[0, n)}: from HBM first with write-back (where it may
-     * be newer than below), then below. Caller holds the mutation lock.
-     */
-    private void readCurrent(long[] keys, int n, float[] out, boolean[] found) {
-        if (hbm != null && hbm.writeBack() && n > 0) {
-            hbm.peek(Arrays.copyOf(keys, n), out, found);
-        }
-        host.readCurrent(keys, n, out, found);
-    }
 
     // ------------------------------------------------------------------ migration
 
@@ -832,70 +705,9 @@ public final class MlkvStore implements VectorTier {
      * @throws MlkvException {@code CORRUPTION} naming the problem, or {@code IO_ERROR}
      */
     public static void restoreCheckpoint(Path checkpoint, Path directory) {
-        restoreCheckpoint(checkpoint, directory, FileSync.OS);
+        Restore.restore(checkpoint, directory, FileSync.OS);
     }
 
-    static void restoreCheckpoint(Path checkpoint, Path directory, FileSync sync) {
-        if (checkpoint == null || directory == null) {
-            throw new IllegalArgumentException("restoreCheckpoint: checkpoint and directory must not be null");
-        }
-        Path from = checkpoint.toAbsolutePath().normalize();
-        Path to = directory.toAbsolutePath().normalize();
-        List<Path> files = CheckpointManifest.verify(from);
-        Path parent = to.getParent();
-        String prefix = "." + to.getFileName() + ".restoring-";
-        Path staging = parent.resolve(prefix + ProcessHandle.current().pid() + "-" + System.nanoTime());
-        try {
-            if (Files.exists(to)) {
-                try (Stream<Path> s = Files.list(to)) {
-                    if (s.findAny().isPresent()) {
-                        throw new IllegalArgumentException("restoreCheckpoint: " + to + " is not empty");
-                    }
-                }
-            }
-            Files.createDirectories(parent);
-            removeStaleStaging(parent, prefix);
-            Files.createDirectories(staging);
-            for (Path rel : files) {
-                Path dst = staging.resolve(rel.toString());
-                Files.createDirectories(dst.getParent());
-                Files.copy(from.resolve(rel), dst);
-                sync.file(dst);
-            }
-            sync.tree(staging);
-            Files.move(staging, to, StandardCopyOption.ATOMIC_MOVE);
-            sync.directory(parent);
-        } catch (IOException e) {
-            try {
-                deleteTree(staging);
-            } catch (IOException suppressed) {
-                e.addSuppressed(suppressed);
-            }
-            throw new MlkvException(StatusCode.IO_ERROR, "restore " + from + " into " + to, e.getClass().getSimpleName(),
-                    e.getMessage(), e);
-        }
-    }
-
-    /** Removes staging directories that restores into the same directory left behind when killed. */
-    private static void removeStaleStaging(Path parent, String prefix) throws IOException {
-        try (Stream<Path> s = Files.list(parent)) {
-            for (Path p : s.filter(p -> p.getFileName().toString().startsWith(prefix)).toList()) {
-                LOG.info("removing {}, left by an interrupted restore", p);
-                deleteTree(p);
-            }
-        }
-    }
-
-    private static void deleteTree(Path root) throws IOException {
-        if (!Files.exists(root)) {
-            return;
-        }
-        try (Stream<Path> s = Files.walk(root)) {
-            for (Path q : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
-                Files.delete(q);
-            }
-        }
-    }
 
     /**
      * Salvages a store that {@link Builder#build()} refuses with {@code CORRUPTION} (a damaged

@@ -82,7 +82,7 @@ class RestoreDurabilityTest {
         Path cp = checkpoint();
         Path target = tmp.resolve("restored");
         RecordingSync sync = new RecordingSync(target);
-        MlkvStore.restoreCheckpoint(cp, target, sync);
+        Restore.restore(cp, target, sync);
 
         Set<String> restored = new HashSet<>();
         try (Stream<Path> s = Files.walk(target)) {

@@ -1,0 +1,176 @@
+package io.mlkv.core;
+
+import io.mlkv.core.hbm.HbmTier;
+import io.mlkv.gpu.spill.SpillLog;
+import io.mlkv.storage.MlkvException;
+import io.mlkv.storage.StatusCode;
+import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
+import org.agrona.collections.Long2LongHashMap;
+
+/**
+ * The store's one write path for host arrays ({@link MlkvStore#multiPut}, {@link
+ * MlkvStore#accumulate}, the inserts of {@link MlkvStore#findOrInsert}, and the keys of device
+ * writes that HBM does not hold). Lock rule: {@link #apply} takes the store's mutation lock for the
+ * whole batch and bumps the mutation epoch before releasing it, so a batch is seen whole or not at
+ * all by other writers, and a reader that saw the epoch unchanged knows its misses still stand.
+ */
+final class WritePath {
+    private final int dim;
+    private final Durability durability;
+    private final HostTiers host;
+    /** Null without an HBM tier. */
+    private final HbmTier hbm;
+    /** Null without a spill log. */
+    private final SpillLog spill;
+    private final ReentrantLock mutation;
+    private final AtomicLong mutationEpoch;
+    private final AtomicLong entryCount;
+    private final Lifecycle lifecycle;
+
+    WritePath(int dim, Durability durability, HostTiers host, HbmTier hbm, SpillLog spill, ReentrantLock mutation,
+            AtomicLong mutationEpoch, AtomicLong entryCount, Lifecycle lifecycle) {
+        this.dim = dim;
+        this.durability = durability;
+        this.host = host;
+        this.hbm = hbm;
+        this.spill = spill;
+        this.mutation = mutation;
+        this.mutationEpoch = mutationEpoch;
+        this.entryCount = entryCount;
+        this.lifecycle = lifecycle;
+    }
+
+    /**
+     * The one write path. Under the mutation lock: deduplicate the batch, read the current value
+     * of each distinct key (skipped when {@code absentSince} equals the mutation epoch: the caller
+     * found every key absent and nothing has been written since), compute its final value (running the initializer, if any, before
+     * anything is written), write RocksDB first if write-through, then install into DRAM and
+     * write back whatever DRAM pushed out.
+     */
+    void apply(long[] keys, Change change) {
+        Change.Kind kind = change.kind();
+        float[] arg = change.rows();
+        float[] out = change.out();
+        VectorInitializer init = change.initializer();
+        long absentSince = change.absentSince();
+        lifecycle.enter();
+        mutation.lock();
+        try {
+            host.writePending();
+            int n = keys.length;
+            Long2LongHashMap uniqueIndex = new Long2LongHashMap(-1);
+            int[] rowOf = new int[n];
+            long[] unique = new long[n];
+            int u = 0;
+            for (int i = 0; i < n; i++) {
+                long idx = uniqueIndex.get(keys[i]);
+                if (idx < 0) {
+                    idx = u;
+                    uniqueIndex.put(keys[i], u);
+                    unique[u++] = keys[i];
+                }
+                rowOf[i] = (int) idx;
+            }
+            float[] finals = new float[u * dim];
+            boolean[] existed = new boolean[u];
+            if (kind == Change.Kind.PUT) {
+                host.existing(unique, u, existed);
+            } else if (absentSince == Change.NO_EPOCH || mutationEpoch.get() != absentSince) {
+                readCurrent(unique, u, finals, existed);
+            }
+
+            boolean[] write = new boolean[u];
+            switch (kind) {
+                case PUT:
+                    for (int i = 0; i < n; i++) {
+                        System.arraycopy(arg, i * dim, finals, rowOf[i] * dim, dim);
+                        write[rowOf[i]] = true;
+                    }
+                    break;
+                case ACCUMULATE:
+                    for (int r = 0; r < u; r++) {
+                        if (!existed[r]) {
+                            Arrays.fill(finals, r * dim, (r + 1) * dim, 0f);
+                        }
+                    }
+                    for (int i = 0; i < n; i++) {
+                        int base = rowOf[i] * dim;
+                        for (int d = 0; d < dim; d++) {
+                            finals[base + d] += arg[i * dim + d];
+                        }
+                        write[rowOf[i]] = true;
+                    }
+                    break;
+                case INSERT_ABSENT:
+                    for (int r = 0; r < u; r++) {
+                        if (!existed[r]) {
+                            runInitializer(init, unique[r], finals, r);
+                            write[r] = true;
+                        }
+                    }
+                    for (int i = 0; i < n; i++) {
+                        System.arraycopy(finals, rowOf[i] * dim, out, i * dim, dim);
+                    }
+                    break;
+                default:
+                    throw new AssertionError(kind);
+            }
+            long[] writeKeys = new long[u];
+            float[] writeValues = new float[u * dim];
+            int w = 0;
+            long added = 0;
+            for (int r = 0; r < u; r++) {
+                if (write[r]) {
+                    writeKeys[w] = unique[r];
+                    System.arraycopy(finals, r * dim, writeValues, w * dim, dim);
+                    w++;
+                    added += existed[r] ? 0 : 1;
+                }
+            }
+            if (spill != null) {
+                spill.invalidate(writeKeys, w);
+            }
+            if (durability == Durability.WRITE_THROUGH) {
+                host.rocks().putAll(writeKeys, writeValues, w);
+            }
+            boolean dirty = durability == Durability.WRITE_BACK;
+            // With write-back, keys HBM holds are written there only; the rest go to DRAM.
+            boolean[] inHbm = new boolean[w];
+            if (hbm != null && hbm.writeBack()) {
+                hbm.writeHeld(writeKeys, writeValues, w, inHbm);
+            }
+            host.writeRows(writeKeys, writeValues, w, dirty, inHbm);
+            if (hbm != null && !hbm.writeBack()) {
+                hbm.update(writeKeys, writeValues, w);
+            }
+            entryCount.addAndGet(added);
+            host.writePending();
+        } finally {
+            mutationEpoch.incrementAndGet();
+            mutation.unlock();
+            lifecycle.exit();
+        }
+    }
+
+    private void runInitializer(VectorInitializer init, long key, float[] dst, int row) {
+        try {
+            init.initialize(key, dst, row * dim, dim);
+        } catch (RuntimeException | Error e) {
+            throw new MlkvException(StatusCode.CALLBACK_FAILED, "findOrInsert initializer for key " + key,
+                    null, "the initializer threw " + e + "; nothing from this batch was inserted", e);
+        }
+    }
+
+    /**
+     * Reads the current values of {@code keys[0, n)}: from HBM first with write-back (where it may
+     * be newer than below), then below. Caller holds the mutation lock.
+     */
+    private void readCurrent(long[] keys, int n, float[] out, boolean[] found) {
+        if (hbm != null && hbm.writeBack() && n > 0) {
+            hbm.peek(Arrays.copyOf(keys, n), out, found);
+        }
+        host.readCurrent(keys, n, out, found);
+    }
+}
