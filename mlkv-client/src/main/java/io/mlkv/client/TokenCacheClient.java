@@ -421,28 +421,19 @@ public final class TokenCacheClient implements AutoCloseable {
 
         /** Largest response accepted (default 16 MiB). */
         public Builder maxMessageBytes(int bytes) {
-            if (bytes < 1024) {
-                throw new IllegalArgumentException("maxMessageBytes must be at least 1024, was " + bytes);
-            }
-            this.maxMessageBytes = bytes;
+            this.maxMessageBytes = TransportSettings.Checks.maxMessageBytes(bytes);
             return this;
         }
 
         /** Sends {@code authorization: Bearer <token>} with every call. */
         public Builder bearerToken(String token) {
-            if (token == null || token.isBlank()) {
-                throw new IllegalArgumentException("bearerToken must not be blank");
-            }
-            this.bearerToken = token;
+            this.bearerToken = TransportSettings.Checks.bearerToken(token);
             return this;
         }
 
         /** Uses TLS, trusting this PEM certificate (chain); without it the channel is plaintext. */
         public Builder trustCertificate(File pem) {
-            if (!pem.isFile()) {
-                throw new IllegalArgumentException("trustCertificate: no such file " + pem);
-            }
-            this.trustCertificate = pem;
+            this.trustCertificate = TransportSettings.Checks.pemFile("trustCertificate", pem);
             return this;
         }
 

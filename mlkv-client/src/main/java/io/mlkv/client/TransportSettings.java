@@ -23,4 +23,45 @@ public final class TransportSettings {
 
     private TransportSettings() {
     }
+
+    /**
+     * The checks of settings that a server and a client of the token cache both take, with one
+     * message each, so the two builders refuse the same value the same way.
+     */
+    public static final class Checks {
+        private Checks() {
+        }
+
+        /** Largest message accepted, at least 1 KiB. */
+        public static int maxMessageBytes(int bytes) {
+            if (bytes < 1024) {
+                throw new IllegalArgumentException("maxMessageBytes must be at least 1024, was " + bytes);
+            }
+            return bytes;
+        }
+
+        /** A bearer token: not null, not blank. */
+        public static String bearerToken(String token) {
+            if (token == null || token.isBlank()) {
+                throw new IllegalArgumentException("bearerToken must not be blank");
+            }
+            return token;
+        }
+
+        /** A PEM file that exists; {@code what} names it in the message. */
+        public static java.io.File pemFile(String what, java.io.File pem) {
+            if (pem == null || !pem.isFile()) {
+                throw new IllegalArgumentException(what + ": no such file " + pem);
+            }
+            return pem;
+        }
+
+        /** A host name or address, not blank. */
+        public static String host(String host) {
+            if (host == null || host.isBlank()) {
+                throw new IllegalArgumentException("host must not be blank");
+            }
+            return host;
+        }
+    }
 }

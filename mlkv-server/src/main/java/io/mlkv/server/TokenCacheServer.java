@@ -243,10 +243,7 @@ public final class TokenCacheServer implements AutoCloseable {
 
         /** Address to bind (default 0.0.0.0). */
         public Builder host(String host) {
-            if (host == null || host.isBlank()) {
-                throw new IllegalArgumentException("host must not be blank");
-            }
-            this.host = host;
+            this.host = TransportSettings.Checks.host(host);
             return this;
         }
 
@@ -371,32 +368,20 @@ public final class TokenCacheServer implements AutoCloseable {
 
         /** Requires {@code authorization: Bearer <token>} on every call. */
         public Builder bearerToken(String token) {
-            if (token == null || token.isBlank()) {
-                throw new IllegalArgumentException("bearer token must not be blank");
-            }
-            this.bearerToken = token;
+            this.bearerToken = TransportSettings.Checks.bearerToken(token);
             return this;
         }
 
         /** Serves TLS with a PEM certificate chain and PKCS#8 PEM private key. */
         public Builder tls(File certificateChain, File privateKey) {
-            if (!certificateChain.isFile()) {
-                throw new IllegalArgumentException("TLS certificate: no such file " + certificateChain);
-            }
-            if (!privateKey.isFile()) {
-                throw new IllegalArgumentException("TLS private key: no such file " + privateKey);
-            }
-            this.tlsCertificate = certificateChain;
-            this.tlsKey = privateKey;
+            this.tlsCertificate = TransportSettings.Checks.pemFile("TLS certificate", certificateChain);
+            this.tlsKey = TransportSettings.Checks.pemFile("TLS private key", privateKey);
             return this;
         }
 
         /** Largest request accepted; larger ones get RESOURCE_EXHAUSTED (default 16 MiB). */
         public Builder maxMessageBytes(int bytes) {
-            if (bytes < 1024) {
-                throw new IllegalArgumentException("maxMessageBytes must be at least 1024, was " + bytes);
-            }
-            this.maxMessageBytes = bytes;
+            this.maxMessageBytes = TransportSettings.Checks.maxMessageBytes(bytes);
             return this;
         }
 
