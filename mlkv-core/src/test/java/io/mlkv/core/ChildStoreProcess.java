@@ -12,8 +12,8 @@ import java.util.Arrays;
  *       write-back mode, {@code FLUSHED b} after every fifth batch's {@code flush()} returns;</li>
  *   <li>{@code hold DIR}: opens the store, prints {@code OPEN} and waits to be killed;</li>
  *   <li>{@code fulldisk DIR BALLAST}: see {@link #fullDisk}; DIR must be on a small file system.</li>
- *   <li>{@code restore CHECKPOINT ROOT}: prints {@code READY}, then restores the checkpoint into
- *       {@code ROOT/t-0}, {@code ROOT/t-1}, ... until killed.</li>
+ *   <li>{@code restore CHECKPOINT ROOT}: restores the checkpoint into {@code ROOT/t-0},
+ *       {@code ROOT/t-1}, ... until killed, printing {@code RESTORING i} before each.</li>
  *   <li>{@code checkpoints DIR CPROOT}: loads 50 batches, then repeatedly writes one more batch
  *       {@code b} and checkpoints to {@code CPROOT/cp-b}, printing {@code CHECKPOINT_START b}
  *       before and {@code CHECKPOINTED b} after.</li>
@@ -129,9 +129,9 @@ public final class ChildStoreProcess {
         }
         if (args[0].equals("restore")) {
             Path root = Path.of(args[2]);
-            System.out.println("READY");
-            System.out.flush();
             for (int i = 0; ; i++) {
+                System.out.println("RESTORING " + i);
+                System.out.flush();
                 MlkvStore.restoreCheckpoint(dir, root.resolve("t-" + i));
             }
         }
