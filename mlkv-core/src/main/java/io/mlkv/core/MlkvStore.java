@@ -2,7 +2,12 @@ package io.mlkv.core;
 
 import io.mlkv.gpu.cufile.FileIo;
 import io.mlkv.gpu.spill.SpillLog;
+import io.mlkv.core.hbm.HbmMigration;
 import io.mlkv.core.hbm.HbmTier;
+import io.mlkv.core.tiers.Batches;
+import io.mlkv.core.tiers.HostTiers;
+import io.mlkv.core.tiers.Lifecycle;
+import io.mlkv.core.tiers.Promoter;
 import io.mlkv.storage.BatchChecks;
 import io.mlkv.storage.FileSync;
 import io.mlkv.storage.MlkvException;
@@ -154,7 +159,8 @@ public final class MlkvStore implements VectorTier {
             this.entryCount = new AtomicLong(recoverCount());
             this.writes = new WritePath(dim, durability, host, hbm, spill, mutation, mutationEpoch, entryCount, lifecycle);
             this.migration = hbm == null ? null : new HbmMigration(dim, hbm, host, spill, promoter, mutation, entryCount,
-                    c.hbmAdmission(), c.hbmCapacity());
+                    new HbmMigration.Admission(c.hbmAdmission().newFilter(c.hbmCapacity()),
+                            c.hbmAdmission() == HbmAdmission.ALWAYS));
             AtomicInteger threadId = new AtomicInteger();
             this.prefetchPool = Executors.newFixedThreadPool(c.prefetchThreads(), r -> {
                 Thread t = new Thread(r, "mlkv-prefetch-" + threadId.incrementAndGet());
@@ -779,8 +785,12 @@ public final class MlkvStore implements VectorTier {
     /** A snapshot of the per-tier counters. */
     public StoreStats stats() {
         lifecycle.checkOpen();
-        TierStats d = host.dramStats(hbm == null ? 0 : hbm.dramProbeNanos());
-        TierStats s = host.ssdStats(entryCount.get());
+        HostTiers.Counters h = host.counters();
+        TierStats d = new TierStats("DRAM", h.dramHits(), h.dramMisses(), h.promotions(), h.dramEvictions(),
+                h.writeBacks(), h.promotions() * rowBytes, h.writeBacks() * rowBytes, h.dramEntries(), h.dramCapacity(),
+                h.dramNanos() + (hbm == null ? 0 : hbm.dramProbeNanos()), h.dramMoveNanos());
+        TierStats s = new TierStats("SSD", h.ssdHits(), h.ssdMisses(), 0, 0, 0, h.writeBacks() * rowBytes,
+                h.promotions() * rowBytes, entryCount.get(), -1, h.ssdNanos(), 0);
         List<TierStats> tiers = hbm == null ? List.of(d, s)
                 : spill == null ? List.of(hbmStats(), d, s) : List.of(hbmStats(), d, spillStats(), s);
         return new StoreStats(tiers, entryCount.get(), prefetched.sum());

@@ -1,6 +1,8 @@
 package io.mlkv.core;
 
 import io.mlkv.core.hbm.HbmTier;
+import io.mlkv.core.tiers.HostTiers;
+import io.mlkv.core.tiers.Lifecycle;
 import io.mlkv.gpu.spill.SpillLog;
 import io.mlkv.storage.MlkvException;
 import io.mlkv.storage.StatusCode;

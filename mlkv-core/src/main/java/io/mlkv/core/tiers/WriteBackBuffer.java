@@ -1,4 +1,4 @@
-package io.mlkv.core;
+package io.mlkv.core.tiers;
 
 import io.mlkv.storage.rocksdb.RocksDbTier;
 import java.util.Arrays;
@@ -15,23 +15,23 @@ import org.agrona.collections.Long2LongHashMap;
  * {@code flush()} writes them first. Appends keep their order, so when a key appears twice the
  * later value is written last and wins.
  */
-final class WriteBackBuffer {
+public final class WriteBackBuffer {
     private final int dim;
     private final Long2LongHashMap latest = new Long2LongHashMap(-1);
     private long[] keys = new long[64];
     private float[] values;
     private volatile int count;
 
-    WriteBackBuffer(int dim) {
+    public WriteBackBuffer(int dim) {
         this.dim = dim;
         this.values = new float[64 * dim];
     }
 
-    boolean isEmpty() {
+    public boolean isEmpty() {
         return count == 0;
     }
 
-    int size() {
+    public int size() {
         return count;
     }
 
@@ -49,7 +49,7 @@ final class WriteBackBuffer {
     }
 
     /** Whether {@code key} is buffered. */
-    boolean contains(long key) {
+    public boolean contains(long key) {
         if (count == 0) {
             return false;
         }
@@ -59,7 +59,7 @@ final class WriteBackBuffer {
     }
 
     /** Copies the newest buffered value of {@code key} to row {@code row} of {@code out}. */
-    boolean lookup(long key, float[] out, int row) {
+    public boolean lookup(long key, float[] out, int row) {
         if (count == 0) {
             return false;
         }
@@ -79,7 +79,7 @@ final class WriteBackBuffer {
      *
      * @return the number of entries written
      */
-    int writeTo(RocksDbTier rocks) {
+    public int writeTo(RocksDbTier rocks) {
         int n = count;
         if (n == 0) {
             return 0;

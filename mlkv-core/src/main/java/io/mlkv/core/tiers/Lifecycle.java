@@ -1,19 +1,19 @@
-package io.mlkv.core;
+package io.mlkv.core.tiers;
 
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * Open or closed, and who may run: every operation runs between {@link #enter()} and
- * {@link #exit()} (a shared hold), {@link MlkvStore#close()} holds it exclusively, so close never
+ * {@link #exit()} (a shared hold), the store's {@code close()} holds it exclusively, so close never
  * frees memory an operation still uses, and operations after it fail with "store is closed".
  */
-final class Lifecycle {
+public final class Lifecycle {
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
     private final AtomicBoolean closed = new AtomicBoolean();
 
     /** Starts an operation; throws if the store is closed. Pair with {@link #exit()}. */
-    void enter() {
+    public void enter() {
         lock.readLock().lock();
         if (closed.get()) {
             lock.readLock().unlock();
@@ -22,32 +22,32 @@ final class Lifecycle {
     }
 
     /** Ends what {@link #enter()} started. */
-    void exit() {
+    public void exit() {
         lock.readLock().unlock();
     }
 
     /** Throws if the store is closed (for calls that touch no tier). */
-    void checkOpen() {
+    public void checkOpen() {
         if (closed.get()) {
             throw new IllegalStateException("store is closed");
         }
     }
 
-    boolean isClosed() {
+    public boolean isClosed() {
         return closed.get();
     }
 
     /** Waits for every operation in flight and keeps new ones out; pair with {@link #endClose()}. */
-    void beginClose() {
+    public void beginClose() {
         lock.writeLock().lock();
     }
 
     /** Marks the store closed; called between {@link #beginClose()} and {@link #endClose()}. */
-    void markClosed() {
+    public void markClosed() {
         closed.set(true);
     }
 
-    void endClose() {
+    public void endClose() {
         lock.writeLock().unlock();
     }
 }

@@ -1,4 +1,4 @@
-package io.mlkv.core;
+package io.mlkv.core.tiers;
 
 import io.mlkv.gpu.cufile.HostRegion;
 import io.mlkv.gpu.spill.SpillLog;
@@ -19,9 +19,8 @@ import java.util.concurrent.atomic.LongAdder;
  * the store's lifecycle. Versions of DRAM buckets, read before a value, let a promotion installed
  * later tell whether a write intervened.
  */
-final class HostTiers {
+public final class HostTiers {
     private final int dim;
-    private final long rowBytes;
     private final DramTier dram;
     private final RocksDbTier rocks;
     private final WriteBackBuffer pending;
@@ -41,9 +40,8 @@ final class HostTiers {
     private final LongAdder promotions = new LongAdder();
     private final LongAdder writeBacks = new LongAdder();
 
-    HostTiers(int dim, DramTier dram, RocksDbTier rocks, SpillLog spill, Promoter promoter) {
+    public HostTiers(int dim, DramTier dram, RocksDbTier rocks, SpillLog spill, Promoter promoter) {
         this.dim = dim;
-        this.rowBytes = dim * 4L;
         this.dram = dram;
         this.rocks = rocks;
         this.spill = spill;
@@ -57,46 +55,46 @@ final class HostTiers {
     }
 
     /** The DRAM tier, for the HBM tier's probe that reads it in place from the GPU. */
-    DramTier dram() {
+    public DramTier dram() {
         return dram;
     }
 
-    RocksDbTier rocks() {
+    public RocksDbTier rocks() {
         return rocks;
     }
 
     /** The DRAM bucket version of {@code key}: every write below HBM changes it. */
-    long version(long key) {
+    public long version(long key) {
         return dram.version(key);
     }
 
     /** The DRAM bucket sequence count of {@code key}: every change of the bucket moves it. */
-    long sequence(long key) {
+    public long sequence(long key) {
         return dram.sequence(key);
     }
 
     /** Whether DRAM holds {@code key}. */
-    boolean inDram(long key) {
+    public boolean inDram(long key) {
         return dram.contains(key);
     }
 
     /** Entries DRAM holds now. */
-    long dramSize() {
+    public long dramSize() {
         return dram.size();
     }
 
     /** Counts keys found in DRAM by a GPU probe, which bypasses {@link #read}. */
-    void countDramHits(long n) {
+    public void countDramHits(long n) {
         dramHits.add(n);
     }
 
     /** Adds time spent moving entries into DRAM. */
-    void countDramMove(long nanos) {
+    public void countDramMove(long nanos) {
         dramMoveNanos.add(nanos);
     }
 
     /** Entries written from the tiers above into RocksDB, for the SSD tier's counters. */
-    void countWriteBacks(long n) {
+    public void countWriteBacks(long n) {
         writeBacks.add(n);
     }
 
@@ -105,7 +103,7 @@ final class HostTiers {
      * keys found in RocksDB are installed into DRAM (per policy, if their bucket did not change
      * since it was looked at). Caller is inside the store's lifecycle.
      */
-    int read(long[] keys, float[] out, boolean[] found, boolean promote) {
+    public int read(long[] keys, float[] out, boolean[] found, boolean promote) {
         long now = dram.tick();
         dram.policy().recordAccesses(keys, 0, keys.length);
         int n = keys.length;
@@ -185,7 +183,7 @@ final class HostTiers {
         }
         int[] at = inLog.at();
         long[] hitPositions = inLog.positions();
-        java.nio.ByteBuffer rows = java.nio.ByteBuffer.allocateDirect(hits * (int) rowBytes)
+        java.nio.ByteBuffer rows = java.nio.ByteBuffer.allocateDirect(hits * dim * 4)
                 .order(java.nio.ByteOrder.nativeOrder());
         boolean[] valid = new boolean[hits];
         int read = spill.read(hitPositions, hits, new HostRegion(rows), valid);
@@ -203,7 +201,7 @@ final class HostTiers {
      * Installs clean copies read from RocksDB, if their DRAM bucket did not change meanwhile.
      * Caller holds the mutation lock. Returns how many were installed.
      */
-    int install(long[] keys, float[] values, boolean[] present, long[] versions, int count, long now) {
+    public int install(long[] keys, float[] values, boolean[] present, long[] versions, int count, long now) {
         long started = System.nanoTime();
         int installed = 0;
         for (int m = 0; m < count; m++) {
@@ -222,7 +220,7 @@ final class HostTiers {
      * returns how many were installed. Caller is inside the lifecycle, not holding the mutation
      * lock (it takes it to install).
      */
-    int prefetch(long[] keys, java.util.concurrent.locks.ReentrantLock mutation) {
+    public int prefetch(long[] keys, java.util.concurrent.locks.ReentrantLock mutation) {
         long now = dram.tick();
         dram.policy().recordAccesses(keys, 0, keys.length);
         int[] missIdx = new int[keys.length];
@@ -255,7 +253,7 @@ final class HostTiers {
     }
 
     /** Writes the write-back buffer to RocksDB. Caller holds the mutation lock. */
-    void writePending() {
+    public void writePending() {
         int written = pending.writeTo(rocks);
         writeBacks.add(written);
     }
@@ -266,7 +264,7 @@ final class HostTiers {
      *
      * @return the number present
      */
-    int existing(long[] keys, int n, boolean[] found) {
+    public int existing(long[] keys, int n, boolean[] found) {
         int[] missIdx = new int[n];
         int misses = 0;
         for (int i = 0; i < n; i++) {
@@ -292,7 +290,7 @@ final class HostTiers {
      * yet (the caller set it for keys it already read above), from DRAM, the write-back buffer and
      * RocksDB. Caller holds the mutation lock.
      */
-    void readCurrent(long[] keys, int n, float[] out, boolean[] found) {
+    public void readCurrent(long[] keys, int n, float[] out, boolean[] found) {
         int[] missIdx = new int[n];
         int misses = 0;
         long now = dram.tick();
@@ -323,7 +321,7 @@ final class HostTiers {
      * {@code skip[r]} (written above); a dirty row DRAM refuses goes to the write-back buffer.
      * Caller holds the mutation lock.
      */
-    void writeRows(long[] keys, float[] values, int count, boolean dirty, boolean[] skip) {
+    public void writeRows(long[] keys, float[] values, int count, boolean dirty, boolean[] skip) {
         long now = dram.tick();
         dram.policy().recordAccesses(keys, 0, count);
         for (int r = 0; r < count; r++) {
@@ -343,7 +341,7 @@ final class HostTiers {
      * DRAM refuses it), a clean one into DRAM only where it lacks the key (its copy there may be
      * dirty with the same value). Caller holds the mutation lock.
      */
-    void putDemoted(long key, float[] rows, int row, boolean dirty, long now) {
+    public void putDemoted(long key, float[] rows, int row, boolean dirty, long now) {
         if (dirty) {
             putDirty(key, rows, row, now);
         } else if (!dram.contains(key)) {
@@ -369,7 +367,7 @@ final class HostTiers {
     }
 
     /** The DRAM clock, for a batch of {@link #putDemoted} calls. */
-    long tick() {
+    public long tick() {
         return dram.tick();
     }
 
@@ -379,7 +377,7 @@ final class HostTiers {
      * version of the keys written to RocksDB so that a reader holding an older RocksDB value of
      * them does not install it. Caller holds the mutation lock, after {@link #writePending()}.
      */
-    void writeDown(long[] keys, float[] rows) {
+    public void writeDown(long[] keys, float[] rows) {
         long now = dram.tick();
         long[] toRocks = new long[keys.length];
         float[] toRocksRows = new float[keys.length * dim];
@@ -404,7 +402,7 @@ final class HostTiers {
      * Writes every dirty DRAM entry to RocksDB and fsyncs its log. Caller holds the mutation
      * lock, after {@link #writePending()}.
      */
-    void flushDirty() {
+    public void flushDirty() {
         // Bound one write batch to about 64 MiB of values, whatever the dimension.
         int bucketsPerBatch = Math.max(1, Math.min(4096, (1 << 24) / (DramTier.BUCKET_SLOTS * dim)));
         int cap = bucketsPerBatch * DramTier.BUCKET_SLOTS;
@@ -431,25 +429,26 @@ final class HostTiers {
     }
 
     /** Removes keys from RocksDB first (if that fails nothing changed), then from DRAM. Caller holds the mutation lock. */
-    void remove(long[] keys) {
+    public void remove(long[] keys) {
         rocks.multiDelete(keys);
         for (long key : keys) {
             dram.remove(key);
         }
     }
 
-    /** The DRAM tier's counters; {@code probeNanos} adds the GPU probe's lookups. */
-    TierStats dramStats(long probeNanos) {
-        long promoted = promotions.sum();
-        return new TierStats("DRAM", dramHits.sum(), dramMisses.sum(), promoted, dram.evictions(), writeBacks.sum(),
-                promoted * rowBytes, writeBacks.sum() * rowBytes, dram.size(), dram.capacity(),
-                dramNanos.sum() + probeNanos, dramMoveNanos.sum());
+    /**
+     * The counters of DRAM (with its evictions, size and capacity) and RocksDB since the store
+     * opened; the store turns them into {@code TierStats}.
+     */
+    public record Counters(long dramHits, long dramMisses, long promotions, long dramEvictions, long writeBacks,
+            long dramEntries, long dramCapacity, long dramNanos, long dramMoveNanos, long ssdHits, long ssdMisses,
+            long ssdNanos) {
     }
 
-    /** RocksDB's counters; it holds every one of {@code entries} keys. */
-    TierStats ssdStats(long entries) {
-        long promoted = promotions.sum();
-        return new TierStats("SSD", ssdHits.sum(), ssdMisses.sum(), 0, 0, 0, writeBacks.sum() * rowBytes,
-                promoted * rowBytes, entries, -1, ssdNanos.sum(), 0);
+    /** A snapshot of {@link Counters}. */
+    public Counters counters() {
+        return new Counters(dramHits.sum(), dramMisses.sum(), promotions.sum(), dram.evictions(), writeBacks.sum(),
+                dram.size(), dram.capacity(), dramNanos.sum(), dramMoveNanos.sum(), ssdHits.sum(), ssdMisses.sum(),
+                ssdNanos.sum());
     }
 }

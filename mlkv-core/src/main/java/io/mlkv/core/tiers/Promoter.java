@@ -1,4 +1,4 @@
-package io.mlkv.core;
+package io.mlkv.core.tiers;
 
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.ThreadPoolExecutor;
@@ -14,14 +14,14 @@ import org.slf4j.LoggerFactory;
  * is short; when it is full the promotion is dropped (a later read promotes again). Installs check
  * versions read before their values, so running late is safe.
  */
-final class Promoter implements AutoCloseable {
+public final class Promoter implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Promoter.class);
 
     private final ReentrantLock mutation;
     private final Lifecycle lifecycle;
     private final ThreadPoolExecutor thread;
 
-    Promoter(ReentrantLock mutation, Lifecycle lifecycle) {
+    public Promoter(ReentrantLock mutation, Lifecycle lifecycle) {
         this.mutation = mutation;
         this.lifecycle = lifecycle;
         this.thread = new ThreadPoolExecutor(1, 1, 0, TimeUnit.MILLISECONDS, new ArrayBlockingQueue<>(16), r -> {
@@ -32,7 +32,7 @@ final class Promoter implements AutoCloseable {
     }
 
     /** Runs {@code installation} under the mutation lock, now or on the promoter thread. Caller is inside the lifecycle. */
-    void promote(Runnable installation) {
+    public void promote(Runnable installation) {
         if (mutation.tryLock()) {
             try {
                 installation.run();
@@ -64,7 +64,7 @@ final class Promoter implements AutoCloseable {
     }
 
     /** Whether a promotion queued now would run rather than be dropped. */
-    boolean hasRoom() {
+    public boolean hasRoom() {
         return thread.getQueue().remainingCapacity() > 0;
     }
 

@@ -1,6 +1,8 @@
-package io.mlkv.core;
+package io.mlkv.core.hbm;
 
-import io.mlkv.core.hbm.HbmTier;
+import io.mlkv.core.tiers.Batches;
+import io.mlkv.core.tiers.HostTiers;
+import io.mlkv.core.tiers.Promoter;
 import io.mlkv.gpu.spill.SpillLog;
 import io.mlkv.storage.ReservedKeys;
 import java.util.Arrays;
@@ -32,7 +34,7 @@ import jcuda.driver.CUdeviceptr;
  * lock (directly, or through the {@link Promoter}); lookups run without it, inside the store's
  * lifecycle.
  */
-final class HbmMigration {
+public final class HbmMigration {
     private final int dim;
     private final HbmTier hbm;
     private final HostTiers host;
@@ -42,15 +44,15 @@ final class HbmMigration {
     private final ReentrantLock mutation;
     /** The store's key count: DRAM holding as many keys holds every key. */
     private final AtomicLong entryCount;
-    /** Decides which HBM misses are promoted ({@link HbmAdmission}). Used under the mutation lock. */
+    /** Decides which HBM misses are promoted (the store's HBM admission). Used under the mutation lock. */
     private final LongPredicate promotionFilter;
-    /** Whether {@link #promotionFilter} takes every key ({@link HbmAdmission#ALWAYS}). */
+    /** Whether {@link #promotionFilter} takes every key (admission ALWAYS). */
     private final boolean admitsEveryMiss;
     private final LongAdder dramReadsOnGpu = new LongAdder();
     private final LongAdder spillReadsOnGpu = new LongAdder();
 
-    HbmMigration(int dim, HbmTier hbm, HostTiers host, SpillLog spill, Promoter promoter, ReentrantLock mutation,
-            AtomicLong entryCount, HbmAdmission admission, long hbmCapacity) {
+    public HbmMigration(int dim, HbmTier hbm, HostTiers host, SpillLog spill, Promoter promoter, ReentrantLock mutation,
+            AtomicLong entryCount, Admission admission) {
         this.dim = dim;
         this.hbm = hbm;
         this.host = host;
@@ -58,8 +60,18 @@ final class HbmMigration {
         this.promoter = promoter;
         this.mutation = mutation;
         this.entryCount = entryCount;
-        this.promotionFilter = admission.newFilter(hbmCapacity);
-        this.admitsEveryMiss = admission == HbmAdmission.ALWAYS;
+        this.promotionFilter = admission.filter();
+        this.admitsEveryMiss = admission.takesEveryKey();
+    }
+
+    /**
+     * Which HBM misses are installed into HBM.
+     *
+     * @param filter        takes a missed key's promotion or refuses it; used under the mutation lock
+     * @param takesEveryKey whether {@code filter} takes every key (a read can then install its misses
+     *                      without looking at each on the CPU)
+     */
+    public record Admission(LongPredicate filter, boolean takesEveryKey) {
     }
 
     /** Whether keys a read finds below HBM are promoted into DRAM on the way. */
@@ -93,10 +105,9 @@ final class HbmMigration {
 
     /**
      * A device read: HBM hits stay on the GPU, misses are probed in mapped DRAM by a kernel, the
-     * rest read below and scattered; see {@link MlkvStore#multiGet(CUdeviceptr, long, CUdeviceptr,
-     * CUdeviceptr)}. Caller is inside the store's lifecycle. Returns the number found.
+     * rest read below and scattered; see the store's device-pointer multiGet. Caller is inside the store's lifecycle. Returns the number found.
      */
-    long readDevice(CUdeviceptr keys, long n, CUdeviceptr out, CUdeviceptr found) {
+    public long readDevice(CUdeviceptr keys, long n, CUdeviceptr out, CUdeviceptr found) {
         long movesBefore = hbm.moves();
         HbmTier.DeviceMisses m = hbm.findDevice(keys, n, out, found, host.dram());
         try {
@@ -107,12 +118,12 @@ final class HbmMigration {
     }
 
     /** Keys that device reads found in the spill log, read straight into device memory. */
-    long spillReadsOnGpu() {
+    public long spillReadsOnGpu() {
         return spillReadsOnGpu.sum();
     }
 
     /** Keys that device reads found in the mapped DRAM tier on the GPU. */
-    long dramReadsOnGpu() {
+    public long dramReadsOnGpu() {
         return dramReadsOnGpu.sum();
     }
 
@@ -120,7 +131,7 @@ final class HbmMigration {
      * Reads through the tiers, HBM first, promoting what is found below (into DRAM per policy,
      * into HBM per admission). Caller is inside the store's lifecycle.
      */
-    int read(long[] keys, float[] out, boolean[] found) {
+    public int read(long[] keys, float[] out, boolean[] found) {
         int n = keys.length;
         long movesBefore = hbm.moves();
         int fromHbm = hbm.find(keys, out, found);
@@ -153,7 +164,7 @@ final class HbmMigration {
      * found into HBM, skipping keys written since their row was read. With write-back, if an
      * install that may have evicted dirty entries ran since {@code movesBefore} (read before the
      * HBM lookup), the misses are read again, HBM first, under the mutation lock: a dirty entry on
-     * its way from HBM to DRAM is in neither for a moment. Caller is inside {@link #enter()}.
+     * its way from HBM to DRAM is in neither for a moment. Caller is inside the store's lifecycle.
      */
     private int readMissesBelow(long[] missKeys, float[] rows, boolean[] below, long movesBefore) {
         int misses = missKeys.length;
@@ -261,7 +272,7 @@ final class HbmMigration {
      * Reads from DRAM, the write-back buffer and RocksDB the {@code missing} keys of {@code keys}
      * whose {@code have} flag is false; writes each found row into {@code rows} at the key's
      * position and sets its {@code have} flag and its {@code marked} flag. Returns how many
-     * were found. Caller is inside {@link #enter()}.
+     * were found. Caller is inside the store's lifecycle.
      */
     private int readRestBelow(long[] keys, float[] rows, boolean[] have, int missing, Promotion promotion,
             boolean[] marked) {
@@ -490,9 +501,9 @@ final class HbmMigration {
     /**
      * With an HBM tier, prefetching means having the keys in HBM when the future completes:
      * keys not there are read from the tiers below (which promote into DRAM per policy) and
-     * installed, except those written since they were read. Caller is inside {@link #enter()}.
+     * installed, except those written since they were read. Caller is inside the store's lifecycle.
      */
-    int prefetch(long[] keys) {
+    public int prefetch(long[] keys) {
         boolean[] inHbm = new boolean[keys.length];
         hbm.contains(keys, inHbm);
         int misses = 0;
@@ -532,7 +543,7 @@ final class HbmMigration {
      * mutation lock, after {@link #host.writePending()} (an older value of a key there must not land
      * in RocksDB after the newer one from HBM).
      */
-    void writeDirty() {
+    public void writeDirty() {
         if (!hbm.writeBack()) {
             return;
         }
