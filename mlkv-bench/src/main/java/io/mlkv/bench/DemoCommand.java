@@ -10,7 +10,9 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
+import io.mlkv.cli.StoreOptions;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** Loads and reads vectors on the embedded store and prints per-tier statistics. */
@@ -22,8 +24,10 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--vectors", defaultValue = "2000000", description = "Vectors to load (default ${DEFAULT-VALUE}).")
     long vectors;
 
-    @Option(names = "--dim", defaultValue = "64", description = "Floats per vector (default ${DEFAULT-VALUE}).")
-    int dim;
+    @Mixin
+    StoreOptions.Dim dimOption = new StoreOptions.Dim(64);
+    /** The checked {@code --dim}, for the load and read loops. */
+    private int dim;
 
     @Option(names = "--batch", defaultValue = "65536", description = "Keys per batch call (default ${DEFAULT-VALUE}).")
     int batch;
@@ -31,14 +35,14 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--reads", defaultValue = "4000000", description = "Keys to read (default ${DEFAULT-VALUE}).")
     long reads;
 
-    @Option(names = "--dram-mb", defaultValue = "128", description = "DRAM tier size in MiB (default ${DEFAULT-VALUE}).")
-    long dramMb;
+    @Mixin
+    StoreOptions.DramMb dramOption = new StoreOptions.DramMb(128);
 
-    @Option(names = "--policy", defaultValue = "tinylfu", description = "lru, lfu or tinylfu (default ${DEFAULT-VALUE}).")
-    String policy;
+    @Mixin
+    StoreOptions.Policy policyOption = new StoreOptions.Policy("tinylfu");
 
-    @Option(names = "--durability", defaultValue = "WRITE_BACK", description = "WRITE_BACK or WRITE_THROUGH (default ${DEFAULT-VALUE}).")
-    Durability durability;
+    @Mixin
+    StoreOptions.DurabilityMode durabilityOption = new StoreOptions.DurabilityMode(Durability.WRITE_BACK);
 
     @Option(names = "--distribution", defaultValue = "scrambled",
             description = "Read key distribution: uniform, zipfian, scrambled, latest, hotspot (default ${DEFAULT-VALUE}).")
@@ -55,8 +59,12 @@ final class DemoCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        if (vectors < 1 || dim < 1 || batch < 1 || reads < 0) {
-            throw new IllegalArgumentException("--vectors, --dim and --batch must be positive and --reads not negative");
+        dim = dimOption.get();
+        long dramMb = dramOption.megabytes();
+        String policy = policyOption.get();
+        Durability durability = durabilityOption.get();
+        if (vectors < 1 || batch < 1 || reads < 0) {
+            throw new IllegalArgumentException("--vectors and --batch must be positive and --reads not negative");
         }
         boolean temporary = dir == null;
         Path storeDir = temporary ? Files.createTempDirectory("mlkv-demo") : dir;

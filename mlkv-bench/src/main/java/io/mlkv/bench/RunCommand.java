@@ -11,7 +11,9 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
+import io.mlkv.cli.StoreOptions;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
@@ -46,23 +48,23 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--theta", description = "Zipfian skew (overrides zipfianconstant).")
     Double theta;
 
-    @Option(names = "--dim", defaultValue = "64", description = "Floats per vector (default ${DEFAULT-VALUE}).")
-    int dim;
+    @Mixin
+    StoreOptions.Dim dimOption = new StoreOptions.Dim(64);
 
     @Option(names = {"-t", "--threads"}, defaultValue = "2", description = "Client threads (default ${DEFAULT-VALUE}).")
     int threads;
 
-    @Option(names = "--dram-mb", defaultValue = "64", description = "DRAM tier MiB (default ${DEFAULT-VALUE}).")
-    long dramMb;
+    @Mixin
+    StoreOptions.DramMb dramOption = new StoreOptions.DramMb(64);
 
-    @Option(names = "--policy", defaultValue = "tinylfu", description = "lru, lfu or tinylfu (default ${DEFAULT-VALUE}).")
-    String policy;
+    @Mixin
+    StoreOptions.Policy policyOption = new StoreOptions.Policy("tinylfu");
 
-    @Option(names = "--durability", defaultValue = "WRITE_BACK", description = "WRITE_BACK or WRITE_THROUGH (default ${DEFAULT-VALUE}).")
-    Durability durability;
+    @Mixin
+    StoreOptions.DurabilityMode durabilityOption = new StoreOptions.DurabilityMode(Durability.WRITE_BACK);
 
-    @Option(names = "--gpu", defaultValue = "AUTO", description = "OFF, AUTO or ON (default ${DEFAULT-VALUE}).")
-    GpuMode gpu;
+    @Mixin
+    StoreOptions.Gpu gpuOption = new StoreOptions.Gpu(GpuMode.AUTO);
 
     @Option(names = "--hbm-entries", defaultValue = "1048576",
             description = "Entries of the HBM tier when a GPU is used (default ${DEFAULT-VALUE}).")
@@ -102,15 +104,14 @@ final class RunCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        int dim = dimOption.get();
+        long dramMb = dramOption.megabytes();
+        String policy = policyOption.get();
+        Durability durability = durabilityOption.get();
+        GpuMode gpu = gpuOption.get();
         // Every option is checked here, before a directory is created or a store opened.
         Workload w = Workload.load(workloadName).with(records, operations, batch, distribution, theta);
         WorkloadRunner.checkOptions(w, threads, verify);
-        if (dim < 1 || dim > 65536) {
-            throw new ParameterException(spec.commandLine(), "--dim must be 1-65536, was " + dim);
-        }
-        if (dramMb < 1 || dramMb > (Long.MAX_VALUE >> 20)) {
-            throw new ParameterException(spec.commandLine(), "--dram-mb must be positive, was " + dramMb);
-        }
         if (hbmEntries < 1) {
             throw new ParameterException(spec.commandLine(), "--hbm-entries must be positive, was " + hbmEntries);
         }

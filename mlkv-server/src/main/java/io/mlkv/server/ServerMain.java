@@ -12,7 +12,9 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
+import io.mlkv.cli.StoreOptions;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -51,13 +53,12 @@ public final class ServerMain implements Callable<Integer> {
     @Option(names = "--data-dir", defaultValue = "mlkv-token-cache", description = "Local store directory (default ${DEFAULT-VALUE}).")
     Path dataDir;
 
-    @Option(names = "--dram-mb", defaultValue = "256", description = "DRAM tier size in MiB (default ${DEFAULT-VALUE}).")
-    long dramMb;
+    @Mixin
+    StoreOptions.DramMb dramOption = new StoreOptions.DramMb(256);
 
-    @Option(names = "--gpu", defaultValue = "OFF",
-            description = "HBM tier for the local store: OFF, AUTO or ON (default ${DEFAULT-VALUE}: the GPU's memory stays "
-                    + "with the model server).")
-    io.mlkv.core.GpuMode gpu;
+    /** OFF by default: the GPU's memory stays with whatever serves the model. */
+    @Mixin
+    StoreOptions.Gpu gpuOption = new StoreOptions.Gpu(io.mlkv.core.GpuMode.OFF);
 
     @Option(names = "--local-durability", defaultValue = "WRITE_THROUGH",
             description = "WRITE_THROUGH or WRITE_BACK for the local store (default ${DEFAULT-VALUE}).")
@@ -113,6 +114,8 @@ public final class ServerMain implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        long dramMb = dramOption.megabytes();
+        io.mlkv.core.GpuMode gpu = gpuOption.get();
         String level = switch (logLevel) {
             case "error" -> "error";
             case "info" -> "info";
