@@ -7,6 +7,7 @@ import io.mlkv.bench.run.WorkloadRunner;
 import io.mlkv.core.Durability;
 import io.mlkv.core.GpuMode;
 import io.mlkv.core.MlkvStore;
+import io.mlkv.core.MlkvStoreBuilder;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -130,7 +131,7 @@ final class RunCommand implements Callable<Integer> {
             throw new ParameterException(spec.commandLine(),
                     "--hbm-spill-rows spills what the HBM tier evicts; it needs --gpu AUTO or ON");
         }
-        MlkvStore.Builder settings = MlkvStore.builder().dim(dim).dramCapacityBytes(dramMb << 20)
+        MlkvStoreBuilder settings = MlkvStore.builder().dim(dim).dramCapacityBytes(dramMb << 20)
                 .policy(policy).durability(durability).gpu(gpu).hbmCapacity(hbmEntries).hbmWriteBack(hbmWriteBack)
                 .hbmAdmission(hbmAdmission).hbmSpillRows(hbmSpillRows).fileIo(fileIo);
         boolean temporary = dir == null;

@@ -22,7 +22,6 @@ import io.mlkv.storage.rocksdb.StoreRepair;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
@@ -43,7 +42,7 @@ import org.slf4j.LoggerFactory;
  * A tiered map from 64-bit keys to fixed-dimension {@code float32} vectors: an off-heap DRAM
  * cache over RocksDB, which holds the authoritative copy, and, where a CUDA GPU is used
  * ({@link GpuMode}), an HBM tier above them holding the hottest entries (clean copies, or dirty
- * ones with {@link Builder#hbmWriteBack(boolean)}). Open one with {@link #builder()}.
+ * ones with {@link MlkvStoreBuilder#hbmWriteBack(boolean)}). Open one with {@link #builder()}.
  *
  * <h2>Semantics</h2>
  * <ul>
@@ -71,16 +70,16 @@ import org.slf4j.LoggerFactory;
  * is the one read before their value, so HBM never receives a value older than the newest one.
  * What an install evicts is copied down to DRAM. By default HBM holds clean copies: every write
  * goes to DRAM and updates the HBM copy in the same locked batch. With
- * {@link Builder#hbmWriteBack(boolean)}, writes of keys HBM holds stay in HBM, marked dirty, until
+ * {@link MlkvStoreBuilder#hbmWriteBack(boolean)}, writes of keys HBM holds stay in HBM, marked dirty, until
  * HBM evicts them (they go to DRAM as dirty) or {@link #flush()}, {@link #checkpoint},
  * {@link #forEach} or {@link #close()} writes them down. Which misses are installed is set by
- * {@link Builder#hbmAdmission(HbmAdmission)}. Checkpoints carry the HBM tier's entries, so a
+ * {@link MlkvStoreBuilder#hbmAdmission(HbmAdmission)}. Checkpoints carry the HBM tier's entries, so a
  * restored store starts with its hot set on the GPU.
  *
  * <p>Device-pointer calls ({@link #multiGet(CUdeviceptr, long, CUdeviceptr, CUdeviceptr)},
  * {@link #multiPut(CUdeviceptr, long, CUdeviceptr)}, {@link #accumulate(CUdeviceptr, long,
  * CUdeviceptr)}) keep what they can on the GPU: HBM hits, HBM misses found in the DRAM tier by a
- * GPU kernel reading its pinned memory in place ({@link Builder#mapDram(boolean)}), and, with
+ * GPU kernel reading its pinned memory in place ({@link MlkvStoreBuilder#mapDram(boolean)}), and, with
  * write-back, writes of keys HBM holds.
  *
  * <h2>Migration</h2>
@@ -103,7 +102,7 @@ public final class MlkvStore implements VectorTier {
     private final HbmTier hbm;
     /** Moves the HBM tier to and from checkpoint files; null without an HBM tier. */
     private final FileIo fileIo;
-    /** Where clean HBM evictions that DRAM lacks go ({@link Builder#hbmSpillRows}); null if none. */
+    /** Where clean HBM evictions that DRAM lacks go ({@link MlkvStoreBuilder#hbmSpillRows}); null if none. */
     private final SpillLog spill;
     /** RocksDB, also reached through {@link #host}: the store's metadata, checkpoints and exports use it directly. */
     private final RocksDbTier rocks;
@@ -232,8 +231,8 @@ public final class MlkvStore implements VectorTier {
     }
 
     /** Starts configuring a store. */
-    public static Builder builder() {
-        return new Builder();
+    public static MlkvStoreBuilder builder() {
+        return new MlkvStoreBuilder();
     }
 
     private long recoverCount() {
@@ -401,7 +400,7 @@ public final class MlkvStore implements VectorTier {
     /**
      * {@link #multiPut(long[], float[])} with device memory: {@code keys} holds {@code n} int64
      * keys and {@code values} {@code dim} float32 values per key; a key repeated in the batch
-     * keeps its last row. With {@link Builder#hbmWriteBack(boolean) write-back}, the rows of keys
+     * keeps its last row. With {@link MlkvStoreBuilder#hbmWriteBack(boolean) write-back}, the rows of keys
      * HBM holds are written there on the GPU (those keys become dirty); the others are copied to
      * the host and written below. Without write-back, keys and rows are copied to the host and
      * take the host path. Both pointers are on the HBM tier's device ({@link #makeGpuCurrent});
@@ -418,7 +417,7 @@ public final class MlkvStore implements VectorTier {
     /**
      * {@link #accumulate(long[], float[])} with device memory, for training code whose gradients
      * live on the GPU: {@code keys} holds {@code n} int64 keys and {@code deltas} {@code dim}
-     * float32 values per key. With {@link Builder#hbmWriteBack(boolean) write-back}, the deltas of
+     * float32 values per key. With {@link MlkvStoreBuilder#hbmWriteBack(boolean) write-back}, the deltas of
      * keys HBM holds are added on the GPU, in place (those keys become dirty); the other keys'
      * deltas are copied to the host and accumulated below. Without write-back, keys and deltas
      * are copied to the host and take the host path. A repeated key gets every delta. Both
@@ -716,7 +715,7 @@ public final class MlkvStore implements VectorTier {
 
 
     /**
-     * Salvages a store that {@link Builder#build()} refuses with {@code CORRUPTION} (a damaged
+     * Salvages a store that {@link MlkvStoreBuilder#build()} refuses with {@code CORRUPTION} (a damaged
      * SST, MANIFEST, CURRENT or write-ahead log): everything that still reads and passes its
      * checksums is written to a new store that takes the directory's place, and the damaged files
      * are moved, untouched, to {@code NAME.damaged-TIMESTAMP} beside it. No store may have the
@@ -860,214 +859,5 @@ public final class MlkvStore implements VectorTier {
 
     private static void checkReserved(String op, long[] keys) {
         ReservedKeys.check(op, keys);
-    }
-
-    /**
-     * Configures and opens a store. Each setter checks its argument at once; {@link #build()}
-     * checks the settings together and opens the store without changing the builder.
-     */
-    public static final class Builder {
-        private int dim = -1;
-        private long dramCapacityBytes = 256L << 20;
-        private long blockCacheBytes = 64L << 20;
-        private Path directory;
-        private Durability durability = Durability.WRITE_BACK;
-        private String policy = "lru";
-        private GpuMode gpuMode = GpuMode.AUTO;
-        private FileIo.Mode fileIoMode = FileIo.Mode.AUTO;
-        private long hbmCapacity = 1L << 20;
-        private boolean syncWrites;
-        private int prefetchThreads = 2;
-        private boolean hbmWriteBack;
-        private boolean mapDram = true;
-        private HbmAdmission hbmAdmission = HbmAdmission.ALWAYS;
-        private long hbmSpillRows;
-
-        private Builder() {
-        }
-
-        /** Values per vector; required, 1 to 65536. */
-        public Builder dim(int dim) {
-            if (dim < 1 || dim > 65536) {
-                throw new IllegalArgumentException("dim must be between 1 and 65536, was " + dim);
-            }
-            this.dim = dim;
-            return this;
-        }
-
-        /** Native memory for the DRAM tier, metadata included; default 256 MiB. */
-        public Builder dramCapacityBytes(long bytes) {
-            if (bytes <= 0) {
-                throw new IllegalArgumentException("dramCapacityBytes must be positive, was " + bytes);
-            }
-            this.dramCapacityBytes = bytes;
-            return this;
-        }
-
-        /** RocksDB block cache size; default 64 MiB. */
-        public Builder blockCacheBytes(long bytes) {
-            if (bytes <= 0) {
-                throw new IllegalArgumentException("blockCacheBytes must be positive, was " + bytes);
-            }
-            this.blockCacheBytes = bytes;
-            return this;
-        }
-
-        /** Directory of the SSD tier; required. Created if missing; must hold an MLKV store or be empty. */
-        public Builder directory(Path directory) {
-            if (directory == null) {
-                throw new IllegalArgumentException("directory must not be null");
-            }
-            this.directory = directory;
-            return this;
-        }
-
-        /** Default {@link Durability#WRITE_BACK}. */
-        public Builder durability(Durability durability) {
-            if (durability == null) {
-                throw new IllegalArgumentException("durability must not be null; one of "
-                        + Arrays.toString(Durability.values()));
-            }
-            this.durability = durability;
-            return this;
-        }
-
-        /** DRAM eviction and admission policy: {@code lru} (default), {@code lfu} or {@code tinylfu}. */
-        public Builder policy(String name) {
-            this.policy = io.mlkv.storage.policy.Policies.checkName(name);
-            return this;
-        }
-
-        /**
-         * How the HBM tier's checkpoint files are written and read: cuFile where it works with
-         * POSIX as fallback ({@link FileIo.Mode#AUTO}, default), or one path only.
-         */
-        public Builder fileIo(FileIo.Mode mode) {
-            if (mode == null) {
-                throw new IllegalArgumentException("fileIo mode must not be null");
-            }
-            this.fileIoMode = mode;
-            return this;
-        }
-
-        /** Default {@link GpuMode#AUTO}. */
-        public Builder gpu(GpuMode mode) {
-            if (mode == null) {
-                throw new IllegalArgumentException("gpu mode must not be null; one of "
-                        + Arrays.toString(GpuMode.values()));
-            }
-            this.gpuMode = mode;
-            return this;
-        }
-
-        /**
-         * Entries the HBM tier holds when a GPU is used (rounded up to whole 128-slot buckets, a
-         * power of two of them); default 1 Mi.
-         */
-        public Builder hbmCapacity(long entries) {
-            if (entries < 1 || entries > (1L << 40)) {
-                throw new IllegalArgumentException("hbmCapacity must be between 1 and 2^40 entries, was " + entries);
-            }
-            this.hbmCapacity = entries;
-            return this;
-        }
-
-        /**
-         * Whether writes of keys the HBM tier holds stay in HBM until it evicts them or the store
-         * is flushed, instead of going to DRAM and updating the HBM copy; default off. Saves the
-         * DRAM write and the write-back to RocksDB of hot keys that are written often (embedding
-         * updates). Needs {@link Durability#WRITE_BACK}; without a GPU it has no effect.
-         */
-        public Builder hbmWriteBack(boolean writeBack) {
-            this.hbmWriteBack = writeBack;
-            return this;
-        }
-
-        /**
-         * With a GPU: whether the DRAM tier's memory is pinned and mapped so that device-pointer
-         * reads ({@link MlkvStore#multiGet(CUdeviceptr, long, CUdeviceptr, CUdeviceptr)}) look
-         * their HBM misses up in DRAM on the GPU, over PCIe, instead of on the CPU; default on.
-         * Pinning commits the whole DRAM tier in physical memory at open. Keys the GPU finds in
-         * DRAM this way do not refresh their DRAM recency. Without a GPU it has no effect.
-         */
-        public Builder mapDram(boolean map) {
-            this.mapDram = map;
-            return this;
-        }
-
-        /** Which HBM misses found below are installed into HBM; default {@link HbmAdmission#ALWAYS}. */
-        public Builder hbmAdmission(HbmAdmission admission) {
-            if (admission == null) {
-                throw new IllegalArgumentException("hbmAdmission must not be null; one of "
-                        + Arrays.toString(HbmAdmission.values()));
-            }
-            this.hbmAdmission = admission;
-            return this;
-        }
-
-        /**
-         * With a GPU: rows of an on-SSD spill log for what HBM evicts, or 0 (default) for none. A
-         * clean entry that leaves HBM and that DRAM does not hold is written, straight from device
-         * memory (cuFile where it works, see {@link #fileIo}), to a ring of this many rows in
-         * {@code directory/hbm-spill.log} instead of to DRAM; device reads that miss HBM and DRAM
-         * read it back from there into device memory. The log is scratch space: it starts empty
-         * at every open and its oldest rows are overwritten when it is full. Needs a GPU mode
-         * other than {@link GpuMode#OFF}; without a GPU it is not created.
-         */
-        public Builder hbmSpillRows(long rows) {
-            if (rows < 0 || rows > Integer.MAX_VALUE - 8) {
-                throw new IllegalArgumentException("hbmSpillRows must be 0 to " + (Integer.MAX_VALUE - 8) + ", was " + rows);
-            }
-            this.hbmSpillRows = rows;
-            return this;
-        }
-
-        /** Fsync RocksDB's write-ahead log on every write, to survive power loss; default off. */
-        public Builder syncWrites(boolean sync) {
-            this.syncWrites = sync;
-            return this;
-        }
-
-        /** Threads that run {@link MlkvStore#prefetch}; default 2. */
-        public Builder prefetchThreads(int threads) {
-            if (threads < 1 || threads > 256) {
-                throw new IllegalArgumentException("prefetchThreads must be between 1 and 256, was " + threads);
-            }
-            this.prefetchThreads = threads;
-            return this;
-        }
-
-        /**
-         * Opens the store.
-         *
-         * @throws IllegalStateException if a required setting is missing or settings conflict
-         * @throws MlkvException         if the directory is locked, incompatible or unreadable
-         */
-        public MlkvStore build() {
-            if (dim < 0) {
-                throw new IllegalStateException("dim is required: call dim(n) before build()");
-            }
-            if (directory == null) {
-                throw new IllegalStateException("directory is required: call directory(path) before build()");
-            }
-            if (hbmWriteBack && durability != Durability.WRITE_BACK) {
-                throw new IllegalStateException("hbmWriteBack(true) needs durability WRITE_BACK (was " + durability
-                        + "): with WRITE_THROUGH every write reaches RocksDB before it is acknowledged; "
-                        + "drop hbmWriteBack or use WRITE_BACK");
-            }
-            if (hbmSpillRows > 0 && gpuMode == GpuMode.OFF) {
-                throw new IllegalStateException("hbmSpillRows(" + hbmSpillRows + ") spills what the HBM tier evicts, "
-                        + "but gpu(GpuMode.OFF) turns that tier off: use GpuMode.AUTO or ON, or drop hbmSpillRows");
-            }
-            long bucket = DramTier.bucketBytes(dim);
-            if (dramCapacityBytes < bucket) {
-                throw new IllegalStateException("dramCapacityBytes " + dramCapacityBytes
-                        + " is too small for dim " + dim + ": raise it to at least " + bucket
-                        + " bytes (one bucket of " + DramTier.BUCKET_SLOTS + " vectors)");
-            }
-            return new MlkvStore(new StoreConfig(dim, directory, dramCapacityBytes, blockCacheBytes, policy, durability,
-                    syncWrites, gpuMode, hbmCapacity, hbmWriteBack, hbmAdmission, hbmSpillRows, fileIoMode, mapDram,
-                    prefetchThreads));
-        }
     }
 }

@@ -4,7 +4,7 @@ import io.mlkv.gpu.cufile.FileIo;
 import java.nio.file.Path;
 
 /**
- * A store's settings, checked and fixed: what {@link MlkvStore.Builder#build()} hands to the
+ * A store's settings, checked and fixed: what {@link MlkvStoreBuilder#build()} hands to the
  * store, which reads it once when it opens. The builder's setters say what each one means.
  */
 record StoreConfig(int dim, Path directory, long dramCapacityBytes, long blockCacheBytes, String policy,

@@ -4,7 +4,7 @@ package io.mlkv.core;
  * Counters of one tier since the store opened.
  *
  * @param tier        {@code "HBM"}, {@code "DRAM"}, {@code "SPILL"} (the HBM spill log, see
- *                    {@link MlkvStore.Builder#hbmSpillRows}; its promotions are rows written into it
+ *                    {@link MlkvStoreBuilder#hbmSpillRows}; its promotions are rows written into it
  *                    from HBM, its demotions indexed rows the ring overwrote) or {@code "SSD"}
  * @param hits        keys looked up and found in this tier
  * @param misses      keys looked up here and not found (they went to the tier below, or were absent)

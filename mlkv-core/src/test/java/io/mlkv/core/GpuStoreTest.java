@@ -213,7 +213,7 @@ class GpuStoreTest {
             keys[i] = 37L * i + 5;
         }
         float[] values = rows(n, 10f);
-        MlkvStore.Builder b = MlkvStore.builder().dim(DIM).directory(d)
+        MlkvStoreBuilder b = MlkvStore.builder().dim(DIM).directory(d)
                 .dramCapacityBytes(4 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
                 .gpu(GpuMode.ON).hbmCapacity(128).hbmSpillRows(1 << 14);
         try (MlkvStore s = b.build()) {

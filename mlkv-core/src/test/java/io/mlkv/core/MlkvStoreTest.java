@@ -51,7 +51,7 @@ class MlkvStoreTest {
 
     @Test
     void eachBuilderSettingRejectsABadValueByName() {
-        MlkvStore.Builder b = MlkvStore.builder();
+        MlkvStoreBuilder b = MlkvStore.builder();
         assertMessage(() -> b.dim(0), "dim", "0");
         assertMessage(() -> b.dramCapacityBytes(-1), "dramCapacityBytes", "-1");
         assertMessage(() -> b.blockCacheBytes(0), "blockCacheBytes", "0");
@@ -72,7 +72,7 @@ class MlkvStoreTest {
 
     @Test
     void buildSaysWhichRequiredSettingIsMissingAndDoesNotChangeTheBuilder() {
-        MlkvStore.Builder b = MlkvStore.builder().directory(dir.resolve("x"));
+        MlkvStoreBuilder b = MlkvStore.builder().directory(dir.resolve("x"));
         IllegalStateException e = assertThrows(IllegalStateException.class, b::build);
         assertTrue(e.getMessage().contains("dim"), e.getMessage());
         b.dim(8).dramCapacityBytes(100);
@@ -92,7 +92,7 @@ class MlkvStoreTest {
         IllegalArgumentException bad = assertThrows(IllegalArgumentException.class,
                 () -> MlkvStore.builder().hbmSpillRows(-1));
         assertTrue(bad.getMessage().contains("hbmSpillRows") && bad.getMessage().contains("-1"), bad.getMessage());
-        MlkvStore.Builder b = MlkvStore.builder().dim(DIM).directory(dir.resolve("spill")).gpu(GpuMode.OFF)
+        MlkvStoreBuilder b = MlkvStore.builder().dim(DIM).directory(dir.resolve("spill")).gpu(GpuMode.OFF)
                 .hbmSpillRows(1000);
         IllegalStateException e = assertThrows(IllegalStateException.class, b::build);
         assertTrue(e.getMessage().contains("hbmSpillRows") && e.getMessage().contains("GpuMode.OFF"), e.getMessage());
@@ -106,7 +106,7 @@ class MlkvStoreTest {
 
     @Test
     void hbmWriteBackIsRefusedWithWriteThroughAndSaysWhatToChange() {
-        MlkvStore.Builder b = MlkvStore.builder().dim(DIM).directory(dir.resolve("wt")).gpu(GpuMode.OFF)
+        MlkvStoreBuilder b = MlkvStore.builder().dim(DIM).directory(dir.resolve("wt")).gpu(GpuMode.OFF)
                 .durability(Durability.WRITE_THROUGH).hbmWriteBack(true);
         IllegalStateException e = assertThrows(IllegalStateException.class, b::build);
         assertTrue(e.getMessage().contains("hbmWriteBack") && e.getMessage().contains("WRITE_BACK"), e.getMessage());
@@ -120,7 +120,7 @@ class MlkvStoreTest {
     @Test
     void gpuModeOnOpensAnHbmTierOrSaysWhyNot() {
         boolean gpu = io.mlkv.gpu.cuda.Kernels.built() && io.mlkv.gpu.cuda.CudaDevice.unavailableReason() == null;
-        MlkvStore.Builder b = MlkvStore.builder().dim(DIM).directory(dir.resolve("g")).gpu(GpuMode.ON).hbmCapacity(1024);
+        MlkvStoreBuilder b = MlkvStore.builder().dim(DIM).directory(dir.resolve("g")).gpu(GpuMode.ON).hbmCapacity(1024);
         if (gpu) {
             try (MlkvStore s = b.build()) {
                 assertEquals("HBM", s.stats().tiers().get(0).tier());

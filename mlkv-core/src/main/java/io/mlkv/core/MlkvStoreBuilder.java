@@ -1,0 +1,215 @@
+package io.mlkv.core;
+
+import io.mlkv.gpu.cufile.FileIo;
+import io.mlkv.storage.dram.DramTier;
+import java.nio.file.Path;
+import java.util.Arrays;
+
+/**
+ * Configures and opens a store. Each setter checks its argument at once; {@link #build()}
+ * checks the settings together and opens the store without changing the builder.
+ */
+public final class MlkvStoreBuilder {
+    private int dim = -1;
+    private long dramCapacityBytes = 256L << 20;
+    private long blockCacheBytes = 64L << 20;
+    private Path directory;
+    private Durability durability = Durability.WRITE_BACK;
+    private String policy = "lru";
+    private GpuMode gpuMode = GpuMode.AUTO;
+    private FileIo.Mode fileIoMode = FileIo.Mode.AUTO;
+    private long hbmCapacity = 1L << 20;
+    private boolean syncWrites;
+    private int prefetchThreads = 2;
+    private boolean hbmWriteBack;
+    private boolean mapDram = true;
+    private HbmAdmission hbmAdmission = HbmAdmission.ALWAYS;
+    private long hbmSpillRows;
+
+    MlkvStoreBuilder() {
+    }
+
+    /** Values per vector; required, 1 to 65536. */
+    public MlkvStoreBuilder dim(int dim) {
+        if (dim < 1 || dim > 65536) {
+            throw new IllegalArgumentException("dim must be between 1 and 65536, was " + dim);
+        }
+        this.dim = dim;
+        return this;
+    }
+
+    /** Native memory for the DRAM tier, metadata included; default 256 MiB. */
+    public MlkvStoreBuilder dramCapacityBytes(long bytes) {
+        if (bytes <= 0) {
+            throw new IllegalArgumentException("dramCapacityBytes must be positive, was " + bytes);
+        }
+        this.dramCapacityBytes = bytes;
+        return this;
+    }
+
+    /** RocksDB block cache size; default 64 MiB. */
+    public MlkvStoreBuilder blockCacheBytes(long bytes) {
+        if (bytes <= 0) {
+            throw new IllegalArgumentException("blockCacheBytes must be positive, was " + bytes);
+        }
+        this.blockCacheBytes = bytes;
+        return this;
+    }
+
+    /** Directory of the SSD tier; required. Created if missing; must hold an MLKV store or be empty. */
+    public MlkvStoreBuilder directory(Path directory) {
+        if (directory == null) {
+            throw new IllegalArgumentException("directory must not be null");
+        }
+        this.directory = directory;
+        return this;
+    }
+
+    /** Default {@link Durability#WRITE_BACK}. */
+    public MlkvStoreBuilder durability(Durability durability) {
+        if (durability == null) {
+            throw new IllegalArgumentException("durability must not be null; one of "
+                    + Arrays.toString(Durability.values()));
+        }
+        this.durability = durability;
+        return this;
+    }
+
+    /** DRAM eviction and admission policy: {@code lru} (default), {@code lfu} or {@code tinylfu}. */
+    public MlkvStoreBuilder policy(String name) {
+        this.policy = io.mlkv.storage.policy.Policies.checkName(name);
+        return this;
+    }
+
+    /**
+     * How the HBM tier's checkpoint files are written and read: cuFile where it works with
+     * POSIX as fallback ({@link FileIo.Mode#AUTO}, default), or one path only.
+     */
+    public MlkvStoreBuilder fileIo(FileIo.Mode mode) {
+        if (mode == null) {
+            throw new IllegalArgumentException("fileIo mode must not be null");
+        }
+        this.fileIoMode = mode;
+        return this;
+    }
+
+    /** Default {@link GpuMode#AUTO}. */
+    public MlkvStoreBuilder gpu(GpuMode mode) {
+        if (mode == null) {
+            throw new IllegalArgumentException("gpu mode must not be null; one of "
+                    + Arrays.toString(GpuMode.values()));
+        }
+        this.gpuMode = mode;
+        return this;
+    }
+
+    /**
+     * Entries the HBM tier holds when a GPU is used (rounded up to whole 128-slot buckets, a
+     * power of two of them); default 1 Mi.
+     */
+    public MlkvStoreBuilder hbmCapacity(long entries) {
+        if (entries < 1 || entries > (1L << 40)) {
+            throw new IllegalArgumentException("hbmCapacity must be between 1 and 2^40 entries, was " + entries);
+        }
+        this.hbmCapacity = entries;
+        return this;
+    }
+
+    /**
+     * Whether writes of keys the HBM tier holds stay in HBM until it evicts them or the store
+     * is flushed, instead of going to DRAM and updating the HBM copy; default off. Saves the
+     * DRAM write and the write-back to RocksDB of hot keys that are written often (embedding
+     * updates). Needs {@link Durability#WRITE_BACK}; without a GPU it has no effect.
+     */
+    public MlkvStoreBuilder hbmWriteBack(boolean writeBack) {
+        this.hbmWriteBack = writeBack;
+        return this;
+    }
+
+    /**
+     * With a GPU: whether the DRAM tier's memory is pinned and mapped so that device-pointer
+     * reads ({@link MlkvStore#multiGet(CUdeviceptr, long, CUdeviceptr, CUdeviceptr)}) look
+     * their HBM misses up in DRAM on the GPU, over PCIe, instead of on the CPU; default on.
+     * Pinning commits the whole DRAM tier in physical memory at open. Keys the GPU finds in
+     * DRAM this way do not refresh their DRAM recency. Without a GPU it has no effect.
+     */
+    public MlkvStoreBuilder mapDram(boolean map) {
+        this.mapDram = map;
+        return this;
+    }
+
+    /** Which HBM misses found below are installed into HBM; default {@link HbmAdmission#ALWAYS}. */
+    public MlkvStoreBuilder hbmAdmission(HbmAdmission admission) {
+        if (admission == null) {
+            throw new IllegalArgumentException("hbmAdmission must not be null; one of "
+                    + Arrays.toString(HbmAdmission.values()));
+        }
+        this.hbmAdmission = admission;
+        return this;
+    }
+
+    /**
+     * With a GPU: rows of an on-SSD spill log for what HBM evicts, or 0 (default) for none. A
+     * clean entry that leaves HBM and that DRAM does not hold is written, straight from device
+     * memory (cuFile where it works, see {@link #fileIo}), to a ring of this many rows in
+     * {@code directory/hbm-spill.log} instead of to DRAM; device reads that miss HBM and DRAM
+     * read it back from there into device memory. The log is scratch space: it starts empty
+     * at every open and its oldest rows are overwritten when it is full. Needs a GPU mode
+     * other than {@link GpuMode#OFF}; without a GPU it is not created.
+     */
+    public MlkvStoreBuilder hbmSpillRows(long rows) {
+        if (rows < 0 || rows > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("hbmSpillRows must be 0 to " + (Integer.MAX_VALUE - 8) + ", was " + rows);
+        }
+        this.hbmSpillRows = rows;
+        return this;
+    }
+
+    /** Fsync RocksDB's write-ahead log on every write, to survive power loss; default off. */
+    public MlkvStoreBuilder syncWrites(boolean sync) {
+        this.syncWrites = sync;
+        return this;
+    }
+
+    /** Threads that run {@link MlkvStore#prefetch}; default 2. */
+    public MlkvStoreBuilder prefetchThreads(int threads) {
+        if (threads < 1 || threads > 256) {
+            throw new IllegalArgumentException("prefetchThreads must be between 1 and 256, was " + threads);
+        }
+        this.prefetchThreads = threads;
+        return this;
+    }
+
+    /**
+     * Opens the store.
+     *
+     * @throws IllegalStateException if a required setting is missing or settings conflict
+     * @throws MlkvException         if the directory is locked, incompatible or unreadable
+     */
+    public MlkvStore build() {
+        if (dim < 0) {
+            throw new IllegalStateException("dim is required: call dim(n) before build()");
+        }
+        if (directory == null) {
+            throw new IllegalStateException("directory is required: call directory(path) before build()");
+        }
+        if (hbmWriteBack && durability != Durability.WRITE_BACK) {
+            throw new IllegalStateException("hbmWriteBack(true) needs durability WRITE_BACK (was " + durability
+                    + "): with WRITE_THROUGH every write reaches RocksDB before it is acknowledged; "
+                    + "drop hbmWriteBack or use WRITE_BACK");
+        }
+        if (hbmSpillRows > 0 && gpuMode == GpuMode.OFF) {
+            throw new IllegalStateException("hbmSpillRows(" + hbmSpillRows + ") spills what the HBM tier evicts, "
+                    + "but gpu(GpuMode.OFF) turns that tier off: use GpuMode.AUTO or ON, or drop hbmSpillRows");
+        }
+        long bucket = DramTier.bucketBytes(dim);
+        if (dramCapacityBytes < bucket) {
+            throw new IllegalStateException("dramCapacityBytes " + dramCapacityBytes
+                    + " is too small for dim " + dim + ": raise it to at least " + bucket
+                    + " bytes (one bucket of " + DramTier.BUCKET_SLOTS + " vectors)");
+        }
+        return new MlkvStore(new StoreConfig(dim, directory, dramCapacityBytes, blockCacheBytes, policy, durability,
+                syncWrites, gpuMode, hbmCapacity, hbmWriteBack, hbmAdmission, hbmSpillRows, fileIoMode, mapDram,
+                prefetchThreads));
+    }
+}
