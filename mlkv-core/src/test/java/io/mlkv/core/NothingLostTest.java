@@ -188,6 +188,32 @@ class NothingLostTest {
         }
     }
 
+    /** A bind mount shows the same directory (same device and inode) under another path. */
+    @Test
+    void aBindMountOfAnOpenDirectoryIsRefusedWithLocked() throws Exception {
+        Path base = Files.createDirectories(tmp.resolve("bind-src"));
+        Path mount = Files.createDirectories(tmp.resolve("bind-dst"));
+        try (MlkvStore s = open(base.resolve("x"))) {
+            s.put(1, new float[DIM]);
+            Process m = new ProcessBuilder("mount", "--bind", base.toString(), mount.toString())
+                    .redirectErrorStream(true).start();
+            String why = new String(m.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
+            org.junit.jupiter.api.Assumptions.assumeTrue(m.waitFor() == 0,
+                    "bind mounts need root (or CAP_SYS_ADMIN) and mount(8): " + why);
+            try {
+                MlkvException e = assertStatus(StatusCode.LOCKED, () -> open(mount.resolve("x")).close());
+                assertTrue(e.getMessage().contains("pid " + ProcessHandle.current().pid()), e.getMessage());
+            } finally {
+                Process u = new ProcessBuilder("umount", mount.toString()).redirectErrorStream(true).start();
+                u.getInputStream().readAllBytes();
+                assertEquals(0, u.waitFor(), "umount " + mount);
+            }
+        }
+        try (MlkvStore s = open(base.resolve("x"))) {
+            assertEquals(1, s.size());
+        }
+    }
+
     @Test
     void aStoreHeldByAnotherProcessIsRefusedNamingItsPid() throws Exception {
         Path d = tmp.resolve("held");
