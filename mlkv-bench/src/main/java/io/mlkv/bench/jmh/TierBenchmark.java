@@ -48,7 +48,11 @@ import org.rocksdb.WriteOptions;
  *   <li>{@code CONCURRENT_HASH_MAP}, {@code CAFFEINE}, {@code AGRONA_MAP}: on-heap maps of
  *       {@code float[]} ({@link HeapBaselines});</li>
  *   <li>{@code RAW_ROCKSDB}: RocksDB JNI with default options, {@code multiGetAsList} and a
- *       {@code WriteBatch} per batch.</li>
+ *       {@code WriteBatch} per batch: what a user would write first;</li>
+ *   <li>{@code RAW_ROCKSDB_TUNED}: the same code with the table options our RocksDB tier uses
+ *       (whole-key Bloom filters of 10 bits per key, partitioned filters and indexes behind a pinned
+ *       top level, the same 256 MiB LRU block cache, 4 KiB blocks, no compression, 64 MiB write
+ *       buffers): the baseline {@code ROCKSDB_TIER} is compared with.</li>
  * </ul>
  *
  * <p>Run: {@code java -jar mlkv-bench/target/mlkv-bench.jar jmh TierBenchmark -f 1 -wi 2 -i 3 -w 5s -r 5s}
@@ -64,10 +68,10 @@ public class TierBenchmark {
 
     /** What is measured. */
     public enum Impl { DRAM_TIER, ROCKSDB_TIER, STORE_ALL_IN_DRAM, STORE_QUARTER_IN_DRAM, CONCURRENT_HASH_MAP, CAFFEINE,
-        AGRONA_MAP, RAW_ROCKSDB }
+        AGRONA_MAP, RAW_ROCKSDB, RAW_ROCKSDB_TUNED }
 
     @Param({"DRAM_TIER", "ROCKSDB_TIER", "STORE_ALL_IN_DRAM", "STORE_QUARTER_IN_DRAM", "CONCURRENT_HASH_MAP", "CAFFEINE",
-        "AGRONA_MAP", "RAW_ROCKSDB"})
+        "AGRONA_MAP", "RAW_ROCKSDB", "RAW_ROCKSDB_TUNED"})
     public Impl impl;
 
     @Param("64")
@@ -114,7 +118,10 @@ public class TierBenchmark {
                 target = new HeapBaselines.AgronaMap(dim);
                 break;
             case RAW_ROCKSDB:
-                target = new RawRocks(dir, dim);
+                target = new RawRocks(dir, dim, RawRocks.defaults());
+                break;
+            case RAW_ROCKSDB_TUNED:
+                target = new RawRocks(dir, dim, RawRocks.asOurTier(256L << 20));
                 break;
             default:
                 throw new AssertionError(impl);
@@ -177,15 +184,43 @@ public class TierBenchmark {
         target.multiPut(nextBatch(), values);
     }
 
-    /** RocksDB JNI as a user would write it: default options, byte[] keys and values. */
+    /** RocksDB JNI as a user would write it: byte[] keys and values, MultiGet, one WriteBatch per batch. */
     static final class RawRocks implements VectorTier {
         private final int dim;
-        private final Options options = new Options().setCreateIfMissing(true);
+        private final Options options;
         private final WriteOptions writeOptions = new WriteOptions();
         private final RocksDB db;
 
-        RawRocks(Path dir, int dim) {
+        /** RocksDB's defaults. */
+        static Options defaults() {
+            return new Options().setCreateIfMissing(true);
+        }
+
+        /** The table options of our RocksDB tier ({@code RocksDbTier}), with a block cache of {@code cacheBytes}. */
+        static Options asOurTier(long cacheBytes) {
+            RocksDB.loadLibrary();
+            org.rocksdb.BlockBasedTableConfig table = new org.rocksdb.BlockBasedTableConfig()
+                    .setBlockCache(new org.rocksdb.LRUCache(cacheBytes))
+                    .setFilterPolicy(new org.rocksdb.BloomFilter(10, false))
+                    .setWholeKeyFiltering(true)
+                    .setCacheIndexAndFilterBlocks(true)
+                    .setCacheIndexAndFilterBlocksWithHighPriority(true)
+                    .setPinL0FilterAndIndexBlocksInCache(true)
+                    .setIndexType(org.rocksdb.IndexType.kTwoLevelIndexSearch)
+                    .setPartitionFilters(true)
+                    .setMetadataBlockSize(4096)
+                    .setPinTopLevelIndexAndFilter(true)
+                    .setBlockSize(4096)
+                    .setFormatVersion(5);
+            return new Options().setCreateIfMissing(true).setTableFormatConfig(table)
+                    .setCompressionType(org.rocksdb.CompressionType.NO_COMPRESSION)
+                    .setMemtablePrefixBloomSizeRatio(0.05).setMemtableWholeKeyFiltering(true)
+                    .setWriteBufferSize(64L << 20).setLevelCompactionDynamicLevelBytes(true);
+        }
+
+        RawRocks(Path dir, int dim, Options options) {
             this.dim = dim;
+            this.options = options;
             try {
                 db = RocksDB.open(options, dir.resolve("raw").toString());
             } catch (RocksDBException e) {
