@@ -85,7 +85,7 @@ final class BatchBenchCommand implements Callable<Integer> {
             }
         } finally {
             if (temporary) {
-                TempDirectories.deleteTree(root);
+                io.mlkv.storage.FileTrees.delete(root);
             }
         }
         return 0;

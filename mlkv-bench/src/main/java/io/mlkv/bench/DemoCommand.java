@@ -91,7 +91,7 @@ final class DemoCommand implements Callable<Integer> {
             System.out.println("integrity: every value read back matched what was written");
         } finally {
             if (temporary) {
-                TempDirectories.deleteTree(storeDir);
+                io.mlkv.storage.FileTrees.delete(storeDir);
             }
         }
         return 0;

@@ -155,7 +155,7 @@ final class RunCommand implements Callable<Integer> {
         } finally {
             if (temporary) {
                 try {
-                    TempDirectories.deleteTree(storeDir);
+                    io.mlkv.storage.FileTrees.delete(storeDir);
                 } catch (IOException e) {
                     System.err.println("could not delete " + storeDir + ": " + e.getMessage());
                 }

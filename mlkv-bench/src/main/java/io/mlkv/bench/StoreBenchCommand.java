@@ -130,7 +130,7 @@ final class StoreBenchCommand implements Callable<Integer> {
             }
         } finally {
             if (temporary) {
-                TempDirectories.deleteTree(storeDir);
+                io.mlkv.storage.FileTrees.delete(storeDir);
             }
         }
         System.out.printf(Locale.ROOT, "%nstore-bench: %,d records of dim %d, HBM %,d entries, DRAM %,d bytes (holds the table), "

@@ -10,6 +10,7 @@ import io.mlkv.core.tiers.Lifecycle;
 import io.mlkv.core.tiers.Promoter;
 import io.mlkv.storage.BatchChecks;
 import io.mlkv.storage.FileSync;
+import io.mlkv.storage.FileTrees;
 import io.mlkv.storage.MlkvException;
 import io.mlkv.storage.ReservedKeys;
 import io.mlkv.storage.StatusCode;
@@ -198,7 +199,7 @@ public final class MlkvStore implements VectorTier {
             }
         }
         try {
-            Restore.deleteTree(saved);
+            FileTrees.delete(saved);
         } catch (IOException e) {
             throw new MlkvException(StatusCode.IO_ERROR, "delete " + saved, e.getClass().getSimpleName(),
                     e.getMessage(), e);

@@ -1,6 +1,7 @@
 package io.mlkv.core;
 
 import io.mlkv.storage.FileSync;
+import io.mlkv.storage.FileTrees;
 import io.mlkv.storage.MlkvException;
 import io.mlkv.storage.StatusCode;
 import java.io.IOException;
@@ -47,14 +48,14 @@ final class Restore {
                 Path dst = staging.resolve(rel.toString());
                 Files.createDirectories(dst.getParent());
                 Files.copy(from.resolve(rel), dst);
-                sync.file(dst);
             }
+            // Every file, then every directory, deepest first.
             sync.tree(staging);
             Files.move(staging, to, StandardCopyOption.ATOMIC_MOVE);
             sync.directory(parent);
         } catch (IOException e) {
             try {
-                deleteTree(staging);
+                FileTrees.delete(staging);
             } catch (IOException suppressed) {
                 e.addSuppressed(suppressed);
             }
@@ -68,19 +69,9 @@ final class Restore {
         try (Stream<Path> s = Files.list(parent)) {
             for (Path p : s.filter(p -> p.getFileName().toString().startsWith(prefix)).toList()) {
                 LOG.info("removing {}, left by an interrupted restore", p);
-                deleteTree(p);
+                FileTrees.delete(p);
             }
         }
     }
 
-    static void deleteTree(Path root) throws IOException {
-        if (!Files.exists(root)) {
-            return;
-        }
-        try (Stream<Path> s = Files.walk(root)) {
-            for (Path q : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
-                Files.delete(q);
-            }
-        }
-    }
 }

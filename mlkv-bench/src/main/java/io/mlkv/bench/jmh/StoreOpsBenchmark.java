@@ -1,6 +1,5 @@
 package io.mlkv.bench.jmh;
 
-import io.mlkv.bench.TempDirectories;
 import io.mlkv.core.Durability;
 import io.mlkv.core.GpuMode;
 import io.mlkv.core.MlkvStore;
@@ -106,7 +105,7 @@ public class StoreOpsBenchmark {
     @TearDown(Level.Iteration)
     public void close() throws IOException {
         target.close();
-        TempDirectories.deleteTree(dir);
+        io.mlkv.storage.FileTrees.delete(dir);
     }
 
     @Benchmark

@@ -1,6 +1,5 @@
 package io.mlkv.bench.jmh;
 
-import io.mlkv.bench.TempDirectories;
 import io.mlkv.core.Durability;
 import io.mlkv.core.GpuMode;
 import io.mlkv.core.MlkvStore;
@@ -166,7 +165,7 @@ public class TierBenchmark {
     @TearDown(Level.Trial)
     public void close() throws IOException {
         target.close();
-        TempDirectories.deleteTree(dir);
+        io.mlkv.storage.FileTrees.delete(dir);
     }
 
     private long[] nextBatch() {

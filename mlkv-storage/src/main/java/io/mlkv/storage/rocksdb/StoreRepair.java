@@ -1,6 +1,7 @@
 package io.mlkv.storage.rocksdb;
 
 import io.mlkv.storage.FileSync;
+import io.mlkv.storage.FileTrees;
 import io.mlkv.storage.MlkvException;
 import io.mlkv.storage.StatusCode;
 import java.io.IOException;
@@ -105,7 +106,7 @@ public final class StoreRepair {
             Files.move(abs, damaged, StandardCopyOption.ATOMIC_MOVE);
             Files.move(fresh, abs, StandardCopyOption.ATOMIC_MOVE);
             FileSync.OS.directory(parent);
-            deleteTree(work);
+            FileTrees.delete(work);
             RepairReport report = new RepairReport(counts[0], counts[1], counts[2], List.copyOf(unreadable),
                     List.copyOf(notes), damaged);
             LOG.info("repaired store at {}: {}", abs, report);
@@ -115,9 +116,9 @@ public final class StoreRepair {
                     e.getMessage(), e);
         } finally {
             try {
-                deleteTree(work);
+                FileTrees.delete(work);
                 if (Files.exists(fresh) && Files.exists(abs)) {
-                    deleteTree(fresh);
+                    FileTrees.delete(fresh);
                 }
             } catch (IOException e) {
                 LOG.warn("cannot remove the repair's work directories {} / {}: {}", work, fresh, e.toString());
@@ -382,17 +383,6 @@ public final class StoreRepair {
 
     private static byte[] value(AbstractRocksIterator<?> it) {
         return it instanceof SstFileReaderIterator s ? s.value() : ((org.rocksdb.RocksIterator) it).value();
-    }
-
-    private static void deleteTree(Path root) throws IOException {
-        if (!Files.exists(root)) {
-            return;
-        }
-        try (Stream<Path> s = Files.walk(root)) {
-            for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
-                Files.delete(p);
-            }
-        }
     }
 
     /** Salvaged rows on their way to the new store, written in batches. */
