@@ -352,6 +352,38 @@ class NothingLostTest {
         assertRefusedUnchangedThenRepairedWhole(d, "CURRENT");
     }
 
+    /**
+     * With every MANIFEST unreadable, repair reads the SST files alone; a key that two of them hold
+     * keeps the newer file's value.
+     */
+    @Test
+    void repairFromSstFilesAloneKeepsEachKeysNewestValue() throws Exception {
+        Path d = storeWithSsts(tmp.resolve("ssts-only"));
+        long[] k = keys(N);
+        float[] newer = rows(k);
+        for (int i = 0; i < newer.length; i++) {
+            newer[i] += 1000;
+        }
+        try (MlkvStore s = open(d)) {
+            s.multiPut(k, newer);
+        }
+        flushMemtables(d);
+        try (Stream<Path> files = Files.list(d)) {
+            for (Path f : files.filter(f -> f.getFileName().toString().startsWith("MANIFEST-")).toList()) {
+                Files.write(f, new byte[(int) Files.size(f)]);
+            }
+        }
+        assertStatus(StatusCode.CORRUPTION, () -> open(d).close());
+
+        RepairReport report = MlkvStore.repair(d);
+        assertEquals(N, report.salvaged(), report.toString());
+        try (MlkvStore s = open(d)) {
+            float[] out = new float[N * DIM];
+            assertEquals(N, s.multiGet(k, out, new boolean[N]));
+            assertArrayEquals(newer, out, "the newer SST's values");
+        }
+    }
+
     @Test
     void aFlippedWriteAheadLogRecordIsRefusedNotDropped() throws Exception {
         Path d = tmp.resolve("wal");

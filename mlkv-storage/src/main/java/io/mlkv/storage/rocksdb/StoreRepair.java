@@ -177,7 +177,6 @@ public final class StoreRepair {
     private static void salvage(Path work, int dim, RocksDbTier out, long[] counts, List<RepairReport.Dropped> unreadable,
             List<String> notes) throws IOException {
         Rows rows = new Rows(dim, out);
-        LongHashSet taken = new LongHashSet();
         Set<String> live = new HashSet<>();
         RocksDB view = null;
         List<ColumnFamilyHandle> handles = new ArrayList<>();
@@ -193,12 +192,12 @@ public final class StoreRepair {
                 long estimate = estimate(view, data);
                 try (ReadOptions ro = new ReadOptions().setVerifyChecksums(true).setFillCache(false);
                         AbstractRocksIterator<?> it = view.newIterator(data, ro)) {
-                    long read = copy(it, "the recovered state", rows, taken, null, unreadable);
+                    long read = copy(it, "the recovered state", rows, Wanted.EVERY_KEY, unreadable);
                     counts[0] += read;
                     counts[2] += Math.max(0, estimate - read);
                 }
             }
-            long[] unlisted = salvageUnlisted(work, live, rows, taken, view, handles, unreadable);
+            long[] unlisted = salvageUnlisted(work, live, rows, view, handles, unreadable);
             counts[0] += unlisted[0];
             counts[1] += unlisted[0];
             counts[2] += unlisted[1];
@@ -253,8 +252,22 @@ public final class StoreRepair {
     }
 
     /** Reads SST files of the data column family that the recovered state does not list, newest first. */
-    private static long[] salvageUnlisted(Path work, Set<String> live, Rows rows, LongHashSet taken, RocksDB view,
+    private static long[] salvageUnlisted(Path work, Set<String> live, Rows rows, RocksDB view,
             List<ColumnFamilyHandle> handles, List<RepairReport.Dropped> unreadable) throws IOException {
+        // Newest file first: a key goes to the new store once, from the newest file that has it,
+        // and only if the recovered state (when there is one) lacks it.
+        LongHashSet taken = new LongHashSet();
+        Wanted wanted = new Wanted() {
+            @Override
+            public boolean test(long key, byte[] encoded) {
+                return !taken.contains(key) && (view == null || !presentIn(view, handles.get(0), encoded));
+            }
+
+            @Override
+            public void accepted(long key) {
+                taken.add(key);
+            }
+        };
         List<Path> files;
         try (Stream<Path> s = Files.list(work)) {
             files = s.filter(f -> SST.matcher(f.getFileName().toString()).matches()
@@ -273,8 +286,7 @@ public final class StoreRepair {
                 try (ReadOptions ro = new ReadOptions().setVerifyChecksums(true);
                         SstFileReaderIterator it = reader.newIterator(ro)) {
                     long before = rows.seen;
-                    salvaged += copy(it, f.getFileName().toString(), rows, taken,
-                            view == null ? null : key -> presentIn(view, handles.get(0), key), unreadable);
+                    salvaged += copy(it, f.getFileName().toString(), rows, wanted, unreadable);
                     lost += Math.max(0, entries - (rows.seen - before));
                 }
             } catch (RocksDBException e) {
@@ -294,12 +306,24 @@ public final class StoreRepair {
         }
     }
 
+    /** Which entries read during a repair go to the new store. */
+    private interface Wanted {
+        /** Every entry read. */
+        Wanted EVERY_KEY = (key, encoded) -> true;
+
+        boolean test(long key, byte[] encoded);
+
+        /** Called once an entry {@link #test} wanted has gone to the new store. */
+        default void accepted(long key) {
+        }
+    }
+
     /**
-     * Copies every readable entry of {@code it} not yet taken (and not present where
-     * {@code skip} says so); skips damaged blocks by bisection. Returns the entries copied.
+     * Copies every readable entry of {@code it} that {@code wanted} takes; skips damaged blocks by
+     * bisection. Returns the entries copied.
      */
-    private static long copy(AbstractRocksIterator<?> it, String source, Rows rows, LongHashSet taken,
-            java.util.function.Predicate<byte[]> skip, List<RepairReport.Dropped> unreadable) {
+    private static long copy(AbstractRocksIterator<?> it, String source, Rows rows, Wanted wanted,
+            List<RepairReport.Dropped> unreadable) {
         long copied = 0;
         it.seekToFirst();
         long last = Long.MIN_VALUE;
@@ -311,12 +335,10 @@ public final class StoreRepair {
                 rows.seen++;
                 any = true;
                 last = key;
-                if (skip == null || (!taken.contains(key) && !skip.test(k))) {
+                if (wanted.test(key, k)) {
                     byte[] v = value(it);
                     if (rows.add(key, v)) {
-                        if (skip != null) {
-                            taken.add(key);
-                        }
+                        wanted.accepted(key);
                         copied++;
                     } else {
                         unreadable.add(new RepairReport.Dropped(source, key, key, "a value of " + v.length
