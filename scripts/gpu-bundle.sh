@@ -5,6 +5,7 @@
 # launcher, and scripts/gpu-run.sh. It must stay under 64 MiB (the device tool's limit).
 #
 #   scripts/gpu-bundle.sh            # then carry .bundle into the device run
+#   HKV_BINARY=../shared/peers/hkv-ae24eec-sm90/hybrid_benchmark scripts/gpu-bundle.sh   # with HierarchicalKV's hybrid benchmark
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 jdk=${BUNDLE_JDK:-/usr/lib/jvm/temurin-25-jdk-amd64}
@@ -48,7 +49,12 @@ echo "[bundle] jlink runtime from $jdk"
 "$jdk/bin/jlink" --add-modules java.base,java.logging,java.management,jdk.management,jdk.unsupported,java.naming,java.xml,jdk.zipfs \
   --strip-debug --no-header-files --no-man-pages --compress=zip-9 --output "$work/jre"
 
-cp scripts/gpu-run.sh scripts/gpu-profile.sh scripts/gpu-store-bench.sh scripts/gpu-io-bench.sh "$work/"
+cp scripts/gpu-run.sh scripts/gpu-profile.sh scripts/gpu-store-bench.sh scripts/gpu-io-bench.sh scripts/gpu-train-bench.sh "$work/"
+# The peer a benchmark compares against, when given (HKV_BINARY=.../hybrid_benchmark): never part of the product.
+if [ -n "${HKV_BINARY:-}" ]; then
+  mkdir -p "$work/hkv"
+  cp "$HKV_BINARY" "$work/hkv/"
+fi
 tar czf "$out/mlkv-gpu-bundle.tgz" -C "$out" mlkv
 rm -rf "$work"
 size=$(stat -c %s "$out/mlkv-gpu-bundle.tgz")

@@ -16,7 +16,8 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out
 
 echo "== GPU tests"
 timeout "${TEST_TIMEOUT:-300}" "${java[@]}" -jar "$here"/tools/junit-platform-console-standalone-*.jar execute \
-  --class-path "$cp" --select-package io.mlkv.gpu --select-class io.mlkv.core.GpuStoreTest --reports-dir "$out/junit" \
+  --class-path "$cp" --select-package io.mlkv.gpu --select-class io.mlkv.core.GpuStoreTest \
+  --select-class io.mlkv.core.GpuTrainingStepTest --reports-dir "$out/junit" \
   --details=tree --disable-banner --disable-ansi-colors 2>&1 | tee "$out/gpu-tests.txt"
 tests_rc=${PIPESTATUS[0]}
 

@@ -6,6 +6,12 @@
 // any of its BUCKET slots. digests[s] is one byte of the key's hash (never 0); 0 marks an empty
 // slot, so one 128-byte read of a bucket's digests rejects almost every non-matching slot.
 //
+// Dirty marks: dirty[s] is 1 while slot s holds a value newer than the tiers below the table
+// (the tiered store's write-back). The kernels that write a value set it when the call says so
+// (mark / dirty_set), inserts always write it, an eviction reports it with the evicted row
+// (evicted_dirty), and mlkv_export_dirty finds the marked entries for a flush. An empty slot's
+// mark means nothing.
+//
 // Repeated keys: in an assigning upsert the last occurrence of a key wins, whatever order tiles
 // run in. Either a pass before it (mlkv_dedup, mlkv_dedup_win) marks last occurrences and only
 // they write, or (LRU scores) every occurrence writes, the upsert reports a repeat, and the last
@@ -42,6 +48,7 @@ constexpr int DIGESTS_PER_LANE = BUCKET / TILE;  // 16: one uint4 per lane
 constexpr int MODE_ASSIGN = 0;          // insert_or_assign: value = in
 constexpr int MODE_FIND_OR_INSERT = 1;  // value kept, copied to out; absent: inserted from in
 constexpr int MODE_ACCUM = 2;           // accum_or_assign: value += in; absent: inserted as in
+constexpr int MODE_INSERT_ABSENT = 4;   // install: value and dirty mark kept; absent: inserted from in
 // assign (existing keys only) has its own kernel, mlkv_assign_only.
 
 // How scores are set.
@@ -306,7 +313,8 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
                                           float* __restrict__ out, uint8_t* __restrict__ found_out,
                                           uint64_t* evicted_keys, float* evicted_values, uint64_t* evicted_scores,
                                           unsigned long long* evicted_count, unsigned long long* rejected_count,
-                                          unsigned long long* dup_seen) {
+                                          unsigned long long* dup_seen, uint8_t* dirty, int mark,
+                                          uint8_t* evicted_dirty) {
     int lane = tile.thread_rank();
     uint64_t key = in_keys[i];
     if (key == EMPTY_KEY || key == LOCKED_KEY) return 0;  // refused on the host; never corrupt the table
@@ -315,9 +323,9 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
     uint64_t base = b * BUCKET;
     uint32_t digest = digest_of(h);
     const float* src = in_values == nullptr ? nullptr : in_values + (size_t)i * dim;
-    // Every mode but find_or_insert reads the row whether the key is found or inserted: ask for
-    // it now, so that its read overlaps the probe.
-    if (src != nullptr && mode != MODE_FIND_OR_INSERT) tile_prefetch(tile, src, dim);
+    // Assign and accumulate read the row whether the key is found or inserted: ask for it now,
+    // so that its read overlaps the probe.
+    if (src != nullptr && (mode == MODE_ASSIGN || mode == MODE_ACCUM)) tile_prefetch(tile, src, dim);
     // The duplicate mark is loaded before the probe and used after it. Every lane reads the same
     // word, which nothing writes during the launch, so the tile takes one branch.
     int p = dedup_slot != nullptr ? dedup_slot[i] : 0;
@@ -341,11 +349,15 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
             // the previous holder's writes.
             if (mode == MODE_ACCUM || mode == MODE_FIND_OR_INSERT || dup_seen != nullptr) fence_acq_rel();
             float* v = values + (size_t)slot * dim;
-            if (mode == MODE_ASSIGN) tile_copy(tile, v, src, dim);
+            // An install leaves a present entry as it is: the table's copy is never older than
+            // the row a tier below offers.
+            if (mode == MODE_INSERT_ABSENT) {
+            } else if (mode == MODE_ASSIGN) tile_copy(tile, v, src, dim);
             else if (mode == MODE_ACCUM) tile_add(tile, v, src, dim);
-            else tile_copy(tile, out + (size_t)i * dim, v, dim);
+            else if (mode == MODE_FIND_OR_INSERT) tile_copy(tile, out + (size_t)i * dim, v, dim);
             tile.sync();
             if (lane == 0) {
+                if (mark && (mode == MODE_ASSIGN || mode == MODE_ACCUM)) dirty[slot] = 1;
                 uint64_t old = dup_seen != nullptr ? *reinterpret_cast<volatile uint64_t*>(scores + slot) : scores[slot];
                 // Detection (LRU only): this call's clock means another occurrence wrote first.
                 if (dup_seen != nullptr && old == clock) *dup_seen = 1;
@@ -406,12 +418,14 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
                 if (lane == 0) {
                     evicted_keys[e] = victim;
                     if (evicted_scores != nullptr) evicted_scores[e] = scores[slot];
+                    if (evicted_dirty != nullptr) evicted_dirty[e] = dirty[slot];
                 }
             }
             tile.sync();
         }
         if (lane == 0) {
             digests[slot] = (uint8_t)digest;
+            dirty[slot] = (uint8_t)mark;
             unlock_bucket(bucket_locks + b);
         }
         float* v = values + (size_t)slot * dim;
@@ -437,7 +451,8 @@ upsert_body(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, c
             uint64_t clock, const uint64_t* __restrict__ in_keys, const float* __restrict__ in_values,
             const uint64_t* __restrict__ in_scores, long n, float* __restrict__ out, uint8_t* __restrict__ found_out,
             uint64_t* evicted_keys, float* evicted_values, uint64_t* evicted_scores,
-            unsigned long long* evicted_count, unsigned long long* rejected_count, unsigned long long* dup_seen) {
+            unsigned long long* evicted_count, unsigned long long* rejected_count, unsigned long long* dup_seen,
+            uint8_t* dirty, int mark, uint8_t* evicted_dirty) {
     __shared__ unsigned long long grown;
     if (threadIdx.x == 0) grown = 0;
     __syncthreads();
@@ -447,7 +462,8 @@ upsert_body(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, c
         int g = upsert_one(tile, i, keys, scores, digests, values, dedup_slot, dedup_win, bucket_locks,
                            bucket_mask, dim, mode,
                            score_mode, clock, in_keys, in_values, in_scores, out, found_out, evicted_keys,
-                           evicted_values, evicted_scores, evicted_count, rejected_count, dup_seen);
+                           evicted_values, evicted_scores, evicted_count, rejected_count, dup_seen, dirty, mark,
+                           evicted_dirty);
         if (g && tile.thread_rank() == 0) atomicAdd(&grown, 1ULL);
     }
     __syncthreads();
@@ -493,14 +509,17 @@ struct UpsertArgs {
     unsigned long long* evicted_count;
     unsigned long long* rejected_count;
     unsigned long long* dup_seen;  // not null: LRU scores, no marks; set to 1 when a key repeats
+    uint8_t* dirty;                // the table's dirty marks
+    int64_t mark;                  // 1: entries this call writes become dirty; 0: inserts are clean
+    uint8_t* evicted_dirty;        // may be null: the dirty mark of each evicted entry
 };
-static_assert(sizeof(UpsertArgs) == 27 * 8, "UpsertArgs: one 8-byte field per argument");
+static_assert(sizeof(UpsertArgs) == 30 * 8, "UpsertArgs: one 8-byte field per argument");
 
 extern "C" __global__ void __launch_bounds__(256, 8) mlkv_upsert(const UpsertArgs a) {
     upsert_body(a.keys, a.scores, a.digests, a.values, marks_of(a.marks), a.marks.win, a.bucket_locks, a.size,
                 a.bucket_mask, (int)a.dim, (int)a.mode, (int)a.score_mode, a.clock, a.in_keys, a.in_values,
                 a.in_scores, (long)a.n, a.out, a.found_out, a.evicted_keys, a.evicted_values, a.evicted_scores,
-                a.evicted_count, a.rejected_count, a.dup_seen);
+                a.evicted_count, a.rejected_count, a.dup_seen, a.dirty, (int)a.mark, a.evicted_dirty);
 }
 
 // assign (existing keys only), specialised: after the marking pass (dedup_slot null: unique keys
@@ -513,7 +532,8 @@ assign_only_body(const uint64_t* __restrict__ keys, uint64_t* scores, const uint
                  float* values, const int* __restrict__ dedup_slot, const int* dedup_win,
                  uint64_t bucket_mask, int dim, int score_mode, uint64_t clock, const uint64_t* __restrict__ in_keys,
                  const float* __restrict__ in_values, const uint64_t* __restrict__ in_scores, long n,
-                 uint8_t* __restrict__ found_out, unsigned long long* dup_seen) {
+                 uint8_t* __restrict__ found_out, unsigned long long* dup_seen, uint8_t* dirty_set,
+                 uint64_t* missed_keys, int* missed_index, int* missed_count, long index_base) {
     auto tile = cg::tiled_partition<TILE>(cg::this_thread_block());
     long i = (long)(blockIdx.x * (blockDim.x / TILE) + threadIdx.x / TILE);
     if (i >= n) return;
@@ -539,6 +559,7 @@ assign_only_body(const uint64_t* __restrict__ keys, uint64_t* scores, const uint
         }
         tile_copy(tile, values + (size_t)slot * dim, src, dim);
         if (lane == 0) {
+            if (dirty_set != nullptr) dirty_set[slot] = 1;
             if (dup_seen == nullptr) {
                 scores[slot] = hit_score(score_mode, scores[slot], clock, in_scores, i);
             } else if (old_score == clock) {
@@ -547,6 +568,11 @@ assign_only_body(const uint64_t* __restrict__ keys, uint64_t* scores, const uint
         }
     }
     if (lane == 0 && found_out != nullptr) found_out[i] = slot >= 0;
+    if (lane == 0 && slot < 0 && missed_keys != nullptr) {
+        int m = atomicAdd(missed_count, 1);
+        missed_keys[m] = key;
+        missed_index[m] = (int)(index_base + i);
+    }
 }
 
 struct AssignArgs {
@@ -565,13 +591,19 @@ struct AssignArgs {
     int64_t n;
     uint8_t* found_out;
     unsigned long long* dup_seen;  // as in UpsertArgs
+    uint8_t* dirty_set;            // not null: the table's dirty marks, set for every entry written
+    uint64_t* missed_keys;         // not null: keys not found, compacted, with their positions
+    int* missed_index;
+    int* missed_count;
+    int64_t index_base;            // added to the positions reported (the chunk's place in the batch)
 };
-static_assert(sizeof(AssignArgs) == 18 * 8, "AssignArgs: one 8-byte field per argument");
+static_assert(sizeof(AssignArgs) == 23 * 8, "AssignArgs: one 8-byte field per argument");
 
 extern "C" __global__ void __launch_bounds__(256, 8) mlkv_assign_only(const AssignArgs a) {
     assign_only_body(a.keys, a.scores, a.digests, a.values, marks_of(a.marks), a.marks.win, a.bucket_mask,
                      (int)a.dim, (int)a.score_mode, a.clock, a.in_keys, a.in_values, a.in_scores, (long)a.n,
-                     a.found_out, a.dup_seen);
+                     a.found_out, a.dup_seen, a.dirty_set, a.missed_keys, a.missed_index, a.missed_count,
+                     (long)a.index_base);
 }
 
 // Repeated keys in an assigning launch, through a scratch hash set of the batch (open
@@ -758,6 +790,38 @@ extern "C" __global__ void mlkv_export(const uint64_t* __restrict__ keys, const 
     }
 }
 
+// mlkv_export for the dirty entries only: copies the used, dirty slots of [offset, offset + count)
+// to the outputs, compacted. The marks stay; the caller clears them once the rows are safe below.
+extern "C" __global__ void mlkv_export_dirty(const uint64_t* __restrict__ keys, const uint8_t* __restrict__ dirty,
+                                             const float* __restrict__ values, int dim, uint64_t offset, long count,
+                                             uint64_t* out_keys, float* out_values, unsigned long long* out_count) {
+    long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    int lane = threadIdx.x & 31;
+    bool used = false;
+    uint64_t key = EMPTY_KEY;
+    if (t < count) {
+        key = keys[offset + t];
+        used = key != EMPTY_KEY && key != LOCKED_KEY && dirty[offset + t] != 0;
+    }
+    unsigned mask = __ballot_sync(0xffffffffu, used);
+    if (mask == 0) return;
+    unsigned long long first = 0;
+    if (lane == 0) first = atomicAdd(out_count, (unsigned long long)__popc(mask));
+    first = __shfl_sync(0xffffffffu, first, 0);
+    int rank = __popc(mask & ((1u << lane) - 1));
+    if (used) out_keys[first + rank] = key;
+    const unsigned all_used = mask;
+    while (mask != 0) {
+        int src_lane = __ffs(mask) - 1;
+        mask &= mask - 1;
+        long slot = (long)offset + (t - lane) + src_lane;
+        int r = __popc(all_used & ((1u << src_lane) - 1));
+        const float* s = values + (size_t)slot * dim;
+        float* d = out_values + (size_t)(first + r) * dim;
+        for (int k = lane; k < dim; k += 32) d[k] = s[k];
+    }
+}
+
 // Scatters rows of `src` (n rows) to rows index[j] of `dst`; used to merge results from lower tiers.
 extern "C" __global__ void mlkv_scatter_rows(const float* __restrict__ src, const int* __restrict__ index, long n,
                                              int dim, float* __restrict__ dst) {
@@ -813,12 +877,15 @@ extern "C" __global__ void mlkv_clear(uint64_t* keys, uint8_t* digests, uint64_t
 // Adds deltas to keys that exist, leaving absent keys alone (the tiered store accumulates into the
 // keys HBM holds and sends the rest below). Every occurrence of a repeated key adds its delta
 // (atomicAdd per element), so no duplicate pre-pass is needed; never inserts or evicts, so no slot
-// changes under it and no lock is taken. found_out[i] tells whether key i existed.
+// changes under it and no lock is taken. found_out[i] (may be null) tells whether key i existed;
+// dirty_set (may be null) gets the marks of the entries written; missed_keys (may be null) the
+// keys not found, compacted, with their positions.
 extern "C" __global__ void __launch_bounds__(256, 8)
 mlkv_accum_existing(const uint64_t* __restrict__ keys, uint64_t* scores, const uint8_t* __restrict__ digests,
                     float* values, uint64_t bucket_mask, int dim, int score_mode, uint64_t clock,
                     const uint64_t* __restrict__ in_keys, const float* __restrict__ deltas,
-                    const uint64_t* __restrict__ in_scores, long n, uint8_t* __restrict__ found_out) {
+                    const uint64_t* __restrict__ in_scores, long n, uint8_t* __restrict__ found_out,
+                    uint8_t* dirty_set, uint64_t* missed_keys, int* missed_index, int* missed_count) {
     auto tile = cg::tiled_partition<TILE>(cg::this_thread_block());
     long i = (long)(blockIdx.x * (blockDim.x / TILE) + threadIdx.x / TILE);
     if (i >= n) return;
@@ -836,9 +903,25 @@ mlkv_accum_existing(const uint64_t* __restrict__ keys, uint64_t* scores, const u
         float* row = values + (size_t)slot * dim;
         const float* d = deltas + (size_t)i * dim;
         for (int j = lane; j < dim; j += TILE) atomicAdd(row + j, d[j]);
-        if (lane == 0) scores[slot] = hit_score(score_mode, scores[slot], clock, in_scores, i);
+        if (lane == 0) {
+            scores[slot] = hit_score(score_mode, scores[slot], clock, in_scores, i);
+            if (dirty_set != nullptr) dirty_set[slot] = 1;
+        }
     }
     if (lane == 0 && found_out != nullptr) found_out[i] = slot >= 0;
+    if (lane == 0 && slot < 0 && missed_keys != nullptr) {
+        int m = atomicAdd(missed_count, 1);
+        missed_keys[m] = key;
+        missed_index[m] = (int)i;
+    }
+}
+
+// *first = the lowest position of a reserved key among n keys (the caller set it to ~0 first), so
+// a batch of device keys is checked without copying it to the host.
+extern "C" __global__ void mlkv_first_reserved(const uint64_t* __restrict__ in_keys, long n,
+                                               unsigned long long* first) {
+    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n && reserved_key(in_keys[i])) atomicMin(first, (unsigned long long)i);
 }
 
 // ---------------------------------------------------------------- reading the DRAM tier in place

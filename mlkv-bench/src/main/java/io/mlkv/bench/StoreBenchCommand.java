@@ -23,22 +23,42 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /**
- * The store's device-pointer read path timed the way HierarchicalKV times its hybrid find: one
- * caller, batches of {@code --batch} keys already in device memory, a host clock around each
- * {@code multiGet(CUdeviceptr ...)} call (which returns with the rows in device memory), the best
- * and the median of {@code --calls} timed calls after {@code --warmup} untimed ones. The table
- * lives in HBM and in a DRAM tier large enough for all of it (HierarchicalKV's hybrid mode keeps
- * every value in HBM or host memory); baseline in the same run: the same store opened without a
- * GPU, reading the same batches with host arrays.
+ * The store's device-pointer paths timed the way HierarchicalKV times its hybrid mode: one
+ * caller, batches of {@code --batch} keys already in device memory, a host clock around each call
+ * (which returns with its work done in device memory), the best and the median of
+ * {@code --calls} timed calls after {@code --warmup} untimed ones. The table lives in HBM and in
+ * a DRAM tier large enough for all of it (HierarchicalKV's hybrid mode keeps every value in HBM or
+ * host memory). Workloads: {@code read} (device multiGet; baseline in the same run: the same
+ * store opened without a GPU, reading the same batches with host arrays), {@code train} (a
+ * training step: device multiGet, then device accumulate of the same keys, with HBM write-back),
+ * {@code train-clean} (the same without write-back: HBM holds clean copies only) and
+ * {@code write} (device multiPut with write-back). The HierarchicalKV figures the ratios use are
+ * options, so that a run can pass those its own run of HierarchicalKV's hybrid benchmark printed
+ * ({@code scripts/gpu-train-bench.sh} does).
  *
- * <pre>mlkv-bench store-bench --records 4194304 --hbm-entries 2097152 --dim 64 --batch 1048576</pre>
+ * <pre>mlkv-bench store-bench --records 2097152 --hbm-entries 1048576 --dim 64 --batch 1048576 --workloads read,train,write</pre>
  */
 @Command(name = "store-bench", mixinStandardHelpOptions = true,
         description = "Times the tiered store's device reads with HierarchicalKV's hybrid-find method (one caller, "
                 + "1M-key batches in device memory, best and median of timed calls) against the store without a GPU.")
 final class StoreBenchCommand implements Callable<Integer> {
-    /** HierarchicalKV's hybrid find at dim 64 on the H200, 0.192 x 2^30 keys/s (shared/GPU-HOST.md). */
-    static final double HKV_HYBRID_FIND_KEYS_PER_S = 0.192 * (1L << 30);
+    /** The workloads, by the names {@code --workloads} takes. */
+    enum Workload {
+        READ, TRAIN, TRAIN_CLEAN, WRITE;
+
+        static Workload named(String name) {
+            for (Workload w : values()) {
+                if (w.label().equals(name)) {
+                    return w;
+                }
+            }
+            throw new IllegalArgumentException("--workloads: unknown workload '" + name + "'; use read, train, train-clean or write");
+        }
+
+        String label() {
+            return name().toLowerCase(Locale.ROOT).replace('_', '-');
+        }
+    }
 
     @Option(names = "--records", defaultValue = "4194304", description = "Keys in the table (default ${DEFAULT-VALUE}).")
     int records;
@@ -75,10 +95,35 @@ final class StoreBenchCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "1", description = "Seed of the key batches (default ${DEFAULT-VALUE}).")
     long seed;
 
+    @Option(names = "--workloads", split = ",", defaultValue = "read",
+            description = "read, train, train-clean, write (default ${DEFAULT-VALUE}).")
+    List<String> workloads;
+
+    @Option(names = "--hkv-find", defaultValue = "0.199",
+            description = "HierarchicalKV hybrid find, B-KV/s, for the ratios (default ${DEFAULT-VALUE}: shared/GPU-HOST.md).")
+    double hkvFind;
+
+    @Option(names = "--hkv-assign", defaultValue = "0.195",
+            description = "HierarchicalKV hybrid assign, B-KV/s (default ${DEFAULT-VALUE}).")
+    double hkvAssign;
+
+    @Option(names = "--hkv-insert-or-assign", defaultValue = "0.159",
+            description = "HierarchicalKV hybrid insert_or_assign, B-KV/s (default ${DEFAULT-VALUE}).")
+    double hkvInsertOrAssign;
+
+    private static final double BKV = 1L << 30;
+
     @Override
     public Integer call() throws Exception {
         if (records < 1 || batch < 1 || calls < 1 || warmup < 0 || dim < 1) {
             throw new IllegalArgumentException("--records, --batch, --calls and --dim must be positive, --warmup not negative");
+        }
+        if (hkvFind <= 0 || hkvAssign <= 0 || hkvInsertOrAssign <= 0) {
+            throw new IllegalArgumentException("--hkv-find, --hkv-assign and --hkv-insert-or-assign must be positive");
+        }
+        java.util.EnumSet<Workload> chosen = java.util.EnumSet.noneOf(Workload.class);
+        for (String w : workloads) {
+            chosen.add(Workload.named(w));
         }
         String noGpu = !io.mlkv.gpu.cuda.Kernels.built() ? "the GPU kernels were not built into this jar"
                 : io.mlkv.gpu.cuda.CudaDevice.unavailableReason();
@@ -103,30 +148,36 @@ final class StoreBenchCommand implements Callable<Integer> {
                 }
             }
             double[][] cpu = new double[distributions.size()][];
-            try (MlkvStore s = open(storeDir, GpuMode.OFF, hbm, dramBytes)) {
+            try (MlkvStore s = open(storeDir, GpuMode.OFF, hbm, dramBytes, false)) {
                 load(s);
                 readAll(s, "warm DRAM");
-                for (int d = 0; d < distributions.size(); d++) {
-                    cpu[d] = timeHost(s, batches[d]);
+                if (chosen.contains(Workload.READ)) {
+                    for (int d = 0; d < distributions.size(); d++) {
+                        cpu[d] = timeHost(s, batches[d]);
+                    }
                 }
             }
-            try (MlkvStore s = open(storeDir, GpuMode.ON, hbm, dramBytes)) {
-                readAll(s, "warm DRAM");
-                for (int d = 0; d < distributions.size(); d++) {
-                    StoreStats[] before = new StoreStats[1];
-                    double[] gpu = timeDevice(s, batches[d], () -> before[0] = s.stats());
-                    StoreStats after = s.stats();
-                    double hits = after.tier("HBM").hits() - before[0].tier("HBM").hits();
-                    double misses = after.tier("HBM").misses() - before[0].tier("HBM").misses();
-                    double best = max(gpu);
-                    double cpuBest = max(cpu[d]);
-                    rows.add(String.format(Locale.ROOT, "| %s | %,d | %,.0f | %,.0f | %.3f | %,.0f | %.2fx | %.3fx |",
-                            distributions.get(d), batch, best, median(gpu), hits / Math.max(1, hits + misses), cpuBest,
-                            best / cpuBest, best / HKV_HYBRID_FIND_KEYS_PER_S));
-                    perCall.add(distributions.get(d) + ": " + millis(gpu) + " (GPU OFF: " + millis(cpu[d]) + ")");
-                    perCall.add(distributions.get(d) + " phases: " + phases(before[0], after, gpu));
+            for (Workload w : chosen) {
+                try (MlkvStore s = open(storeDir, GpuMode.ON, hbm, dramBytes, w == Workload.TRAIN || w == Workload.WRITE)) {
+                    readAll(s, "warm DRAM");
+                    for (int d = 0; d < distributions.size(); d++) {
+                        StoreStats[] before = new StoreStats[1];
+                        double[] gpu = timeDevice(s, w, batches[d], () -> before[0] = s.stats());
+                        StoreStats after = s.stats();
+                        double hits = after.tier("HBM").hits() - before[0].tier("HBM").hits();
+                        double misses = after.tier("HBM").misses() - before[0].tier("HBM").misses();
+                        double best = max(gpu);
+                        String baseline = w == Workload.READ ? String.format(Locale.ROOT, "%,.0f (%.2fx)", max(cpu[d]),
+                                best / max(cpu[d])) : "-";
+                        rows.add(String.format(Locale.ROOT, "| %s | %s | %,d | %,.0f | %,.0f | %.3f | %s | %,.0f | %.3fx |",
+                                w.label(), distributions.get(d), batch, best, median(gpu), hits / Math.max(1, hits + misses),
+                                baseline, hkvKeysPerS(w), best / hkvKeysPerS(w)));
+                        perCall.add(w.label() + " " + distributions.get(d) + ": " + millis(gpu)
+                                + (w == Workload.READ ? " (GPU OFF: " + millis(cpu[d]) + ")" : ""));
+                        perCall.add(w.label() + " " + distributions.get(d) + " phases: " + phases(before[0], after, gpu));
+                    }
+                    System.out.println(w.label() + ": " + s.stats());
                 }
-                System.out.println(s.stats());
             }
         } finally {
             if (temporary) {
@@ -136,9 +187,11 @@ final class StoreBenchCommand implements Callable<Integer> {
         System.out.printf(Locale.ROOT, "%nstore-bench: %,d records of dim %d, HBM %,d entries, DRAM %,d bytes (holds the table), "
                 + "admission %s, %d warm-up + %d timed calls per distribution, one caller%n%n", records, dim, hbm, dramBytes,
                 admission, warmup, calls);
-        System.out.println("| distribution | batch | device reads keys/s (best) | median | HBM hit rate "
-                + "| GPU OFF host reads keys/s (best) | vs GPU OFF | vs HierarchicalKV hybrid find (206M keys/s, published) |");
-        System.out.println("|---|---|---|---|---|---|---|---|");
+        System.out.printf(Locale.ROOT, "HierarchicalKV hybrid figures used: find %.3f, assign %.3f, insert_or_assign %.3f B-KV/s;"
+                + " its training step is find then assign of the same keys%n%n", hkvFind, hkvAssign, hkvInsertOrAssign);
+        System.out.println("| workload | distribution | batch | keys/s (best) | median | HBM hit rate "
+                + "| GPU OFF host reads keys/s (best, ratio) | HierarchicalKV hybrid keys/s | vs HierarchicalKV |");
+        System.out.println("|---|---|---|---|---|---|---|---|---|");
         rows.forEach(System.out::println);
         System.out.println();
         System.out.println("Timed calls in order, ms:");
@@ -146,9 +199,18 @@ final class StoreBenchCommand implements Callable<Integer> {
         return 0;
     }
 
-    private MlkvStore open(Path d, GpuMode gpu, long hbm, long dramBytes) {
+    private MlkvStore open(Path d, GpuMode gpu, long hbm, long dramBytes, boolean writeBack) {
         return MlkvStore.builder().dim(dim).directory(d).dramCapacityBytes(dramBytes).gpu(gpu).hbmCapacity(hbm)
-                .hbmAdmission(admission).build();
+                .hbmAdmission(admission).hbmWriteBack(writeBack).build();
+    }
+
+    /** HierarchicalKV's hybrid rate for the same work: find; find then assign; insert_or_assign. */
+    private double hkvKeysPerS(Workload w) {
+        return switch (w) {
+            case READ -> hkvFind * BKV;
+            case TRAIN, TRAIN_CLEAN -> BKV / (1 / hkvFind + 1 / hkvAssign);
+            case WRITE -> hkvInsertOrAssign * BKV;
+        };
     }
 
     private float[] rowsOf(long from, int n) {
@@ -212,35 +274,65 @@ final class StoreBenchCommand implements Callable<Integer> {
     }
 
     /**
-     * Keys/s of each timed call, device pointers (keys copied to the GPU before the clock starts);
-     * {@code atTimedStart} runs between the warm-up calls and the timed ones.
+     * Keys/s of each timed call or step of workload {@code w}, device pointers (keys, and the rows
+     * a write writes, copied to the GPU before the clock starts); {@code atTimedStart} runs
+     * between the warm-up calls and the timed ones. Training steps add zero deltas, so every row
+     * keeps its value (the key) and the reads can be checked; the work is that of any delta.
      */
-    private double[] timeDevice(MlkvStore s, long[][] keyBatches, Runnable atTimedStart) {
+    private double[] timeDevice(MlkvStore s, Workload w, long[][] keyBatches, Runnable atTimedStart) {
         double[] rates = new double[calls];
         s.makeGpuCurrent();
         try (DeviceMemory keys = new DeviceMemory(batch * 8L, "store-bench keys");
              DeviceMemory out = new DeviceMemory((long) batch * dim * 4, "store-bench rows");
              DeviceMemory found = new DeviceMemory(batch, "store-bench found")) {
             float[] check = new float[batch * dim];
-            for (int c = 0; c < keyBatches.length; c++) {
-                if (c == warmup) {
-                    atTimedStart.run();
+            try (DeviceMemory deltas = w == Workload.TRAIN || w == Workload.TRAIN_CLEAN
+                    ? new DeviceMemory((long) batch * dim * 4, "store-bench deltas") : null) {
+                if (deltas != null) {
+                    Cuda.check(jcuda.driver.JCudaDriver.cuMemsetD8(deltas.pointer(), (byte) 0, (long) batch * dim * 4),
+                            "cuMemsetD8 (bench deltas)");
                 }
-                s.makeGpuCurrent();
-                Cuda.check(cuMemcpyHtoD(keys.pointer(), Pointer.to(keyBatches[c]), batch * 8L), "cuMemcpyHtoD (bench keys)");
-                long t0 = System.nanoTime();
-                long got = s.multiGet(keys.pointer(), batch, out.pointer(), found.pointer());
-                long t = System.nanoTime() - t0;
-                if (c == 0 || c == keyBatches.length - 1) {
+                for (int c = 0; c < keyBatches.length; c++) {
+                    if (c == warmup) {
+                        atTimedStart.run();
+                    }
                     s.makeGpuCurrent();
-                    Cuda.check(jcuda.driver.JCudaDriver.cuMemcpyDtoH(Pointer.to(check), out.pointer(), (long) batch * dim * 4),
-                            "cuMemcpyDtoH (bench rows)");
-                    check((int) got, keyBatches[c], check);
-                }
-                if (c >= warmup) {
-                    rates[c - warmup] = batch / (t / 1e9);
+                    Cuda.check(cuMemcpyHtoD(keys.pointer(), Pointer.to(keyBatches[c]), batch * 8L), "cuMemcpyHtoD (bench keys)");
+                    if (w == Workload.WRITE) {
+                        for (int i = 0; i < batch; i++) {
+                            Arrays.fill(check, i * dim, (i + 1) * dim, keyBatches[c][i]);
+                        }
+                        Cuda.check(cuMemcpyHtoD(out.pointer(), Pointer.to(check), (long) batch * dim * 4), "cuMemcpyHtoD (bench rows)");
+                    }
+                    long t0 = System.nanoTime();
+                    long got = batch;
+                    if (w == Workload.WRITE) {
+                        s.multiPut(keys.pointer(), batch, out.pointer());
+                    } else {
+                        got = s.multiGet(keys.pointer(), batch, out.pointer(), found.pointer());
+                        if (deltas != null) {
+                            s.accumulate(keys.pointer(), batch, deltas.pointer());
+                        }
+                    }
+                    long t = System.nanoTime() - t0;
+                    if (w != Workload.WRITE && (c == 0 || c == keyBatches.length - 1)) {
+                        s.makeGpuCurrent();
+                        Cuda.check(jcuda.driver.JCudaDriver.cuMemcpyDtoH(Pointer.to(check), out.pointer(), (long) batch * dim * 4),
+                                "cuMemcpyDtoH (bench rows)");
+                        check((int) got, keyBatches[c], check);
+                    }
+                    if (c >= warmup) {
+                        rates[c - warmup] = batch / (t / 1e9);
+                    }
                 }
             }
+        }
+        if (w == Workload.WRITE || w == Workload.TRAIN) {
+            // The rows written must read back as written, from every tier, after a flush.
+            s.flush();
+            float[] out = new float[batch * dim];
+            boolean[] found = new boolean[batch];
+            check(s.multiGet(keyBatches[keyBatches.length - 1], out, found), keyBatches[keyBatches.length - 1], out);
         }
         return rates;
     }

@@ -2,6 +2,7 @@ package io.mlkv.core;
 
 import io.mlkv.gpu.cufile.FileIo;
 import io.mlkv.gpu.spill.SpillLog;
+import io.mlkv.core.hbm.DeviceWrites;
 import io.mlkv.core.hbm.HbmMigration;
 import io.mlkv.core.hbm.HbmTier;
 import io.mlkv.core.tiers.Batches;
@@ -130,6 +131,8 @@ public final class MlkvStore implements VectorTier {
     private final WritePath writes;
     /** The protocol between HBM and the tiers below; null without an HBM tier. */
     private final HbmMigration migration;
+    /** Device-pointer writes with write-back; null without an HBM tier. */
+    private final DeviceWrites deviceWrites;
 
     private final LongAdder prefetched = new LongAdder();
 
@@ -161,6 +164,8 @@ public final class MlkvStore implements VectorTier {
             this.migration = hbm == null ? null : new HbmMigration(dim, hbm, host, spill, promoter, mutation, entryCount,
                     new HbmMigration.Admission(c.hbmAdmission().newFilter(c.hbmCapacity()),
                             c.hbmAdmission() == HbmAdmission.ALWAYS));
+            this.deviceWrites = hbm == null ? null
+                    : new DeviceWrites(dim, hbm, migration, host, mutation, mutationEpoch, entryCount);
             AtomicInteger threadId = new AtomicInteger();
             this.prefetchPool = Executors.newFixedThreadPool(c.prefetchThreads(), r -> {
                 Thread t = new Thread(r, "mlkv-prefetch-" + threadId.incrementAndGet());
@@ -449,40 +454,18 @@ public final class MlkvStore implements VectorTier {
         }
         lifecycle.enter();
         try {
-            long[] hostKeys = hbm.keysToHost(keys, n);
-            checkReserved(op, hostKeys);
+            deviceWrites.checkReserved(op, keys, n);
             if (!hbm.writeBack()) {
+                // Clean HBM copies only: the batch takes the host write path, which updates HBM too.
                 int[] all = new int[(int) n];
                 for (int i = 0; i < n; i++) {
                     all[i] = i;
                 }
-                writes.apply(hostKeys, Change.of(kind, hbm.rowsToHost(rows, n, all)));
-                return;
-            }
-            mutation.lock();
-            try {
-                boolean[] held;
-                try {
-                    held = kind == Change.Kind.PUT ? hbm.assignHeld(keys, hostKeys, n, rows)
-                            : hbm.accumulateHeld(keys, hostKeys, n, rows);
-                } finally {
-                    mutationEpoch.incrementAndGet();
-                }
-                int rest = 0;
-                for (boolean h : held) {
-                    rest += h ? 0 : 1;
-                }
-                if (rest > 0) {
-                    int[] idx = new int[rest];
-                    for (int i = 0, r = 0; i < n; i++) {
-                        if (!held[i]) {
-                            idx[r++] = i;
-                        }
-                    }
-                    writes.apply(Batches.gather(hostKeys, idx, rest), Change.of(kind, hbm.rowsToHost(rows, n, idx)));
-                }
-            } finally {
-                mutation.unlock();
+                writes.apply(hbm.keysToHost(keys, n), Change.of(kind, hbm.rowsToHost(rows, n, all)));
+            } else if (kind == Change.Kind.PUT) {
+                deviceWrites.put(keys, n, rows);
+            } else {
+                deviceWrites.accumulate(keys, n, rows, (k, deltas) -> writes.apply(k, Change.accumulate(deltas)));
             }
         } finally {
             lifecycle.exit();

@@ -39,8 +39,16 @@ public final class ReservedKeys {
 
     /** The exception {@link #check} throws for {@code key}. */
     public static IllegalArgumentException refused(String op, long key) {
-        return new IllegalArgumentException(op + ": key " + key + " is reserved ("
-                + (key == EMPTY ? "Long.MIN_VALUE marks unused slots" : "Long.MIN_VALUE + 1 marks GPU table slots being written")
-                + "); map it to another key");
+        return new IllegalArgumentException(op + ": key " + key + why(key));
+    }
+
+    /** The exception for {@code key} at position {@code index} of a batch. */
+    public static IllegalArgumentException refused(String op, long key, long index) {
+        return new IllegalArgumentException(op + ": key " + key + " at index " + index + why(key));
+    }
+
+    private static String why(long key) {
+        return " is reserved (" + (key == EMPTY ? "Long.MIN_VALUE marks unused slots"
+                : "Long.MIN_VALUE + 1 marks GPU table slots being written") + "); map it to another key";
     }
 }

@@ -4,8 +4,8 @@ import io.mlkv.core.tiers.Batches;
 import io.mlkv.core.tiers.HostTiers;
 import io.mlkv.core.tiers.Promoter;
 import io.mlkv.gpu.spill.SpillLog;
+import io.mlkv.gpu.table.EntryState;
 import io.mlkv.storage.ReservedKeys;
-import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReentrantLock;
@@ -22,8 +22,9 @@ import jcuda.driver.CUdeviceptr;
  * <ul>
  *   <li>A copy is installed into HBM only if no write of its key happened since its row was read
  *       (its DRAM bucket version, or for rows the GPU read from mapped DRAM the bucket's sequence
- *       count, is unchanged and the key is not dirty in HBM), so HBM never holds a value older
- *       than the one below.</li>
+ *       count, is unchanged), and an install never overwrites an entry HBM holds (a device write
+ *       may have installed a newer one meanwhile), so HBM never holds a value older than the one
+ *       below.</li>
  *   <li>With write-back, a dirty entry an install evicts reaches DRAM (or the write-back buffer)
  *       inside the same locked install, between {@link HbmTier#beginMove()} and
  *       {@link HbmTier#endMove()}; a reader that missed HBM while such a move ran re-reads, under
@@ -214,7 +215,7 @@ public final class HbmMigration {
         float[] installRows = new float[count * dim];
         int p = 0;
         for (int m = 0; m < keys.length && p < count; m++) {
-            if (found[m] && stamps.unchanged(host, m, keys[m]) && !hbm.isDirty(keys[m]) && admit.test(keys[m])) {
+            if (found[m] && stamps.unchanged(host, m, keys[m]) && admit.test(keys[m])) {
                 installKeys[p] = keys[m];
                 System.arraycopy(rows, m * dim, installRows, p * dim, dim);
                 p++;
@@ -330,9 +331,10 @@ public final class HbmMigration {
         boolean cleanMayMove = spill == null && !dramHoldsEveryKey();
         for (int e = 0; e < d.count(); e++) {
             long key = d.keys()[e];
-            if (hbm.takeDirty(key)) {
+            if (d.dirty()[e]) {
                 host.putDemoted(key, d.values(), e, true, now);
                 hbm.markDemoted(key);
+                hbm.countWriteBack();
             } else if (cleanMayMove) {
                 host.putDemoted(key, d.values(), e, false, now);
             }
@@ -458,8 +460,8 @@ public final class HbmMigration {
 
     /**
      * Installs from device staging those of the {@code count} flagged misses of {@code m} whose
-     * DRAM bucket did not change since the GPU read their row (so they were not written), are not
-     * dirty in HBM and that admission takes, as {@link #installUnwritten} does for host rows.
+     * DRAM bucket did not change since the GPU read their row (so they were not written) and that
+     * admission takes, as {@link #installUnwritten} does for host rows.
      * Caller holds the mutation lock.
      */
     private void installFromDevice(HbmTier.DeviceMisses m, boolean[] flagged, int count) {
@@ -467,8 +469,7 @@ public final class HbmMigration {
         long[] install = null;
         int p = count;
         // Every miss, each read from DRAM and unchanged since, all admitted: no key needs a look on the CPU.
-        boolean everyMiss = count == m.count() && spill == null && admitsEveryMiss && !hbm.hasDirty()
-                && hbm.dramUnchangedSince(m);
+        boolean everyMiss = count == m.count() && spill == null && admitsEveryMiss && hbm.dramUnchangedSince(m);
         if (!everyMiss) {
             boolean[] unchanged = hbm.unchangedInDram(m);
             at = new int[count];
@@ -476,7 +477,7 @@ public final class HbmMigration {
             p = 0;
             for (int j = 0; j < flagged.length && p < count; j++) {
                 long key = m.keys()[j];
-                if (flagged[j] && unchanged[j] && !hbm.isDirty(key) && promotionFilter.test(key)) {
+                if (flagged[j] && unchanged[j] && promotionFilter.test(key)) {
                     at[p] = j;
                     install[p++] = key;
                 }
@@ -539,28 +540,37 @@ public final class HbmMigration {
     /**
      * Write-back: writes every dirty HBM entry below, where DRAM holds the key into DRAM (as
      * dirty, so the DRAM flush that follows carries it on), otherwise straight into RocksDB, and
-     * marks it clean; the HBM copies stay. A chunk that fails stays dirty. Caller holds the
-     * mutation lock, after {@link #host.writePending()} (an older value of a key there must not land
-     * in RocksDB after the newer one from HBM).
+     * marks it clean; the HBM copies stay. A range of slots that fails stays dirty. Caller holds
+     * the mutation lock, after {@link HostTiers#writePending()} (an older value of a key there must
+     * not land in RocksDB after the newer one from HBM).
      */
     public void writeDirty() {
-        if (!hbm.writeBack()) {
-            return;
+        if (hbm.writeBack()) {
+            hbm.writeBackDirty(host::writeDown);
         }
-        long[] dirtyKeys = hbm.dirtyKeys();
-        int chunk = Math.max(1, Math.min(1 << 16, (1 << 24) / dim));
-        for (int from = 0; from < dirtyKeys.length; from += chunk) {
-            long[] keys = Arrays.copyOfRange(dirtyKeys, from, Math.min(dirtyKeys.length, from + chunk));
-            float[] rows = new float[keys.length * dim];
-            boolean[] held = new boolean[keys.length];
-            if (hbm.peek(keys, rows, held) != keys.length) {
-                throw new IllegalStateException("HBM tier lost dirty entries (a bug): " + keys.length
-                        + " marked dirty, fewer found");
-            }
-            host.writeDown(keys, rows);
-            for (long key : keys) {
-                hbm.takeDirty(key);
-            }
+    }
+
+    /** Drops the spill log's rows of keys about to be written into HBM (they would be older). */
+    void invalidateSpilled(long[] keys, int count) {
+        if (spill != null) {
+            spill.invalidate(keys, count);
         }
+    }
+
+    /**
+     * Installs {@code count} distinct keys at {@code keys} (device staging of {@code st}) with
+     * their rows at {@code rows} in {@code state}, those HBM does not hold, and moves what that
+     * evicts down as {@link #installInHbm} does. Caller holds the mutation lock and has told
+     * {@link HbmTier#noteDirtyWrites()} before installing dirty rows.
+     */
+    void installStaged(Staging st, CUdeviceptr keys, int count, CUdeviceptr rows, EntryState state) {
+        hbm.beginMove();
+        try {
+            demote(hbm.installStaged(st, keys, count, rows, state, spill, key -> !host.inDram(key),
+                    spill == null && !dramHoldsEveryKey(), host::inDram));
+        } finally {
+            hbm.endMove();
+        }
+        host.writePending();
     }
 }

@@ -17,6 +17,7 @@ import io.mlkv.gpu.cufile.HostRegion;
 import io.mlkv.gpu.cufile.Region;
 import io.mlkv.gpu.dram.MappedDramTier;
 import io.mlkv.gpu.spill.SpillLog;
+import io.mlkv.gpu.table.EntryState;
 import io.mlkv.gpu.table.GpuHashTable;
 import io.mlkv.gpu.table.ScoreMode;
 import io.mlkv.gpu.table.TableSnapshot;
@@ -50,8 +51,10 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Without write-back, every entry here is clean: the store updates or erases the HBM copy in
  * the same locked batch that writes the entry below. With write-back, a write of a key held here
- * updates only this tier and marks the key dirty (a host-side set); its value reaches DRAM when
- * the table evicts it, or on flush. Readers that missed here while an install was evicting
+ * updates only this tier and marks the entry dirty, on the GPU, beside the entry; its value
+ * reaches DRAM when the table evicts it (the eviction returns the mark with the row), or on flush
+ * (a kernel finds the marked entries). Installs never overwrite a present entry, so a copy read
+ * below cannot replace a newer one here. Readers that missed here while an install was evicting
  * could have missed a dirty entry on its way down; {@link #moves()} lets them tell.
  *
  * <p>Methods that change the table or the dirty set are called with the store's mutation lock
@@ -123,26 +126,28 @@ public final class HbmTier implements AutoCloseable {
     }
 
     /**
-     * What an install pushed out of HBM, in the order it left; rows {@code [0, count)}. Installs
-     * from device staging leave {@code values} null when no evicted entry has to move down. When
+     * What an install pushed out of HBM, in the order it left; rows {@code [0, count)}, with
+     * {@code dirty[e]} telling whether entry {@code e} was dirty. Installs from device staging
+     * leave {@code values} (and {@code dirty}) null when no evicted entry has to move down. When
      * nobody needs to see the evicted entries at all (no spill log, nothing dirty, and clean
      * entries stay where they are) the insert is queued without waiting, and {@code keys} and
      * {@code values} are null and {@code count} 0: the evicted entries never leave the GPU, and
      * the table counts them.
      */
-    public record Demoted(long[] keys, float[] values, int count) {
+    public record Demoted(long[] keys, float[] values, boolean[] dirty, int count) {
+        static final Demoted NONE = new Demoted(new long[0], new float[0], new boolean[0], 0);
     }
 
     /**
-     * Installs clean copies of rows {@code [0, count)}, which must not be dirty keys, and returns
-     * the entries evicted to make room. With a {@code spill} log, the evicted rows are also
+     * Installs clean copies of rows {@code [0, count)} whose keys HBM does not hold (present ones
+     * are left as they are) and returns the entries evicted to make room. With a {@code spill} log, the evicted rows are also
      * appended to it straight from device memory, indexed for the clean ones that
      * {@code spillable} accepts. Caller holds the mutation lock and brackets the call, and the
      * handling of what it returns, with {@link #beginMove()} and {@link #endMove()}.
      */
     public Demoted install(long[] keys, float[] values, int count, SpillLog spill, LongPredicate spillable) {
         if (count == 0) {
-            return new Demoted(new long[0], new float[0], 0);
+            return Demoted.NONE;
         }
         long started = System.nanoTime();
         try {
@@ -152,10 +157,11 @@ public final class HbmTier implements AutoCloseable {
             int dim = table.dim();
             long[] evictedKeys = new long[count];
             float[] evictedValues = new float[count * dim];
-            int evicted = table.insertAndEvict(Arrays.copyOf(keys, count), Arrays.copyOf(values, count * dim), null,
-                    evictedKeys, evictedValues, null);
+            boolean[] evictedDirty = new boolean[count];
+            int evicted = table.installAbsent(Arrays.copyOf(keys, count), Arrays.copyOf(values, count * dim),
+                    evictedKeys, evictedValues, evictedDirty);
             installs.add(count);
-            return new Demoted(evictedKeys, evictedValues, evicted);
+            return new Demoted(evictedKeys, evictedValues, evictedDirty, evicted);
         } finally {
             installNanos.add(System.nanoTime() - started);
         }
@@ -176,41 +182,53 @@ public final class HbmTier implements AutoCloseable {
             Cuda.check(cuMemcpyHtoD(st.missedKeys.pointer(), st.hostKeys.pointer(), count * 8L), "cuMemcpyHtoD (install keys)");
             Cuda.check(cuMemcpyHtoD(st.rowsIn.pointer(), st.hostRows.pointer(), count * dim * 4L), "cuMemcpyHtoD (install rows)");
             // Clean evictees need no host copy: the spill log takes them (the caller moves dirty ones down).
-            return installStaged(st, count, st.rowsIn.pointer(), spill, spillable, false, null);
+            return installStaged(st, st.missedKeys.pointer(), count, st.rowsIn.pointer(), EntryState.CLEAN, spill, spillable,
+                    false, null);
         } finally {
             giveBack(st);
         }
     }
 
     /**
-     * Installs the {@code count} keys in {@code st.missedKeys} with their rows at {@code rows}
-     * (device memory), appends what the table evicts to the {@code spill} log (if any; indexed for
-     * the clean keys {@code spillable} accepts) and returns the evicted keys, with their rows if
-     * any of them must move down (a dirty one, or with {@code demoteClean} a clean one DRAM
-     * lacks) and null rows otherwise. Which keys DRAM holds is asked on the GPU where the tier is
-     * mapped (one probe of the evicted keys), of {@code inDram} otherwise.
+     * Installs the {@code count} distinct keys at {@code keys} with their rows at {@code rows}
+     * (device memory), those HBM does not hold, in {@code state}; appends what the table evicts
+     * to the {@code spill} log (if any; indexed for the clean keys {@code spillable} accepts) and
+     * returns the evicted keys and marks, with their rows if any of them must move down (a dirty
+     * one, or with {@code demoteClean} a clean one DRAM lacks) and null rows otherwise. Which keys
+     * DRAM holds is asked on the GPU where the tier is mapped (one probe of the evicted keys), of
+     * {@code inDram} otherwise. Caller holds the mutation lock, inside {@link #beginMove()}.
      */
-    private Demoted installStaged(Staging st, int count, CUdeviceptr rows, SpillLog spill, LongPredicate spillable,
-            boolean demoteClean, LongPredicate inDram) {
+    Demoted installStaged(Staging st, CUdeviceptr keys, int count, CUdeviceptr rows, EntryState state, SpillLog spill,
+            LongPredicate spillable, boolean demoteClean, LongPredicate inDram) {
         int dim = table.dim();
         long rowBytes = dim * 4L;
         installs.add(count);
-        if (spill == null && !demoteClean && !transit.hasDirty()) {
+        if (state == EntryState.CLEAN && spill == null && !demoteClean && !transit.mayHaveDirty()) {
             // Nothing evicted needs a look: no wait for the insert. The next use of this staging
             // waits for it (acquire), and the table's later calls run behind it on its stream.
-            table.insertOrAssignAsync(st.missedKeys.pointer(), rows, null, count, st.installed);
+            table.installAbsentAsync(keys, rows, count, st.installed);
             st.installQueued = true;
-            return new Demoted(null, null, 0);
+            return new Demoted(null, null, null, 0);
         }
-        int evicted = (int) table.insertAndEvict(st.missedKeys.pointer(), rows, null, count, st.evictedKeys.pointer(),
-                st.evictedRows.pointer(), null);
+        if (state == EntryState.DIRTY) {
+            transit.noteDirtyWrites();
+        }
+        int evicted = (int) table.installAbsent(keys, rows, count, state,
+                GpuHashTable.Evictions.withMarks(st.evictedKeys.pointer(), st.evictedRows.pointer(), st.evictedDirty.pointer()));
         if (evicted == 0) {
-            return new Demoted(new long[0], new float[0], 0);
+            return Demoted.NONE;
         }
         long[] evictedKeys = new long[evicted];
+        boolean[] evictedDirty = new boolean[evicted];
         table.makeDeviceCurrent();
         Cuda.check(cuMemcpyDtoH(st.hostKeys.pointer(), st.evictedKeys.pointer(), evicted * 8L), "cuMemcpyDtoH (evicted keys)");
+        Cuda.check(cuMemcpyDtoH(st.hostEvictedDirty.pointer(), st.evictedDirty.pointer(), evicted),
+                "cuMemcpyDtoH (evicted dirty marks)");
         st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, evictedKeys);
+        ByteBuffer marks = st.hostEvictedDirty.buffer();
+        for (int e = 0; e < evicted; e++) {
+            evictedDirty[e] = marks.get(e) != 0;
+        }
         boolean posixSpill = spill != null && !spill.path().equals("cufile");
         boolean needRows = posixSpill;
         ByteBuffer present = null;
@@ -220,9 +238,8 @@ public final class HbmTier implements AutoCloseable {
             present = st.hostFlags.buffer();
         }
         for (int e = 0; e < evicted && !needRows; e++) {
-            long key = evictedKeys[e];
-            needRows = transit.isDirty(key)
-                    || demoteClean && (present != null ? present.get(e) == 0 : !inDram.test(key));
+            needRows = evictedDirty[e]
+                    || demoteClean && (present != null ? present.get(e) == 0 : !inDram.test(evictedKeys[e]));
         }
         float[] evictedValues = null;
         if (needRows) {
@@ -234,7 +251,7 @@ public final class HbmTier implements AutoCloseable {
         if (spill != null) {
             boolean[] keep = new boolean[evicted];
             for (int e = 0; e < evicted; e++) {
-                keep[e] = !transit.isDirty(evictedKeys[e]) && spillable.test(evictedKeys[e]);
+                keep[e] = !evictedDirty[e] && spillable.test(evictedKeys[e]);
             }
             // cuFile writes from device memory; the POSIX path writes the host copy made above.
             Region source = posixSpill ? new HostRegion(st.hostRows.buffer())
@@ -252,7 +269,7 @@ public final class HbmTier implements AutoCloseable {
                 spillAppendNanos.add(System.nanoTime() - appendStarted);
             }
         }
-        return new Demoted(evictedKeys, evictedValues, evicted);
+        return new Demoted(evictedKeys, evictedValues, evictedValues == null ? null : evictedDirty, evicted);
     }
 
     /**
@@ -389,39 +406,61 @@ public final class HbmTier implements AutoCloseable {
             return;
         }
         int dim = table.dim();
-        table.assign(Arrays.copyOf(keys, count), Arrays.copyOf(values, count * dim), null, held);
-        for (int r = 0; r < count; r++) {
-            if (held[r]) {
-                transit.markDirty(keys[r]);
+        transit.noteDirtyWrites();
+        table.assignDirty(Arrays.copyOf(keys, count), Arrays.copyOf(values, count * dim), held);
+    }
+
+    /** Where {@link #writeBackDirty} writes dirty entries: rows {@code [0, keys.length)}. */
+    public interface DirtySink {
+        void write(long[] keys, float[] rows);
+    }
+
+    /**
+     * Writes every dirty entry with {@code sink}, a range of slots at a time (a kernel finds the
+     * marked entries), and marks a range clean once {@code sink} has returned; the entries stay
+     * here. A range whose sink throws stays dirty. Caller holds the mutation lock.
+     */
+    public void writeBackDirty(DirtySink sink) {
+        if (!transit.mayHaveDirty()) {
+            return;
+        }
+        int dim = table.dim();
+        long capacity = table.capacity();
+        // Slots per pass: at most 16M floats of rows on the host.
+        long chunk = Math.min(capacity, Math.max(1024, (1L << 24) / dim));
+        Staging st = acquire(chunk);
+        try {
+            for (long offset = 0; offset < capacity; offset += chunk) {
+                long count = Math.min(chunk, capacity - offset);
+                int n = (int) table.exportDirty(offset, count, st.missedKeys.pointer(), st.rowsIn.pointer());
+                if (n == 0) {
+                    continue;
+                }
+                table.makeDeviceCurrent();
+                Cuda.check(cuMemcpyDtoH(st.hostKeys.pointer(), st.missedKeys.pointer(), n * 8L), "cuMemcpyDtoH (dirty keys)");
+                Cuda.check(cuMemcpyDtoH(st.hostRows.pointer(), st.rowsIn.pointer(), n * dim * 4L), "cuMemcpyDtoH (dirty rows)");
+                long[] keys = new long[n];
+                float[] rows = new float[n * dim];
+                st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, keys);
+                st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer().get(0, rows);
+                sink.write(keys, rows);
+                table.markClean(offset, count);
+                writeBacks.add(n);
             }
+            transit.allClean();
+        } finally {
+            giveBack(st);
         }
     }
 
-    /** Whether {@code key} is dirty here. Caller holds the mutation lock. */
-    public boolean isDirty(long key) {
-        return transit.isDirty(key);
-    }
-
-    /** Forgets that {@code key} is dirty, returning whether it was (it left HBM, or was written below). */
-    public boolean takeDirty(long key) {
-        boolean was = transit.takeDirty(key);
-        if (was) {
-            writeBacks.increment();
-        }
-        return was;
-    }
-
-    /** The dirty keys now. Caller holds the mutation lock. */
-    public long[] dirtyKeys() {
-        return transit.dirtyKeys();
+    /** Counts a dirty entry written below after it left HBM. */
+    public void countWriteBack() {
+        writeBacks.increment();
     }
 
     /** Drops the copies of {@code keys}, dirty or not. Caller holds the mutation lock. */
     public void erase(long[] keys) {
         table.erase(keys);
-        for (long k : keys) {
-            transit.takeDirty(k);
-        }
     }
 
     /**
@@ -555,10 +594,6 @@ public final class HbmTier implements AutoCloseable {
         return m.dramHits() > 0 && dramTier.changes() == m.dramChanges();
     }
 
-    /** Whether any key is dirty here. Caller holds the mutation lock. */
-    public boolean hasDirty() {
-        return transit.hasDirty();
-    }
 
     /**
      * For each miss of {@code m}: whether it was read from DRAM on the GPU and its DRAM bucket has
@@ -624,7 +659,8 @@ public final class HbmTier implements AutoCloseable {
         if (count == m.count()) {
             // Every miss goes in (then at[j] == j): its key and row are in place in staging already.
             try {
-                return installStaged(st, count, st.rowsIn.pointer(), spill, spillable, demoteClean, inDram);
+                return installStaged(st, st.missedKeys.pointer(), count, st.rowsIn.pointer(), EntryState.CLEAN, spill,
+                        spillable, demoteClean, inDram);
             } finally {
                 installNanos.add(System.nanoTime() - started);
             }
@@ -636,7 +672,8 @@ public final class HbmTier implements AutoCloseable {
             Cuda.check(cuMemcpyHtoD(st.rowsIndex.pointer(), st.hostRowsIndex.pointer(), count * 4L),
                     "cuMemcpyHtoD (install positions)");
             table.gatherRows(st.rowsIn.pointer(), st.rowsIndex.pointer(), count, st.installRows.pointer());
-            return installStaged(st, count, st.installRows.pointer(), spill, spillable, demoteClean, inDram);
+            return installStaged(st, st.missedKeys.pointer(), count, st.installRows.pointer(), EntryState.CLEAN, spill,
+                    spillable, demoteClean, inDram);
         } finally {
             installNanos.add(System.nanoTime() - started);
         }
@@ -749,50 +786,14 @@ public final class HbmTier implements AutoCloseable {
         return out;
     }
 
-    /**
-     * Write-back: overwrites, on the GPU, the values of those of the {@code n} device keys that
-     * HBM holds with their device rows of {@code values} (a repeated key keeps its last row) and
-     * marks them dirty. Returns which keys were held; the caller writes the others below. Caller
-     * holds the mutation lock.
-     */
-    public boolean[] assignHeld(CUdeviceptr keys, long[] hostKeysCopy, long n, CUdeviceptr values) {
-        return updateHeld(keys, hostKeysCopy, n, values, false);
+    /** The table (for the device write path of this package). */
+    GpuHashTable table() {
+        return table;
     }
 
-    /**
-     * Write-back: adds the device rows of {@code deltas} to those of the {@code n} device keys
-     * ({@code hostKeys} is their host copy) that HBM holds, on the GPU, and marks them dirty.
-     * Returns which keys were held; the caller accumulates the others below. Caller holds the
-     * mutation lock.
-     */
-    public boolean[] accumulateHeld(CUdeviceptr keys, long[] hostKeysCopy, long n, CUdeviceptr deltas) {
-        return updateHeld(keys, hostKeysCopy, n, deltas, true);
-    }
-
-    private boolean[] updateHeld(CUdeviceptr keys, long[] hostKeysCopy, long n, CUdeviceptr rows, boolean add) {
-        boolean[] held = new boolean[(int) n];
-        Staging st = acquire(n);
-        try {
-            if (add) {
-                table.accumExisting(keys, rows, null, n, st.flags.pointer());
-            } else {
-                table.assign(keys, rows, null, n, st.flags.pointer());
-            }
-            table.makeDeviceCurrent();
-            Cuda.check(cuMemcpyDtoH(st.hostFlags.pointer(), st.flags.pointer(), n), "cuMemcpyDtoH (held flags)");
-            ByteBuffer f = st.hostFlags.buffer();
-            for (int i = 0; i < n; i++) {
-                held[i] = f.get(i) != 0;
-            }
-        } finally {
-            giveBack(st);
-        }
-        for (int i = 0; i < n; i++) {
-            if (held[i]) {
-                transit.markDirty(hostKeysCopy[i]);
-            }
-        }
-        return held;
+    /** Records that a write is about to mark entries dirty. Caller holds the mutation lock. */
+    void noteDirtyWrites() {
+        transit.noteDirtyWrites();
     }
 
     /**
@@ -857,7 +858,7 @@ public final class HbmTier implements AutoCloseable {
     }
 
     /** A staging set with room for {@code n} keys, from the pool or new; the CUDA context is made current. */
-    private Staging acquire(long n) {
+    Staging acquire(long n) {
         table.makeDeviceCurrent();
         Staging st = idleStaging.poll();
         if (st == null) {
@@ -876,7 +877,7 @@ public final class HbmTier implements AutoCloseable {
         return st;
     }
 
-    private void giveBack(Staging st) {
+    void giveBack(Staging st) {
         idleStaging.offer(st);
     }
 

@@ -48,6 +48,10 @@ final class Staging implements AutoCloseable {
     DeviceMemory installRows;
     DeviceMemory evictedKeys;
     DeviceMemory evictedRows;
+    DeviceMemory evictedDirty;
+    PinnedMemory hostEvictedDirty;
+    /** Keys of device writes' installs (and of the misses their second pass reports). */
+    DeviceMemory installKeys;
 
     Staging(GpuHashTable table) {
         this.table = table;
@@ -104,13 +108,16 @@ final class Staging implements AutoCloseable {
             installRows = new DeviceMemory(capacity * table.dim() * 4L, "install: rows");
             evictedKeys = new DeviceMemory(capacity * 8, "install: evicted keys");
             evictedRows = new DeviceMemory(capacity * table.dim() * 4L, "install: evicted rows");
+            evictedDirty = new DeviceMemory(capacity, "install: evicted dirty marks");
+            hostEvictedDirty = new PinnedMemory(capacity, "install: evicted dirty marks");
+            installKeys = new DeviceMemory(capacity * 8, "install: keys");
         }
     }
 
     private void releaseBuffers() {
         try {
             // In reverse order of allocation; CloseHelper skips the nulls and closes the rest if one fails.
-            CloseHelper.closeAll(evictedRows, evictedKeys, installRows, hitCount, hostHitCount, hostSeqs, hostHits,
+            CloseHelper.closeAll(installKeys, hostEvictedDirty, evictedDirty, evictedRows, evictedKeys, installRows, hitCount, hostHitCount, hostSeqs, hostHits,
                     hostMissKeys, hostFlags, hostRowsIndex, hostRows, hostIndex, hostKeys, probeSeqs, flags, rowsIndex,
                     rowsIn, missedIndex, missedKeys);
         } catch (RuntimeException e) {
@@ -120,6 +127,9 @@ final class Staging implements AutoCloseable {
         installRows = null;
         evictedKeys = null;
         evictedRows = null;
+        evictedDirty = null;
+        hostEvictedDirty = null;
+        installKeys = null;
         capacity = 0;
     }
 

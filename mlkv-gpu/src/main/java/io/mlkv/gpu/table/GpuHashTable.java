@@ -75,7 +75,12 @@ import jcuda.driver.CUstream_flags;
  *       it, the new value evicted again by a later insert into the same full bucket): applying
  *       the returned entries in array order always ends with the key's newest value.</li>
  *   <li>Keys {@link ReservedKeys#EMPTY} and {@link ReservedKeys#LOCKED} mark slot states: the host API refuses
- *       them with {@link IllegalArgumentException}, the device API ignores them.</li>
+ *       them with {@link IllegalArgumentException}, the device API ignores them
+ *       ({@link #firstReservedKey} finds them in a device batch).</li>
+ *   <li>Each entry carries a dirty mark for a tier above others ({@link EntryState}): the calls
+ *       named {@code ...Dirty} set it, inserts write it, {@link #installAbsent} reports it for
+ *       every entry it evicts, and {@link #exportDirty}/{@link #markClean} find and clear it. The
+ *       other calls insert clean entries and leave the marks of present ones alone.</li>
  * </ul>
  *
  * <p>Thread-safe: calls from several threads are serialised on one CUDA stream. Every CUDA call is
@@ -90,7 +95,9 @@ public final class GpuHashTable implements VectorTier {
     private static final int MODE_ASSIGN = 0;
     private static final int MODE_FIND_OR_INSERT = 1;
     private static final int MODE_ACCUM = 2;
+    /** Launches mlkv_assign_only; not a mode of the upsert kernel. */
     private static final int MODE_ASSIGN_ONLY = 3;
+    private static final int MODE_INSERT_ABSENT = 4;
     private static final int COUNTER_SIZE = 0;
     private static final int COUNTER_EVICTED = 1;
     private static final int COUNTER_REJECTED = 2;
@@ -101,7 +108,9 @@ public final class GpuHashTable implements VectorTier {
     private static final int CALL_COUNTERS = 5;
     /** Evictions and rejections of inserts that returned without waiting, in this order, not yet read. */
     private static final int COUNTER_UNREAD_EVICTED = 6;
-    private static final int COUNTERS = 8;
+    /** Set to all ones, then lowered by mlkv_first_reserved. */
+    private static final int COUNTER_RESERVED = 8;
+    private static final int COUNTERS = 9;
 
     private final int dim;
     private final long buckets;
@@ -120,6 +129,8 @@ public final class GpuHashTable implements VectorTier {
     private final DeviceMemory scores;
     private final DeviceMemory digests;
     private final DeviceMemory values;
+    /** One byte per slot: 1 while the slot's value is newer than the tiers below (see {@link EntryState}). */
+    private final DeviceMemory dirty;
     private final DeviceMemory bucketLocks;
     private final long dedupMask;
     private final DeviceMemory dedupKeys;
@@ -162,7 +173,7 @@ public final class GpuHashTable implements VectorTier {
         try {
             this.kernels = Kernels.load();
             owned.add(kernels);
-            long tableBytes = capacity * (8 + 8 + 1 + rowBytes) + buckets * 4;
+            long tableBytes = capacity * (8 + 8 + 1 + 1 + rowBytes) + buckets * 4;
             long[] mem = device.memoryInfo();
             if (tableBytes > mem[0]) {
                 throw new MlkvException(StatusCode.OUT_OF_MEMORY, "create GPU table", "CUDA_ERROR_OUT_OF_MEMORY",
@@ -185,6 +196,7 @@ public final class GpuHashTable implements VectorTier {
             this.scores = own(new DeviceMemory(capacity * 8, "table scores"));
             this.digests = own(new DeviceMemory(capacity, "table digests"));
             this.values = own(new DeviceMemory(capacity * rowBytes, "table values"));
+            this.dirty = own(new DeviceMemory(capacity, "table dirty marks"));
             this.bucketLocks = own(new DeviceMemory(buckets * 4, "bucket locks"));
             this.counters = own(new DeviceMemory(COUNTERS * 8, "counters"));
             this.countersHost = own(new PinnedMemory(COUNTERS * 8, "counters"));
@@ -352,7 +364,7 @@ public final class GpuHashTable implements VectorTier {
 
     /** Inserts or overwrites {@code n} rows; evicted entries are dropped. {@code scoresIn} only for CUSTOM. */
     public void insertOrAssign(CUdeviceptr keysIn, CUdeviceptr valuesIn, CUdeviceptr scoresIn, long n) {
-        call(() -> upsert(MODE_ASSIGN, keysIn, valuesIn, scoresIn, n, null, null, null, null, null, true));
+        call(() -> upsert(MODE_ASSIGN, keysIn, valuesIn, scoresIn, n, null, null, Evictions.DROPPED, Marks.CLEAN, true));
     }
 
     /**
@@ -363,8 +375,8 @@ public final class GpuHashTable implements VectorTier {
      */
     public long insertAndEvict(CUdeviceptr keysIn, CUdeviceptr valuesIn, CUdeviceptr scoresIn, long n,
             CUdeviceptr evictedKeys, CUdeviceptr evictedValues, CUdeviceptr evictedScores) {
-        return call(() -> upsert(MODE_ASSIGN, keysIn, valuesIn, scoresIn, n, null, null, evictedKeys,
-                evictedValues, evictedScores, true));
+        return call(() -> upsert(MODE_ASSIGN, keysIn, valuesIn, scoresIn, n, null, null,
+                new Evictions(evictedKeys, evictedValues, evictedScores, null), Marks.CLEAN, true));
     }
 
     /**
@@ -378,7 +390,7 @@ public final class GpuHashTable implements VectorTier {
     public void insertOrAssignAsync(CUdeviceptr keysIn, CUdeviceptr valuesIn, CUdeviceptr scoresIn, long n,
             CUevent done) {
         call(() -> {
-            upsert(MODE_ASSIGN, keysIn, valuesIn, scoresIn, n, null, null, null, null, null, false);
+            upsert(MODE_ASSIGN, keysIn, valuesIn, scoresIn, n, null, null, Evictions.DROPPED, Marks.CLEAN, false);
             Cuda.check(cuEventRecord(done, stream), "cuEventRecord (insert queued without waiting)");
             return 0L;
         });
@@ -390,12 +402,12 @@ public final class GpuHashTable implements VectorTier {
      */
     public void findOrInsert(CUdeviceptr keysIn, CUdeviceptr initValues, CUdeviceptr scoresIn, long n,
             CUdeviceptr outValues, CUdeviceptr found) {
-        call(() -> upsert(MODE_FIND_OR_INSERT, keysIn, initValues, scoresIn, n, outValues, found, null, null, null, true));
+        call(() -> upsert(MODE_FIND_OR_INSERT, keysIn, initValues, scoresIn, n, outValues, found, Evictions.DROPPED, Marks.CLEAN, true));
     }
 
     /** Overwrites the values of keys that exist; byte {@code i} of {@code found} (may be null) tells which. */
     public void assign(CUdeviceptr keysIn, CUdeviceptr valuesIn, CUdeviceptr scoresIn, long n, CUdeviceptr found) {
-        call(() -> upsert(MODE_ASSIGN_ONLY, keysIn, valuesIn, scoresIn, n, null, found, null, null, null, true));
+        call(() -> upsert(MODE_ASSIGN_ONLY, keysIn, valuesIn, scoresIn, n, null, found, Evictions.DROPPED, Marks.CLEAN, true));
     }
 
     /**
@@ -411,15 +423,126 @@ public final class GpuHashTable implements VectorTier {
             clock++;
             kernels.launch("mlkv_accum_existing", n * TILE, BLOCK, stream, keys.pointer(), scores.pointer(),
                     digests.pointer(), values.pointer(), buckets - 1, dim, scoreMode.code, clock, keysIn, deltas,
-                    scoresIn, n, found);
+                    scoresIn, n, found, null, null, null, null);
             sync("accumExisting (n=" + n + ")");
             return 0L;
         });
     }
 
+    // ------------------------------------------------------------------ dirty marks (a tier above others)
+
+    /**
+     * The lowest position of a reserved key ({@link ReservedKeys}) among {@code n} device keys, or
+     * -1 if there is none: a device batch checked without copying it to the host.
+     */
+    public long firstReservedKey(CUdeviceptr keysIn, long n) {
+        return call(() -> {
+            Cuda.check(cuMemsetD8Async(counters.at(COUNTER_RESERVED * 8L), (byte) 0xFF, 8, stream),
+                    "cuMemsetD8Async (first reserved key)");
+            kernels.launch("mlkv_first_reserved", n, BLOCK, stream, keysIn, n, counters.at(COUNTER_RESERVED * 8L));
+            long first = readCounters()[COUNTER_RESERVED];
+            return first == -1 ? -1 : first;
+        });
+    }
+
+    /**
+     * {@link #assign} that marks every entry it writes dirty and writes the keys it does not find,
+     * with their batch positions (int32), compacted in no particular order, to
+     * {@code missedKeys}/{@code missedIndex} (room for {@code n} each). Every occurrence of a
+     * missed key is reported.
+     *
+     * @return the number of positions whose key was missed
+     */
+    public long assignDirty(CUdeviceptr keysIn, CUdeviceptr valuesIn, long n, CUdeviceptr missedKeys,
+            CUdeviceptr missedIndex) {
+        return call(() -> upsert(MODE_ASSIGN_ONLY, keysIn, valuesIn, null, n, null, null, Evictions.DROPPED,
+                Marks.dirtyReportingMisses(missedKeys, missedIndex), true));
+    }
+
+    /**
+     * {@link #accumExisting} that marks every entry it writes dirty and reports the keys it does
+     * not find as {@link #assignDirty} does.
+     *
+     * @return the number of positions whose key was missed
+     */
+    public long accumulateDirty(CUdeviceptr keysIn, CUdeviceptr deltas, long n, CUdeviceptr missedKeys,
+            CUdeviceptr missedIndex) {
+        if (scoreMode == ScoreMode.CUSTOM) {
+            throw new IllegalArgumentException("accumulateDirty keeps the table's scores; a ScoreMode.CUSTOM table needs them");
+        }
+        return call(() -> {
+            clock++;
+            kernels.launch("mlkv_accum_existing", n * TILE, BLOCK, stream, keys.pointer(), scores.pointer(),
+                    digests.pointer(), values.pointer(), buckets - 1, dim, scoreMode.code, clock, keysIn, deltas,
+                    null, n, null, dirty.pointer(), missedKeys, missedIndex, counters.at(COUNTER_MISSED * 8L));
+            return readCounters()[COUNTER_MISSED];
+        });
+    }
+
+    /**
+     * Installs {@code n} rows of distinct keys: an absent key is inserted in {@code state}; a
+     * present one is left as it is (value and mark), since the table's copy is never older than
+     * what a tier below offers. Every entry evicted to make room is written to {@code evicted}
+     * (room for {@code n} entries) with its dirty mark, in the order they left.
+     *
+     * @return the number of evicted entries
+     */
+    public long installAbsent(CUdeviceptr keysIn, CUdeviceptr rowsIn, long n, EntryState state, Evictions evicted) {
+        if (scoreMode == ScoreMode.CUSTOM) {
+            throw new IllegalArgumentException("installAbsent scores by the clock; a ScoreMode.CUSTOM table needs scores");
+        }
+        return call(() -> upsert(MODE_INSERT_ABSENT, keysIn, rowsIn, null, n, null, null, evicted,
+                state == EntryState.DIRTY ? Marks.DIRTY : Marks.CLEAN, true));
+    }
+
+    /**
+     * {@link #installAbsent} of clean rows that returns without waiting, as
+     * {@link #insertOrAssignAsync} does; what it evicts is dropped and counted, so call it only
+     * when no entry is dirty.
+     */
+    public void installAbsentAsync(CUdeviceptr keysIn, CUdeviceptr rowsIn, long n, CUevent done) {
+        call(() -> {
+            upsert(MODE_INSERT_ABSENT, keysIn, rowsIn, null, n, null, null, Evictions.DROPPED, Marks.CLEAN, false);
+            Cuda.check(cuEventRecord(done, stream), "cuEventRecord (install queued without waiting)");
+            return 0L;
+        });
+    }
+
+    /**
+     * Copies the dirty entries of slots {@code [offset, offset + count)} to the outputs (device
+     * memory, room for {@code count}), compacted. Their marks stay until {@link #markClean}.
+     *
+     * @return entries written
+     */
+    public long exportDirty(long offset, long count, CUdeviceptr outKeys, CUdeviceptr outValues) {
+        checkRange("exportDirty", offset, count);
+        return call(() -> {
+            kernels.launch("mlkv_export_dirty", count, BLOCK, stream, keys.pointer(), dirty.pointer(), values.pointer(),
+                    dim, offset, count, outKeys, outValues, counters.at(COUNTER_EXPORTED * 8L));
+            return readCounters()[COUNTER_EXPORTED];
+        });
+    }
+
+    /** Clears the dirty marks of slots {@code [offset, offset + count)}, once their entries are safe below. */
+    public void markClean(long offset, long count) {
+        checkRange("markClean", offset, count);
+        call(() -> {
+            Cuda.check(cuMemsetD8Async(dirty.at(offset), (byte) 0, count, stream), "cuMemsetD8Async (dirty marks)");
+            sync("markClean");
+            return 0L;
+        });
+    }
+
+    private void checkRange(String op, long offset, long count) {
+        if (offset < 0 || count < 0 || offset + count > capacity) {
+            throw new IllegalArgumentException(op + ": range [" + offset + ", " + (offset + count)
+                    + ") is outside the table's " + capacity + " slots");
+        }
+    }
+
     /** Adds each row of {@code deltas} to its key's value; absent keys are inserted as their delta. */
     public void accumOrAssign(CUdeviceptr keysIn, CUdeviceptr deltas, CUdeviceptr scoresIn, long n) {
-        call(() -> upsert(MODE_ACCUM, keysIn, deltas, scoresIn, n, null, null, null, null, null, true));
+        call(() -> upsert(MODE_ACCUM, keysIn, deltas, scoresIn, n, null, null, Evictions.DROPPED, Marks.CLEAN, true));
     }
 
     /**
@@ -450,7 +573,7 @@ public final class GpuHashTable implements VectorTier {
                     long m = Math.min(chunk, n - start);
                     kernels.launch("mlkv_gather_stride", m * dim, BLOCK, stream, keysIn, valuesIn, n, dim, stride, start,
                             m, k.pointer(), v.pointer());
-                    upsert(MODE_ASSIGN, k.pointer(), v.pointer(), null, m, null, null, null, null, null, true);
+                    upsert(MODE_ASSIGN, k.pointer(), v.pointer(), null, m, null, null, Evictions.DROPPED, Marks.CLEAN, true);
                 }
             }
             return 0L;
@@ -646,7 +769,7 @@ public final class GpuHashTable implements VectorTier {
                     + (batch == null ? 0 : batch.length) + " entries");
         }
         return (int) hostUpsert("insertAndEvict", MODE_ASSIGN, batch, rows, scoresIn, null,
-                null, new Evicted(evictedKeys, evictedValues, evictedScores));
+                null, new Evicted(evictedKeys, evictedValues, evictedScores, null));
     }
 
     /**
@@ -661,6 +784,34 @@ public final class GpuHashTable implements VectorTier {
     /** Overwrites existing keys only; {@code found} (may be null) tells which existed. */
     public void assign(long[] batch, float[] rows, long[] scoresIn, boolean[] found) {
         hostUpsert("assign", MODE_ASSIGN_ONLY, batch, rows, scoresIn, null, found, null);
+    }
+
+    /** {@link #assign(long[], float[], long[], boolean[])} that marks every entry it writes dirty. */
+    public void assignDirty(long[] batch, float[] rows, boolean[] found) {
+        hostUpsert("assignDirty", MODE_ASSIGN_ONLY, batch, rows, null, null, found, null, Marks.DIRTY);
+    }
+
+    /**
+     * {@link #installAbsent(CUdeviceptr, CUdeviceptr, long, EntryState, Evictions)} of clean rows
+     * from host arrays: absent keys are inserted, present ones left as they are; every evicted
+     * entry is returned in the {@code evicted*} arrays (room for {@code batch.length} each) with
+     * its dirty mark.
+     *
+     * @return the number of evicted entries
+     */
+    public int installAbsent(long[] batch, float[] rows, long[] evictedKeys, float[] evictedValues,
+            boolean[] evictedDirty) {
+        if (evictedKeys == null || evictedKeys.length < batch.length || evictedValues == null
+                || (long) evictedValues.length < (long) batch.length * dim || evictedDirty == null
+                || evictedDirty.length < batch.length) {
+            throw new IllegalArgumentException("installAbsent: evicted arrays need room for keys.length = "
+                    + (batch == null ? 0 : batch.length) + " entries");
+        }
+        if (scoreMode == ScoreMode.CUSTOM) {
+            throw new IllegalArgumentException("installAbsent scores by the clock; a ScoreMode.CUSTOM table needs scores");
+        }
+        return (int) hostUpsert("installAbsent", MODE_INSERT_ABSENT, batch, rows, null, null, null,
+                new Evicted(evictedKeys, evictedValues, null, evictedDirty), Marks.CLEAN);
     }
 
     /** Adds deltas in place; absent keys are inserted as their delta. */
@@ -841,11 +992,45 @@ public final class GpuHashTable implements VectorTier {
         }
     }
 
-    private record Evicted(long[] keys, float[] values, long[] scores) {
+    /** Host arrays for what a host-array upsert evicts; {@code scores} and {@code dirty} may be null. */
+    private record Evicted(long[] keys, float[] values, long[] scores, boolean[] dirty) {
+    }
+
+    /**
+     * Where an upsert writes the entries it evicts (device memory, room for the batch); null
+     * {@code keys}: dropped and counted. {@code scores} and {@code dirty} (one byte each, the
+     * entry's dirty mark) may be null.
+     */
+    public record Evictions(CUdeviceptr keys, CUdeviceptr values, CUdeviceptr scores, CUdeviceptr dirty) {
+        /** Evicted entries are dropped (and counted in {@link GpuHashTable#evictions()}). */
+        public static final Evictions DROPPED = new Evictions(null, null, null, null);
+
+        /** Keys, rows and dirty marks of the evicted entries. */
+        public static Evictions withMarks(CUdeviceptr keys, CUdeviceptr values, CUdeviceptr dirty) {
+            return new Evictions(keys, values, null, dirty);
+        }
+    }
+
+    /**
+     * How an upsert treats dirty marks: whether the entries it writes become dirty, and where
+     * {@code mlkv_assign_only} reports the keys it does not find (null: nowhere).
+     */
+    private record Marks(boolean dirty, CUdeviceptr missedKeys, CUdeviceptr missedIndex) {
+        static final Marks CLEAN = new Marks(false, null, null);
+        static final Marks DIRTY = new Marks(true, null, null);
+
+        static Marks dirtyReportingMisses(CUdeviceptr missedKeys, CUdeviceptr missedIndex) {
+            return new Marks(true, missedKeys, missedIndex);
+        }
     }
 
     private long hostUpsert(String op, int mode, long[] batch, float[] rows, long[] scoresIn, float[] out,
             boolean[] found, Evicted evicted) {
+        return hostUpsert(op, mode, batch, rows, scoresIn, out, found, evicted, Marks.CLEAN);
+    }
+
+    private long hostUpsert(String op, int mode, long[] batch, float[] rows, long[] scoresIn, float[] out,
+            boolean[] found, Evicted evicted, Marks marks) {
         BatchChecks.checkRows(op, batch, rows, dim);
         if (found != null) {
             BatchChecks.checkFlags(op, "found", batch, found);
@@ -866,9 +1051,10 @@ public final class GpuHashTable implements VectorTier {
                         custom ? staging.dScores.pointer() : null, n,
                         out == null ? null : staging.dValuesOut.pointer(),
                         found == null ? null : staging.dFlags.pointer(),
-                        evicted == null ? null : staging.dEvictKeys.pointer(),
-                        evicted == null ? null : staging.dEvictValues.pointer(),
-                        evicted == null ? null : staging.dEvictScores.pointer(), true);
+                        evicted == null ? Evictions.DROPPED : new Evictions(staging.dEvictKeys.pointer(),
+                                staging.dEvictValues.pointer(), staging.dEvictScores.pointer(),
+                                evicted.dirty() == null ? null : staging.dEvictDirty.pointer()),
+                        marks, true);
                 if (out != null) {
                     staging.fetchValues(n, dim, stream);
                 }
@@ -886,8 +1072,7 @@ public final class GpuHashTable implements VectorTier {
                     staging.unpackFlags(from, n, found);
                 }
                 if (evicted != null) {
-                    staging.unpackEvicted((int) e, (int) evictedCount, dim, evicted.keys(), evicted.values(),
-                            evicted.scores());
+                    staging.unpackEvicted((int) e, (int) evictedCount, dim, evicted);
                 }
                 evictedCount += e;
             }
@@ -906,8 +1091,7 @@ public final class GpuHashTable implements VectorTier {
      * last occurrences write. Caller holds the lock.
      */
     private long upsert(int mode, CUdeviceptr keysIn, CUdeviceptr valuesIn, CUdeviceptr scoresIn, long n,
-            CUdeviceptr out, CUdeviceptr found, CUdeviceptr evictedKeys, CUdeviceptr evictedValues,
-            CUdeviceptr evictedScores, boolean wait) {
+            CUdeviceptr out, CUdeviceptr found, Evictions evictions, Marks marks, boolean wait) {
         if (scoreMode == ScoreMode.CUSTOM && scoresIn == null) {
             throw new IllegalArgumentException("ScoreMode.CUSTOM needs one score per key");
         }
@@ -927,9 +1111,14 @@ public final class GpuHashTable implements VectorTier {
             if (repair) {
                 repeatSeen.buffer().putLong(0, 0);  // the stream is idle: every call ends waiting
             }
+            Evictions at = new Evictions(offset(evictions.keys(), evicted * 8),
+                    offset(evictions.values(), evicted * rowBytes), offset(evictions.scores(), evicted * 8),
+                    offset(evictions.dirty(), evicted));
+            // Misses (assign only) are reported at the chunk's place in the batch.
+            Marks chunkMarks = new Marks(marks.dirty(), offset(marks.missedKeys(), evicted * 8),
+                    offset(marks.missedIndex(), evicted * 4));
             evicted += upsertLaunch(mode, mark, repair, k, v, offset(scoresIn, from * 8), m, offset(out, from * rowBytes),
-                    offset(found, from), offset(evictedKeys, evicted * 8), offset(evictedValues, evicted * rowBytes),
-                    offset(evictedScores, evicted * 8), wait);
+                    offset(found, from), at, chunkMarks, from, wait);
             if (mark) {
                 kernels.launchPacked("mlkv_dedup_reset", TableKernelArgs.DEDUP, Math.min(dedupMask + 1, 1L << 20), BLOCK, stream,
                         dedupArgs(k, m));
@@ -989,26 +1178,32 @@ public final class GpuHashTable implements VectorTier {
      * returns the entries it evicted; without, returns 0 (counts folded in later).
      */
     private long upsertLaunch(int mode, boolean mark, boolean detect, CUdeviceptr keysIn, CUdeviceptr valuesIn,
-            CUdeviceptr scoresIn, long n, CUdeviceptr out, CUdeviceptr found, CUdeviceptr evictedKeys,
-            CUdeviceptr evictedValues, CUdeviceptr evictedScores, boolean wait) {
+            CUdeviceptr scoresIn, long n, CUdeviceptr out, CUdeviceptr found, Evictions evicted, Marks marks,
+            long indexBase, boolean wait) {
         CUdeviceptr dedupSlotArg = mark ? dedupSlot.pointer() : null;
         CUdeviceptr dedupWinArg = mark ? dedupWin.pointer() : null;
         CUdeviceptr dedupFlagArg = mark ? dedupFlag.pointer() : null;
         CUdeviceptr repeatsArg = detect ? repeatSeen.devicePointer() : null;
         clock++;
         if (mode == MODE_ASSIGN_ONLY) {
-            // Never inserts, evicts or rejects: no counters to read back.
+            // Never inserts, evicts or rejects: the only counter to read back is the misses reported.
             kernels.launchPacked("mlkv_assign_only", TableKernelArgs.ASSIGN, n * TILE, BLOCK, stream, keys.pointer(), scores.pointer(),
                     digests.pointer(), values.pointer(), dedupSlotArg, dedupWinArg, dedupFlagArg, dedupEpoch,
-                    buckets - 1, dim, scoreMode.code, clock, keysIn, valuesIn, scoresIn, n, found, repeatsArg);
+                    buckets - 1, dim, scoreMode.code, clock, keysIn, valuesIn, scoresIn, n, found, repeatsArg,
+                    marks.dirty() ? dirty.pointer() : null, marks.missedKeys(), marks.missedIndex(),
+                    counters.at(COUNTER_MISSED * 8L), indexBase);
+            if (marks.missedKeys() != null) {
+                return readCounters()[COUNTER_MISSED];
+            }
             sync("assign (n=" + n + ")");
             return 0;
         }
         kernels.launchPacked("mlkv_upsert", TableKernelArgs.UPSERT, n * TILE, BLOCK, stream, keys.pointer(), scores.pointer(), digests.pointer(),
                 values.pointer(), dedupSlotArg, dedupWinArg, dedupFlagArg, dedupEpoch, bucketLocks.pointer(),
                 counters.at(COUNTER_SIZE * 8L), buckets - 1, dim, mode,
-                scoreMode.code, clock, keysIn, valuesIn, scoresIn, n, out, found, evictedKeys, evictedValues,
-                evictedScores, counters.at(COUNTER_EVICTED * 8L), counters.at(COUNTER_REJECTED * 8L), repeatsArg);
+                scoreMode.code, clock, keysIn, valuesIn, scoresIn, n, out, found, evicted.keys(), evicted.values(),
+                evicted.scores(), counters.at(COUNTER_EVICTED * 8L), counters.at(COUNTER_REJECTED * 8L), repeatsArg,
+                dirty.pointer(), marks.dirty() ? 1L : 0L, evicted.dirty());
         if (!wait) {
             // Evicted and rejected, in this order at both places.
             kernels.launch("mlkv_add_u64", 2, BLOCK, stream, counters.at(COUNTER_EVICTED * 8L),
@@ -1076,6 +1271,7 @@ public final class GpuHashTable implements VectorTier {
         kernels.launch("mlkv_clear", Math.min(capacity, 1L << 24), BLOCK, stream, keys.pointer(), digests.pointer(),
                 scores.pointer(), capacity);
         Cuda.check(cuMemsetD8Async(bucketLocks.pointer(), (byte) 0, buckets * 4, stream), "cuMemsetD8Async (bucket locks)");
+        Cuda.check(cuMemsetD8Async(dirty.pointer(), (byte) 0, capacity, stream), "cuMemsetD8Async (dirty marks)");
         Cuda.check(cuMemsetD8Async(counters.pointer(), (byte) 0, COUNTERS * 8, stream), "cuMemsetD8Async (counters)");
         sync("clear");
     }
@@ -1116,6 +1312,7 @@ public final class GpuHashTable implements VectorTier {
         final PinnedMemory hScores;
         final PinnedMemory hEvictKeys;
         final PinnedMemory hEvictScores;
+        final PinnedMemory hEvictDirty;
         final DeviceMemory dKeys;
         final DeviceMemory dValuesIn;
         final DeviceMemory dValuesOut;
@@ -1124,6 +1321,7 @@ public final class GpuHashTable implements VectorTier {
         final DeviceMemory dEvictKeys;
         final DeviceMemory dEvictValues;
         final DeviceMemory dEvictScores;
+        final DeviceMemory dEvictDirty;
 
         Staging(int n, int dim) {
             long rows = (long) n * dim * 4;
@@ -1135,6 +1333,7 @@ public final class GpuHashTable implements VectorTier {
                 hScores = add(new PinnedMemory(n * 8L, "staged scores"));
                 hEvictKeys = add(new PinnedMemory(n * 8L, "staged evicted keys"));
                 hEvictScores = add(new PinnedMemory(n * 8L, "staged evicted scores"));
+                hEvictDirty = add(new PinnedMemory(n, "staged evicted dirty marks"));
                 dKeys = add(new DeviceMemory(n * 8L, "staged keys"));
                 dValuesIn = add(new DeviceMemory(rows, "staged input values"));
                 dValuesOut = add(new DeviceMemory(rows, "staged output values"));
@@ -1143,6 +1342,7 @@ public final class GpuHashTable implements VectorTier {
                 dEvictKeys = add(new DeviceMemory(n * 8L, "staged evicted keys"));
                 dEvictValues = add(new DeviceMemory(rows, "staged evicted values"));
                 dEvictScores = add(new DeviceMemory(n * 8L, "staged evicted scores"));
+                dEvictDirty = add(new DeviceMemory(n, "staged evicted dirty marks"));
             } catch (RuntimeException e) {
                 close();
                 throw e;
@@ -1189,6 +1389,8 @@ public final class GpuHashTable implements VectorTier {
                     "cuMemcpyDtoHAsync (evicted values)");
             Cuda.check(cuMemcpyDtoHAsync(hEvictScores.pointer(), dEvictScores.pointer(), n * 8L, stream),
                     "cuMemcpyDtoHAsync (evicted scores)");
+            Cuda.check(cuMemcpyDtoHAsync(hEvictDirty.pointer(), dEvictDirty.pointer(), n, stream),
+                    "cuMemcpyDtoHAsync (evicted dirty marks)");
         }
 
         void fetchExport(int n, int dim, CUstream stream) {
@@ -1248,11 +1450,17 @@ public final class GpuHashTable implements VectorTier {
             hValuesOut.buffer().asFloatBuffer().get(out, from * dim, n * dim);
         }
 
-        void unpackEvicted(int n, int at, int dim, long[] keys, float[] vals, long[] scores) {
-            hEvictKeys.buffer().asLongBuffer().get(keys, at, n);
-            hValuesOut.buffer().asFloatBuffer().get(vals, at * dim, n * dim);
-            if (scores != null) {
-                hEvictScores.buffer().asLongBuffer().get(scores, at, n);
+        void unpackEvicted(int n, int at, int dim, Evicted to) {
+            hEvictKeys.buffer().asLongBuffer().get(to.keys(), at, n);
+            hValuesOut.buffer().asFloatBuffer().get(to.values(), at * dim, n * dim);
+            if (to.scores() != null) {
+                hEvictScores.buffer().asLongBuffer().get(to.scores(), at, n);
+            }
+            if (to.dirty() != null) {
+                ByteBuffer marks = hEvictDirty.buffer();
+                for (int e = 0; e < n; e++) {
+                    to.dirty()[at + e] = marks.get(e) != 0;
+                }
             }
         }
 

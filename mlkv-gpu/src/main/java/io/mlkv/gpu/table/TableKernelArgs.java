@@ -17,11 +17,12 @@ final class TableKernelArgs {
     static final PackedStruct UPSERT = new PackedStruct("UpsertArgs", concat(List.of("keys", "scores", "digests",
             "values"), MARKS, List.of("bucket_locks", "size", "bucket_mask", "dim", "mode", "score_mode", "clock",
             "in_keys", "in_values", "in_scores", "n", "out", "found_out", "evicted_keys", "evicted_values",
-            "evicted_scores", "evicted_count", "rejected_count", "dup_seen")));
+            "evicted_scores", "evicted_count", "rejected_count", "dup_seen", "dirty", "mark", "evicted_dirty")));
 
     static final PackedStruct ASSIGN = new PackedStruct("AssignArgs", concat(List.of("keys", "scores", "digests",
             "values"), MARKS, List.of("bucket_mask", "dim", "score_mode", "clock", "in_keys", "in_values",
-            "in_scores", "n", "found_out", "dup_seen")));
+            "in_scores", "n", "found_out", "dup_seen", "dirty_set", "missed_keys", "missed_index", "missed_count",
+            "index_base")));
 
     static final PackedStruct DEDUP = new PackedStruct("DedupArgs", List.of("in_keys", "n", "set_keys", "win",
             "set_mask", "slot_of", "flag", "epoch", "repeated"));

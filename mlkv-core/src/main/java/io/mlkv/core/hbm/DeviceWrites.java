@@ -1,0 +1,215 @@
+package io.mlkv.core.hbm;
+
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
+
+import io.mlkv.core.tiers.HostTiers;
+import io.mlkv.gpu.cuda.Cuda;
+import io.mlkv.gpu.table.EntryState;
+import io.mlkv.gpu.table.GpuHashTable;
+import io.mlkv.storage.ReservedKeys;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.nio.IntBuffer;
+import java.nio.LongBuffer;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
+import jcuda.driver.CUdeviceptr;
+import org.agrona.collections.Long2LongHashMap;
+
+/**
+ * The write half of a training step on the GPU: device-pointer {@code multiPut} and
+ * {@code accumulate} with write-back, where HBM takes every write and the tiers below see only
+ * what HBM evicts or a flush writes back.
+ *
+ * <p>A call runs, under the store's mutation lock:
+ * <ol>
+ *   <li>before the lock, a kernel looks for a reserved key (one 8-byte copy back; the batch is
+ *       refused before anything is written);</li>
+ *   <li>one kernel writes (or adds to) every key HBM holds and marks it dirty on the GPU, and
+ *       compacts the positions it missed;</li>
+ *   <li>only the missed keys come to the host, deduplicated there. A put installs each missed
+ *       key's last row dirty, straight from the caller's device rows. An accumulate reads the
+ *       missed keys' current rows below in one batch (zeros for new keys), installs them dirty
+ *       (a row equal to the one below costs one extra write-back at most; a new key then exists
+ *       whichever way it leaves), and adds the missed positions' deltas on the GPU. What an install
+ *       evicts moves down in bulk, dirty entries as dirty ({@link HbmMigration#installStaged}).</li>
+ *   <li>a key an install of the same call evicted again before its delta was added (a bucket full
+ *       of this call's keys) takes the host write path: rare, and correct, since its installed row
+ *       moved down as dirty.</li>
+ * </ol>
+ *
+ * <p>Lock rule: HBM's contents change only under the mutation lock, so the misses of step 2 still
+ * stand in step 3. The host work is proportional to the misses, not to the batch.
+ */
+public final class DeviceWrites {
+    /** The host write path, for the rare keys step 4 hands over: rows {@code [0, keys.length)}. */
+    public interface HostWrite {
+        void apply(long[] keys, float[] rows);
+    }
+
+    private final int dim;
+    private final HbmTier hbm;
+    private final HbmMigration migration;
+    private final HostTiers host;
+    private final ReentrantLock mutation;
+    private final AtomicLong mutationEpoch;
+    private final AtomicLong entryCount;
+
+    public DeviceWrites(int dim, HbmTier hbm, HbmMigration migration, HostTiers host, ReentrantLock mutation,
+            AtomicLong mutationEpoch, AtomicLong entryCount) {
+        this.dim = dim;
+        this.hbm = hbm;
+        this.migration = migration;
+        this.host = host;
+        this.mutation = mutation;
+        this.mutationEpoch = mutationEpoch;
+        this.entryCount = entryCount;
+    }
+
+    /**
+     * Refuses a device batch holding a reserved key, naming the key and its position.
+     *
+     * @throws IllegalArgumentException for the first reserved key
+     */
+    public void checkReserved(String op, CUdeviceptr keys, long n) {
+        long at = hbm.table().firstReservedKey(keys, n);
+        if (at >= 0) {
+            throw ReservedKeys.refused(op, hbm.keysToHost(keys.withByteOffset(at * 8), 1)[0], at);
+        }
+    }
+
+    /** Device multiPut with write-back: a repeated key keeps its last row. Caller is inside the lifecycle and checked the keys. */
+    public void put(CUdeviceptr keys, long n, CUdeviceptr values) {
+        mutation.lock();
+        Staging st = null;
+        try {
+            hbm.noteDirtyWrites();
+            st = hbm.acquire(n);
+            st.ensureInstall();
+            int missed = (int) hbm.table().assignDirty(keys, values, n, st.missedKeys.pointer(), st.missedIndex.pointer());
+            if (missed > 0) {
+                Misses m = misses(st, missed);
+                migration.invalidateSpilled(m.keys, m.unique);
+                boolean[] existed = new boolean[m.unique];
+                long added = m.unique - host.existing(m.keys, m.unique, existed);
+                // The last occurrence of each missed key is the row it keeps.
+                putKeys(st, m.keys, m.unique);
+                IntBuffer at = st.hostRowsIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer();
+                at.put(0, m.lastAt, 0, m.unique);
+                Cuda.check(cuMemcpyHtoD(st.rowsIndex.pointer(), st.hostRowsIndex.pointer(), m.unique * 4L),
+                        "cuMemcpyHtoD (positions of installed rows)");
+                hbm.table().gatherRows(values, st.rowsIndex.pointer(), m.unique, st.installRows.pointer());
+                migration.installStaged(st, st.installKeys.pointer(), m.unique, st.installRows.pointer(), EntryState.DIRTY);
+                entryCount.addAndGet(added);
+            }
+        } finally {
+            if (st != null) {
+                hbm.giveBack(st);
+            }
+            mutationEpoch.incrementAndGet();
+            mutation.unlock();
+        }
+    }
+
+    /**
+     * Device accumulate with write-back: every occurrence of a key adds its delta; an absent key
+     * starts from zeros. Caller is inside the lifecycle and checked the keys; {@code rest} takes
+     * the keys of step 4.
+     */
+    public void accumulate(CUdeviceptr keys, long n, CUdeviceptr deltas, HostWrite rest) {
+        GpuHashTable table = hbm.table();
+        mutation.lock();
+        Staging st = null;
+        try {
+            hbm.noteDirtyWrites();
+            st = hbm.acquire(n);
+            st.ensureInstall();
+            int missed = (int) table.accumulateDirty(keys, deltas, n, st.missedKeys.pointer(), st.missedIndex.pointer());
+            if (missed > 0) {
+                Misses m = misses(st, missed);
+                migration.invalidateSpilled(m.keys, m.unique);
+                float[] base = new float[m.unique * dim];
+                boolean[] found = new boolean[m.unique];
+                host.readCurrent(m.keys, m.unique, base, found);
+                long added = 0;
+                for (boolean f : found) {
+                    added += f ? 0 : 1;
+                }
+                putKeys(st, m.keys, m.unique);
+                st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer().put(0, base, 0, m.unique * dim);
+                Cuda.check(cuMemcpyHtoD(st.rowsIn.pointer(), st.hostRows.pointer(), m.unique * dim * 4L),
+                        "cuMemcpyHtoD (current rows of missed keys)");
+                migration.installStaged(st, st.installKeys.pointer(), m.unique, st.rowsIn.pointer(), EntryState.DIRTY);
+                entryCount.addAndGet(added);
+                // The missed positions' deltas, added where their keys now are.
+                table.gatherRows(deltas, st.missedIndex.pointer(), missed, st.installRows.pointer());
+                int again = (int) table.accumulateDirty(st.missedKeys.pointer(), st.installRows.pointer(), missed,
+                        st.installKeys.pointer(), st.rowsIndex.pointer());
+                if (again > 0) {
+                    handOver(st, again, rest);
+                }
+            }
+        } finally {
+            if (st != null) {
+                hbm.giveBack(st);
+            }
+            mutationEpoch.incrementAndGet();
+            mutation.unlock();
+        }
+    }
+
+    /**
+     * Step 4: the {@code count} keys at {@code st.installKeys} whose deltas (rows
+     * {@code st.rowsIndex[j]} of {@code st.installRows}) found no entry go through {@code rest}.
+     */
+    private void handOver(Staging st, int count, HostWrite rest) {
+        GpuHashTable table = hbm.table();
+        table.gatherRows(st.installRows.pointer(), st.rowsIndex.pointer(), count, st.rowsIn.pointer());
+        table.makeDeviceCurrent();
+        Cuda.check(cuMemcpyDtoH(st.hostKeys.pointer(), st.installKeys.pointer(), count * 8L), "cuMemcpyDtoH (keys handed over)");
+        Cuda.check(cuMemcpyDtoH(st.hostRows.pointer(), st.rowsIn.pointer(), count * dim * 4L), "cuMemcpyDtoH (deltas handed over)");
+        long[] k = new long[count];
+        float[] rows = new float[count * dim];
+        st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, k);
+        FloatBuffer r = st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
+        r.get(0, rows);
+        rest.apply(k, rows);
+    }
+
+    /** The distinct missed keys of a pass, with the last position of each. */
+    private record Misses(long[] keys, int[] lastAt, int unique) {
+    }
+
+    /** Copies the {@code missed} keys and positions of {@code st} to the host and deduplicates them. */
+    private Misses misses(Staging st, int missed) {
+        hbm.table().makeDeviceCurrent();
+        Cuda.check(cuMemcpyDtoH(st.hostMissKeys.pointer(), st.missedKeys.pointer(), missed * 8L), "cuMemcpyDtoH (missed keys)");
+        Cuda.check(cuMemcpyDtoH(st.hostIndex.pointer(), st.missedIndex.pointer(), missed * 4L), "cuMemcpyDtoH (missed positions)");
+        LongBuffer k = st.hostMissKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer();
+        IntBuffer at = st.hostIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer();
+        Long2LongHashMap slotOf = new Long2LongHashMap(missed * 2, 0.5f, -1);
+        long[] keys = new long[missed];
+        int[] lastAt = new int[missed];
+        int u = 0;
+        for (int j = 0; j < missed; j++) {
+            long key = k.get(j);
+            int pos = at.get(j);
+            long slot = slotOf.get(key);
+            if (slot < 0) {
+                slotOf.put(key, u);
+                keys[u] = key;
+                lastAt[u++] = pos;
+            } else if (pos > lastAt[(int) slot]) {
+                lastAt[(int) slot] = pos;
+            }
+        }
+        return new Misses(keys, lastAt, u);
+    }
+
+    /** Copies {@code keys[0, n)} to {@code st.installKeys}. */
+    private void putKeys(Staging st, long[] keys, int n) {
+        st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().put(0, keys, 0, n);
+        Cuda.check(cuMemcpyHtoD(st.installKeys.pointer(), st.hostKeys.pointer(), n * 8L), "cuMemcpyHtoD (keys to install)");
+    }
+}
