@@ -99,6 +99,11 @@ final class StoreBenchCommand implements Callable<Integer> {
             description = "read, train, train-clean, write (default ${DEFAULT-VALUE}).")
     List<String> workloads;
 
+    @Option(names = "--callers", defaultValue = "1",
+            description = "Threads calling at once, each with its own batches and device buffers; above 1 the figure is "
+                    + "the aggregate over all timed calls (default ${DEFAULT-VALUE}).")
+    int callers;
+
     @Option(names = "--hkv-find", defaultValue = "0.199",
             description = "HierarchicalKV hybrid find, B-KV/s, for the ratios (default ${DEFAULT-VALUE}: shared/GPU-HOST.md).")
     double hkvFind;
@@ -117,6 +122,9 @@ final class StoreBenchCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         if (records < 1 || batch < 1 || calls < 1 || warmup < 0 || dim < 1) {
             throw new IllegalArgumentException("--records, --batch, --calls and --dim must be positive, --warmup not negative");
+        }
+        if (callers < 1 || callers > 64) {
+            throw new IllegalArgumentException("--callers must be 1 to 64, was " + callers);
         }
         if (hkvFind <= 0 || hkvAssign <= 0 || hkvInsertOrAssign <= 0) {
             throw new IllegalArgumentException("--hkv-find, --hkv-assign and --hkv-insert-or-assign must be positive");
@@ -162,8 +170,10 @@ final class StoreBenchCommand implements Callable<Integer> {
                     readAll(s, "warm DRAM");
                     for (int d = 0; d < distributions.size(); d++) {
                         StoreStats[] before = new StoreStats[1];
-                        double[] gpu = timeDevice(s, w, batches[d], () -> before[0] = s.stats());
+                        double[] gpu = callers == 1 ? timeDevice(s, w, batches[d], () -> before[0] = s.stats())
+                                : timeCallers(s, w, d, () -> before[0] = s.stats());
                         StoreStats after = s.stats();
+                        checkWrites(s, w, batches[d]);
                         double hits = after.tier("HBM").hits() - before[0].tier("HBM").hits();
                         double misses = after.tier("HBM").misses() - before[0].tier("HBM").misses();
                         double best = max(gpu);
@@ -172,9 +182,11 @@ final class StoreBenchCommand implements Callable<Integer> {
                         rows.add(String.format(Locale.ROOT, "| %s | %s | %,d | %,.0f | %,.0f | %.3f | %s | %,.0f | %.3fx |",
                                 w.label(), distributions.get(d), batch, best, median(gpu), hits / Math.max(1, hits + misses),
                                 baseline, hkvKeysPerS(w), best / hkvKeysPerS(w)));
-                        perCall.add(w.label() + " " + distributions.get(d) + ": " + millis(gpu)
-                                + (w == Workload.READ ? " (GPU OFF: " + millis(cpu[d]) + ")" : ""));
-                        perCall.add(w.label() + " " + distributions.get(d) + " phases: " + phases(before[0], after, gpu));
+                        if (callers == 1) {
+                            perCall.add(w.label() + " " + distributions.get(d) + ": " + millis(gpu)
+                                    + (w == Workload.READ ? " (GPU OFF: " + millis(cpu[d]) + ")" : ""));
+                            perCall.add(w.label() + " " + distributions.get(d) + " phases: " + phases(before[0], after, gpu));
+                        }
                     }
                     System.out.println(w.label() + ": " + s.stats());
                 }
@@ -185,8 +197,8 @@ final class StoreBenchCommand implements Callable<Integer> {
             }
         }
         System.out.printf(Locale.ROOT, "%nstore-bench: %,d records of dim %d, HBM %,d entries, DRAM %,d bytes (holds the table), "
-                + "admission %s, %d warm-up + %d timed calls per distribution, one caller%n%n", records, dim, hbm, dramBytes,
-                admission, warmup, calls);
+                + "admission %s, %d warm-up + %d timed calls per distribution, %s%n%n", records, dim, hbm, dramBytes,
+                admission, warmup, calls, callers == 1 ? "one caller" : callers + " callers at once (aggregate keys/s)");
         System.out.printf(Locale.ROOT, "HierarchicalKV hybrid figures used: find %.3f, assign %.3f, insert_or_assign %.3f B-KV/s;"
                 + " its training step is find then assign of the same keys%n%n", hkvFind, hkvAssign, hkvInsertOrAssign);
         System.out.println("| workload | distribution | batch | keys/s (best) | median | HBM hit rate "
@@ -327,14 +339,62 @@ final class StoreBenchCommand implements Callable<Integer> {
                 }
             }
         }
+        return rates;
+    }
+
+    /**
+     * {@code --callers} threads, each running workload {@code w} on its own batches (distribution
+     * {@code d}, its own seed) and device buffers; after their warm-up calls they wait for each
+     * other, then run their timed calls at once. Returns one figure: all timed keys over the wall
+     * time from the common start to the last caller's end.
+     */
+    private double[] timeCallers(MlkvStore s, Workload w, int d, Runnable atTimedStart) throws Exception {
+        java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(callers + 1);
+        java.util.concurrent.CyclicBarrier end = new java.util.concurrent.CyclicBarrier(callers + 1);
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(callers);
+        try {
+            List<java.util.concurrent.Future<?>> running = new ArrayList<>();
+            for (int c = 0; c < callers; c++) {
+                KeyGenerator g = KeyGenerators.create(new KeyGenerators.Spec(distributions.get(d), records, theta, 0.2, 0.8,
+                        seed + d + 1000L * (c + 1)));
+                long[][] mine = new long[warmup + calls][batch];
+                for (long[] b : mine) {
+                    g.fill(b);
+                }
+                running.add(pool.submit(() -> {
+                    timeDevice(s, w, mine, () -> {
+                        try {
+                            start.await();
+                        } catch (Exception e) {
+                            throw new IllegalStateException(e);
+                        }
+                    });
+                    end.await();
+                    return null;
+                }));
+            }
+            start.await();
+            atTimedStart.run();
+            long t0 = System.nanoTime();
+            end.await();
+            long t = System.nanoTime() - t0;
+            for (java.util.concurrent.Future<?> f : running) {
+                f.get();
+            }
+            return new double[] {(double) callers * calls * batch / (t / 1e9)};
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    /** After the timed calls of a write: the rows written read back as written, from every tier, after a flush. */
+    private void checkWrites(MlkvStore s, Workload w, long[][] keyBatches) {
         if (w == Workload.WRITE || w == Workload.TRAIN) {
-            // The rows written must read back as written, from every tier, after a flush.
             s.flush();
             float[] out = new float[batch * dim];
             boolean[] found = new boolean[batch];
             check(s.multiGet(keyBatches[keyBatches.length - 1], out, found), keyBatches[keyBatches.length - 1], out);
         }
-        return rates;
     }
 
     /** Every key must be found with its own row (value = key). */

@@ -5,6 +5,7 @@ import io.mlkv.gpu.spill.SpillLog;
 import io.mlkv.core.hbm.DeviceWrites;
 import io.mlkv.core.hbm.HbmMigration;
 import io.mlkv.core.hbm.HbmTier;
+import io.mlkv.core.tiers.BatchPool;
 import io.mlkv.core.tiers.Batches;
 import io.mlkv.core.tiers.HostTiers;
 import io.mlkv.core.tiers.Lifecycle;
@@ -157,13 +158,14 @@ public final class MlkvStore implements VectorTier {
                 hbm.mapDram(dram);
             }
             this.promoter = opened.add(new Promoter(mutation, lifecycle));
+            BatchPool batchPool = opened.add(new BatchPool(c.batchThreads()));
             this.host = new HostTiers(dim, dram, rocks, spill, promoter);
             warmHbmFromRestoredCheckpoint();
             this.entryCount = new AtomicLong(recoverCount());
             this.writes = new WritePath(dim, durability, host, hbm, spill, mutation, mutationEpoch, entryCount, lifecycle);
             this.migration = hbm == null ? null : new HbmMigration(dim, hbm, host, spill, promoter, mutation, entryCount,
                     new HbmMigration.Admission(c.hbmAdmission().newFilter(c.hbmCapacity()),
-                            c.hbmAdmission() == HbmAdmission.ALWAYS));
+                            c.hbmAdmission() == HbmAdmission.ALWAYS), batchPool);
             this.deviceWrites = hbm == null ? null
                     : new DeviceWrites(dim, hbm, migration, host, mutation, mutationEpoch, entryCount);
             AtomicInteger threadId = new AtomicInteger();

@@ -21,6 +21,7 @@ public final class MlkvStoreBuilder {
     private long hbmCapacity = 1L << 20;
     private boolean syncWrites;
     private int prefetchThreads = 2;
+    private int batchThreads = Runtime.getRuntime().availableProcessors();
     private boolean hbmWriteBack;
     private boolean mapDram = true;
     private HbmAdmission hbmAdmission = HbmAdmission.ALWAYS;
@@ -181,6 +182,19 @@ public final class MlkvStoreBuilder {
     }
 
     /**
+     * Threads a large batch may split over, the caller's included (today: the demotion of what an
+     * HBM install evicts); default the available processors. 1 keeps every batch on the caller's
+     * thread.
+     */
+    public MlkvStoreBuilder batchThreads(int threads) {
+        if (threads < 1 || threads > 1024) {
+            throw new IllegalArgumentException("batchThreads must be between 1 and 1024, was " + threads);
+        }
+        this.batchThreads = threads;
+        return this;
+    }
+
+    /**
      * Opens the store.
      *
      * @throws IllegalStateException if a required setting is missing or settings conflict
@@ -210,6 +224,6 @@ public final class MlkvStoreBuilder {
         }
         return new MlkvStore(new StoreConfig(dim, directory, dramCapacityBytes, blockCacheBytes, policy, durability,
                 syncWrites, gpuMode, hbmCapacity, hbmWriteBack, hbmAdmission, hbmSpillRows, fileIoMode, mapDram,
-                prefetchThreads));
+                prefetchThreads, batchThreads));
     }
 }

@@ -9,5 +9,6 @@ import java.nio.file.Path;
  */
 record StoreConfig(int dim, Path directory, long dramCapacityBytes, long blockCacheBytes, String policy,
         Durability durability, boolean syncWrites, GpuMode gpuMode, long hbmCapacity, boolean hbmWriteBack,
-        HbmAdmission hbmAdmission, long hbmSpillRows, FileIo.Mode fileIoMode, boolean mapDram, int prefetchThreads) {
+        HbmAdmission hbmAdmission, long hbmSpillRows, FileIo.Mode fileIoMode, boolean mapDram, int prefetchThreads,
+        int batchThreads) {
 }

@@ -1,5 +1,6 @@
 package io.mlkv.core.hbm;
 
+import io.mlkv.core.tiers.BatchPool;
 import io.mlkv.core.tiers.Batches;
 import io.mlkv.core.tiers.HostTiers;
 import io.mlkv.core.tiers.Promoter;
@@ -49,11 +50,14 @@ public final class HbmMigration {
     private final LongPredicate promotionFilter;
     /** Whether {@link #promotionFilter} takes every key (admission ALWAYS). */
     private final boolean admitsEveryMiss;
+    /** Splits the demotion of a large eviction over the store's threads. */
+    private final BatchPool pool;
     private final LongAdder dramReadsOnGpu = new LongAdder();
     private final LongAdder spillReadsOnGpu = new LongAdder();
 
     public HbmMigration(int dim, HbmTier hbm, HostTiers host, SpillLog spill, Promoter promoter, ReentrantLock mutation,
-            AtomicLong entryCount, Admission admission) {
+            AtomicLong entryCount, Admission admission, BatchPool pool) {
+        this.pool = pool;
         this.dim = dim;
         this.hbm = hbm;
         this.host = host;
@@ -329,17 +333,32 @@ public final class HbmMigration {
         long started = System.nanoTime();
         long now = host.tick();
         boolean cleanMayMove = spill == null && !dramHoldsEveryKey();
-        for (int e = 0; e < d.count(); e++) {
-            long key = d.keys()[e];
-            if (d.dirty()[e]) {
-                host.putDemoted(key, d.values(), e, true, now);
-                hbm.markDemoted(key);
-                hbm.countWriteBack();
-            } else if (cleanMayMove) {
-                host.putDemoted(key, d.values(), e, false, now);
+        // Parts by key, so that the entries of one key (an install may return a key twice) stay
+        // in their order; DRAM locks per bucket stripe, so the parts write side by side.
+        int parts = pool.partsFor(d.count(), DEMOTIONS_PER_PART);
+        pool.run(parts, p -> {
+            for (int e = 0; e < d.count(); e++) {
+                long key = d.keys()[e];
+                if (parts > 1 && partOf(key, parts) != p) {
+                    continue;
+                }
+                if (d.dirty()[e]) {
+                    host.putDemoted(key, d.values(), e, true, now);
+                    hbm.markDemoted(key);
+                    hbm.countWriteBack();
+                } else if (cleanMayMove) {
+                    host.putDemoted(key, d.values(), e, false, now);
+                }
             }
-        }
+        });
         host.countDramMove(System.nanoTime() - started);
+    }
+
+    /** Evicted entries below which a demotion stays on the caller's thread. */
+    private static final int DEMOTIONS_PER_PART = 8192;
+
+    private static int partOf(long key, int parts) {
+        return (int) (((key * 0x9E3779B97F4A7C15L) >>> 33) % parts);
     }
 
     /**

@@ -111,6 +111,8 @@ public final class GpuHashTable implements VectorTier {
     /** Set to all ones, then lowered by mlkv_first_reserved. */
     private static final int COUNTER_RESERVED = 8;
     private static final int COUNTERS = 9;
+    /** At least this many device keys per assigning launch (the scratch set costs about 30 bytes a key). */
+    private static final int DEVICE_DEDUP_CHUNK = 1 << 20;
 
     private final int dim;
     private final long buckets;
@@ -132,6 +134,11 @@ public final class GpuHashTable implements VectorTier {
     /** One byte per slot: 1 while the slot's value is newer than the tiers below (see {@link EntryState}). */
     private final DeviceMemory dirty;
     private final DeviceMemory bucketLocks;
+    /**
+     * Keys per assigning launch that may repeat keys: the repeated-key scratch set holds this
+     * many. Device batches go in chunks of it (host arrays in smaller chunks of stagingKeys).
+     */
+    private final int dedupChunk;
     private final long dedupMask;
     private final DeviceMemory dedupKeys;
     private final DeviceMemory dedupWin;
@@ -201,11 +208,12 @@ public final class GpuHashTable implements VectorTier {
             this.counters = own(new DeviceMemory(COUNTERS * 8, "counters"));
             this.countersHost = own(new PinnedMemory(COUNTERS * 8, "counters"));
             this.staging = own(new Staging(this.stagingKeys, dim));
-            long dedupSlots = Long.highestOneBit(this.stagingKeys * 2L - 1) << 1;
+            this.dedupChunk = Math.max(this.stagingKeys, DEVICE_DEDUP_CHUNK);
+            long dedupSlots = Long.highestOneBit(dedupChunk * 2L - 1) << 1;
             this.dedupMask = dedupSlots - 1;
             this.dedupKeys = own(new DeviceMemory(dedupSlots * 8, "dedup scratch keys"));
             this.dedupWin = own(new DeviceMemory(dedupSlots * 4, "dedup scratch positions"));
-            this.dedupSlot = own(new DeviceMemory(this.stagingKeys * 4L, "dedup scratch slots"));
+            this.dedupSlot = own(new DeviceMemory(dedupChunk * 4L, "dedup scratch slots"));
             this.dedupFlag = own(new DeviceMemory(8, "dedup flag"));
             this.dedupRepeated = own(new DeviceMemory(dedupSlots, "dedup marks"));
             this.repeatSeen = own(PinnedMemory.mapped(8, "repeated-key flag"));
@@ -1084,7 +1092,7 @@ public final class GpuHashTable implements VectorTier {
      * Runs an upsert and (with {@code wait}) waits; returns entries evicted by it, or 0 without
      * {@code wait} (the counts are then added up on the GPU, for {@link #foldUnreadCounts}).
      * Unless callers promised {@link #uniqueKeys unique keys}, assigning modes go in chunks of
-     * {@link #stagingKeys()} keys, and the last occurrence of a key repeated in a chunk wins:
+     * {@link #dedupChunk} keys, and the last occurrence of a key repeated in a chunk wins:
      * with LRU scores and a waiting call, every occurrence writes, the kernel reports whether a key
      * repeated, and only then are the repeated keys marked and their last rows written again
      * ({@link #repairRepeats}); otherwise each chunk is marked first ({@code mlkv_dedup}) and only
@@ -1098,7 +1106,7 @@ public final class GpuHashTable implements VectorTier {
         boolean repeats = !uniqueKeys && (mode == MODE_ASSIGN || mode == MODE_ASSIGN_ONLY);
         boolean repair = repeats && wait && scoreMode == ScoreMode.LRU;
         boolean mark = repeats && !repair;
-        long step = repeats ? stagingKeys : Math.max(1, n);
+        long step = repeats ? dedupChunk : Math.max(1, n);
         long rowBytes = dim * 4L;
         long evicted = 0;
         for (long from = 0; from < n; from += step) {

@@ -114,7 +114,7 @@ class DirtyMarksTest {
             }
             t.insertOrAssign(keys, rows, null);
             assertTrue(dirtyEntries(t).isEmpty(), "plain inserts are clean; seed " + seed);
-            int n = 5000; // five assign chunks of 1024
+            int n = (1 << 20) + 5000; // two assigning launches: the second reports positions after the first's
             long[] batch = new long[n];
             float[] values = new float[n * DIM];
             Map<Long, float[]> expectDirty = new HashMap<>();

@@ -1,0 +1,104 @@
+package io.mlkv.core.tiers;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.IntConsumer;
+
+/**
+ * The store's threads for splitting one large batch into parts that run at once (the store's
+ * {@code batchThreads} setting). The calling thread runs one part itself, so a pool of one thread
+ * runs everything on the caller. Parts must not depend on each other; a part's failure is rethrown
+ * once every part has ended, the others' added as suppressed.
+ */
+public final class BatchPool implements AutoCloseable {
+    private final int threads;
+    /** Null for a pool of one thread: the caller runs every part. */
+    private final ExecutorService workers;
+
+    public BatchPool(int threads) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("batchThreads must be at least 1, was " + threads);
+        }
+        this.threads = threads;
+        AtomicInteger id = new AtomicInteger();
+        this.workers = threads == 1 ? null : Executors.newFixedThreadPool(threads - 1, r -> {
+            Thread t = new Thread(r, "mlkv-batch-" + id.incrementAndGet());
+            t.setDaemon(true);
+            return t;
+        });
+    }
+
+    /** Threads a batch may use, the caller's included. */
+    public int threads() {
+        return threads;
+    }
+
+    /** How many parts a batch of {@code count} items splits into, each at least {@code minPart} items. */
+    public int partsFor(int count, int minPart) {
+        return (int) Math.max(1, Math.min(threads, (long) count / Math.max(1, minPart)));
+    }
+
+    /** Runs {@code part.accept(p)} for every {@code p < parts}, part 0 on the caller, and returns when all have ended. */
+    public void run(int parts, IntConsumer part) {
+        if (parts <= 1 || workers == null) {
+            for (int p = 0; p < parts; p++) {
+                part.accept(p);
+            }
+            return;
+        }
+        List<Future<?>> running = new ArrayList<>(parts - 1);
+        for (int p = 1; p < parts; p++) {
+            int at = p;
+            running.add(workers.submit(() -> part.accept(at)));
+        }
+        Throwable failure = null;
+        try {
+            part.accept(0);
+        } catch (RuntimeException | Error e) {
+            failure = e;
+        }
+        boolean interrupted = false;
+        for (Future<?> f : running) {
+            while (true) {
+                try {
+                    f.get();
+                    break;
+                } catch (InterruptedException e) {
+                    interrupted = true; // every part must end before the batch's arrays are reused
+                } catch (ExecutionException e) {
+                    Throwable cause = e.getCause();
+                    if (failure == null) {
+                        failure = cause;
+                    } else {
+                        failure.addSuppressed(cause);
+                    }
+                    break;
+                }
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+        if (failure instanceof RuntimeException r) {
+            throw r;
+        }
+        if (failure instanceof Error err) {
+            throw err;
+        }
+        if (failure != null) {
+            throw new IllegalStateException("a part of a batch failed", failure);
+        }
+    }
+
+    @Override
+    public void close() {
+        if (workers != null) {
+            workers.shutdown();
+        }
+    }
+}

@@ -1,0 +1,76 @@
+package io.mlkv.core.tiers;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicIntegerArray;
+import org.junit.jupiter.api.Test;
+
+class BatchPoolTest {
+    @Test
+    void everyPartRunsOnceAndPartZeroOnTheCaller() {
+        try (BatchPool pool = new BatchPool(4)) {
+            AtomicIntegerArray runs = new AtomicIntegerArray(6);
+            Set<String> threads = ConcurrentHashMap.newKeySet();
+            Thread caller = Thread.currentThread();
+            boolean[] zeroOnCaller = new boolean[1];
+            pool.run(6, p -> {
+                runs.incrementAndGet(p);
+                threads.add(Thread.currentThread().getName());
+                if (p == 0) {
+                    zeroOnCaller[0] = Thread.currentThread() == caller;
+                }
+            });
+            for (int p = 0; p < 6; p++) {
+                assertEquals(1, runs.get(p), "part " + p);
+            }
+            assertTrue(zeroOnCaller[0]);
+            assertTrue(threads.stream().anyMatch(t -> t.startsWith("mlkv-batch-")), "parts ran on the pool's threads: " + threads);
+        }
+    }
+
+    @Test
+    void aPoolOfOneRunsEverythingOnTheCaller() {
+        try (BatchPool pool = new BatchPool(1)) {
+            Thread caller = Thread.currentThread();
+            pool.run(3, p -> assertSame(caller, Thread.currentThread()));
+            assertEquals(1, pool.partsFor(1_000_000, 10));
+        }
+    }
+
+    @Test
+    void partsForKeepsEachPartAtLeastTheMinimum() {
+        try (BatchPool pool = new BatchPool(8)) {
+            assertEquals(1, pool.partsFor(100, 8192));
+            assertEquals(3, pool.partsFor(3 * 8192 + 5, 8192));
+            assertEquals(8, pool.partsFor(1 << 20, 8192));
+        }
+    }
+
+    @Test
+    void aFailingPartIsRethrownAfterEveryPartEndedWithTheOthersSuppressed() {
+        try (BatchPool pool = new BatchPool(3)) {
+            AtomicIntegerArray ended = new AtomicIntegerArray(3);
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> pool.run(3, p -> {
+                ended.incrementAndGet(p);
+                if (p > 0) {
+                    throw new IllegalStateException("part " + p);
+                }
+            }));
+            for (int p = 0; p < 3; p++) {
+                assertEquals(1, ended.get(p));
+            }
+            assertEquals(1, e.getSuppressed().length, "the second failure is attached");
+        }
+    }
+
+    @Test
+    void aPoolNeedsAThread() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new BatchPool(0));
+        assertTrue(e.getMessage().contains("batchThreads"), e.getMessage());
+    }
+}
