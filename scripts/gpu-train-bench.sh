@@ -20,10 +20,11 @@ if [[ -x $hkv ]]; then
   echo "== HierarchicalKV hybrid benchmark ($hkv)"
   timeout "${HKV_TIMEOUT:-300}" "$hkv" > "$out/hkv-hybrid.md" 2>&1
   echo "exit code $?" >> "$out/hkv-hybrid.md"
-  # The row of load factor 0.50, columns found by their header names.
+  # The row of load factor (its first column) 0.50 in the table whose header names insert_or_assign;
+  # the other columns found by their header names.
   read -r find assign ioa < <(awk -F'|' '
-    /load_factor/ && /insert_or_assign/ { for (i = 1; i <= NF; i++) { h = $i; gsub(/ /, "", h); col[h] = i }; next }
-    ("load_factor" in col) && !done && ($(col["load_factor"]) + 0) == 0.5 {
+    /insert_or_assign/ && /assign/ { for (i = 1; i <= NF; i++) { h = $i; gsub(/ /, "", h); col[h] = i }; next }
+    ("insert_or_assign" in col) && !done && ($2 + 0) == 0.5 {
       f = $(col["find"]); a = $(col["assign"]); o = $(col["insert_or_assign"]); gsub(/ /, "", f); gsub(/ /, "", a); gsub(/ /, "", o)
       print f, a, o; done = 1 }' "$out/hkv-hybrid.md")
   if [[ -n ${find:-} && -n ${assign:-} && -n ${ioa:-} ]]; then

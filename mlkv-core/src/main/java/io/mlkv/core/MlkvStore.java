@@ -167,7 +167,7 @@ public final class MlkvStore implements VectorTier {
                     new HbmMigration.Admission(c.hbmAdmission().newFilter(c.hbmCapacity()),
                             c.hbmAdmission() == HbmAdmission.ALWAYS), batchPool);
             this.deviceWrites = hbm == null ? null
-                    : new DeviceWrites(dim, hbm, migration, host, mutation, mutationEpoch, entryCount);
+                    : new DeviceWrites(dim, hbm, migration, host, mutation, mutationEpoch, entryCount, batchPool);
             AtomicInteger threadId = new AtomicInteger();
             this.prefetchPool = Executors.newFixedThreadPool(c.prefetchThreads(), r -> {
                 Thread t = new Thread(r, "mlkv-prefetch-" + threadId.incrementAndGet());

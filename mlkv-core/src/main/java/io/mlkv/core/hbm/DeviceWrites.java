@@ -3,6 +3,7 @@ package io.mlkv.core.hbm;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 
+import io.mlkv.core.tiers.BatchPool;
 import io.mlkv.core.tiers.HostTiers;
 import io.mlkv.gpu.cuda.Cuda;
 import io.mlkv.gpu.table.EntryState;
@@ -12,6 +13,7 @@ import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.IntBuffer;
 import java.nio.LongBuffer;
+import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
 import jcuda.driver.CUdeviceptr;
@@ -55,9 +57,12 @@ public final class DeviceWrites {
     private final ReentrantLock mutation;
     private final AtomicLong mutationEpoch;
     private final AtomicLong entryCount;
+    /** Splits the host reads of the missed keys over the store's threads. */
+    private final BatchPool pool;
 
     public DeviceWrites(int dim, HbmTier hbm, HbmMigration migration, HostTiers host, ReentrantLock mutation,
-            AtomicLong mutationEpoch, AtomicLong entryCount) {
+            AtomicLong mutationEpoch, AtomicLong entryCount, BatchPool pool) {
+        this.pool = pool;
         this.dim = dim;
         this.hbm = hbm;
         this.migration = migration;
@@ -91,8 +96,7 @@ public final class DeviceWrites {
             if (missed > 0) {
                 Misses m = misses(st, missed);
                 migration.invalidateSpilled(m.keys, m.unique);
-                boolean[] existed = new boolean[m.unique];
-                long added = m.unique - host.existing(m.keys, m.unique, existed);
+                long added = m.unique - existing(m.keys, m.unique);
                 // The last occurrence of each missed key is the row it keeps.
                 putKeys(st, m.keys, m.unique);
                 IntBuffer at = st.hostRowsIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer();
@@ -131,7 +135,7 @@ public final class DeviceWrites {
                 migration.invalidateSpilled(m.keys, m.unique);
                 float[] base = new float[m.unique * dim];
                 boolean[] found = new boolean[m.unique];
-                host.readCurrent(m.keys, m.unique, base, found);
+                readCurrent(m.keys, m.unique, base, found);
                 long added = 0;
                 for (boolean f : found) {
                     added += f ? 0 : 1;
@@ -175,6 +179,35 @@ public final class DeviceWrites {
         FloatBuffer r = st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
         r.get(0, rows);
         rest.apply(k, rows);
+    }
+
+    /** Missed keys per part of a host read; below this the caller's thread reads them all. */
+    private static final int KEYS_PER_PART = 2048;
+
+    /** How many of {@code keys[0, n)} exist below HBM, in parts on the store's threads. */
+    private int existing(long[] keys, int n) {
+        int parts = pool.partsFor(n, KEYS_PER_PART);
+        int[] present = new int[parts];
+        pool.run(parts, p -> {
+            int from = (int) ((long) n * p / parts);
+            int to = (int) ((long) n * (p + 1) / parts);
+            present[p] = host.existing(Arrays.copyOfRange(keys, from, to), to - from, new boolean[to - from]);
+        });
+        return Arrays.stream(present).sum();
+    }
+
+    /** {@link HostTiers#readCurrent} of {@code keys[0, n)}, in parts on the store's threads. */
+    private void readCurrent(long[] keys, int n, float[] out, boolean[] found) {
+        int parts = pool.partsFor(n, KEYS_PER_PART);
+        pool.run(parts, p -> {
+            int from = (int) ((long) n * p / parts);
+            int to = (int) ((long) n * (p + 1) / parts);
+            float[] rows = new float[(to - from) * dim];
+            boolean[] f = new boolean[to - from];
+            host.readCurrent(Arrays.copyOfRange(keys, from, to), to - from, rows, f);
+            System.arraycopy(rows, 0, out, from * dim, rows.length);
+            System.arraycopy(f, 0, found, from, f.length);
+        });
     }
 
     /** The distinct missed keys of a pass, with the last position of each. */

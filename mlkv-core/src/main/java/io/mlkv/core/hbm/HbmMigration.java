@@ -327,7 +327,7 @@ public final class HbmMigration {
      * Caller holds the mutation lock, inside {@link HbmTier#beginMove()}.
      */
     private void demote(HbmTier.Demoted d) {
-        if (d.count() == 0 || d.values() == null) {
+        if (d.count() == 0 || d.rows() == null) {
             return;
         }
         long started = System.nanoTime();
@@ -337,17 +337,20 @@ public final class HbmMigration {
         // in their order; DRAM locks per bucket stripe, so the parts write side by side.
         int parts = pool.partsFor(d.count(), DEMOTIONS_PER_PART);
         pool.run(parts, p -> {
+            float[] row = new float[dim];
             for (int e = 0; e < d.count(); e++) {
                 long key = d.keys()[e];
                 if (parts > 1 && partOf(key, parts) != p) {
                     continue;
                 }
                 if (d.dirty()[e]) {
-                    host.putDemoted(key, d.values(), e, true, now);
+                    d.rows().get(e * dim, row);
+                    host.putDemoted(key, row, 0, true, now);
                     hbm.markDemoted(key);
                     hbm.countWriteBack();
                 } else if (cleanMayMove) {
-                    host.putDemoted(key, d.values(), e, false, now);
+                    d.rows().get(e * dim, row);
+                    host.putDemoted(key, row, 0, false, now);
                 }
             }
         });
@@ -355,7 +358,7 @@ public final class HbmMigration {
     }
 
     /** Evicted entries below which a demotion stays on the caller's thread. */
-    private static final int DEMOTIONS_PER_PART = 8192;
+    private static final int DEMOTIONS_PER_PART = 1024;
 
     private static int partOf(long key, int parts) {
         return (int) (((key * 0x9E3779B97F4A7C15L) >>> 33) % parts);

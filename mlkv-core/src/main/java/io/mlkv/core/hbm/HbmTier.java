@@ -126,16 +126,29 @@ public final class HbmTier implements AutoCloseable {
     }
 
     /**
-     * What an install pushed out of HBM, in the order it left; rows {@code [0, count)}, with
-     * {@code dirty[e]} telling whether entry {@code e} was dirty. Installs from device staging
-     * leave {@code values} (and {@code dirty}) null when no evicted entry has to move down. When
+     * What an install pushed out of HBM, in the order it left; entries {@code [0, count)}, entry
+     * {@code e}'s row at {@code rows[e * dim ..]} (read with absolute gets: several threads may
+     * read it at once), with {@code dirty[e]} telling whether it was dirty. Rows from device
+     * staging stay in its pinned buffer, valid while the caller holds the staging set. Installs
+     * from device staging leave {@code rows} (and {@code dirty}) null when no evicted entry has
+     * to move down. When
      * nobody needs to see the evicted entries at all (no spill log, nothing dirty, and clean
      * entries stay where they are) the insert is queued without waiting, and {@code keys} and
      * {@code values} are null and {@code count} 0: the evicted entries never leave the GPU, and
      * the table counts them.
      */
-    public record Demoted(long[] keys, float[] values, boolean[] dirty, int count) {
-        static final Demoted NONE = new Demoted(new long[0], new float[0], new boolean[0], 0);
+    public record Demoted(long[] keys, FloatBuffer rows, boolean[] dirty, int count) {
+        static final Demoted NONE = new Demoted(new long[0], FloatBuffer.allocate(0), new boolean[0], 0);
+
+        /** This with its rows copied to the heap, for use after the staging set is given back. */
+        Demoted detached(int dim) {
+            if (rows == null || !rows.isDirect()) {
+                return this;
+            }
+            float[] copy = new float[count * dim];
+            rows.get(0, copy);
+            return new Demoted(keys, FloatBuffer.wrap(copy), dirty, count);
+        }
     }
 
     /**
@@ -161,7 +174,7 @@ public final class HbmTier implements AutoCloseable {
             int evicted = table.installAbsent(Arrays.copyOf(keys, count), Arrays.copyOf(values, count * dim),
                     evictedKeys, evictedValues, evictedDirty);
             installs.add(count);
-            return new Demoted(evictedKeys, evictedValues, evictedDirty, evicted);
+            return new Demoted(evictedKeys, FloatBuffer.wrap(evictedValues), evictedDirty, evicted);
         } finally {
             installNanos.add(System.nanoTime() - started);
         }
@@ -182,8 +195,9 @@ public final class HbmTier implements AutoCloseable {
             Cuda.check(cuMemcpyHtoD(st.missedKeys.pointer(), st.hostKeys.pointer(), count * 8L), "cuMemcpyHtoD (install keys)");
             Cuda.check(cuMemcpyHtoD(st.rowsIn.pointer(), st.hostRows.pointer(), count * dim * 4L), "cuMemcpyHtoD (install rows)");
             // Clean evictees need no host copy: the spill log takes them (the caller moves dirty ones down).
+            // The rows are read after the staging set is given back: off its pinned buffer first.
             return installStaged(st, st.missedKeys.pointer(), count, st.rowsIn.pointer(), EntryState.CLEAN, spill, spillable,
-                    false, null);
+                    false, null).detached(dim);
         } finally {
             giveBack(st);
         }
@@ -241,12 +255,11 @@ public final class HbmTier implements AutoCloseable {
             needRows = evictedDirty[e]
                     || demoteClean && (present != null ? present.get(e) == 0 : !inDram.test(evictedKeys[e]));
         }
-        float[] evictedValues = null;
+        FloatBuffer evictedRows = null;
         if (needRows) {
-            evictedValues = new float[evicted * dim];
             Cuda.check(cuMemcpyDtoH(st.hostRows.pointer(), st.evictedRows.pointer(), evicted * rowBytes),
                     "cuMemcpyDtoH (evicted rows)");
-            st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer().get(0, evictedValues);
+            evictedRows = st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
         }
         if (spill != null) {
             boolean[] keep = new boolean[evicted];
@@ -269,7 +282,7 @@ public final class HbmTier implements AutoCloseable {
                 spillAppendNanos.add(System.nanoTime() - appendStarted);
             }
         }
-        return new Demoted(evictedKeys, evictedValues, evictedValues == null ? null : evictedDirty, evicted);
+        return new Demoted(evictedKeys, evictedRows, evictedRows == null ? null : evictedDirty, evicted);
     }
 
     /**
