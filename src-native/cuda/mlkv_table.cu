@@ -684,6 +684,30 @@ extern "C" __global__ void mlkv_dedup_reset(const DedupArgs a) {
     }
 }
 
+// The last occurrence of each distinct key of a batch, after mlkv_dedup and mlkv_dedup_win of
+// this epoch: its position goes to out_index, compacted in no particular order, and *out_count
+// (zero before) counts them. Without a repeated key (the flag not at this epoch) every position
+// is its key's last. Reserved keys (refused on the host) are left out when keys repeat.
+extern "C" __global__ void mlkv_unique_last(const uint64_t* __restrict__ in_keys, long n, const uint64_t* flag,
+                                            uint64_t epoch, const int* __restrict__ win,
+                                            const int* __restrict__ slot_of, int* __restrict__ out_index,
+                                            unsigned long long* out_count) {
+    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (*flag != epoch) {
+        if (i < n) out_index[i] = (int)i;
+        if (i == 0) *out_count = (unsigned long long)n;
+        return;
+    }
+    // Every lane of a warp takes part in the ballot: no early return for i >= n here.
+    bool last = i < n && !reserved_key(in_keys[i]) && win[slot_of[i]] == (int)i;
+    unsigned mask = __ballot_sync(0xffffffffu, last);
+    int lane = threadIdx.x & 31;
+    unsigned long long first = 0;
+    if (lane == 0 && mask != 0) first = atomicAdd(out_count, (unsigned long long)__popc(mask));
+    first = __shfl_sync(0xffffffffu, first, 0);
+    if (last) out_index[first + __popc(mask & ((1u << lane) - 1))] = (int)i;
+}
+
 // Step 3 of the repair: the last occurrence of each repeated key writes its row again, over
 // whatever the occurrences that ran after it left. Scores already hold the call's clock.
 struct RewriteArgs {

@@ -457,8 +457,12 @@ public final class MlkvStore implements VectorTier {
         lifecycle.enter();
         try {
             deviceWrites.checkReserved(op, keys, n);
-            if (!hbm.writeBack()) {
-                // Clean HBM copies only: the batch takes the host write path, which updates HBM too.
+            if (!hbm.writeBack() && durability == Durability.WRITE_BACK && deviceWrites.takesClean(n)) {
+                // Clean HBM copies: held keys written on the GPU and copied down; the rest take the host path.
+                deviceWrites.writeClean(kind == Change.Kind.PUT ? DeviceWrites.Kind.PUT : DeviceWrites.Kind.ACCUMULATE, keys, n,
+                        rows, (k, r) -> writes.apply(k, Change.of(kind, r)));
+            } else if (!hbm.writeBack()) {
+                // Write-through, or a batch larger than the GPU's distinct-key pass: the host write path, which updates HBM too.
                 int[] all = new int[(int) n];
                 for (int i = 0; i < n; i++) {
                     all[i] = i;

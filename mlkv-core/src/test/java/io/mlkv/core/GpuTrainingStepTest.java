@@ -29,10 +29,12 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * The training step on the GPU with write-back: device lookups, then device accumulate and
- * multiPut of the same keys, against a {@code HashMap} model, through misses in every tier,
+ * The training step on the GPU, with HBM write-back and with clean HBM copies: device lookups,
+ * then device accumulate and multiPut of the same keys, against a {@code HashMap} model, through misses in every tier,
  * evictions of dirty entries, flush, close and reopen, checkpoint and restore, and concurrent
  * callers. Values are sums of quarters, exact in float32 whatever the order of the additions.
  * Seeds are printed on failure.
@@ -45,9 +47,9 @@ class GpuTrainingStepTest {
     @TempDir
     Path dir;
 
-    private static MlkvStoreBuilder builder(Path d, long hbmEntries) {
+    private static MlkvStoreBuilder builder(Path d, long hbmEntries, boolean writeBack) {
         return MlkvStore.builder().dim(DIM).directory(d).dramCapacityBytes(32 * DramTier.bucketBytes(DIM))
-                .blockCacheBytes(1 << 20).gpu(GpuMode.ON).hbmCapacity(hbmEntries).hbmWriteBack(true);
+                .blockCacheBytes(1 << 20).gpu(GpuMode.ON).hbmCapacity(hbmEntries).hbmWriteBack(writeBack);
     }
 
     private static long seed() {
@@ -122,15 +124,16 @@ class GpuTrainingStepTest {
      * entries are evicted every step; flush, close and reopen, and checkpoint and restore happen
      * between steps. The store matches the model after each, and without a GPU at the end.
      */
-    @Test
-    void trainingStepsMatchAHashMapModelThroughEvictionsReopenAndRestore() {
+    @ParameterizedTest(name = "writeBack={0}")
+    @ValueSource(booleans = {true, false})
+    void trainingStepsMatchAHashMapModelThroughEvictionsReopenAndRestore(boolean writeBack) {
         long seed = seed();
         SplittableRandom r = new SplittableRandom(seed);
         Map<Long, float[]> model = new HashMap<>();
         Path d = dir.resolve("train");
         int universe = 20_000;
         int batch = 3_000;
-        MlkvStore s = builder(d, 2048).build();
+        MlkvStore s = builder(d, 2048, writeBack).build();
         try {
             for (int step = 0; step < 24; step++) {
                 long[] keys = new long[batch];
@@ -182,7 +185,7 @@ class GpuTrainingStepTest {
                     }
                     case 4 -> {
                         s.close();
-                        s = builder(d, 2048).build();
+                        s = builder(d, 2048, writeBack).build();
                         assertModel(s, model, where + " after reopen");
                     }
                     case 6 -> {
@@ -191,7 +194,7 @@ class GpuTrainingStepTest {
                         s.close();
                         d = dir.resolve("restored-" + step);
                         MlkvStore.restoreCheckpoint(cp, d);
-                        s = builder(d, 2048).build();
+                        s = builder(d, 2048, writeBack).build();
                         assertModel(s, model, where + " after restore");
                     }
                     default -> {
@@ -199,7 +202,9 @@ class GpuTrainingStepTest {
                 }
             }
             assertModel(s, model, "end, seed " + seed);
-            assertTrue(s.stats().tier("HBM").writeBacks() > 0, "dirty entries were evicted: " + s.stats());
+            if (writeBack) {
+                assertTrue(s.stats().tier("HBM").writeBacks() > 0, "dirty entries were evicted: " + s.stats());
+            }
         } finally {
             s.close();
         }
@@ -210,9 +215,10 @@ class GpuTrainingStepTest {
     }
 
     /** A device batch holding a reserved key is refused, naming the key and its index, before anything is written. */
-    @Test
-    void aReservedKeyInADeviceBatchIsRefusedBeforeAnythingIsWritten() {
-        try (MlkvStore s = builder(dir.resolve("reserved"), 1024).build()) {
+    @ParameterizedTest(name = "writeBack={0}")
+    @ValueSource(booleans = {true, false})
+    void aReservedKeyInADeviceBatchIsRefusedBeforeAnythingIsWritten(boolean writeBack) {
+        try (MlkvStore s = builder(dir.resolve("reserved-" + writeBack), 1024, writeBack).build()) {
             long[] keys = {1, 2, 3, ReservedKeys.EMPTY, 5};
             float[] before = new float[5 * DIM];
             Arrays.fill(before, 1f);
@@ -241,9 +247,10 @@ class GpuTrainingStepTest {
     @Test
     void aFullHbmWhoseEveryEntryIsDirtyLosesNothing() {
         Path d = dir.resolve("full");
+        boolean writeBack = true;
         int hbm = 1024;
         Map<Long, float[]> model = new HashMap<>();
-        try (MlkvStore s = builder(d, hbm).build(); DeviceBatch b = new DeviceBatch(s, 4 * hbm)) {
+        try (MlkvStore s = builder(d, hbm, writeBack).build(); DeviceBatch b = new DeviceBatch(s, 4 * hbm)) {
             for (int round = 0; round < 4; round++) {
                 long[] keys = new long[hbm];
                 float[] values = new float[hbm * DIM];
@@ -278,14 +285,15 @@ class GpuTrainingStepTest {
      * trainers' keys on the host and on the device: no read returns less than what was
      * acknowledged before it began.
      */
-    @Test
-    void concurrentTrainersAndReadersNeverSeeAValueOlderThanAnAcknowledgedWrite() throws Exception {
+    @ParameterizedTest(name = "writeBack={0}")
+    @ValueSource(booleans = {true, false})
+    void concurrentTrainersAndReadersNeverSeeAValueOlderThanAnAcknowledgedWrite(boolean writeBack) throws Exception {
         long seed = seed();
         int trainers = 3;
         int range = 400;
         AtomicLongArray acked = new AtomicLongArray(trainers);
         AtomicBoolean stop = new AtomicBoolean();
-        try (MlkvStore s = builder(dir.resolve("concurrent"), 1024).build()) {
+        try (MlkvStore s = builder(dir.resolve("concurrent-" + writeBack), 1024, writeBack).build()) {
             ExecutorService pool = Executors.newFixedThreadPool(trainers + 3);
             List<Future<?>> tasks = new ArrayList<>();
             for (int t = 0; t < trainers; t++) {

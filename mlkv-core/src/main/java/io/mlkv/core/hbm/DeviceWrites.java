@@ -92,7 +92,7 @@ public final class DeviceWrites {
             hbm.noteDirtyWrites();
             st = hbm.acquire(n);
             st.ensureInstall();
-            int missed = (int) hbm.table().assignDirty(keys, values, n, st.missedKeys.pointer(), st.missedIndex.pointer());
+            int missed = (int) hbm.table().assignHeld(keys, values, n, EntryState.DIRTY, st.missedKeys.pointer(), st.missedIndex.pointer());
             if (missed > 0) {
                 Misses m = misses(st, missed);
                 migration.invalidateSpilled(m.keys, m.unique);
@@ -129,7 +129,7 @@ public final class DeviceWrites {
             hbm.noteDirtyWrites();
             st = hbm.acquire(n);
             st.ensureInstall();
-            int missed = (int) table.accumulateDirty(keys, deltas, n, st.missedKeys.pointer(), st.missedIndex.pointer());
+            int missed = (int) table.accumulateHeld(keys, deltas, n, EntryState.DIRTY, st.missedKeys.pointer(), st.missedIndex.pointer());
             if (missed > 0) {
                 Misses m = misses(st, missed);
                 migration.invalidateSpilled(m.keys, m.unique);
@@ -148,7 +148,7 @@ public final class DeviceWrites {
                 entryCount.addAndGet(added);
                 // The missed positions' deltas, added where their keys now are.
                 table.gatherRows(deltas, st.missedIndex.pointer(), missed, st.installRows.pointer());
-                int again = (int) table.accumulateDirty(st.missedKeys.pointer(), st.installRows.pointer(), missed,
+                int again = (int) table.accumulateHeld(st.missedKeys.pointer(), st.installRows.pointer(), missed, EntryState.DIRTY,
                         st.installKeys.pointer(), st.rowsIndex.pointer());
                 if (again > 0) {
                     handOver(st, again, rest);
@@ -161,6 +161,123 @@ public final class DeviceWrites {
             mutationEpoch.incrementAndGet();
             mutation.unlock();
         }
+    }
+
+    /** What a device write does with each row. */
+    public enum Kind {
+        /** The row replaces the value; a repeated key keeps its last row. */
+        PUT,
+        /** The row is added to the value; a repeated key gets every row. */
+        ACCUMULATE
+    }
+
+    /** Whether {@link #writeClean} takes a batch of {@code n} keys (else the caller's host path does). */
+    public boolean takesClean(long n) {
+        return n <= hbm.table().maxDistinctBatch();
+    }
+
+    /**
+     * Device write without HBM write-back, where HBM holds clean copies: one kernel writes (or
+     * adds to) the keys HBM holds, then the final row of each distinct one of them is copied to
+     * the host and written into DRAM (dirty there, as every host write), in parts on the store's
+     * threads, before the write lock is released, so HBM and DRAM agree again before any reader can
+     * miss HBM for those keys (HBM evicts only under the lock). The keys HBM does not hold go
+     * through {@code rest}, the host write path, in batch order. For the store's {@code WRITE_BACK}
+     * durability; caller is inside the lifecycle, checked the keys and {@link #takesClean} the batch.
+     */
+    public void writeClean(Kind kind, CUdeviceptr keys, long n, CUdeviceptr rows, HostWrite rest) {
+        GpuHashTable table = hbm.table();
+        mutation.lock();
+        Staging st = null;
+        try {
+            st = hbm.acquire(n);
+            st.ensureInstall();
+            int missed = (int) (kind == Kind.PUT
+                    ? table.assignHeld(keys, rows, n, EntryState.CLEAN, st.missedKeys.pointer(), st.missedIndex.pointer())
+                    : table.accumulateHeld(keys, rows, n, EntryState.CLEAN, st.missedKeys.pointer(), st.missedIndex.pointer()));
+            table.makeDeviceCurrent();
+            Cuda.check(cuMemcpyDtoH(st.hostKeys.pointer(), keys, n * 8L), "cuMemcpyDtoH (written keys)");
+            if (missed < n) {
+                writeHeldDown(st, keys, (int) n);
+            }
+            if (missed > 0) {
+                // In batch order, so that the host path keeps a repeated key's last row.
+                table.makeDeviceCurrent();
+                Cuda.check(cuMemcpyDtoH(st.hostIndex.pointer(), st.missedIndex.pointer(), missed * 4L),
+                        "cuMemcpyDtoH (missed positions)");
+                int[] at = new int[missed];
+                st.hostIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer().get(0, at);
+                Arrays.sort(at);
+                handOverPositions(st, rows, at, rest);
+            }
+        } finally {
+            if (st != null) {
+                hbm.giveBack(st);
+            }
+            mutationEpoch.incrementAndGet();
+            mutation.unlock();
+        }
+    }
+
+    /**
+     * The final rows of the distinct keys of the batch that HBM holds (every key of the batch
+     * was just written there or missed) into DRAM, dirty. The batch's keys are in {@code st.hostKeys}.
+     */
+    private void writeHeldDown(Staging st, CUdeviceptr keys, int n) {
+        GpuHashTable table = hbm.table();
+        int distinct = (int) table.lastOccurrences(keys, n, st.rowsIndex.pointer());
+        table.find(keys, n, st.rowsIn.pointer(), st.flags.pointer(), null, null);
+        table.gatherRows(st.rowsIn.pointer(), st.rowsIndex.pointer(), distinct, st.installRows.pointer());
+        table.makeDeviceCurrent();
+        Cuda.check(cuMemcpyDtoH(st.hostFlags.pointer(), st.flags.pointer(), n), "cuMemcpyDtoH (held flags)");
+        Cuda.check(cuMemcpyDtoH(st.hostRowsIndex.pointer(), st.rowsIndex.pointer(), distinct * 4L),
+                "cuMemcpyDtoH (distinct positions)");
+        Cuda.check(cuMemcpyDtoH(st.hostRows.pointer(), st.installRows.pointer(), distinct * dim * 4L),
+                "cuMemcpyDtoH (final rows)");
+        LongBuffer k = st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer();
+        IntBuffer at = st.hostRowsIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer();
+        java.nio.ByteBuffer held = st.hostFlags.buffer();
+        FloatBuffer finals = st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
+        int parts = pool.partsFor(distinct, KEYS_PER_PART);
+        pool.run(parts, p -> {
+            int from = (int) ((long) distinct * p / parts);
+            int to = (int) ((long) distinct * (p + 1) / parts);
+            long[] down = new long[to - from];
+            float[] values = new float[(to - from) * dim];
+            int c = 0;
+            for (int j = from; j < to; j++) {
+                int pos = at.get(j);
+                if (held.get(pos) != 0) {
+                    down[c] = k.get(pos);
+                    finals.get(j * dim, values, c * dim, dim);
+                    c++;
+                }
+            }
+            host.writeRows(down, values, c, true, new boolean[c]);
+        });
+        host.writePending();
+    }
+
+    /**
+     * Positions {@code at} (ascending) of a device batch whose keys are in {@code st.hostKeys}:
+     * their keys and rows to the host, then {@code rest}.
+     */
+    private void handOverPositions(Staging st, CUdeviceptr rows, int[] at, HostWrite rest) {
+        GpuHashTable table = hbm.table();
+        int count = at.length;
+        st.hostRowsIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer().put(0, at, 0, count);
+        Cuda.check(cuMemcpyHtoD(st.rowsIndex.pointer(), st.hostRowsIndex.pointer(), count * 4L), "cuMemcpyHtoD (positions)");
+        table.gatherRows(rows, st.rowsIndex.pointer(), count, st.rowsIn.pointer());
+        table.makeDeviceCurrent();
+        Cuda.check(cuMemcpyDtoH(st.hostRows.pointer(), st.rowsIn.pointer(), count * dim * 4L), "cuMemcpyDtoH (rows handed over)");
+        LongBuffer all = st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer();
+        long[] k = new long[count];
+        for (int j = 0; j < count; j++) {
+            k[j] = all.get(at[j]);
+        }
+        float[] r = new float[count * dim];
+        st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer().get(0, r);
+        rest.apply(k, r);
     }
 
     /**

@@ -78,7 +78,7 @@ import jcuda.driver.CUstream_flags;
  *       them with {@link IllegalArgumentException}, the device API ignores them
  *       ({@link #firstReservedKey} finds them in a device batch).</li>
  *   <li>Each entry carries a dirty mark for a tier above others ({@link EntryState}): the calls
- *       named {@code ...Dirty} set it, inserts write it, {@link #installAbsent} reports it for
+ *       that take an {@code EntryState} or are named {@code ...Dirty} set it, inserts write it, {@link #installAbsent} reports it for
  *       every entry it evicts, and {@link #exportDirty}/{@link #markClean} find and clear it. The
  *       other calls insert clean entries and leave the marks of present ones alone.</li>
  * </ul>
@@ -454,36 +454,67 @@ public final class GpuHashTable implements VectorTier {
     }
 
     /**
-     * {@link #assign} that marks every entry it writes dirty and writes the keys it does not find,
-     * with their batch positions (int32), compacted in no particular order, to
+     * {@link #assign} of the keys the table holds, which leaves each entry it writes in
+     * {@code state} ({@link EntryState#CLEAN} leaves the marks as they are), and writes the keys it
+     * does not find, with their batch positions (int32), compacted in no particular order, to
      * {@code missedKeys}/{@code missedIndex} (room for {@code n} each). Every occurrence of a
      * missed key is reported.
      *
      * @return the number of positions whose key was missed
      */
-    public long assignDirty(CUdeviceptr keysIn, CUdeviceptr valuesIn, long n, CUdeviceptr missedKeys,
+    public long assignHeld(CUdeviceptr keysIn, CUdeviceptr valuesIn, long n, EntryState state, CUdeviceptr missedKeys,
             CUdeviceptr missedIndex) {
         return call(() -> upsert(MODE_ASSIGN_ONLY, keysIn, valuesIn, null, n, null, null, Evictions.DROPPED,
-                Marks.dirtyReportingMisses(missedKeys, missedIndex), true));
+                Marks.reportingMisses(state == EntryState.DIRTY, missedKeys, missedIndex), true));
     }
 
     /**
-     * {@link #accumExisting} that marks every entry it writes dirty and reports the keys it does
-     * not find as {@link #assignDirty} does.
+     * {@link #accumExisting} that leaves each entry it writes in {@code state} and reports the
+     * keys it does not find as {@link #assignHeld} does.
      *
      * @return the number of positions whose key was missed
      */
-    public long accumulateDirty(CUdeviceptr keysIn, CUdeviceptr deltas, long n, CUdeviceptr missedKeys,
+    public long accumulateHeld(CUdeviceptr keysIn, CUdeviceptr deltas, long n, EntryState state, CUdeviceptr missedKeys,
             CUdeviceptr missedIndex) {
         if (scoreMode == ScoreMode.CUSTOM) {
-            throw new IllegalArgumentException("accumulateDirty keeps the table's scores; a ScoreMode.CUSTOM table needs them");
+            throw new IllegalArgumentException("accumulateHeld keeps the table's scores; a ScoreMode.CUSTOM table needs them");
         }
         return call(() -> {
             clock++;
             kernels.launch("mlkv_accum_existing", n * TILE, BLOCK, stream, keys.pointer(), scores.pointer(),
                     digests.pointer(), values.pointer(), buckets - 1, dim, scoreMode.code, clock, keysIn, deltas,
-                    null, n, null, dirty.pointer(), missedKeys, missedIndex, counters.at(COUNTER_MISSED * 8L));
+                    null, n, null, state == EntryState.DIRTY ? dirty.pointer() : null, missedKeys, missedIndex,
+                    counters.at(COUNTER_MISSED * 8L));
             return readCounters()[COUNTER_MISSED];
+        });
+    }
+
+    /** The most keys {@link #lastOccurrences} takes in one call. */
+    public int maxDistinctBatch() {
+        return dedupChunk;
+    }
+
+    /**
+     * The position of the last occurrence of each distinct key among {@code n} device keys
+     * ({@code n <= }{@link #maxDistinctBatch()}), compacted in no particular order, to
+     * {@code outIndex} (int32, room for {@code n}).
+     *
+     * @return the number of distinct keys
+     */
+    public long lastOccurrences(CUdeviceptr keysIn, long n, CUdeviceptr outIndex) {
+        if (n < 0 || n > dedupChunk) {
+            throw new IllegalArgumentException("lastOccurrences: n must be 0 to " + dedupChunk + ", was " + n);
+        }
+        if (n == 0) {
+            return 0;
+        }
+        return call(() -> {
+            markRepeats(keysIn, n);
+            kernels.launch("mlkv_unique_last", n, BLOCK, stream, keysIn, n, dedupFlag.pointer(), dedupEpoch,
+                    dedupWin.pointer(), dedupSlot.pointer(), outIndex, counters.at(COUNTER_EXPORTED * 8L));
+            kernels.launchPacked("mlkv_dedup_reset", TableKernelArgs.DEDUP, Math.min(dedupMask + 1, 1L << 20), BLOCK,
+                    stream, dedupArgs(keysIn, n));
+            return readCounters()[COUNTER_EXPORTED];
         });
     }
 
@@ -1027,8 +1058,8 @@ public final class GpuHashTable implements VectorTier {
         static final Marks CLEAN = new Marks(false, null, null);
         static final Marks DIRTY = new Marks(true, null, null);
 
-        static Marks dirtyReportingMisses(CUdeviceptr missedKeys, CUdeviceptr missedIndex) {
-            return new Marks(true, missedKeys, missedIndex);
+        static Marks reportingMisses(boolean dirty, CUdeviceptr missedKeys, CUdeviceptr missedIndex) {
+            return new Marks(dirty, missedKeys, missedIndex);
         }
     }
 

@@ -95,8 +95,35 @@ class DirtyMarksTest {
         }
     }
 
+    /** lastOccurrences returns each distinct key's last position once, with and without repeated keys. */
+    @Test
+    void lastOccurrencesGivesEachDistinctKeysLastPosition() {
+        long seed = seed();
+        SplittableRandom r = new SplittableRandom(seed);
+        try (GpuHashTable t = GpuHashTable.create(DIM, 1024, ScoreMode.LRU)) {
+            for (boolean repeats : new boolean[] {true, false}) {
+                int n = 300_000;
+                long[] keys = new long[n];
+                Map<Long, Integer> last = new HashMap<>();
+                for (int i = 0; i < n; i++) {
+                    keys[i] = repeats ? r.nextInt(50_000) : i * 3L + 1;
+                    last.put(keys[i], i);
+                }
+                try (DeviceMemory k = upload(t, keys); DeviceMemory out = new DeviceMemory(n * 4L, "positions")) {
+                    int distinct = (int) t.lastOccurrences(k.pointer(), n, out.pointer());
+                    assertEquals(last.size(), distinct, "repeats " + repeats + ", seed " + seed);
+                    Set<Integer> got = new HashSet<>();
+                    for (int p : ints(t, out, distinct)) {
+                        assertTrue(got.add(p), "position " + p + " once; seed " + seed);
+                    }
+                    assertEquals(new HashSet<>(last.values()), got, "repeats " + repeats + ", seed " + seed);
+                }
+            }
+        }
+    }
+
     /**
-     * assignDirty and accumulateDirty write and mark the keys the table holds and report every
+     * assignHeld and accumulateHeld (DIRTY) write and mark the keys the table holds and report every
      * position of the others (across assign chunks, with repeated keys); exportDirty returns
      * exactly the marked entries with their newest values and markClean clears them.
      */
@@ -132,7 +159,7 @@ class DirtyMarksTest {
             try (DeviceMemory k = upload(t, batch); DeviceMemory v = upload(t, values);
                  DeviceMemory mk = new DeviceMemory(n * 8L, "missed keys");
                  DeviceMemory mi = new DeviceMemory(n * 4L, "missed positions")) {
-                int missed = (int) t.assignDirty(k.pointer(), v.pointer(), n, mk.pointer(), mi.pointer());
+                int missed = (int) t.assignHeld(k.pointer(), v.pointer(), n, EntryState.DIRTY, mk.pointer(), mi.pointer());
                 assertEquals(expectMissed.size(), missed, "seed " + seed);
                 long[] missedKeys = longs(t, mk, missed);
                 int[] missedAt = ints(t, mi, missed);
@@ -151,7 +178,7 @@ class DirtyMarksTest {
             t.markClean(0, t.capacity());
             assertTrue(dirtyEntries(t).isEmpty(), "seed " + seed);
 
-            // accumulateDirty: every occurrence adds; misses reported.
+            // accumulateHeld: every occurrence adds; misses reported.
             long[] acc = {1_000, 1_000, 1_001, 5, 1_000};
             float[] deltas = new float[acc.length * DIM];
             Arrays.fill(deltas, 1f);
@@ -160,7 +187,7 @@ class DirtyMarksTest {
             try (DeviceMemory k = upload(t, acc); DeviceMemory v = upload(t, deltas);
                  DeviceMemory mk = new DeviceMemory(acc.length * 8L, "missed keys");
                  DeviceMemory mi = new DeviceMemory(acc.length * 4L, "missed positions")) {
-                assertEquals(1, t.accumulateDirty(k.pointer(), v.pointer(), acc.length, mk.pointer(), mi.pointer()));
+                assertEquals(1, t.accumulateHeld(k.pointer(), v.pointer(), acc.length, EntryState.DIRTY, mk.pointer(), mi.pointer()));
                 assertEquals(5, longs(t, mk, 1)[0]);
                 assertEquals(3, ints(t, mi, 1)[0]);
             }
