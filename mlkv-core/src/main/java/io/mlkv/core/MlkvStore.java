@@ -134,6 +134,8 @@ public final class MlkvStore implements VectorTier {
     private final HbmMigration migration;
     /** Device-pointer writes with write-back; null without an HBM tier. */
     private final DeviceWrites deviceWrites;
+    /** Splits large batches over the store's threads ({@link MlkvStoreBuilder#batchThreads}). */
+    private final BatchPool batchPool;
 
     private final LongAdder prefetched = new LongAdder();
 
@@ -158,11 +160,12 @@ public final class MlkvStore implements VectorTier {
                 hbm.mapDram(dram);
             }
             this.promoter = opened.add(new Promoter(mutation, lifecycle));
-            BatchPool batchPool = opened.add(new BatchPool(c.batchThreads()));
+            this.batchPool = opened.add(new BatchPool(c.batchThreads()));
             this.host = new HostTiers(dim, dram, rocks, spill, promoter);
             warmHbmFromRestoredCheckpoint();
             this.entryCount = new AtomicLong(recoverCount());
-            this.writes = new WritePath(dim, durability, host, hbm, spill, mutation, mutationEpoch, entryCount, lifecycle);
+            this.writes = new WritePath(dim, durability, host, hbm, spill, mutation, mutationEpoch, entryCount, lifecycle,
+                    batchPool);
             this.migration = hbm == null ? null : new HbmMigration(dim, hbm, host, spill, promoter, mutation, entryCount,
                     new HbmMigration.Admission(c.hbmAdmission().newFilter(c.hbmCapacity()),
                             c.hbmAdmission() == HbmAdmission.ALWAYS), batchPool);
@@ -372,9 +375,35 @@ public final class MlkvStore implements VectorTier {
         hbm.makeCurrent();
     }
 
-    /** Reads through the tiers, HBM first when there is one, promoting what is found below. Caller is inside the lifecycle. */
+    /** Keys per part of a host read split over the store's threads: below twice this, one thread reads. */
+    private static final int READ_KEYS_PER_PART = 2048;
+
+    /**
+     * Reads through the tiers, HBM first when there is one, promoting what is found below. Without
+     * an HBM tier a large batch is read in parts of consecutive positions, each on one of the
+     * store's threads (reads of disjoint positions run at once, as concurrent callers' do). Caller
+     * is inside the lifecycle.
+     */
     private int read(long[] keys, float[] out, boolean[] found) {
-        return migration == null ? host.read(keys, out, found, true) : migration.read(keys, out, found);
+        if (migration != null) {
+            return migration.read(keys, out, found);
+        }
+        int n = keys.length;
+        int parts = batchPool.partsFor(n, READ_KEYS_PER_PART);
+        if (parts == 1) {
+            return host.read(keys, out, found, true);
+        }
+        int[] got = new int[parts];
+        batchPool.run(parts, p -> {
+            int from = (int) ((long) n * p / parts);
+            int to = (int) ((long) n * (p + 1) / parts);
+            got[p] = host.read(keys, from, to, out, found, true);
+        });
+        int total = 0;
+        for (int g : got) {
+            total += g;
+        }
+        return total;
     }
 
     // ------------------------------------------------------------------ writes

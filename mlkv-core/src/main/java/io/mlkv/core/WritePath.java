@@ -1,6 +1,7 @@
 package io.mlkv.core;
 
 import io.mlkv.core.hbm.HbmTier;
+import io.mlkv.core.tiers.BatchPool;
 import io.mlkv.core.tiers.HostTiers;
 import io.mlkv.core.tiers.Lifecycle;
 import io.mlkv.gpu.spill.SpillLog;
@@ -17,6 +18,8 @@ import org.agrona.collections.Long2LongHashMap;
  * writes that HBM does not hold). Lock rule: {@link #apply} takes the store's mutation lock for the
  * whole batch and bumps the mutation epoch before releasing it, so a batch is seen whole or not at
  * all by other writers, and a reader that saw the epoch unchanged knows its misses still stand.
+ * The per-key host work of a large batch (existence checks, reads of current values, DRAM writes
+ * of its distinct keys) runs in parts on the store's batch threads while the caller holds the lock.
  */
 final class WritePath {
     private final int dim;
@@ -30,9 +33,12 @@ final class WritePath {
     private final AtomicLong mutationEpoch;
     private final AtomicLong entryCount;
     private final Lifecycle lifecycle;
+    /** Splits the per-key host work of a large batch over the store's threads. */
+    private final BatchPool pool;
 
     WritePath(int dim, Durability durability, HostTiers host, HbmTier hbm, SpillLog spill, ReentrantLock mutation,
-            AtomicLong mutationEpoch, AtomicLong entryCount, Lifecycle lifecycle) {
+            AtomicLong mutationEpoch, AtomicLong entryCount, Lifecycle lifecycle, BatchPool pool) {
+        this.pool = pool;
         this.dim = dim;
         this.durability = durability;
         this.host = host;
@@ -78,7 +84,7 @@ final class WritePath {
             float[] finals = new float[u * dim];
             boolean[] existed = new boolean[u];
             if (kind == Change.Kind.PUT) {
-                host.existing(unique, u, existed);
+                existing(unique, u, existed);
             } else if (absentSince == Change.NO_EPOCH || mutationEpoch.get() != absentSince) {
                 readCurrent(unique, u, finals, existed);
             }
@@ -143,7 +149,7 @@ final class WritePath {
             if (hbm != null && hbm.writeBack()) {
                 hbm.writeHeld(writeKeys, writeValues, w, inHbm);
             }
-            host.writeRows(writeKeys, writeValues, w, dirty, inHbm);
+            writeRows(writeKeys, writeValues, w, dirty, inHbm);
             if (hbm != null && !hbm.writeBack()) {
                 hbm.update(writeKeys, writeValues, w);
             }
@@ -173,6 +179,45 @@ final class WritePath {
         if (hbm != null && hbm.writeBack() && n > 0) {
             hbm.peek(Arrays.copyOf(keys, n), out, found);
         }
-        host.readCurrent(keys, n, out, found);
+        int parts = pool.partsFor(n, KEYS_PER_PART);
+        if (parts == 1) {
+            host.readCurrent(keys, n, out, found);
+            return;
+        }
+        pool.run(parts, p -> {
+            int from = (int) ((long) n * p / parts);
+            int to = (int) ((long) n * (p + 1) / parts);
+            float[] rows = Arrays.copyOfRange(out, from * dim, to * dim);
+            boolean[] f = Arrays.copyOfRange(found, from, to);
+            host.readCurrent(Arrays.copyOfRange(keys, from, to), to - from, rows, f);
+            System.arraycopy(rows, 0, out, from * dim, rows.length);
+            System.arraycopy(f, 0, found, from, f.length);
+        });
+    }
+
+    /** Keys per part of the host work split over the store's threads: below twice this, the caller does it all. */
+    private static final int KEYS_PER_PART = 2048;
+
+    /** {@link HostTiers#existing} of {@code keys[0, n)}, in parts on the store's threads. */
+    private void existing(long[] keys, int n, boolean[] found) {
+        int parts = pool.partsFor(n, KEYS_PER_PART);
+        if (parts == 1) {
+            host.existing(keys, n, found);
+            return;
+        }
+        pool.run(parts, p -> {
+            int from = (int) ((long) n * p / parts);
+            int to = (int) ((long) n * (p + 1) / parts);
+            boolean[] f = new boolean[to - from];
+            host.existing(Arrays.copyOfRange(keys, from, to), to - from, f);
+            System.arraycopy(f, 0, found, from, f.length);
+        });
+    }
+
+    /** {@link HostTiers#writeRows} of rows {@code [0, count)} of distinct keys, in parts on the store's threads. */
+    private void writeRows(long[] keys, float[] values, int count, boolean dirty, boolean[] skip) {
+        int parts = pool.partsFor(count, KEYS_PER_PART);
+        pool.run(parts, p -> host.writeRows(keys, values, (int) ((long) count * p / parts),
+                (int) ((long) count * (p + 1) / parts), dirty, skip));
     }
 }

@@ -42,7 +42,10 @@ import org.rocksdb.WriteOptions;
  * <ul>
  *   <li>{@code DRAM_TIER}: the off-heap DRAM tier alone, sized to hold every key;</li>
  *   <li>{@code ROCKSDB_TIER}: the RocksDB tier alone (our options, MultiGet);</li>
- *   <li>{@code STORE_ALL_IN_DRAM}: the store, DRAM sized to hold every key;</li>
+ *   <li>{@code STORE_ALL_IN_DRAM}: the store, DRAM sized to hold every key; a batch splits over
+ *       the store's {@code batchThreads} (default: the available processors);</li>
+ *   <li>{@code STORE_ALL_IN_DRAM_ONE_THREAD}: the same with {@code batchThreads(1)}, every batch
+ *       on the caller's thread;</li>
  *   <li>{@code STORE_QUARTER_IN_DRAM}: the store, DRAM holding a quarter of the keys;</li>
  *   <li>{@code CONCURRENT_HASH_MAP}, {@code CAFFEINE}, {@code AGRONA_MAP}: on-heap maps of
  *       {@code float[]} ({@link HeapBaselines});</li>
@@ -66,11 +69,11 @@ import org.rocksdb.WriteOptions;
 public class TierBenchmark {
 
     /** What is measured. */
-    public enum Impl { DRAM_TIER, ROCKSDB_TIER, STORE_ALL_IN_DRAM, STORE_QUARTER_IN_DRAM, CONCURRENT_HASH_MAP, CAFFEINE,
-        AGRONA_MAP, RAW_ROCKSDB, RAW_ROCKSDB_TUNED }
+    public enum Impl { DRAM_TIER, ROCKSDB_TIER, STORE_ALL_IN_DRAM, STORE_ALL_IN_DRAM_ONE_THREAD, STORE_QUARTER_IN_DRAM,
+        CONCURRENT_HASH_MAP, CAFFEINE, AGRONA_MAP, RAW_ROCKSDB, RAW_ROCKSDB_TUNED }
 
-    @Param({"DRAM_TIER", "ROCKSDB_TIER", "STORE_ALL_IN_DRAM", "STORE_QUARTER_IN_DRAM", "CONCURRENT_HASH_MAP", "CAFFEINE",
-        "AGRONA_MAP", "RAW_ROCKSDB", "RAW_ROCKSDB_TUNED"})
+    @Param({"DRAM_TIER", "ROCKSDB_TIER", "STORE_ALL_IN_DRAM", "STORE_ALL_IN_DRAM_ONE_THREAD", "STORE_QUARTER_IN_DRAM",
+        "CONCURRENT_HASH_MAP", "CAFFEINE", "AGRONA_MAP", "RAW_ROCKSDB", "RAW_ROCKSDB_TUNED"})
     public Impl impl;
 
     @Param("64")
@@ -102,10 +105,13 @@ public class TierBenchmark {
                 target = RocksDbTier.open(dir, dim, 256L << 20, false);
                 break;
             case STORE_ALL_IN_DRAM:
-                target = store(dramAll);
+                target = store(dramAll, Runtime.getRuntime().availableProcessors());
+                break;
+            case STORE_ALL_IN_DRAM_ONE_THREAD:
+                target = store(dramAll, 1);
                 break;
             case STORE_QUARTER_IN_DRAM:
-                target = store(dramAll / 8);
+                target = store(dramAll / 8, Runtime.getRuntime().availableProcessors());
                 break;
             case CONCURRENT_HASH_MAP:
                 target = new HeapBaselines.Chm(dim);
@@ -157,9 +163,10 @@ public class TierBenchmark {
         }
     }
 
-    private MlkvStore store(long dramBytes) {
+    private MlkvStore store(long dramBytes, int batchThreads) {
         return MlkvStore.builder().dim(dim).directory(dir).dramCapacityBytes(dramBytes)
-                .blockCacheBytes(256L << 20).durability(Durability.WRITE_BACK).gpu(GpuMode.OFF).build();
+                .blockCacheBytes(256L << 20).durability(Durability.WRITE_BACK).gpu(GpuMode.OFF).batchThreads(batchThreads)
+                .build();
     }
 
     @TearDown(Level.Trial)

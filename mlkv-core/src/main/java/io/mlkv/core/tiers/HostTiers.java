@@ -104,15 +104,22 @@ public final class HostTiers {
      * since it was looked at). Caller is inside the store's lifecycle.
      */
     public int read(long[] keys, float[] out, boolean[] found, boolean promote) {
+        return read(keys, 0, keys.length, out, found, promote);
+    }
+
+    /**
+     * {@link #read(long[], float[], boolean[], boolean)} of positions {@code [from, to)} of the
+     * arrays only; reads of disjoint ranges may run at once.
+     */
+    public int read(long[] keys, int from, int to, float[] out, boolean[] found, boolean promote) {
         long now = dram.tick();
-        dram.policy().recordAccesses(keys, 0, keys.length);
-        int n = keys.length;
+        dram.policy().recordAccesses(keys, from, to);
         int[] missIdx = null;
         long[] missVersion = null;
         int misses = 0;
         int hits = 0;
         long started = System.nanoTime();
-        for (int i = 0; i < n; i++) {
+        for (int i = from; i < to; i++) {
             long v = dram.getOrVersion(keys[i], out, i, now);
             if (v == DramTier.HIT || pending.lookup(keys[i], out, i)) {
                 found[i] = true;
@@ -121,8 +128,8 @@ public final class HostTiers {
             }
             found[i] = false;
             if (missIdx == null) {
-                missIdx = new int[n - i];
-                missVersion = new long[n - i];
+                missIdx = new int[to - i];
+                missVersion = new long[to - i];
             }
             missIdx[misses] = i;
             missVersion[misses++] = v;
@@ -322,9 +329,18 @@ public final class HostTiers {
      * Caller holds the mutation lock.
      */
     public void writeRows(long[] keys, float[] values, int count, boolean dirty, boolean[] skip) {
+        writeRows(keys, values, 0, count, dirty, skip);
+    }
+
+    /**
+     * {@link #writeRows(long[], float[], int, boolean, boolean[])} of rows {@code [from, to)} only;
+     * writes of disjoint ranges of distinct keys may run at once (on behalf of the caller holding
+     * the mutation lock).
+     */
+    public void writeRows(long[] keys, float[] values, int from, int to, boolean dirty, boolean[] skip) {
         long now = dram.tick();
-        dram.policy().recordAccesses(keys, 0, count);
-        for (int r = 0; r < count; r++) {
+        dram.policy().recordAccesses(keys, from, to);
+        for (int r = from; r < to; r++) {
             if (skip[r]) {
                 continue;
             }
