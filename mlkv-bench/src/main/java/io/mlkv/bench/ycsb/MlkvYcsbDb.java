@@ -3,6 +3,7 @@ package io.mlkv.bench.ycsb;
 import io.mlkv.core.Durability;
 import io.mlkv.core.GpuMode;
 import io.mlkv.core.MlkvStore;
+import io.mlkv.storage.ReservedKeys;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
@@ -25,8 +26,13 @@ import site.ycsb.Status;
  * {@code mlkv.durability} (WRITE_BACK), and YCSB's own {@code fieldcount} (10),
  * {@code fieldlength} (100) and {@code fieldnameprefix} (field).
  *
- * <p>Mapping: a YCSB key {@code user<digits>} becomes that number; any other key becomes its
- * 64-bit FNV-1a hash (distinct keys may then collide; YCSB's keys never need it). A record's
+ * <p>Mapping: a YCSB key {@code user<digits>} whose digits are a number from 0 to
+ * {@code Long.MAX_VALUE} written without leading zeros (every key YCSB builds with its default
+ * {@code zeropadding=1}, hashed keys of up to 19 digits included) becomes that number, so distinct
+ * keys never collide; any other key becomes its 64-bit FNV-1a hash with the sign bit set (a
+ * negative number, never one of the store's reserved keys), which no number key can equal.
+ * Two other keys collide with probability about {@code n^2 / 2^64} for {@code n} of them (for
+ * example keys zero-padded by {@code zeropadding} above their length). A record's
  * fields are packed into one vector of {@code fieldcount x (1 + ceil(fieldlength / 4))} floats:
  * per field, one float holding the value's byte length as raw int bits (-1 if the field is
  * absent), then its bytes, four per float as raw bits. The store returns floats bit for bit, so
@@ -92,13 +98,16 @@ public final class MlkvYcsbDb extends DB {
         }
     }
 
-    /** The store key of a YCSB key. */
+    /** "user" and the 19 digits of Long.MAX_VALUE. */
+    private static final int LONGEST_NUMBER_KEY = 4 + 19;
+
+    /** The store key of a YCSB key: see the class comment. */
     static long keyOf(String key) {
-        if (key.startsWith("user") && key.length() > 4 && key.length() <= 22) {
+        if (isNumberKey(key)) {
             try {
-                return Long.parseLong(key.substring(4));
+                return Long.parseLong(key, 4, key.length(), 10);
             } catch (NumberFormatException e) {
-                // not a plain number: hash it below
+                // above Long.MAX_VALUE: hashed below
             }
         }
         long h = 0xcbf29ce484222325L;
@@ -106,7 +115,24 @@ public final class MlkvYcsbDb extends DB {
             h ^= key.charAt(i);
             h *= 0x100000001b3L;
         }
-        return h;
+        h |= Long.MIN_VALUE;
+        // The two reserved keys (Long.MIN_VALUE and the one above it) move out of the way.
+        return ReservedKeys.isReserved(h) ? h + 2 : h;
+    }
+
+    /** {@code user} then 1 to 19 decimal digits, without a leading zero unless the number is 0. */
+    private static boolean isNumberKey(String key) {
+        int n = key.length();
+        if (!key.startsWith("user") || n <= 4 || n > LONGEST_NUMBER_KEY || (key.charAt(4) == '0' && n > 5)) {
+            return false;
+        }
+        for (int i = 4; i < n; i++) {
+            char c = key.charAt(i);
+            if (c < '0' || c > '9') {
+                return false;
+            }
+        }
+        return true;
     }
 
     @Override

@@ -2,6 +2,7 @@ package io.mlkv.bench.ycsb;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Path;
 import java.util.HashMap;
@@ -64,7 +65,35 @@ class MlkvYcsbDbTest {
     @Test
     void keysMapToNumbersOrHashes() {
         assertEquals(12345L, MlkvYcsbDb.keyOf("user12345"));
+        assertEquals(0L, MlkvYcsbDb.keyOf("user0"));
+        assertEquals(Long.MAX_VALUE, MlkvYcsbDb.keyOf("user9223372036854775807"));
         assertEquals(MlkvYcsbDb.keyOf("other-key"), MlkvYcsbDb.keyOf("other-key"));
         assertEquals(false, MlkvYcsbDb.keyOf("other-key") == MlkvYcsbDb.keyOf("other-kez"));
+        // Not plain numbers: hashed into the negative half, where no number key lies.
+        for (String other : new String[] {"other-key", "user007", "user-5", "user+5", "user9223372036854775808",
+            "user12345678901234567890", "user", "user1a"}) {
+            long k = MlkvYcsbDb.keyOf(other);
+            assertTrue(k < 0 && !io.mlkv.storage.ReservedKeys.isReserved(k), other + " -> " + k);
+        }
+    }
+
+    /**
+     * Keys as YCSB builds them with hashed inserts (the default; "user" and YCSB's own hash of the
+     * key number, 19 digits about 89 % of the time) all map to their own
+     * number: a million of them, no collision.
+     */
+    @Test
+    void hashedYcsbKeysMapToTheirNumbersWithoutCollisions() {
+        java.util.Set<Long> seen = new java.util.HashSet<>();
+        int nineteenDigits = 0;
+        for (long keynum = 0; keynum < 1_000_000; keynum++) {
+            long hashed = site.ycsb.Utils.hash(keynum); // what CoreWorkload.buildKeyName does
+            String key = "user" + hashed;
+            nineteenDigits += key.length() == 23 ? 1 : 0;
+            long k = MlkvYcsbDb.keyOf(key);
+            assertEquals(hashed, k, key);
+            assertTrue(seen.add(k), "collision at " + key);
+        }
+        assertTrue(nineteenDigits > 800_000, "most hashed keys have 19 digits: " + nineteenDigits);
     }
 }
