@@ -28,8 +28,14 @@ public final class ServerMain implements Callable<Integer> {
     @Option(names = "--port", defaultValue = "50051", description = "TCP port (default ${DEFAULT-VALUE}).")
     int port;
 
-    @Option(names = "--host", defaultValue = "0.0.0.0", description = "Address to bind (default ${DEFAULT-VALUE}).")
+    @Option(names = "--host", defaultValue = "127.0.0.1",
+            description = "Address to bind (default ${DEFAULT-VALUE}: this machine only). Another address needs "
+                    + "--auth-token-file (or MLKV_AUTH_TOKEN) unless --insecure is given.")
     String host;
+
+    @Option(names = "--insecure", description = "Serve a non-loopback --host without a bearer token (anyone who can "
+            + "reach the port can read and write the cache).")
+    boolean insecure;
 
     @Option(names = "--threads", description = "Threads running calls (default: the number of cores).")
     Integer threads;
@@ -130,6 +136,8 @@ public final class ServerMain implements Callable<Integer> {
             System.setProperty("org.slf4j.simpleLogger.log.io.grpc", "warn");
             System.setProperty("org.slf4j.simpleLogger.log.com.azure", "warn");
         }
+        String token = authToken();
+        checkExposure(token);
         TokenCacheServer.Builder b = TokenCacheServer.builder().host(host).port(port).blockSize(blockSize)
                 .partitions(partitions).dataDirectory(dataDir).dramBytes(dramMb << 20).localDurability(localDurability).gpu(gpu)
                 .bloom(bloomExpected, bloomFpp).maxMessageBytes(maxMessageMb << 20).maxLookupTokens(maxLookupTokens)
@@ -151,7 +159,6 @@ public final class ServerMain implements Callable<Integer> {
             default -> throw new CommandLine.ParameterException(new CommandLine(this),
                     "--backend must be none or azure, was '" + backend + "'");
         }
-        String token = authToken();
         if (token != null) {
             b.bearerToken(token);
         }
@@ -166,6 +173,26 @@ public final class ServerMain implements Callable<Integer> {
         System.out.println("mlkv-server listening on " + host + ":" + server.port());
         server.awaitTermination();
         return 0;
+    }
+
+    /**
+     * Refuses to serve an address other machines can reach (anything but loopback) without a
+     * bearer token, unless {@code --insecure} says so; checked before anything is opened.
+     */
+    private void checkExposure(String token) {
+        if (token != null || insecure) {
+            return;
+        }
+        boolean loopback;
+        try {
+            loopback = java.net.InetAddress.getByName(host).isLoopbackAddress();
+        } catch (java.net.UnknownHostException e) {
+            throw new CommandLine.ParameterException(new CommandLine(this), "--host " + host + ": unknown host");
+        }
+        if (!loopback) {
+            throw new CommandLine.ParameterException(new CommandLine(this), "--host " + host
+                    + " serves other machines: give --auth-token-file (or set MLKV_AUTH_TOKEN), or say --insecure");
+        }
     }
 
     private String authToken() throws IOException {

@@ -213,7 +213,7 @@ public final class TokenCacheServer implements AutoCloseable {
 
     /** Validating builder: each setter checks its argument; {@link #start()} checks the rest. */
     public static final class Builder {
-        private String host = "0.0.0.0";
+        private String host = "127.0.0.1";
         private int port = 50051;
         private int threads = Math.max(2, Runtime.getRuntime().availableProcessors());
         private int blockSize = 128;
@@ -241,7 +241,7 @@ public final class TokenCacheServer implements AutoCloseable {
         private Builder() {
         }
 
-        /** Address to bind (default 0.0.0.0). */
+        /** Address to bind (default 127.0.0.1, this machine only; the server command refuses a non-loopback address without a token unless told). */
         public Builder host(String host) {
             this.host = TransportSettings.Checks.host(host);
             return this;

@@ -43,7 +43,9 @@ class CommandMistakesTest {
                 Arguments.of("playground --file DIR/conv.txt --servers 127.0.0.1:1 --threads 1", "127.0.0.1:1"),
                 Arguments.of("playground", "--file"),
                 Arguments.of("generate --conversations -1 --out DIR/x.txt", "--conversations"),
-                Arguments.of("loopback-bench --threads 0", "--threads"));
+                Arguments.of("loopback-bench --threads 0", "--threads"),
+                Arguments.of("--host 0.0.0.0", "--insecure"),
+                Arguments.of("--host no-such-host.invalid", "no-such-host.invalid"));
     }
 
     @ParameterizedTest(name = "{0}")
@@ -63,8 +65,31 @@ class CommandMistakesTest {
     @Test
     void aPortInUseIsNamedAndNoDataDirectoryIsCreated() throws Exception {
         try (ServerSocket taken = new ServerSocket(0)) {
-            assertRefused("--host 0.0.0.0 --port " + taken.getLocalPort(), ":" + taken.getLocalPort());
+            assertRefused("--port " + taken.getLocalPort(), ":" + taken.getLocalPort());
         }
+    }
+
+    /**
+     * Another machine's reach needs a token or --insecure; with either the address check passes
+     * (and the start goes on until the taken port refuses it).
+     */
+    @Test
+    void aNonLoopbackAddressNeedsATokenOrInsecure() throws Exception {
+        Path tokenFile = dir.resolve("token");
+        Files.writeString(tokenFile, "s3cret\n");
+        try (ServerSocket taken = new ServerSocket(0, 50, java.net.InetAddress.getByName("0.0.0.0"))) {
+            int port = taken.getLocalPort();
+            assertRefused("--host 0.0.0.0 --port " + port, "--auth-token-file");
+            assertRefused("--host 0.0.0.0 --insecure --port " + port, ":" + port);
+            assertRefused("--host 0.0.0.0 --auth-token-file " + tokenFile + " --port " + port, ":" + port);
+        }
+    }
+
+    @Test
+    void theDefaultAddressIsLoopback() {
+        ServerMain main = new ServerMain();
+        new picocli.CommandLine(main).parseArgs();
+        org.junit.jupiter.api.Assertions.assertTrue(main.host.equals("127.0.0.1") && !main.insecure, main.host);
     }
 
     private void assertRefused(String command, String named) {
