@@ -44,12 +44,22 @@ final class MalformedRequests {
         return refused.get();
     }
 
-    /** The same service, with every method's request parsing guarded. */
+    /**
+     * The same service, with every method's request parsing guarded; its schema (what server
+     * reflection reports) stays.
+     */
     ServerServiceDefinition guard(ServerServiceDefinition service) {
-        ServerServiceDefinition.Builder b = ServerServiceDefinition.builder(service.getServiceDescriptor().getName());
+        io.grpc.ServiceDescriptor original = service.getServiceDescriptor();
+        io.grpc.ServiceDescriptor.Builder descriptor = io.grpc.ServiceDescriptor.newBuilder(original.getName())
+                .setSchemaDescriptor(original.getSchemaDescriptor());
+        java.util.List<ServerMethodDefinition<?, ?>> methods = new java.util.ArrayList<>();
         for (ServerMethodDefinition<?, ?> m : service.getMethods()) {
-            b.addMethod(guard(m));
+            ServerMethodDefinition<?, ?> guarded = guard(m);
+            methods.add(guarded);
+            descriptor.addMethod(guarded.getMethodDescriptor());
         }
+        ServerServiceDefinition.Builder b = ServerServiceDefinition.builder(descriptor.build());
+        methods.forEach(b::addMethod);
         return b.build();
     }
 

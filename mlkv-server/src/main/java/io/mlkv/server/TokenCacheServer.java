@@ -5,7 +5,11 @@ import io.grpc.ServerInterceptors;
 import io.grpc.ServerServiceDefinition;
 import io.grpc.TlsServerCredentials;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.netty.shaded.io.netty.channel.ChannelOption;
+import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import io.mlkv.client.proto.TokenCacheGrpc;
 import io.mlkv.client.TransportSettings;
 import io.mlkv.core.Durability;
 import io.mlkv.server.backend.AzureBlobBackend;
@@ -42,8 +46,15 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Transport: TCP_NODELAY, keepalive pings every 10 s (clients may ping as often, even without
  * calls), a 64 MiB flow-control window, 200 concurrent streams per connection (see
- * {@link TransportSettings}). {@link #close()} stops accepting calls, lets calls in flight finish
- * (up to 10 s), drains write-behind uploads and closes the store.
+ * {@link TransportSettings}). {@link #close()} first reports {@code NOT_SERVING} on the health
+ * service, then stops accepting calls, lets calls in flight finish (up to 10 s), drains
+ * write-behind uploads and closes the store, saying so in the log.
+ *
+ * <p>Operations: the standard {@code grpc.health.v1.Health} service (answered without the bearer
+ * token, as load balancers probe it; the overall status {@code ""} and the cache's own service name
+ * report {@code SERVING} while the server runs) and server reflection
+ * ({@code grpc.reflection.v1}, behind the token like the cache's calls), so {@code grpcurl} and
+ * health probes work without the project's protos.
  */
 public final class TokenCacheServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(TokenCacheServer.class);
@@ -55,6 +66,7 @@ public final class TokenCacheServer implements AutoCloseable {
     private final ScheduledExecutorService reporter;
     private final AtomicBoolean closed = new AtomicBoolean();
     private final MalformedRequests malformed = new MalformedRequests();
+    private final HealthStatusManager health = new HealthStatusManager();
 
     private TokenCacheServer(Builder b) throws IOException {
         AzureBlobBackend backend = b.azureConnectionString == null ? null
@@ -80,6 +92,8 @@ public final class TokenCacheServer implements AutoCloseable {
                 : NettyServerBuilder.forAddress(address, TlsServerCredentials.create(b.tlsCertificate, b.tlsKey));
         sb.executor(executor)
                 .addService(service)
+                .addService(health.getHealthService())
+                .addService(ServerInterceptors.intercept(ProtoReflectionServiceV1.newInstance(), interceptors))
                 .flowControlWindow(TransportSettings.FLOW_CONTROL_WINDOW_BYTES)
                 .maxConcurrentCallsPerConnection(TransportSettings.MAX_CONCURRENT_STREAMS)
                 .keepAliveTime(TransportSettings.KEEPALIVE_INTERVAL.toMillis(), TimeUnit.MILLISECONDS)
@@ -95,6 +109,8 @@ public final class TokenCacheServer implements AutoCloseable {
             cache.close();
             throw e;
         }
+        health.setStatus("", HealthCheckResponse.ServingStatus.SERVING);
+        health.setStatus(TokenCacheGrpc.SERVICE_NAME, HealthCheckResponse.ServingStatus.SERVING);
         if (b.metricsInterval > 0) {
             reporter = Executors.newSingleThreadScheduledExecutor(r -> {
                 Thread t = new Thread(r, "mlkv-metrics");
@@ -136,6 +152,11 @@ public final class TokenCacheServer implements AutoCloseable {
             return;
         }
         RuntimeException failure = null;
+        int port = port();
+        // Probes see NOT_SERVING from here on, while calls in flight finish.
+        health.enterTerminalState();
+        LOG.info("token cache on port {} draining: health NOT_SERVING, no new calls, calls in flight finish (up to 10 s)",
+                port);
         try {
             if (reporter != null) {
                 reporter.shutdownNow();
@@ -153,6 +174,7 @@ public final class TokenCacheServer implements AutoCloseable {
         executor.shutdownNow();
         try {
             cache.close();
+            LOG.info("token cache on port {} closed: calls finished, uploads drained, store closed", port);
         } catch (RuntimeException e) {
             if (failure == null) {
                 failure = e;
