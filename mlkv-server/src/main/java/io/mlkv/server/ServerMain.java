@@ -33,6 +33,10 @@ public final class ServerMain implements Callable<Integer> {
                     + "--auth-token-file (or MLKV_AUTH_TOKEN) unless --insecure is given.")
     String host;
 
+    @Option(names = "--prometheus-port", description = "Serve Prometheus metrics at http://HOST:PORT/metrics on the "
+            + "--host address (default: off).")
+    Integer prometheusPort;
+
     @Option(names = "--insecure", description = "Serve a non-loopback --host without a bearer token (anyone who can "
             + "reach the port can read and write the cache).")
     boolean insecure;
@@ -145,6 +149,13 @@ public final class ServerMain implements Callable<Integer> {
         if (threads != null) {
             b.threads(threads);
         }
+        if (prometheusPort != null) {
+            if (prometheusPort < 1 || prometheusPort > 65535 || prometheusPort == port) {
+                throw new CommandLine.ParameterException(new CommandLine(this), "--prometheus-port must be 1-65535 and "
+                        + "differ from --port, was " + prometheusPort);
+            }
+            b.prometheus(prometheusPort);
+        }
         switch (backend) {
             case "none" -> { }
             case "azure" -> {
@@ -170,7 +181,9 @@ public final class ServerMain implements Callable<Integer> {
         }
         TokenCacheServer server = b.start();
         Runtime.getRuntime().addShutdownHook(new Thread(server::close, "mlkv-shutdown"));
-        System.out.println("mlkv-server listening on " + host + ":" + server.port());
+        System.out.println("mlkv-server listening on " + host + ":" + server.port()
+                + (server.prometheusPort() < 0 ? "" : ", Prometheus metrics at http://" + host + ":" + server.prometheusPort()
+                        + "/metrics"));
         server.awaitTermination();
         return 0;
     }

@@ -67,6 +67,8 @@ public final class TokenCacheServer implements AutoCloseable {
     private final AtomicBoolean closed = new AtomicBoolean();
     private final MalformedRequests malformed = new MalformedRequests();
     private final HealthStatusManager health = new HealthStatusManager();
+    /** Null unless the builder asked for a Prometheus endpoint. */
+    private final PrometheusEndpoint prometheus;
 
     private TokenCacheServer(Builder b) throws IOException {
         AzureBlobBackend backend = b.azureConnectionString == null ? null
@@ -84,7 +86,21 @@ public final class TokenCacheServer implements AutoCloseable {
         if (b.bearerToken != null) {
             interceptors.add(new AuthInterceptor(b.bearerToken));
         }
-        interceptors.add(metrics); // added last, so it runs first and times refused calls too
+        // The metrics interceptors come after the token check in this list, so they run before it
+        // (the last runs first) and time refused calls too.
+        interceptors.add(metrics);
+        if (b.prometheusPort >= 0) {
+            try {
+                this.prometheus = new PrometheusEndpoint(b.host, b.prometheusPort, cache, malformed);
+            } catch (IOException | RuntimeException e) {
+                executor.shutdownNow();
+                cache.close();
+                throw e;
+            }
+            interceptors.add(prometheus);
+        } else {
+            this.prometheus = null;
+        }
         ServerServiceDefinition service = ServerInterceptors.intercept(
                 malformed.guard(new TokenCacheService(cache, b.maxLookupTokens, b.maxBatch).bindService()), interceptors);
         InetSocketAddress address = new InetSocketAddress(b.host, b.port);
@@ -106,6 +122,9 @@ public final class TokenCacheServer implements AutoCloseable {
             this.server = sb.build().start();
         } catch (IOException | RuntimeException e) {
             executor.shutdownNow();
+            if (prometheus != null) {
+                prometheus.close();
+            }
             cache.close();
             throw e;
         }
@@ -133,6 +152,11 @@ public final class TokenCacheServer implements AutoCloseable {
     /** Requests refused because their body did not parse, since the server started. */
     public long malformedRequests() {
         return malformed.refused();
+    }
+
+    /** The port of the Prometheus endpoint ({@code GET /metrics}), or -1 without one. */
+    public int prometheusPort() {
+        return prometheus == null ? -1 : prometheus.port();
     }
 
     /** The port the server listens on (the chosen one when built with port 0). */
@@ -172,6 +196,9 @@ public final class TokenCacheServer implements AutoCloseable {
             failure = e;
         }
         executor.shutdownNow();
+        if (prometheus != null) {
+            prometheus.close();
+        }
         try {
             cache.close();
             LOG.info("token cache on port {} closed: calls finished, uploads drained, store closed", port);
@@ -237,6 +264,7 @@ public final class TokenCacheServer implements AutoCloseable {
     public static final class Builder {
         private String host = "127.0.0.1";
         private int port = 50051;
+        private int prometheusPort = -1;
         private int threads = Math.max(2, Runtime.getRuntime().availableProcessors());
         private int blockSize = 128;
         private List<String> partitions = List.of("default");
@@ -275,6 +303,18 @@ public final class TokenCacheServer implements AutoCloseable {
                 throw new IllegalArgumentException("port must be 0-65535, was " + port);
             }
             this.port = port;
+            return this;
+        }
+
+        /**
+         * Serves Prometheus' text format at {@code http://HOST:PORT/metrics} on the server's address
+         * ({@code 0}: any free port, see {@link TokenCacheServer#prometheusPort()}); off by default.
+         */
+        public Builder prometheus(int port) {
+            if (port < 0 || port > 65535) {
+                throw new IllegalArgumentException("prometheus port must be 0-65535, was " + port);
+            }
+            this.prometheusPort = port;
             return this;
         }
 

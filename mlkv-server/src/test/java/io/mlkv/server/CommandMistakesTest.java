@@ -45,6 +45,8 @@ class CommandMistakesTest {
                 Arguments.of("generate --conversations -1 --out DIR/x.txt", "--conversations"),
                 Arguments.of("loopback-bench --threads 0", "--threads"),
                 Arguments.of("--host 0.0.0.0", "--insecure"),
+                Arguments.of("--prometheus-port 0", "--prometheus-port"),
+                Arguments.of("--port 9000 --prometheus-port 9000", "--prometheus-port"),
                 Arguments.of("--host no-such-host.invalid", "no-such-host.invalid"));
     }
 

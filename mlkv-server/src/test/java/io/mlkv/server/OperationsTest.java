@@ -98,6 +98,32 @@ class OperationsTest {
         }
     }
 
+    /**
+     * With a Prometheus port, /metrics is served over loopback and counts the calls made (by
+     * method and code, a refused one included), their latency, and the blocks looked up and found.
+     */
+    @Test
+    void prometheusMetricsAreServedAndCountTheCalls() throws Exception {
+        try (TokenCacheServer server = Fixture.server(dir).prometheus(0).start();
+             io.mlkv.client.TokenCacheClient client = Fixture.client(server, "default")) {
+            int[] prompt = Fixture.prompt(new java.util.SplittableRandom(7), 3 * 128);
+            for (io.mlkv.client.proto.Chunk c : client.chunksOf(prompt)) {
+                assertTrue(client.writeAsync(c).join().getCreated());
+            }
+            assertEquals(3, client.lookup("c1", prompt).getCachedBlocks());
+            java.net.http.HttpResponse<String> r = java.net.http.HttpClient.newHttpClient().send(
+                    java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://127.0.0.1:" + server.prometheusPort()
+                            + "/metrics")).build(), java.net.http.HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, r.statusCode());
+            String body = r.body();
+            for (String expected : new String[] {"mlkv_token_cache_calls_total{code=\"OK\",method=\"Lookup\"} 1.0",
+                "mlkv_token_cache_call_duration_seconds_count{method=\"Lookup\"} 1", "mlkv_token_cache_blocks_asked_total",
+                "mlkv_token_cache_blocks_hit_total", "mlkv_token_cache_uploads_pending 0.0"}) {
+                assertTrue(body.contains(expected), expected + " in:\n" + body);
+            }
+        }
+    }
+
     /** A probe watching the server sees NOT_SERVING as soon as a shutdown starts draining. */
     @Test
     void healthTurnsNotServingWhenTheServerDrains() throws Exception {
