@@ -388,22 +388,13 @@ public final class MlkvStore implements VectorTier {
         if (migration != null) {
             return migration.read(keys, out, found);
         }
-        int n = keys.length;
-        int parts = batchPool.partsFor(n, READ_KEYS_PER_PART);
-        if (parts == 1) {
+        if (batchPool.partsFor(keys.length, READ_KEYS_PER_PART) == 1) {
             return host.read(keys, out, found, true);
         }
-        int[] got = new int[parts];
-        batchPool.run(parts, p -> {
-            int from = (int) ((long) n * p / parts);
-            int to = (int) ((long) n * (p + 1) / parts);
-            got[p] = host.read(keys, from, to, out, found, true);
-        });
-        int total = 0;
-        for (int g : got) {
-            total += g;
-        }
-        return total;
+        java.util.concurrent.atomic.AtomicInteger got = new java.util.concurrent.atomic.AtomicInteger();
+        batchPool.runRanges(keys.length, READ_KEYS_PER_PART, (from, to) -> got.addAndGet(host.read(keys, from, to, out,
+                found, true)));
+        return got.get();
     }
 
     // ------------------------------------------------------------------ writes

@@ -179,14 +179,11 @@ final class WritePath {
         if (hbm != null && hbm.writeBack() && n > 0) {
             hbm.peek(Arrays.copyOf(keys, n), out, found);
         }
-        int parts = pool.partsFor(n, KEYS_PER_PART);
-        if (parts == 1) {
+        if (pool.partsFor(n, KEYS_PER_PART) == 1) {
             host.readCurrent(keys, n, out, found);
             return;
         }
-        pool.run(parts, p -> {
-            int from = (int) ((long) n * p / parts);
-            int to = (int) ((long) n * (p + 1) / parts);
+        pool.runRanges(n, KEYS_PER_PART, (from, to) -> {
             float[] rows = Arrays.copyOfRange(out, from * dim, to * dim);
             boolean[] f = Arrays.copyOfRange(found, from, to);
             host.readCurrent(Arrays.copyOfRange(keys, from, to), to - from, rows, f);
@@ -200,14 +197,11 @@ final class WritePath {
 
     /** {@link HostTiers#existing} of {@code keys[0, n)}, in parts on the store's threads. */
     private void existing(long[] keys, int n, boolean[] found) {
-        int parts = pool.partsFor(n, KEYS_PER_PART);
-        if (parts == 1) {
+        if (pool.partsFor(n, KEYS_PER_PART) == 1) {
             host.existing(keys, n, found);
             return;
         }
-        pool.run(parts, p -> {
-            int from = (int) ((long) n * p / parts);
-            int to = (int) ((long) n * (p + 1) / parts);
+        pool.runRanges(n, KEYS_PER_PART, (from, to) -> {
             boolean[] f = new boolean[to - from];
             host.existing(Arrays.copyOfRange(keys, from, to), to - from, f);
             System.arraycopy(f, 0, found, from, f.length);
@@ -216,8 +210,6 @@ final class WritePath {
 
     /** {@link HostTiers#writeRows} of rows {@code [0, count)} of distinct keys, in parts on the store's threads. */
     private void writeRows(long[] keys, float[] values, int count, boolean dirty, boolean[] skip) {
-        int parts = pool.partsFor(count, KEYS_PER_PART);
-        pool.run(parts, p -> host.writeRows(keys, values, (int) ((long) count * p / parts),
-                (int) ((long) count * (p + 1) / parts), dirty, skip));
+        pool.runRanges(count, KEYS_PER_PART, (from, to) -> host.writeRows(keys, values, from, to, dirty, skip));
     }
 }

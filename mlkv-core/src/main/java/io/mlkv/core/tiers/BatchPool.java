@@ -43,6 +43,23 @@ public final class BatchPool implements AutoCloseable {
         return (int) Math.max(1, Math.min(threads, (long) count / Math.max(1, minPart)));
     }
 
+    /** A range of positions {@code [from, to)} of a batch. */
+    @FunctionalInterface
+    public interface RangeTask {
+        void run(int from, int to);
+    }
+
+    /**
+     * Splits positions {@code [0, n)} into consecutive ranges of at least {@code minPart} (as many
+     * as there are threads at most) and runs {@code task} on each, as {@link #run} does; returns
+     * the number of ranges.
+     */
+    public int runRanges(int n, int minPart, RangeTask task) {
+        int parts = partsFor(n, minPart);
+        run(parts, p -> task.run((int) ((long) n * p / parts), (int) ((long) n * (p + 1) / parts)));
+        return parts;
+    }
+
     /** Runs {@code part.accept(p)} for every {@code p < parts}, part 0 on the caller, and returns when all have ended. */
     public void run(int parts, IntConsumer part) {
         if (parts <= 1 || workers == null) {

@@ -69,6 +69,24 @@ class BatchPoolTest {
     }
 
     @Test
+    void runRangesCoversEveryPositionOnceInConsecutiveRanges() {
+        try (BatchPool pool = new BatchPool(3)) {
+            for (int n : new int[] {0, 1, 99, 100, 101, 10_007}) {
+                AtomicIntegerArray seen = new AtomicIntegerArray(Math.max(1, n));
+                int parts = pool.runRanges(n, 100, (from, to) -> {
+                    for (int i = from; i < to; i++) {
+                        seen.incrementAndGet(i);
+                    }
+                });
+                assertEquals(pool.partsFor(n, 100), parts, "n=" + n);
+                for (int i = 0; i < n; i++) {
+                    assertEquals(1, seen.get(i), "position " + i + " of " + n);
+                }
+            }
+        }
+    }
+
+    @Test
     void aPoolNeedsAThread() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new BatchPool(0));
         assertTrue(e.getMessage().contains("batchThreads"), e.getMessage());
