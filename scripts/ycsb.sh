@@ -21,6 +21,8 @@ if [ ! -f "$jar" ] || [ ! -f "$cpfile" ] || [ -n "$(find pom.xml mlkv-*/pom.xml 
   mvn -B -q -ntp dependency:build-classpath -pl mlkv-bench -Dmdep.includeScope=provided -Dmdep.outputFile="$root/$cpfile"
 fi
 cp="mlkv-bench/target/mlkv-bench.jar:$(cat mlkv-bench/target/ycsb.cp)"
+# YCSB_PRINT_CP=1: print the client's classpath (after building if needed) and stop; other scripts use it.
+if [ -n "${YCSB_PRINT_CP:-}" ]; then echo "$root/mlkv-bench/target/mlkv-bench.jar:$(cat mlkv-bench/target/ycsb.cp)"; exit 0; fi
 client() { # phase workload dir [args]: runs the client, keeps its log, prints the summary lines
   local phase=$1 w=$2 dir=$3; shift 3
   if ! java -cp "$cp" site.ycsb.Client "$phase" -db io.mlkv.bench.ycsb.MlkvYcsbDb -P "mlkv-bench/ycsb/$w" \

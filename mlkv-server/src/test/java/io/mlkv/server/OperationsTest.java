@@ -111,11 +111,15 @@ class OperationsTest {
                 assertTrue(client.writeAsync(c).join().getCreated());
             }
             assertEquals(3, client.lookup("c1", prompt).getCachedBlocks());
-            java.net.http.HttpResponse<String> r = java.net.http.HttpClient.newHttpClient().send(
-                    java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://127.0.0.1:" + server.prometheusPort()
-                            + "/metrics")).build(), java.net.http.HttpResponse.BodyHandlers.ofString());
-            assertEquals(200, r.statusCode());
-            String body = r.body();
+            // HttpURLConnection, not java.net.http.HttpClient: the JDK client reads its restricted-header
+            // setting once, and the Azure backend (other tests in this JVM) must be first to set it.
+            java.net.HttpURLConnection c = (java.net.HttpURLConnection) java.net.URI.create("http://127.0.0.1:"
+                    + server.prometheusPort() + "/metrics").toURL().openConnection();
+            assertEquals(200, c.getResponseCode());
+            String body;
+            try (java.io.InputStream in = c.getInputStream()) {
+                body = new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+            }
             for (String expected : new String[] {"mlkv_token_cache_calls_total{code=\"OK\",method=\"Lookup\"} 1.0",
                 "mlkv_token_cache_call_duration_seconds_count{method=\"Lookup\"} 1", "mlkv_token_cache_blocks_asked_total",
                 "mlkv_token_cache_blocks_hit_total", "mlkv_token_cache_uploads_pending 0.0"}) {
