@@ -17,8 +17,8 @@ jar=mlkv-bench/target/mlkv-bench.jar
 cpfile=mlkv-bench/target/ycsb.cp
 if [ ! -f "$jar" ] || [ ! -f "$cpfile" ] || [ -n "$(find pom.xml mlkv-*/pom.xml mlkv-*/src -newer "$jar" -type f -print -quit)" ]; then
   echo "building mlkv-bench (sources changed since the last build)" >&2
-  mvn -B -q -ntp -DskipTests install
-  mvn -B -q -ntp dependency:build-classpath -pl mlkv-bench -Dmdep.includeScope=provided -Dmdep.outputFile="$root/$cpfile"
+  mvn -B -q -ntp -DskipTests install >&2
+  mvn -B -q -ntp dependency:build-classpath -pl mlkv-bench -Dmdep.includeScope=provided -Dmdep.outputFile="$root/$cpfile" >&2
 fi
 cp="mlkv-bench/target/mlkv-bench.jar:$(cat mlkv-bench/target/ycsb.cp)"
 # YCSB_PRINT_CP=1: print the client's classpath (after building if needed) and stop; other scripts use it.
