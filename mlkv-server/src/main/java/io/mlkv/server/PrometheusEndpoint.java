@@ -1,11 +1,7 @@
 package io.mlkv.server;
 
-import io.grpc.ForwardingServerCall;
-import io.grpc.Metadata;
-import io.grpc.ServerCall;
-import io.grpc.ServerCallHandler;
-import io.grpc.ServerInterceptor;
 import io.grpc.Status;
+import io.mlkv.server.metrics.RpcMetrics;
 import io.prometheus.metrics.core.metrics.Counter;
 import io.prometheus.metrics.core.metrics.CounterWithCallback;
 import io.prometheus.metrics.core.metrics.GaugeWithCallback;
@@ -20,9 +16,10 @@ import java.net.InetAddress;
  * its own: calls by method and status code, their latency (a histogram per method), blocks looked
  * up and found (the hit rate), backend reads, write-behind uploads pending (the backend queue
  * depth) and failed, and malformed requests refused. Served by the Prometheus Java client's HTTP
- * server on the gRPC server's address. As an interceptor it sees every call, refused ones too.
+ * server on the gRPC server's address. It hears of every call from the server's {@link RpcMetrics}
+ * interceptor, refused ones too.
  */
-final class PrometheusEndpoint implements ServerInterceptor, AutoCloseable {
+final class PrometheusEndpoint implements RpcMetrics.CallListener, AutoCloseable {
     private final Counter calls;
     private final Histogram latency;
     private final HTTPServer http;
@@ -60,17 +57,9 @@ final class PrometheusEndpoint implements ServerInterceptor, AutoCloseable {
     }
 
     @Override
-    public <Q, R> ServerCall.Listener<Q> interceptCall(ServerCall<Q, R> call, Metadata headers, ServerCallHandler<Q, R> next) {
-        String method = call.getMethodDescriptor().getBareMethodName();
-        long started = System.nanoTime();
-        return next.startCall(new ForwardingServerCall.SimpleForwardingServerCall<>(call) {
-            @Override
-            public void close(Status status, Metadata trailers) {
-                calls.labelValues(method, status.getCode().name()).inc();
-                latency.labelValues(method).observe((System.nanoTime() - started) / 1e9);
-                super.close(status, trailers);
-            }
-        }, headers);
+    public void closed(String method, Status status, long nanos) {
+        calls.labelValues(method, status.getCode().name()).inc();
+        latency.labelValues(method).observe(nanos / 1e9);
     }
 
     @Override

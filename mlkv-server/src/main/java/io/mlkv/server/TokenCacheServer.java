@@ -81,14 +81,6 @@ public final class TokenCacheServer implements AutoCloseable {
             t.setDaemon(true);
             return t;
         });
-        RpcMetrics metrics = new RpcMetrics();
-        List<io.grpc.ServerInterceptor> interceptors = new ArrayList<>();
-        if (b.bearerToken != null) {
-            interceptors.add(new AuthInterceptor(b.bearerToken));
-        }
-        // The metrics interceptors come after the token check in this list, so they run before it
-        // (the last runs first) and time refused calls too.
-        interceptors.add(metrics);
         if (b.prometheusPort >= 0) {
             try {
                 this.prometheus = new PrometheusEndpoint(b.host, b.prometheusPort, cache, malformed);
@@ -97,10 +89,15 @@ public final class TokenCacheServer implements AutoCloseable {
                 cache.close();
                 throw e;
             }
-            interceptors.add(prometheus);
         } else {
             this.prometheus = null;
         }
+        RpcMetrics metrics = new RpcMetrics(prometheus == null ? RpcMetrics.CallListener.NONE : prometheus);
+        List<io.grpc.ServerInterceptor> interceptors = new ArrayList<>();
+        if (b.bearerToken != null) {
+            interceptors.add(new AuthInterceptor(b.bearerToken));
+        }
+        interceptors.add(metrics); // added last, so it runs first and times refused calls too
         ServerServiceDefinition service = ServerInterceptors.intercept(
                 malformed.guard(new TokenCacheService(cache, b.maxLookupTokens, b.maxBatch).bindService()), interceptors);
         InetSocketAddress address = new InetSocketAddress(b.host, b.port);

@@ -20,6 +20,24 @@ import org.HdrHistogram.Recorder;
  */
 public final class RpcMetrics implements ServerInterceptor {
     private final Map<String, MethodStats> methods = new ConcurrentHashMap<>();
+    /** Also told of every finished call (an exporter); {@link CallListener#NONE} if nothing else listens. */
+    private final CallListener listener;
+
+    /** Told of every call as it closes: its method, status and nanoseconds since it started. */
+    @FunctionalInterface
+    public interface CallListener {
+        CallListener NONE = (method, status, nanos) -> { };
+
+        void closed(String method, Status status, long nanos);
+    }
+
+    public RpcMetrics() {
+        this(CallListener.NONE);
+    }
+
+    public RpcMetrics(CallListener listener) {
+        this.listener = listener;
+    }
 
     /** One method's figures over one interval. */
     public record Interval(long calls, long errors, Histogram latencyMicros) {
@@ -34,16 +52,19 @@ public final class RpcMetrics implements ServerInterceptor {
     @Override
     public <Q, R> ServerCall.Listener<Q> interceptCall(ServerCall<Q, R> call, Metadata headers,
             ServerCallHandler<Q, R> next) {
-        MethodStats stats = methods.computeIfAbsent(call.getMethodDescriptor().getBareMethodName(), m -> new MethodStats());
+        String method = call.getMethodDescriptor().getBareMethodName();
+        MethodStats stats = methods.computeIfAbsent(method, m -> new MethodStats());
         long started = System.nanoTime();
         return next.startCall(new ForwardingServerCall.SimpleForwardingServerCall<>(call) {
             @Override
             public void close(Status status, Metadata trailers) {
+                long nanos = System.nanoTime() - started;
                 stats.calls.increment();
                 if (!status.isOk()) {
                     stats.errors.increment();
                 }
-                stats.latency.recordValue(Math.max(1, (System.nanoTime() - started) / 1000));
+                stats.latency.recordValue(Math.max(1, nanos / 1000));
+                listener.closed(method, status, nanos);
                 super.close(status, trailers);
             }
         }, headers);
