@@ -13,9 +13,14 @@ import java.util.function.IntConsumer;
  * The store's threads for splitting one large batch into parts that run at once (the store's
  * {@code batchThreads} setting). The calling thread runs one part itself, so a pool of one thread
  * runs everything on the caller. Parts must not depend on each other; a part's failure is rethrown
- * once every part has ended, the others' added as suppressed.
+ * once every part has ended, the others' added as suppressed. A part that splits work again (a
+ * call from one of the pool's threads) runs it on its own thread, so parts never wait for each
+ * other's threads.
  */
 public final class BatchPool implements AutoCloseable {
+    /** Set on the pools' own threads. */
+    private static final ThreadLocal<Boolean> WORKER = ThreadLocal.withInitial(() -> false);
+
     private final int threads;
     /** Null for a pool of one thread: the caller runs every part. */
     private final ExecutorService workers;
@@ -27,7 +32,10 @@ public final class BatchPool implements AutoCloseable {
         this.threads = threads;
         AtomicInteger id = new AtomicInteger();
         this.workers = threads == 1 ? null : Executors.newFixedThreadPool(threads - 1, r -> {
-            Thread t = new Thread(r, "mlkv-batch-" + id.incrementAndGet());
+            Thread t = new Thread(() -> {
+                WORKER.set(true);
+                r.run();
+            }, "mlkv-batch-" + id.incrementAndGet());
             t.setDaemon(true);
             return t;
         });
@@ -62,7 +70,7 @@ public final class BatchPool implements AutoCloseable {
 
     /** Runs {@code part.accept(p)} for every {@code p < parts}, part 0 on the caller, and returns when all have ended. */
     public void run(int parts, IntConsumer part) {
-        if (parts <= 1 || workers == null) {
+        if (parts <= 1 || workers == null || WORKER.get()) {
             for (int p = 0; p < parts; p++) {
                 part.accept(p);
             }

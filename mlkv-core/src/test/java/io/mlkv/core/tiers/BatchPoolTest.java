@@ -86,6 +86,19 @@ class BatchPoolTest {
         }
     }
 
+    /** A part that splits again runs its parts itself: with every worker busy, waiting for them would never end. */
+    @Test
+    @org.junit.jupiter.api.Timeout(value = 10, threadMode = org.junit.jupiter.api.Timeout.ThreadMode.SEPARATE_THREAD)
+    void aPartThatSplitsAgainRunsItsPartsOnItsOwnThread() {
+        try (BatchPool pool = new BatchPool(2)) {
+            AtomicIntegerArray inner = new AtomicIntegerArray(4);
+            pool.run(2, outer -> pool.run(2, p -> inner.incrementAndGet(outer * 2 + p)));
+            for (int i = 0; i < 4; i++) {
+                assertEquals(1, inner.get(i), "inner part " + i);
+            }
+        }
+    }
+
     @Test
     void aPoolNeedsAThread() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new BatchPool(0));
