@@ -161,7 +161,7 @@ public final class MlkvStore implements VectorTier {
             }
             this.promoter = opened.add(new Promoter(mutation, lifecycle));
             this.batchPool = opened.add(new BatchPool(c.batchThreads()));
-            this.host = new HostTiers(dim, dram, rocks, spill, promoter);
+            this.host = new HostTiers(dim, dram, rocks, spill, promoter, batchPool);
             warmHbmFromRestoredCheckpoint();
             this.entryCount = new AtomicLong(recoverCount());
             this.writes = new WritePath(dim, durability, host, hbm, spill, mutation, mutationEpoch, entryCount, lifecycle,

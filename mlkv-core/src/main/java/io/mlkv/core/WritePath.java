@@ -84,7 +84,7 @@ final class WritePath {
             float[] finals = new float[u * dim];
             boolean[] existed = new boolean[u];
             if (kind == Change.Kind.PUT) {
-                existing(unique, u, existed);
+                host.existing(unique, u, existed);
             } else if (absentSince == Change.NO_EPOCH || mutationEpoch.get() != absentSince) {
                 readCurrent(unique, u, finals, existed);
             }
@@ -179,34 +179,11 @@ final class WritePath {
         if (hbm != null && hbm.writeBack() && n > 0) {
             hbm.peek(Arrays.copyOf(keys, n), out, found);
         }
-        if (pool.partsFor(n, KEYS_PER_PART) == 1) {
-            host.readCurrent(keys, n, out, found);
-            return;
-        }
-        pool.runRanges(n, KEYS_PER_PART, (from, to) -> {
-            float[] rows = Arrays.copyOfRange(out, from * dim, to * dim);
-            boolean[] f = Arrays.copyOfRange(found, from, to);
-            host.readCurrent(Arrays.copyOfRange(keys, from, to), to - from, rows, f);
-            System.arraycopy(rows, 0, out, from * dim, rows.length);
-            System.arraycopy(f, 0, found, from, f.length);
-        });
+        host.readCurrent(keys, n, out, found);
     }
 
-    /** Keys per part of the host work split over the store's threads: below twice this, the caller does it all. */
+    /** Keys per part of the DRAM writes split over the store's threads: below twice this, the caller does them all. */
     private static final int KEYS_PER_PART = 2048;
-
-    /** {@link HostTiers#existing} of {@code keys[0, n)}, in parts on the store's threads. */
-    private void existing(long[] keys, int n, boolean[] found) {
-        if (pool.partsFor(n, KEYS_PER_PART) == 1) {
-            host.existing(keys, n, found);
-            return;
-        }
-        pool.runRanges(n, KEYS_PER_PART, (from, to) -> {
-            boolean[] f = new boolean[to - from];
-            host.existing(Arrays.copyOfRange(keys, from, to), to - from, f);
-            System.arraycopy(f, 0, found, from, f.length);
-        });
-    }
 
     /** {@link HostTiers#writeRows} of rows {@code [0, count)} of distinct keys, in parts on the store's threads. */
     private void writeRows(long[] keys, float[] values, int count, boolean dirty, boolean[] skip) {

@@ -57,7 +57,7 @@ public final class DeviceWrites {
     private final ReentrantLock mutation;
     private final AtomicLong mutationEpoch;
     private final AtomicLong entryCount;
-    /** Splits the host reads of the missed keys over the store's threads. */
+    /** Splits the DRAM writes of {@link #writeClean} over the store's threads. */
     private final BatchPool pool;
 
     public DeviceWrites(int dim, HbmTier hbm, HbmMigration migration, HostTiers host, ReentrantLock mutation,
@@ -86,17 +86,13 @@ public final class DeviceWrites {
 
     /** Device multiPut with write-back: a repeated key keeps its last row. Caller is inside the lifecycle and checked the keys. */
     public void put(CUdeviceptr keys, long n, CUdeviceptr values) {
-        mutation.lock();
-        Staging st = null;
-        try {
+        underLock(n, st -> {
             hbm.noteDirtyWrites();
-            st = hbm.acquire(n);
-            st.ensureInstall();
             int missed = (int) hbm.table().assignHeld(keys, values, n, EntryState.DIRTY, st.missedKeys.pointer(), st.missedIndex.pointer());
             if (missed > 0) {
                 Misses m = misses(st, missed);
                 migration.invalidateSpilled(m.keys, m.unique);
-                long added = m.unique - existing(m.keys, m.unique);
+                long added = m.unique - host.existing(m.keys, m.unique, new boolean[m.unique]);
                 // The last occurrence of each missed key is the row it keeps.
                 putKeys(st, m.keys, m.unique);
                 IntBuffer at = st.hostRowsIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer();
@@ -107,13 +103,7 @@ public final class DeviceWrites {
                 migration.installStaged(st, st.installKeys.pointer(), m.unique, st.installRows.pointer(), EntryState.DIRTY);
                 entryCount.addAndGet(added);
             }
-        } finally {
-            if (st != null) {
-                hbm.giveBack(st);
-            }
-            mutationEpoch.incrementAndGet();
-            mutation.unlock();
-        }
+        });
     }
 
     /**
@@ -123,19 +113,15 @@ public final class DeviceWrites {
      */
     public void accumulate(CUdeviceptr keys, long n, CUdeviceptr deltas, HostWrite rest) {
         GpuHashTable table = hbm.table();
-        mutation.lock();
-        Staging st = null;
-        try {
+        underLock(n, st -> {
             hbm.noteDirtyWrites();
-            st = hbm.acquire(n);
-            st.ensureInstall();
             int missed = (int) table.accumulateHeld(keys, deltas, n, EntryState.DIRTY, st.missedKeys.pointer(), st.missedIndex.pointer());
             if (missed > 0) {
                 Misses m = misses(st, missed);
                 migration.invalidateSpilled(m.keys, m.unique);
                 float[] base = new float[m.unique * dim];
                 boolean[] found = new boolean[m.unique];
-                readCurrent(m.keys, m.unique, base, found);
+                host.readCurrent(m.keys, m.unique, base, found);
                 long added = 0;
                 for (boolean f : found) {
                     added += f ? 0 : 1;
@@ -154,6 +140,26 @@ public final class DeviceWrites {
                     handOver(st, again, rest);
                 }
             }
+        });
+    }
+
+    /** A device write's work under the lock, with a staging set for its batch. */
+    private interface LockedWrite {
+        void run(Staging st);
+    }
+
+    /**
+     * Runs {@code write} under the store's mutation lock with a staging set for {@code n} keys
+     * (install buffers ready), then gives the set back and bumps the mutation epoch before
+     * unlocking, whether it ended or failed.
+     */
+    private void underLock(long n, LockedWrite write) {
+        mutation.lock();
+        Staging st = null;
+        try {
+            st = hbm.acquire(n);
+            st.ensureInstall();
+            write.run(st);
         } finally {
             if (st != null) {
                 hbm.giveBack(st);
@@ -187,11 +193,7 @@ public final class DeviceWrites {
      */
     public void writeClean(Kind kind, CUdeviceptr keys, long n, CUdeviceptr rows, HostWrite rest) {
         GpuHashTable table = hbm.table();
-        mutation.lock();
-        Staging st = null;
-        try {
-            st = hbm.acquire(n);
-            st.ensureInstall();
+        underLock(n, st -> {
             int missed = (int) (kind == Kind.PUT
                     ? table.assignHeld(keys, rows, n, EntryState.CLEAN, st.missedKeys.pointer(), st.missedIndex.pointer())
                     : table.accumulateHeld(keys, rows, n, EntryState.CLEAN, st.missedKeys.pointer(), st.missedIndex.pointer()));
@@ -210,13 +212,7 @@ public final class DeviceWrites {
                 Arrays.sort(at);
                 handOverPositions(st, rows, at, rest);
             }
-        } finally {
-            if (st != null) {
-                hbm.giveBack(st);
-            }
-            mutationEpoch.incrementAndGet();
-            mutation.unlock();
-        }
+        });
     }
 
     /**
@@ -238,10 +234,7 @@ public final class DeviceWrites {
         IntBuffer at = st.hostRowsIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer();
         java.nio.ByteBuffer held = st.hostFlags.buffer();
         FloatBuffer finals = st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
-        int parts = pool.partsFor(distinct, KEYS_PER_PART);
-        pool.run(parts, p -> {
-            int from = (int) ((long) distinct * p / parts);
-            int to = (int) ((long) distinct * (p + 1) / parts);
+        pool.runRanges(distinct, KEYS_PER_PART, (from, to) -> {
             long[] down = new long[to - from];
             float[] values = new float[(to - from) * dim];
             int c = 0;
@@ -298,34 +291,8 @@ public final class DeviceWrites {
         rest.apply(k, rows);
     }
 
-    /** Missed keys per part of a host read; below this the caller's thread reads them all. */
+    /** Rows per part of the DRAM writes of {@link #writeHeldDown}; below twice this the caller writes them all. */
     private static final int KEYS_PER_PART = 2048;
-
-    /** How many of {@code keys[0, n)} exist below HBM, in parts on the store's threads. */
-    private int existing(long[] keys, int n) {
-        int parts = pool.partsFor(n, KEYS_PER_PART);
-        int[] present = new int[parts];
-        pool.run(parts, p -> {
-            int from = (int) ((long) n * p / parts);
-            int to = (int) ((long) n * (p + 1) / parts);
-            present[p] = host.existing(Arrays.copyOfRange(keys, from, to), to - from, new boolean[to - from]);
-        });
-        return Arrays.stream(present).sum();
-    }
-
-    /** {@link HostTiers#readCurrent} of {@code keys[0, n)}, in parts on the store's threads. */
-    private void readCurrent(long[] keys, int n, float[] out, boolean[] found) {
-        int parts = pool.partsFor(n, KEYS_PER_PART);
-        pool.run(parts, p -> {
-            int from = (int) ((long) n * p / parts);
-            int to = (int) ((long) n * (p + 1) / parts);
-            float[] rows = new float[(to - from) * dim];
-            boolean[] f = new boolean[to - from];
-            host.readCurrent(Arrays.copyOfRange(keys, from, to), to - from, rows, f);
-            System.arraycopy(rows, 0, out, from * dim, rows.length);
-            System.arraycopy(f, 0, found, from, f.length);
-        });
-    }
 
     /** The distinct missed keys of a pass, with the last position of each. */
     private record Misses(long[] keys, int[] lastAt, int unique) {

@@ -40,7 +40,13 @@ public final class HostTiers {
     private final LongAdder promotions = new LongAdder();
     private final LongAdder writeBacks = new LongAdder();
 
-    public HostTiers(int dim, DramTier dram, RocksDbTier rocks, SpillLog spill, Promoter promoter) {
+    /** Keys per part of the per-key work that {@link #existing} and {@link #readCurrent} split over the store's threads. */
+    private static final int KEYS_PER_PART = 2048;
+
+    private final BatchPool pool;
+
+    public HostTiers(int dim, DramTier dram, RocksDbTier rocks, SpillLog spill, Promoter promoter, BatchPool pool) {
+        this.pool = pool;
         this.dim = dim;
         this.dram = dram;
         this.rocks = rocks;
@@ -266,22 +272,28 @@ public final class HostTiers {
     }
 
     /**
-     * Tells which of {@code keys[0, n)} exist below HBM, without reading values. Caller is inside
-     * the lifecycle.
+     * Tells which of {@code keys[0, n)} exist below HBM, without reading values; a large batch in
+     * parts on the store's threads. Caller is inside the lifecycle.
      *
      * @return the number present
      */
     public int existing(long[] keys, int n, boolean[] found) {
-        int[] missIdx = new int[n];
+        java.util.concurrent.atomic.AtomicInteger present = new java.util.concurrent.atomic.AtomicInteger();
+        pool.runRanges(n, KEYS_PER_PART, (from, to) -> present.addAndGet(existing(keys, from, to, found)));
+        return present.get();
+    }
+
+    private int existing(long[] keys, int from, int to, boolean[] found) {
+        int[] missIdx = new int[to - from];
         int misses = 0;
-        for (int i = 0; i < n; i++) {
+        for (int i = from; i < to; i++) {
             found[i] = dram.contains(keys[i]) || pending.contains(keys[i]);
             if (!found[i]) {
                 missIdx[misses++] = i;
             }
         }
         if (misses == 0) {
-            return n;
+            return to - from;
         }
         long[] missKeys = Batches.gather(keys, missIdx, misses);
         boolean[] inRocks = new boolean[misses];
@@ -289,19 +301,23 @@ public final class HostTiers {
         for (int m = 0; m < misses; m++) {
             found[missIdx[m]] = inRocks[m];
         }
-        return n - misses + fromRocks;
+        return to - from - misses + fromRocks;
     }
 
     /**
      * Reads the current values of those of {@code keys[0, n)} whose {@code found} flag is not set
      * yet (the caller set it for keys it already read above), from DRAM, the write-back buffer and
-     * RocksDB. Caller holds the mutation lock.
+     * RocksDB; a large batch in parts on the store's threads. Caller holds the mutation lock.
      */
     public void readCurrent(long[] keys, int n, float[] out, boolean[] found) {
-        int[] missIdx = new int[n];
+        pool.runRanges(n, KEYS_PER_PART, (from, to) -> readCurrent(keys, from, to, out, found));
+    }
+
+    private void readCurrent(long[] keys, int from, int to, float[] out, boolean[] found) {
+        int[] missIdx = new int[to - from];
         int misses = 0;
         long now = dram.tick();
-        for (int i = 0; i < n; i++) {
+        for (int i = from; i < to; i++) {
             found[i] = found[i] || dram.getOrVersion(keys[i], out, i, now) == DramTier.HIT
                     || pending.lookup(keys[i], out, i);
             if (!found[i]) {
