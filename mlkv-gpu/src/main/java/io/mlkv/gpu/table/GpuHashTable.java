@@ -448,8 +448,7 @@ public final class GpuHashTable implements VectorTier {
             Cuda.check(cuMemsetD8Async(counters.at(COUNTER_RESERVED * 8L), (byte) 0xFF, 8, stream),
                     "cuMemsetD8Async (first reserved key)");
             kernels.launch("mlkv_first_reserved", n, BLOCK, stream, keysIn, n, counters.at(COUNTER_RESERVED * 8L));
-            long first = readCounters()[COUNTER_RESERVED];
-            return first == -1 ? -1 : first;
+            return readCounters()[COUNTER_RESERVED]; // still all ones, -1, when none was found
         });
     }
 
