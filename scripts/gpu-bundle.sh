@@ -6,6 +6,7 @@
 #
 #   scripts/gpu-bundle.sh            # then carry .bundle into the device run
 #   HKV_BINARY=../shared/peers/hkv-ae24eec-sm90/hybrid_benchmark scripts/gpu-bundle.sh   # with HierarchicalKV's hybrid benchmark
+#   BEFORE_REF=<commit> scripts/gpu-bundle.sh   # with that commit's project jars in before/ (gpu-before-after.sh)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 jdk=${BUNDLE_JDK:-/usr/lib/jvm/temurin-25-jdk-amd64}
@@ -49,11 +50,24 @@ echo "[bundle] jlink runtime from $jdk"
 "$jdk/bin/jlink" --add-modules java.base,java.logging,java.management,jdk.management,jdk.unsupported,java.naming,java.xml,jdk.zipfs \
   --strip-debug --no-header-files --no-man-pages --compress=zip-9 --output "$work/jre"
 
-cp scripts/gpu-run.sh scripts/gpu-profile.sh scripts/gpu-store-bench.sh scripts/gpu-io-bench.sh scripts/gpu-train-bench.sh "$work/"
+cp scripts/gpu-run.sh scripts/gpu-profile.sh scripts/gpu-store-bench.sh scripts/gpu-io-bench.sh scripts/gpu-train-bench.sh \
+  scripts/gpu-before-after.sh "$work/"
 # The peer a benchmark compares against, when given (HKV_BINARY=.../hybrid_benchmark): never part of the product.
 if [ -n "${HKV_BINARY:-}" ]; then
   mkdir -p "$work/hkv"
   cp "$HKV_BINARY" "$work/hkv/"
+fi
+# An earlier commit's project jars, for before/after comparisons in one run (built in a throwaway worktree,
+# packaged, not installed, so the local repository keeps the current build).
+if [ -n "${BEFORE_REF:-}" ]; then
+  tree=$(mktemp -d)
+  git worktree add -q --detach "$tree" "$BEFORE_REF"
+  (cd "$tree" && mvn -B -q -ntp -o -DskipTests package -pl mlkv-storage,mlkv-gpu,mlkv-core,mlkv-bench -am)
+  mkdir -p "$work/before"
+  for m in mlkv-storage mlkv-gpu mlkv-core mlkv-bench; do
+    cp "$tree/$m/target/$m-0.1.0-SNAPSHOT.jar" "$work/before/"
+  done
+  git worktree remove --force "$tree"
 fi
 tar czf "$out/mlkv-gpu-bundle.tgz" -C "$out" mlkv
 rm -rf "$work"

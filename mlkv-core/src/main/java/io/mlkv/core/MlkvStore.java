@@ -12,7 +12,6 @@ import io.mlkv.core.tiers.Lifecycle;
 import io.mlkv.core.tiers.Promoter;
 import io.mlkv.storage.BatchChecks;
 import io.mlkv.storage.FileSync;
-import io.mlkv.storage.FileTrees;
 import io.mlkv.storage.MlkvException;
 import io.mlkv.storage.ReservedKeys;
 import io.mlkv.storage.StatusCode;
@@ -25,16 +24,9 @@ import io.mlkv.storage.rocksdb.StoreRepair;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
-import java.util.Set;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReentrantLock;
 import jcuda.driver.CUdeviceptr;
 import org.agrona.collections.Long2LongHashMap;
@@ -94,8 +86,6 @@ import org.slf4j.LoggerFactory;
 public final class MlkvStore implements VectorTier {
 
     private static final Logger LOG = LoggerFactory.getLogger(MlkvStore.class);
-    private static final String META_COUNT = "entry-count";
-    private static final String META_CLEAN = "clean-shutdown";
     /** The HBM spill log's file in the store's directory. */
     static final String SPILL_FILE = "hbm-spill.log";
 
@@ -113,9 +103,8 @@ public final class MlkvStore implements VectorTier {
     private final HostTiers host;
     /** Everything the constructor opened, closed in reverse by {@link #close()}. */
     private final OpenedResources resources;
-    private final ExecutorService prefetchPool;
-    /** Futures of prefetches not yet finished; {@link #close()} fails those that have not started. */
-    private final Set<CompletableFuture<Void>> queuedPrefetches = ConcurrentHashMap.newKeySet();
+    /** The prefetch threads and the prefetches queued on them. */
+    private final Prefetches prefetches;
     /** Installs copies into DRAM and HBM without making readers wait for writers. */
     private final Promoter promoter;
     /** Held by every batch that changes which keys a tier holds, or what RocksDB holds. */
@@ -137,18 +126,16 @@ public final class MlkvStore implements VectorTier {
     /** Splits large batches over the store's threads ({@link MlkvStoreBuilder#batchThreads}). */
     private final BatchPool batchPool;
 
-    private final LongAdder prefetched = new LongAdder();
-
     MlkvStore(StoreConfig c) {
         this.dim = c.dim();
         this.rowBytes = dim * 4L;
         this.durability = c.durability();
-        checkGpuAvailable(c.gpuMode());
+        StoreOpening.checkGpuAvailable(c.gpuMode());
         OpenedResources opened = new OpenedResources();
         try {
             this.rocks = opened.add(RocksDbTier.open(c.directory(), dim, c.blockCacheBytes(), c.syncWrites()));
             DramTier dram = opened.add(new DramTier(dim, c.dramCapacityBytes(), c.policy()));
-            this.hbm = opened.add(openHbm(c.gpuMode(), dim, c.hbmCapacity(), c.hbmWriteBack()));
+            this.hbm = opened.add(StoreOpening.openHbm(c.gpuMode(), dim, c.hbmCapacity(), c.hbmWriteBack()));
             this.fileIo = hbm == null ? null : opened.add(FileIo.open(c.fileIoMode()));
             this.spill = hbm == null || c.hbmSpillRows() == 0 ? null
                     : opened.add(SpillLog.create(c.directory().resolve(SPILL_FILE), dim, c.hbmSpillRows(), c.fileIoMode()));
@@ -162,8 +149,8 @@ public final class MlkvStore implements VectorTier {
             this.promoter = opened.add(new Promoter(mutation, lifecycle));
             this.batchPool = opened.add(new BatchPool(c.batchThreads()));
             this.host = new HostTiers(dim, dram, rocks, spill, promoter, batchPool);
-            warmHbmFromRestoredCheckpoint();
-            this.entryCount = new AtomicLong(recoverCount());
+            StoreOpening.warmHbmFromRestoredCheckpoint(rocks, hbm, fileIo);
+            this.entryCount = new AtomicLong(StoreOpening.recoverCount(rocks));
             this.writes = new WritePath(dim, durability, host, hbm, spill, mutation, mutationEpoch, entryCount, lifecycle,
                     batchPool);
             this.migration = hbm == null ? null : new HbmMigration(dim, hbm, host, spill, promoter, mutation, entryCount,
@@ -171,13 +158,7 @@ public final class MlkvStore implements VectorTier {
                             c.hbmAdmission() == HbmAdmission.ALWAYS), batchPool);
             this.deviceWrites = hbm == null ? null
                     : new DeviceWrites(dim, hbm, migration, host, mutation, mutationEpoch, entryCount, batchPool);
-            AtomicInteger threadId = new AtomicInteger();
-            this.prefetchPool = Executors.newFixedThreadPool(c.prefetchThreads(), r -> {
-                Thread t = new Thread(r, "mlkv-prefetch-" + threadId.incrementAndGet());
-                t.setDaemon(true);
-                return t;
-            });
-            opened.add(prefetchPool::shutdown);
+            this.prefetches = opened.add(new Prefetches(c.prefetchThreads()));
         } catch (RuntimeException | Error e) {
             // Nothing stays open after a failed constructor: a retry must not find the directory locked.
             opened.closeAfterFailure(e);
@@ -188,80 +169,9 @@ public final class MlkvStore implements VectorTier {
                 rocks.directory(), dim, host.dram().capacity(), c.dramCapacityBytes(), c.policy(), durability);
     }
 
-    /**
-     * A store restored from a checkpoint holds the HBM tier's entries of that moment in
-     * {@code hbm/}: they are loaded into HBM (with a GPU) and then deleted in every case, since
-     * after this store's first write they would no longer match what lies below.
-     */
-    private void warmHbmFromRestoredCheckpoint() {
-        Path saved = rocks.directory().resolve(HbmTier.CHECKPOINT_DIR);
-        if (!Files.isDirectory(saved)) {
-            return;
-        }
-        if (hbm != null) {
-            long started = System.nanoTime();
-            try {
-                long n = hbm.warm(rocks.directory(), fileIo);
-                LOG.info("HBM tier warmed from the restored checkpoint: {} entries via {} in {} ms", n,
-                        fileIo.lastPath(), (System.nanoTime() - started) / 1_000_000);
-            } catch (IOException | RuntimeException e) {
-                LOG.warn("HBM tier starts cold: its checkpointed entries could not be loaded ({})", e.toString());
-            }
-        }
-        try {
-            FileTrees.delete(saved);
-        } catch (IOException e) {
-            throw new MlkvException(StatusCode.IO_ERROR, "delete " + saved, e.getClass().getSimpleName(),
-                    e.getMessage(), e);
-        }
-    }
-
-    /**
-     * Throws if {@code mode} is {@link GpuMode#ON} and no HBM tier can be opened; called before the
-     * store touches its directory.
-     */
-    private static void checkGpuAvailable(GpuMode mode) {
-        String reason = mode == GpuMode.ON ? HbmTier.unavailableReason() : null;
-        if (reason != null) {
-            throw new IllegalStateException("GpuMode.ON was asked for, but no GPU tier can be opened: " + reason
-                    + "; use GpuMode.AUTO or GpuMode.OFF on this machine");
-        }
-    }
-
-    /** The HBM tier per {@code mode}: null for OFF, and for AUTO where none can be opened (the reason logged). */
-    private static HbmTier openHbm(GpuMode mode, int dim, long capacity, boolean writeBack) {
-        if (mode == GpuMode.OFF) {
-            return null;
-        }
-        String reason = HbmTier.unavailableReason();
-        if (reason != null) {
-            LOG.info("GPU tier not used ({}); running on DRAM and SSD", reason);
-            return null;
-        }
-        return HbmTier.open(dim, capacity, writeBack);
-    }
-
     /** Starts configuring a store. */
     public static MlkvStoreBuilder builder() {
         return new MlkvStoreBuilder();
-    }
-
-    private long recoverCount() {
-        long stored = rocks.readMeta(META_COUNT, -1);
-        boolean clean = rocks.readMeta(META_CLEAN, 0) == 1;
-        long count;
-        if (clean && stored >= 0) {
-            count = stored;
-        } else {
-            long start = System.nanoTime();
-            count = rocks.size();
-            if (count > 0) {
-                LOG.info("store at {} was not closed cleanly; counted its {} entries in {} ms",
-                        rocks.directory(), count, (System.nanoTime() - start) / 1_000_000);
-            }
-        }
-        rocks.writeMeta(META_CLEAN, 0);
-        return count;
     }
 
     @Override
@@ -391,7 +301,7 @@ public final class MlkvStore implements VectorTier {
         if (batchPool.partsFor(keys.length, READ_KEYS_PER_PART) == 1) {
             return host.read(keys, out, found, true);
         }
-        java.util.concurrent.atomic.AtomicInteger got = new java.util.concurrent.atomic.AtomicInteger();
+        AtomicInteger got = new AtomicInteger();
         batchPool.runRanges(keys.length, READ_KEYS_PER_PART, (from, to) -> got.addAndGet(host.read(keys, from, to, out,
                 found, true)));
         return got.get();
@@ -595,26 +505,9 @@ public final class MlkvStore implements VectorTier {
         checkReserved("prefetch", keys);
         lifecycle.checkOpen();
         long[] copy = keys.clone();
-        CompletableFuture<Void> done = new CompletableFuture<>();
-        queuedPrefetches.add(done);
-        done.whenComplete((ignored, error) -> queuedPrefetches.remove(done));
-        try {
-            prefetchPool.execute(() -> {
-                if (done.isDone()) {
-                    return;
-                }
-                try {
-                    runPrefetch(copy);
-                    done.complete(null);
-                } catch (Throwable t) {
-                    done.completeExceptionally(t);
-                }
-            });
-        } catch (RejectedExecutionException e) {
-            done.completeExceptionally(new IllegalStateException("store closed before the prefetch started"));
-        }
+        CompletableFuture<Void> done = prefetches.submit(() -> runPrefetch(copy));
         if (lifecycle.isClosed()) {
-            done.completeExceptionally(new IllegalStateException("store closed before the prefetch started"));
+            done.completeExceptionally(Prefetches.closedBeforeStart());
         }
         return done;
     }
@@ -622,11 +515,7 @@ public final class MlkvStore implements VectorTier {
     private void runPrefetch(long[] keys) {
         lifecycle.enter();
         try {
-            if (hbm != null) {
-                prefetched.add(migration.prefetch(keys));
-                return;
-            }
-            prefetched.add(host.prefetch(keys, mutation));
+            prefetches.count(hbm != null ? migration.prefetch(keys) : host.prefetch(keys, mutation));
         } finally {
             lifecycle.exit();
         }
@@ -681,12 +570,11 @@ public final class MlkvStore implements VectorTier {
         try {
             flushLocked();
             // The copy carries an exact count, so opening it needs no recount.
-            rocks.writeMeta(META_COUNT, entryCount.get());
-            rocks.writeMeta(META_CLEAN, 1);
+            StoreOpening.recordCount(rocks, entryCount.get());
             try {
                 rocks.checkpoint(abs);
             } finally {
-                rocks.writeMeta(META_CLEAN, 0);
+                StoreOpening.markOpen(rocks);
             }
             if (hbm != null) {
                 long started = System.nanoTime();
@@ -794,30 +682,7 @@ public final class MlkvStore implements VectorTier {
     /** A snapshot of the per-tier counters. */
     public StoreStats stats() {
         lifecycle.checkOpen();
-        HostTiers.Counters h = host.counters();
-        TierStats d = new TierStats("DRAM", h.dramHits(), h.dramMisses(), h.promotions(), h.dramEvictions(),
-                h.writeBacks(), h.promotions() * rowBytes, h.writeBacks() * rowBytes, h.dramEntries(), h.dramCapacity(),
-                h.dramNanos() + (hbm == null ? 0 : hbm.dramProbeNanos()), h.dramMoveNanos());
-        TierStats s = new TierStats("SSD", h.ssdHits(), h.ssdMisses(), 0, 0, 0, h.writeBacks() * rowBytes,
-                h.promotions() * rowBytes, entryCount.get(), -1, h.ssdNanos(), 0);
-        List<TierStats> tiers = hbm == null ? List.of(d, s)
-                : spill == null ? List.of(hbmStats(), d, s) : List.of(hbmStats(), d, spillStats(), s);
-        return new StoreStats(tiers, entryCount.get(), prefetched.sum());
-    }
-
-    private TierStats hbmStats() {
-        HbmTier.Counters c = hbm.counters();
-        return new TierStats("HBM", c.hits(), c.misses(), c.installs(), c.evictions(), c.writeBacks(),
-                c.installs() * rowBytes, c.writeBacks() * rowBytes, c.entries(), c.capacity(), c.lookupNanos(),
-                c.installNanos());
-    }
-
-    /** The spill log as a tier: promotions are rows written to it, demotions rows the ring overwrote. */
-    private TierStats spillStats() {
-        SpillLog.Stats st = spill.stats();
-        return new TierStats("SPILL", st.rowsRead(), st.misses() + st.lostToOverwrite(), st.appended(), st.overwritten(), 0,
-                st.appended() * rowBytes, st.rowsRead() * rowBytes, spill.entries(), spill.slots(), st.readNanos(),
-                hbm.spillAppendNanos());
+        return StatsReader.read(rowBytes, host, hbm, spill, entryCount.get(), prefetches.promoted());
     }
 
     /**
@@ -844,19 +709,15 @@ public final class MlkvStore implements VectorTier {
             mutation.lock();
             try {
                 flushLocked();
-                rocks.writeMeta(META_COUNT, entryCount.get());
-                rocks.writeMeta(META_CLEAN, 1);
+                StoreOpening.recordCount(rocks, entryCount.get());
                 rocks.syncWal();
             } finally {
                 mutation.unlock();
             }
             lifecycle.markClosed();
-            // Queued prefetches never start: their tasks see the future done and return. One
-            // that is running holds the lifecycle read lock, so it finished before we got here.
-            IllegalStateException closing = new IllegalStateException("store closed before the prefetch started");
-            for (CompletableFuture<Void> f : queuedPrefetches) {
-                f.completeExceptionally(closing);
-            }
+            // Queued prefetches never start. One that is running holds the lifecycle read lock,
+            // so it finished before we got here.
+            prefetches.failQueued();
             // In reverse order of opening: the promoter and prefetch threads stop taking work, then
             // spill log, file I/O, HBM, DRAM and RocksDB close; a failure does not skip the rest.
             resources.close();

@@ -39,6 +39,7 @@ import jcuda.driver.CUdeviceptr;
 public final class HbmMigration {
     private final int dim;
     private final HbmTier hbm;
+    private final DeviceReads reads;
     private final HostTiers host;
     /** Null without a spill log. */
     private final SpillLog spill;
@@ -60,6 +61,7 @@ public final class HbmMigration {
         this.pool = pool;
         this.dim = dim;
         this.hbm = hbm;
+        this.reads = hbm.reads();
         this.host = host;
         this.spill = spill;
         this.promoter = promoter;
@@ -114,11 +116,11 @@ public final class HbmMigration {
      */
     public long readDevice(CUdeviceptr keys, long n, CUdeviceptr out, CUdeviceptr found) {
         long movesBefore = hbm.moves();
-        HbmTier.DeviceMisses m = hbm.findDevice(keys, n, out, found, host.dram());
+        DeviceMisses m = reads.findDevice(keys, n, out, found, host.dram());
         try {
             return readDeviceMisses(m, n, out, found, movesBefore);
         } finally {
-            hbm.release(m);
+            reads.release(m);
         }
     }
 
@@ -375,7 +377,7 @@ public final class HbmMigration {
     }
 
     /** The part of a device read below HBM; see {@link #multiGet(CUdeviceptr, long, CUdeviceptr, CUdeviceptr)}. */
-    private long readDeviceMisses(HbmTier.DeviceMisses m, long n, CUdeviceptr out, CUdeviceptr found, long movesBefore) {
+    private long readDeviceMisses(DeviceMisses m, long n, CUdeviceptr out, CUdeviceptr found, long movesBefore) {
         int misses = m.count();
         if (misses == 0) {
             return n;
@@ -398,7 +400,7 @@ public final class HbmMigration {
         boolean[] scatter = new boolean[misses];
         if (spill != null && fromBelow < misses) {
             // Spilled rows go from the log straight to device memory and are scattered there.
-            int fromSpill = hbm.readSpilled(m, below, rows, spill, out, found);
+            int fromSpill = reads.readSpilled(m, below, rows, spill, out, found);
             spillReadsOnGpu.add(fromSpill);
             fromBelow += fromSpill;
         }
@@ -415,7 +417,7 @@ public final class HbmMigration {
         for (boolean b : scatter) {
             toScatter += b ? 1 : 0;
         }
-        hbm.scatterBelow(m, rows, scatter, toScatter, out, found);
+        reads.scatterBelow(m, rows, scatter, toScatter, out, found);
         return n - misses + fromBelow;
     }
 
@@ -426,7 +428,7 @@ public final class HbmMigration {
      * read on the CPU, unless its queue is full (it would drop them). A null {@code scatter}
      * means that the GPU read every miss from DRAM and none was read again.
      */
-    private void promoteDeviceRead(HbmTier.DeviceMisses m, float[] rows, boolean[] below, boolean[] scatter) {
+    private void promoteDeviceRead(DeviceMisses m, float[] rows, boolean[] below, boolean[] scatter) {
         int misses = below.length;
         boolean[] onDevice;
         boolean[] onHost = new boolean[misses];
@@ -458,7 +460,7 @@ public final class HbmMigration {
                 if (rows == null) {
                     rows = new float[misses * dim];
                 }
-                hbm.dramRowsToHost(m, rows, onDevice);
+                reads.dramRowsToHost(m, rows, onDevice);
                 for (int j = 0; j < misses; j++) {
                     onHost[j] |= onDevice[j];
                 }
@@ -486,14 +488,14 @@ public final class HbmMigration {
      * admission takes, as {@link #installUnwritten} does for host rows.
      * Caller holds the mutation lock.
      */
-    private void installFromDevice(HbmTier.DeviceMisses m, boolean[] flagged, int count) {
+    private void installFromDevice(DeviceMisses m, boolean[] flagged, int count) {
         int[] at = null;
         long[] install = null;
         int p = count;
         // Every miss, each read from DRAM and unchanged since, all admitted: no key needs a look on the CPU.
-        boolean everyMiss = count == m.count() && spill == null && admitsEveryMiss && hbm.dramUnchangedSince(m);
+        boolean everyMiss = count == m.count() && spill == null && admitsEveryMiss && reads.dramUnchangedSince(m);
         if (!everyMiss) {
-            boolean[] unchanged = hbm.unchangedInDram(m);
+            boolean[] unchanged = reads.unchangedInDram(m);
             at = new int[count];
             install = new long[count];
             p = 0;

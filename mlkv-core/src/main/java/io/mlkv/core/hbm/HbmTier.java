@@ -1,16 +1,11 @@
 package io.mlkv.core.hbm;
 
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
-import static jcuda.driver.JCudaDriver.cuMemcpyDtoHAsync;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
-import static jcuda.driver.JCudaDriver.cuMemsetD8Async;
-import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
 import io.mlkv.gpu.cuda.Cuda;
 import io.mlkv.gpu.cuda.CudaDevice;
-import io.mlkv.gpu.cuda.DeviceMemory;
 import io.mlkv.gpu.cuda.Kernels;
-import io.mlkv.gpu.cuda.PinnedMemory;
 import io.mlkv.gpu.cufile.DeviceRegion;
 import io.mlkv.gpu.cufile.FileIo;
 import io.mlkv.gpu.cufile.HostRegion;
@@ -18,6 +13,7 @@ import io.mlkv.gpu.cufile.Region;
 import io.mlkv.gpu.dram.MappedDramTier;
 import io.mlkv.gpu.spill.SpillLog;
 import io.mlkv.gpu.table.EntryState;
+import io.mlkv.gpu.table.Evictions;
 import io.mlkv.gpu.table.GpuHashTable;
 import io.mlkv.gpu.table.ScoreMode;
 import io.mlkv.gpu.table.TableSnapshot;
@@ -27,8 +23,6 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
-import java.nio.IntBuffer;
-import java.nio.LongBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -38,7 +32,6 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.function.LongPredicate;
 import jcuda.driver.CUdeviceptr;
-import jcuda.driver.CUstream;
 import org.agrona.CloseHelper;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -74,6 +67,7 @@ public final class HbmTier implements AutoCloseable {
     private final LongAdder lookupNanos = new LongAdder();
     private final LongAdder installNanos = new LongAdder();
     private final LongAdder spillAppendNanos = new LongAdder();
+    private final DeviceReads reads = new DeviceReads(this);
 
     private HbmTier(GpuHashTable table, boolean writeBack) {
         this.table = table;
@@ -228,7 +222,7 @@ public final class HbmTier implements AutoCloseable {
             transit.noteDirtyWrites();
         }
         int evicted = (int) table.installAbsent(keys, rows, count, state,
-                GpuHashTable.Evictions.withMarks(st.evictedKeys.pointer(), st.evictedRows.pointer(), st.evictedDirty.pointer()));
+                Evictions.withMarks(st.evictedKeys.pointer(), st.evictedRows.pointer(), st.evictedDirty.pointer()));
         if (evicted == 0) {
             return Demoted.NONE;
         }
@@ -285,76 +279,6 @@ public final class HbmTier implements AutoCloseable {
         return new Demoted(evictedKeys, evictedRows, evictedRows == null ? null : evictedDirty, evicted);
     }
 
-    /**
-     * Device reads: reads those misses of {@code m} not yet found ({@code below[j]} false) that
-     * the spill log holds into device staging (straight, with cuFile; through pinned staging
-     * and one copy on the POSIX path) and scatters them into {@code out}, setting their
-     * {@code found} bytes. Copies of the rows go to
-     * {@code rows} (at the miss's position, for promotion) and their {@code below} flags are set.
-     * Returns how many were found.
-     */
-    public int readSpilled(DeviceMisses m, boolean[] below, float[] rows, SpillLog spill, CUdeviceptr out, CUdeviceptr found) {
-        int count = m.count();
-        int[] candidates = new int[count];
-        int c = 0;
-        for (int j = 0; j < count; j++) {
-            if (!below[j]) {
-                candidates[c++] = j;
-            }
-        }
-        SpillLog.Hits inLog = spill.lookup(m.keys(), candidates, c);
-        int hits = inLog.count();
-        if (hits == 0) {
-            return 0;
-        }
-        int[] at = inLog.at();
-        long[] hitPositions = inLog.positions();
-        int dim = table.dim();
-        long rowBytes = dim * 4L;
-        boolean[] valid = new boolean[hits];
-        int ok;
-        Staging st = acquire(count);
-        try {
-            long started = System.nanoTime();
-            boolean direct = spill.path().equals("cufile");
-            ok = spill.read(hitPositions, hits, direct ? new DeviceRegion(st.rowsIn.pointer(), hits * rowBytes)
-                    : new HostRegion(st.hostRows.buffer()), valid);
-            if (direct) {
-                Cuda.check(cuMemcpyDtoH(st.hostRows.pointer(), st.rowsIn.pointer(), hits * rowBytes), "cuMemcpyDtoH (spilled rows)");
-            } else if (ok == hits) {
-                Cuda.check(cuMemcpyHtoD(st.rowsIn.pointer(), st.hostRows.pointer(), hits * rowBytes), "cuMemcpyHtoD (spilled rows)");
-            }
-            if (ok == hits) {
-                IntBuffer ix = st.hostRowsIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer();
-                for (int h = 0; h < hits; h++) {
-                    ix.put(h, m.index()[at[h]]);
-                }
-                Cuda.check(cuMemcpyHtoD(st.rowsIndex.pointer(), st.hostRowsIndex.pointer(), hits * 4L),
-                        "cuMemcpyHtoD (spilled row positions)");
-                table.scatterRows(st.rowsIn.pointer(), st.rowsIndex.pointer(), hits, out, found);
-            }
-            FloatBuffer r = st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
-            for (int h = 0; h < hits; h++) {
-                if (valid[h]) {
-                    r.get(h * dim, rows, at[h] * dim, dim);
-                    below[at[h]] = true;
-                }
-            }
-            if (ok < hits && ok > 0) {
-                // Rare: the ring overwrote some rows while they were read; scatter the valid ones from the host copies.
-                boolean[] mask = new boolean[count];
-                for (int h = 0; h < hits; h++) {
-                    mask[at[h]] = valid[h];
-                }
-                scatterHostRows(st, rows, mask, m.index(), ok, out, found);
-            }
-            spillReadNanos.add(System.nanoTime() - started);
-        } finally {
-            giveBack(st);
-        }
-        return ok;
-    }
-
     /** Spill log appends that failed (their rows were dropped). */
     public long spillFailures() {
         return spillFailures.get();
@@ -367,7 +291,7 @@ public final class HbmTier implements AutoCloseable {
 
     /** Time device reads spent reading the spill log into device memory and scattering it. */
     public long spillReadNanos() {
-        return spillReadNanos.sum();
+        return reads.spillReadNanos();
     }
 
     /** Starts an install that may evict dirty entries; see {@link WriteBackTransit}. */
@@ -487,171 +411,7 @@ public final class HbmTier implements AutoCloseable {
     /** The tier {@link #mappedDram} maps. */
     private DramTier dramTier;
     private String dramMapFailure;
-    private final LongAdder dramProbeNanos = new LongAdder();
-    private final LongAdder spillReadNanos = new LongAdder();
     private final AtomicLong spillFailures = new AtomicLong();
-
-    /**
-     * What a device lookup left for the tiers below: the missed keys and their batch positions;
-     * for those the GPU did not read from DRAM, the DRAM bucket version, read before any row
-     * below (for those it did, {@code dramSeqs}: the bucket's sequence count the row was read at);
-     * with write-back, their demotion stamps read at the same point (else null); and, where the
-     * DRAM tier is mapped, which of them the GPU read from DRAM in place ({@code fromDram}, rows
-     * already in the output, and in device staging at the miss's position: see
-     * {@link #dramRowsToHost} and {@link #installFromDevice}) and the tier's
-     * {@link DramTier#changes()} read just before.
-     *
-     * <p>The per-miss arrays are built from the staging set's pinned copies when first asked
-     * for: a read whose misses the GPU all read from DRAM, promoted straight from staging, never
-     * builds them. Used by the reading thread only. Holds the staging set until {@link #release}.
-     */
-    public static final class DeviceMisses {
-        private final int count;
-        private final int dramHits;
-        private final long dramChanges;
-        private final long[] stamps;
-        private final Staging staging;
-        private long[] keys;
-        private int[] index;
-        private long[] versions;
-        private boolean[] fromDram;
-        private long[] dramSeqs;
-
-        private DeviceMisses(int count, int dramHits, long dramChanges, long[] stamps, Staging staging) {
-            this.count = count;
-            this.dramHits = dramHits;
-            this.dramChanges = dramChanges;
-            this.stamps = stamps;
-            this.staging = staging;
-        }
-
-        /** Number of misses. */
-        public int count() {
-            return count;
-        }
-
-        /** Whether there were misses and the GPU read every one of them from DRAM. */
-        public boolean allFromDram() {
-            return count > 0 && dramHits == count;
-        }
-
-        public long[] keys() {
-            if (keys == null) {
-                keys = new long[count];
-                staging.hostMissKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, keys);
-            }
-            return keys;
-        }
-
-        public int[] index() {
-            if (index == null) {
-                index = new int[count];
-                staging.hostIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer().get(0, index);
-            }
-            return index;
-        }
-
-        public long[] versions() {
-            if (versions == null) {
-                versions = new long[count];
-            }
-            return versions;
-        }
-
-        public long[] stamps() {
-            return stamps;
-        }
-
-        public boolean[] fromDram() {
-            if (fromDram == null) {
-                fromDram = new boolean[count];
-                if (dramHits == count) {
-                    Arrays.fill(fromDram, true);
-                } else if (dramHits > 0) {
-                    ByteBuffer h = staging.hostHits.buffer();
-                    for (int j = 0; j < count; j++) {
-                        fromDram[j] = h.get(j) != 0;
-                    }
-                }
-            }
-            return fromDram;
-        }
-
-        /** The sequence counts the rows read from DRAM were read at; null if none was. */
-        public long[] dramSeqs() {
-            if (dramSeqs == null && dramHits > 0) {
-                dramSeqs = new long[count];
-                staging.hostSeqs.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, dramSeqs);
-            }
-            return dramSeqs;
-        }
-
-        public long dramChanges() {
-            return dramChanges;
-        }
-
-        public int dramHits() {
-            return dramHits;
-        }
-
-        Staging staging() {
-            return staging;
-        }
-    }
-
-    /**
-     * Whether the GPU read rows of {@code m} from DRAM and no bucket of the tier changed since
-     * just before it did, so every row it read is still what DRAM holds.
-     */
-    public boolean dramUnchangedSince(DeviceMisses m) {
-        return m.dramHits() > 0 && dramTier.changes() == m.dramChanges();
-    }
-
-
-    /**
-     * For each miss of {@code m}: whether it was read from DRAM on the GPU and its DRAM bucket has
-     * not changed since (asked on the GPU). Caller holds the mutation lock, so DRAM does not
-     * change meanwhile, and calls it before {@link #installFromDevice}.
-     */
-    public boolean[] unchangedInDram(DeviceMisses m) {
-        int count = m.count();
-        boolean[] same = new boolean[count];
-        if (m.dramHits() == 0) {
-            return same;
-        }
-        if (dramUnchangedSince(m)) {
-            return m.fromDram().clone();
-        }
-        Staging st = m.staging();
-        table.makeDeviceCurrent();
-        mappedDram.unchanged(st.missedKeys.pointer(), st.probeSeqs.pointer(), count, st.flags.pointer(), st.stream);
-        Cuda.check(cuMemcpyDtoH(st.hostFlags.pointer(), st.flags.pointer(), count), "cuMemcpyDtoH (DRAM buckets unchanged)");
-        ByteBuffer f = st.hostFlags.buffer();
-        for (int j = 0; j < count; j++) {
-            same[j] = m.fromDram()[j] && f.get(j) != 0;
-        }
-        return same;
-    }
-
-    /** Gives the staging of a device lookup back; call once per {@link #findDevice}, when done with it. */
-    public void release(DeviceMisses m) {
-        giveBack(m.staging());
-    }
-
-    /** Copies the rows the GPU read from DRAM for the misses with {@code which[j]} into {@code rows} at {@code j}. */
-    public void dramRowsToHost(DeviceMisses m, float[] rows, boolean[] which) {
-        Staging st = m.staging();
-        int dim = table.dim();
-        table.makeDeviceCurrent();
-        Cuda.check(cuMemcpyDtoH(st.hostRows.pointer(), st.rowsIn.pointer(), (long) m.count() * dim * 4),
-                "cuMemcpyDtoH (rows read from DRAM)");
-        FloatBuffer b = st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
-        for (int j = 0; j < which.length; j++) {
-            if (which[j]) {
-                b.get(j * dim, rows, j * dim, dim);
-            }
-        }
-    }
 
     /**
      * Installs, straight from device staging, the rows the GPU read from DRAM for misses
@@ -690,83 +450,6 @@ public final class HbmTier implements AutoCloseable {
         } finally {
             installNanos.add(System.nanoTime() - started);
         }
-    }
-
-    /**
-     * Looks up {@code n} device keys in HBM, writing found rows to {@code out} and 1/0 to
-     * {@code found}; then, where the DRAM tier is mapped ({@link #mapDram}), looks the misses up
-     * in DRAM on the GPU too. Returns the misses (copied to the host through pinned buffers) for
-     * the tiers below. Caller then calls {@link #scatterBelow} with what it found there.
-     */
-    public DeviceMisses findDevice(CUdeviceptr keys, long n, CUdeviceptr out, CUdeviceptr found, DramTier dram) {
-        Staging st = acquire(n);
-        try {
-            long started = System.nanoTime();
-            long missed = table.find(keys, n, out, found, st.missedKeys.pointer(), st.missedIndex.pointer());
-            lookupNanos.add(System.nanoTime() - started);
-            hits.add(n - missed);
-            misses.add(missed);
-            int count = (int) missed;
-            long[] stamps = writeBack ? new long[count] : null;
-            long dramChanges = -1;
-            int dramHits = 0;
-            if (count > 0) {
-                table.makeDeviceCurrent();
-                // Copies and the probe are queued on the staging stream, with one wait for all of them.
-                copyToHost(st.hostMissKeys, st.missedKeys, missed * 8, "missed keys", st.stream);
-                copyToHost(st.hostIndex, st.missedIndex, missed * 4, "missed positions", st.stream);
-                if (writeBack) {
-                    // Stamps are read before any row below, the GPU's reads of DRAM included.
-                    await(st, "missed keys");
-                    LongBuffer k = st.hostMissKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer();
-                    for (int m = 0; m < count; m++) {
-                        stamps[m] = demotionStamp(k.get(m));
-                    }
-                }
-                if (mappedDram != null) {
-                    long probeStarted = System.nanoTime();
-                    dramChanges = dramTier.changes();
-                    Cuda.check(cuMemsetD8Async(st.hitCount.pointer(), (byte) 0, 8, st.stream),
-                            "cuMemsetD8Async (DRAM probe hit count)");
-                    mappedDram.probe(st.missedKeys.pointer(), st.missedIndex.pointer(), missed, st.rowsIn.pointer(), out,
-                            found, st.flags.pointer(), st.probeSeqs.pointer(), st.hitCount.pointer(), st.stream);
-                    copyToHost(st.hostHits, st.flags, missed, "DRAM probe hits", st.stream);
-                    copyToHost(st.hostSeqs, st.probeSeqs, missed * 8, "DRAM probe sequence counts", st.stream);
-                    copyToHost(st.hostHitCount, st.hitCount, 8, "DRAM probe hit count", st.stream);
-                    await(st, "mlkv_dram_probe (n=" + missed + ")");
-                    dramHits = (int) st.hostHitCount.buffer().order(ByteOrder.nativeOrder()).getLong(0);
-                    dramProbeNanos.add(System.nanoTime() - probeStarted);
-                } else {
-                    await(st, "missed keys");
-                }
-            }
-            DeviceMisses result = new DeviceMisses(count, dramHits, dramChanges, stamps, st);
-            if (dramHits < count) {
-                // Keys the GPU did not read from DRAM are read on the CPU later: their versions first.
-                long[] k = result.keys();
-                boolean[] fromDram = result.fromDram();
-                long[] versions = result.versions();
-                for (int m = 0; m < count; m++) {
-                    if (!fromDram[m]) {
-                        versions[m] = dram.version(k[m]);
-                    }
-                }
-            }
-            return result;
-        } catch (RuntimeException | Error e) {
-            giveBack(st);
-            throw e;
-        }
-    }
-
-    /** Queues a copy of {@code bytes} from {@code from} to pinned {@code to} on {@code stream}. */
-    private static void copyToHost(PinnedMemory to, DeviceMemory from, long bytes, String what, CUstream stream) {
-        Cuda.check(cuMemcpyDtoHAsync(to.pointer(), from.pointer(), bytes, stream), "cuMemcpyDtoHAsync (" + what + ")");
-    }
-
-    /** Waits for what was queued on {@code st}'s stream, the last of it being {@code what}. */
-    private static void await(Staging st, String what) {
-        Cuda.check(cuStreamSynchronize(st.stream), "cuStreamSynchronize after " + what);
     }
 
     /** Copies {@code n} device keys to the host. */
@@ -835,39 +518,29 @@ public final class HbmTier implements AutoCloseable {
 
     /** Time spent probing the mapped DRAM tier from the GPU, copies back included. */
     public long dramProbeNanos() {
-        return dramProbeNanos.sum();
+        return reads.dramProbeNanos();
     }
 
-    /**
-     * Copies rows found below (row {@code m} of {@code rows} for each {@code m} with
-     * {@code below[m]}) to the GPU through {@code m}'s pinned staging and scatters them into {@code out} at
-     * their batch positions, setting their {@code found} bytes.
-     */
-    public void scatterBelow(DeviceMisses m, float[] rows, boolean[] below, int count, CUdeviceptr out, CUdeviceptr found) {
-        if (count > 0) {
-            scatterHostRows(m.staging(), rows, below, m.index(), count, out, found);
-        }
+    /** The mapped DRAM tier, or null where it is not mapped. */
+    MappedDramTier mappedDram() {
+        return mappedDram;
     }
 
-    /** Copies the {@code count} rows {@code j} of {@code rows} with {@code which[j]} through {@code st} and scatters them to {@code index[j]}. */
-    private void scatterHostRows(Staging st, float[] rows, boolean[] which, int[] index, int count, CUdeviceptr out,
-            CUdeviceptr found) {
-        int dim = table.dim();
-        table.makeDeviceCurrent();
-        st.awaitInstall(); // an install of this read's misses may still read rowsIn and rowsIndex
-        FloatBuffer r = st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
-        IntBuffer ix = st.hostRowsIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer();
-        int c = 0;
-        for (int j = 0; j < which.length; j++) {
-            if (which[j]) {
-                r.put(c * dim, rows, j * dim, dim);
-                ix.put(c, index[j]);
-                c++;
-            }
-        }
-        Cuda.check(cuMemcpyHtoD(st.rowsIn.pointer(), st.hostRows.pointer(), (long) c * dim * 4), "cuMemcpyHtoD (rows from below)");
-        Cuda.check(cuMemcpyHtoD(st.rowsIndex.pointer(), st.hostRowsIndex.pointer(), c * 4L), "cuMemcpyHtoD (row positions)");
-        table.scatterRows(st.rowsIn.pointer(), st.rowsIndex.pointer(), c, out, found);
+    /** The DRAM tier {@link #mappedDram()} maps, or null. */
+    DramTier dramTier() {
+        return dramTier;
+    }
+
+    /** The device read path over this tier. */
+    DeviceReads reads() {
+        return reads;
+    }
+
+    /** Counts one lookup of {@code found + missed} keys that took {@code nanos}. */
+    void countLookup(long found, long missed, long nanos) {
+        lookupNanos.add(nanos);
+        hits.add(found);
+        misses.add(missed);
     }
 
     /** A staging set with room for {@code n} keys, from the pool or new; the CUDA context is made current. */

@@ -259,7 +259,7 @@ class DirtyMarksTest {
                  DeviceMemory xv = new DeviceMemory(3 * DIM * 4, "evicted rows");
                  DeviceMemory xd = new DeviceMemory(3, "evicted marks")) {
                 assertEquals(0, t.installAbsent(k.pointer(), v.pointer(), 3, EntryState.DIRTY,
-                        GpuHashTable.Evictions.withMarks(xk.pointer(), xv.pointer(), xd.pointer())));
+                        Evictions.withMarks(xk.pointer(), xv.pointer(), xd.pointer())));
             }
             assertEquals(Set.of(3L, 4L, 5L), dirtyEntries(t).keySet());
         }

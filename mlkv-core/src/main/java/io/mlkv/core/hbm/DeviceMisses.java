@@ -1,0 +1,113 @@
+package io.mlkv.core.hbm;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+
+/**
+ * What a device lookup left for the tiers below: the missed keys and their batch positions;
+ * for those the GPU did not read from DRAM, the DRAM bucket version, read before any row
+ * below (for those it did, {@code dramSeqs}: the bucket's sequence count the row was read at);
+ * with write-back, their demotion stamps read at the same point (else null); and, where the
+ * DRAM tier is mapped, which of them the GPU read from DRAM in place ({@code fromDram}, rows
+ * already in the output, and in device staging at the miss's position: see
+ * {@link DeviceReads#dramRowsToHost} and {@link HbmTier#installFromDevice}) and the tier's
+ * {@link DramTier#changes()} read just before.
+ *
+ * <p>The per-miss arrays are built from the staging set's pinned copies when first asked
+ * for: a read whose misses the GPU all read from DRAM, promoted straight from staging, never
+ * builds them. Used by the reading thread only. Holds the staging set until {@link DeviceReads#release}.
+ */
+public final class DeviceMisses {
+    private final int count;
+    private final int dramHits;
+    private final long dramChanges;
+    private final long[] stamps;
+    private final Staging staging;
+    private long[] keys;
+    private int[] index;
+    private long[] versions;
+    private boolean[] fromDram;
+    private long[] dramSeqs;
+
+    DeviceMisses(int count, int dramHits, long dramChanges, long[] stamps, Staging staging) {
+        this.count = count;
+        this.dramHits = dramHits;
+        this.dramChanges = dramChanges;
+        this.stamps = stamps;
+        this.staging = staging;
+    }
+
+    /** Number of misses. */
+    public int count() {
+        return count;
+    }
+
+    /** Whether there were misses and the GPU read every one of them from DRAM. */
+    public boolean allFromDram() {
+        return count > 0 && dramHits == count;
+    }
+
+    public long[] keys() {
+        if (keys == null) {
+            keys = new long[count];
+            staging.hostMissKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, keys);
+        }
+        return keys;
+    }
+
+    public int[] index() {
+        if (index == null) {
+            index = new int[count];
+            staging.hostIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer().get(0, index);
+        }
+        return index;
+    }
+
+    public long[] versions() {
+        if (versions == null) {
+            versions = new long[count];
+        }
+        return versions;
+    }
+
+    public long[] stamps() {
+        return stamps;
+    }
+
+    public boolean[] fromDram() {
+        if (fromDram == null) {
+            fromDram = new boolean[count];
+            if (dramHits == count) {
+                Arrays.fill(fromDram, true);
+            } else if (dramHits > 0) {
+                ByteBuffer h = staging.hostHits.buffer();
+                for (int j = 0; j < count; j++) {
+                    fromDram[j] = h.get(j) != 0;
+                }
+            }
+        }
+        return fromDram;
+    }
+
+    /** The sequence counts the rows read from DRAM were read at; null if none was. */
+    public long[] dramSeqs() {
+        if (dramSeqs == null && dramHits > 0) {
+            dramSeqs = new long[count];
+            staging.hostSeqs.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, dramSeqs);
+        }
+        return dramSeqs;
+    }
+
+    public long dramChanges() {
+        return dramChanges;
+    }
+
+    public int dramHits() {
+        return dramHits;
+    }
+
+    Staging staging() {
+        return staging;
+    }
+}
