@@ -778,19 +778,22 @@ extern "C" __global__ void mlkv_erase(uint64_t* keys, uint8_t* digests, unsigned
     }
 }
 
-// Copies the used slots of [offset, offset + count) to the outputs, compacted; a warp handles 32
-// consecutive slots and copies each found value with all its lanes.
-extern "C" __global__ void mlkv_export(const uint64_t* __restrict__ keys, const uint64_t* __restrict__ scores,
-                                       const float* __restrict__ values, int dim, uint64_t offset, long count,
-                                       uint64_t* out_keys, float* out_values, uint64_t* out_scores,
-                                       unsigned long long* out_count) {
+// Copies the used slots of [offset, offset + count) to the outputs, compacted; with dirty, only
+// those whose mark is set (the marks stay; the caller clears them once the rows are safe below).
+// A warp handles 32 consecutive slots and copies each found value with all its lanes. scores,
+// dirty and out_scores may be null.
+__device__ __forceinline__ void export_compacted(const uint64_t* __restrict__ keys, const uint64_t* __restrict__ scores,
+                                                 const uint8_t* __restrict__ dirty, const float* __restrict__ values,
+                                                 int dim, uint64_t offset, long count, uint64_t* out_keys,
+                                                 float* out_values, uint64_t* out_scores,
+                                                 unsigned long long* out_count) {
     long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
     int lane = threadIdx.x & 31;
     bool used = false;
     uint64_t key = EMPTY_KEY;
     if (t < count) {
         key = keys[offset + t];
-        used = key != EMPTY_KEY && key != LOCKED_KEY;
+        used = key != EMPTY_KEY && key != LOCKED_KEY && (dirty == nullptr || dirty[offset + t] != 0);
     }
     unsigned mask = __ballot_sync(0xffffffffu, used);
     if (mask == 0) return;
@@ -814,36 +817,19 @@ extern "C" __global__ void mlkv_export(const uint64_t* __restrict__ keys, const 
     }
 }
 
-// mlkv_export for the dirty entries only: copies the used, dirty slots of [offset, offset + count)
-// to the outputs, compacted. The marks stay; the caller clears them once the rows are safe below.
+// Every used slot of [offset, offset + count), compacted (export_compacted).
+extern "C" __global__ void mlkv_export(const uint64_t* __restrict__ keys, const uint64_t* __restrict__ scores,
+                                       const float* __restrict__ values, int dim, uint64_t offset, long count,
+                                       uint64_t* out_keys, float* out_values, uint64_t* out_scores,
+                                       unsigned long long* out_count) {
+    export_compacted(keys, scores, nullptr, values, dim, offset, count, out_keys, out_values, out_scores, out_count);
+}
+
+// The dirty slots of [offset, offset + count), compacted (export_compacted); their marks stay.
 extern "C" __global__ void mlkv_export_dirty(const uint64_t* __restrict__ keys, const uint8_t* __restrict__ dirty,
                                              const float* __restrict__ values, int dim, uint64_t offset, long count,
                                              uint64_t* out_keys, float* out_values, unsigned long long* out_count) {
-    long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    int lane = threadIdx.x & 31;
-    bool used = false;
-    uint64_t key = EMPTY_KEY;
-    if (t < count) {
-        key = keys[offset + t];
-        used = key != EMPTY_KEY && key != LOCKED_KEY && dirty[offset + t] != 0;
-    }
-    unsigned mask = __ballot_sync(0xffffffffu, used);
-    if (mask == 0) return;
-    unsigned long long first = 0;
-    if (lane == 0) first = atomicAdd(out_count, (unsigned long long)__popc(mask));
-    first = __shfl_sync(0xffffffffu, first, 0);
-    int rank = __popc(mask & ((1u << lane) - 1));
-    if (used) out_keys[first + rank] = key;
-    const unsigned all_used = mask;
-    while (mask != 0) {
-        int src_lane = __ffs(mask) - 1;
-        mask &= mask - 1;
-        long slot = (long)offset + (t - lane) + src_lane;
-        int r = __popc(all_used & ((1u << src_lane) - 1));
-        const float* s = values + (size_t)slot * dim;
-        float* d = out_values + (size_t)(first + r) * dim;
-        for (int k = lane; k < dim; k += 32) d[k] = s[k];
-    }
+    export_compacted(keys, nullptr, dirty, values, dim, offset, count, out_keys, out_values, nullptr, out_count);
 }
 
 // Scatters rows of `src` (n rows) to rows index[j] of `dst`; used to merge results from lower tiers.
