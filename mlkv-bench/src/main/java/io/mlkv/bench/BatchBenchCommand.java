@@ -1,5 +1,7 @@
 package io.mlkv.bench;
 
+import picocli.CommandLine.Mixin;
+import io.mlkv.cli.StoreOptions;
 import io.mlkv.core.Durability;
 import io.mlkv.core.GpuMode;
 import io.mlkv.core.MlkvStore;
@@ -46,14 +48,18 @@ final class BatchBenchCommand implements Callable<Integer> {
     @Option(names = "--keys", defaultValue = "10000000", description = "Keys of the single-call step (default ${DEFAULT-VALUE}).")
     int keys;
 
-    @Option(names = "--dim", defaultValue = "16", description = "Floats per vector (default ${DEFAULT-VALUE}).")
-    int dim;
+    @Mixin
+    StoreOptions.Dim dimOption = new StoreOptions.Dim(16);
+    private int dim;
 
-    @Option(names = "--dram-mb", defaultValue = "256", description = "DRAM tier of the single-call step in MiB (default ${DEFAULT-VALUE}).")
-    long dramMb;
+    /** The DRAM tier of the single-call step. */
+    @Mixin
+    StoreOptions.DramMb dramOption = new StoreOptions.DramMb(256);
+    private long dramMb;
 
-    @Option(names = "--durability", defaultValue = "WRITE_BACK", description = "WRITE_BACK or WRITE_THROUGH (default ${DEFAULT-VALUE}).")
-    Durability durability;
+    @Mixin
+    StoreOptions.DurabilityMode durabilityOption = new StoreOptions.DurabilityMode(Durability.WRITE_BACK);
+    private Durability durability;
 
     @Option(names = "--skip-step", description = "Only the batch-size comparison.")
     boolean skipStep;
@@ -63,9 +69,12 @@ final class BatchBenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        if (loadKeys < 1 || smallBatch < 1 || readKeys < 1 || keys < 1 || dim < 1 || dim > 65536 || dramMb < 1) {
+        dim = dimOption.get();
+        dramMb = dramOption.megabytes();
+        durability = durabilityOption.get();
+        if (loadKeys < 1 || smallBatch < 1 || readKeys < 1 || keys < 1) {
             throw new ParameterException(spec.commandLine(),
-                    "--load-keys, --small-batch, --read-keys, --keys, --dram-mb must be positive and --dim 1-65536");
+                    "--load-keys, --small-batch, --read-keys and --keys must be positive");
         }
         long heapNeeded = (long) Math.max(loadKeys, skipStep ? 0 : keys) * (8L + 4L * dim) * 2;
         if (heapNeeded > Runtime.getRuntime().maxMemory()) {

@@ -1,5 +1,7 @@
 package io.mlkv.bench;
 
+import picocli.CommandLine.Mixin;
+import io.mlkv.cli.StoreOptions;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 import static jcuda.driver.JCudaDriver.cuMemsetD32;
 
@@ -41,8 +43,9 @@ public final class GpuIoCommand implements Callable<Integer> {
     @Option(names = "--table-entries", defaultValue = "8388608", description = "Entries in the snapshot table (default ${DEFAULT-VALUE}).")
     long tableEntries;
 
-    @Option(names = "--dim", defaultValue = "64", description = "Table dim (default ${DEFAULT-VALUE}).")
-    int dim;
+    @Mixin
+    StoreOptions.Dim dimOption = new StoreOptions.Dim(64);
+    private int dim;
 
     @Option(names = "--drop-caches", defaultValue = "true", negatable = true,
             description = "Drop the page cache before each read (needs root; says so otherwise).")
@@ -50,6 +53,7 @@ public final class GpuIoCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
+        dim = dimOption.get();
         Files.createDirectories(dir);
         List<String> rows = new ArrayList<>();
         long bytes = (long) gib << 30;

@@ -1,5 +1,7 @@
 package io.mlkv.bench;
 
+import picocli.CommandLine.Mixin;
+import io.mlkv.cli.StoreOptions;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 
 import io.mlkv.core.GpuMode;
@@ -66,8 +68,9 @@ final class StoreBenchCommand implements Callable<Integer> {
     @Option(names = "--hbm-entries", description = "Entries of the HBM tier; default half of --records.")
     Long hbmEntries;
 
-    @Option(names = "--dim", defaultValue = "64", description = "Floats per vector (default ${DEFAULT-VALUE}).")
-    int dim;
+    @Mixin
+    StoreOptions.Dim dimOption = new StoreOptions.Dim(64);
+    private int dim;
 
     @Option(names = "--batch", defaultValue = "1048576", description = "Keys per call (default ${DEFAULT-VALUE}).")
     int batch;
@@ -120,8 +123,9 @@ final class StoreBenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (records < 1 || batch < 1 || calls < 1 || warmup < 0 || dim < 1) {
-            throw new IllegalArgumentException("--records, --batch, --calls and --dim must be positive, --warmup not negative");
+        dim = dimOption.get();
+        if (records < 1 || batch < 1 || calls < 1 || warmup < 0) {
+            throw new IllegalArgumentException("--records, --batch and --calls must be positive, --warmup not negative");
         }
         if (callers < 1 || callers > 64) {
             throw new IllegalArgumentException("--callers must be 1 to 64, was " + callers);

@@ -58,6 +58,10 @@ class CommandMistakesTest {
                 Arguments.of("simulate --batch 0", "--batch"),
                 Arguments.of("demo --vectors 0", "--vectors"),
                 Arguments.of("batch-bench --dim 0", "--dim"),
+                Arguments.of("batch-bench --dram-mb 0", "--dram-mb"),
+                Arguments.of("batch-bench --durability sometimes", "--durability"),
+                Arguments.of("store-bench --dim 0", "--dim"),
+                Arguments.of("gpu-io --dim 70000", "--dim"),
                 Arguments.of("nonsense", "nonsense"));
     }
 
