@@ -1,7 +1,5 @@
 package io.mlkv.client;
 
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import net.openhft.hashing.LongHashFunction;
 
 /**
@@ -12,9 +10,10 @@ import net.openhft.hashing.LongHashFunction;
  * 32-bit integers. The first block's previous hash is {@link #ROOT} (0). Because each hash
  * covers its parent, equal hashes at position i mean equal prompts up to and including block i
  * (up to hash collisions, which the server detects by comparing tokens). docs/TOKEN-CACHE.md lists
- * test vectors for implementations in other languages.
+ * test vectors for implementations in other languages. This is {@link HashScheme#MLKV_V1}; a
+ * partition may use another {@link HashScheme}, and prompts may carry a salt.
  *
- * <p>Stateless and thread-safe; each call allocates one buffer for the bytes it hashes.
+ * <p>Stateless and thread-safe.
  */
 public final class BlockHash {
     /** The parent hash of a prompt's first block. */
@@ -30,19 +29,7 @@ public final class BlockHash {
      * {@code parent}.
      */
     public static long of(long parent, int[] tokens, int offset, int blockSize) {
-        if (blockSize <= 0) {
-            throw new IllegalArgumentException("blockSize must be positive, was " + blockSize);
-        }
-        if (offset < 0 || offset > tokens.length - blockSize) {
-            throw new IllegalArgumentException("block [" + offset + ", " + (offset + blockSize)
-                    + ") is outside the " + tokens.length + " tokens given");
-        }
-        ByteBuffer bytes = ByteBuffer.allocate(8 + 4 * blockSize).order(ByteOrder.LITTLE_ENDIAN);
-        bytes.putLong(parent);
-        for (int i = 0; i < blockSize; i++) {
-            bytes.putInt(tokens[offset + i]);
-        }
-        return XXH3.hashBytes(bytes.array());
+        return HashScheme.MLKV_V1.block(parent, tokens, offset, blockSize);
     }
 
     /**
@@ -51,16 +38,7 @@ public final class BlockHash {
      * @return an array of {@code tokens.length / blockSize} hashes
      */
     public static long[] ofPrompt(int[] tokens, int blockSize) {
-        if (blockSize <= 0) {
-            throw new IllegalArgumentException("blockSize must be positive, was " + blockSize);
-        }
-        long[] hashes = new long[tokens.length / blockSize];
-        long parent = ROOT;
-        for (int b = 0; b < hashes.length; b++) {
-            parent = of(parent, tokens, b * blockSize, blockSize);
-            hashes[b] = parent;
-        }
-        return hashes;
+        return HashScheme.MLKV_V1.prompt(tokens, blockSize, null);
     }
 
     /** The 64-bit id of a partition key: XXH3-64 (seed 0) of its UTF-8 bytes. */

@@ -71,6 +71,7 @@ public final class TokenCacheClient implements AutoCloseable {
     private final TokenCacheGrpc.TokenCacheFutureStub[] stubs;
     private final String container;
     private final int blockSize;
+    private final HashScheme hashScheme;
     private final Duration deadline;
     private final AtomicBoolean closed = new AtomicBoolean();
 
@@ -78,6 +79,7 @@ public final class TokenCacheClient implements AutoCloseable {
         this.ring = new ServerRing(b.endpoints);
         this.container = b.container;
         this.blockSize = b.blockSize;
+        this.hashScheme = b.hashScheme;
         this.deadline = b.deadline;
         this.channels = new ManagedChannel[b.endpoints.size()];
         this.stubs = new TokenCacheGrpc.TokenCacheFutureStub[channels.length];
@@ -140,6 +142,11 @@ public final class TokenCacheClient implements AutoCloseable {
         return container;
     }
 
+    /** The block hash scheme this client names blocks with. */
+    public HashScheme hashScheme() {
+        return hashScheme;
+    }
+
     /** Tokens per block this client hashes with. */
     public int blockSize() {
         return blockSize;
@@ -157,10 +164,18 @@ public final class TokenCacheClient implements AutoCloseable {
 
     /** The whole blocks of a prompt as chunks of a partition, hashes filled in. */
     public List<Chunk> chunksOf(String partitionKey, int[] promptTokens) {
+        return chunksOf(partitionKey, null, promptTokens);
+    }
+
+    /**
+     * The whole blocks of a prompt as chunks of a partition, hashed under {@code salt} (a model,
+     * adapter or tenant name; null or empty: none) with this client's {@link HashScheme}.
+     */
+    public List<Chunk> chunksOf(String partitionKey, String salt, int[] promptTokens) {
         List<Chunk> chunks = new ArrayList<>(promptTokens.length / blockSize);
-        long parent = BlockHash.ROOT;
+        long parent = hashScheme.root(salt);
         for (int off = 0; off + blockSize <= promptTokens.length; off += blockSize) {
-            long hash = BlockHash.of(parent, promptTokens, off, blockSize);
+            long hash = hashScheme.block(parent, promptTokens, off, blockSize);
             Chunk.Builder c = Chunk.newBuilder().setPartitionKey(partitionKey).setParentHash(parent).setHash(hash);
             for (int i = off; i < off + blockSize; i++) {
                 c.addTokens(promptTokens[i]);
@@ -178,15 +193,21 @@ public final class TokenCacheClient implements AutoCloseable {
 
     /** How many leading blocks of the prompt are cached, with their locations. */
     public CompletableFuture<LookupResponse> lookupAsync(String partitionKey, String completionId, int[] promptTokens) {
+        return lookupAsync(partitionKey, completionId, null, promptTokens);
+    }
+
+    /** {@link #lookupAsync(String, String, int[])} of a prompt written under {@code salt} (null or empty: none). */
+    public CompletableFuture<LookupResponse> lookupAsync(String partitionKey, String completionId, String salt,
+            int[] promptTokens) {
         LookupRequest.Builder r = LookupRequest.newBuilder().setPartitionKey(partitionKey)
-                .setCompletionId(completionId == null ? "" : completionId);
+                .setCompletionId(completionId == null ? "" : completionId).setSalt(salt == null ? "" : salt);
         for (int t : promptTokens) {
             r.addTokens(t);
         }
         return call(partitionKey, "Lookup", s -> s.lookup(r.build()));
     }
 
-    /** Lookup by block hashes the caller computed ({@link BlockHash#ofPrompt}); no token check. */
+    /** Lookup by block hashes the caller computed ({@link HashScheme#prompt}, with the partition's scheme and the salt mixed in); no token check. */
     public CompletableFuture<LookupResponse> lookupHashesAsync(String partitionKey, String completionId, long[] hashes) {
         LookupRequest.Builder r = LookupRequest.newBuilder().setPartitionKey(partitionKey)
                 .setCompletionId(completionId == null ? "" : completionId);
@@ -341,6 +362,7 @@ public final class TokenCacheClient implements AutoCloseable {
         private List<String> endpoints;
         private String container = "default";
         private int blockSize = 128;
+        private HashScheme hashScheme = HashScheme.MLKV_V1;
         private Duration deadline = Duration.ofSeconds(5);
         private int maxAttempts = 4;
         private int maxMessageBytes = TransportSettings.DEFAULT_MAX_MESSAGE_BYTES;
@@ -401,6 +423,19 @@ public final class TokenCacheClient implements AutoCloseable {
             return this;
         }
 
+        /**
+         * The block hash scheme of the partitions this client writes (default
+         * {@link HashScheme#MLKV_V1}); a server refuses chunks hashed under another scheme than
+         * their partition's (Health reports each partition's).
+         */
+        public Builder hashScheme(HashScheme scheme) {
+            if (scheme == null) {
+                throw new IllegalArgumentException("hashScheme must not be null");
+            }
+            this.hashScheme = scheme;
+            return this;
+        }
+
         /** Deadline of each call, retries included (default 5 s). */
         public Builder deadline(Duration deadline) {
             if (deadline.isNegative() || deadline.isZero()) {
@@ -455,6 +490,7 @@ public final class TokenCacheClient implements AutoCloseable {
             c.endpoints = endpoints;
             c.container = container;
             c.blockSize = blockSize;
+            c.hashScheme = hashScheme;
             c.deadline = deadline;
             c.maxAttempts = maxAttempts;
             c.maxMessageBytes = maxMessageBytes;

@@ -1,5 +1,6 @@
 package io.mlkv.server;
 
+import io.mlkv.client.HashScheme;
 import io.mlkv.core.Durability;
 import io.mlkv.core.MlkvStore;
 import io.mlkv.server.backend.AzureBlobBackend;
@@ -51,7 +52,7 @@ final class ChunkCache implements AutoCloseable {
      *            memory to it unless asked otherwise
      */
     ChunkCache(Path directory, long dramBytes, Durability durability, io.mlkv.core.GpuMode gpu, int blockSize,
-            Collection<String> partitionKeys, long bloomExpectedBlocks, double bloomFpp, AzureBlobBackend backend,
+            Map<String, HashScheme> partitionSchemes, long bloomExpectedBlocks, double bloomFpp, AzureBlobBackend backend,
             WriteMode writeMode, int uploadThreads, int uploadQueue) {
         this.blockSize = blockSize;
         this.dim = ChunkRecord.vectorDim(blockSize);
@@ -60,14 +61,16 @@ final class ChunkCache implements AutoCloseable {
         for (int i = 0; i < LOCK_STRIPES; i++) {
             stripes[i] = new ReentrantLock();
         }
+        Map<String, String> newSchemes = PartitionSchemes.check(directory, partitionSchemes);
         Map<String, Partition> ps = new LinkedHashMap<>();
-        for (String k : partitionKeys) {
-            ps.put(k, new Partition(k, bloomExpectedBlocks, bloomFpp));
-        }
+        partitionSchemes.forEach((k, scheme) -> ps.put(k, new Partition(k, scheme, bloomExpectedBlocks, bloomFpp)));
         this.partitions = java.util.Collections.unmodifiableMap(ps); // in the order given
         this.store = MlkvStore.builder().dim(dim).directory(directory).dramCapacityBytes(dramBytes)
                 .durability(durability).gpu(gpu).build();
         try {
+            if (newSchemes != null) {
+                PartitionSchemes.record(directory, newSchemes);
+            }
             rebuildFilters(ps);
         } catch (RuntimeException e) {
             store.close();

@@ -3,10 +3,11 @@ package io.mlkv.server;
 import com.google.common.hash.BloomFilter;
 import com.google.common.hash.Funnels;
 import io.mlkv.client.BlockHash;
+import io.mlkv.client.HashScheme;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * A partition the server serves: its id and the Bloom filter of the block hashes stored in it.
+ * A partition the server serves: its id, hash scheme and the Bloom filter of the block hashes stored in it.
  * The filter answers "definitely not stored" for most misses without a storage read; it only
  * ever gains entries (a block that left the local cache may still be in the blob backend).
  * Thread-safe (Guava's filter sets bits atomically).
@@ -14,13 +15,16 @@ import java.util.concurrent.atomic.AtomicLong;
 final class Partition {
     final String key;
     final long id;
+    /** How the partition's blocks are named, fixed at its creation. */
+    final HashScheme scheme;
     private final BloomFilter<Long> bloom;
     private final long expectedBlocks;
     private final double targetFpp;
     private final AtomicLong blocks = new AtomicLong();
 
-    Partition(String key, long expectedBlocks, double fpp) {
+    Partition(String key, HashScheme scheme, long expectedBlocks, double fpp) {
         this.key = key;
+        this.scheme = scheme;
         this.id = BlockHash.partitionId(key);
         this.expectedBlocks = expectedBlocks;
         this.targetFpp = fpp;

@@ -1,5 +1,6 @@
 package io.mlkv.server;
 
+import io.mlkv.client.HashScheme;
 import io.mlkv.core.Durability;
 import io.mlkv.server.playground.ConversationGenerator;
 import io.mlkv.server.playground.LoopbackBench;
@@ -57,8 +58,14 @@ public final class ServerMain implements Callable<Integer> {
     int blockSize;
 
     @Option(names = "--partitions", split = ",", defaultValue = "default",
-            description = "Partition keys served, comma-separated (default ${DEFAULT-VALUE}).")
+            description = "Partition keys served, comma-separated, each optionally KEY=SCHEME to give it its own "
+                    + "hash scheme (default ${DEFAULT-VALUE}).")
     List<String> partitions;
+
+    @Option(names = "--hash-scheme", defaultValue = "mlkv-v1",
+            description = "Block hash scheme of new partitions: mlkv-v1, chained-xxh3 (seed 1337) or chained-xxh3:SEED; "
+                    + "a partition keeps the scheme it was created with (default ${DEFAULT-VALUE}).")
+    String hashScheme;
 
     @Option(names = "--data-dir", defaultValue = "mlkv-token-cache", description = "Local store directory (default ${DEFAULT-VALUE}).")
     Path dataDir;
@@ -142,10 +149,22 @@ public final class ServerMain implements Callable<Integer> {
         }
         String token = authToken();
         checkExposure(token);
+        HashScheme defaultScheme = scheme("--hash-scheme", hashScheme);
+        List<String> keys = new java.util.ArrayList<>();
+        java.util.Map<String, HashScheme> ownSchemes = new java.util.LinkedHashMap<>();
+        for (String entry : partitions) {
+            int eq = entry.indexOf('=');
+            String key = eq < 0 ? entry : entry.substring(0, eq);
+            keys.add(key);
+            if (eq >= 0) {
+                ownSchemes.put(key, scheme("--partitions " + key, entry.substring(eq + 1)));
+            }
+        }
         TokenCacheServer.Builder b = TokenCacheServer.builder().host(host).port(port).blockSize(blockSize)
-                .partitions(partitions).dataDirectory(dataDir).dramBytes(dramMb << 20).localDurability(localDurability).gpu(gpu)
+                .partitions(keys).hashScheme(defaultScheme).dataDirectory(dataDir).dramBytes(dramMb << 20).localDurability(localDurability).gpu(gpu)
                 .bloom(bloomExpected, bloomFpp).maxMessageBytes(maxMessageMb << 20).maxLookupTokens(maxLookupTokens)
                 .maxBatch(maxBatch).metrics(disableMetrics ? 0 : metricsInterval, System.out);
+        ownSchemes.forEach(b::partitionHashScheme);
         if (threads != null) {
             b.threads(threads);
         }
@@ -186,6 +205,15 @@ public final class ServerMain implements Callable<Integer> {
                         + "/metrics"));
         server.awaitTermination();
         return 0;
+    }
+
+    /** A hash scheme from the command line, or a one-line mistake naming the option. */
+    private HashScheme scheme(String option, String text) {
+        try {
+            return HashScheme.parse(text);
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(new CommandLine(this), option + ": " + e.getMessage());
+        }
     }
 
     /**

@@ -1,5 +1,8 @@
 package io.mlkv.server;
 
+import java.util.LinkedHashMap;
+import java.util.HashMap;
+import io.mlkv.client.HashScheme;
 import io.grpc.Server;
 import io.grpc.ServerInterceptors;
 import io.grpc.ServerServiceDefinition;
@@ -73,7 +76,7 @@ public final class TokenCacheServer implements AutoCloseable {
     private TokenCacheServer(Builder b) throws IOException {
         AzureBlobBackend backend = b.azureConnectionString == null ? null
                 : new AzureBlobBackend(b.azureConnectionString, b.azureContainer);
-        this.cache = new ChunkCache(b.dataDirectory, b.dramBytes, b.localDurability, b.gpu, b.blockSize, b.partitions,
+        this.cache = new ChunkCache(b.dataDirectory, b.dramBytes, b.localDurability, b.gpu, b.blockSize, b.schemes(),
                 b.bloomExpectedBlocks, b.bloomFpp, backend, b.writeMode, b.uploadThreads, b.uploadQueue);
         AtomicInteger threadNo = new AtomicInteger();
         this.executor = Executors.newFixedThreadPool(b.threads, r -> {
@@ -265,6 +268,8 @@ public final class TokenCacheServer implements AutoCloseable {
         private int threads = Math.max(2, Runtime.getRuntime().availableProcessors());
         private int blockSize = 128;
         private List<String> partitions = List.of("default");
+        private HashScheme hashScheme = HashScheme.MLKV_V1;
+        private final Map<String, HashScheme> partitionSchemes = new HashMap<>();
         private Path dataDirectory;
         private long dramBytes = 256L << 20;
         private Durability localDurability = Durability.WRITE_THROUGH;
@@ -350,6 +355,43 @@ public final class TokenCacheServer implements AutoCloseable {
             }
             this.partitions = List.copyOf(keys);
             return this;
+        }
+
+        /**
+         * The block hash scheme of partitions created by this server that {@link #partitionHashScheme}
+         * does not name (default {@link HashScheme#MLKV_V1}). A partition keeps the scheme it was
+         * created with: starting on a data directory where it has another is refused.
+         */
+        public Builder hashScheme(HashScheme scheme) {
+            if (scheme == null) {
+                throw new IllegalArgumentException("hashScheme must not be null");
+            }
+            this.hashScheme = scheme;
+            return this;
+        }
+
+        /** The block hash scheme of one partition (one of {@link #partitions}). */
+        public Builder partitionHashScheme(String key, HashScheme scheme) {
+            if (key == null || scheme == null) {
+                throw new IllegalArgumentException("partitionHashScheme needs a key and a scheme");
+            }
+            partitionSchemes.put(key, scheme);
+            return this;
+        }
+
+        /** Each served partition's scheme, in the order of {@link #partitions}. */
+        private Map<String, HashScheme> schemes() {
+            for (String k : partitionSchemes.keySet()) {
+                if (!partitions.contains(k)) {
+                    throw new IllegalArgumentException("a hash scheme is given for partition '" + k
+                            + "', which is not among the partitions served " + partitions);
+                }
+            }
+            Map<String, HashScheme> m = new LinkedHashMap<>();
+            for (String k : partitions) {
+                m.put(k, partitionSchemes.getOrDefault(k, hashScheme));
+            }
+            return m;
         }
 
         /** Directory of the local store; required. */

@@ -59,6 +59,9 @@ final class TokenCacheService extends TokenCacheGrpc.TokenCacheImplBase {
             if (byTokens && req.getBlockHashesCount() > 0) {
                 throw invalid("give either tokens or block_hashes, not both");
             }
+            if (!byTokens && !req.getSalt().isEmpty()) {
+                throw invalid("a salt goes with tokens; block_hashes carry theirs already");
+            }
             long[] hashes;
             int[] tokens = null;
             if (byTokens) {
@@ -70,7 +73,11 @@ final class TokenCacheService extends TokenCacheGrpc.TokenCacheImplBase {
                 for (int i = 0; i < tokens.length; i++) {
                     tokens[i] = req.getTokens(i);
                 }
-                hashes = BlockHash.ofPrompt(tokens, blockSize);
+                try {
+                    hashes = p.scheme.prompt(tokens, blockSize, req.getSalt());
+                } catch (IllegalArgumentException e) {
+                    throw invalid(e.getMessage());
+                }
             } else {
                 if ((long) req.getBlockHashesCount() * blockSize > maxLookupTokens) {
                     throw invalid("too many blocks: " + req.getBlockHashesCount() + " (this server takes at most "
@@ -182,10 +189,10 @@ final class TokenCacheService extends TokenCacheGrpc.TokenCacheImplBase {
             throw invalid("a chunk holds exactly " + blockSize + " tokens; this one has " + c.getTokensCount());
         }
         ChunkRecord r = ChunkRecord.of(p.id, c);
-        long h = BlockHash.of(c.getParentHash(), r.tokens(), 0, blockSize);
+        long h = p.scheme.block(c.getParentHash(), r.tokens(), 0, blockSize);
         if (h != c.getHash()) {
             throw invalid("hash " + Long.toHexString(c.getHash()) + " does not match the tokens and parent_hash (expected "
-                    + Long.toHexString(h) + "; see docs/TOKEN-CACHE.md for the hash)");
+                    + Long.toHexString(h) + " under the partition's hash scheme " + p.scheme + "; see docs/TOKEN-CACHE.md)");
         }
         return new Checked(p, r);
     }
@@ -197,7 +204,7 @@ final class TokenCacheService extends TokenCacheGrpc.TokenCacheImplBase {
                     .setBackend(cache.backendName()).setUptimeMs(System.currentTimeMillis() - startedAt);
             for (Partition p : cache.partitions()) {
                 b.addPartitions(PartitionInfo.newBuilder().setPartitionKey(p.key).setBlocks(p.blocks())
-                        .setBloomBits(p.bloomBits()).setBloomExpectedFpp(p.expectedFpp()));
+                        .setBloomBits(p.bloomBits()).setBloomExpectedFpp(p.expectedFpp()).setHashScheme(p.scheme.toString()));
             }
             return b.build();
         });
