@@ -200,11 +200,16 @@ public final class TokenCacheClient implements AutoCloseable {
     public CompletableFuture<LookupResponse> lookupAsync(String partitionKey, String completionId, String salt,
             int[] promptTokens) {
         LookupRequest.Builder r = LookupRequest.newBuilder().setPartitionKey(partitionKey)
-                .setCompletionId(completionId == null ? "" : completionId).setSalt(salt == null ? "" : salt);
-        for (int t : promptTokens) {
-            r.addTokens(t);
-        }
+                .setCompletionId(completionId == null ? "" : completionId).setSalt(salt == null ? "" : salt)
+                .setPackedTokens(packed(promptTokens));
         return call(partitionKey, "Lookup", s -> s.lookup(r.build()));
+    }
+
+    /** Tokens as little-endian u32, as {@code packed_tokens} carries them. */
+    private static com.google.protobuf.ByteString packed(int[] tokens) {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(tokens.length * 4).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        b.asIntBuffer().put(tokens);
+        return com.google.protobuf.UnsafeByteOperations.unsafeWrap(b.array());
     }
 
     /** Lookup by block hashes the caller computed ({@link HashScheme#prompt}, with the partition's scheme and the salt mixed in); no token check. */

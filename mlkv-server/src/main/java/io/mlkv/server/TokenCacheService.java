@@ -55,7 +55,11 @@ final class TokenCacheService extends TokenCacheGrpc.TokenCacheImplBase {
         answer(out, () -> {
             Partition p = partition(req.getPartitionKey());
             int blockSize = cache.blockSize();
-            boolean byTokens = req.getTokensCount() > 0;
+            boolean packed = !req.getPackedTokens().isEmpty();
+            if (packed && req.getTokensCount() > 0) {
+                throw invalid("give either tokens or packed_tokens, not both");
+            }
+            boolean byTokens = packed || req.getTokensCount() > 0;
             if (byTokens && req.getBlockHashesCount() > 0) {
                 throw invalid("give either tokens or block_hashes, not both");
             }
@@ -65,14 +69,7 @@ final class TokenCacheService extends TokenCacheGrpc.TokenCacheImplBase {
             long[] hashes;
             int[] tokens = null;
             if (byTokens) {
-                if (req.getTokensCount() > maxLookupTokens) {
-                    throw invalid("too many tokens: " + req.getTokensCount() + " (this server takes at most "
-                            + maxLookupTokens + " per Lookup)");
-                }
-                tokens = new int[req.getTokensCount()];
-                for (int i = 0; i < tokens.length; i++) {
-                    tokens[i] = req.getTokens(i);
-                }
+                tokens = lookupTokens(req);
                 try {
                     hashes = p.scheme.prompt(tokens, blockSize, req.getSalt());
                 } catch (IllegalArgumentException e) {
@@ -98,6 +95,27 @@ final class TokenCacheService extends TokenCacheGrpc.TokenCacheImplBase {
                     r.cachedBlocks());
             return b.build();
         });
+    }
+
+    /** The tokens of a Lookup, from {@code tokens} or {@code packed_tokens}, checked against the limit. */
+    private int[] lookupTokens(LookupRequest req) {
+        com.google.protobuf.ByteString packed = req.getPackedTokens();
+        if (packed.size() % 4 != 0) {
+            throw invalid("packed_tokens has " + packed.size() + " bytes; 4 per token");
+        }
+        int count = packed.isEmpty() ? req.getTokensCount() : packed.size() / 4;
+        if (count > maxLookupTokens) {
+            throw invalid("too many tokens: " + count + " (this server takes at most " + maxLookupTokens + " per Lookup)");
+        }
+        int[] tokens = new int[count];
+        if (packed.isEmpty()) {
+            for (int i = 0; i < count; i++) {
+                tokens[i] = req.getTokens(i);
+            }
+        } else {
+            packed.asReadOnlyByteBuffer().order(java.nio.ByteOrder.LITTLE_ENDIAN).asIntBuffer().get(tokens);
+        }
+        return tokens;
     }
 
     @Override

@@ -127,6 +127,38 @@ class BadInputTest {
     }
 
     @Test
+    void packedTokensAnswerAsTokensDoAndMalformedOnesAreRefused() {
+        var channel = io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder.forAddress("127.0.0.1", server.port())
+                .usePlaintext().build();
+        try {
+            var stub = io.mlkv.client.proto.TokenCacheGrpc.newBlockingStub(channel);
+            java.nio.ByteBuffer le = java.nio.ByteBuffer.allocate(prompt.length * 4).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+            le.asIntBuffer().put(prompt);
+            ByteString packed = ByteString.copyFrom(le.array());
+            var byPacked = stub.lookup(io.mlkv.client.proto.LookupRequest.newBuilder().setPartitionKey("a")
+                    .setPackedTokens(packed).build());
+            var plain = io.mlkv.client.proto.LookupRequest.newBuilder().setPartitionKey("a");
+            for (int t : prompt) {
+                plain.addTokens(t);
+            }
+            var byTokens = stub.lookup(plain.build());
+            assertEquals(3, byPacked.getCachedBlocks());
+            assertEquals(byTokens, byPacked, "the same answer either way");
+            StatusRuntimeException both = assertThrows(StatusRuntimeException.class,
+                    () -> stub.lookup(plain.setPackedTokens(packed).build()));
+            assertEquals(Status.Code.INVALID_ARGUMENT, both.getStatus().getCode());
+            assertTrue(both.getStatus().getDescription().contains("not both"), both.getStatus().getDescription());
+            StatusRuntimeException ragged = assertThrows(StatusRuntimeException.class,
+                    () -> stub.lookup(io.mlkv.client.proto.LookupRequest.newBuilder().setPartitionKey("a")
+                            .setPackedTokens(packed.substring(0, 9)).build()));
+            assertEquals(Status.Code.INVALID_ARGUMENT, ragged.getStatus().getCode());
+            assertTrue(ragged.getStatus().getDescription().contains("4 per token"), ragged.getStatus().getDescription());
+        } finally {
+            channel.shutdownNow();
+        }
+    }
+
+    @Test
     void tokensAndHashesTogetherAreAmbiguous() {
         io.mlkv.client.proto.LookupRequest both = io.mlkv.client.proto.LookupRequest.newBuilder()
                 .setPartitionKey("a").addTokens(1).addBlockHashes(2).build();
