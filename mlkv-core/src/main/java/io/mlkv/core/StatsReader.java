@@ -18,7 +18,8 @@ final class StatsReader {
         HostTiers.Counters h = host.counters();
         TierStats d = new TierStats("DRAM", h.dramHits(), h.dramMisses(), h.promotions(), h.dramEvictions(),
                 h.writeBacks(), h.promotions() * rowBytes, h.writeBacks() * rowBytes, h.dramEntries(), h.dramCapacity(),
-                h.dramNanos() + (hbm == null ? 0 : hbm.dramProbeNanos()), h.dramMoveNanos());
+                h.dramNanos() + (hbm == null ? 0 : hbm.dramProbeNanos()),
+                h.dramMoveNanos() + (hbm == null ? 0 : hbm.dramWriteNanos()));
         TierStats s = new TierStats("SSD", h.ssdHits(), h.ssdMisses(), 0, 0, 0, h.writeBacks() * rowBytes,
                 h.promotions() * rowBytes, entries, -1, h.ssdNanos(), 0);
         List<TierStats> tiers = hbm == null ? List.of(d, s)

@@ -33,6 +33,7 @@ import java.util.concurrent.atomic.LongAdder;
 import java.util.function.LongPredicate;
 import jcuda.driver.CUdeviceptr;
 import org.agrona.CloseHelper;
+import org.agrona.collections.LongHashSet;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -67,6 +68,7 @@ public final class HbmTier implements AutoCloseable {
     private final LongAdder lookupNanos = new LongAdder();
     private final LongAdder installNanos = new LongAdder();
     private final LongAdder spillAppendNanos = new LongAdder();
+    private final LongAdder dramWriteNanos = new LongAdder();
     private final DeviceReads reads = new DeviceReads(this);
 
     private HbmTier(GpuHashTable table, boolean writeBack) {
@@ -237,6 +239,9 @@ public final class HbmTier implements AutoCloseable {
         for (int e = 0; e < evicted; e++) {
             evictedDirty[e] = marks.get(e) != 0;
         }
+        if (mappedDram != null && spill == null) {
+            writeDirtyInPlace(st, evictedKeys, evictedDirty, evicted);
+        }
         boolean posixSpill = spill != null && !spill.path().equals("cufile");
         boolean needRows = posixSpill;
         ByteBuffer present = null;
@@ -277,6 +282,54 @@ public final class HbmTier implements AutoCloseable {
             }
         }
         return new Demoted(evictedKeys, evictedRows, evictedRows == null ? null : evictedDirty, evicted);
+    }
+
+    /**
+     * Writes the rows of dirty evicted entries whose keys the mapped DRAM tier holds into it in
+     * place, on the GPU, from device staging ({@link MappedDramTier#writeRows}): those rows never
+     * come to the host. Each such entry is then marked demoted and left in {@code dirty} as clean
+     * (DRAM holds its key, so the demotion that follows skips it). A key evicted twice in one
+     * install, and keys DRAM lacks, stay with the CPU path. Caller holds the mutation lock, inside
+     * {@link #beginMove()}.
+     */
+    private void writeDirtyInPlace(Staging st, long[] keys, boolean[] dirty, int n) {
+        LongHashSet seen = new LongHashSet(n * 2);
+        LongHashSet repeated = null;
+        for (int e = 0; e < n; e++) {
+            if (dirty[e] && !seen.add(keys[e])) {
+                repeated = repeated == null ? new LongHashSet() : repeated;
+                repeated.add(keys[e]);
+            }
+        }
+        ByteBuffer state = st.hostFlags.buffer();
+        int wanted = 0;
+        for (int e = 0; e < n; e++) {
+            boolean want = dirty[e] && (repeated == null || !repeated.contains(keys[e]));
+            state.put(e, want ? MappedDramTier.WRITE_WANTED : MappedDramTier.WRITE_SKIPPED);
+            wanted += want ? 1 : 0;
+        }
+        if (wanted == 0) {
+            return;
+        }
+        long started = System.nanoTime();
+        table.makeDeviceCurrent();
+        Cuda.check(cuMemcpyHtoD(st.flags.pointer(), st.hostFlags.pointer(), n), "cuMemcpyHtoD (in-place write states)");
+        dramTier.beginDeviceChanges(wanted);
+        mappedDram.writeRows(st.evictedKeys.pointer(), st.evictedRows.pointer(), n, st.flags.pointer(), st.stream);
+        Cuda.check(cuMemcpyDtoH(st.hostFlags.pointer(), st.flags.pointer(), n), "cuMemcpyDtoH (in-place write states)");
+        for (int e = 0; e < n; e++) {
+            if (state.get(e) == MappedDramTier.WRITE_DONE) {
+                transit.markDemoted(keys[e]);
+                writeBacks.increment();
+                dirty[e] = false;
+            }
+        }
+        dramWriteNanos.add(System.nanoTime() - started);
+    }
+
+    /** Time spent writing evicted dirty rows into the mapped DRAM tier from the GPU. */
+    public long dramWriteNanos() {
+        return dramWriteNanos.sum();
     }
 
     /** Spill log appends that failed (their rows were dropped). */

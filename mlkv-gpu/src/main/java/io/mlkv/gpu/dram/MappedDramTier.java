@@ -3,9 +3,13 @@ package io.mlkv.gpu.dram;
 import static jcuda.driver.JCudaDriver.cuMemHostGetDevicePointer;
 import static jcuda.driver.JCudaDriver.cuMemHostRegister;
 import static jcuda.driver.JCudaDriver.cuMemHostUnregister;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
+import static jcuda.driver.JCudaDriver.cuMemsetD32Async;
+import static jcuda.driver.JCudaDriver.cuMemsetD8Async;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
 import io.mlkv.gpu.cuda.Cuda;
+import io.mlkv.gpu.cuda.DeviceMemory;
 import io.mlkv.gpu.cuda.Kernels;
 import io.mlkv.gpu.cufile.HostPointers;
 import io.mlkv.storage.dram.DramTier;
@@ -35,9 +39,22 @@ public final class MappedDramTier implements AutoCloseable {
     private final DramTier.NativeLayout layout;
     private final Kernels kernels;
     private final List<Pointer> registered = new ArrayList<>();
+    private final List<AutoCloseable> owned = new ArrayList<>();
+    /** Claim slots of {@link #writeRows}; buckets share them by their low bits. */
+    private static final int CLAIMS = 1 << 20;
+    /** States of {@link #writeRows}' entries, as {@code mlkv_dram_write_rows} has them. */
+    public static final byte WRITE_SKIPPED = 0;
+    public static final byte WRITE_WANTED = 1;
+    public static final byte WRITE_DONE = 2;
+    public static final byte WRITE_NOT_HELD = 3;
     private final CUdeviceptr keys;
     private final CUdeviceptr values;
     private final CUdeviceptr seqs;
+    private final CUdeviceptr flags;
+    private final CUdeviceptr versions;
+    /** One claim per bucket group for {@link #writeRows}: zeroed before each launch. */
+    private final DeviceMemory claims;
+    private final DeviceMemory retries;
     private final AtomicBoolean closed = new AtomicBoolean();
 
     private MappedDramTier(DramTier.NativeLayout layout) {
@@ -48,6 +65,12 @@ public final class MappedDramTier implements AutoCloseable {
             keys = map(layout.keysAddress(), slots * 8, "keys");
             values = map(layout.valuesAddress(), slots * layout.dim() * 4L, "values");
             seqs = map(layout.seqsAddress(), layout.buckets() * 8, "sequence counts");
+            flags = map(layout.flagsAddress(), slots, "flags");
+            versions = map(layout.versionsAddress(), layout.buckets() * 8, "versions");
+            claims = new DeviceMemory(CLAIMS * 4L, "DRAM write claims");
+            owned.add(claims);
+            retries = new DeviceMemory(8, "DRAM write retries");
+            owned.add(retries);
         } catch (RuntimeException e) {
             release(e);
             throw e;
@@ -80,7 +103,7 @@ public final class MappedDramTier implements AutoCloseable {
     public long pinnedBytes() {
         long slots = layout.slots();
         return DramTier.NativeLayout.pageSpan(slots * 8) + DramTier.NativeLayout.pageSpan(slots * layout.dim() * 4L)
-                + DramTier.NativeLayout.pageSpan(layout.buckets() * 8);
+                + 2 * DramTier.NativeLayout.pageSpan(layout.buckets() * 8) + DramTier.NativeLayout.pageSpan(slots);
     }
 
     /**
@@ -140,6 +163,42 @@ public final class MappedDramTier implements AutoCloseable {
         Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_unchanged (n=" + n + ")");
     }
 
+    /**
+     * Writes rows of keys the tier holds into it in place, from the GPU: for each {@code q < n}
+     * whose byte {@code q} of {@code state} is {@link #WRITE_WANTED}, row {@code q} of
+     * {@code rows} (device memory) replaces the value of {@code keys[q]} and marks it dirty, and
+     * the byte becomes {@link #WRITE_DONE}, or {@link #WRITE_NOT_HELD} where the tier does not hold
+     * the key. Keys must be distinct. Only while no CPU thread writes the tier (the store's
+     * mutation lock) and after {@link DramTier#beginDeviceChanges}; CPU and GPU readers see each
+     * bucket's sequence count odd while it is written. Launches until every wanted entry is done
+     * (a launch writes one entry per bucket group); waits.
+     */
+    public void writeRows(CUdeviceptr keys, CUdeviceptr rows, long n, CUdeviceptr state, CUstream stream) {
+        if (closed.get()) {
+            throw new IllegalStateException("MappedDramTier is closed");
+        }
+        if (n <= 0) {
+            return;
+        }
+        long[] left = new long[1];
+        for (int launch = 1; ; launch++) {
+            Cuda.check(cuMemsetD32Async(claims.pointer(), 0, CLAIMS, stream), "cuMemsetD32Async (DRAM write claims)");
+            Cuda.check(cuMemsetD8Async(retries.pointer(), (byte) 0, 8, stream), "cuMemsetD8Async (DRAM write retries)");
+            kernels.launch("mlkv_dram_write_rows", n * TILE, BLOCK, stream, keys, rows, n, layout.dim(), state,
+                    claims.pointer(), (long) CLAIMS - 1, retries.pointer(), this.keys, values, seqs, flags, versions,
+                    layout.buckets());
+            Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_write_rows (n=" + n + ")");
+            Cuda.check(cuMemcpyDtoH(Pointer.to(left), retries.pointer(), 8), "cuMemcpyDtoH (DRAM write retries)");
+            if (left[0] == 0) {
+                return;
+            }
+            if (launch > 1000) {
+                throw new IllegalStateException("mlkv_dram_write_rows: " + left[0] + " entries still unwritten after "
+                        + launch + " launches");
+            }
+        }
+    }
+
     /** Unregisters the memory and frees the module. Idempotent. */
     @Override
     public void close() {
@@ -150,6 +209,14 @@ public final class MappedDramTier implements AutoCloseable {
 
     private void release(RuntimeException pending) {
         RuntimeException failure = pending;
+        for (int i = owned.size() - 1; i >= 0; i--) {
+            try {
+                owned.get(i).close();
+            } catch (Exception e) {
+                failure = keep(failure, e instanceof RuntimeException r ? r : new IllegalStateException(e));
+            }
+        }
+        owned.clear();
         for (int i = registered.size() - 1; i >= 0; i--) {
             try {
                 Cuda.check(cuMemHostUnregister(registered.get(i)), "cuMemHostUnregister (DRAM tier)");

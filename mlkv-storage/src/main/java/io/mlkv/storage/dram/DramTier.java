@@ -197,8 +197,7 @@ public final class DramTier implements VectorTier {
             if (slot < 0) {
                 return UNSAFE.getLong(versions.address() + bucket * 8);
             }
-            UNSAFE.copyMemory(null, values.address() + slot * rowBytes, out,
-                    FLOAT_ARRAY_BASE + (long) row * rowBytes, rowBytes);
+            copyRow(bucket, slot, out, FLOAT_ARRAY_BASE + (long) row * rowBytes);
             long scoreAddr = scores.address() + slot * 8;
             UNSAFE.putLong(scoreAddr, policy.scoreOnHit(key, UNSAFE.getLong(scoreAddr), now));
             return HIT;
@@ -417,8 +416,8 @@ public final class DramTier implements VectorTier {
      * @param valuesAddress {@code dim} float32 per slot
      * @param seqsAddress   one int64 sequence count per bucket
      */
-    public record NativeLayout(long keysAddress, long valuesAddress, long seqsAddress,
-            long buckets, int dim) {
+    public record NativeLayout(long keysAddress, long valuesAddress, long seqsAddress, long flagsAddress,
+            long versionsAddress, long buckets, int dim) {
         /** Slots of the tier. */
         public long slots() {
             return buckets * BUCKET_SLOTS;
@@ -433,7 +432,41 @@ public final class DramTier implements VectorTier {
     /** The native layout of this tier, for in-place reads from a GPU. */
     public NativeLayout nativeLayout() {
         checkOpen();
-        return new NativeLayout(keys.address(), values.address(), seqs.address(), numBuckets, dim);
+        return new NativeLayout(keys.address(), values.address(), seqs.address(), flags.address(), versions.address(),
+                numBuckets, dim);
+    }
+
+    /**
+     * Copies the row of {@code slot} (in {@code bucket}) to the array at {@code offset}. Caller
+     * holds the bucket's stripe lock, so no CPU writer changes it; a device writer
+     * ({@link #beginDeviceChanges}) may, and is seen by the bucket's sequence count, odd while it
+     * writes: the copy is retried until it was made at one even count.
+     */
+    private void copyRow(long bucket, long slot, float[] to, long offset) {
+        long seqAddr = seqs.address() + bucket * 8;
+        while (true) {
+            long before = UNSAFE.getLongVolatile(null, seqAddr);
+            if ((before & 1) == 0) {
+                UNSAFE.copyMemory(null, values.address() + slot * rowBytes, to, offset, rowBytes);
+                UNSAFE.loadFence();
+                if (UNSAFE.getLongVolatile(null, seqAddr) == before) {
+                    return;
+                }
+            }
+            Thread.onSpinWait();
+        }
+    }
+
+    /**
+     * Announces that a device (a GPU writing the pinned, mapped tier in place) is about to change
+     * {@code buckets} buckets: counted in {@link #changes()} before they begin. A device writes
+     * only while no CPU writer can run (the store's mutation lock), rows of keys the tier holds,
+     * as a seqlock writer: each bucket's sequence count odd while it writes, then even; it sets
+     * the slot's dirty flag and changes the bucket's version. CPU readers copy rows at an even,
+     * unchanged count.
+     */
+    public void beginDeviceChanges(long buckets) {
+        changes.add(buckets);
     }
 
     private void beginChange(long bucket) {
@@ -462,8 +495,7 @@ public final class DramTier implements VectorTier {
                 for (long slot = base; slot < base + BUCKET_SLOTS; slot++) {
                     byte f = UNSAFE.getByte(flags.address() + slot);
                     if ((f & OCCUPIED) != 0 && (!dirtyOnly || (f & DIRTY) != 0)) {
-                        UNSAFE.copyMemory(null, values.address() + slot * rowBytes, buf,
-                                FLOAT_ARRAY_BASE, rowBytes);
+                        copyRow(bucket, slot, buf, FLOAT_ARRAY_BASE);
                         visitor.visit(UNSAFE.getLong(keys.address() + slot * 8), buf);
                     }
                 }
