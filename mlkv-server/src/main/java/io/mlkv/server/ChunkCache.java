@@ -157,9 +157,18 @@ final class ChunkCache implements AutoCloseable {
      */
     LookupResult lookup(Partition p, long[] hashes, int[] tokens) {
         int candidates = 0;
-        while (candidates < hashes.length && p.mightContain(hashes[candidates])) {
-            candidates++;
+        int n = hashes.length;
+        if (n > 2 && p.mightContain(hashes[0]) && p.mightContain(hashes[n - 1])) {
+            // First and last block there: most likely the whole prompt is. The store read below
+            // checks every block anyway, so asking the filter about the others (a random cache
+            // line per probe) would only cost; the filter still guards each backend read.
+            candidates = n;
+        } else {
+            while (candidates < n && p.mightContain(hashes[candidates])) {
+                candidates++;
+            }
         }
+        int rejected = n - candidates;
         int cached = 0;
         if (candidates > 0) {
             long[] keys = new long[candidates];
@@ -177,6 +186,10 @@ final class ChunkCache implements AutoCloseable {
                         break;
                     }
                 } else {
+                    if (!p.mightContain(hashes[cached])) {
+                        rejected = n - cached;
+                        break;
+                    }
                     ChunkRecord r = readBackend(p, hashes[cached]);
                     if (r == null || (tokens != null && !java.util.Arrays.equals(r.tokens(), 0, blockSize,
                             tokens, cached * blockSize, cached * blockSize + blockSize))) {
@@ -188,7 +201,7 @@ final class ChunkCache implements AutoCloseable {
         }
         blocksAsked.addAndGet(hashes.length);
         blocksHit.addAndGet(cached);
-        return new LookupResult(cached, hashes.length - candidates);
+        return new LookupResult(cached, rejected);
     }
 
     /** The partition's block {@code hash}, or null if neither the local cache nor the backend has it. */
