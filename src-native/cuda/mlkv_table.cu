@@ -1061,24 +1061,28 @@ extern "C" __global__ void mlkv_dram_unchanged(const uint64_t* __restrict__ quer
 // Write-back of rows evicted dirty from HBM into the DRAM tier in place, for keys the tier holds,
 // instead of copying them to the host for the CPU to write. Runs only under the store's mutation
 // lock, so no CPU thread writes the tier meanwhile; CPU readers and the probe kernels read it
-// without that lock and check the bucket's sequence count around every row they copy, so this
-// writes as a seqlock writer does: count odd, fence, row, dirty flag, version, fence, count even.
-// One tile of DRAM_SLOTS lanes per entry q whose state[q] is WANTED: lane 0 first claims the
-// entry's bucket in `claims` (device memory, zeroed before each launch), so each bucket has one
-// writer per launch; an entry that loses the claim stays WANTED and raises *retries, and the
-// caller launches again. Otherwise state[q] becomes WRITTEN, or NOT_HELD where the tier does not
-// hold the key (the caller writes those on the CPU). Lane 0 makes the count odd and fences before
-// the tile's lanes store the row; every lane fences before lane 0 makes the count even. Rows are
-// the caller's device memory, dim floats each.
+// without that lock and check the bucket's sequence count around every row they copy. The writer
+// side of that seqlock is three launches, the host waiting for each (a finished kernel's writes to
+// host memory are visible to the host before the next starts), instead of system-wide fences per
+// row, which cost more than the rows:
+//   1. mlkv_dram_write_claim: for each entry q whose state[q] is WANTED, one tile of DRAM_SLOTS
+//      lanes finds the key's slot (NOT_HELD if the tier lacks it); lane 0 claims the bucket in
+//      `claims` (device memory, zeroed before each round; one writer per bucket per round, a loser
+//      stays WANTED and raises *retries), makes its sequence count odd and records the slot and
+//      the count it found (CLAIMED).
+//   2. mlkv_dram_write_copy: each CLAIMED entry's row, 16 bytes per lane where it is whole float4s,
+//      its slot's dirty flag and its bucket's version.
+//   3. mlkv_dram_write_release: each CLAIMED entry's bucket count even again (DONE).
+// Keys must be distinct. Rows are the caller's device memory, dim floats each.
 #define DRAM_WRITE_WANTED 1
 #define DRAM_WRITE_DONE 2
 #define DRAM_WRITE_NOT_HELD 3
+#define DRAM_WRITE_CLAIMED 4
 extern "C" __global__ void
-mlkv_dram_write_rows(const uint64_t* __restrict__ keys, const float* __restrict__ rows, long n, int dim,
-                     uint8_t* __restrict__ state, unsigned int* __restrict__ claims, uint64_t claim_mask,
-                     unsigned long long* __restrict__ retries, volatile uint64_t* dram_keys, volatile float* dram_values,
-                     volatile uint64_t* dram_seqs, volatile uint8_t* dram_flags, volatile uint64_t* dram_versions,
-                     uint64_t num_buckets) {
+mlkv_dram_write_claim(const uint64_t* __restrict__ keys, long n, uint8_t* __restrict__ state,
+                      unsigned int* __restrict__ claims, uint64_t claim_mask, unsigned long long* __restrict__ retries,
+                      uint64_t* __restrict__ slot_out, uint64_t* __restrict__ seq_out, const volatile uint64_t* dram_keys,
+                      volatile uint64_t* dram_seqs, uint64_t num_buckets) {
     long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
     long q = t / DRAM_SLOTS;
     if (q >= n) return;  // whole tiles leave together: all lanes of a tile share q
@@ -1088,33 +1092,36 @@ mlkv_dram_write_rows(const uint64_t* __restrict__ keys, const float* __restrict_
     unsigned tile_mask = ((1u << DRAM_SLOTS) - 1) << tile_base;
     uint64_t key = keys[q];
     uint64_t bucket = dram_bucket_of(key, num_buckets);
-    int won = 0;
-    if (lane == 0) {
-        won = atomicCAS(&claims[bucket & claim_mask], 0u, 1u) == 0u;
-        if (!won) atomicAdd(retries, 1ull);
-    }
-    won = __shfl_sync(tile_mask, won, tile_base);
-    if (!won) return;
-    uint64_t slot = bucket * DRAM_SLOTS + lane;
     // Keys do not change here: only CPU writers change them, and none runs.
-    bool match = key != EMPTY_KEY && dram_keys[slot] == key;
+    bool match = key != EMPTY_KEY && dram_keys[bucket * DRAM_SLOTS + lane] == key;
     unsigned ballot = (__ballot_sync(tile_mask, match) & tile_mask) >> tile_base;
+    if (lane != 0) return;
     if (ballot == 0) {
-        if (lane == 0) state[q] = DRAM_WRITE_NOT_HELD;
+        state[q] = DRAM_WRITE_NOT_HELD;
         return;
     }
-    uint64_t at = bucket * DRAM_SLOTS + (__ffs(ballot) - 1);
-    uint64_t seq = 0;
-    if (lane == 0) {
-        seq = dram_seqs[bucket];
-        dram_seqs[bucket] = seq + 1;
-        __threadfence_system();  // the odd count is visible before any row store below
+    if (atomicCAS(&claims[bucket & claim_mask], 0u, 1u) != 0u) {
+        atomicAdd(retries, 1ull);
+        return;
     }
-    __syncwarp(tile_mask);
-    // The row, 16 bytes per lane where it is whole float4s (staging rows and the tier's values are
-    // 16-byte aligned then), so that the stores reach host memory in few, large writes.
+    uint64_t seq = dram_seqs[bucket];
+    dram_seqs[bucket] = seq + 1;
+    seq_out[q] = seq;
+    slot_out[q] = bucket * DRAM_SLOTS + (__ffs(ballot) - 1);
+    state[q] = DRAM_WRITE_CLAIMED;
+}
+
+extern "C" __global__ void
+mlkv_dram_write_copy(const uint64_t* __restrict__ keys, const float* __restrict__ rows, long n, int dim,
+                     const uint8_t* __restrict__ state, const uint64_t* __restrict__ slot_out, float* dram_values,
+                     volatile uint8_t* dram_flags, volatile uint64_t* dram_versions, uint64_t num_buckets) {
+    long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    long q = t / DRAM_SLOTS;
+    if (q >= n || state[q] != DRAM_WRITE_CLAIMED) return;
+    int lane = threadIdx.x % DRAM_SLOTS;
+    uint64_t at = slot_out[q];
     const float* src = rows + (size_t)q * dim;
-    float* dst = const_cast<float*>(dram_values) + (size_t)at * dim;
+    float* dst = dram_values + (size_t)at * dim;
     if ((dim & 3) == 0) {
         const float4* s4 = reinterpret_cast<const float4*>(src);
         float4* d4 = reinterpret_cast<float4*>(dst);
@@ -1122,13 +1129,18 @@ mlkv_dram_write_rows(const uint64_t* __restrict__ keys, const float* __restrict_
     } else {
         for (int d = lane; d < dim; d += DRAM_SLOTS) dst[d] = src[d];
     }
-    __threadfence_system();  // each lane's row stores are visible before the even count
-    __syncwarp(tile_mask);
     if (lane == 0) {
         dram_flags[at] = 3;  // DramTier's OCCUPIED | DIRTY
+        uint64_t bucket = at / DRAM_SLOTS;
         dram_versions[bucket] = dram_versions[bucket] + 1;
-        __threadfence_system();
-        dram_seqs[bucket] = seq + 2;
-        state[q] = DRAM_WRITE_DONE;
     }
+}
+
+extern "C" __global__ void
+mlkv_dram_write_release(long n, uint8_t* __restrict__ state, const uint64_t* __restrict__ slot_out,
+                        const uint64_t* __restrict__ seq_out, volatile uint64_t* dram_seqs) {
+    long q = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (q >= n || state[q] != DRAM_WRITE_CLAIMED) return;
+    dram_seqs[slot_out[q] / DRAM_SLOTS] = seq_out[q] + 2;
+    state[q] = DRAM_WRITE_DONE;
 }

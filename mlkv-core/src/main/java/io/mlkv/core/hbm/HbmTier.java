@@ -33,7 +33,6 @@ import java.util.concurrent.atomic.LongAdder;
 import java.util.function.LongPredicate;
 import jcuda.driver.CUdeviceptr;
 import org.agrona.CloseHelper;
-import org.agrona.collections.LongHashSet;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -69,6 +68,13 @@ public final class HbmTier implements AutoCloseable {
     private final LongAdder installNanos = new LongAdder();
     private final LongAdder spillAppendNanos = new LongAdder();
     private final LongAdder dramWriteNanos = new LongAdder();
+    /**
+     * Whether evicted dirty rows are written into the mapped DRAM tier from the GPU
+     * ({@link #writeDirtyInPlace}); off unless the system property {@code mlkv.dramWritesOnGpu}
+     * is {@code true}: an experiment, measured in docs/BENCHMARKS.md, not yet faster than the
+     * CPU's demotions everywhere.
+     */
+    private static final boolean DRAM_WRITES_ON_GPU = Boolean.getBoolean("mlkv.dramWritesOnGpu");
     private final DeviceReads reads = new DeviceReads(this);
 
     private HbmTier(GpuHashTable table, boolean writeBack) {
@@ -239,7 +245,7 @@ public final class HbmTier implements AutoCloseable {
         for (int e = 0; e < evicted; e++) {
             evictedDirty[e] = marks.get(e) != 0;
         }
-        if (mappedDram != null && spill == null) {
+        if (DRAM_WRITES_ON_GPU && mappedDram != null && spill == null) {
             writeDirtyInPlace(st, evictedKeys, evictedDirty, evicted);
         }
         boolean posixSpill = spill != null && !spill.path().equals("cufile");
@@ -288,23 +294,17 @@ public final class HbmTier implements AutoCloseable {
      * Writes the rows of dirty evicted entries whose keys the mapped DRAM tier holds into it in
      * place, on the GPU, from device staging ({@link MappedDramTier#writeRows}): those rows never
      * come to the host. Each such entry is then marked demoted and left in {@code dirty} as clean
-     * (DRAM holds its key, so the demotion that follows skips it). A key evicted twice in one
-     * install, and keys DRAM lacks, stay with the CPU path. Caller holds the mutation lock, inside
+     * (DRAM holds its key, so the demotion that follows skips it); keys DRAM lacks stay with the
+     * CPU path. The dirty entries of one install have distinct keys: installs take distinct keys
+     * absent from HBM, so a key leaves at most once dirty (an entry that was there before, or one
+     * the install itself put there dirty). Caller holds the mutation lock, inside
      * {@link #beginMove()}.
      */
     private void writeDirtyInPlace(Staging st, long[] keys, boolean[] dirty, int n) {
-        LongHashSet seen = new LongHashSet(n * 2);
-        LongHashSet repeated = null;
-        for (int e = 0; e < n; e++) {
-            if (dirty[e] && !seen.add(keys[e])) {
-                repeated = repeated == null ? new LongHashSet() : repeated;
-                repeated.add(keys[e]);
-            }
-        }
         ByteBuffer state = st.hostFlags.buffer();
         int wanted = 0;
         for (int e = 0; e < n; e++) {
-            boolean want = dirty[e] && (repeated == null || !repeated.contains(keys[e]));
+            boolean want = dirty[e];
             state.put(e, want ? MappedDramTier.WRITE_WANTED : MappedDramTier.WRITE_SKIPPED);
             wanted += want ? 1 : 0;
         }

@@ -10,6 +10,7 @@ import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
 import io.mlkv.gpu.cuda.Cuda;
 import io.mlkv.gpu.cuda.DeviceMemory;
+import org.agrona.CloseHelper;
 import io.mlkv.gpu.cuda.Kernels;
 import io.mlkv.gpu.cufile.HostPointers;
 import io.mlkv.storage.dram.DramTier;
@@ -55,6 +56,9 @@ public final class MappedDramTier implements AutoCloseable {
     /** One claim per bucket group for {@link #writeRows}: zeroed before each launch. */
     private final DeviceMemory claims;
     private final DeviceMemory retries;
+    /** Scratch of {@link #writeRows}, grown to the largest batch; guarded by the store's mutation lock. */
+    private DeviceMemory slotScratch;
+    private DeviceMemory seqScratch;
     private final AtomicBoolean closed = new AtomicBoolean();
 
     private MappedDramTier(DramTier.NativeLayout layout) {
@@ -170,8 +174,9 @@ public final class MappedDramTier implements AutoCloseable {
      * the byte becomes {@link #WRITE_DONE}, or {@link #WRITE_NOT_HELD} where the tier does not hold
      * the key. Keys must be distinct. Only while no CPU thread writes the tier (the store's
      * mutation lock) and after {@link DramTier#beginDeviceChanges}; CPU and GPU readers see each
-     * bucket's sequence count odd while it is written. Launches until every wanted entry is done
-     * (a launch writes one entry per bucket group); waits.
+     * bucket's sequence count odd while it is written. Runs rounds of three launches (claim and
+     * make counts odd, copy, make counts even) until every wanted entry is done (a round writes
+     * one entry per bucket group); waits.
      */
     public void writeRows(CUdeviceptr keys, CUdeviceptr rows, long n, CUdeviceptr state, CUstream stream) {
         if (closed.get()) {
@@ -180,23 +185,44 @@ public final class MappedDramTier implements AutoCloseable {
         if (n <= 0) {
             return;
         }
+        ensureWriteScratch(n);
         long[] left = new long[1];
-        for (int launch = 1; ; launch++) {
+        for (int round = 1; ; round++) {
+            // Three launches, the host waiting for each: a finished kernel's writes to host
+            // memory are visible to the host before the next one writes (see the kernel source).
             Cuda.check(cuMemsetD32Async(claims.pointer(), 0, CLAIMS, stream), "cuMemsetD32Async (DRAM write claims)");
             Cuda.check(cuMemsetD8Async(retries.pointer(), (byte) 0, 8, stream), "cuMemsetD8Async (DRAM write retries)");
-            kernels.launch("mlkv_dram_write_rows", n * TILE, BLOCK, stream, keys, rows, n, layout.dim(), state,
-                    claims.pointer(), (long) CLAIMS - 1, retries.pointer(), this.keys, values, seqs, flags, versions,
+            kernels.launch("mlkv_dram_write_claim", n * TILE, BLOCK, stream, keys, n, state, claims.pointer(),
+                    (long) CLAIMS - 1, retries.pointer(), slotScratch.pointer(), seqScratch.pointer(), this.keys, seqs,
                     layout.buckets());
-            Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_write_rows (n=" + n + ")");
+            Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_write_claim (n=" + n + ")");
+            kernels.launch("mlkv_dram_write_copy", n * TILE, BLOCK, stream, keys, rows, n, layout.dim(), state,
+                    slotScratch.pointer(), values, flags, versions, layout.buckets());
+            Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_write_copy (n=" + n + ")");
+            kernels.launch("mlkv_dram_write_release", n, BLOCK, stream, n, state, slotScratch.pointer(),
+                    seqScratch.pointer(), seqs);
+            Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_write_release (n=" + n + ")");
             Cuda.check(cuMemcpyDtoH(Pointer.to(left), retries.pointer(), 8), "cuMemcpyDtoH (DRAM write retries)");
             if (left[0] == 0) {
                 return;
             }
-            if (launch > 1000) {
-                throw new IllegalStateException("mlkv_dram_write_rows: " + left[0] + " entries still unwritten after "
-                        + launch + " launches");
+            if (round > 1000) {
+                throw new IllegalStateException("DRAM writes on the GPU: " + left[0] + " entries still unwritten after "
+                        + round + " rounds");
             }
         }
+    }
+
+    /** Per-entry slot and sequence count of {@link #writeRows}, for {@code n} entries. */
+    private void ensureWriteScratch(long n) {
+        if (slotScratch != null && slotScratch.bytes() >= n * 8) {
+            return;
+        }
+        CloseHelper.closeAll(slotScratch, seqScratch);
+        slotScratch = null;
+        seqScratch = null;
+        slotScratch = new DeviceMemory(n * 8, "DRAM write slots");
+        seqScratch = new DeviceMemory(n * 8, "DRAM write sequence counts");
     }
 
     /** Unregisters the memory and frees the module. Idempotent. */
@@ -209,6 +235,11 @@ public final class MappedDramTier implements AutoCloseable {
 
     private void release(RuntimeException pending) {
         RuntimeException failure = pending;
+        try {
+            CloseHelper.closeAll(slotScratch, seqScratch);
+        } catch (RuntimeException e) {
+            failure = keep(failure, e);
+        }
         for (int i = owned.size() - 1; i >= 0; i--) {
             try {
                 owned.get(i).close();
