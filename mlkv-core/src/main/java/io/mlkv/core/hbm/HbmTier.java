@@ -70,11 +70,11 @@ public final class HbmTier implements AutoCloseable {
     private final LongAdder dramWriteNanos = new LongAdder();
     /**
      * Whether evicted dirty rows are written into the mapped DRAM tier from the GPU
-     * ({@link #writeDirtyInPlace}); off unless the system property {@code mlkv.dramWritesOnGpu}
-     * is {@code true}: an experiment, measured in docs/BENCHMARKS.md, not yet faster than the
-     * CPU's demotions everywhere.
+     * ({@link #writeDirtyInPlace}); on unless the system property {@code mlkv.dramWritesOnGpu} is
+     * {@code false} (docs/BENCHMARKS.md has the measurements: a clear gain on uniform keys, within
+     * the spread of runs on zipfian ones).
      */
-    private static final boolean DRAM_WRITES_ON_GPU = Boolean.getBoolean("mlkv.dramWritesOnGpu");
+    private static final boolean DRAM_WRITES_ON_GPU = !"false".equals(System.getProperty("mlkv.dramWritesOnGpu"));
     private final DeviceReads reads = new DeviceReads(this);
 
     private HbmTier(GpuHashTable table, boolean writeBack) {
