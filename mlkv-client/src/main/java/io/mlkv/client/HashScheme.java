@@ -46,6 +46,9 @@ public final class HashScheme {
         }
     }
 
+    /** Whether int and long arrays lie in memory as the little-endian bytes the schemes hash (then hashed in place). */
+    private static final boolean LITTLE_ENDIAN = ByteOrder.nativeOrder() == ByteOrder.LITTLE_ENDIAN;
+
     private final Kind kind;
     private final long seed;
     private final LongHashFunction xxh3;
@@ -121,6 +124,14 @@ public final class HashScheme {
                     + ") is outside the " + tokens.length + " tokens given");
         }
         if (kind == Kind.MLKV_V1) {
+            if (LITTLE_ENDIAN) {
+                // The int array's memory is the little-endian bytes hashed: no encoding pass.
+                int[] words = new int[2 + blockSize];
+                words[0] = (int) parent;
+                words[1] = (int) (parent >>> 32);
+                System.arraycopy(tokens, offset, words, 2, blockSize);
+                return xxh3.hashInts(words);
+            }
             ByteBuffer bytes = ByteBuffer.allocate(8 + 4 * blockSize).order(ByteOrder.LITTLE_ENDIAN);
             bytes.putLong(parent);
             for (int i = 0; i < blockSize; i++) {
@@ -132,6 +143,9 @@ public final class HashScheme {
         if (parent == BlockHash.ROOT) {
             return local;
         }
+        if (LITTLE_ENDIAN) {
+            return xxh3.hashLongs(new long[] {parent, local});
+        }
         ByteBuffer pair = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN);
         pair.putLong(parent).putLong(local);
         return xxh3.hashBytes(pair.array());
@@ -139,6 +153,9 @@ public final class HashScheme {
 
     /** The chained scheme's local hash of one block: {@code XXH3-64(seed)} of its little-endian u32 tokens. */
     private long localHash(int[] tokens, int offset, int blockSize) {
+        if (LITTLE_ENDIAN) {
+            return xxh3.hashInts(tokens, offset, blockSize);
+        }
         ByteBuffer bytes = ByteBuffer.allocate(4 * blockSize).order(ByteOrder.LITTLE_ENDIAN);
         for (int i = 0; i < blockSize; i++) {
             bytes.putInt(tokens[offset + i]);
