@@ -88,10 +88,7 @@ public class TierBenchmark {
     private Path dir;
     private VectorTier target;
     private final List<long[]> batches = new ArrayList<>();
-    private float[] out;
-    private boolean[] found;
     private float[] values;
-    private int next;
 
     @Setup(Level.Trial)
     public void open() throws IOException {
@@ -140,8 +137,6 @@ public class TierBenchmark {
             }
             batches.add(k);
         }
-        out = new float[batch * dim];
-        found = new boolean[batch];
         values = new float[batch * dim];
         for (int i = 0; i < values.length; i++) {
             values[i] = i;
@@ -175,19 +170,41 @@ public class TierBenchmark {
         io.mlkv.storage.FileTrees.delete(dir);
     }
 
-    private long[] nextBatch() {
-        next = (next + 1) & 63;
-        return batches.get(next);
+    /**
+     * Each JMH thread's output buffers and place in the batch list, so that several callers
+     * ({@code -t N}) neither share buffers nor walk the batches in step.
+     */
+    @State(Scope.Thread)
+    public static class Caller {
+        float[] out;
+        boolean[] found;
+        int next;
+
+        @Setup(Level.Trial)
+        public void open(TierBenchmark b) {
+            out = new float[b.batch * b.dim];
+            found = new boolean[b.batch];
+            next = b.callers.getAndAdd(17) & 63;
+        }
+
+        long[] nextBatch(TierBenchmark b) {
+            next = (next + 1) & 63;
+            return b.batches.get(next);
+        }
     }
 
-    @Benchmark
-    public int multiGet() {
-        return target.multiGet(nextBatch(), out, found);
-    }
+    /** Spreads the callers' starting batches. */
+    private final java.util.concurrent.atomic.AtomicInteger callers = new java.util.concurrent.atomic.AtomicInteger();
 
     @Benchmark
-    public void multiPut() {
-        target.multiPut(nextBatch(), values);
+    public int multiGet(Caller c) {
+        return target.multiGet(c.nextBatch(this), c.out, c.found);
+    }
+
+    /** Writes from several callers ({@code -t N}) need a thread-safe implementation: not {@code AGRONA_MAP}. */
+    @Benchmark
+    public void multiPut(Caller c) {
+        target.multiPut(c.nextBatch(this), values);
     }
 
     /** RocksDB JNI as a user would write it: byte[] keys and values, MultiGet, one WriteBatch per batch. */

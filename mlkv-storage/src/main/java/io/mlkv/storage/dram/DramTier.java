@@ -192,15 +192,32 @@ public final class DramTier implements VectorTier {
     public long getOrVersion(long key, float[] out, int row, long now) {
         checkOpen();
         long bucket = bucketOf(key);
-        synchronized (lockFor(bucket)) {
-            long slot = findSlot(bucket, key);
-            if (slot < 0) {
-                return UNSAFE.getLong(versions.address() + bucket * 8);
+        long seqAddr = seqs.address() + bucket * 8;
+        // Optimistic, without the bucket's lock: every change of a slot (CPU writers under the
+        // lock, device writers) makes the count odd while it runs, so a lookup and copy made at one
+        // even, unchanged count saw the bucket as it was at some moment.
+        while (true) {
+            long before = UNSAFE.getLongVolatile(null, seqAddr);
+            if ((before & 1) == 0) {
+                long slot = findSlot(bucket, key);
+                long version = slot < 0 ? UNSAFE.getLongVolatile(null, versions.address() + bucket * 8) : 0;
+                if (slot >= 0) {
+                    UNSAFE.copyMemory(null, values.address() + slot * rowBytes, out,
+                            FLOAT_ARRAY_BASE + (long) row * rowBytes, rowBytes);
+                }
+                UNSAFE.loadFence();
+                if (UNSAFE.getLongVolatile(null, seqAddr) == before) {
+                    if (slot < 0) {
+                        return version;
+                    }
+                    // The score is a hint for eviction: refreshed without the lock, a race with a
+                    // writer that just reused the slot costs at most one eviction choice.
+                    long scoreAddr = scores.address() + slot * 8;
+                    UNSAFE.putLong(scoreAddr, policy.scoreOnHit(key, UNSAFE.getLong(scoreAddr), now));
+                    return HIT;
+                }
             }
-            copyRow(bucket, slot, out, FLOAT_ARRAY_BASE + (long) row * rowBytes);
-            long scoreAddr = scores.address() + slot * 8;
-            UNSAFE.putLong(scoreAddr, policy.scoreOnHit(key, UNSAFE.getLong(scoreAddr), now));
-            return HIT;
+            Thread.onSpinWait();
         }
     }
 
