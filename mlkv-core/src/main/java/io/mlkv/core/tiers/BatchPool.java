@@ -15,7 +15,9 @@ import java.util.function.IntConsumer;
  * runs everything on the caller. Parts must not depend on each other; a part's failure is rethrown
  * once every part has ended, the others' added as suppressed. A part that splits work again (a
  * call from one of the pool's threads) runs it on its own thread, so parts never wait for each
- * other's threads.
+ * other's threads. One caller's batch splits at a time: a caller that finds another's parts on the
+ * pool runs all of its own parts itself, since several callers already keep the cores busy and
+ * hand-offs to busy threads only add waiting.
  */
 public final class BatchPool implements AutoCloseable {
     /** Set on the pools' own threads. */
@@ -24,6 +26,8 @@ public final class BatchPool implements AutoCloseable {
     private final int threads;
     /** Null for a pool of one thread: the caller runs every part. */
     private final ExecutorService workers;
+    /** 1 while a caller's batch is split over the pool's threads. */
+    private final AtomicInteger splitting = new AtomicInteger();
 
     public BatchPool(int threads) {
         if (threads < 1) {
@@ -70,12 +74,20 @@ public final class BatchPool implements AutoCloseable {
 
     /** Runs {@code part.accept(p)} for every {@code p < parts}, part 0 on the caller, and returns when all have ended. */
     public void run(int parts, IntConsumer part) {
-        if (parts <= 1 || workers == null || WORKER.get()) {
+        if (parts <= 1 || workers == null || WORKER.get() || !splitting.compareAndSet(0, 1)) {
             for (int p = 0; p < parts; p++) {
                 part.accept(p);
             }
             return;
         }
+        try {
+            runSplit(parts, part);
+        } finally {
+            splitting.set(0);
+        }
+    }
+
+    private void runSplit(int parts, IntConsumer part) {
         List<Future<?>> running = new ArrayList<>(parts - 1);
         for (int p = 1; p < parts; p++) {
             int at = p;

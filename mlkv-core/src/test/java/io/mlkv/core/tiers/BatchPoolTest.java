@@ -100,6 +100,40 @@ class BatchPoolTest {
     }
 
     @Test
+    @org.junit.jupiter.api.Timeout(value = 30, threadMode = org.junit.jupiter.api.Timeout.ThreadMode.SEPARATE_THREAD)
+    void aCallerThatFindsAnotherBatchSplitRunsAllItsPartsItselfAndTheNextSplitsAgain() throws Exception {
+        try (BatchPool pool = new BatchPool(2)) {
+            java.util.concurrent.CountDownLatch started = new java.util.concurrent.CountDownLatch(1);
+            java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+            Set<String> firstThreads = ConcurrentHashMap.newKeySet();
+            Thread first = new Thread(() -> pool.run(2, p -> {
+                firstThreads.add(Thread.currentThread().getName());
+                if (p == 1) {
+                    started.countDown();
+                    try {
+                        release.await();
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }
+            }), "first-caller");
+            first.start();
+            started.await();
+            // The first caller's part 1 holds the pool's only worker: this batch runs on this thread.
+            Set<String> secondThreads = ConcurrentHashMap.newKeySet();
+            pool.run(2, p -> secondThreads.add(Thread.currentThread().getName()));
+            assertEquals(Set.of(Thread.currentThread().getName()), secondThreads);
+            release.countDown();
+            first.join();
+            assertEquals(2, firstThreads.size(), "the first batch was split: " + firstThreads);
+            // The pool is free again: the next batch splits.
+            Set<String> thirdThreads = ConcurrentHashMap.newKeySet();
+            pool.run(2, p -> thirdThreads.add(Thread.currentThread().getName()));
+            assertEquals(2, thirdThreads.size(), "split again: " + thirdThreads);
+        }
+    }
+
+    @Test
     void aPoolNeedsAThread() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new BatchPool(0));
         assertTrue(e.getMessage().contains("batchThreads"), e.getMessage());
