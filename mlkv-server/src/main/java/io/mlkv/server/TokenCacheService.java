@@ -1,5 +1,6 @@
 package io.mlkv.server;
 
+import com.google.protobuf.ByteString;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.StreamObserver;
@@ -24,6 +25,7 @@ import io.mlkv.client.proto.WriteRequest;
 import io.mlkv.client.proto.WriteResponse;
 import io.mlkv.server.backend.BackendException;
 import io.mlkv.storage.MlkvException;
+import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Supplier;
@@ -99,7 +101,7 @@ final class TokenCacheService extends TokenCacheGrpc.TokenCacheImplBase {
 
     /** The tokens of a Lookup, from {@code tokens} or {@code packed_tokens}, checked against the limit. */
     private int[] lookupTokens(LookupRequest req) {
-        com.google.protobuf.ByteString packed = req.getPackedTokens();
+        ByteString packed = req.getPackedTokens();
         if (packed.size() % 4 != 0) {
             throw invalid("packed_tokens has " + packed.size() + " bytes; 4 per token");
         }
@@ -113,7 +115,7 @@ final class TokenCacheService extends TokenCacheGrpc.TokenCacheImplBase {
                 tokens[i] = req.getTokens(i);
             }
         } else {
-            packed.asReadOnlyByteBuffer().order(java.nio.ByteOrder.LITTLE_ENDIAN).asIntBuffer().get(tokens);
+            packed.asReadOnlyByteBuffer().order(ByteOrder.LITTLE_ENDIAN).asIntBuffer().get(tokens);
         }
         return tokens;
     }
