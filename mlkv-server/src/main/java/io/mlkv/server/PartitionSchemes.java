@@ -48,7 +48,7 @@ final class PartitionSchemes {
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read " + file + ": " + e.getMessage(), e);
         }
-        boolean legacy = existingStore && recorded.isEmpty() && !Files.exists(file);
+        boolean legacy = existingStore && !Files.exists(file);
         Map<String, String> merged = new TreeMap<>();
         recorded.forEach((k, v) -> merged.put((String) k, (String) v));
         boolean changed = false;

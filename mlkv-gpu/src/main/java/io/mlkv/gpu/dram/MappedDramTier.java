@@ -12,6 +12,7 @@ import io.mlkv.gpu.cuda.Cuda;
 import io.mlkv.gpu.cuda.DeviceMemory;
 import org.agrona.CloseHelper;
 import io.mlkv.gpu.cuda.Kernels;
+import io.mlkv.gpu.cuda.OwnedResources;
 import io.mlkv.gpu.cufile.HostPointers;
 import io.mlkv.storage.dram.DramTier;
 import java.util.ArrayList;
@@ -40,10 +41,10 @@ public final class MappedDramTier implements AutoCloseable {
     private final DramTier.NativeLayout layout;
     private final Kernels kernels;
     private final List<Pointer> registered = new ArrayList<>();
-    private final List<AutoCloseable> owned = new ArrayList<>();
+    private final OwnedResources owned = new OwnedResources();
     /** Claim slots of {@link #writeRows}; buckets share them by their low bits. */
     private static final int CLAIMS = 1 << 20;
-    /** States of {@link #writeRows}' entries, as {@code mlkv_dram_write_rows} has them. */
+    /** States of {@link #writeRows}' entries, as the {@code mlkv_dram_write_*} kernels have them. */
     public static final byte WRITE_SKIPPED = 0;
     public static final byte WRITE_WANTED = 1;
     public static final byte WRITE_DONE = 2;
@@ -71,10 +72,8 @@ public final class MappedDramTier implements AutoCloseable {
             seqs = map(layout.seqsAddress(), layout.buckets() * 8, "sequence counts");
             flags = map(layout.flagsAddress(), slots, "flags");
             versions = map(layout.versionsAddress(), layout.buckets() * 8, "versions");
-            claims = new DeviceMemory(CLAIMS * 4L, "DRAM write claims");
-            owned.add(claims);
-            retries = new DeviceMemory(8, "DRAM write retries");
-            owned.add(retries);
+            claims = owned.add(new DeviceMemory(CLAIMS * 4L, "DRAM write claims"));
+            retries = owned.add(new DeviceMemory(8, "DRAM write retries"));
         } catch (RuntimeException e) {
             release(e);
             throw e;
@@ -240,14 +239,11 @@ public final class MappedDramTier implements AutoCloseable {
         } catch (RuntimeException e) {
             failure = keep(failure, e);
         }
-        for (int i = owned.size() - 1; i >= 0; i--) {
-            try {
-                owned.get(i).close();
-            } catch (Exception e) {
-                failure = keep(failure, e instanceof RuntimeException r ? r : new IllegalStateException(e));
-            }
+        try {
+            owned.close();
+        } catch (RuntimeException e) {
+            failure = keep(failure, e);
         }
-        owned.clear();
         for (int i = registered.size() - 1; i >= 0; i--) {
             try {
                 Cuda.check(cuMemHostUnregister(registered.get(i)), "cuMemHostUnregister (DRAM tier)");

@@ -8,14 +8,13 @@ import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 import io.mlkv.gpu.cuda.Cuda;
 import io.mlkv.gpu.cuda.CudaDevice;
 import io.mlkv.gpu.cuda.Kernels;
+import io.mlkv.gpu.cuda.OwnedResources;
 import io.mlkv.storage.BatchChecks;
 import io.mlkv.storage.MlkvException;
 import io.mlkv.storage.ReservedKeys;
 import io.mlkv.storage.StatusCode;
 import io.mlkv.storage.VectorTier;
 import io.mlkv.storage.VectorVisitor;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.ReentrantLock;
 import org.agrona.CloseHelper;
@@ -89,7 +88,7 @@ public final class GpuHashTable implements VectorTier {
     private final CudaDevice device;
     private final Kernels kernels;
     private final CUstream stream = new CUstream();
-    private final List<AutoCloseable> owned = new ArrayList<>();
+    private final OwnedResources owned = new OwnedResources();
     private final TableCore core;
     private final HostStaging staging;
     private final ReentrantLock lock = new ReentrantLock();
@@ -120,8 +119,8 @@ public final class GpuHashTable implements VectorTier {
             // stream, such as a cuMemcpyHtoD from pageable memory, which returns before its DMA
             // has landed; a non-blocking stream could read the caller's keys before they arrive.
             Cuda.check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_DEFAULT), "cuStreamCreate");
-            this.core = own(new TableCore(dim, buckets, scoreMode, this.stagingKeys, kernels, stream));
-            this.staging = own(new HostStaging(this.stagingKeys, dim, stream));
+            this.core = owned.add(new TableCore(dim, buckets, scoreMode, this.stagingKeys, kernels, stream));
+            this.staging = owned.add(new HostStaging(this.stagingKeys, dim, stream));
         } catch (RuntimeException e) {
             releaseAll(e);
             throw e;
@@ -157,11 +156,6 @@ public final class GpuHashTable implements VectorTier {
     /** {@link #create(int, long, ScoreMode, int)} with 256 Ki keys per staging chunk. */
     public static GpuHashTable create(int dim, long capacity, ScoreMode scoreMode) {
         return create(dim, capacity, scoreMode, 1 << 18);
-    }
-
-    private <T extends AutoCloseable> T own(T resource) {
-        owned.add(resource);
-        return resource;
     }
 
     @Override
@@ -760,13 +754,8 @@ public final class GpuHashTable implements VectorTier {
      * ones suppressed), added to {@code first} when the caller is already failing with it.
      */
     private void releaseAll(RuntimeException first) {
-        List<AutoCloseable> releases = new ArrayList<>(owned);
-        java.util.Collections.reverse(releases);
-        owned.clear();
-        releases.add(() -> Cuda.check(cuStreamDestroy(stream), "cuStreamDestroy"));
-        releases.add(device);
         try {
-            CloseHelper.closeAll(releases);
+            CloseHelper.closeAll(owned, () -> Cuda.check(cuStreamDestroy(stream), "cuStreamDestroy"), device);
         } catch (RuntimeException e) {
             if (first == null) {
                 throw e;

@@ -13,18 +13,15 @@ import static jcuda.driver.JCudaDriver.cuStreamWaitEvent;
 
 import io.mlkv.gpu.cuda.Cuda;
 import io.mlkv.gpu.cuda.DeviceMemory;
+import io.mlkv.gpu.cuda.OwnedResources;
 import io.mlkv.gpu.cuda.PinnedMemory;
 import java.nio.ByteBuffer;
 import java.nio.FloatBuffer;
-import java.util.ArrayList;
-import java.util.Collections;
-import java.util.List;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUevent;
 import jcuda.driver.CUevent_flags;
 import jcuda.driver.CUstream;
 import jcuda.driver.CUstream_flags;
-import org.agrona.CloseHelper;
 
 /**
  * The host-array API's way to the GPU: pinned host buffers and device buffers for one chunk of
@@ -35,7 +32,7 @@ import org.agrona.CloseHelper;
  * <p>Lock rule: the table's lock guards every method; the table's device is current.
  */
 final class HostStaging implements AutoCloseable {
-    private final List<AutoCloseable> parts = new ArrayList<>();
+    private final OwnedResources parts = new OwnedResources();
     private final int keys;
     private final int dim;
     private final CUstream stream;
@@ -92,32 +89,27 @@ final class HostStaging implements AutoCloseable {
                     half[e] = event;
                 }
             }
-            hKeys = add(new PinnedMemory(keys * 8L, "staged keys"));
-            hValuesIn = add(new PinnedMemory(rows, "staged input values"));
-            hValuesOut = add(new PinnedMemory(rows, "staged output values"));
-            hFlags = add(new PinnedMemory(keys, "staged flags"));
-            hScores = add(new PinnedMemory(keys * 8L, "staged scores"));
-            hEvictKeys = add(new PinnedMemory(keys * 8L, "staged evicted keys"));
-            hEvictScores = add(new PinnedMemory(keys * 8L, "staged evicted scores"));
-            hEvictDirty = add(new PinnedMemory(keys, "staged evicted dirty marks"));
-            dKeys = add(new DeviceMemory(keys * 8L, "staged keys"));
-            dValuesIn = add(new DeviceMemory(rows, "staged input values"));
-            dValuesOut = add(new DeviceMemory(rows, "staged output values"));
-            dFlags = add(new DeviceMemory(keys, "staged flags"));
-            dScores = add(new DeviceMemory(keys * 8L, "staged scores"));
-            dEvictKeys = add(new DeviceMemory(keys * 8L, "staged evicted keys"));
-            dEvictValues = add(new DeviceMemory(rows, "staged evicted values"));
-            dEvictScores = add(new DeviceMemory(keys * 8L, "staged evicted scores"));
-            dEvictDirty = add(new DeviceMemory(keys, "staged evicted dirty marks"));
+            hKeys = parts.add(new PinnedMemory(keys * 8L, "staged keys"));
+            hValuesIn = parts.add(new PinnedMemory(rows, "staged input values"));
+            hValuesOut = parts.add(new PinnedMemory(rows, "staged output values"));
+            hFlags = parts.add(new PinnedMemory(keys, "staged flags"));
+            hScores = parts.add(new PinnedMemory(keys * 8L, "staged scores"));
+            hEvictKeys = parts.add(new PinnedMemory(keys * 8L, "staged evicted keys"));
+            hEvictScores = parts.add(new PinnedMemory(keys * 8L, "staged evicted scores"));
+            hEvictDirty = parts.add(new PinnedMemory(keys, "staged evicted dirty marks"));
+            dKeys = parts.add(new DeviceMemory(keys * 8L, "staged keys"));
+            dValuesIn = parts.add(new DeviceMemory(rows, "staged input values"));
+            dValuesOut = parts.add(new DeviceMemory(rows, "staged output values"));
+            dFlags = parts.add(new DeviceMemory(keys, "staged flags"));
+            dScores = parts.add(new DeviceMemory(keys * 8L, "staged scores"));
+            dEvictKeys = parts.add(new DeviceMemory(keys * 8L, "staged evicted keys"));
+            dEvictValues = parts.add(new DeviceMemory(rows, "staged evicted values"));
+            dEvictScores = parts.add(new DeviceMemory(keys * 8L, "staged evicted scores"));
+            dEvictDirty = parts.add(new DeviceMemory(keys, "staged evicted dirty marks"));
         } catch (RuntimeException e) {
             close();
             throw e;
         }
-    }
-
-    private <T extends AutoCloseable> T add(T t) {
-        parts.add(t);
-        return t;
     }
 
     /** Keys per chunk. */
@@ -385,9 +377,6 @@ final class HostStaging implements AutoCloseable {
 
     @Override
     public void close() {
-        List<AutoCloseable> reversed = new ArrayList<>(parts);
-        Collections.reverse(reversed);
-        parts.clear();
-        CloseHelper.closeAll(reversed);
+        parts.close();
     }
 }

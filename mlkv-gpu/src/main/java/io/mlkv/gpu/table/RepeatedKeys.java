@@ -5,14 +5,11 @@ import static jcuda.driver.JCudaDriver.cuMemsetD8Async;
 import io.mlkv.gpu.cuda.Cuda;
 import io.mlkv.gpu.cuda.DeviceMemory;
 import io.mlkv.gpu.cuda.Kernels;
+import io.mlkv.gpu.cuda.OwnedResources;
 import io.mlkv.gpu.cuda.PinnedMemory;
 import io.mlkv.storage.ReservedKeys;
-import java.util.ArrayList;
-import java.util.Collections;
-import java.util.List;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUstream;
-import org.agrona.CloseHelper;
 
 /**
  * The scratch set with which the table's kernels find repeated keys in a chunk of a batch
@@ -32,7 +29,7 @@ final class RepeatedKeys implements AutoCloseable {
 
     private final Kernels kernels;
     private final CUstream stream;
-    private final List<AutoCloseable> parts = new ArrayList<>();
+    private final OwnedResources parts = new OwnedResources();
     private final int chunk;
     private final long mask;
     private final DeviceMemory setKeys;
@@ -51,12 +48,12 @@ final class RepeatedKeys implements AutoCloseable {
         long slots = Long.highestOneBit(chunk * 2L - 1) << 1;
         this.mask = slots - 1;
         try {
-            this.setKeys = add(new DeviceMemory(slots * 8, "dedup scratch keys"));
-            this.win = add(new DeviceMemory(slots * 4, "dedup scratch positions"));
-            this.slot = add(new DeviceMemory(chunk * 4L, "dedup scratch slots"));
-            this.flag = add(new DeviceMemory(8, "dedup flag"));
-            this.repeated = add(new DeviceMemory(slots, "dedup marks"));
-            this.seen = add(PinnedMemory.mapped(8, "repeated-key flag"));
+            this.setKeys = parts.add(new DeviceMemory(slots * 8, "dedup scratch keys"));
+            this.win = parts.add(new DeviceMemory(slots * 4, "dedup scratch positions"));
+            this.slot = parts.add(new DeviceMemory(chunk * 4L, "dedup scratch slots"));
+            this.flag = parts.add(new DeviceMemory(8, "dedup flag"));
+            this.repeated = parts.add(new DeviceMemory(slots, "dedup marks"));
+            this.seen = parts.add(PinnedMemory.mapped(8, "repeated-key flag"));
             kernels.launch("mlkv_fill_u64", Math.min(slots, 1L << 20), BLOCK, stream, setKeys.pointer(), ReservedKeys.EMPTY,
                     slots);
             Cuda.check(cuMemsetD8Async(win.pointer(), (byte) 0xFF, slots * 4, stream), "cuMemsetD8Async (dedup scratch)");
@@ -66,11 +63,6 @@ final class RepeatedKeys implements AutoCloseable {
             close();
             throw e;
         }
-    }
-
-    private <T extends AutoCloseable> T add(T t) {
-        parts.add(t);
-        return t;
     }
 
     /** The most keys one {@link #mark} takes. */
@@ -150,9 +142,6 @@ final class RepeatedKeys implements AutoCloseable {
 
     @Override
     public void close() {
-        List<AutoCloseable> reversed = new ArrayList<>(parts);
-        Collections.reverse(reversed);
-        parts.clear();
-        CloseHelper.closeAll(reversed);
+        parts.close();
     }
 }

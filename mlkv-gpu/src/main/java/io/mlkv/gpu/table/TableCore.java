@@ -6,12 +6,9 @@ import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 import io.mlkv.gpu.cuda.Cuda;
 import io.mlkv.gpu.cuda.DeviceMemory;
 import io.mlkv.gpu.cuda.Kernels;
-import java.util.ArrayList;
-import java.util.Collections;
-import java.util.List;
+import io.mlkv.gpu.cuda.OwnedResources;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUstream;
-import org.agrona.CloseHelper;
 
 /**
  * The table's device arrays (keys, scores, digests, values, dirty marks, bucket locks), its
@@ -36,7 +33,7 @@ final class TableCore implements AutoCloseable {
     private final ScoreMode scoreMode;
     private final Kernels kernels;
     private final CUstream stream;
-    private final List<AutoCloseable> parts = new ArrayList<>();
+    private final OwnedResources parts = new OwnedResources();
     private final DeviceMemory keys;
     private final DeviceMemory scores;
     private final DeviceMemory digests;
@@ -75,14 +72,14 @@ final class TableCore implements AutoCloseable {
         this.kernels = kernels;
         this.stream = stream;
         try {
-            this.keys = add(new DeviceMemory(capacity * 8, "table keys"));
-            this.scores = add(new DeviceMemory(capacity * 8, "table scores"));
-            this.digests = add(new DeviceMemory(capacity, "table digests"));
-            this.values = add(new DeviceMemory(capacity * dim * 4L, "table values"));
-            this.dirty = add(new DeviceMemory(capacity, "table dirty marks"));
-            this.bucketLocks = add(new DeviceMemory(buckets * 4, "bucket locks"));
-            this.counters = add(new TableCounters(stream));
-            this.repeats = add(new RepeatedKeys(stagingKeys, kernels, stream));
+            this.keys = parts.add(new DeviceMemory(capacity * 8, "table keys"));
+            this.scores = parts.add(new DeviceMemory(capacity * 8, "table scores"));
+            this.digests = parts.add(new DeviceMemory(capacity, "table digests"));
+            this.values = parts.add(new DeviceMemory(capacity * dim * 4L, "table values"));
+            this.dirty = parts.add(new DeviceMemory(capacity, "table dirty marks"));
+            this.bucketLocks = parts.add(new DeviceMemory(buckets * 4, "bucket locks"));
+            this.counters = parts.add(new TableCounters(stream));
+            this.repeats = parts.add(new RepeatedKeys(stagingKeys, kernels, stream));
             clear();
         } catch (RuntimeException e) {
             close();
@@ -93,11 +90,6 @@ final class TableCore implements AutoCloseable {
     /** Device bytes a table of this shape needs for its arrays. */
     static long arrayBytes(long capacity, long buckets, int dim) {
         return capacity * (8 + 8 + 1 + 1 + dim * 4L) + buckets * 4;
-    }
-
-    private <T extends AutoCloseable> T add(T t) {
-        parts.add(t);
-        return t;
     }
 
     void uniqueKeys(boolean promised) {
@@ -361,9 +353,6 @@ final class TableCore implements AutoCloseable {
 
     @Override
     public void close() {
-        List<AutoCloseable> reversed = new ArrayList<>(parts);
-        Collections.reverse(reversed);
-        parts.clear();
-        CloseHelper.closeAll(reversed);
+        parts.close();
     }
 }

@@ -63,6 +63,15 @@ class KernelSourceContractTest {
     }
 
     @Test
+    void theDramWriteStatesAreTheKernelsStates() {
+        assertEquals(io.mlkv.gpu.dram.MappedDramTier.WRITE_WANTED, Integer.parseInt(define("DRAM_WRITE_WANTED")));
+        assertEquals(io.mlkv.gpu.dram.MappedDramTier.WRITE_DONE, Integer.parseInt(define("DRAM_WRITE_DONE")));
+        assertEquals(io.mlkv.gpu.dram.MappedDramTier.WRITE_NOT_HELD, Integer.parseInt(define("DRAM_WRITE_NOT_HELD")));
+        // The claimed state lives only on the GPU, between the claim and the release launches.
+        assertTrue(Integer.parseInt(define("DRAM_WRITE_CLAIMED")) > io.mlkv.gpu.dram.MappedDramTier.WRITE_NOT_HELD);
+    }
+
+    @Test
     void everyPackedStructMatchesItsKernelStructFieldByField() {
         Map<String, List<String>> structs = new HashMap<>();
         Matcher m = Pattern.compile("struct (\\w+) \\{(.*?)\\};", Pattern.DOTALL).matcher(source);

@@ -17,7 +17,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * A writer that follows {@link DramTier#beginDeviceChanges}'s protocol on the raw native layout,
- * without the tier's locks (as the GPU kernel {@code mlkv_dram_write_rows} does), racing CPU
+ * without the tier's locks (as the GPU kernels {@code mlkv_dram_write_*} do), racing CPU
  * readers: no reader ever copies a torn row, every write lands with its dirty flag and a new
  * bucket version, and the changes are counted.
  */
