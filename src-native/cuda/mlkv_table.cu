@@ -1070,10 +1070,11 @@ extern "C" __global__ void mlkv_dram_unchanged(const uint64_t* __restrict__ quer
 //      `claims` (device memory, zeroed before each round; one writer per bucket per round, a loser
 //      stays WANTED and raises *retries), makes its sequence count odd and records the slot and
 //      the count it found (CLAIMED).
-//   2. mlkv_dram_write_copy: each CLAIMED entry's row, 16 bytes per lane where it is whole float4s,
-//      its slot's dirty flag and its bucket's version.
+//   2. mlkv_dram_write_copy: each CLAIMED entry's row (replacing the value, or added to it), 16
+//      bytes per lane where it is whole float4s, its slot's dirty flag and its bucket's version.
 //   3. mlkv_dram_write_release: each CLAIMED entry's bucket count even again (DONE).
-// Keys must be distinct. Rows are the caller's device memory, dim floats each.
+// Replacing rows, keys must be distinct; adding them, a key may repeat (each entry adds once).
+// Rows are the caller's device memory, dim floats each.
 #define DRAM_WRITE_WANTED 1
 #define DRAM_WRITE_DONE 2
 #define DRAM_WRITE_NOT_HELD 3
@@ -1114,7 +1115,7 @@ mlkv_dram_write_claim(const uint64_t* __restrict__ keys, long n, uint8_t* __rest
 extern "C" __global__ void
 mlkv_dram_write_copy(const uint64_t* __restrict__ keys, const float* __restrict__ rows, long n, int dim,
                      const uint8_t* __restrict__ state, const uint64_t* __restrict__ slot_out, float* dram_values,
-                     volatile uint8_t* dram_flags, volatile uint64_t* dram_versions, uint64_t num_buckets) {
+                     volatile uint8_t* dram_flags, volatile uint64_t* dram_versions, uint64_t num_buckets, int add) {
     long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
     long q = t / DRAM_SLOTS;
     if (q >= n || state[q] != DRAM_WRITE_CLAIMED) return;
@@ -1122,12 +1123,21 @@ mlkv_dram_write_copy(const uint64_t* __restrict__ keys, const float* __restrict_
     uint64_t at = slot_out[q];
     const float* src = rows + (size_t)q * dim;
     float* dst = dram_values + (size_t)at * dim;
+    // With add, the row is added to the value (one writer per bucket per round, so entries of one
+    // key add one after the other, a round apart); otherwise it replaces it.
     if ((dim & 3) == 0) {
         const float4* s4 = reinterpret_cast<const float4*>(src);
         float4* d4 = reinterpret_cast<float4*>(dst);
-        for (int d = lane; d < dim / 4; d += DRAM_SLOTS) d4[d] = s4[d];
+        for (int d = lane; d < dim / 4; d += DRAM_SLOTS) {
+            float4 v = s4[d];
+            if (add) {
+                float4 o = d4[d];
+                v.x += o.x; v.y += o.y; v.z += o.z; v.w += o.w;
+            }
+            d4[d] = v;
+        }
     } else {
-        for (int d = lane; d < dim; d += DRAM_SLOTS) dst[d] = src[d];
+        for (int d = lane; d < dim; d += DRAM_SLOTS) dst[d] = add ? dst[d] + src[d] : src[d];
     }
     if (lane == 0) {
         dram_flags[at] = 3;  // DramTier's OCCUPIED | DIRTY

@@ -214,6 +214,81 @@ class GpuTrainingStepTest {
         }
     }
 
+    /**
+     * Device writes of keys DRAM holds and HBM does not (repeated keys among them) land in DRAM
+     * in place, on the GPU, without promoting them into HBM under write-back; with clean HBM
+     * copies, the final rows of the keys HBM holds reach DRAM the same way. Reads on the device
+     * and the host, a flush, and a reopen without a GPU all see the model's values.
+     */
+    @ParameterizedTest(name = "writeBack={0}")
+    @ValueSource(booleans = {true, false})
+    void writesOfKeysDramHoldsLandThereInPlace(boolean writeBack) {
+        long seed = seed();
+        SplittableRandom r = new SplittableRandom(seed);
+        Path d = dir.resolve("in-place-" + writeBack);
+        int universe = 16_384;
+        int batch = 4_096;
+        Map<Long, float[]> model = new HashMap<>();
+        MlkvStoreBuilder b = MlkvStore.builder().dim(DIM).directory(d).dramCapacityBytes(8192 * DramTier.bucketBytes(DIM))
+                .blockCacheBytes(1 << 20).gpu(GpuMode.ON).hbmCapacity(1024).hbmWriteBack(writeBack);
+        try (MlkvStore s = b.build(); DeviceBatch dev = new DeviceBatch(s, batch)) {
+            assertEquals(null, s.dramMapFailure(), "the DRAM tier is mapped for the GPU");
+            long[] all = new long[universe];
+            float[] initial = new float[universe * DIM];
+            for (int k = 0; k < universe; k++) {
+                all[k] = k;
+                Arrays.fill(initial, k * DIM, (k + 1) * DIM, k * 0.5f);
+                model.put((long) k, Arrays.copyOfRange(initial, k * DIM, (k + 1) * DIM));
+            }
+            s.multiPut(all, initial);
+            s.flush();
+            for (int round = 0; round < 6; round++) {
+                String where = "round " + round + ", seed " + seed;
+                long promotionsBefore = s.stats().tier("HBM").promotions();
+                long[] keys = new long[batch];
+                float[] rows = new float[batch * DIM];
+                for (int j = 0; j < batch; j++) {
+                    // Repeats: a quarter of the batch draws from 64 keys.
+                    keys[j] = r.nextInt(4) == 0 ? r.nextInt(64) * 7L : r.nextInt(universe);
+                    Arrays.fill(rows, j * DIM, (j + 1) * DIM, r.nextInt(-8, 9) * 0.25f);
+                }
+                if (round % 2 == 0) {
+                    dev.accumulate(s, keys, rows);
+                    for (int j = 0; j < batch; j++) {
+                        float[] row = model.get(keys[j]);
+                        for (int x = 0; x < DIM; x++) {
+                            row[x] += rows[j * DIM + x];
+                        }
+                    }
+                } else {
+                    dev.put(s, keys, rows);
+                    for (int j = 0; j < batch; j++) {
+                        model.put(keys[j], Arrays.copyOfRange(rows, j * DIM, (j + 1) * DIM));
+                    }
+                }
+                if (writeBack) {
+                    assertEquals(promotionsBefore, s.stats().tier("HBM").promotions(), where + ": writes promoted nothing");
+                }
+                float[] out = new float[batch * DIM];
+                boolean[] found = dev.get(s, keys, out);
+                for (int j = 0; j < batch; j++) {
+                    assertTrue(found[j], where + ": key " + keys[j]);
+                    assertArrayEquals(model.get(keys[j]), Arrays.copyOfRange(out, j * DIM, (j + 1) * DIM),
+                            where + ": device read of key " + keys[j]);
+                }
+                if (round == 3) {
+                    s.flush();
+                }
+            }
+            // Host reads last: they promote on the store's promoter thread, which would blur the count above.
+            assertModel(s, model, "after the rounds, seed " + seed);
+        }
+        try (MlkvStore cpu = MlkvStore.builder().dim(DIM).directory(d).dramCapacityBytes(32 * DramTier.bucketBytes(DIM))
+                .blockCacheBytes(1 << 20).gpu(GpuMode.OFF).build()) {
+            assertModel(cpu, model, "reopened without a GPU, seed " + seed);
+        }
+    }
+
     /** A device batch holding a reserved key is refused, naming the key and its index, before anything is written. */
     @ParameterizedTest(name = "writeBack={0}")
     @ValueSource(booleans = {true, false})

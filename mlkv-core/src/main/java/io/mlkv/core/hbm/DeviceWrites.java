@@ -2,10 +2,12 @@ package io.mlkv.core.hbm;
 
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
+import static jcuda.driver.JCudaDriver.cuMemsetD8;
 
 import io.mlkv.core.tiers.BatchPool;
 import io.mlkv.core.tiers.HostTiers;
 import io.mlkv.gpu.cuda.Cuda;
+import io.mlkv.gpu.dram.MappedDramTier;
 import io.mlkv.gpu.table.EntryState;
 import io.mlkv.gpu.table.GpuHashTable;
 import io.mlkv.storage.ReservedKeys;
@@ -94,16 +96,52 @@ public final class DeviceWrites {
                 migration.invalidateSpilled(m.keys, m.unique);
                 long added = m.unique - host.existing(m.keys, m.unique, new boolean[m.unique]);
                 // The last occurrence of each missed key is the row it keeps.
-                putKeys(st, m.keys, m.unique);
-                IntBuffer at = st.hostRowsIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer();
-                at.put(0, m.lastAt, 0, m.unique);
-                Cuda.check(cuMemcpyHtoD(st.rowsIndex.pointer(), st.hostRowsIndex.pointer(), m.unique * 4L),
-                        "cuMemcpyHtoD (positions of installed rows)");
-                hbm.table().gatherRows(values, st.rowsIndex.pointer(), m.unique, st.installRows.pointer());
-                migration.installStaged(st, st.installKeys.pointer(), m.unique, st.installRows.pointer(), EntryState.DIRTY);
+                int install = m.unique;
+                if (migration.dramWritableOnGpu()) {
+                    // A write does not promote: keys DRAM holds take their row there, in place.
+                    stageLastRows(st, values, m.keys, m.lastAt, m.unique);
+                    install = writeInDram(st, m.keys, m.lastAt, m.unique);
+                }
+                if (install > 0) {
+                    stageLastRows(st, values, m.keys, m.lastAt, install);
+                    migration.installStaged(st, st.installKeys.pointer(), install, st.installRows.pointer(), EntryState.DIRTY);
+                }
                 entryCount.addAndGet(added);
             }
         });
+    }
+
+    /**
+     * Stages {@code keys[0, n)} at {@code st.installKeys} and the rows of {@code values} at their
+     * positions {@code at[0, n)} at {@code st.installRows}.
+     */
+    private void stageLastRows(Staging st, CUdeviceptr values, long[] keys, int[] at, int n) {
+        putKeys(st, keys, n);
+        st.hostRowsIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer().put(0, at, 0, n);
+        Cuda.check(cuMemcpyHtoD(st.rowsIndex.pointer(), st.hostRowsIndex.pointer(), n * 4L),
+                "cuMemcpyHtoD (positions of staged rows)");
+        hbm.table().gatherRows(values, st.rowsIndex.pointer(), n, st.installRows.pointer());
+    }
+
+    /**
+     * Writes the {@code n} distinct keys staged at {@code st.installKeys} with their rows at
+     * {@code st.installRows} into the mapped DRAM tier on the GPU where it holds them, and moves
+     * those it lacks, with their positions, to the front of {@code keys} and {@code at}
+     * (the order kept). Returns how many it lacks. Caller holds the mutation lock.
+     */
+    private int writeInDram(Staging st, long[] keys, int[] at, int n) {
+        hbm.table().makeDeviceCurrent();
+        Cuda.check(cuMemsetD8(st.flags.pointer(), MappedDramTier.WRITE_WANTED, n), "cuMemsetD8 (in-place write states)");
+        hbm.writeInDram(st, st.installKeys.pointer(), st.installRows.pointer(), n, n, false);
+        java.nio.ByteBuffer state = st.hostFlags.buffer();
+        int lacking = 0;
+        for (int j = 0; j < n; j++) {
+            if (state.get(j) != MappedDramTier.WRITE_DONE) {
+                keys[lacking] = keys[j];
+                at[lacking++] = at[j];
+            }
+        }
+        return lacking;
     }
 
     /**
@@ -116,6 +154,10 @@ public final class DeviceWrites {
         underLock(n, st -> {
             hbm.noteDirtyWrites();
             int missed = (int) table.accumulateHeld(keys, deltas, n, EntryState.DIRTY, st.missedKeys.pointer(), st.missedIndex.pointer());
+            if (missed > 0 && migration.dramWritableOnGpu()) {
+                // A write does not promote: keys DRAM holds take their deltas there, in place.
+                missed = addInDram(st, deltas, missed);
+            }
             if (missed > 0) {
                 Misses m = misses(st, missed);
                 migration.invalidateSpilled(m.keys, m.unique);
@@ -141,6 +183,43 @@ public final class DeviceWrites {
                 }
             }
         });
+    }
+
+    /**
+     * Adds the deltas of the {@code missed} positions at {@code st.missedIndex} (keys at
+     * {@code st.missedKeys}) to the values the mapped DRAM tier holds, on the GPU, and moves the
+     * misses whose keys it lacks to the front of both (the order kept). Returns how many it
+     * lacks. Caller holds the mutation lock and checked {@link HbmMigration#dramWritableOnGpu}.
+     */
+    private int addInDram(Staging st, CUdeviceptr deltas, int missed) {
+        GpuHashTable table = hbm.table();
+        table.gatherRows(deltas, st.missedIndex.pointer(), missed, st.installRows.pointer());
+        table.makeDeviceCurrent();
+        Cuda.check(cuMemsetD8(st.flags.pointer(), MappedDramTier.WRITE_WANTED, missed), "cuMemsetD8 (in-place add states)");
+        hbm.writeInDram(st, st.missedKeys.pointer(), st.installRows.pointer(), missed, missed, true);
+        java.nio.ByteBuffer state = st.hostFlags.buffer();
+        int lacking = 0;
+        for (int j = 0; j < missed; j++) {
+            lacking += state.get(j) == MappedDramTier.WRITE_DONE ? 0 : 1;
+        }
+        if (lacking == 0 || lacking == missed) {
+            return lacking;
+        }
+        Cuda.check(cuMemcpyDtoH(st.hostMissKeys.pointer(), st.missedKeys.pointer(), missed * 8L), "cuMemcpyDtoH (missed keys)");
+        Cuda.check(cuMemcpyDtoH(st.hostIndex.pointer(), st.missedIndex.pointer(), missed * 4L), "cuMemcpyDtoH (missed positions)");
+        LongBuffer k = st.hostMissKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer();
+        IntBuffer at = st.hostIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer();
+        int left = 0;
+        for (int j = 0; j < missed; j++) {
+            if (state.get(j) != MappedDramTier.WRITE_DONE) {
+                k.put(left, k.get(j));
+                at.put(left++, at.get(j));
+            }
+        }
+        Cuda.check(cuMemcpyHtoD(st.missedKeys.pointer(), st.hostMissKeys.pointer(), left * 8L), "cuMemcpyHtoD (missed keys left)");
+        Cuda.check(cuMemcpyHtoD(st.missedIndex.pointer(), st.hostIndex.pointer(), left * 4L),
+                "cuMemcpyHtoD (missed positions left)");
+        return left;
     }
 
     /** A device write's work under the lock, with a staging set for its batch. */
@@ -217,7 +296,9 @@ public final class DeviceWrites {
 
     /**
      * The final rows of the distinct keys of the batch that HBM holds (every key of the batch
-     * was just written there or missed) into DRAM, dirty. The batch's keys are in {@code st.hostKeys}.
+     * was just written there or missed) into DRAM, dirty: on the GPU into the mapped DRAM tier
+     * where it holds them, the rest from host copies on the store's threads. The batch's keys are
+     * in {@code st.hostKeys}.
      */
     private void writeHeldDown(Staging st, CUdeviceptr keys, int n) {
         GpuHashTable table = hbm.table();
@@ -228,26 +309,51 @@ public final class DeviceWrites {
         Cuda.check(cuMemcpyDtoH(st.hostFlags.pointer(), st.flags.pointer(), n), "cuMemcpyDtoH (held flags)");
         Cuda.check(cuMemcpyDtoH(st.hostRowsIndex.pointer(), st.rowsIndex.pointer(), distinct * 4L),
                 "cuMemcpyDtoH (distinct positions)");
-        Cuda.check(cuMemcpyDtoH(st.hostRows.pointer(), st.installRows.pointer(), distinct * dim * 4L),
-                "cuMemcpyDtoH (final rows)");
         LongBuffer k = st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer();
         IntBuffer at = st.hostRowsIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer();
         java.nio.ByteBuffer held = st.hostFlags.buffer();
-        FloatBuffer finals = st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
-        pool.runRanges(distinct, KEYS_PER_PART, (from, to) -> {
-            long[] down = new long[to - from];
-            float[] values = new float[(to - from) * dim];
-            int c = 0;
-            for (int j = from; j < to; j++) {
-                int pos = at.get(j);
-                if (held.get(pos) != 0) {
-                    down[c] = k.get(pos);
-                    finals.get(j * dim, values, c * dim, dim);
-                    c++;
-                }
+        // Row j of st.installRows is the final row of the key at position at[j]; down[j] says whether it goes down.
+        long[] distinctKeys = new long[distinct];
+        boolean[] down = new boolean[distinct];
+        int wanted = 0;
+        for (int j = 0; j < distinct; j++) {
+            int pos = at.get(j);
+            distinctKeys[j] = k.get(pos);
+            down[j] = held.get(pos) != 0;
+            wanted += down[j] ? 1 : 0;
+        }
+        if (wanted > 0 && migration.dramWritableOnGpu()) {
+            for (int j = 0; j < distinct; j++) {
+                held.put(j, down[j] ? MappedDramTier.WRITE_WANTED : MappedDramTier.WRITE_SKIPPED);
             }
-            host.writeRows(down, values, c, true, new boolean[c]);
-        });
+            putKeys(st, distinctKeys, distinct);
+            Cuda.check(cuMemcpyHtoD(st.flags.pointer(), st.hostFlags.pointer(), distinct), "cuMemcpyHtoD (in-place write states)");
+            hbm.writeInDram(st, st.installKeys.pointer(), st.installRows.pointer(), distinct, wanted, false);
+            wanted = 0;
+            for (int j = 0; j < distinct; j++) {
+                // Written in place, or not wanted: only the keys DRAM lacks are left.
+                down[j] = held.get(j) == MappedDramTier.WRITE_NOT_HELD;
+                wanted += down[j] ? 1 : 0;
+            }
+        }
+        if (wanted > 0) {
+            Cuda.check(cuMemcpyDtoH(st.hostRows.pointer(), st.installRows.pointer(), distinct * dim * 4L),
+                    "cuMemcpyDtoH (final rows)");
+            FloatBuffer finals = st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
+            pool.runRanges(distinct, KEYS_PER_PART, (from, to) -> {
+                long[] part = new long[to - from];
+                float[] values = new float[(to - from) * dim];
+                int c = 0;
+                for (int j = from; j < to; j++) {
+                    if (down[j]) {
+                        part[c] = distinctKeys[j];
+                        finals.get(j * dim, values, c * dim, dim);
+                        c++;
+                    }
+                }
+                host.writeRows(part, values, c, true, new boolean[c]);
+            });
+        }
         host.writePending();
     }
 

@@ -574,6 +574,11 @@ public final class HbmMigration {
         }
     }
 
+    /** Whether device writes may write keys DRAM holds into the mapped DRAM tier on the GPU (see {@link HbmTier#writeInDram}). */
+    boolean dramWritableOnGpu() {
+        return hbm.writesDramOnGpu(spill);
+    }
+
     /** Drops the spill log's rows of keys about to be written into HBM (they would be older). */
     void invalidateSpilled(long[] keys, int count) {
         if (spill != null) {

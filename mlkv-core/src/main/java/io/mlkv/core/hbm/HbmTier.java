@@ -311,12 +311,9 @@ public final class HbmTier implements AutoCloseable {
         if (wanted == 0) {
             return;
         }
-        long started = System.nanoTime();
         table.makeDeviceCurrent();
         Cuda.check(cuMemcpyHtoD(st.flags.pointer(), st.hostFlags.pointer(), n), "cuMemcpyHtoD (in-place write states)");
-        dramTier.beginDeviceChanges(wanted);
-        mappedDram.writeRows(st.evictedKeys.pointer(), st.evictedRows.pointer(), n, st.flags.pointer(), st.stream);
-        Cuda.check(cuMemcpyDtoH(st.hostFlags.pointer(), st.flags.pointer(), n), "cuMemcpyDtoH (in-place write states)");
+        writeInDram(st, st.evictedKeys.pointer(), st.evictedRows.pointer(), n, wanted, false);
         for (int e = 0; e < n; e++) {
             if (state.get(e) == MappedDramTier.WRITE_DONE) {
                 transit.markDemoted(keys[e]);
@@ -324,6 +321,33 @@ public final class HbmTier implements AutoCloseable {
                 dirty[e] = false;
             }
         }
+    }
+
+    /**
+     * Whether device writes may write rows of keys DRAM holds straight into the mapped DRAM tier
+     * ({@link #writeInDram}): the tier is mapped, GPU DRAM writes are on, and there is no spill
+     * log (whose rows of those keys would be older).
+     */
+    boolean writesDramOnGpu(SpillLog spill) {
+        return DRAM_WRITES_ON_GPU && mappedDram != null && spill == null;
+    }
+
+    /**
+     * Writes into the mapped DRAM tier, on the GPU, row {@code q} of {@code rows} as the value of
+     * {@code keys[q]} (dirty there; with {@code add}, added to its value) for each of the
+     * {@code n} entries whose byte of {@code st.flags} (device) is
+     * {@link MappedDramTier#WRITE_WANTED} ({@code wanted} of them; distinct keys unless
+     * {@code add}), and copies the entries' final states to {@code st.hostFlags}:
+     * {@link MappedDramTier#WRITE_DONE}, or {@link MappedDramTier#WRITE_NOT_HELD} where DRAM lacks
+     * the key (the caller writes those another way). Caller holds the mutation lock and checked
+     * {@link #writesDramOnGpu}.
+     */
+    void writeInDram(Staging st, CUdeviceptr keys, CUdeviceptr rows, int n, int wanted, boolean add) {
+        long started = System.nanoTime();
+        table.makeDeviceCurrent();
+        dramTier.beginDeviceChanges(wanted);
+        mappedDram.writeRows(keys, rows, n, st.flags.pointer(), add, st.stream);
+        Cuda.check(cuMemcpyDtoH(st.hostFlags.pointer(), st.flags.pointer(), n), "cuMemcpyDtoH (in-place write states)");
         dramWriteNanos.add(System.nanoTime() - started);
     }
 

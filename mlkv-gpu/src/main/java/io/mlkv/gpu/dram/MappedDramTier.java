@@ -178,6 +178,15 @@ public final class MappedDramTier implements AutoCloseable {
      * one entry per bucket group); waits.
      */
     public void writeRows(CUdeviceptr keys, CUdeviceptr rows, long n, CUdeviceptr state, CUstream stream) {
+        writeRows(keys, rows, n, state, false, stream);
+    }
+
+    /**
+     * {@link #writeRows(CUdeviceptr, CUdeviceptr, long, CUdeviceptr, CUstream)}, or with
+     * {@code add} the same adding each row to the value instead of replacing it; then a key may
+     * repeat among the entries, and each of its entries adds its row once (one per round).
+     */
+    public void writeRows(CUdeviceptr keys, CUdeviceptr rows, long n, CUdeviceptr state, boolean add, CUstream stream) {
         if (closed.get()) {
             throw new IllegalStateException("MappedDramTier is closed");
         }
@@ -196,7 +205,7 @@ public final class MappedDramTier implements AutoCloseable {
                     layout.buckets());
             Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_write_claim (n=" + n + ")");
             kernels.launch("mlkv_dram_write_copy", n * TILE, BLOCK, stream, keys, rows, n, layout.dim(), state,
-                    slotScratch.pointer(), values, flags, versions, layout.buckets());
+                    slotScratch.pointer(), values, flags, versions, layout.buckets(), add ? 1 : 0);
             Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_write_copy (n=" + n + ")");
             kernels.launch("mlkv_dram_write_release", n, BLOCK, stream, n, state, slotScratch.pointer(),
                     seqScratch.pointer(), seqs);
