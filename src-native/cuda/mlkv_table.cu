@@ -1079,11 +1079,16 @@ extern "C" __global__ void mlkv_dram_unchanged(const uint64_t* __restrict__ quer
 #define DRAM_WRITE_DONE 2
 #define DRAM_WRITE_NOT_HELD 3
 #define DRAM_WRITE_CLAIMED 4
+#define DRAM_WRITE_OWNER 5
+// Shared claims (`shared` 1: distinct keys, replacing rows, and one claim per bucket, claim_mask
+// covering every bucket): every entry of a bucket claims it in the same round; the first (OWNER)
+// makes its count odd and, in mlkv_dram_write_release, even again; the others (CLAIMED) copy
+// beside it into their own slots. One round then does every entry.
 extern "C" __global__ void
 mlkv_dram_write_claim(const uint64_t* __restrict__ keys, long n, uint8_t* __restrict__ state,
                       unsigned int* __restrict__ claims, uint64_t claim_mask, unsigned long long* __restrict__ retries,
                       uint64_t* __restrict__ slot_out, uint64_t* __restrict__ seq_out, const volatile uint64_t* dram_keys,
-                      volatile uint64_t* dram_seqs, uint64_t num_buckets) {
+                      volatile uint64_t* dram_seqs, uint64_t num_buckets, int shared) {
     long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
     long q = t / DRAM_SLOTS;
     if (q >= n) return;  // whole tiles leave together: all lanes of a tile share q
@@ -1099,6 +1104,18 @@ mlkv_dram_write_claim(const uint64_t* __restrict__ keys, long n, uint8_t* __rest
     if (lane != 0) return;
     if (ballot == 0) {
         state[q] = DRAM_WRITE_NOT_HELD;
+        return;
+    }
+    if (shared) {
+        slot_out[q] = bucket * DRAM_SLOTS + (__ffs(ballot) - 1);
+        if (atomicAdd(&claims[bucket & claim_mask], 1u) != 0u) {
+            state[q] = DRAM_WRITE_CLAIMED;
+            return;
+        }
+        uint64_t seq = dram_seqs[bucket];
+        dram_seqs[bucket] = seq + 1;
+        seq_out[q] = seq;
+        state[q] = DRAM_WRITE_OWNER;
         return;
     }
     if (atomicCAS(&claims[bucket & claim_mask], 0u, 1u) != 0u) {
@@ -1118,7 +1135,7 @@ mlkv_dram_write_copy(const uint64_t* __restrict__ keys, const float* __restrict_
                      volatile uint8_t* dram_flags, volatile uint64_t* dram_versions, uint64_t num_buckets, int add) {
     long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
     long q = t / DRAM_SLOTS;
-    if (q >= n || state[q] != DRAM_WRITE_CLAIMED) return;
+    if (q >= n || (state[q] != DRAM_WRITE_CLAIMED && state[q] != DRAM_WRITE_OWNER)) return;
     int lane = threadIdx.x % DRAM_SLOTS;
     uint64_t at = slot_out[q];
     const float* src = rows + (size_t)q * dim;
@@ -1148,9 +1165,12 @@ mlkv_dram_write_copy(const uint64_t* __restrict__ keys, const float* __restrict_
 
 extern "C" __global__ void
 mlkv_dram_write_release(long n, uint8_t* __restrict__ state, const uint64_t* __restrict__ slot_out,
-                        const uint64_t* __restrict__ seq_out, volatile uint64_t* dram_seqs) {
+                        const uint64_t* __restrict__ seq_out, volatile uint64_t* dram_seqs, int shared) {
     long q = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (q >= n || state[q] != DRAM_WRITE_CLAIMED) return;
-    dram_seqs[slot_out[q] / DRAM_SLOTS] = seq_out[q] + 2;
-    state[q] = DRAM_WRITE_DONE;
+    if (q >= n) return;
+    uint8_t s = state[q];
+    if (s == DRAM_WRITE_OWNER || (s == DRAM_WRITE_CLAIMED && !shared)) {
+        dram_seqs[slot_out[q] / DRAM_SLOTS] = seq_out[q] + 2;
+    }
+    if (s == DRAM_WRITE_CLAIMED || s == DRAM_WRITE_OWNER) state[q] = DRAM_WRITE_DONE;
 }

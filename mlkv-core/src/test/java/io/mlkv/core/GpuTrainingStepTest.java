@@ -215,10 +215,11 @@ class GpuTrainingStepTest {
     }
 
     /**
-     * Device writes of keys DRAM holds and HBM does not (repeated keys among them) land in DRAM
-     * in place, on the GPU, without promoting them into HBM under write-back; with clean HBM
-     * copies, the final rows of the keys HBM holds reach DRAM the same way. Reads on the device
-     * and the host, a flush, and a reopen without a GPU all see the model's values.
+     * Device accumulates of keys DRAM holds and HBM does not (repeated keys among them) add into
+     * DRAM in place, on the GPU, without promoting them into HBM under write-back; with clean HBM
+     * copies, the final rows of the keys HBM holds reach DRAM the same way; puts in between.
+     * Reads on the device and the host, a flush, and a reopen without a GPU all see the model's
+     * values.
      */
     @ParameterizedTest(name = "writeBack={0}")
     @ValueSource(booleans = {true, false})
@@ -266,8 +267,8 @@ class GpuTrainingStepTest {
                         model.put(keys[j], Arrays.copyOfRange(rows, j * DIM, (j + 1) * DIM));
                     }
                 }
-                if (writeBack) {
-                    assertEquals(promotionsBefore, s.stats().tier("HBM").promotions(), where + ": writes promoted nothing");
+                if (writeBack && round % 2 == 0) {
+                    assertEquals(promotionsBefore, s.stats().tier("HBM").promotions(), where + ": the accumulate promoted nothing");
                 }
                 float[] out = new float[batch * DIM];
                 boolean[] found = dev.get(s, keys, out);

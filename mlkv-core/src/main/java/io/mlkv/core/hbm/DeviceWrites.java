@@ -23,8 +23,9 @@ import org.agrona.collections.Long2LongHashMap;
 
 /**
  * The write half of a training step on the GPU: device-pointer {@code multiPut} and
- * {@code accumulate} with write-back, where HBM takes every write and the tiers below see only
- * what HBM evicts or a flush writes back.
+ * {@code accumulate} with write-back, where HBM takes every write of a key it holds (or a put
+ * installs), the mapped DRAM tier takes accumulates of the keys it holds that HBM lacks, and
+ * RocksDB sees only what the tiers above evict or a flush writes back.
  *
  * <p>A call runs, under the store's mutation lock:
  * <ol>
@@ -32,6 +33,9 @@ import org.agrona.collections.Long2LongHashMap;
  *       refused before anything is written);</li>
  *   <li>one kernel writes (or adds to) every key HBM holds and marks it dirty on the GPU, and
  *       compacts the positions it missed;</li>
+ *   <li>an accumulate adds the deltas of missed keys that the mapped DRAM tier holds into it in
+ *       place, on the GPU ({@link HbmTier#writeInDram}; a write does not promote, reads do), so
+ *       only the misses DRAM lacks go on;</li>
  *   <li>only the missed keys come to the host, deduplicated there. A put installs each missed
  *       key's last row dirty, straight from the caller's device rows. An accumulate reads the
  *       missed keys' current rows below in one batch (zeros for new keys), installs them dirty
@@ -43,11 +47,11 @@ import org.agrona.collections.Long2LongHashMap;
  *       moved down as dirty.</li>
  * </ol>
  *
- * <p>Lock rule: HBM's contents change only under the mutation lock, so the misses of step 2 still
- * stand in step 3. The host work is proportional to the misses, not to the batch.
+ * <p>Lock rule: HBM's and DRAM's contents change only under the mutation lock, so the misses of
+ * step 2 still stand in steps 3 and 4. The host work is proportional to the misses, not to the batch.
  */
 public final class DeviceWrites {
-    /** The host write path, for the rare keys step 4 hands over: rows {@code [0, keys.length)}. */
+    /** The host write path, for the rare keys step 5 hands over: rows {@code [0, keys.length)}. */
     public interface HostWrite {
         void apply(long[] keys, float[] rows);
     }
@@ -95,17 +99,11 @@ public final class DeviceWrites {
                 Misses m = misses(st, missed);
                 migration.invalidateSpilled(m.keys, m.unique);
                 long added = m.unique - host.existing(m.keys, m.unique, new boolean[m.unique]);
-                // The last occurrence of each missed key is the row it keeps.
-                int install = m.unique;
-                if (migration.dramWritableOnGpu()) {
-                    // A write does not promote: keys DRAM holds take their row there, in place.
-                    stageLastRows(st, values, m.keys, m.lastAt, m.unique);
-                    install = writeInDram(st, m.keys, m.lastAt, m.unique);
-                }
-                if (install > 0) {
-                    stageLastRows(st, values, m.keys, m.lastAt, install);
-                    migration.installStaged(st, st.installKeys.pointer(), install, st.installRows.pointer(), EntryState.DIRTY);
-                }
+                // The last occurrence of each missed key is the row it keeps. A put installs its
+                // misses (a write-only workload caches its hot keys in HBM); an accumulate adds into
+                // DRAM in place instead (a training step reads first, and reads promote).
+                stageLastRows(st, values, m.keys, m.lastAt, m.unique);
+                migration.installStaged(st, st.installKeys.pointer(), m.unique, st.installRows.pointer(), EntryState.DIRTY);
                 entryCount.addAndGet(added);
             }
         });
@@ -124,30 +122,9 @@ public final class DeviceWrites {
     }
 
     /**
-     * Writes the {@code n} distinct keys staged at {@code st.installKeys} with their rows at
-     * {@code st.installRows} into the mapped DRAM tier on the GPU where it holds them, and moves
-     * those it lacks, with their positions, to the front of {@code keys} and {@code at}
-     * (the order kept). Returns how many it lacks. Caller holds the mutation lock.
-     */
-    private int writeInDram(Staging st, long[] keys, int[] at, int n) {
-        hbm.table().makeDeviceCurrent();
-        Cuda.check(cuMemsetD8(st.flags.pointer(), MappedDramTier.WRITE_WANTED, n), "cuMemsetD8 (in-place write states)");
-        hbm.writeInDram(st, st.installKeys.pointer(), st.installRows.pointer(), n, n, false);
-        java.nio.ByteBuffer state = st.hostFlags.buffer();
-        int lacking = 0;
-        for (int j = 0; j < n; j++) {
-            if (state.get(j) != MappedDramTier.WRITE_DONE) {
-                keys[lacking] = keys[j];
-                at[lacking++] = at[j];
-            }
-        }
-        return lacking;
-    }
-
-    /**
      * Device accumulate with write-back: every occurrence of a key adds its delta; an absent key
      * starts from zeros. Caller is inside the lifecycle and checked the keys; {@code rest} takes
-     * the keys of step 4.
+     * the keys of step 5.
      */
     public void accumulate(CUdeviceptr keys, long n, CUdeviceptr deltas, HostWrite rest) {
         GpuHashTable table = hbm.table();
@@ -326,7 +303,10 @@ public final class DeviceWrites {
             for (int j = 0; j < distinct; j++) {
                 held.put(j, down[j] ? MappedDramTier.WRITE_WANTED : MappedDramTier.WRITE_SKIPPED);
             }
-            putKeys(st, distinctKeys, distinct);
+            // Through hostMissKeys: hostKeys holds the batch's keys, which the hand-over of misses reads after this.
+            st.hostMissKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().put(0, distinctKeys, 0, distinct);
+            Cuda.check(cuMemcpyHtoD(st.installKeys.pointer(), st.hostMissKeys.pointer(), distinct * 8L),
+                    "cuMemcpyHtoD (keys written down)");
             Cuda.check(cuMemcpyHtoD(st.flags.pointer(), st.hostFlags.pointer(), distinct), "cuMemcpyHtoD (in-place write states)");
             hbm.writeInDram(st, st.installKeys.pointer(), st.installRows.pointer(), distinct, wanted, false);
             wanted = 0;
@@ -380,7 +360,7 @@ public final class DeviceWrites {
     }
 
     /**
-     * Step 4: the {@code count} keys at {@code st.installKeys} whose deltas (rows
+     * Step 5: the {@code count} keys at {@code st.installKeys} whose deltas (rows
      * {@code st.rowsIndex[j]} of {@code st.installRows}) found no entry go through {@code rest}.
      */
     private void handOver(Staging st, int count, HostWrite rest) {

@@ -42,8 +42,15 @@ public final class MappedDramTier implements AutoCloseable {
     private final Kernels kernels;
     private final List<Pointer> registered = new ArrayList<>();
     private final OwnedResources owned = new OwnedResources();
-    /** Claim slots of {@link #writeRows}; buckets share them by their low bits. */
-    private static final int CLAIMS = 1 << 20;
+    /**
+     * Most claim slots of {@link #writeRows}: one per bucket up to this many (buckets beyond share
+     * them by their low bits, and writes then take one entry per claim slot per round).
+     */
+    private static final long MAX_CLAIMS = 1L << 26;
+    /** Claim slots: a power of two, one per bucket where {@link #sharedClaims}. */
+    private final long claimSlots;
+    /** Whether every bucket has its own claim slot, so that replacing writes share claims (one round). */
+    private final boolean sharedClaims;
     /** States of {@link #writeRows}' entries, as the {@code mlkv_dram_write_*} kernels have them. */
     public static final byte WRITE_SKIPPED = 0;
     public static final byte WRITE_WANTED = 1;
@@ -72,7 +79,10 @@ public final class MappedDramTier implements AutoCloseable {
             seqs = map(layout.seqsAddress(), layout.buckets() * 8, "sequence counts");
             flags = map(layout.flagsAddress(), slots, "flags");
             versions = map(layout.versionsAddress(), layout.buckets() * 8, "versions");
-            claims = owned.add(new DeviceMemory(CLAIMS * 4L, "DRAM write claims"));
+            long wanted = Long.highestOneBit(Math.max(1, layout.buckets() - 1)) << 1;
+            claimSlots = Math.min(MAX_CLAIMS, Math.max(1 << 10, wanted));
+            sharedClaims = claimSlots >= layout.buckets();
+            claims = owned.add(new DeviceMemory(claimSlots * 4L, "DRAM write claims"));
             retries = owned.add(new DeviceMemory(8, "DRAM write retries"));
         } catch (RuntimeException e) {
             release(e);
@@ -174,8 +184,8 @@ public final class MappedDramTier implements AutoCloseable {
      * the key. Keys must be distinct. Only while no CPU thread writes the tier (the store's
      * mutation lock) and after {@link DramTier#beginDeviceChanges}; CPU and GPU readers see each
      * bucket's sequence count odd while it is written. Runs rounds of three launches (claim and
-     * make counts odd, copy, make counts even) until every wanted entry is done (a round writes
-     * one entry per bucket group); waits.
+     * make counts odd, copy, make counts even) until every wanted entry is done (one round where
+     * every bucket has its own claim slot; otherwise a round writes one entry per claim slot); waits.
      */
     public void writeRows(CUdeviceptr keys, CUdeviceptr rows, long n, CUdeviceptr state, CUstream stream) {
         writeRows(keys, rows, n, state, false, stream);
@@ -194,21 +204,24 @@ public final class MappedDramTier implements AutoCloseable {
             return;
         }
         ensureWriteScratch(n);
+        // Distinct keys replacing rows, each bucket with its own claim: all of a bucket's entries
+        // write in one round. Adds (a key may repeat) take one entry per bucket per round.
+        int shared = !add && sharedClaims ? 1 : 0;
         long[] left = new long[1];
         for (int round = 1; ; round++) {
             // Three launches, the host waiting for each: a finished kernel's writes to host
             // memory are visible to the host before the next one writes (see the kernel source).
-            Cuda.check(cuMemsetD32Async(claims.pointer(), 0, CLAIMS, stream), "cuMemsetD32Async (DRAM write claims)");
+            Cuda.check(cuMemsetD32Async(claims.pointer(), 0, claimSlots, stream), "cuMemsetD32Async (DRAM write claims)");
             Cuda.check(cuMemsetD8Async(retries.pointer(), (byte) 0, 8, stream), "cuMemsetD8Async (DRAM write retries)");
             kernels.launch("mlkv_dram_write_claim", n * TILE, BLOCK, stream, keys, n, state, claims.pointer(),
-                    (long) CLAIMS - 1, retries.pointer(), slotScratch.pointer(), seqScratch.pointer(), this.keys, seqs,
-                    layout.buckets());
+                    claimSlots - 1, retries.pointer(), slotScratch.pointer(), seqScratch.pointer(), this.keys, seqs,
+                    layout.buckets(), shared);
             Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_write_claim (n=" + n + ")");
             kernels.launch("mlkv_dram_write_copy", n * TILE, BLOCK, stream, keys, rows, n, layout.dim(), state,
                     slotScratch.pointer(), values, flags, versions, layout.buckets(), add ? 1 : 0);
             Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_write_copy (n=" + n + ")");
             kernels.launch("mlkv_dram_write_release", n, BLOCK, stream, n, state, slotScratch.pointer(),
-                    seqScratch.pointer(), seqs);
+                    seqScratch.pointer(), seqs, shared);
             Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_write_release (n=" + n + ")");
             Cuda.check(cuMemcpyDtoH(Pointer.to(left), retries.pointer(), 8), "cuMemcpyDtoH (DRAM write retries)");
             if (left[0] == 0) {

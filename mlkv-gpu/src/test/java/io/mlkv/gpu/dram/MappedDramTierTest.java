@@ -125,6 +125,125 @@ class MappedDramTierTest {
         }
     }
 
+    /**
+     * writeRows on the GPU: distinct keys replacing rows (several per bucket: one round with
+     * shared claims) and repeated keys adding rows (one per bucket per round); keys the tier lacks
+     * come back NOT_HELD and are not added; written entries are dirty, each written bucket's
+     * sequence count is even again and moved on by two per round that wrote it.
+     */
+    @ParameterizedTest(name = "dim {0}")
+    @ValueSource(ints = {13, 64})
+    void writeRowsReplacesAndAddsRowsOfKeysTheTierHolds(int dim) {
+        try (CudaDevice dev = CudaDevice.open(0);
+             DramTier tier = new DramTier(dim, 64 * DramTier.bucketBytes(dim), "lru")) {
+            dev.makeCurrent();
+            int n = 600; // about 9 keys per bucket
+            long[] keys = new long[n];
+            for (int i = 0; i < n; i++) {
+                keys[i] = 7_919L * i + 3;
+                float[] row = new float[dim];
+                for (int d = 0; d < dim; d++) {
+                    row[d] = valueOf(i, d);
+                }
+                tier.put(keys[i], row, 0, false, -1, tier.tick(), (k, v, d) -> { });
+            }
+            // Replace: every held key once, in reverse order, plus absent keys.
+            int absent = 40;
+            long[] replace = new long[n + absent];
+            float[] replaceRows = new float[(n + absent) * dim];
+            for (int j = 0; j < n + absent; j++) {
+                replace[j] = j < n ? keys[n - 1 - j] : -1_000L - j;
+                for (int d = 0; d < dim; d++) {
+                    replaceRows[j * dim + d] = -valueOf(j, d);
+                }
+            }
+            byte[] replaceState = write(tier, replace, replaceRows, false, dim);
+            float[] expected = new float[n * dim];
+            for (int j = 0; j < n + absent; j++) {
+                if (j >= n) {
+                    assertEquals(MappedDramTier.WRITE_NOT_HELD, replaceState[j], "absent key " + replace[j]);
+                    assertEquals(false, tier.contains(replace[j]), "absent key stays absent");
+                    continue;
+                }
+                int i = n - 1 - j;
+                boolean held = tier.contains(keys[i]);
+                assertEquals(held ? MappedDramTier.WRITE_DONE : MappedDramTier.WRITE_NOT_HELD, replaceState[j], "key " + keys[i]);
+                System.arraycopy(replaceRows, j * dim, expected, i * dim, dim);
+            }
+            // Add: each key 1 + (i % 3) times, interleaved, adding 0.25 * (i % 5 + 1) each time.
+            int total = 0;
+            for (int i = 0; i < n; i++) {
+                total += 1 + i % 3;
+            }
+            long[] adds = new long[total];
+            float[] addRows = new float[total * dim];
+            int at = 0;
+            for (int rep = 0; rep < 3; rep++) {
+                for (int i = 0; i < n; i++) {
+                    if (rep <= i % 3) {
+                        adds[at] = keys[i];
+                        Arrays.fill(addRows, at * dim, (at + 1) * dim, 0.25f * (i % 5 + 1));
+                        at++;
+                    }
+                }
+            }
+            long[] seqBefore = new long[n];
+            for (int i = 0; i < n; i++) {
+                seqBefore[i] = tier.contains(keys[i]) ? tier.sequence(keys[i]) : 0;
+            }
+            byte[] addState = write(tier, adds, addRows, true, dim);
+            int held = 0;
+            for (int j = 0; j < total; j++) {
+                assertEquals(tier.contains(adds[j]) ? MappedDramTier.WRITE_DONE : MappedDramTier.WRITE_NOT_HELD, addState[j],
+                        "add entry " + j + " of key " + adds[j]);
+            }
+            float[] got = new float[dim];
+            for (int i = 0; i < n; i++) {
+                if (!tier.contains(keys[i])) {
+                    continue;
+                }
+                held++;
+                for (int d = 0; d < dim; d++) {
+                    expected[i * dim + d] += (1 + i % 3) * 0.25f * (i % 5 + 1);
+                }
+                assertTrue(tier.getOrVersion(keys[i], got, 0, tier.tick()) == DramTier.HIT, "key " + keys[i]);
+                assertEquals(0, tier.sequence(keys[i]) & 1, "even count after the writes, key " + keys[i]);
+                assertTrue(tier.sequence(keys[i]) > seqBefore[i], "the bucket of key " + keys[i] + " changed");
+                for (int d = 0; d < dim; d++) {
+                    assertEquals(expected[i * dim + d], got[d], "key " + keys[i] + ", element " + d);
+                }
+            }
+            assertTrue(held > n / 2, "most keys fit in the tier: " + held);
+            long[] dirty = new long[1];
+            tier.forEachDirty(0, tier.buckets(), (k, v) -> dirty[0]++);
+            assertEquals(held, dirty[0], "every written entry is dirty");
+        }
+    }
+
+    /** Runs {@link MappedDramTier#writeRows} of every entry; returns the final states. */
+    private static byte[] write(DramTier tier, long[] keys, float[] rows, boolean add, int dim) {
+        int n = keys.length;
+        try (MappedDramTier mapped = MappedDramTier.map(tier);
+             DeviceMemory dKeys = new DeviceMemory(n * 8L, "keys");
+             DeviceMemory dRows = new DeviceMemory((long) n * dim * 4, "rows");
+             DeviceMemory dState = new DeviceMemory(n, "state")) {
+            cuMemcpyHtoD(dKeys.pointer(), Pointer.to(keys), n * 8L);
+            cuMemcpyHtoD(dRows.pointer(), Pointer.to(rows), (long) n * dim * 4);
+            cuMemsetD8(dState.pointer(), MappedDramTier.WRITE_WANTED, n);
+            jcuda.driver.CUstream stream = new jcuda.driver.CUstream();
+            jcuda.driver.JCudaDriver.cuStreamCreate(stream, 0);
+            try {
+                tier.beginDeviceChanges(n);
+                mapped.writeRows(dKeys.pointer(), dRows.pointer(), n, dState.pointer(), add, stream);
+            } finally {
+                jcuda.driver.JCudaDriver.cuStreamDestroy(stream);
+            }
+            byte[] state = new byte[n];
+            cuMemcpyDtoH(Pointer.to(state), dState.pointer(), n);
+            return state;
+        }
+    }
+
     /** Element {@code d} of key {@code i}'s row: exact in float32, and different for every element of a row. */
     private static float valueOf(int i, int d) {
         return i * 0.5f + d;
