@@ -24,6 +24,8 @@ import io.mlkv.client.proto.ReadResponse;
 import io.mlkv.client.proto.TokenCacheGrpc;
 import io.mlkv.client.proto.WriteBatchRequest;
 import io.mlkv.client.proto.WriteBatchResponse;
+import io.mlkv.client.proto.UnpinRequest;
+import io.mlkv.client.proto.UnpinResponse;
 import io.mlkv.client.proto.WriteRequest;
 import io.mlkv.client.proto.WriteResponse;
 import java.io.File;
@@ -240,6 +242,19 @@ public final class TokenCacheClient implements AutoCloseable {
             }
         }
         return call(partition, "WriteBatch", s -> s.writeBatch(WriteBatchRequest.newBuilder().addAllChunks(chunks).build()));
+    }
+
+    /**
+     * Ends the pins of blocks of a partition written with {@code pinned} (see {@link Chunk}'s
+     * {@code ttl_seconds} and {@code pinned}); the response counts those that were pinned.
+     */
+    public CompletableFuture<UnpinResponse> unpinAsync(String partitionKey, long... blockHashes) {
+        UnpinRequest.Builder r = UnpinRequest.newBuilder().setPartitionKey(partitionKey);
+        for (long h : blockHashes) {
+            r.addBlockHashes(h);
+        }
+        UnpinRequest request = r.build();
+        return call(partitionKey, "Unpin", s -> s.unpin(request));
     }
 
     /** Reads a block of the default partition. The response's {@code found} is false on a miss. */

@@ -14,6 +14,7 @@ import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.LongSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -53,7 +54,7 @@ final class ChunkCache implements AutoCloseable {
      */
     ChunkCache(Path directory, long dramBytes, Durability durability, io.mlkv.core.GpuMode gpu, int blockSize,
             Map<String, HashScheme> partitionSchemes, long bloomExpectedBlocks, double bloomFpp, AzureBlobBackend backend,
-            WriteMode writeMode, int uploadThreads, int uploadQueue) {
+            WriteMode writeMode, int uploadThreads, int uploadQueue, long capacityBlocks, LongSupplier clock) {
         this.blockSize = blockSize;
         this.dim = ChunkRecord.vectorDim(blockSize);
         this.backend = backend;
@@ -63,7 +64,8 @@ final class ChunkCache implements AutoCloseable {
         }
         Map<String, String> newSchemes = PartitionSchemes.check(directory, partitionSchemes);
         Map<String, Partition> ps = new LinkedHashMap<>();
-        partitionSchemes.forEach((k, scheme) -> ps.put(k, new Partition(k, scheme, bloomExpectedBlocks, bloomFpp)));
+        partitionSchemes.forEach((k, scheme) -> ps.put(k, new Partition(k, scheme, bloomExpectedBlocks, bloomFpp,
+                new BlockLifetimes(capacityBlocks, clock))));
         this.partitions = java.util.Collections.unmodifiableMap(ps); // in the order given
         this.store = MlkvStore.builder().dim(dim).directory(directory).dramCapacityBytes(dramBytes)
                 .durability(durability).gpu(gpu).build();
@@ -96,18 +98,23 @@ final class ChunkCache implements AutoCloseable {
         }
         long started = System.nanoTime();
         long[] local = {0, 0};
+        long[] lives = {0};
         store.forEach((key, value) -> {
             ChunkRecord r = ChunkRecord.fromVector(value, 0, blockSize);
             Partition p = byId.get(r.partitionId());
-            if (p != null) {
-                p.add(r.hash(), true);
-                local[0]++;
-            } else {
+            if (p == null) {
                 local[1]++;
+            } else if (r.parentHash() == LIFE_MARK) {
+                p.lifetimes.recoveredLife(r.hash(), lifeOf(r.tokens()));
+                lives[0]++;
+            } else {
+                p.add(r.hash(), true);
+                p.lifetimes.recovered(r.hash());
+                local[0]++;
             }
         });
-        LOG.info("Bloom filters rebuilt from the local store: {} blocks ({} of partitions not served) in {} ms",
-                local[0], local[1], (System.nanoTime() - started) / 1_000_000);
+        LOG.info("Bloom filters rebuilt from the local store: {} blocks ({} of partitions not served, {} with a TTL or pin) in {} ms",
+                local[0], local[1], lives[0], (System.nanoTime() - started) / 1_000_000);
         if (backend != null) {
             for (Partition p : byKey.values()) {
                 long n = backend.listHashes(p.key, h -> p.add(h, false));
@@ -127,6 +134,10 @@ final class ChunkCache implements AutoCloseable {
 
     Collection<Partition> partitions() {
         return partitions.values();
+    }
+
+    boolean hasBackend() {
+        return backend != null;
     }
 
     String backendName() {
@@ -181,6 +192,10 @@ final class ChunkCache implements AutoCloseable {
             while (cached < candidates) {
                 int at = cached * dim;
                 boolean local = found[cached] && ChunkRecord.vectorIs(values, at, p.id, hashes[cached]);
+                if (local && p.lifetimes.expired(hashes[cached])) {
+                    expire(p, hashes[cached]);
+                    break; // expired: a miss, and the backend holds no TTL'd block
+                }
                 if (local) {
                     if (tokens != null && !ChunkRecord.vectorTokensEqual(values, at, tokens, cached * blockSize, blockSize)) {
                         break;
@@ -211,6 +226,10 @@ final class ChunkCache implements AutoCloseable {
         }
         float[] v = new float[dim];
         if (store.get(storeKey(p.id, hash), v) && ChunkRecord.vectorIs(v, 0, p.id, hash)) {
+            if (p.lifetimes.expired(hash)) {
+                expire(p, hash);
+                return null;
+            }
             return ChunkRecord.fromVector(v, 0, blockSize);
         }
         return readBackend(p, hash);
@@ -237,7 +256,7 @@ final class ChunkCache implements AutoCloseable {
             LOG.warn("ignoring blob {}/{}: it holds another block", p.key, Long.toHexString(hash));
             return null;
         }
-        putLocal(p, r);
+        keepLocal(p, r, null);
         return r;
     }
 
@@ -247,10 +266,28 @@ final class ChunkCache implements AutoCloseable {
      * @return false if the partition already held this block
      */
     boolean write(Partition p, ChunkRecord r) {
+        return write(p, r, null);
+    }
+
+    /**
+     * Stores a block (already validated) with {@code life} (its expiry and pin; null for neither,
+     * which a blob backend requires). Rewriting a stored block sets its life anew.
+     *
+     * @return false if the partition already held this block
+     * @throws PartitionFullException where the partition is at its capacity and every block is pinned
+     */
+    boolean write(Partition p, ChunkRecord r, BlockLifetimes.Life life) {
         long key = storeKey(p.id, r.hash());
         float[] v = new float[dim];
         if (store.get(key, v) && ChunkRecord.vectorIs(v, 0, p.id, r.hash())
-                && ChunkRecord.vectorTokensEqual(v, 0, r.tokens(), 0, blockSize)) {
+                && ChunkRecord.vectorTokensEqual(v, 0, r.tokens(), 0, blockSize)
+                && !p.lifetimes.expired(r.hash())) {
+            if (life != null || p.lifetimes.hasLife(r.hash())) {
+                synchronized (p.lifetimes) {
+                    setLife(p, r.hash(), life);
+                    p.lifetimes.stored(r.hash(), false, life);
+                }
+            }
             return false;
         }
         if (backend != null) {
@@ -260,6 +297,14 @@ final class ChunkCache implements AutoCloseable {
                 byte[] blob = r.toBlob();
                 uploader.execute(() -> upload(p, r.hash(), blob));
             }
+        }
+        return keepLocal(p, r, life);
+    }
+
+    /** Stores a block locally: through {@link #putBounded} where the partition has a capacity or lives. */
+    private boolean keepLocal(Partition p, ChunkRecord r, BlockLifetimes.Life life) {
+        if (life != null || p.lifetimes.capacity() > 0 || p.lifetimes.hasLife(r.hash())) {
+            return putBounded(p, r, life);
         }
         return putLocal(p, r);
     }
@@ -286,6 +331,95 @@ final class ChunkCache implements AutoCloseable {
             return !present;
         } finally {
             lock.unlock();
+        }
+    }
+
+    /** Marks the stored vectors of a block's life: a block's own vector never has this parent hash (2^-64). */
+    static final long LIFE_MARK = 0x4C49464545584D4CL;
+
+    private static BlockLifetimes.Life lifeOf(int[] t) {
+        return new BlockLifetimes.Life((t[0] & 0xFFFFFFFFL) | ((long) t[1] << 32), t[2] != 0);
+    }
+
+    /** Stores (or, for null, removes) the record of block {@code hash}'s life, beside the block under its own key. */
+    private void setLife(Partition p, long hash, BlockLifetimes.Life life) {
+        long key = storeKey(p.id, hash ^ LIFE_MARK);
+        if (life == null) {
+            store.delete(key);
+            return;
+        }
+        int[] t = new int[blockSize];
+        t[0] = (int) life.expiresAtMillis();
+        t[1] = (int) (life.expiresAtMillis() >>> 32);
+        t[2] = life.pinned() ? 1 : 0;
+        float[] v = new float[dim];
+        new ChunkRecord(p.id, hash, LIFE_MARK, t).toVector(v, 0);
+        store.put(key, v);
+    }
+
+    /**
+     * Stores a new block of a partition with a capacity, or with a life: under the partition's
+     * lifetimes lock, its life record first, then the block, then the evictions that keep the
+     * partition to its capacity (block and life record each); rebuilds the Bloom filter when the
+     * evictions since the last build reach the capacity (without a backend).
+     */
+    private boolean putBounded(Partition p, ChunkRecord r, BlockLifetimes.Life life) {
+        synchronized (p.lifetimes) {
+            if (!p.lifetimes.roomForNew()) {
+                throw new PartitionFullException("partition '" + p.key + "' holds " + p.lifetimes.capacity()
+                        + " blocks, every one pinned: unpin some, or raise --partition-capacity-blocks");
+            }
+            if (life != null || p.lifetimes.hasLife(r.hash())) {
+                setLife(p, r.hash(), life); // a rewrite without a life ends the old one
+            }
+            boolean created = putLocal(p, r);
+            java.util.List<Long> victims = p.lifetimes.stored(r.hash(), created, life);
+            for (long h : victims) {
+                store.delete(storeKey(p.id, h));
+                store.delete(storeKey(p.id, h ^ LIFE_MARK));
+            }
+            if (!victims.isEmpty()) {
+                long removed = p.removed(victims.size());
+                if (backend == null && removed >= Math.max(1024, p.lifetimes.capacity())) {
+                    p.rebuildFilter(p.lifetimes.orderedHashes());
+                }
+            }
+            return created;
+        }
+    }
+
+    /** Removes an expired block (and its life record) found by a read or lookup. */
+    private void expire(Partition p, long hash) {
+        synchronized (p.lifetimes) {
+            if (!p.lifetimes.expired(hash)) {
+                return; // rewritten, or removed by another reader, meanwhile
+            }
+            store.delete(storeKey(p.id, hash));
+            store.delete(storeKey(p.id, hash ^ LIFE_MARK));
+            p.lifetimes.expiredRemoved(hash);
+            p.removed(1);
+        }
+    }
+
+    /** Ends the pins of the partition's blocks {@code hashes}; returns how many were pinned. */
+    int unpin(Partition p, long[] hashes) {
+        int n = 0;
+        synchronized (p.lifetimes) {
+            for (long h : hashes) {
+                BlockLifetimes.Life now = p.lifetimes.unpin(h);
+                if (now != null) {
+                    setLife(p, h, now.expiresAtMillis() == 0 ? null : now);
+                    n++;
+                }
+            }
+        }
+        return n;
+    }
+
+    /** A write refused because the partition is full of pinned blocks. */
+    static final class PartitionFullException extends RuntimeException {
+        PartitionFullException(String message) {
+            super(message);
         }
     }
 

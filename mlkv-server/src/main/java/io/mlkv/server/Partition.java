@@ -7,27 +7,35 @@ import io.mlkv.client.HashScheme;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * A partition the server serves: its id, hash scheme and the Bloom filter of the block hashes stored in it.
- * The filter answers "definitely not stored" for most misses without a storage read; it only
- * ever gains entries (a block that left the local cache may still be in the blob backend).
- * Thread-safe (Guava's filter sets bits atomically).
+ * A partition the server serves: its id, hash scheme, the lives of its blocks (capacity, expiry,
+ * pins) and the Bloom filter of the block hashes stored in it. The filter answers "definitely not
+ * stored" for most misses without a storage read; it gains every stored block and loses none
+ * (a block that left the local cache may still be in the blob backend), except where a partition
+ * with a capacity and no backend evicted as many blocks as it keeps: then the filter is rebuilt
+ * from the blocks it keeps, while no write can run, and swapped in. Thread-safe (Guava's filter
+ * sets bits atomically).
  */
 final class Partition {
     final String key;
     final long id;
     /** How the partition's blocks are named, fixed at its creation. */
     final HashScheme scheme;
-    private final BloomFilter<Long> bloom;
+    /** Capacity, expiry and pins of the partition's blocks. */
+    final BlockLifetimes lifetimes;
+    private volatile BloomFilter<Long> bloom;
     private final long expectedBlocks;
     private final double targetFpp;
     private final AtomicLong blocks = new AtomicLong();
+    /** Blocks removed since the filter was last built (they may still read as "maybe there"). */
+    private final AtomicLong removedSinceBuild = new AtomicLong();
 
-    Partition(String key, HashScheme scheme, long expectedBlocks, double fpp) {
+    Partition(String key, HashScheme scheme, long expectedBlocks, double fpp, BlockLifetimes lifetimes) {
         this.key = key;
         this.scheme = scheme;
         this.id = BlockHash.partitionId(key);
         this.expectedBlocks = expectedBlocks;
         this.targetFpp = fpp;
+        this.lifetimes = lifetimes;
         this.bloom = BloomFilter.create(Funnels.longFunnel(), expectedBlocks, fpp);
     }
 
@@ -41,6 +49,25 @@ final class Partition {
         if (isNew) {
             blocks.incrementAndGet();
         }
+    }
+
+    /** Records that {@code n} stored blocks were removed (evicted or expired); returns the removals since the filter was built. */
+    long removed(int n) {
+        blocks.addAndGet(-n);
+        return removedSinceBuild.addAndGet(n);
+    }
+
+    /**
+     * Replaces the filter with one of exactly {@code hashes} (every block the partition keeps).
+     * Caller makes sure no write of the partition runs meanwhile.
+     */
+    void rebuildFilter(long[] hashes) {
+        BloomFilter<Long> fresh = BloomFilter.create(Funnels.longFunnel(), expectedBlocks, targetFpp);
+        for (long h : hashes) {
+            fresh.put(h);
+        }
+        bloom = fresh;
+        removedSinceBuild.set(0);
     }
 
     long blocks() {

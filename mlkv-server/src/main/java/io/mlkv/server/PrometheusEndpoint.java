@@ -15,7 +15,7 @@ import java.net.InetAddress;
  * The server's figures in Prometheus' text format over HTTP ({@code GET /metrics}) on a port of
  * its own: calls by method and status code, their latency (a histogram per method), blocks looked
  * up and found (the hit rate), backend reads, write-behind uploads pending (the backend queue
- * depth) and failed, and malformed requests refused. Served by the Prometheus Java client's HTTP
+ * depth) and failed, evictions and expirations per partition, and malformed requests refused. Served by the Prometheus Java client's HTTP
  * server on the gRPC server's address. It hears of every call from the server's {@link RpcMetrics}
  * interceptor, refused ones too.
  */
@@ -45,6 +45,12 @@ final class PrometheusEndpoint implements RpcMetrics.CallListener, AutoCloseable
         CounterWithCallback.builder().name("mlkv_token_cache_malformed_requests_total")
                 .help("Requests refused because their body did not parse").callback(c -> c.call(malformed.refused()))
                 .register(registry);
+        CounterWithCallback.builder().name("mlkv_token_cache_evictions_total")
+                .help("Blocks removed to keep a partition to its capacity, by partition").labelNames("partition")
+                .callback(c -> cache.partitions().forEach(p -> c.call(p.lifetimes.evictions(), p.key))).register(registry);
+        CounterWithCallback.builder().name("mlkv_token_cache_expirations_total")
+                .help("Blocks removed as expired (their TTL passed), by partition").labelNames("partition")
+                .callback(c -> cache.partitions().forEach(p -> c.call(p.lifetimes.expirations(), p.key))).register(registry);
         GaugeWithCallback.builder().name("mlkv_token_cache_uploads_pending")
                 .help("Write-behind uploads queued for the backend (its queue depth)")
                 .callback(g -> g.call(cache.pendingUploads())).register(registry);

@@ -88,6 +88,11 @@ public final class ServerMain implements Callable<Integer> {
     @Option(names = "--bloom-fpp", defaultValue = "0.01", description = "Bloom filter false-positive rate (default ${DEFAULT-VALUE}).")
     double bloomFpp;
 
+    @Option(names = "--partition-capacity-blocks", defaultValue = "0", paramLabel = "N",
+            description = "Most blocks each partition keeps locally; past it a write evicts the oldest unpinned blocks"
+                    + " (default 0: unbounded).")
+    long partitionCapacityBlocks;
+
     @Option(names = "--backend", defaultValue = "none", description = "none or azure (default ${DEFAULT-VALUE}).")
     String backend;
 
@@ -162,7 +167,7 @@ public final class ServerMain implements Callable<Integer> {
         }
         TokenCacheServer.Builder b = TokenCacheServer.builder().host(host).port(port).blockSize(blockSize)
                 .partitions(keys).hashScheme(defaultScheme).dataDirectory(dataDir).dramBytes(dramMb << 20).localDurability(localDurability).gpu(gpu)
-                .bloom(bloomExpected, bloomFpp).maxMessageBytes(maxMessageMb << 20).maxLookupTokens(maxLookupTokens)
+                .bloom(bloomExpected, bloomFpp).partitionCapacityBlocks(partitionCapacityBlocks).maxMessageBytes(maxMessageMb << 20).maxLookupTokens(maxLookupTokens)
                 .maxBatch(maxBatch).metrics(disableMetrics ? 0 : metricsInterval, System.out);
         ownSchemes.forEach(b::partitionHashScheme);
         if (threads != null) {

@@ -77,7 +77,8 @@ public final class TokenCacheServer implements AutoCloseable {
         AzureBlobBackend backend = b.azureConnectionString == null ? null
                 : new AzureBlobBackend(b.azureConnectionString, b.azureContainer);
         this.cache = new ChunkCache(b.dataDirectory, b.dramBytes, b.localDurability, b.gpu, b.blockSize, b.schemes(),
-                b.bloomExpectedBlocks, b.bloomFpp, backend, b.writeMode, b.uploadThreads, b.uploadQueue);
+                b.bloomExpectedBlocks, b.bloomFpp, backend, b.writeMode, b.uploadThreads, b.uploadQueue,
+                b.partitionCapacityBlocks, b.clock);
         AtomicInteger threadNo = new AtomicInteger();
         this.executor = Executors.newFixedThreadPool(b.threads, r -> {
             Thread t = new Thread(r, "mlkv-rpc-" + threadNo.incrementAndGet());
@@ -276,6 +277,8 @@ public final class TokenCacheServer implements AutoCloseable {
         private io.mlkv.core.GpuMode gpu = io.mlkv.core.GpuMode.OFF;
         private long bloomExpectedBlocks = 10_000_000;
         private double bloomFpp = 0.01;
+        private long partitionCapacityBlocks;
+        private java.util.function.LongSupplier clock = System::currentTimeMillis;
         private String azureConnectionString;
         private String azureContainer = "mlkv-chunks";
         private WriteMode writeMode = WriteMode.THROUGH;
@@ -437,6 +440,25 @@ public final class TokenCacheServer implements AutoCloseable {
             }
             this.bloomExpectedBlocks = expectedBlocks;
             this.bloomFpp = fpp;
+            return this;
+        }
+
+        /**
+         * Most blocks each partition keeps locally (default 0: unbounded). Past it, a write evicts
+         * the partition's oldest stored blocks that are not pinned (first in, first out; lookups
+         * do not refresh blocks); with a blob backend only the local copy goes.
+         */
+        public Builder partitionCapacityBlocks(long blocks) {
+            if (blocks < 0) {
+                throw new IllegalArgumentException("partition capacity must be 0 (unbounded) or a number of blocks, was " + blocks);
+            }
+            this.partitionCapacityBlocks = blocks;
+            return this;
+        }
+
+        /** The clock of block expiry, in epoch milliseconds (default the system's; tests pass their own). */
+        Builder clock(java.util.function.LongSupplier millis) {
+            this.clock = java.util.Objects.requireNonNull(millis, "clock");
             return this;
         }
 

@@ -21,6 +21,8 @@ import io.mlkv.client.proto.ReadResponse;
 import io.mlkv.client.proto.TokenCacheGrpc;
 import io.mlkv.client.proto.WriteBatchRequest;
 import io.mlkv.client.proto.WriteBatchResponse;
+import io.mlkv.client.proto.UnpinRequest;
+import io.mlkv.client.proto.UnpinResponse;
 import io.mlkv.client.proto.WriteRequest;
 import io.mlkv.client.proto.WriteResponse;
 import io.mlkv.server.backend.BackendException;
@@ -193,11 +195,11 @@ final class TokenCacheService extends TokenCacheGrpc.TokenCacheImplBase {
     }
 
     /** A chunk that passed {@link #validate}: its partition and the record to store. */
-    private record Checked(Partition partition, ChunkRecord record) {
+    private record Checked(Partition partition, ChunkRecord record, BlockLifetimes.Life life) {
     }
 
     private WriteResponse store(Checked c) {
-        boolean created = cache.write(c.partition(), c.record());
+        boolean created = cache.write(c.partition(), c.record(), c.life());
         return WriteResponse.newBuilder().setLocation(new Location(c.partition().id, c.record().hash()).encode())
                 .setCreated(created).build();
     }
@@ -214,7 +216,28 @@ final class TokenCacheService extends TokenCacheGrpc.TokenCacheImplBase {
             throw invalid("hash " + Long.toHexString(c.getHash()) + " does not match the tokens and parent_hash (expected "
                     + Long.toHexString(h) + " under the partition's hash scheme " + p.scheme + "; see docs/TOKEN-CACHE.md)");
         }
-        return new Checked(p, r);
+        BlockLifetimes.Life life = null;
+        if (c.getTtlSeconds() != 0 || c.getPinned()) {
+            if (cache.hasBackend()) {
+                throw invalid("ttl_seconds and pinned need a server without a blob backend: blob copies carry no lifetime");
+            }
+            long ttlMillis = (c.getTtlSeconds() & 0xFFFFFFFFL) * 1000;
+            life = new BlockLifetimes.Life(ttlMillis == 0 ? 0 : p.lifetimes.now() + ttlMillis, c.getPinned());
+        }
+        return new Checked(p, r, life);
+    }
+
+    @Override
+    public void unpin(UnpinRequest req, StreamObserver<UnpinResponse> out) {
+        answer(out, () -> {
+            Partition p = partition(req.getPartitionKey());
+            checkBatch(req.getBlockHashesCount());
+            long[] hashes = new long[req.getBlockHashesCount()];
+            for (int i = 0; i < hashes.length; i++) {
+                hashes[i] = req.getBlockHashes(i);
+            }
+            return UnpinResponse.newBuilder().setUnpinned(cache.unpin(p, hashes)).build();
+        });
     }
 
     @Override
@@ -224,7 +247,9 @@ final class TokenCacheService extends TokenCacheGrpc.TokenCacheImplBase {
                     .setBackend(cache.backendName()).setUptimeMs(System.currentTimeMillis() - startedAt);
             for (Partition p : cache.partitions()) {
                 b.addPartitions(PartitionInfo.newBuilder().setPartitionKey(p.key).setBlocks(p.blocks())
-                        .setBloomBits(p.bloomBits()).setBloomExpectedFpp(p.expectedFpp()).setHashScheme(p.scheme.toString()));
+                        .setBloomBits(p.bloomBits()).setBloomExpectedFpp(p.expectedFpp()).setHashScheme(p.scheme.toString())
+                        .setCapacityBlocks(p.lifetimes.capacity()).setEvictions(p.lifetimes.evictions())
+                        .setExpirations(p.lifetimes.expirations()).setPinnedBlocks(p.lifetimes.pinned()));
             }
             return b.build();
         });
@@ -268,6 +293,9 @@ final class TokenCacheService extends TokenCacheGrpc.TokenCacheImplBase {
             value = handler.get();
         } catch (StatusRuntimeException e) {
             out.onError(e);
+            return;
+        } catch (ChunkCache.PartitionFullException e) {
+            out.onError(Status.RESOURCE_EXHAUSTED.withDescription(e.getMessage()).asRuntimeException());
             return;
         } catch (BackendException | MlkvException e) {
             LOG.error("storage failure: {}", e.getMessage());

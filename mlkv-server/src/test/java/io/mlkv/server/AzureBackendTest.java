@@ -96,6 +96,34 @@ class AzureBackendTest {
         }
     }
 
+    /**
+     * With a capacity, a blob-backed server evicts only local copies: an evicted block is read back
+     * from its blob. TTLs and pins are refused there (blob copies carry no lifetime).
+     */
+    @Test
+    void withABackendEvictionDropsLocalCopiesOnlyAndLifetimesAreRefused() throws Exception {
+        SplittableRandom rnd = new SplittableRandom(SEED + 5);
+        try (TokenCacheServer s = Fixture.server(dir.resolve("bounded")).azure(azurite.connectionString(), "bounded")
+                .writeMode(WriteMode.THROUGH, 1, 1).partitionCapacityBlocks(2).start();
+             TokenCacheClient c = Fixture.client(s, "default")) {
+            List<Chunk> blocks = new java.util.ArrayList<>();
+            for (int i = 0; i < 4; i++) {
+                blocks.add(c.chunksOf(Fixture.prompt(rnd, 128)).get(0));
+                c.writeAsync(blocks.get(i)).join();
+            }
+            assertEquals(2, c.health("default").getPartitions(0).getBlocks(), "two kept locally");
+            assertEquals(2, c.health("default").getPartitions(0).getEvictions());
+            Chunk first = blocks.get(0);
+            assertEquals(first, c.readAsync(Location.of("default", first.getHash()).encode()).join().getChunk(),
+                    "an evicted block comes back from its blob, seed " + SEED);
+            for (Chunk.Builder life : List.of(blocks.get(1).toBuilder().setTtlSeconds(5), blocks.get(1).toBuilder().setPinned(true))) {
+                CompletionException e = assertThrows(CompletionException.class, () -> c.writeAsync(life.build()).join());
+                TokenCacheException status = (TokenCacheException) e.getCause();
+                assertEquals(Status.Code.INVALID_ARGUMENT, status.code(), status.getMessage());
+            }
+        }
+    }
+
     @Test
     void whenTheBackendIsDownWriteThroughFailsUnavailableAndStoresNothing() throws Exception {
         int[] prompt = Fixture.prompt(new SplittableRandom(SEED + 3), 128);

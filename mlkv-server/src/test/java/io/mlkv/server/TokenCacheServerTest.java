@@ -147,7 +147,8 @@ class TokenCacheServerTest {
         // A real 64-bit collision cannot be produced on demand: store a block under a hash that its
         // tokens do not have, below the service's checks, and look it up with other tokens.
         try (ChunkCache cache = new ChunkCache(dir.resolve("direct"), 16 << 20, io.mlkv.core.Durability.WRITE_BACK, io.mlkv.core.GpuMode.OFF, 4,
-                java.util.Map.of("p", io.mlkv.client.HashScheme.MLKV_V1), 1000, 0.01, null, WriteMode.THROUGH, 1, 1)) {
+                java.util.Map.of("p", io.mlkv.client.HashScheme.MLKV_V1), 1000, 0.01, null, WriteMode.THROUGH, 1, 1, 0,
+                System::currentTimeMillis)) {
             Partition p = cache.partition("p");
             long h = 0x1234_5678_9abc_def0L;
             cache.write(p, new ChunkRecord(p.id, h, 0, new int[] {1, 2, 3, 4}));
