@@ -2,6 +2,7 @@ package io.mlkv.core;
 
 import io.mlkv.core.hbm.HbmTier;
 import io.mlkv.core.tiers.BatchPool;
+import io.mlkv.core.tiers.Batches;
 import io.mlkv.core.tiers.HostTiers;
 import io.mlkv.core.tiers.Lifecycle;
 import io.mlkv.gpu.spill.SpillLog;
@@ -51,7 +52,9 @@ final class WritePath {
     }
 
     /**
-     * The one write path. Under the mutation lock: deduplicate the batch, read the current value
+     * The one write path. Under the mutation lock: an accumulate first adds the deltas of the keys
+     * DRAM holds there in place (without an HBM tier, with write-back durability); then, for the
+     * rest, deduplicate the batch, read the current value
      * of each distinct key (skipped when {@code absentSince} equals the mutation epoch: the caller
      * found every key absent and nothing has been written since), compute its final value (running the initializer, if any, before
      * anything is written), write RocksDB first if write-through, then install into DRAM and
@@ -67,6 +70,24 @@ final class WritePath {
         mutation.lock();
         try {
             host.writePending();
+            if (kind == Change.Kind.ACCUMULATE && addsInPlace()) {
+                // Keys DRAM holds take their deltas there, in place; the rest go the whole way below.
+                boolean[] added = new boolean[keys.length];
+                int inPlace = host.addInDram(keys, arg, keys.length, added);
+                if (inPlace == keys.length) {
+                    return;
+                }
+                if (inPlace > 0) {
+                    int[] rest = new int[keys.length - inPlace];
+                    for (int i = 0, r = 0; i < keys.length; i++) {
+                        if (!added[i]) {
+                            rest[r++] = i;
+                        }
+                    }
+                    keys = Batches.gather(keys, rest, rest.length);
+                    arg = gatherRows(arg, rest);
+                }
+            }
             int n = keys.length;
             Long2LongHashMap uniqueIndex = new Long2LongHashMap(-1);
             int[] rowOf = new int[n];
@@ -160,6 +181,23 @@ final class WritePath {
             mutation.unlock();
             lifecycle.exit();
         }
+    }
+
+    /**
+     * Whether an accumulate adds the deltas of keys DRAM holds there in place: no HBM tier (whose
+     * copy could be newer), no spill log, and write-back durability (write-through needs the final
+     * values for RocksDB first).
+     */
+    private boolean addsInPlace() {
+        return hbm == null && spill == null && durability == Durability.WRITE_BACK;
+    }
+
+    private float[] gatherRows(float[] rows, int[] at) {
+        float[] out = new float[at.length * dim];
+        for (int j = 0; j < at.length; j++) {
+            System.arraycopy(rows, at[j] * dim, out, j * dim, dim);
+        }
+        return out;
     }
 
     private void runInitializer(VectorInitializer init, long key, float[] dst, int row) {

@@ -5,6 +5,7 @@ import io.mlkv.gpu.spill.SpillLog;
 import io.mlkv.storage.dram.DramTier;
 import io.mlkv.storage.dram.EvictionSink;
 import io.mlkv.storage.rocksdb.RocksDbTier;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
@@ -366,6 +367,37 @@ public final class HostTiers {
                 putClean(keys[r], values, r, now);
             }
         }
+    }
+
+    /**
+     * Adds rows {@code [0, n)} to the values DRAM holds of their keys, in place and dirty (each
+     * row once; a repeated key's rows in batch order), and sets {@code added[i]} for those; keys
+     * DRAM lacks are left to the caller. A large batch goes in parts by key on the store's threads.
+     * Returns how many rows were added. Caller holds the mutation lock.
+     */
+    public int addInDram(long[] keys, float[] rows, int n, boolean[] added) {
+        long now = dram.tick();
+        dram.policy().recordAccesses(keys, 0, n);
+        int parts = pool.partsFor(n, KEYS_PER_PART);
+        AtomicInteger count = new AtomicInteger();
+        pool.run(parts, p -> {
+            int c = 0;
+            for (int i = 0; i < n; i++) {
+                if (parts > 1 && partOf(keys[i], parts) != p) {
+                    continue;
+                }
+                if (dram.addTo(keys[i], rows, i, now)) {
+                    added[i] = true;
+                    c++;
+                }
+            }
+            count.addAndGet(c);
+        });
+        return count.get();
+    }
+
+    private static int partOf(long key, int parts) {
+        return (int) (((key * 0x9E3779B97F4A7C15L) >>> 33) % parts);
     }
 
     /**

@@ -308,6 +308,37 @@ public final class DramTier implements VectorTier {
     }
 
     /**
+     * Adds the vector at {@code src[row * dim ..]} to the value of {@code key} in place, if the
+     * tier holds the key, marking it dirty, refreshing its score and changing its bucket's version
+     * (as {@link #put} does); readers see the bucket's sequence count odd meanwhile.
+     *
+     * @return whether the tier holds the key (false: nothing was changed)
+     */
+    public boolean addTo(long key, float[] src, int row, long now) {
+        checkOpen();
+        long bucket = bucketOf(key);
+        long versionAddr = versions.address() + bucket * 8;
+        synchronized (lockFor(bucket)) {
+            long slot = findSlot(bucket, key);
+            if (slot < 0) {
+                return false;
+            }
+            long scoreAddr = scores.address() + slot * 8;
+            UNSAFE.putLong(scoreAddr, policy.scoreOnHit(key, UNSAFE.getLong(scoreAddr), now));
+            beginChange(bucket);
+            long at = values.address() + slot * rowBytes;
+            int from = row * dim;
+            for (int d = 0; d < dim; d++, at += 4) {
+                UNSAFE.putFloat(at, UNSAFE.getFloat(at) + src[from + d]);
+            }
+            UNSAFE.putByte(flags.address() + slot, (byte) (OCCUPIED | DIRTY));
+            endChange(bucket);
+            UNSAFE.putLongVolatile(null, versionAddr, UNSAFE.getLong(versionAddr) + 1);
+            return true;
+        }
+    }
+
+    /**
      * Removes {@code key} if present. The bucket's version changes even when the key is absent,
      * so a value of this key read from below before the removal can no longer be installed.
      *

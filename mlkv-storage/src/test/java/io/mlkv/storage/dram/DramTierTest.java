@@ -1,5 +1,6 @@
 package io.mlkv.storage.dram;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -22,6 +23,27 @@ class DramTierTest {
 
     private static float[] vec(float v) {
         return new float[] {v, v, v, v};
+    }
+
+    @Test
+    void addToAddsInPlaceToHeldKeysOnlyMarkingThemDirtyAndChangingTheBucket() {
+        try (DramTier t = oneBucket("lru")) {
+            t.put(7, vec(1.5f), 0, false, DramTier.ANY_VERSION, t.tick(), (k, v, d) -> { });
+            long version = t.version(7);
+            long seq = t.sequence(7);
+            float[] deltas = {0.25f, -1f, 2f, 0f, 9f, 9f, 9f, 9f};
+            assertTrue(t.addTo(7, deltas, 0, t.tick()));
+            assertFalse(t.addTo(8, deltas, 1, t.tick()), "a key the tier lacks is left alone");
+            assertFalse(t.contains(8));
+            float[] out = new float[DIM];
+            assertEquals(DramTier.HIT, t.getOrVersion(7, out, 0, t.tick()));
+            assertArrayEquals(new float[] {1.75f, 0.5f, 3.5f, 1.5f}, out);
+            assertTrue(t.version(7) != version, "the bucket's version changed");
+            assertEquals(seq + 2, t.sequence(7), "one change of the bucket, even again");
+            long[] dirty = {0};
+            t.forEachDirty(0, t.buckets(), (k, v) -> dirty[0] += k);
+            assertEquals(7, dirty[0], "the added-to entry is dirty");
+        }
     }
 
     @Test
