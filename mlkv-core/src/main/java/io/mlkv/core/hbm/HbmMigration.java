@@ -395,7 +395,9 @@ public final class HbmMigration {
         // on the CPU (or from the spill log) and scattered. Host rows are needed only for those,
         // for re-reads (write-back) and for promotions that cannot install from device staging.
         int fromBelow = m.dramHits();
-        float[] rows = fromBelow < misses || hbm.writeBack() ? new float[misses * dim] : null;
+        // Host rows only for what the CPU reads or reads again: rows the GPU read from DRAM stay in
+        // device staging (a 1M-key batch's rows are 256 MB at dim 64, zeroed on every allocation).
+        float[] rows = fromBelow < misses ? new float[misses * dim] : null;
         boolean[] below = m.fromDram().clone();
         boolean[] scatter = new boolean[misses];
         if (spill != null && fromBelow < misses) {
@@ -408,6 +410,9 @@ public final class HbmMigration {
             fromBelow += readRestBelow(m.keys(), rows, below, misses - fromBelow, Promotion.BELOW, scatter);
         }
         if (movedSince(movesBefore)) {
+            if (rows == null) {
+                rows = new float[misses * dim];
+            }
             fromBelow = rereadDemoted(m.keys(), rows, below, m.stamps(), fromBelow, scatter);
         }
         if (fromBelow > 0) {

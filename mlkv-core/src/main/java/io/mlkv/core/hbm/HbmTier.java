@@ -314,13 +314,17 @@ public final class HbmTier implements AutoCloseable {
         table.makeDeviceCurrent();
         Cuda.check(cuMemcpyHtoD(st.flags.pointer(), st.hostFlags.pointer(), n), "cuMemcpyHtoD (in-place write states)");
         writeInDram(st, st.evictedKeys.pointer(), st.evictedRows.pointer(), n, wanted, false);
+        boolean[] done = new boolean[n];
+        int written = 0;
         for (int e = 0; e < n; e++) {
             if (state.get(e) == MappedDramTier.WRITE_DONE) {
-                transit.markDemoted(keys[e]);
-                writeBacks.increment();
+                done[e] = true;
                 dirty[e] = false;
+                written++;
             }
         }
+        transit.markDemoted(keys, done, written);
+        writeBacks.add(written);
     }
 
     /**

@@ -78,6 +78,25 @@ final class WriteBackTransit {
         demotionStamps.incrementAndGet(stampIndex(key));
     }
 
+    /**
+     * {@link #markDemoted(long)} of the {@code count} keys {@code keys[e]} with {@code which[e]}.
+     * When they are at least as many as the stamps, every stamp is bumped once instead: a reader
+     * then reads all of its misses again, as it would have (nearly every stamp would change).
+     */
+    void markDemoted(long[] keys, boolean[] which, int count) {
+        if (count >= DEMOTION_STAMPS) {
+            for (int i = 0; i < DEMOTION_STAMPS; i++) {
+                demotionStamps.incrementAndGet(i);
+            }
+            return;
+        }
+        for (int e = 0; e < keys.length && e < which.length; e++) {
+            if (which[e]) {
+                markDemoted(keys[e]);
+            }
+        }
+    }
+
     private static int stampIndex(long key) {
         long h = key * 0x9E3779B97F4A7C15L;
         return (int) (h >>> 50) & (DEMOTION_STAMPS - 1);
