@@ -301,6 +301,15 @@ public final class TokenCacheClient implements AutoCloseable {
         return call(partitionKey, "Ping", s -> s.ping(PingRequest.getDefaultInstance())).thenApply(r -> null);
     }
 
+    /**
+     * A Ping carrying {@code payload}, which the server ignores: the transport's own cost for a
+     * request of that size (a benchmark's floor for calls that send as many bytes).
+     */
+    public CompletableFuture<Void> pingAsync(String partitionKey, com.google.protobuf.ByteString payload) {
+        PingRequest request = PingRequest.newBuilder().setPayload(payload).build();
+        return call(partitionKey, "Ping", s -> s.ping(request)).thenApply(r -> null);
+    }
+
     /** Waits for a call; its failure is thrown as the {@link TokenCacheException} it is. */
     private static <T> T await(CompletableFuture<T> f) {
         try {

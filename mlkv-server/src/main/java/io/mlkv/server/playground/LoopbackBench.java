@@ -17,8 +17,9 @@ import picocli.CommandLine.Option;
 /**
  * Measures the token cache's calls over loopback against an empty unary call (Ping) on the same
  * channel, so each figure is also a ratio to the transport's own limit on this machine: Lookup of
- * a 64-block prompt (all cached), Read of one block, Write of one new block. Closed loop: each
- * client thread issues its next call when the last one returns.
+ * a 64-block prompt (all cached), Read of one block, Write of one new block, and a Ping carrying as
+ * many bytes as the Lookup's request (the transport's own floor for a call that large). Closed
+ * loop: each client thread issues its next call when the last one returns.
  */
 @Command(name = "loopback-bench", mixinStandardHelpOptions = true,
         description = "Lookup/Read/Write throughput and p99 over loopback, as ratios to an empty unary call.")
@@ -74,6 +75,10 @@ public final class LoopbackBench implements Callable<Integer> {
             System.out.printf(Locale.ROOT, "Loopback, %d client threads, %d s per call after %d s warm-up, %d cores, "
                     + "block %d tokens%n%n", threads, seconds, warmup, Runtime.getRuntime().availableProcessors(), blockSize);
             Call ping = (t, n) -> client.pingAsync(partition).join();
+            // The transport's cost for a request as large as the Lookup's (its packed tokens).
+            int lookupBytes = promptBlocks * blockSize * 4;
+            com.google.protobuf.ByteString payload = com.google.protobuf.ByteString.copyFrom(new byte[lookupBytes]);
+            Call sizedPing = (t, n) -> client.pingAsync(partition, payload).join();
             Call lookup = (t, n) -> {
                 LookupResponse r = client.lookupAsync(partition, "bench", prompts.get((int) (n % prompts.size()))).join();
                 if (r.getCachedBlocks() != promptBlocks) {
@@ -96,8 +101,8 @@ public final class LoopbackBench implements Callable<Integer> {
             // the time, Ping among them: each ratio compares calls measured in the same stretches
             // of time as their baseline, not a Ping taken once while the machine was warming up.
             List<String> names = List.of("Ping (empty unary)", "Lookup, " + promptBlocks + " blocks", "Read, 1 block",
-                    "Write, 1 new block");
-            List<Call> calls = List.of(ping, lookup, read, write);
+                    "Write, 1 new block", "Ping with a " + lookupBytes + "-byte payload (the Lookup's request size)");
+            List<Call> calls = List.of(ping, lookup, read, write, sizedPing);
             for (int i = 0; i < calls.size(); i++) {
                 System.err.printf("[loopback-bench] warming up %s%n", names.get(i));
                 run(calls.get(i), warmup * 1_000_000_000L, null, new AtomicLong(1L << 40 | (long) i << 32));
