@@ -309,6 +309,73 @@ final class ChunkCache implements AutoCloseable {
         return putLocal(p, r);
     }
 
+    /**
+     * Stores blocks of one partition (already validated), as {@link #write} would one by one, and
+     * returns which were new. Where nothing but the local store is involved (no backend, no
+     * capacity, no lives given or held) the new blocks go in with one store read and one store
+     * write under their stripes' locks (taken in stripe order); otherwise block by block.
+     */
+    boolean[] writeAll(Partition p, java.util.List<ChunkRecord> rs, java.util.List<BlockLifetimes.Life> lives) {
+        int n = rs.size();
+        boolean[] created = new boolean[n];
+        boolean oneByOne = backend != null || p.lifetimes.capacity() > 0;
+        for (int i = 0; i < n && !oneByOne; i++) {
+            oneByOne = lives.get(i) != null || p.lifetimes.hasLife(rs.get(i).hash());
+        }
+        if (oneByOne) {
+            for (int i = 0; i < n; i++) {
+                created[i] = write(p, rs.get(i), lives.get(i));
+            }
+            return created;
+        }
+        long[] keys = new long[n];
+        java.util.TreeSet<Integer> stripeIds = new java.util.TreeSet<>();
+        for (int i = 0; i < n; i++) {
+            keys[i] = storeKey(p.id, rs.get(i).hash());
+            stripeIds.add((int) (keys[i] & (LOCK_STRIPES - 1)));
+        }
+        java.util.List<ReentrantLock> held = new java.util.ArrayList<>();
+        try {
+            for (int id : stripeIds) {
+                stripes[id].lock();
+                held.add(stripes[id]);
+            }
+            float[] current = new float[n * dim];
+            boolean[] found = new boolean[n];
+            store.multiGet(keys, current, found);
+            java.util.Set<Long> seen = new java.util.HashSet<>();
+            long[] newKeys = new long[n];
+            float[] newRows = new float[n * dim];
+            int m = 0;
+            for (int i = 0; i < n; i++) {
+                ChunkRecord r = rs.get(i);
+                boolean present = found[i] && ChunkRecord.vectorIs(current, i * dim, p.id, r.hash());
+                boolean same = present && ChunkRecord.vectorTokensEqual(current, i * dim, r.tokens(), 0, blockSize);
+                if (same || !seen.add(keys[i])) {
+                    continue; // stored already, or earlier in this batch
+                }
+                // A stored block with other tokens under this hash is overwritten, as write() does.
+                created[i] = !present;
+                newKeys[m] = keys[i];
+                r.toVector(newRows, m * dim);
+                m++;
+            }
+            if (m > 0) {
+                store.multiPut(java.util.Arrays.copyOf(newKeys, m), java.util.Arrays.copyOf(newRows, m * dim));
+                for (int i = 0; i < n; i++) {
+                    if (created[i]) {
+                        p.add(rs.get(i).hash(), true);
+                    }
+                }
+            }
+        } finally {
+            for (int i = held.size() - 1; i >= 0; i--) {
+                held.get(i).unlock();
+            }
+        }
+        return created;
+    }
+
     private void upload(Partition p, long hash, byte[] blob) {
         try {
             backend.put(p.key, hash, blob);

@@ -187,8 +187,28 @@ final class TokenCacheService extends TokenCacheGrpc.TokenCacheImplBase {
                 }
             }
             WriteBatchResponse.Builder b = WriteBatchResponse.newBuilder();
-            for (Checked c : checked) {
-                b.addResults(store(c));
+            // One partition per batch is the client's rule, not the protocol's: group by partition.
+            java.util.Map<Partition, List<Integer>> byPartition = new java.util.LinkedHashMap<>();
+            for (int i = 0; i < checked.size(); i++) {
+                byPartition.computeIfAbsent(checked.get(i).partition(), k -> new ArrayList<>()).add(i);
+            }
+            boolean[] created = new boolean[checked.size()];
+            for (java.util.Map.Entry<Partition, List<Integer>> e : byPartition.entrySet()) {
+                List<ChunkRecord> records = new ArrayList<>();
+                List<BlockLifetimes.Life> lives = new ArrayList<>();
+                for (int i : e.getValue()) {
+                    records.add(checked.get(i).record());
+                    lives.add(checked.get(i).life());
+                }
+                boolean[] c = cache.writeAll(e.getKey(), records, lives);
+                for (int j = 0; j < c.length; j++) {
+                    created[e.getValue().get(j)] = c[j];
+                }
+            }
+            for (int i = 0; i < checked.size(); i++) {
+                Checked c = checked.get(i);
+                b.addResults(WriteResponse.newBuilder().setLocation(new Location(c.partition().id, c.record().hash()).encode())
+                        .setCreated(created[i]).build());
             }
             return b.build();
         });

@@ -227,6 +227,20 @@ class TokenCacheServerTest {
             for (int i = 0; i < 30; i++) {
                 assertEquals(chunks.get(29 - i), read.getResults(i).getChunk());
             }
+            for (var r : w.getResultsList()) {
+                assertTrue(r.getCreated(), "seed " + SEED);
+            }
+            // A batch holding stored blocks, new ones and one new block twice: created only for the
+            // first write of each new block, and the partition counts each block once.
+            List<Chunk> more = client.chunksOf(Fixture.prompt(rnd, 3 * 128));
+            List<Chunk> mixed = List.of(chunks.get(0), more.get(0), more.get(1), more.get(0), chunks.get(5), more.get(2));
+            WriteBatchResponse m = client.writeBatchAsync(mixed).join();
+            boolean[] expected = {false, true, true, false, false, true};
+            for (int i = 0; i < expected.length; i++) {
+                assertEquals(expected[i], m.getResults(i).getCreated(), "entry " + i + ", seed " + SEED);
+                assertEquals(mixed.get(i), client.readAsync(m.getResults(i).getLocation()).join().getChunk());
+            }
+            assertEquals(33, client.health("default").getPartitions(0).getBlocks());
         }
     }
 

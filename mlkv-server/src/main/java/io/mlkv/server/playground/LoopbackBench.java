@@ -18,7 +18,8 @@ import picocli.CommandLine.Option;
  * Measures the token cache's calls over loopback against an empty unary call (Ping) on the same
  * channel, so each figure is also a ratio to the transport's own limit on this machine: Lookup of
  * a 64-block prompt (all cached), Read of one block, Write of one new block, and a Ping carrying as
- * many bytes as the Lookup's request (the transport's own floor for a call that large). Closed
+ * many bytes as the Lookup's request (the transport's own floor for a call that large), and the
+ * batch forms (ReadBatch, WriteBatch of a prompt's worth of blocks, also in blocks/s). Closed
  * loop: each client thread issues its next call when the last one returns.
  */
 @Command(name = "loopback-bench", mixinStandardHelpOptions = true,
@@ -97,12 +98,29 @@ public final class LoopbackBench implements Callable<Integer> {
                 tokens[2] = (int) (n >>> 32);
                 client.writeAsync(client.chunksOf(tokens).get(0)).join();
             };
+            // Batch forms, one prompt's worth of blocks per call: reads of stored blocks, writes of new ones.
+            Call readBatch = (t, n) -> {
+                int from = (int) (n % (locations.size() - promptBlocks + 1));
+                if (client.readBatchAsync(partition, locations.subList(from, from + promptBlocks)).join().getResultsCount()
+                        != promptBlocks) {
+                    throw new IllegalStateException("a read batch came back short");
+                }
+            };
+            Call writeBatch = (t, n) -> {
+                int[] tokens = new int[promptBlocks * blockSize];
+                tokens[0] = t;
+                tokens[1] = (int) n;
+                tokens[2] = (int) (n >>> 32);
+                tokens[3] = 1; // not the Write call's blocks
+                client.writeBatchAsync(client.chunksOf(tokens)).join();
+            };
             // The calls are measured in rounds, each round running every call type for a slice of
             // the time, Ping among them: each ratio compares calls measured in the same stretches
             // of time as their baseline, not a Ping taken once while the machine was warming up.
             List<String> names = List.of("Ping (empty unary)", "Lookup, " + promptBlocks + " blocks", "Read, 1 block",
-                    "Write, 1 new block", "Ping with a " + lookupBytes + "-byte payload (the Lookup's request size)");
-            List<Call> calls = List.of(ping, lookup, read, write, sizedPing);
+                    "Write, 1 new block", "Ping with a " + lookupBytes + "-byte payload (the Lookup's request size)",
+                    "ReadBatch, " + promptBlocks + " blocks", "WriteBatch, " + promptBlocks + " new blocks");
+            List<Call> calls = List.of(ping, lookup, read, write, sizedPing, readBatch, writeBatch);
             for (int i = 0; i < calls.size(); i++) {
                 System.err.printf("[loopback-bench] warming up %s%n", names.get(i));
                 run(calls.get(i), warmup * 1_000_000_000L, null, new AtomicLong(1L << 40 | (long) i << 32));
@@ -139,6 +157,9 @@ public final class LoopbackBench implements Callable<Integer> {
                         h.getValueAtPercentile(50) / 1000.0, h.getValueAtPercentile(99) / 1000.0, r.rate / base.rate,
                         (double) h.getValueAtPercentile(99) / base.latency.getValueAtPercentile(99));
             }
+            System.out.printf(Locale.ROOT, "%nBatch forms in blocks/s: ReadBatch %.0f, WriteBatch %.0f (%.2f and %.2f blocks per"
+                    + " empty Ping call)%n", results.get(5).rate * promptBlocks, results.get(6).rate * promptBlocks,
+                    results.get(5).rate * promptBlocks / base.rate, results.get(6).rate * promptBlocks / base.rate);
         }
         return 0;
     }
