@@ -342,7 +342,7 @@ public final class HbmMigration {
             float[] row = new float[dim];
             for (int e = 0; e < d.count(); e++) {
                 long key = d.keys()[e];
-                if (parts > 1 && partOf(key, parts) != p) {
+                if (parts > 1 && BatchPool.partOf(key, parts) != p) {
                     continue;
                 }
                 if (d.dirty()[e]) {
@@ -361,10 +361,6 @@ public final class HbmMigration {
 
     /** Evicted entries below which a demotion stays on the caller's thread. */
     private static final int DEMOTIONS_PER_PART = 1024;
-
-    private static int partOf(long key, int parts) {
-        return (int) (((key * 0x9E3779B97F4A7C15L) >>> 33) % parts);
-    }
 
     /**
      * Whether DRAM holds every key of the store, as where it is sized for the whole table: then

@@ -55,6 +55,14 @@ public final class BatchPool implements AutoCloseable {
         return (int) Math.max(1, Math.min(threads, (long) count / Math.max(1, minPart)));
     }
 
+    /**
+     * The part, of {@code parts}, that owns {@code key} when a batch is split by key rather than
+     * by position (so that all entries of one key land in one part, in batch order).
+     */
+    public static int partOf(long key, int parts) {
+        return (int) (((key * 0x9E3779B97F4A7C15L) >>> 33) % parts);
+    }
+
     /** A range of positions {@code [from, to)} of a batch. */
     @FunctionalInterface
     public interface RangeTask {

@@ -383,7 +383,7 @@ public final class HostTiers {
         pool.run(parts, p -> {
             int c = 0;
             for (int i = 0; i < n; i++) {
-                if (parts > 1 && partOf(keys[i], parts) != p) {
+                if (parts > 1 && BatchPool.partOf(keys[i], parts) != p) {
                     continue;
                 }
                 if (dram.addTo(keys[i], rows, i, now)) {
@@ -394,10 +394,6 @@ public final class HostTiers {
             count.addAndGet(c);
         });
         return count.get();
-    }
-
-    private static int partOf(long key, int parts) {
-        return (int) (((key * 0x9E3779B97F4A7C15L) >>> 33) % parts);
     }
 
     /**
