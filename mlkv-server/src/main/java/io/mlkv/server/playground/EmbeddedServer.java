@@ -15,9 +15,14 @@ final class EmbeddedServer implements AutoCloseable {
     private final Path dir;
 
     EmbeddedServer(int blockSize, List<String> partitions) throws IOException {
+        this(blockSize, partitions, io.mlkv.core.Durability.WRITE_THROUGH);
+    }
+
+    /** A server on a loopback port over a temporary directory, its local store at {@code durability}. */
+    EmbeddedServer(int blockSize, List<String> partitions, io.mlkv.core.Durability durability) throws IOException {
         this.dir = Files.createTempDirectory("mlkv-token-cache-");
         this.server = TokenCacheServer.builder().host("127.0.0.1").port(0).blockSize(blockSize).partitions(partitions)
-                .dataDirectory(dir).metrics(0, System.out).start();
+                .dataDirectory(dir).localDurability(durability).metrics(0, System.out).start();
     }
 
     String endpoint() {

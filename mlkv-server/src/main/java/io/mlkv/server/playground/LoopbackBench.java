@@ -43,6 +43,11 @@ public final class LoopbackBench implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "7", description = "Random seed (default ${DEFAULT-VALUE}).")
     long seed;
 
+    @Option(names = "--local-durability", defaultValue = "WRITE_THROUGH",
+            description = "The embedded server's local durability, WRITE_THROUGH (the server's default: every write in"
+                    + " RocksDB's log) or WRITE_BACK (default ${DEFAULT-VALUE}).")
+    io.mlkv.core.Durability localDurability;
+
     private interface Call {
         void run(int thread, long n);
     }
@@ -53,7 +58,7 @@ public final class LoopbackBench implements Callable<Integer> {
             throw new IllegalArgumentException("--threads, --seconds and --prompt-blocks must be positive, --warmup >= 0");
         }
         String partition = "bench";
-        try (EmbeddedServer server = new EmbeddedServer(blockSize, List.of(partition));
+        try (EmbeddedServer server = new EmbeddedServer(blockSize, List.of(partition), localDurability);
              TokenCacheClient client = TokenCacheClient.builder().endpoints(server.endpoint()).container(partition)
                      .blockSize(blockSize).build()) {
             SplittableRandom rnd = new SplittableRandom(seed);
@@ -74,7 +79,8 @@ public final class LoopbackBench implements Callable<Integer> {
                 locations.add(io.mlkv.client.Location.of(partition, c.getHash()).encode());
             }
             System.out.printf(Locale.ROOT, "Loopback, %d client threads, %d s per call after %d s warm-up, %d cores, "
-                    + "block %d tokens%n%n", threads, seconds, warmup, Runtime.getRuntime().availableProcessors(), blockSize);
+                    + "block %d tokens, local durability %s%n%n", threads, seconds, warmup,
+                    Runtime.getRuntime().availableProcessors(), blockSize, localDurability);
             Call ping = (t, n) -> client.pingAsync(partition).join();
             // The transport's cost for a request as large as the Lookup's (its packed tokens).
             int lookupBytes = promptBlocks * blockSize * 4;
