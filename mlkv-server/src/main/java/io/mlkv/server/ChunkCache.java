@@ -277,11 +277,13 @@ final class ChunkCache implements AutoCloseable {
      * @throws PartitionFullException where the partition is at its capacity and every block is pinned
      */
     boolean write(Partition p, ChunkRecord r, BlockLifetimes.Life life) {
+        if (p.lifetimes.expired(r.hash())) {
+            expire(p, r.hash()); // written again after it expired: a new block
+        }
         long key = storeKey(p.id, r.hash());
         float[] v = new float[dim];
         if (store.get(key, v) && ChunkRecord.vectorIs(v, 0, p.id, r.hash())
-                && ChunkRecord.vectorTokensEqual(v, 0, r.tokens(), 0, blockSize)
-                && !p.lifetimes.expired(r.hash())) {
+                && ChunkRecord.vectorTokensEqual(v, 0, r.tokens(), 0, blockSize)) {
             if (life != null || p.lifetimes.hasLife(r.hash())) {
                 synchronized (p.lifetimes) {
                     setLife(p, r.hash(), life);

@@ -113,6 +113,11 @@ class TokenCacheLifetimeTest {
             assertTrue(stored(client, b.get(0)));
             clock.addAndGet(5_000);
             assertFalse(stored(client, b.get(0)));
+            // Written again after expiring, with no read in between: new again.
+            assertFalse(client.writeAsync(b.get(2).toBuilder().setTtlSeconds(1).build()).join().getCreated());
+            clock.addAndGet(1_000);
+            assertTrue(client.writeAsync(b.get(2)).join().getCreated(), "expired, then written: created");
+            assertEquals(2, info(client).getBlocks(), "blocks 1 and 2");
         }
     }
 
