@@ -280,6 +280,9 @@ final class ChunkCache implements AutoCloseable {
         if (p.lifetimes.expired(r.hash())) {
             expire(p, r.hash()); // written again after it expired: a new block
         }
+        if (backend == null && life == null && p.lifetimes.capacity() == 0 && !p.lifetimes.hasLife(r.hash())) {
+            return putLocal(p, r); // looks for the block itself, under its stripe's lock
+        }
         long key = storeKey(p.id, r.hash());
         float[] v = new float[dim];
         if (store.get(key, v) && ChunkRecord.vectorIs(v, 0, p.id, r.hash())
@@ -394,6 +397,9 @@ final class ChunkCache implements AutoCloseable {
         lock.lock();
         try {
             boolean present = store.get(key, v) && ChunkRecord.vectorIs(v, 0, p.id, r.hash());
+            if (present && ChunkRecord.vectorTokensEqual(v, 0, r.tokens(), 0, blockSize)) {
+                return false; // stored already
+            }
             r.toVector(v, 0);
             store.put(key, v);
             p.add(r.hash(), !present);
