@@ -287,13 +287,17 @@ final class ChunkCache implements AutoCloseable {
         float[] v = new float[dim];
         if (store.get(key, v) && ChunkRecord.vectorIs(v, 0, p.id, r.hash())
                 && ChunkRecord.vectorTokensEqual(v, 0, r.tokens(), 0, blockSize)) {
-            if (life != null || p.lifetimes.hasLife(r.hash())) {
-                synchronized (p.lifetimes) {
+            if (life == null && !p.lifetimes.hasLife(r.hash())) {
+                return false;
+            }
+            synchronized (p.lifetimes) {
+                // Still there? An eviction may have taken it since the look above.
+                if (store.get(key, v) && ChunkRecord.vectorIs(v, 0, p.id, r.hash())) {
                     setLife(p, r.hash(), life);
                     p.lifetimes.stored(r.hash(), false, life);
+                    return false;
                 }
             }
-            return false;
         }
         if (backend != null) {
             if (writeMode == WriteMode.THROUGH) {

@@ -200,6 +200,60 @@ class TokenCacheLifetimeTest {
         }
     }
 
+    /**
+     * Four clients write into one bounded partition at once, one of them pinning its first blocks:
+     * the partition ends at its capacity, every pinned block stays, every block kept reads back its
+     * own tokens, and the counts add up.
+     */
+    @Test
+    void concurrentWritersKeepTheCapacityAndThePins() throws Exception {
+        SplittableRandom rnd = new SplittableRandom(SEED);
+        int capacity = 64;
+        int perWriter = 300;
+        try (TokenCacheServer server = start(capacity); TokenCacheClient client = Fixture.client(server, "default")) {
+            List<List<Chunk>> byWriter = new ArrayList<>();
+            for (int w = 0; w < 4; w++) {
+                byWriter.add(blocks(client, rnd, perWriter));
+            }
+            List<Thread> threads = new ArrayList<>();
+            List<Throwable> failures = java.util.Collections.synchronizedList(new ArrayList<>());
+            for (int w = 0; w < 4; w++) {
+                List<Chunk> mine = byWriter.get(w);
+                boolean pins = w == 0;
+                Thread t = new Thread(() -> {
+                    try {
+                        for (int i = 0; i < mine.size(); i++) {
+                            Chunk c = pins && i < 10 ? mine.get(i).toBuilder().setPinned(true).build() : mine.get(i);
+                            client.writeAsync(c).join();
+                        }
+                    } catch (Throwable e) {
+                        failures.add(e);
+                    }
+                });
+                threads.add(t);
+                t.start();
+            }
+            for (Thread t : threads) {
+                t.join();
+            }
+            assertTrue(failures.isEmpty(), "seed " + SEED + ": " + failures);
+            PartitionInfo p = info(client);
+            assertEquals(capacity, p.getBlocks(), "seed " + SEED);
+            assertEquals(4L * perWriter - capacity, p.getEvictions());
+            assertEquals(10, p.getPinnedBlocks());
+            int kept = 0;
+            for (List<Chunk> mine : byWriter) {
+                for (Chunk c : mine) {
+                    kept += stored(client, c) ? 1 : 0; // stored() checks a found block's tokens
+                }
+            }
+            assertEquals(capacity, kept, "seed " + SEED);
+            for (int i = 0; i < 10; i++) {
+                assertTrue(stored(client, byWriter.get(0).get(i)), "pinned block " + i + ", seed " + SEED);
+            }
+        }
+    }
+
     @Test
     void aNegativeCapacityIsRefused() {
         assertThrows(IllegalArgumentException.class, () -> TokenCacheServer.builder().partitionCapacityBlocks(-1));
