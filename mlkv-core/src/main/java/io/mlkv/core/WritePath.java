@@ -85,7 +85,7 @@ final class WritePath {
                         }
                     }
                     keys = Batches.gather(keys, rest, rest.length);
-                    arg = gatherRows(arg, rest);
+                    arg = Batches.gatherRows(arg, dim, rest, rest.length);
                 }
             }
             int n = keys.length;
@@ -190,14 +190,6 @@ final class WritePath {
      */
     private boolean addsInPlace() {
         return hbm == null && spill == null && durability == Durability.WRITE_BACK;
-    }
-
-    private float[] gatherRows(float[] rows, int[] at) {
-        float[] out = new float[at.length * dim];
-        for (int j = 0; j < at.length; j++) {
-            System.arraycopy(rows, at[j] * dim, out, j * dim, dim);
-        }
-        return out;
     }
 
     private void runInitializer(VectorInitializer init, long key, float[] dst, int row) {

@@ -261,15 +261,6 @@ final class ChunkCache implements AutoCloseable {
     }
 
     /**
-     * Stores a block (already validated: its hash matches its tokens).
-     *
-     * @return false if the partition already held this block
-     */
-    boolean write(Partition p, ChunkRecord r) {
-        return write(p, r, null);
-    }
-
-    /**
      * Stores a block (already validated) with {@code life} (its expiry and pin; null for neither,
      * which a blob backend requires). Rewriting a stored block sets its life anew.
      *

@@ -1,8 +1,5 @@
 package io.mlkv.server;
 
-import java.util.LinkedHashMap;
-import java.util.HashMap;
-import io.mlkv.client.HashScheme;
 import io.grpc.Server;
 import io.grpc.ServerInterceptors;
 import io.grpc.ServerServiceDefinition;
@@ -12,8 +9,9 @@ import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.netty.shaded.io.netty.channel.ChannelOption;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
-import io.mlkv.client.proto.TokenCacheGrpc;
+import io.mlkv.client.HashScheme;
 import io.mlkv.client.TransportSettings;
+import io.mlkv.client.proto.TokenCacheGrpc;
 import io.mlkv.core.Durability;
 import io.mlkv.server.backend.AzureBlobBackend;
 import io.mlkv.server.metrics.RpcMetrics;
@@ -24,6 +22,8 @@ import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;

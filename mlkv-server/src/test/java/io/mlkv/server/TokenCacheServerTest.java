@@ -151,7 +151,7 @@ class TokenCacheServerTest {
                 System::currentTimeMillis)) {
             Partition p = cache.partition("p");
             long h = 0x1234_5678_9abc_def0L;
-            cache.write(p, new ChunkRecord(p.id, h, 0, new int[] {1, 2, 3, 4}));
+            cache.write(p, new ChunkRecord(p.id, h, 0, new int[] {1, 2, 3, 4}), null);
             assertEquals(1, cache.lookup(p, new long[] {h}, new int[] {1, 2, 3, 4}).cachedBlocks());
             assertEquals(0, cache.lookup(p, new long[] {h}, new int[] {1, 2, 3, 5}).cachedBlocks());
         }

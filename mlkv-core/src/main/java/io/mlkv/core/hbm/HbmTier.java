@@ -355,7 +355,7 @@ public final class HbmTier implements AutoCloseable {
         dramWriteNanos.add(System.nanoTime() - started);
     }
 
-    /** Time spent writing evicted dirty rows into the mapped DRAM tier from the GPU. */
+    /** Time spent writing rows into the mapped DRAM tier from the GPU ({@link #writeInDram}: demotions and device writes). */
     public long dramWriteNanos() {
         return dramWriteNanos.sum();
     }

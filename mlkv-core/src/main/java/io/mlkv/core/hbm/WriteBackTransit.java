@@ -90,7 +90,7 @@ final class WriteBackTransit {
             }
             return;
         }
-        for (int e = 0; e < keys.length && e < which.length; e++) {
+        for (int e = 0; e < which.length; e++) {
             if (which[e]) {
                 markDemoted(keys[e]);
             }

@@ -10,7 +10,6 @@ import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
 import io.mlkv.gpu.cuda.Cuda;
 import io.mlkv.gpu.cuda.DeviceMemory;
-import org.agrona.CloseHelper;
 import io.mlkv.gpu.cuda.Kernels;
 import io.mlkv.gpu.cuda.OwnedResources;
 import io.mlkv.gpu.cufile.HostPointers;
@@ -22,6 +21,7 @@ import jcuda.Pointer;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUstream;
 import jcuda.driver.JCudaDriver;
+import org.agrona.CloseHelper;
 
 /**
  * A {@link DramTier} pinned and mapped into the GPU's address space, so that a kernel looks keys
