@@ -214,6 +214,73 @@ __device__ __forceinline__ uint64_t hit_score(int score_mode, uint64_t old, uint
     return score_mode == SCORE_LFU ? old + 1 : in_scores[i];
 }
 
+// Frequency admission (HbmAdmission.FREQUENCY): a count-min sketch of 4-bit counters, 16 to a
+// 64-bit word, four rows, laid out and hashed exactly as io.mlkv.storage.policy.FrequencySketch
+// (the host twin; a test compares the two word for word). mlkv_sketch_add counts each key of a
+// lookup; an install screened by it replaces a full bucket's victim only if the sketch has seen
+// the newcomer more often than the victim. The host halves every counter (mlkv_sketch_halve)
+// after ten accesses per table entry, so old popularity fades.
+__device__ __forceinline__ uint64_t sketch_seed(int row) {
+    switch (row & 3) {
+        case 0: return 0x9E3779B97F4A7C15ULL;
+        case 1: return 0xC2B2AE3D27D4EB4FULL;
+        case 2: return 0x165667B19E3779F9ULL;
+        default: return 0xD6E8FEB86659FD93ULL;
+    }
+}
+
+__device__ __forceinline__ uint64_t sketch_spread(uint64_t key) {
+    uint64_t x = key * 0x9E3779B97F4A7C15ULL;
+    return x ^ (x >> 29);
+}
+
+__device__ __forceinline__ uint64_t sketch_word(uint64_t h, int row, uint64_t mask) {
+    uint64_t x = (h ^ sketch_seed(row)) * sketch_seed(row + 1);
+    return (uint64_t)(uint32_t)(x >> 40) & mask;
+}
+
+__device__ __forceinline__ int sketch_shift(uint64_t h, int row) {
+    return ((((int)(h >> (row * 4))) & 3) + (row << 2)) << 2;
+}
+
+// The estimated recent access count of `key`, 0 to 15.
+__device__ __forceinline__ int sketch_frequency(const uint64_t* sketch, uint64_t mask, uint64_t key) {
+    uint64_t h = sketch_spread(key);
+    int f = 15;
+#pragma unroll
+    for (int row = 0; row < 4; row++) {
+        uint64_t w = __ldcg(sketch + sketch_word(h, row, mask));
+        f = min(f, (int)((w >> sketch_shift(h, row)) & 0xF));
+    }
+    return f;
+}
+
+// Counts one access to each of in_keys[0, n), one thread per key; a saturated counter (15) stays.
+extern "C" __global__ void mlkv_sketch_add(uint64_t* sketch, uint64_t mask, const uint64_t* __restrict__ in_keys,
+                                           long n) {
+    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    uint64_t h = sketch_spread(in_keys[i]);
+#pragma unroll
+    for (int row = 0; row < 4; row++) {
+        unsigned long long* w = reinterpret_cast<unsigned long long*>(sketch + sketch_word(h, row, mask));
+        int shift = sketch_shift(h, row);
+        unsigned long long old = *reinterpret_cast<volatile unsigned long long*>(w);
+        while (((old >> shift) & 0xF) != 0xF) {
+            unsigned long long seen = atomicCAS(w, old, old + (1ULL << shift));
+            if (seen == old) break;
+            old = seen;
+        }
+    }
+}
+
+// Halves every counter of the sketch's `words` words.
+extern "C" __global__ void mlkv_sketch_halve(uint64_t* sketch, uint64_t words) {
+    for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < words; i += (uint64_t)gridDim.x * blockDim.x) {
+        sketch[i] = (sketch[i] >> 1) & 0x7777777777777777ULL;
+    }
+}
+
 // touch: -1 leaves scores alone (a plain find); SCORE_LRU sets each found key's score to `clock`,
 // SCORE_LFU adds one per occurrence, so that eviction follows reads as well as writes.
 __device__ __forceinline__ void find_body(const uint64_t* __restrict__ keys, const uint8_t* __restrict__ digests,
@@ -314,7 +381,7 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
                                           uint64_t* evicted_keys, float* evicted_values, uint64_t* evicted_scores,
                                           unsigned long long* evicted_count, unsigned long long* rejected_count,
                                           unsigned long long* dup_seen, uint8_t* dirty, int mark,
-                                          uint8_t* evicted_dirty) {
+                                          uint8_t* evicted_dirty, const uint64_t* sketch, uint64_t sketch_mask) {
     int lane = tile.thread_rank();
     uint64_t key = in_keys[i];
     if (key == EMPTY_KEY || key == LOCKED_KEY) return 0;  // refused on the host; never corrupt the table
@@ -385,7 +452,19 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
         } else {
             uint64_t min_score;
             slot = tile_min_score_slot(tile, scores, base, &min_score);
-            if (score_mode == SCORE_CUSTOM && score < min_score) {
+            bool reject = score_mode == SCORE_CUSTOM && score < min_score;
+            if (!reject && sketch != nullptr) {
+                // Frequency admission: the newcomer must have been seen more often than the
+                // victim. A victim being written right now (locked) is not compared.
+                int refused = 0;
+                if (lane == 0) {
+                    uint64_t victim = *reinterpret_cast<volatile uint64_t*>(keys + slot);
+                    refused = victim != LOCKED_KEY && victim != EMPTY_KEY
+                            && sketch_frequency(sketch, sketch_mask, key) <= sketch_frequency(sketch, sketch_mask, victim);
+                }
+                reject = tile.shfl(refused, 0) != 0;
+            }
+            if (reject) {
                 tile.sync();
                 if (lane == 0) {
                     unlock_bucket(bucket_locks + b);
@@ -452,7 +531,7 @@ upsert_body(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, c
             const uint64_t* __restrict__ in_scores, long n, float* __restrict__ out, uint8_t* __restrict__ found_out,
             uint64_t* evicted_keys, float* evicted_values, uint64_t* evicted_scores,
             unsigned long long* evicted_count, unsigned long long* rejected_count, unsigned long long* dup_seen,
-            uint8_t* dirty, int mark, uint8_t* evicted_dirty) {
+            uint8_t* dirty, int mark, uint8_t* evicted_dirty, const uint64_t* sketch, uint64_t sketch_mask) {
     __shared__ unsigned long long grown;
     if (threadIdx.x == 0) grown = 0;
     __syncthreads();
@@ -463,7 +542,7 @@ upsert_body(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, c
                            bucket_mask, dim, mode,
                            score_mode, clock, in_keys, in_values, in_scores, out, found_out, evicted_keys,
                            evicted_values, evicted_scores, evicted_count, rejected_count, dup_seen, dirty, mark,
-                           evicted_dirty);
+                           evicted_dirty, sketch, sketch_mask);
         if (g && tile.thread_rank() == 0) atomicAdd(&grown, 1ULL);
     }
     __syncthreads();
@@ -512,14 +591,17 @@ struct UpsertArgs {
     uint8_t* dirty;                // the table's dirty marks
     int64_t mark;                  // 1: entries this call writes become dirty; 0: inserts are clean
     uint8_t* evicted_dirty;        // may be null: the dirty mark of each evicted entry
+    const uint64_t* sketch;        // not null: frequency admission of clean installs (see sketch_frequency)
+    uint64_t sketch_mask;          // the sketch's words - 1
 };
-static_assert(sizeof(UpsertArgs) == 30 * 8, "UpsertArgs: one 8-byte field per argument");
+static_assert(sizeof(UpsertArgs) == 32 * 8, "UpsertArgs: one 8-byte field per argument");
 
 extern "C" __global__ void __launch_bounds__(256, 8) mlkv_upsert(const UpsertArgs a) {
     upsert_body(a.keys, a.scores, a.digests, a.values, marks_of(a.marks), a.marks.win, a.bucket_locks, a.size,
                 a.bucket_mask, (int)a.dim, (int)a.mode, (int)a.score_mode, a.clock, a.in_keys, a.in_values,
                 a.in_scores, (long)a.n, a.out, a.found_out, a.evicted_keys, a.evicted_values, a.evicted_scores,
-                a.evicted_count, a.rejected_count, a.dup_seen, a.dirty, (int)a.mark, a.evicted_dirty);
+                a.evicted_count, a.rejected_count, a.dup_seen, a.dirty, (int)a.mark, a.evicted_dirty, a.sketch,
+                a.sketch_mask);
 }
 
 // assign (existing keys only), specialised: after the marking pass (dedup_slot null: unique keys

@@ -76,7 +76,7 @@ final class RunCommand implements Callable<Integer> {
     boolean hbmWriteBack;
 
     @Option(names = "--hbm-admission", defaultValue = "ALWAYS",
-            description = "Which HBM misses are installed into HBM: ALWAYS or SECOND_MISS (default ${DEFAULT-VALUE}).")
+            description = "Which HBM misses are installed into HBM: ALWAYS, SECOND_MISS or FREQUENCY (default ${DEFAULT-VALUE}).")
     io.mlkv.core.HbmAdmission hbmAdmission;
 
     @Option(names = "--hbm-spill-rows", defaultValue = "0",

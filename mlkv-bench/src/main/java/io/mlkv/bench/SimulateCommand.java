@@ -62,7 +62,7 @@ final class SimulateCommand implements Callable<Integer> {
     List<String> policies;
 
     @Option(names = "--admissions", split = ",", defaultValue = "ALWAYS",
-            description = "HBM admission of the top tier to compare: ALWAYS, SECOND_MISS (default ${DEFAULT-VALUE}).")
+            description = "HBM admission of the top tier to compare: ALWAYS, SECOND_MISS (default ${DEFAULT-VALUE}); the store's FREQUENCY is the tinylfu policy here.")
     List<io.mlkv.core.HbmAdmission> admissions;
 
     @Option(names = "--seed", defaultValue = "1", description = "Seed (default ${DEFAULT-VALUE}).")
@@ -133,6 +133,10 @@ final class SimulateCommand implements Callable<Integer> {
         }
         if (tiers.isEmpty() || tiers.stream().anyMatch(t -> t < 1)) {
             throw new ParameterException(spec.commandLine(), "--tiers must list entries per tier, each at least 1, was " + tiers);
+        }
+        if (admissions.contains(io.mlkv.core.HbmAdmission.FREQUENCY)) {
+            throw new ParameterException(spec.commandLine(),
+                    "--admissions FREQUENCY is decided against each victim on the GPU; replay it as --policies tinylfu");
         }
         for (String p : policies) {
             try {

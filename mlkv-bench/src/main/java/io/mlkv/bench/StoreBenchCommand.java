@@ -89,7 +89,7 @@ final class StoreBenchCommand implements Callable<Integer> {
     @Option(names = "--theta", defaultValue = "0.99", description = "Zipfian skew (default ${DEFAULT-VALUE}).")
     double theta;
 
-    @Option(names = "--hbm-admission", defaultValue = "ALWAYS", description = "ALWAYS or SECOND_MISS (default ${DEFAULT-VALUE}).")
+    @Option(names = "--hbm-admission", defaultValue = "ALWAYS", description = "ALWAYS, SECOND_MISS or FREQUENCY (default ${DEFAULT-VALUE}).")
     HbmAdmission admission;
 
     @Option(names = "--dir", description = "Store directory; default a temporary one, deleted afterwards.")

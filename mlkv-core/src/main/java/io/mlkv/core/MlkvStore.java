@@ -146,6 +146,9 @@ public final class MlkvStore implements VectorTier {
             if (hbm != null && c.mapDram()) {
                 hbm.mapDram(dram);
             }
+            if (hbm != null && c.hbmAdmission() == HbmAdmission.FREQUENCY) {
+                hbm.admitByFrequency();
+            }
             this.promoter = opened.add(new Promoter(mutation, lifecycle));
             this.batchPool = opened.add(new BatchPool(c.batchThreads()));
             this.host = new HostTiers(dim, dram, rocks, spill, promoter, batchPool);
@@ -155,7 +158,7 @@ public final class MlkvStore implements VectorTier {
                     batchPool);
             this.migration = hbm == null ? null : new HbmMigration(dim, hbm, host, spill, promoter, mutation, entryCount,
                     new HbmMigration.Admission(c.hbmAdmission().newFilter(c.hbmCapacity()),
-                            c.hbmAdmission() == HbmAdmission.ALWAYS), batchPool);
+                            c.hbmAdmission().filterTakesEveryKey()), batchPool);
             this.deviceWrites = hbm == null ? null
                     : new DeviceWrites(dim, hbm, migration, host, mutation, mutationEpoch, entryCount, batchPool);
             this.prefetches = opened.add(new Prefetches(c.prefetchThreads()));
@@ -672,6 +675,11 @@ public final class MlkvStore implements VectorTier {
     /** Keys that device reads found in the spill log, read straight into device memory (for tests). */
     long spillReadsOnGpu() {
         return migration == null ? 0 : migration.spillReadsOnGpu();
+    }
+
+    /** Promotions into HBM that frequency admission refused (for tests). */
+    long hbmAdmissionRejections() {
+        return hbm == null ? 0 : hbm.admissionRejections();
     }
 
     /** Keys that device reads found in the mapped DRAM tier on the GPU (for tests and benchmarks). */

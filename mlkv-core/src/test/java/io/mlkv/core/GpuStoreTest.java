@@ -15,6 +15,8 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /** The store with its HBM tier on a CUDA GPU: the contract, tier behaviour, differential and concurrency tests. */
 @Tag("gpu")
@@ -176,6 +178,66 @@ class GpuStoreTest {
             assertTrue(s.dramReadsOnGpu() > 10_000, "the GPU read DRAM: " + s.dramReadsOnGpu() + " keys, seed " + seed
                     + ", mapping failure: " + s.dramMapFailure());
             assertTrue(checked > 20_000, "rows checked: " + checked);
+        }
+    }
+
+    /**
+     * Device reads under concurrent writers with frequency admission, which refuses many
+     * promotions of a table 23 times HBM: still never a torn, foreign or stale row.
+     */
+    @Test
+    void deviceReadsUnderFrequencyAdmissionAreNeverTornNorStale() throws Exception {
+        long seed = Long.getLong("mlkv.seed", System.nanoTime());
+        try (MlkvStore s = MlkvStore.builder().dim(DIM).directory(dir.resolve("frequency"))
+                .dramCapacityBytes(1024 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
+                .gpu(GpuMode.ON).hbmCapacity(128).hbmAdmission(HbmAdmission.FREQUENCY).build()) {
+            long checked = deviceReadsUnderWriters(s, seed, 3000, 3000, false);
+            assertTrue(s.hbmAdmissionRejections() > 0, "promotions were refused, seed " + seed + "; " + s.stats());
+            assertTrue(checked > 20_000, "rows checked: " + checked);
+        }
+    }
+
+    /**
+     * A hot set read ten times, then a stream of cold keys each read once, four times HBM's size:
+     * with ALWAYS the cold keys push the hot ones out (they are the least recently used); with
+     * FREQUENCY they are refused, the hot keys are still read from HBM, and every value is right.
+     */
+    @ParameterizedTest(name = "admission={0}")
+    @EnumSource(value = HbmAdmission.class, names = {"ALWAYS", "FREQUENCY"})
+    void frequencyAdmissionKeepsAHotSetThroughAColdScan(HbmAdmission admission) {
+        int capacity = 16 * 128;
+        try (MlkvStore s = MlkvStore.builder().dim(DIM).directory(dir.resolve("scan-" + admission))
+                .dramCapacityBytes(64 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
+                .gpu(GpuMode.ON).hbmCapacity(capacity).hbmAdmission(admission).build()) {
+            int total = 200 + 4 * capacity;
+            long[] all = new long[total];
+            for (int i = 0; i < total; i++) {
+                all[i] = 31L * i + 5;
+            }
+            float[] values = rows(total, 0f);
+            s.multiPut(all, values);
+            long[] hot = Arrays.copyOf(all, 200);
+            for (int round = 0; round < 10; round++) {
+                assertEquals(hot.length, s.multiGet(hot, new float[hot.length * DIM], new boolean[hot.length]));
+            }
+            for (int from = 200; from < total; from += 1000) {
+                long[] cold = Arrays.copyOfRange(all, from, Math.min(total, from + 1000));
+                float[] out = new float[cold.length * DIM];
+                assertEquals(cold.length, s.multiGet(cold, out, new boolean[cold.length]));
+                assertArrayEquals(Arrays.copyOfRange(values, from * DIM, (from + cold.length) * DIM), out, "cold keys from " + from);
+            }
+            long hitsBefore = s.stats().tier("HBM").hits();
+            float[] hotOut = new float[hot.length * DIM];
+            assertEquals(hot.length, s.multiGet(hot, hotOut, new boolean[hot.length]));
+            assertArrayEquals(Arrays.copyOf(values, hot.length * DIM), hotOut);
+            long hotHits = s.stats().tier("HBM").hits() - hitsBefore;
+            if (admission == HbmAdmission.FREQUENCY) {
+                assertEquals(hot.length, hotHits, "every hot key still in HBM: " + s.stats());
+                assertTrue(s.hbmAdmissionRejections() > 2 * capacity, "cold keys refused: " + s.hbmAdmissionRejections());
+            } else {
+                assertTrue(hotHits < hot.length / 2, "ALWAYS let the scan push the hot keys out: " + hotHits + " hits");
+                assertEquals(0, s.hbmAdmissionRejections());
+            }
         }
     }
 

@@ -30,6 +30,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
@@ -221,17 +222,17 @@ class GpuTrainingStepTest {
      * Reads on the device and the host, a flush, and a reopen without a GPU all see the model's
      * values.
      */
-    @ParameterizedTest(name = "writeBack={0}")
-    @ValueSource(booleans = {true, false})
-    void writesOfKeysDramHoldsLandThereInPlace(boolean writeBack) {
+    @ParameterizedTest(name = "writeBack={0}, admission={1}")
+    @CsvSource({"true, ALWAYS", "false, ALWAYS", "true, FREQUENCY"})
+    void writesOfKeysDramHoldsLandThereInPlace(boolean writeBack, HbmAdmission admission) {
         long seed = seed();
         SplittableRandom r = new SplittableRandom(seed);
-        Path d = dir.resolve("in-place-" + writeBack);
+        Path d = dir.resolve("in-place-" + writeBack + "-" + admission);
         int universe = 16_384;
         int batch = 4_096;
         Map<Long, float[]> model = new HashMap<>();
         MlkvStoreBuilder b = MlkvStore.builder().dim(DIM).directory(d).dramCapacityBytes(8192 * DramTier.bucketBytes(DIM))
-                .blockCacheBytes(1 << 20).gpu(GpuMode.ON).hbmCapacity(1024).hbmWriteBack(writeBack);
+                .blockCacheBytes(1 << 20).gpu(GpuMode.ON).hbmCapacity(1024).hbmWriteBack(writeBack).hbmAdmission(admission);
         try (MlkvStore s = b.build(); DeviceBatch dev = new DeviceBatch(s, batch)) {
             assertEquals(null, s.dramMapFailure(), "the DRAM tier is mapped for the GPU");
             long[] all = new long[universe];
@@ -280,6 +281,9 @@ class GpuTrainingStepTest {
                 if (round == 3) {
                     s.flush();
                 }
+            }
+            if (admission == HbmAdmission.FREQUENCY) {
+                assertTrue(s.hbmAdmissionRejections() > 0, "device reads of a table 16x HBM had promotions refused, seed " + seed);
             }
             // Host reads last: they promote on the store's promoter thread, which would blur the count above.
             assertModel(s, model, "after the rounds, seed " + seed);

@@ -206,17 +206,18 @@ public final class HbmMigration {
      * count their row was read at, and any change of the bucket skips them.
      */
     private void schedulePromotion(long[] keys, float[] rows, boolean[] found, ReadStamps stamps, int count) {
-        promoter.promote(() -> installUnwritten(keys, rows, found, stamps, count, promotionFilter));
+        promoter.promote(() -> installUnwritten(keys, rows, found, stamps, count, promotionFilter, true));
     }
 
     /**
      * Installs into HBM those of the {@code count} found rows of {@code keys} that {@code admit}
-     * takes and that were not written since {@code versions} were read (before their rows).
+     * takes and that were not written since {@code versions} were read (before their rows);
+     * {@code screened} ones may still be refused by the table's frequency admission.
      * Caller holds the mutation lock: writers hold it too, so versions and dirty marks cannot
      * change while they are compared. Returns how many were installed.
      */
     private int installUnwritten(long[] keys, float[] rows, boolean[] found, ReadStamps stamps, int count,
-            LongPredicate admit) {
+            LongPredicate admit, boolean screened) {
         long[] installKeys = new long[count];
         float[] installRows = new float[count * dim];
         int p = 0;
@@ -227,7 +228,7 @@ public final class HbmMigration {
                 p++;
             }
         }
-        installInHbm(installKeys, installRows, p);
+        installInHbm(installKeys, installRows, p, screened);
         return p;
     }
 
@@ -309,13 +310,13 @@ public final class HbmMigration {
      * DRAM does not hold the key (its copy there may be dirty with the same value), or, with a
      * spill log, to the log instead. Caller holds the mutation lock.
      */
-    private void installInHbm(long[] keys, float[] rows, int count) {
+    private void installInHbm(long[] keys, float[] rows, int count, boolean screened) {
         if (spill != null) {
             spill.invalidate(keys, count);
         }
         hbm.beginMove();
         try {
-            demote(hbm.install(keys, rows, count, spill, key -> !host.inDram(key)));
+            demote(hbm.install(keys, rows, count, spill, key -> !host.inDram(key), screened));
         } finally {
             hbm.endMove();
         }
@@ -556,7 +557,7 @@ public final class HbmMigration {
         mutation.lock();
         try {
             // Asked for explicitly: no admission filter.
-            return installUnwritten(missKeys, rows, below, ReadStamps.versions(versions), found, key -> true);
+            return installUnwritten(missKeys, rows, below, ReadStamps.versions(versions), found, key -> true, false);
         } finally {
             mutation.unlock();
         }
@@ -597,7 +598,7 @@ public final class HbmMigration {
         hbm.beginMove();
         try {
             demote(hbm.installStaged(st, keys, count, rows, state, spill, key -> !host.inDram(key),
-                    spill == null && !dramHoldsEveryKey(), host::inDram));
+                    spill == null && !dramHoldsEveryKey(), host::inDram, false));
         } finally {
             hbm.endMove();
         }

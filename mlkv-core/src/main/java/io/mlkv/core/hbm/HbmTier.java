@@ -96,6 +96,20 @@ public final class HbmTier implements AutoCloseable {
         return new HbmTier(table, writeBack);
     }
 
+    /**
+     * Admission by frequency ({@code HbmAdmission.FREQUENCY}): the table counts every lookup in a
+     * frequency sketch, and a promotion that would evict a full bucket's least recently used entry
+     * goes in only if its key was looked up more often than that entry's.
+     */
+    public void admitByFrequency() {
+        table.admitByFrequency();
+    }
+
+    /** Promotions refused by frequency admission since the tier opened. */
+    public long admissionRejections() {
+        return table.rejections();
+    }
+
     /** Why no HBM tier can be opened here (no kernels built, no usable CUDA device), or null if one can. */
     public static String unavailableReason() {
         return !Kernels.built() ? "the GPU kernels were not built (no nvcc when mlkv-gpu was packaged)"
@@ -157,24 +171,28 @@ public final class HbmTier implements AutoCloseable {
      * Installs clean copies of rows {@code [0, count)} whose keys HBM does not hold (present ones
      * are left as they are) and returns the entries evicted to make room. With a {@code spill} log, the evicted rows are also
      * appended to it straight from device memory, indexed for the clean ones that
-     * {@code spillable} accepts. Caller holds the mutation lock and brackets the call, and the
-     * handling of what it returns, with {@link #beginMove()} and {@link #endMove()}.
+     * {@code spillable} accepts. With {@code screened} (an admission decision, not a prefetch)
+     * and {@link #admitByFrequency()} on, the table may refuse a row whose key it has seen less
+     * often than the entry it would evict; the row stays where it was read from (every row here is
+     * a clean copy of what a tier below holds). Caller holds the mutation lock and brackets the
+     * call, and the handling of what it returns, with {@link #beginMove()} and {@link #endMove()}.
      */
-    public Demoted install(long[] keys, float[] values, int count, SpillLog spill, LongPredicate spillable) {
+    public Demoted install(long[] keys, float[] values, int count, SpillLog spill, LongPredicate spillable,
+            boolean screened) {
         if (count == 0) {
             return Demoted.NONE;
         }
         long started = System.nanoTime();
         try {
             if (spill != null) {
-                return installSpilling(keys, values, count, spill, spillable);
+                return installSpilling(keys, values, count, spill, spillable, screened);
             }
             int dim = table.dim();
             long[] evictedKeys = new long[count];
             float[] evictedValues = new float[count * dim];
             boolean[] evictedDirty = new boolean[count];
             int evicted = table.installAbsent(Arrays.copyOf(keys, count), Arrays.copyOf(values, count * dim),
-                    evictedKeys, evictedValues, evictedDirty);
+                    evictedKeys, evictedValues, evictedDirty, screened);
             installs.add(count);
             return new Demoted(evictedKeys, FloatBuffer.wrap(evictedValues), evictedDirty, evicted);
         } finally {
@@ -187,7 +205,8 @@ public final class HbmTier implements AutoCloseable {
      * memory when it is written to the spill log (by cuFile where the log uses it). The evicted
      * keys and rows are copied to the host too: the caller writes dirty ones down to DRAM.
      */
-    private Demoted installSpilling(long[] keys, float[] values, int count, SpillLog spill, LongPredicate spillable) {
+    private Demoted installSpilling(long[] keys, float[] values, int count, SpillLog spill, LongPredicate spillable,
+            boolean screened) {
         int dim = table.dim();
         Staging st = acquire(count);
         try {
@@ -199,7 +218,7 @@ public final class HbmTier implements AutoCloseable {
             // Clean evictees need no host copy: the spill log takes them (the caller moves dirty ones down).
             // The rows are read after the staging set is given back: off its pinned buffer first.
             return installStaged(st, st.missedKeys.pointer(), count, st.rowsIn.pointer(), EntryState.CLEAN, spill, spillable,
-                    false, null).detached(dim);
+                    false, null, screened).detached(dim);
         } finally {
             giveBack(st);
         }
@@ -212,17 +231,18 @@ public final class HbmTier implements AutoCloseable {
      * returns the evicted keys and marks, with their rows if any of them must move down (a dirty
      * one, or with {@code demoteClean} a clean one DRAM lacks) and null rows otherwise. Which keys
      * DRAM holds is asked on the GPU where the tier is mapped (one probe of the evicted keys), of
-     * {@code inDram} otherwise. Caller holds the mutation lock, inside {@link #beginMove()}.
+     * {@code inDram} otherwise. {@code screened} clean rows may be refused as {@link #install}
+     * says. Caller holds the mutation lock, inside {@link #beginMove()}.
      */
     Demoted installStaged(Staging st, CUdeviceptr keys, int count, CUdeviceptr rows, EntryState state, SpillLog spill,
-            LongPredicate spillable, boolean demoteClean, LongPredicate inDram) {
+            LongPredicate spillable, boolean demoteClean, LongPredicate inDram, boolean screened) {
         int dim = table.dim();
         long rowBytes = dim * 4L;
         installs.add(count);
         if (state == EntryState.CLEAN && spill == null && !demoteClean && !transit.mayHaveDirty()) {
             // Nothing evicted needs a look: no wait for the insert. The next use of this staging
             // waits for it (acquire), and the table's later calls run behind it on its stream.
-            table.installAbsentAsync(keys, rows, count, st.installed);
+            table.installAbsentAsync(keys, rows, count, st.installed, screened);
             st.installQueued = true;
             return new Demoted(null, null, null, 0);
         }
@@ -230,7 +250,7 @@ public final class HbmTier implements AutoCloseable {
             transit.noteDirtyWrites();
         }
         int evicted = (int) table.installAbsent(keys, rows, count, state,
-                Evictions.withMarks(st.evictedKeys.pointer(), st.evictedRows.pointer(), st.evictedDirty.pointer()));
+                Evictions.withMarks(st.evictedKeys.pointer(), st.evictedRows.pointer(), st.evictedDirty.pointer()), screened);
         if (evicted == 0) {
             return Demoted.NONE;
         }
@@ -497,7 +517,8 @@ public final class HbmTier implements AutoCloseable {
     /**
      * Installs, straight from device staging, the rows the GPU read from DRAM for misses
      * {@code at[0, count)} of {@code m} (whose keys are {@code keys[0, count)}; both may be null
-     * when {@code count} is every miss), and returns what that evicts, as {@link #install} does.
+     * when {@code count} is every miss), and returns what that evicts, as {@link #install} does
+     * (screened: these are read promotions).
      * Caller holds the mutation lock, brackets the call with {@link #beginMove()}/{@link #endMove()}
      * and has not released {@code m}.
      *
@@ -514,7 +535,7 @@ public final class HbmTier implements AutoCloseable {
             // Every miss goes in (then at[j] == j): its key and row are in place in staging already.
             try {
                 return installStaged(st, st.missedKeys.pointer(), count, st.rowsIn.pointer(), EntryState.CLEAN, spill,
-                        spillable, demoteClean, inDram);
+                        spillable, demoteClean, inDram, true);
             } finally {
                 installNanos.add(System.nanoTime() - started);
             }
@@ -527,7 +548,7 @@ public final class HbmTier implements AutoCloseable {
                     "cuMemcpyHtoD (install positions)");
             table.gatherRows(st.rowsIn.pointer(), st.rowsIndex.pointer(), count, st.installRows.pointer());
             return installStaged(st, st.missedKeys.pointer(), count, st.installRows.pointer(), EntryState.CLEAN, spill,
-                    spillable, demoteClean, inDram);
+                    spillable, demoteClean, inDram, true);
         } finally {
             installNanos.add(System.nanoTime() - started);
         }
@@ -692,7 +713,8 @@ public final class HbmTier implements AutoCloseable {
 
     /** A snapshot of {@link Counters}. */
     public Counters counters() {
-        return new Counters(hits.sum(), misses.sum(), installs.sum(), table.evictions(), writeBacks.sum(), table.size(),
+        // Rows offered minus those frequency admission refused.
+        return new Counters(hits.sum(), misses.sum(), installs.sum() - table.rejections(), table.evictions(), writeBacks.sum(), table.size(),
                 table.capacity(), lookupNanos.sum(), installNanos.sum());
     }
 

@@ -223,7 +223,32 @@ public final class GpuHashTable implements VectorTier {
         core.uniqueKeys(promised);
     }
 
-    /** Inserts refused since creation because their custom score was below a full bucket's lowest. */
+    /**
+     * Turns on frequency admission: from now on every find that is not a {@link #peek} records its
+     * keys in a count-min sketch of 4-bit counters (about 8 bytes per slot, halved after ten
+     * lookups per slot so old popularity fades), and screened installs ({@link #installAbsent}
+     * with {@code screened}) of clean rows into a full bucket replace its lowest-scored entry only
+     * if the sketch has seen the newcomer more often (TinyLFU's rule). A key read once cannot push
+     * out one read often, and keys of equal popularity stop displacing each other.
+     */
+    public void admitByFrequency() {
+        call(() -> {
+            core.admitByFrequency();
+            return 0L;
+        });
+    }
+
+    /** The admission sketch's words (see {@link io.mlkv.storage.policy.FrequencySketch#words()}), or null without one. */
+    long[] admissionSketchWords() {
+        long[][] words = new long[1][];
+        call(() -> {
+            words[0] = core.admissionSketch();
+            return 0L;
+        });
+        return words[0];
+    }
+
+    /** Inserts refused since creation: a custom score below a full bucket's lowest, or frequency admission. */
     public long rejections() {
         lock.lock();
         try {
@@ -390,21 +415,37 @@ public final class GpuHashTable implements VectorTier {
      * @return the number of evicted entries
      */
     public long installAbsent(CUdeviceptr keysIn, CUdeviceptr rowsIn, long n, EntryState state, Evictions evicted) {
+        return installAbsent(keysIn, rowsIn, n, state, evicted, false);
+    }
+
+    /**
+     * {@link #installAbsent(CUdeviceptr, CUdeviceptr, long, EntryState, Evictions)} where, with
+     * {@code screened} and {@link #admitByFrequency()} on, a clean row that would evict a full
+     * bucket's entry is installed only if the admission sketch has seen its key more often than
+     * that entry's; a refused row is not installed and is counted in {@link #rejections()}.
+     */
+    public long installAbsent(CUdeviceptr keysIn, CUdeviceptr rowsIn, long n, EntryState state, Evictions evicted,
+            boolean screened) {
         if (scoreMode == ScoreMode.CUSTOM) {
             throw new IllegalArgumentException("installAbsent scores by the clock; a ScoreMode.CUSTOM table needs scores");
         }
         return call(() -> core.upsert(TableCore.MODE_INSERT_ABSENT, keysIn, rowsIn, null, n, null, null, evicted,
-                TableCore.Marks.of(state), true));
+                installMarks(state, screened), true));
+    }
+
+    private static TableCore.Marks installMarks(EntryState state, boolean screened) {
+        return state == EntryState.CLEAN && screened ? TableCore.Marks.SCREENED : TableCore.Marks.of(state);
     }
 
     /**
-     * {@link #installAbsent} of clean rows that returns without waiting, as
-     * {@link #insertOrAssignAsync} does; what it evicts is dropped and counted, so call it only
-     * when no entry is dirty.
+     * {@link #installAbsent} of clean rows (screened as there with {@code screened}) that returns
+     * without waiting, as {@link #insertOrAssignAsync} does; what it evicts is dropped and
+     * counted, so call it only when no entry is dirty.
      */
-    public void installAbsentAsync(CUdeviceptr keysIn, CUdeviceptr rowsIn, long n, CUevent done) {
+    public void installAbsentAsync(CUdeviceptr keysIn, CUdeviceptr rowsIn, long n, CUevent done, boolean screened) {
         call(() -> {
-            core.upsert(TableCore.MODE_INSERT_ABSENT, keysIn, rowsIn, null, n, null, null, Evictions.DROPPED, TableCore.Marks.CLEAN, false);
+            core.upsert(TableCore.MODE_INSERT_ABSENT, keysIn, rowsIn, null, n, null, null, Evictions.DROPPED,
+                    installMarks(EntryState.CLEAN, screened), false);
             Cuda.check(cuEventRecord(done, stream), "cuEventRecord (install queued without waiting)");
             return 0L;
         });
@@ -546,7 +587,7 @@ public final class GpuHashTable implements VectorTier {
         BatchChecks.checkOutputRows("peek", batch, out, dim);
         BatchChecks.checkFlags("peek", "found", batch, found);
         checkKeys("peek", batch);
-        return (int) call(() -> pipelinedFind(batch, out, found, -1));
+        return (int) call(() -> pipelinedFind(batch, out, found, TableCore.PEEK));
     }
 
     /** {@link HostStaging#find} with the find kernel. Caller holds the lock. */
@@ -614,6 +655,12 @@ public final class GpuHashTable implements VectorTier {
      */
     public int installAbsent(long[] batch, float[] rows, long[] evictedKeys, float[] evictedValues,
             boolean[] evictedDirty) {
+        return installAbsent(batch, rows, evictedKeys, evictedValues, evictedDirty, false);
+    }
+
+    /** {@link #installAbsent(long[], float[], long[], float[], boolean[])}, screened as the device form says. */
+    public int installAbsent(long[] batch, float[] rows, long[] evictedKeys, float[] evictedValues,
+            boolean[] evictedDirty, boolean screened) {
         if (evictedKeys == null || evictedKeys.length < batch.length || evictedValues == null
                 || (long) evictedValues.length < (long) batch.length * dim || evictedDirty == null
                 || evictedDirty.length < batch.length) {
@@ -624,7 +671,7 @@ public final class GpuHashTable implements VectorTier {
             throw new IllegalArgumentException("installAbsent scores by the clock; a ScoreMode.CUSTOM table needs scores");
         }
         return (int) hostUpsert("installAbsent", TableCore.MODE_INSERT_ABSENT, batch, rows, null, null, null,
-                new HostStaging.Evicted(evictedKeys, evictedValues, null, evictedDirty), TableCore.Marks.CLEAN);
+                new HostStaging.Evicted(evictedKeys, evictedValues, null, evictedDirty), installMarks(EntryState.CLEAN, screened));
     }
 
     /** Adds deltas in place; absent keys are inserted as their delta. */

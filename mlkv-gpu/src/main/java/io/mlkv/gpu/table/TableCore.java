@@ -26,6 +26,8 @@ final class TableCore implements AutoCloseable {
     /** Launches mlkv_assign_only; not a mode of the upsert kernel. */
     static final int MODE_ASSIGN_ONLY = 3;
     static final int MODE_INSERT_ABSENT = 4;
+    /** The find kernel's {@code touch} for an owner's own look: scores untouched, nothing recorded in the admission sketch. */
+    static final int PEEK = -2;
 
     private final int dim;
     private final long buckets;
@@ -43,24 +45,29 @@ final class TableCore implements AutoCloseable {
     private final DeviceMemory bucketLocks;
     private final TableCounters counters;
     private final RepeatedKeys repeats;
+    /** Null unless installs are admitted by frequency ({@link #admitByFrequency()}). */
+    private AdmissionSketch sketch;
     private long clock;
     /** Whether callers promise batches without repeated keys; see {@link GpuHashTable#uniqueKeys(boolean)}. */
     private volatile boolean uniqueKeys;
 
     /**
      * How an upsert treats dirty marks: whether the entries it writes become dirty, and where
-     * {@code mlkv_assign_only} reports the keys it does not find (null: nowhere).
+     * {@code mlkv_assign_only} reports the keys it does not find (null: nowhere); and whether a
+     * clean install is screened by the admission sketch, where the table has one
+     * ({@link #admitByFrequency()}): a dirty row is never refused, it has no copy below.
      */
-    record Marks(boolean dirty, CUdeviceptr missedKeys, CUdeviceptr missedIndex) {
-        static final Marks CLEAN = new Marks(false, null, null);
-        static final Marks DIRTY = new Marks(true, null, null);
+    record Marks(boolean dirty, CUdeviceptr missedKeys, CUdeviceptr missedIndex, boolean screened) {
+        static final Marks CLEAN = new Marks(false, null, null, false);
+        static final Marks DIRTY = new Marks(true, null, null, false);
+        static final Marks SCREENED = new Marks(false, null, null, true);
 
         static Marks of(EntryState state) {
             return state == EntryState.DIRTY ? DIRTY : CLEAN;
         }
 
         static Marks reportingMisses(EntryState state, CUdeviceptr missedKeys, CUdeviceptr missedIndex) {
-            return new Marks(state == EntryState.DIRTY, missedKeys, missedIndex);
+            return new Marks(state == EntryState.DIRTY, missedKeys, missedIndex, false);
         }
     }
 
@@ -90,6 +97,22 @@ final class TableCore implements AutoCloseable {
     /** Device bytes a table of this shape needs for its arrays. */
     static long arrayBytes(long capacity, long buckets, int dim) {
         return capacity * (8 + 8 + 1 + 1 + dim * 4L) + buckets * 4;
+    }
+
+    /**
+     * From now on, every lookup that scores its reads records its keys in a frequency sketch, and
+     * a screened clean install ({@link Marks#SCREENED}) replaces a full bucket's victim only if
+     * the sketch has seen the newcomer more often than the victim (TinyLFU's rule).
+     */
+    void admitByFrequency() {
+        if (sketch == null) {
+            sketch = parts.add(new AdmissionSketch(capacity, kernels, stream));
+        }
+    }
+
+    /** The admission sketch's words (tests), or null without one. */
+    long[] admissionSketch() {
+        return sketch == null ? null : sketch.toHost();
     }
 
     void uniqueKeys(boolean promised) {
@@ -123,6 +146,9 @@ final class TableCore implements AutoCloseable {
         kernels.launchPacked("mlkv_find", TableKernelArgs.FIND, n * GpuHashTable.TILE, BLOCK, stream, keys.pointer(),
                 digests.pointer(), values.pointer(), buckets - 1, dim, keysIn, n, out, found, null, scores.pointer(),
                 missedKeys, missedIndex, counters.at(TableCounters.MISSED), touch, clock);
+        if (sketch != null && touch != PEEK) {
+            sketch.record(keysIn, n);
+        }
     }
 
     /** A find that waits; returns the keys missed when {@code missedKeys} is given, else 0. */
@@ -218,7 +244,7 @@ final class TableCore implements AutoCloseable {
                     offset(evictions.dirty(), evicted));
             // Misses (assign only) are reported at the chunk's place in the batch.
             Marks chunkMarks = new Marks(marks.dirty(), offset(marks.missedKeys(), evicted * 8),
-                    offset(marks.missedIndex(), evicted * 4));
+                    offset(marks.missedIndex(), evicted * 4), marks.screened());
             evicted += upsertLaunch(mode, mark, repair, k, v, offset(scoresIn, from * 8), m, offset(out, from * rowBytes),
                     offset(found, from), at, chunkMarks, from, wait);
             if (mark) {
@@ -260,12 +286,13 @@ final class TableCore implements AutoCloseable {
             sync("assign (n=" + n + ")");
             return 0;
         }
+        boolean screen = sketch != null && marks.screened() && !marks.dirty() && mode == MODE_INSERT_ABSENT;
         kernels.launchPacked("mlkv_upsert", TableKernelArgs.UPSERT, n * GpuHashTable.TILE, BLOCK, stream, keys.pointer(),
                 scores.pointer(), digests.pointer(), values.pointer(), set[0], set[1], set[2], epoch,
                 bucketLocks.pointer(), counters.at(TableCounters.SIZE), buckets - 1, dim, mode, scoreMode.code, clock,
                 keysIn, valuesIn, scoresIn, n, out, found, evicted.keys(), evicted.values(), evicted.scores(),
                 counters.at(TableCounters.EVICTED), counters.at(TableCounters.REJECTED), repeatsArg, dirty.pointer(),
-                marks.dirty() ? 1L : 0L, evicted.dirty());
+                marks.dirty() ? 1L : 0L, evicted.dirty(), screen ? sketch.pointer() : null, screen ? sketch.mask() : 0L);
         if (!wait) {
             counters.keepUnread((from, to, count) -> kernels.launch("mlkv_add_u64", count, BLOCK, stream, from, to, count));
             return 0;

@@ -17,7 +17,8 @@ final class TableKernelArgs {
     static final PackedStruct UPSERT = new PackedStruct("UpsertArgs", concat(List.of("keys", "scores", "digests",
             "values"), MARKS, List.of("bucket_locks", "size", "bucket_mask", "dim", "mode", "score_mode", "clock",
             "in_keys", "in_values", "in_scores", "n", "out", "found_out", "evicted_keys", "evicted_values",
-            "evicted_scores", "evicted_count", "rejected_count", "dup_seen", "dirty", "mark", "evicted_dirty")));
+            "evicted_scores", "evicted_count", "rejected_count", "dup_seen", "dirty", "mark", "evicted_dirty", "sketch",
+            "sketch_mask")));
 
     static final PackedStruct ASSIGN = new PackedStruct("AssignArgs", concat(List.of("keys", "scores", "digests",
             "values"), MARKS, List.of("bucket_mask", "dim", "score_mode", "clock", "in_keys", "in_values",

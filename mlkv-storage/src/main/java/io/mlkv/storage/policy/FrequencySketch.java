@@ -20,10 +20,28 @@ public final class FrequencySketch {
         if (capacity <= 0) {
             throw new IllegalArgumentException("capacity must be positive, was " + capacity);
         }
-        long longs = Long.highestOneBit(Math.max(64, Math.min(1L << 26, capacity)) - 1) << 1;
-        table = new long[(int) longs];
+        table = new long[words(capacity)];
         tableMask = table.length - 1;
-        sampleSize = 10 * Math.max(16, capacity);
+        sampleSize = sampleSize(capacity);
+    }
+
+    /**
+     * The 64-bit words of a sketch for a tier of {@code capacity} entries: a power of two, 64 to
+     * 2^26 (only the low 2^24 are used: a row's word index has 24 bits). The GPU table's twin
+     * ({@code mlkv_sketch_add}) has the same layout and hashing.
+     */
+    public static int words(long capacity) {
+        return (int) (Long.highestOneBit(Math.max(64, Math.min(1L << 26, capacity)) - 1) << 1);
+    }
+
+    /** Recorded accesses after which every counter of a sketch for {@code capacity} entries is halved. */
+    public static long sampleSize(long capacity) {
+        return 10 * Math.max(16, capacity);
+    }
+
+    /** A copy of the sketch's words (for comparing with its GPU twin). */
+    public synchronized long[] words() {
+        return table.clone();
     }
 
     /** Counts one access to each of {@code keys[from, to)}. */
