@@ -47,7 +47,7 @@ for jar in "$work"/lib/jcuda-natives-*.jar; do
 done
 
 echo "[bundle] jlink runtime from $jdk"
-"$jdk/bin/jlink" --add-modules java.base,java.logging,java.management,jdk.management,jdk.unsupported,java.naming,java.xml,jdk.zipfs \
+"$jdk/bin/jlink" --add-modules java.base,java.logging,java.management,jdk.management,jdk.unsupported,java.naming,java.xml,jdk.zipfs,jdk.jfr \
   --strip-debug --no-header-files --no-man-pages --compress=zip-9 --output "$work/jre"
 
 cp scripts/gpu-run.sh scripts/gpu-profile.sh scripts/gpu-store-bench.sh scripts/gpu-io-bench.sh scripts/gpu-train-bench.sh \
