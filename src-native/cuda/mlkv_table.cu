@@ -1211,6 +1211,18 @@ mlkv_dram_write_claim(const uint64_t* __restrict__ keys, long n, uint8_t* __rest
     state[q] = DRAM_WRITE_CLAIMED;
 }
 
+// States for a write of dirty evicted entries: WANTED where marks[q] is set, 0 (skipped) elsewhere;
+// *wanted counts the WANTED ones (one atomic per warp). The counter is the writes' retry counter,
+// free between writes.
+extern "C" __global__ void mlkv_dram_write_want_marked(const uint8_t* __restrict__ marks, long n,
+                                                       uint8_t* __restrict__ state, unsigned long long* wanted) {
+    long q = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    bool want = q < n && marks[q] != 0;
+    if (q < n) state[q] = want ? DRAM_WRITE_WANTED : 0;
+    unsigned ballot = __ballot_sync(0xffffffffu, want);
+    if ((threadIdx.x & 31) == 0 && ballot != 0) atomicAdd(wanted, (unsigned long long)__popc(ballot));
+}
+
 extern "C" __global__ void
 mlkv_dram_write_copy(const uint64_t* __restrict__ keys, const float* __restrict__ rows, long n, int dim,
                      const uint8_t* __restrict__ state, const uint64_t* __restrict__ slot_out, float* dram_values,

@@ -222,6 +222,74 @@ class GpuTrainingStepTest {
      * Reads on the device and the host, a flush, and a reopen without a GPU all see the model's
      * values.
      */
+    /**
+     * One install that evicts more dirty entries than there are demotion stamps, into a DRAM tier
+     * that holds every key: the rows go into DRAM on the GPU and nothing of them comes to the
+     * host. Every value is still right (device and host reads, after a flush, and reopened
+     * without a GPU), and the write-backs are counted.
+     */
+    @Test
+    void anInstallEvictingTensOfThousandsOfDirtyRowsLosesNone() {
+        long seed = seed();
+        SplittableRandom r = new SplittableRandom(seed);
+        Path d = dir.resolve("many-dirty");
+        int hot = 24_000;
+        int cold = 48_000;
+        int universe = hot + cold;
+        Map<Long, float[]> model = new HashMap<>();
+        MlkvStoreBuilder b = MlkvStore.builder().dim(DIM).directory(d).dramCapacityBytes(32_768 * DramTier.bucketBytes(DIM))
+                .blockCacheBytes(1 << 20).gpu(GpuMode.ON).hbmCapacity(32_768).hbmWriteBack(true);
+        try (MlkvStore s = b.build(); DeviceBatch dev = new DeviceBatch(s, cold)) {
+            assertEquals(null, s.dramMapFailure(), "the DRAM tier is mapped for the GPU");
+            long[] all = new long[universe];
+            float[] initial = new float[universe * DIM];
+            for (int k = 0; k < universe; k++) {
+                all[k] = 11L * k + 1;
+                Arrays.fill(initial, k * DIM, (k + 1) * DIM, k * 0.25f);
+                model.put(all[k], Arrays.copyOfRange(initial, k * DIM, (k + 1) * DIM));
+            }
+            s.multiPut(all, initial);
+            s.flush();
+            long[] hotKeys = Arrays.copyOf(all, hot);
+            float[] deltas = new float[hot * DIM];
+            for (int j = 0; j < hot * DIM; j++) {
+                deltas[j] = r.nextInt(-8, 9) * 0.5f;
+            }
+            dev.get(s, hotKeys, new float[hot * DIM]); // installed
+            dev.accumulate(s, hotKeys, deltas);        // dirty in HBM
+            for (int j = 0; j < hot; j++) {
+                float[] row = model.get(hotKeys[j]);
+                for (int x = 0; x < DIM; x++) {
+                    row[x] += deltas[j * DIM + x];
+                }
+            }
+            long writeBacksBefore = s.stats().tier("HBM").writeBacks();
+            long[] coldKeys = Arrays.copyOfRange(all, hot, universe);
+            float[] out = new float[cold * DIM];
+            boolean[] found = dev.get(s, coldKeys, out); // installs evicting the dirty hot entries
+            for (int j = 0; j < cold; j++) {
+                assertTrue(found[j], "cold key " + coldKeys[j]);
+                assertArrayEquals(model.get(coldKeys[j]), Arrays.copyOfRange(out, j * DIM, (j + 1) * DIM), "cold key " + coldKeys[j]);
+            }
+            long written = s.stats().tier("HBM").writeBacks() - writeBacksBefore;
+            assertTrue(written >= 16_384, "one install wrote back more rows than there are stamps: " + written + "; " + s.stats());
+            float[] hotOut = new float[hot * DIM];
+            found = dev.get(s, hotKeys, hotOut);
+            for (int j = 0; j < hot; j++) {
+                assertTrue(found[j]);
+                assertArrayEquals(model.get(hotKeys[j]), Arrays.copyOfRange(hotOut, j * DIM, (j + 1) * DIM),
+                        "device read of evicted dirty key " + hotKeys[j] + ", seed " + seed);
+            }
+            assertModel(s, model, "host reads, seed " + seed);
+            s.flush();
+            assertModel(s, model, "after flush, seed " + seed);
+        }
+        try (MlkvStore cpu = MlkvStore.builder().dim(DIM).directory(d).dramCapacityBytes(32 * DramTier.bucketBytes(DIM))
+                .blockCacheBytes(1 << 20).gpu(GpuMode.OFF).build()) {
+            assertModel(cpu, model, "reopened without a GPU, seed " + seed);
+        }
+    }
+
     @ParameterizedTest(name = "writeBack={0}, admission={1}")
     @CsvSource({"true, ALWAYS", "false, ALWAYS", "true, FREQUENCY"})
     void writesOfKeysDramHoldsLandThereInPlace(boolean writeBack, HbmAdmission admission) {

@@ -8,7 +8,7 @@ import java.util.Arrays;
  * What a device lookup left for the tiers below: the missed keys and their batch positions;
  * for those the GPU did not read from DRAM, the DRAM bucket version, read before any row
  * below (for those it did, {@code dramSeqs}: the bucket's sequence count the row was read at);
- * with write-back, their demotion stamps read at the same point (else null); and, where the
+ * and, where the
  * DRAM tier is mapped, which of them the GPU read from DRAM in place ({@code fromDram}, rows
  * already in the output, and in device staging at the miss's position: see
  * {@link DeviceReads#dramRowsToHost} and {@link HbmTier#installFromDevice}) and the tier's
@@ -22,7 +22,6 @@ public final class DeviceMisses {
     private final int count;
     private final int dramHits;
     private final long dramChanges;
-    private final long[] stamps;
     private final Staging staging;
     private long[] keys;
     private int[] index;
@@ -30,11 +29,10 @@ public final class DeviceMisses {
     private boolean[] fromDram;
     private long[] dramSeqs;
 
-    DeviceMisses(int count, int dramHits, long dramChanges, long[] stamps, Staging staging) {
+    DeviceMisses(int count, int dramHits, long dramChanges, Staging staging) {
         this.count = count;
         this.dramHits = dramHits;
         this.dramChanges = dramChanges;
-        this.stamps = stamps;
         this.staging = staging;
     }
 
@@ -69,10 +67,6 @@ public final class DeviceMisses {
             versions = new long[count];
         }
         return versions;
-    }
-
-    public long[] stamps() {
-        return stamps;
     }
 
     public boolean[] fromDram() {

@@ -17,7 +17,6 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.IntBuffer;
-import java.nio.LongBuffer;
 import java.util.concurrent.atomic.LongAdder;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUstream;
@@ -189,7 +188,6 @@ final class DeviceReads {
             long missed = hbm.table().find(keys, n, out, found, st.missedKeys.pointer(), st.missedIndex.pointer());
             hbm.countLookup(n - missed, missed, System.nanoTime() - started);
             int count = (int) missed;
-            long[] stamps = hbm.writeBack() ? new long[count] : null;
             long dramChanges = -1;
             int dramHits = 0;
             if (count > 0) {
@@ -197,14 +195,6 @@ final class DeviceReads {
                 // Copies and the probe are queued on the staging stream, with one wait for all of them.
                 copyToHost(st.hostMissKeys, st.missedKeys, missed * 8, "missed keys", st.stream);
                 copyToHost(st.hostIndex, st.missedIndex, missed * 4, "missed positions", st.stream);
-                if (hbm.writeBack()) {
-                    // Stamps are read before any row below, the GPU's reads of DRAM included.
-                    await(st, "missed keys");
-                    LongBuffer k = st.hostMissKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer();
-                    for (int m = 0; m < count; m++) {
-                        stamps[m] = hbm.demotionStamp(k.get(m));
-                    }
-                }
                 if (hbm.mappedDram() != null) {
                     long probeStarted = System.nanoTime();
                     dramChanges = hbm.dramTier().changes();
@@ -222,7 +212,7 @@ final class DeviceReads {
                     await(st, "missed keys");
                 }
             }
-            DeviceMisses result = new DeviceMisses(count, dramHits, dramChanges, stamps, st);
+            DeviceMisses result = new DeviceMisses(count, dramHits, dramChanges, st);
             if (dramHits < count) {
                 // Keys the GPU did not read from DRAM are read on the CPU later: their versions first.
                 long[] k = result.keys();

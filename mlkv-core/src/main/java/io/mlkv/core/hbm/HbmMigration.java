@@ -177,16 +177,12 @@ public final class HbmMigration {
         int misses = missKeys.length;
         // Every write of a key below HBM changes its DRAM bucket's version; read them before the values.
         long[] versions = new long[misses];
-        long[] stamps = hbm.writeBack() ? new long[misses] : null;
         for (int m = 0; m < misses; m++) {
             versions[m] = host.version(missKeys[m]);
-            if (stamps != null) {
-                stamps[m] = hbm.demotionStamp(missKeys[m]);
-            }
         }
         int fromBelow = host.read(missKeys, rows, below, true);
         if (movedSince(movesBefore)) {
-            fromBelow = rereadDemoted(missKeys, rows, below, stamps, fromBelow, new boolean[misses]);
+            fromBelow = rereadDemoted(missKeys, rows, below, movesBefore, fromBelow, new boolean[misses]);
         }
         if (fromBelow > 0) {
             schedulePromotion(missKeys, rows, below, ReadStamps.versions(versions), fromBelow);
@@ -234,18 +230,18 @@ public final class HbmMigration {
 
     /**
      * After an install that may have evicted dirty entries overlapped a read: waits for it to end,
-     * then reads again, HBM first and under the mutation lock, those missed keys whose demotion
-     * stamp changed since just after the HBM lookup (a dirty entry that left HBM after that lookup
-     * and reached DRAM after the read below). Returns the new number found; sets
-     * {@code reread[m]} for keys read again and found.
+     * then reads again, HBM first and under the mutation lock, those missed keys that may have
+     * been demoted since {@code movesBefore} (read before the HBM lookup: a dirty entry that left
+     * HBM after that lookup and reached DRAM after the read below). Returns the new number found;
+     * sets {@code reread[m]} for keys read again and found.
      */
-    private int rereadDemoted(long[] missKeys, float[] rows, boolean[] below, long[] stamps, int fromBelow,
+    private int rereadDemoted(long[] missKeys, float[] rows, boolean[] below, long movesBefore, int fromBelow,
             boolean[] reread) {
         hbm.awaitSettled();
         int[] idx = new int[missKeys.length];
         int changed = 0;
         for (int m = 0; m < missKeys.length; m++) {
-            if (hbm.demotionStamp(missKeys[m]) != stamps[m]) {
+            if (hbm.demotedSince(missKeys[m], movesBefore)) {
                 idx[changed++] = m;
             }
         }
@@ -381,9 +377,10 @@ public final class HbmMigration {
         }
         host.countDramHits(m.dramHits());
         dramReadsOnGpu.add(m.dramHits());
-        if (m.allFromDram() && spill == null && !hbm.writeBack()) {
+        if (m.allFromDram() && spill == null && !movedSince(movesBefore)) {
             // The output is complete: the GPU read every miss from DRAM (which holds no reserved
-            // key), and without write-back no dirty entry can have been on its way down meanwhile.
+            // key), and no dirty entry was on its way down meanwhile (no write-back, or no
+            // install that may evict dirty entries ran since before the HBM lookup).
             promoteDeviceRead(m, null, m.fromDram(), null);
             return n;
         }
@@ -410,7 +407,7 @@ public final class HbmMigration {
             if (rows == null) {
                 rows = new float[misses * dim];
             }
-            fromBelow = rereadDemoted(m.keys(), rows, below, m.stamps(), fromBelow, scatter);
+            fromBelow = rereadDemoted(m.keys(), rows, below, movesBefore, fromBelow, scatter);
         }
         if (fromBelow > 0) {
             promoteDeviceRead(m, rows, below, scatter);

@@ -255,6 +255,22 @@ public final class HbmTier implements AutoCloseable {
         if (evicted == 0) {
             return Demoted.NONE;
         }
+        boolean gpuWrites = DRAM_WRITES_ON_GPU && mappedDram != null && spill == null;
+        int wanted = 0;
+        if (gpuWrites) {
+            // Dirty evicted rows go into DRAM on the GPU, picked there by their marks; where that
+            // settles everything, neither the evicted keys nor their marks come to the host. Their
+            // keys are distinct, as those writes need: an install takes distinct keys absent from
+            // HBM, so a key leaves at most once dirty (an entry held before, or one put there dirty).
+            table.makeDeviceCurrent();
+            wanted = (int) mappedDram.wantMarked(st.evictedDirty.pointer(), evicted, st.flags.pointer(), st.stream);
+            if (wanted > 0) {
+                writeInDram(st, st.evictedKeys.pointer(), st.evictedRows.pointer(), evicted, wanted, false);
+            }
+            if (!demoteClean && (wanted == 0 || settledOnGpu(st, evicted, wanted))) {
+                return new Demoted(null, null, null, 0);
+            }
+        }
         long[] evictedKeys = new long[evicted];
         boolean[] evictedDirty = new boolean[evicted];
         table.makeDeviceCurrent();
@@ -266,8 +282,8 @@ public final class HbmTier implements AutoCloseable {
         for (int e = 0; e < evicted; e++) {
             evictedDirty[e] = marks.get(e) != 0;
         }
-        if (DRAM_WRITES_ON_GPU && mappedDram != null && spill == null) {
-            writeDirtyInPlace(st, evictedKeys, evictedDirty, evicted);
+        if (wanted > 0) {
+            settleDramWrites(st, evictedKeys, evictedDirty, evicted);
         }
         boolean posixSpill = spill != null && !spill.path().equals("cufile");
         boolean needRows = posixSpill;
@@ -312,29 +328,33 @@ public final class HbmTier implements AutoCloseable {
     }
 
     /**
-     * Writes the rows of dirty evicted entries whose keys the mapped DRAM tier holds into it in
-     * place, on the GPU, from device staging ({@link MappedDramTier#writeRows}): those rows never
-     * come to the host. Each such entry is then marked demoted and left in {@code dirty} as clean
-     * (DRAM holds its key, so the demotion that follows skips it); keys DRAM lacks stay with the
-     * CPU path. The dirty entries of one install have distinct keys: installs take distinct keys
-     * absent from HBM, so a key leaves at most once dirty (an entry that was there before, or one
-     * the install itself put there dirty). Caller holds the mutation lock, inside
-     * {@link #beginMove()}.
+     * After {@link #writeInDram} of the {@code wanted} dirty evicted entries of {@code n}: whether
+     * DRAM took every one of them and they are too many for per-key demotion stamps, so the host
+     * needs nothing of them; then records them (every stamp set, write-backs counted).
      */
-    private void writeDirtyInPlace(Staging st, long[] keys, boolean[] dirty, int n) {
+    private boolean settledOnGpu(Staging st, int n, int wanted) {
+        if (wanted < WriteBackTransit.DEMOTION_STAMPS) {
+            return false;
+        }
+        byte[] states = new byte[n];
+        st.hostFlags.buffer().get(0, states);
+        for (byte s : states) {
+            if (s == MappedDramTier.WRITE_NOT_HELD) {
+                return false;
+            }
+        }
+        transit.markAllDemoted();
+        writeBacks.add(wanted);
+        return true;
+    }
+
+    /**
+     * After {@link #writeInDram} of the dirty ones among the {@code n} evicted entries (final
+     * states in {@code st.hostFlags}): those DRAM took are clean now ({@code dirty[e]} cleared),
+     * their stamps and write-backs recorded; the caller writes the rest down on the host.
+     */
+    private void settleDramWrites(Staging st, long[] keys, boolean[] dirty, int n) {
         ByteBuffer state = st.hostFlags.buffer();
-        int wanted = 0;
-        for (int e = 0; e < n; e++) {
-            boolean want = dirty[e];
-            state.put(e, want ? MappedDramTier.WRITE_WANTED : MappedDramTier.WRITE_SKIPPED);
-            wanted += want ? 1 : 0;
-        }
-        if (wanted == 0) {
-            return;
-        }
-        table.makeDeviceCurrent();
-        Cuda.check(cuMemcpyHtoD(st.flags.pointer(), st.hostFlags.pointer(), n), "cuMemcpyHtoD (in-place write states)");
-        writeInDram(st, st.evictedKeys.pointer(), st.evictedRows.pointer(), n, wanted, false);
         boolean[] done = new boolean[n];
         int written = 0;
         for (int e = 0; e < n; e++) {
@@ -416,9 +436,9 @@ public final class HbmTier implements AutoCloseable {
         transit.awaitSettled();
     }
 
-    /** The demotion stamp of {@code key}; see {@link WriteBackTransit}. */
-    public long demotionStamp(long key) {
-        return transit.demotionStamp(key);
+    /** Whether a dirty entry of {@code key} may have reached the tiers below since {@code movesBefore}; see {@link WriteBackTransit}. */
+    public boolean demotedSince(long key, long movesBefore) {
+        return transit.demotedSince(key, movesBefore);
     }
 
     /** Records that dirty {@code key} has been written below after leaving HBM. */

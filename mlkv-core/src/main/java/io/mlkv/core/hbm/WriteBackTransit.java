@@ -12,22 +12,27 @@ import java.util.concurrent.locks.LockSupport;
  * <p><b>Invariant.</b> An entry is dirty exactly while HBM holds a value of its key newer than
  * every tier below. A dirty entry leaves HBM only inside an install bracketed by
  * {@link #beginMove()} and {@link #endMove()}, which returns it with its mark, and reaches DRAM
- * (or the write-back buffer) before {@code endMove}, after which its {@link #demotionStamp} has
- * changed. So a reader that missed a key in HBM and then read it below has seen its newest value
- * unless the {@link #moves()} count was odd or changed in between; if it did, the reader waits
- * for {@link #awaitSettled()} and reads again the keys whose stamp changed since its HBM lookup.
+ * (or the write-back buffer) before {@code endMove}, after which its demotion stamp (one per
+ * group of keys by hash) holds that move's count. So a reader that missed a key in HBM and then
+ * read it below has seen its newest value unless the {@link #moves()} count was odd or changed in
+ * between; if it did, the reader waits for {@link #awaitSettled()} and reads again the keys
+ * {@link #demotedSince} the count it read before its HBM lookup (a superset of those that left
+ * HBM after the lookup: nothing per key is read at lookup time).
  *
  * <p>Lock rule: {@link #noteDirtyWrites}, {@link #allClean} and the brackets run under the
  * store's mutation lock; the moves count and stamps are read without it.
  */
 final class WriteBackTransit {
-    private static final int DEMOTION_STAMPS = 1 << 14;
+    static final int DEMOTION_STAMPS = 1 << 14;
 
     /** False only while no entry can be dirty (none written since the last full write-back). Guarded by the mutation lock. */
     private boolean mayHaveDirty;
     /** A sequence count, odd while an install that may evict dirty entries is running. */
     private final AtomicLong moves = new AtomicLong();
-    /** Bumped (by key hash) once a dirty entry evicted from HBM has reached the tiers below. */
+    /**
+     * By key hash: the {@link #moves} count (odd) of the last move that wrote a dirty entry evicted
+     * from HBM below. Moves run one at a time under the mutation lock, so each stamp only grows.
+     */
     private final AtomicLongArray demotionStamps = new AtomicLongArray(DEMOTION_STAMPS);
 
     /** Records that a write is about to mark entries dirty. */
@@ -69,31 +74,42 @@ final class WriteBackTransit {
         }
     }
 
-    long demotionStamp(long key) {
-        return demotionStamps.get(stampIndex(key));
+    /**
+     * Whether a dirty entry of {@code key} (or of a key sharing its stamp) may have reached the
+     * tiers below during a move that was running when {@link #moves()} read {@code movesBefore},
+     * or started later.
+     */
+    boolean demotedSince(long key, long movesBefore) {
+        return demotionStamps.get(stampIndex(key)) >= (movesBefore | 1);
     }
 
-    /** Records that dirty {@code key} has been written below after leaving HBM. */
+    /** Records that dirty {@code key} has been written below after leaving HBM, in the running move. */
     void markDemoted(long key) {
-        demotionStamps.incrementAndGet(stampIndex(key));
+        demotionStamps.set(stampIndex(key), moves.get() | 1);
     }
 
     /**
      * {@link #markDemoted(long)} of the {@code count} keys {@code keys[e]} with {@code which[e]}.
-     * When they are at least as many as the stamps, every stamp is bumped once instead: a reader
-     * then reads all of its misses again, as it would have (nearly every stamp would change).
+     * When they are at least as many as the stamps, every stamp is set instead: a reader then
+     * reads all of its misses again, as it would have (nearly every stamp would change).
      */
     void markDemoted(long[] keys, boolean[] which, int count) {
         if (count >= DEMOTION_STAMPS) {
-            for (int i = 0; i < DEMOTION_STAMPS; i++) {
-                demotionStamps.incrementAndGet(i);
-            }
+            markAllDemoted();
             return;
         }
         for (int e = 0; e < which.length; e++) {
             if (which[e]) {
                 markDemoted(keys[e]);
             }
+        }
+    }
+
+    /** Sets every stamp to the running move: as if a key of each had been demoted. */
+    void markAllDemoted() {
+        long move = moves.get() | 1;
+        for (int i = 0; i < DEMOTION_STAMPS; i++) {
+            demotionStamps.set(i, move);
         }
     }
 

@@ -234,6 +234,27 @@ public final class MappedDramTier implements AutoCloseable {
         }
     }
 
+    /**
+     * Sets byte {@code q} of {@code state} to {@link #WRITE_WANTED} where byte {@code q} of
+     * {@code marks} is not 0 (a dirty entry, as the table's evictions report them) and to
+     * {@link #WRITE_SKIPPED} elsewhere, for {@code q < n}, on the GPU, ready for
+     * {@link #writeRows}; waits and returns how many are wanted.
+     */
+    public long wantMarked(CUdeviceptr marks, long n, CUdeviceptr state, CUstream stream) {
+        if (closed.get()) {
+            throw new IllegalStateException("MappedDramTier is closed");
+        }
+        if (n <= 0) {
+            return 0;
+        }
+        Cuda.check(cuMemsetD8Async(retries.pointer(), (byte) 0, 8, stream), "cuMemsetD8Async (wanted count)");
+        kernels.launch("mlkv_dram_write_want_marked", n, BLOCK, stream, marks, n, state, retries.pointer());
+        Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_write_want_marked (n=" + n + ")");
+        long[] wanted = new long[1];
+        Cuda.check(cuMemcpyDtoH(Pointer.to(wanted), retries.pointer(), 8), "cuMemcpyDtoH (wanted count)");
+        return wanted[0];
+    }
+
     /** Per-entry slot and sequence count of {@link #writeRows}, for {@code n} entries. */
     private void ensureWriteScratch(long n) {
         if (slotScratch != null && slotScratch.bytes() >= n * 8) {
