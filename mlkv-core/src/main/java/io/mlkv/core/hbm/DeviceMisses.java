@@ -23,17 +23,28 @@ public final class DeviceMisses {
     private final int dramHits;
     private final long dramChanges;
     private final Staging staging;
+    /** Whether an install that may evict dirty entries overlapped the HBM lookup (write-back only). */
+    private final boolean moveOverlappedLookup;
     private long[] keys;
     private int[] index;
     private long[] versions;
     private boolean[] fromDram;
     private long[] dramSeqs;
 
-    DeviceMisses(int count, int dramHits, long dramChanges, Staging staging) {
+    DeviceMisses(int count, int dramHits, long dramChanges, boolean moveOverlappedLookup, Staging staging) {
         this.count = count;
+        this.moveOverlappedLookup = moveOverlappedLookup;
         this.dramHits = dramHits;
         this.dramChanges = dramChanges;
         this.staging = staging;
+    }
+
+    /**
+     * Whether an install that may have evicted dirty entries overlapped the HBM lookup, so that a
+     * miss may have been a dirty entry on its way down (see {@link HbmMigration#movedSince}).
+     */
+    public boolean moveOverlappedLookup() {
+        return moveOverlappedLookup;
     }
 
     /** Number of misses. */

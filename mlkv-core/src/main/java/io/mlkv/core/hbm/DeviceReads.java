@@ -180,12 +180,15 @@ final class DeviceReads {
      * {@code found}; then, where the DRAM tier is mapped ({@link HbmTier#mapDram}), looks the misses up
      * in DRAM on the GPU too. Returns the misses (copied to the host through pinned buffers) for
      * the tiers below. Caller then calls {@link #scatterBelow} with what it found there.
+     * {@code movesBefore} is {@link HbmTier#moves()} read before the call: the misses say whether
+     * a move overlapped the lookup.
      */
-    DeviceMisses findDevice(CUdeviceptr keys, long n, CUdeviceptr out, CUdeviceptr found, DramTier dram) {
+    DeviceMisses findDevice(CUdeviceptr keys, long n, CUdeviceptr out, CUdeviceptr found, DramTier dram, long movesBefore) {
         Staging st = hbm.acquire(n);
         try {
             long started = System.nanoTime();
             long missed = hbm.table().find(keys, n, out, found, st.missedKeys.pointer(), st.missedIndex.pointer());
+            boolean moveOverlapped = hbm.writeBack() && ((movesBefore & 1) == 1 || hbm.moves() != movesBefore);
             hbm.countLookup(n - missed, missed, System.nanoTime() - started);
             int count = (int) missed;
             long dramChanges = -1;
@@ -212,7 +215,7 @@ final class DeviceReads {
                     await(st, "missed keys");
                 }
             }
-            DeviceMisses result = new DeviceMisses(count, dramHits, dramChanges, st);
+            DeviceMisses result = new DeviceMisses(count, dramHits, dramChanges, moveOverlapped, st);
             if (dramHits < count) {
                 // Keys the GPU did not read from DRAM are read on the CPU later: their versions first.
                 long[] k = result.keys();

@@ -116,7 +116,7 @@ public final class HbmMigration {
      */
     public long readDevice(CUdeviceptr keys, long n, CUdeviceptr out, CUdeviceptr found) {
         long movesBefore = hbm.moves();
-        DeviceMisses m = reads.findDevice(keys, n, out, found, host.dram());
+        DeviceMisses m = reads.findDevice(keys, n, out, found, host.dram(), movesBefore);
         try {
             return readDeviceMisses(m, n, out, found, movesBefore);
         } finally {
@@ -145,6 +145,7 @@ public final class HbmMigration {
         if (fromHbm == n) {
             return n;
         }
+        boolean moveOverlapped = movedSince(movesBefore);
         int misses = n - fromHbm;
         int[] missIdx = new int[misses];
         for (int i = 0, m = 0; i < n; i++) {
@@ -155,7 +156,7 @@ public final class HbmMigration {
         long[] missKeys = Batches.gather(keys, missIdx, misses);
         float[] rows = new float[misses * dim];
         boolean[] below = new boolean[misses];
-        int fromBelow = readMissesBelow(missKeys, rows, below, movesBefore);
+        int fromBelow = readMissesBelow(missKeys, rows, below, movesBefore, moveOverlapped);
         for (int m = 0; m < misses; m++) {
             if (below[m]) {
                 int i = missIdx[m];
@@ -169,11 +170,12 @@ public final class HbmMigration {
     /**
      * Reads keys that missed HBM from the tiers below and, installs what was
      * found into HBM, skipping keys written since their row was read. With write-back, if an
-     * install that may have evicted dirty entries ran since {@code movesBefore} (read before the
-     * HBM lookup), the misses are read again, HBM first, under the mutation lock: a dirty entry on
-     * its way from HBM to DRAM is in neither for a moment. Caller is inside the store's lifecycle.
+     * install that may have evicted dirty entries overlapped the HBM lookup ({@code moveOverlapped};
+     * {@code movesBefore} read before it), the misses are read again, HBM first, under the
+     * mutation lock: a dirty entry on its way from HBM to DRAM is in neither for a moment. Caller
+     * is inside the store's lifecycle.
      */
-    private int readMissesBelow(long[] missKeys, float[] rows, boolean[] below, long movesBefore) {
+    private int readMissesBelow(long[] missKeys, float[] rows, boolean[] below, long movesBefore, boolean moveOverlapped) {
         int misses = missKeys.length;
         // Every write of a key below HBM changes its DRAM bucket's version; read them before the values.
         long[] versions = new long[misses];
@@ -181,7 +183,7 @@ public final class HbmMigration {
             versions[m] = host.version(missKeys[m]);
         }
         int fromBelow = host.read(missKeys, rows, below, true);
-        if (movedSince(movesBefore)) {
+        if (moveOverlapped) {
             fromBelow = rereadDemoted(missKeys, rows, below, movesBefore, fromBelow, new boolean[misses]);
         }
         if (fromBelow > 0) {
@@ -190,8 +192,14 @@ public final class HbmMigration {
         return fromBelow;
     }
 
-    /** With write-back: whether an install that may have evicted dirty entries ran since {@code movesBefore}. */
-    private boolean movedSince(long movesBefore) {
+    /**
+     * With write-back: whether an install that may have evicted dirty entries ran since
+     * {@code movesBefore}. Asked right after an HBM lookup (with the count read just before it),
+     * it says whether a dirty entry can have been in transit, in neither HBM nor the tiers below,
+     * while the lookup ran: only such an entry can be missed in HBM and read stale below. A move
+     * that starts after the lookup evicts only entries the lookup would have found.
+     */
+    boolean movedSince(long movesBefore) {
         return hbm.writeBack() && ((movesBefore & 1) == 1 || hbm.moves() != movesBefore);
     }
 
@@ -377,10 +385,10 @@ public final class HbmMigration {
         }
         host.countDramHits(m.dramHits());
         dramReadsOnGpu.add(m.dramHits());
-        if (m.allFromDram() && spill == null && !movedSince(movesBefore)) {
+        if (m.allFromDram() && spill == null && !m.moveOverlappedLookup()) {
             // The output is complete: the GPU read every miss from DRAM (which holds no reserved
-            // key), and no dirty entry was on its way down meanwhile (no write-back, or no
-            // install that may evict dirty entries ran since before the HBM lookup).
+            // key), and no dirty entry was on its way down during the HBM lookup (no write-back,
+            // or no install that may evict dirty entries overlapped it).
             promoteDeviceRead(m, null, m.fromDram(), null);
             return n;
         }
@@ -403,7 +411,7 @@ public final class HbmMigration {
         if (fromBelow < misses) {
             fromBelow += readRestBelow(m.keys(), rows, below, misses - fromBelow, Promotion.BELOW, scatter);
         }
-        if (movedSince(movesBefore)) {
+        if (m.moveOverlappedLookup()) {
             if (rows == null) {
                 rows = new float[misses * dim];
             }

@@ -13,11 +13,12 @@ import java.util.concurrent.locks.LockSupport;
  * every tier below. A dirty entry leaves HBM only inside an install bracketed by
  * {@link #beginMove()} and {@link #endMove()}, which returns it with its mark, and reaches DRAM
  * (or the write-back buffer) before {@code endMove}, after which its demotion stamp (one per
- * group of keys by hash) holds that move's count. So a reader that missed a key in HBM and then
- * read it below has seen its newest value unless the {@link #moves()} count was odd or changed in
- * between; if it did, the reader waits for {@link #awaitSettled()} and reads again the keys
- * {@link #demotedSince} the count it read before its HBM lookup (a superset of those that left
- * HBM after the lookup: nothing per key is read at lookup time).
+ * group of keys by hash) holds that move's count. A key missed in HBM can be stale below only if
+ * its dirty entry was in transit while the lookup ran, that is if the {@link #moves()} count was
+ * odd or changed between just before and just after the lookup (a move that starts later evicts
+ * only entries the lookup found). Then the reader waits for {@link #awaitSettled()} and reads
+ * again the keys {@link #demotedSince} the count it read before its lookup (a superset of those
+ * in transit: nothing per key is read at lookup time).
  *
  * <p>Lock rule: {@link #noteDirtyWrites}, {@link #allClean} and the brackets run under the
  * store's mutation lock; the moves count and stamps are read without it.
