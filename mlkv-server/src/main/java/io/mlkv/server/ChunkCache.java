@@ -342,7 +342,7 @@ final class ChunkCache implements AutoCloseable {
             }
             float[] current = new float[n * dim];
             boolean[] found = new boolean[n];
-            store.multiGet(keys, current, found);
+            lookUpKnown(p, rs, keys, current, found);
             java.util.Set<Long> seen = new java.util.HashSet<>();
             long[] newKeys = new long[n];
             float[] newRows = new float[n * dim];
@@ -376,6 +376,40 @@ final class ChunkCache implements AutoCloseable {
         return created;
     }
 
+    /**
+     * Reads into {@code current}/{@code found} the stored vectors of those of the blocks {@code rs}
+     * (store keys {@code keys}) that the partition's filter may hold; the others are new (the
+     * filter holds every stored block) and stay not found. Caller holds their stripes' locks.
+     */
+    private void lookUpKnown(Partition p, java.util.List<ChunkRecord> rs, long[] keys, float[] current, boolean[] found) {
+        int n = keys.length;
+        int[] at = new int[n];
+        int k = 0;
+        for (int i = 0; i < n; i++) {
+            if (p.mightContain(rs.get(i).hash())) {
+                at[k++] = i;
+            }
+        }
+        if (k == n) {
+            store.multiGet(keys, current, found);
+            return;
+        }
+        if (k == 0) {
+            return;
+        }
+        long[] known = new long[k];
+        for (int j = 0; j < k; j++) {
+            known[j] = keys[at[j]];
+        }
+        float[] rows = new float[k * dim];
+        boolean[] hit = new boolean[k];
+        store.multiGet(known, rows, hit);
+        for (int j = 0; j < k; j++) {
+            found[at[j]] = hit[j];
+            System.arraycopy(rows, j * dim, current, at[j] * dim, dim);
+        }
+    }
+
     private void upload(Partition p, long hash, byte[] blob) {
         try {
             backend.put(p.key, hash, blob);
@@ -391,7 +425,9 @@ final class ChunkCache implements AutoCloseable {
         ReentrantLock lock = stripe(key);
         lock.lock();
         try {
-            boolean present = store.get(key, v) && ChunkRecord.vectorIs(v, 0, p.id, r.hash());
+            // The filter holds every stored block (put under this lock, before it is released): a
+            // block it has never seen is new, and needs no look in the store.
+            boolean present = p.mightContain(r.hash()) && store.get(key, v) && ChunkRecord.vectorIs(v, 0, p.id, r.hash());
             if (present && ChunkRecord.vectorTokensEqual(v, 0, r.tokens(), 0, blockSize)) {
                 return false; // stored already
             }
