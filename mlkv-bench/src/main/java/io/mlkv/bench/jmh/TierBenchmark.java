@@ -50,6 +50,8 @@ import org.rocksdb.WriteOptions;
  *   <li>{@code STORE_QUARTER_IN_DRAM}: the store, DRAM holding a quarter of the keys;</li>
  *   <li>{@code CONCURRENT_HASH_MAP}, {@code CAFFEINE}, {@code AGRONA_MAP}: on-heap maps of
  *       {@code float[]} ({@link HeapBaselines});</li>
+ *   <li>{@code CHRONICLE_MAP}: Chronicle Map, off heap, sized for the keys with a quarter to
+ *       spare ({@link ChronicleBaseline});</li>
  *   <li>{@code RAW_ROCKSDB}: RocksDB JNI with default options, {@code multiGetAsList} and a
  *       {@code WriteBatch} per batch: what a user would write first;</li>
  *   <li>{@code RAW_ROCKSDB_TUNED}: the same code with the table options our RocksDB tier uses
@@ -64,17 +66,23 @@ import org.rocksdb.WriteOptions;
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)
-@Fork(value = 1, jvmArgsAppend = {"-Xmx4g"})
+// The options after -Xmx4g are what Chronicle Map needs on Java 17 and later, and its usage statistics off.
+@Fork(value = 1, jvmArgsAppend = {"-Xmx4g", "--add-exports=java.base/jdk.internal.ref=ALL-UNNAMED",
+    "--add-exports=java.base/sun.nio.ch=ALL-UNNAMED", "--add-exports=jdk.unsupported/sun.misc=ALL-UNNAMED",
+    "--add-exports=jdk.compiler/com.sun.tools.javac.file=ALL-UNNAMED", "--add-opens=jdk.compiler/com.sun.tools.javac=ALL-UNNAMED",
+    "--add-opens=java.base/java.lang=ALL-UNNAMED", "--add-opens=java.base/java.lang.reflect=ALL-UNNAMED",
+    "--add-opens=java.base/java.io=ALL-UNNAMED", "--add-opens=java.base/java.util=ALL-UNNAMED",
+    "-Dchronicle.analytics.disable=true"})
 @Warmup(iterations = 2, time = 5)
 @Measurement(iterations = 3, time = 5)
 public class TierBenchmark {
 
     /** What is measured. */
     public enum Impl { DRAM_TIER, ROCKSDB_TIER, STORE_ALL_IN_DRAM, STORE_ALL_IN_DRAM_ONE_THREAD, STORE_QUARTER_IN_DRAM,
-        CONCURRENT_HASH_MAP, CAFFEINE, AGRONA_MAP, RAW_ROCKSDB, RAW_ROCKSDB_TUNED }
+        CONCURRENT_HASH_MAP, CAFFEINE, AGRONA_MAP, CHRONICLE_MAP, RAW_ROCKSDB, RAW_ROCKSDB_TUNED }
 
     @Param({"DRAM_TIER", "ROCKSDB_TIER", "STORE_ALL_IN_DRAM", "STORE_ALL_IN_DRAM_ONE_THREAD", "STORE_QUARTER_IN_DRAM",
-        "CONCURRENT_HASH_MAP", "CAFFEINE", "AGRONA_MAP", "RAW_ROCKSDB", "RAW_ROCKSDB_TUNED"})
+        "CONCURRENT_HASH_MAP", "CAFFEINE", "AGRONA_MAP", "CHRONICLE_MAP", "RAW_ROCKSDB", "RAW_ROCKSDB_TUNED"})
     public Impl impl;
 
     @Param("64")
@@ -119,6 +127,9 @@ public class TierBenchmark {
                 break;
             case AGRONA_MAP:
                 target = new HeapBaselines.AgronaMap(dim);
+                break;
+            case CHRONICLE_MAP:
+                target = new ChronicleBaseline(dim, keys + keys / 4L);
                 break;
             case RAW_ROCKSDB:
                 target = new RawRocks(dir, dim, RawRocks.defaults());
