@@ -154,9 +154,10 @@ public final class MlkvStore implements VectorTier {
             this.host = new HostTiers(dim, dram, rocks, spill, promoter, batchPool);
             StoreOpening.warmHbmFromRestoredCheckpoint(rocks, hbm, fileIo);
             this.entryCount = new AtomicLong(StoreOpening.recoverCount(rocks));
+            host.countEntriesBy(entryCount::get);
             this.writes = new WritePath(dim, durability, host, hbm, spill, mutation, mutationEpoch, entryCount, lifecycle,
                     batchPool);
-            this.migration = hbm == null ? null : new HbmMigration(dim, hbm, host, spill, promoter, mutation, entryCount,
+            this.migration = hbm == null ? null : new HbmMigration(dim, hbm, host, spill, promoter, mutation,
                     new HbmMigration.Admission(c.hbmAdmission().newFilter(c.hbmCapacity()),
                             c.hbmAdmission().filterTakesEveryKey()), batchPool);
             this.deviceWrites = hbm == null ? null
@@ -224,7 +225,7 @@ public final class MlkvStore implements VectorTier {
         checkReserved("contains", keys);
         lifecycle.enter();
         try {
-            return host.existing(keys, keys.length, out);
+            return host.existing(keys, keys.length, out, false);
         } finally {
             lifecycle.exit();
         }
@@ -426,6 +427,27 @@ public final class MlkvStore implements VectorTier {
             throw new IllegalArgumentException("findOrInsert: initializer must not be null");
         }
         boolean[] found = new boolean[keys.length];
+        if (migration == null) {
+            // Without HBM, where DRAM holds every key of the store a key it lacks is absent: the
+            // batch is read and its new keys inserted under one hold of the mutation lock, without
+            // asking RocksDB about the new keys.
+            lifecycle.enter();
+            mutation.lock();
+            try {
+                if (host.dramHoldsEveryKey()) {
+                    host.readCurrent(keys, keys.length, out, found);
+                    int present = 0;
+                    for (boolean f : found) {
+                        present += f ? 1 : 0;
+                    }
+                    insertMissing(keys, out, found, present, initializer, mutationEpoch.get());
+                    return present;
+                }
+            } finally {
+                mutation.unlock();
+                lifecycle.exit();
+            }
+        }
         int present;
         long epoch = mutationEpoch.get();
         lifecycle.enter();
@@ -434,8 +456,18 @@ public final class MlkvStore implements VectorTier {
         } finally {
             lifecycle.exit();
         }
+        insertMissing(keys, out, found, present, initializer, epoch);
+        return present;
+    }
+
+    /**
+     * The second half of {@link #findOrInsert}: inserts the keys not {@code found} (absent when
+     * the mutation epoch was {@code epoch}) with their initial rows, copied into {@code out}.
+     */
+    private void insertMissing(long[] keys, float[] out, boolean[] found, int present, VectorInitializer initializer,
+            long epoch) {
         if (present == keys.length) {
-            return present;
+            return;
         }
         int missing = keys.length - present;
         int[] missIdx = new int[missing];
@@ -450,7 +482,6 @@ public final class MlkvStore implements VectorTier {
         for (int m = 0; m < missing; m++) {
             System.arraycopy(missOut, m * dim, out, missIdx[m] * dim, dim);
         }
-        return present;
     }
 
     /** Removes a batch of keys from every tier; absent keys are ignored. */
@@ -470,7 +501,7 @@ public final class MlkvStore implements VectorTier {
                     unique[u++] = key;
                 }
             }
-            long seenBefore = host.existing(unique, u, new boolean[u]);
+            long seenBefore = host.existing(unique, u, new boolean[u], true);
             if (spill != null) {
                 spill.invalidate(keys, keys.length);
             }

@@ -105,7 +105,7 @@ final class WritePath {
             float[] finals = new float[u * dim];
             boolean[] existed = new boolean[u];
             if (kind == Change.Kind.PUT) {
-                host.existing(unique, u, existed);
+                host.existing(unique, u, existed, true);
             } else if (absentSince == Change.NO_EPOCH || mutationEpoch.get() != absentSince) {
                 readCurrent(unique, u, finals, existed);
             }

@@ -167,6 +167,53 @@ class MlkvStoreTest {
         }
     }
 
+    /**
+     * Where DRAM holds every key, findOrInsert and multiPut settle which keys are new from DRAM
+     * alone (RocksDB is not read: the SSD tier counts no lookup); where some key lives in RocksDB
+     * only (DRAM smaller than the table, or after a reopen), they still find it there, so a
+     * stored value is never taken for absent and overwritten by the initializer.
+     */
+    @Test
+    void keysNewToAStoreWhoseDramHoldsEveryKeyAreSettledWithoutRocksDb() {
+        VectorInitializer init = (key, out, off, dim) -> Arrays.fill(out, off, off + dim, -1f);
+        int n = 3000;
+        long[] keys = new long[n];
+        for (int i = 0; i < n; i++) {
+            keys[i] = 7L * i + 1;
+        }
+        float[] values = fill(n, 0.5f);
+        try (MlkvStore s = open(4096, "lru", Durability.WRITE_BACK)) {
+            s.multiPut(keys, values);
+            long ssdLookups = s.stats().tier("SSD").hits() + s.stats().tier("SSD").misses();
+            long[] mixed = {keys[0], 2, keys[1], 4};
+            float[] out = new float[4 * DIM];
+            assertEquals(2, s.findOrInsert(mixed, out, init));
+            assertArrayEquals(Arrays.copyOfRange(values, 0, DIM), Arrays.copyOfRange(out, 0, DIM));
+            assertArrayEquals(new float[] {-1, -1, -1, -1}, Arrays.copyOfRange(out, DIM, 2 * DIM));
+            assertArrayEquals(Arrays.copyOfRange(values, DIM, 2 * DIM), Arrays.copyOfRange(out, 2 * DIM, 3 * DIM));
+            s.multiPut(new long[] {6, keys[2]}, new float[2 * DIM]);
+            assertEquals(n + 3, s.size());
+            assertEquals(ssdLookups, s.stats().tier("SSD").hits() + s.stats().tier("SSD").misses(),
+                    "DRAM holds every key: RocksDB was not asked");
+        }
+        // Reopened, DRAM starts empty and every key lives in RocksDB only.
+        try (MlkvStore s = open(4096, "lru", Durability.WRITE_BACK)) {
+            float[] out = new float[2 * DIM];
+            assertEquals(2, s.findOrInsert(new long[] {keys[5], 2}, out, init));
+            assertArrayEquals(Arrays.copyOfRange(values, 5 * DIM, 6 * DIM), Arrays.copyOfRange(out, 0, DIM));
+            assertEquals(n + 3, s.size());
+        }
+        // A DRAM tier far smaller than the table: most keys live in RocksDB only.
+        try (MlkvStore s = MlkvStore.builder().dim(DIM).directory(dir.resolve("small")).dramCapacityBytes(8 * DramTier.bucketBytes(DIM))
+                .blockCacheBytes(1 << 20).durability(Durability.WRITE_BACK).gpu(GpuMode.OFF).build()) {
+            s.multiPut(keys, values);
+            float[] out = new float[n * DIM];
+            assertEquals(n, s.findOrInsert(keys, out, init), "every key found, none initialised");
+            assertArrayEquals(values, out);
+            assertEquals(n, s.size());
+        }
+    }
+
     @Test
     void aThrowingInitializerInsertsNothing() {
         try (MlkvStore s = open(4, "lru", Durability.WRITE_BACK)) {

@@ -98,7 +98,7 @@ public final class DeviceWrites {
             if (missed > 0) {
                 Misses m = misses(st, missed);
                 migration.invalidateSpilled(m.keys, m.unique);
-                long added = m.unique - host.existing(m.keys, m.unique, new boolean[m.unique]);
+                long added = m.unique - host.existing(m.keys, m.unique, new boolean[m.unique], true);
                 // The last occurrence of each missed key is the row it keeps. A put installs its
                 // misses (a write-only workload caches its hot keys in HBM); an accumulate adds into
                 // DRAM in place instead (a training step reads first, and reads promote).

@@ -7,7 +7,6 @@ import io.mlkv.core.tiers.Promoter;
 import io.mlkv.gpu.spill.SpillLog;
 import io.mlkv.gpu.table.EntryState;
 import io.mlkv.storage.ReservedKeys;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.LongPredicate;
@@ -46,7 +45,6 @@ public final class HbmMigration {
     private final Promoter promoter;
     private final ReentrantLock mutation;
     /** The store's key count: DRAM holding as many keys holds every key. */
-    private final AtomicLong entryCount;
     /** Decides which HBM misses are promoted (the store's HBM admission). Used under the mutation lock. */
     private final LongPredicate promotionFilter;
     /** Whether {@link #promotionFilter} takes every key (admission ALWAYS). */
@@ -57,7 +55,7 @@ public final class HbmMigration {
     private final LongAdder spillReadsOnGpu = new LongAdder();
 
     public HbmMigration(int dim, HbmTier hbm, HostTiers host, SpillLog spill, Promoter promoter, ReentrantLock mutation,
-            AtomicLong entryCount, Admission admission, BatchPool pool) {
+            Admission admission, BatchPool pool) {
         this.pool = pool;
         this.dim = dim;
         this.hbm = hbm;
@@ -66,7 +64,6 @@ public final class HbmMigration {
         this.spill = spill;
         this.promoter = promoter;
         this.mutation = mutation;
-        this.entryCount = entryCount;
         this.promotionFilter = admission.filter();
         this.admitsEveryMiss = admission.takesEveryKey();
     }
@@ -374,7 +371,7 @@ public final class HbmMigration {
      * mutation lock.
      */
     private boolean dramHoldsEveryKey() {
-        return host.dramSize() >= entryCount.get();
+        return host.dramHoldsEveryKey();
     }
 
     /** The part of a device read below HBM; see {@link #multiGet(CUdeviceptr, long, CUdeviceptr, CUdeviceptr)}. */

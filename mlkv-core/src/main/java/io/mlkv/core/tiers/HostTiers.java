@@ -90,6 +90,24 @@ public final class HostTiers {
         return dram.size();
     }
 
+    /** The store's entry count, for {@link #dramHoldsEveryKey}; none until {@link #countEntriesBy}. */
+    private java.util.function.LongSupplier storeEntries = () -> Long.MAX_VALUE;
+
+    /** Gives the tiers the store's entry count (exact under the mutation lock). */
+    public void countEntriesBy(java.util.function.LongSupplier entries) {
+        this.storeEntries = entries;
+    }
+
+    /**
+     * Whether DRAM holds every key of the store, as where it is sized for the whole table: DRAM
+     * holds store keys only, so equal counts mean all of them, and then a key DRAM lacks is absent
+     * with no need to ask RocksDB. Exact only under the mutation lock, which every change of DRAM
+     * and of the count holds.
+     */
+    public boolean dramHoldsEveryKey() {
+        return dram.size() >= storeEntries.getAsLong();
+    }
+
     /** Counts keys found in DRAM by a GPU probe, which bypasses {@link #read}. */
     public void countDramHits(long n) {
         dramHits.add(n);
@@ -274,17 +292,20 @@ public final class HostTiers {
 
     /**
      * Tells which of {@code keys[0, n)} exist below HBM, without reading values; a large batch in
-     * parts on the store's threads. Caller is inside the lifecycle.
+     * parts on the store's threads. Caller is inside the lifecycle; with {@code underLock} it
+     * holds the mutation lock too, and keys DRAM lacks are then looked up in RocksDB only if DRAM
+     * does not hold every key ({@link #dramHoldsEveryKey}).
      *
      * @return the number present
      */
-    public int existing(long[] keys, int n, boolean[] found) {
+    public int existing(long[] keys, int n, boolean[] found, boolean underLock) {
+        boolean dramOnly = underLock && dramHoldsEveryKey();
         java.util.concurrent.atomic.AtomicInteger present = new java.util.concurrent.atomic.AtomicInteger();
-        pool.runRanges(n, KEYS_PER_PART, (from, to) -> present.addAndGet(existing(keys, from, to, found)));
+        pool.runRanges(n, KEYS_PER_PART, (from, to) -> present.addAndGet(existing(keys, from, to, found, dramOnly)));
         return present.get();
     }
 
-    private int existing(long[] keys, int from, int to, boolean[] found) {
+    private int existing(long[] keys, int from, int to, boolean[] found, boolean dramOnly) {
         int[] missIdx = new int[to - from];
         int misses = 0;
         for (int i = from; i < to; i++) {
@@ -293,8 +314,8 @@ public final class HostTiers {
                 missIdx[misses++] = i;
             }
         }
-        if (misses == 0) {
-            return to - from;
+        if (misses == 0 || dramOnly) {
+            return to - from - misses;
         }
         long[] missKeys = Batches.gather(keys, missIdx, misses);
         boolean[] inRocks = new boolean[misses];
@@ -308,13 +329,15 @@ public final class HostTiers {
     /**
      * Reads the current values of those of {@code keys[0, n)} whose {@code found} flag is not set
      * yet (the caller set it for keys it already read above), from DRAM, the write-back buffer and
-     * RocksDB; a large batch in parts on the store's threads. Caller holds the mutation lock.
+     * RocksDB (only if DRAM does not hold every key, {@link #dramHoldsEveryKey}); a large batch in
+     * parts on the store's threads. Caller holds the mutation lock.
      */
     public void readCurrent(long[] keys, int n, float[] out, boolean[] found) {
-        pool.runRanges(n, KEYS_PER_PART, (from, to) -> readCurrent(keys, from, to, out, found));
+        boolean dramOnly = dramHoldsEveryKey();
+        pool.runRanges(n, KEYS_PER_PART, (from, to) -> readCurrent(keys, from, to, out, found, dramOnly));
     }
 
-    private void readCurrent(long[] keys, int from, int to, float[] out, boolean[] found) {
+    private void readCurrent(long[] keys, int from, int to, float[] out, boolean[] found, boolean dramOnly) {
         int[] missIdx = new int[to - from];
         int misses = 0;
         long now = dram.tick();
@@ -325,7 +348,7 @@ public final class HostTiers {
                 missIdx[misses++] = i;
             }
         }
-        if (misses == 0) {
+        if (misses == 0 || dramOnly) {
             return;
         }
         long[] missKeys = Batches.gather(keys, missIdx, misses);
