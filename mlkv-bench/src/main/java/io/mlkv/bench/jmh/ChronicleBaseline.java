@@ -1,6 +1,5 @@
 package io.mlkv.bench.jmh;
 
-import io.mlkv.storage.VectorVisitor;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import net.openhft.chronicle.map.ChronicleMap;
@@ -96,21 +95,6 @@ final class ChronicleBaseline implements HeapBaselines.MapTier {
 
     private static java.nio.FloatBuffer floats(byte[] v) {
         return ByteBuffer.wrap(v).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
-    }
-
-    @Override
-    public void multiDelete(long[] keys) {
-        throw new UnsupportedOperationException("not measured");
-    }
-
-    @Override
-    public int contains(long[] keys, boolean[] out) {
-        throw new UnsupportedOperationException("not measured");
-    }
-
-    @Override
-    public void forEach(VectorVisitor visitor) {
-        throw new UnsupportedOperationException("not measured");
     }
 
     @Override

@@ -16,8 +16,26 @@ final class HeapBaselines {
     private HeapBaselines() {
     }
 
+    /** A baseline tier: the calls the benchmarks do not measure refuse, once for every baseline. */
+    interface Measured extends VectorTier {
+        @Override
+        default void multiDelete(long[] keys) {
+            throw new UnsupportedOperationException("not measured");
+        }
+
+        @Override
+        default int contains(long[] keys, boolean[] out) {
+            throw new UnsupportedOperationException("not measured");
+        }
+
+        @Override
+        default void forEach(VectorVisitor visitor) {
+            throw new UnsupportedOperationException("not measured");
+        }
+    }
+
     /** The operations the benchmarks need beyond {@link VectorTier}, as a user would write them on a map. */
-    interface MapTier extends VectorTier {
+    interface MapTier extends Measured {
         /** Value every element of a row created by {@link #findOrInsert} starts with. */
         float INITIAL = 0.01f;
 
@@ -86,21 +104,6 @@ final class HeapBaselines {
                     v[d] += deltas[i * dim + d];
                 }
             }
-        }
-
-        @Override
-        public void multiDelete(long[] keys) {
-            throw new UnsupportedOperationException("not measured");
-        }
-
-        @Override
-        public int contains(long[] keys, boolean[] out) {
-            throw new UnsupportedOperationException("not measured");
-        }
-
-        @Override
-        public void forEach(VectorVisitor visitor) {
-            throw new UnsupportedOperationException("not measured");
         }
 
         float[] newRow() {

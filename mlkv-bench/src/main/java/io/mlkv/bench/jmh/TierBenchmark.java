@@ -220,7 +220,7 @@ public class TierBenchmark {
     }
 
     /** RocksDB JNI as a user would write it: byte[] keys and values, MultiGet, one WriteBatch per batch. */
-    static final class RawRocks implements VectorTier {
+    static final class RawRocks implements HeapBaselines.Measured {
         private final int dim;
         private final Options options;
         private final WriteOptions writeOptions = new WriteOptions();
@@ -310,23 +310,9 @@ public class TierBenchmark {
             }
         }
 
-        @Override
-        public void multiDelete(long[] keys) {
-            throw new UnsupportedOperationException("not measured");
-        }
-
-        @Override
-        public int contains(long[] keys, boolean[] out) {
-            throw new UnsupportedOperationException("not measured");
-        }
 
         @Override
         public long size() {
-            throw new UnsupportedOperationException("not measured");
-        }
-
-        @Override
-        public void forEach(io.mlkv.storage.VectorVisitor visitor) {
             throw new UnsupportedOperationException("not measured");
         }
 

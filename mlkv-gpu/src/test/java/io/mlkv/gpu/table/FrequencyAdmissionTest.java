@@ -64,16 +64,7 @@ class FrequencyAdmissionTest {
     void aFullBucketTakesOnlyNewcomersSeenMoreOftenThanItsVictim() {
         int slots = GpuHashTable.BUCKET_SLOTS;
         try (GpuHashTable t = GpuHashTable.create(DIM, slots, ScoreMode.LRU, 1 << 10)) {
-            t.scoreReads(true);
-            t.admitByFrequency();
-            long[] held = new long[slots];
-            for (int i = 0; i < slots; i++) {
-                held[i] = 100 + i;
-            }
-            t.insertOrAssign(held, rows(held, 1), null);
-            for (int r = 0; r < 3; r++) {
-                assertEquals(slots, t.find(held, new float[slots * DIM], new boolean[slots]));
-            }
+            long[] held = fillWithKeysSeenThreeTimes(t);
             long cold = 5000;
             t.find(new long[] {cold}, new float[DIM], new boolean[1]); // seen once: a miss
             long[] evKeys = new long[1];
@@ -114,16 +105,7 @@ class FrequencyAdmissionTest {
                 io.mlkv.gpu.cuda.DeviceMemory ek = new io.mlkv.gpu.cuda.DeviceMemory(8, "evicted key");
                 io.mlkv.gpu.cuda.DeviceMemory ev = new io.mlkv.gpu.cuda.DeviceMemory(dim * 4L, "evicted row");
                 io.mlkv.gpu.cuda.DeviceMemory ed = new io.mlkv.gpu.cuda.DeviceMemory(1, "evicted mark")) {
-            t.scoreReads(true);
-            t.admitByFrequency();
-            long[] held = new long[slots];
-            for (int i = 0; i < slots; i++) {
-                held[i] = 100 + i;
-            }
-            t.insertOrAssign(held, rows(held, 1), null);
-            for (int r = 0; r < 3; r++) {
-                t.find(held, new float[slots * dim], new boolean[slots]);
-            }
+            fillWithKeysSeenThreeTimes(t);
             long key = 7000;
             io.mlkv.gpu.cuda.Cuda.check(jcuda.driver.JCudaDriver.cuMemcpyHtoD(k.pointer(), jcuda.Pointer.to(new long[] {key}), 8),
                     "cuMemcpyHtoD");
@@ -135,6 +117,25 @@ class FrequencyAdmissionTest {
             assertEquals(1, t.installAbsent(k.pointer(), v.pointer(), 1, EntryState.DIRTY, into, true), "dirty: installed");
             assertTrue(contains(t, key));
         }
+    }
+
+    /**
+     * Turns on read scoring and frequency admission, fills the one-bucket table {@code t} with
+     * keys 100 to 227 and looks each up three times; returns the keys.
+     */
+    private static long[] fillWithKeysSeenThreeTimes(GpuHashTable t) {
+        int slots = GpuHashTable.BUCKET_SLOTS;
+        t.scoreReads(true);
+        t.admitByFrequency();
+        long[] held = new long[slots];
+        for (int i = 0; i < slots; i++) {
+            held[i] = 100 + i;
+        }
+        t.insertOrAssign(held, rows(held, 1), null);
+        for (int r = 0; r < 3; r++) {
+            assertEquals(slots, t.find(held, new float[slots * DIM], new boolean[slots]));
+        }
+        return held;
     }
 
     private static boolean contains(GpuHashTable t, long key) {
