@@ -44,7 +44,6 @@ public final class HbmMigration {
     private final SpillLog spill;
     private final Promoter promoter;
     private final ReentrantLock mutation;
-    /** The store's key count: DRAM holding as many keys holds every key. */
     /** Decides which HBM misses are promoted (the store's HBM admission). Used under the mutation lock. */
     private final LongPredicate promotionFilter;
     /** Whether {@link #promotionFilter} takes every key (admission ALWAYS). */
