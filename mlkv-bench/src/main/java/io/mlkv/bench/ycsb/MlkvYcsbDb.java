@@ -4,6 +4,9 @@ import io.mlkv.core.Durability;
 import io.mlkv.core.GpuMode;
 import io.mlkv.core.MlkvStore;
 import io.mlkv.storage.ReservedKeys;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
@@ -45,11 +48,15 @@ public final class MlkvYcsbDb extends DB {
     private static final Object LOCK = new Object();
     private static MlkvStore shared;
     private static int users;
+    /** Four bytes of a field as one little-endian int: a vector word. */
+    private static final VarHandle INT_LE = MethodHandles.byteArrayViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
 
     private int fieldCount;
     private int fieldLength;
     private int wordsPerField;
     private String fieldPrefix;
+    /** The field names, field{@code f} at {@code f}, made once. */
+    private String[] fieldNames;
     private MlkvStore store;
 
     @Override
@@ -59,6 +66,10 @@ public final class MlkvYcsbDb extends DB {
         fieldLength = Integer.parseInt(p.getProperty("fieldlength", "100"));
         fieldPrefix = p.getProperty("fieldnameprefix", "field");
         wordsPerField = 1 + (fieldLength + 3) / 4;
+        fieldNames = new String[fieldCount];
+        for (int f = 0; f < fieldCount; f++) {
+            fieldNames[f] = fieldPrefix + f;
+        }
         int dim = fieldCount * wordsPerField;
         synchronized (LOCK) {
             if (shared == null) {
@@ -206,11 +217,15 @@ public final class MlkvYcsbDb extends DB {
             }
             int base = f * wordsPerField;
             row[base] = Float.intBitsToFloat(bytes.length);
-            for (int w = 0; w < wordsPerField - 1; w++) {
+            // Four bytes a word, little-endian; the words past the field's bytes are zero.
+            int full = bytes.length / 4;
+            for (int w = 0; w < full; w++) {
+                row[base + 1 + w] = Float.intBitsToFloat((int) INT_LE.get(bytes, w * 4));
+            }
+            for (int w = full; w < wordsPerField - 1; w++) {
                 int bits = 0;
-                for (int b = 0; b < 4; b++) {
-                    int at = w * 4 + b;
-                    bits |= (at < bytes.length ? bytes[at] & 0xFF : 0) << (8 * b);
+                for (int at = w * 4; at < Math.min(bytes.length, w * 4 + 4); at++) {
+                    bits |= (bytes[at] & 0xFF) << (8 * (at - w * 4));
                 }
                 row[base + 1 + w] = Float.intBitsToFloat(bits);
             }
@@ -219,7 +234,7 @@ public final class MlkvYcsbDb extends DB {
 
     private void decode(float[] row, Set<String> fields, Map<String, ByteIterator> result) {
         for (int f = 0; f < fieldCount; f++) {
-            String name = fieldPrefix + f;
+            String name = fieldNames[f];
             if (fields != null && !fields.contains(name)) {
                 continue;
             }
@@ -229,9 +244,12 @@ public final class MlkvYcsbDb extends DB {
                 continue;
             }
             byte[] bytes = new byte[len];
-            for (int at = 0; at < len; at++) {
-                int bits = Float.floatToRawIntBits(row[base + 1 + at / 4]);
-                bytes[at] = (byte) (bits >>> (8 * (at % 4)));
+            int full = len / 4;
+            for (int w = 0; w < full; w++) {
+                INT_LE.set(bytes, w * 4, Float.floatToRawIntBits(row[base + 1 + w]));
+            }
+            for (int at = full * 4; at < len; at++) {
+                bytes[at] = (byte) (Float.floatToRawIntBits(row[base + 1 + full]) >>> (8 * (at - full * 4)));
             }
             result.put(name, new ByteArrayByteIterator(bytes));
         }
