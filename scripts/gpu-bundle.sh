@@ -9,6 +9,8 @@
 #   BEFORE_REF=<commit> scripts/gpu-bundle.sh   # with that commit's project jars in before/ (gpu-before-after.sh)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/bundle-lib.sh
+. "$root/scripts/bundle-lib.sh"
 jdk=${BUNDLE_JDK:-/usr/lib/jvm/temurin-25-jdk-amd64}
 junit_console=org.junit.platform:junit-platform-console-standalone:1.11.4
 cd "$root"
@@ -35,23 +37,15 @@ rm -f "$work"/lib/jmh-generator-*.jar
 rm -f "$work"/lib/chronicle-*.jar "$work"/lib/affinity-*.jar "$work"/lib/posix-*.jar "$work"/lib/jnr-*.jar \
   "$work"/lib/jffi-*.jar "$work"/lib/jna-*.jar "$work"/lib/javapoet-*.jar "$work"/lib/compiler-2.*.jar
 
-# Only the linux-x86_64 natives travel: RocksDB's jar carries every platform's library.
-slim() { # jar, pattern of entries to delete
-  local jar=$1; shift
-  zip -q -d "$jar" "$@" >/dev/null 2>&1 || true
-}
-for jar in "$work"/lib/rocksdbjni-*.jar; do
-  slim "$jar" 'librocksdbjni-linux32*' 'librocksdbjni-linux64-musl*' 'librocksdbjni-linux-aarch64*' \
-    'librocksdbjni-linux-ppc64le*' 'librocksdbjni-linux-s390x*' 'librocksdbjni-linux-riscv64*' \
-    'librocksdbjni-osx*' 'librocksdbjni-win64*' 'librocksdbjni-linux-aarch64-musl*' '*.jnilib' '*.dll'
-done
+# Only the linux-x86_64 natives travel.
+slim_rocksdb "$work/lib"
 for jar in "$work"/lib/jcuda-natives-*.jar; do
   slim "$jar" 'lib/libJNvPTXCompiler*' 'lib/libJNvrtc*' 'lib/libJCudaRuntime*'
 done
 
 echo "[bundle] jlink runtime from $jdk"
-"$jdk/bin/jlink" --add-modules java.base,java.logging,java.management,jdk.management,jdk.unsupported,java.naming,java.xml,jdk.zipfs,jdk.jfr \
-  --strip-debug --no-header-files --no-man-pages --compress=zip-9 --output "$work/jre"
+jlink_runtime "$jdk" java.base,java.logging,java.management,jdk.management,jdk.unsupported,java.naming,java.xml,jdk.zipfs,jdk.jfr \
+  "$work/jre"
 
 cp scripts/gpu-run.sh scripts/gpu-profile.sh scripts/gpu-store-bench.sh scripts/gpu-io-bench.sh scripts/gpu-train-bench.sh \
   scripts/gpu-before-after.sh "$work/"
@@ -74,9 +68,4 @@ if [ -n "${BEFORE_REF:-}" ]; then
 fi
 tar czf "$out/mlkv-gpu-bundle.tgz" -C "$out" mlkv
 rm -rf "$work"
-size=$(stat -c %s "$out/mlkv-gpu-bundle.tgz")
-echo "[bundle] $out/mlkv-gpu-bundle.tgz: $((size / 1048576)) MiB"
-if [ "$size" -gt $((60 * 1048576)) ]; then
-  echo "[bundle] too large for the device tool (64 MiB with the working tree)" >&2
-  exit 1
-fi
+check_bundle_size "$out/mlkv-gpu-bundle.tgz" bundle

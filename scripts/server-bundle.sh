@@ -11,6 +11,8 @@
 #   # on the device: tar xzf .server-bundle/mlkv-server-bundle.tgz -C /tmp && /tmp/mlkv/server-loopback-bench.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/bundle-lib.sh
+. "$root/scripts/bundle-lib.sh"
 jdk=${BUNDLE_JDK:-/usr/lib/jvm/temurin-25-jdk-amd64}
 cd "$root"
 
@@ -27,22 +29,13 @@ mvn -B -q -ntp dependency:copy-dependencies -pl mlkv-server -DincludeScope=runti
 cp mlkv-server/target/mlkv-server-0.1.0-SNAPSHOT.jar "$work/lib/"
 rm -f "$work"/lib/azure-*.jar "$work"/lib/jackson-*.jar "$work"/lib/reactor-*.jar "$work"/lib/netty-*.jar \
   "$work"/lib/jcuda-natives-*.jar
-for jar in "$work"/lib/rocksdbjni-*.jar; do
-  zip -q -d "$jar" 'librocksdbjni-linux32*' 'librocksdbjni-linux64-musl*' 'librocksdbjni-linux-aarch64*' \
-    'librocksdbjni-linux-ppc64le*' 'librocksdbjni-linux-s390x*' 'librocksdbjni-linux-riscv64*' \
-    'librocksdbjni-osx*' 'librocksdbjni-win64*' '*.jnilib' '*.dll' >/dev/null 2>&1 || true
-done
+slim_rocksdb "$work/lib"
 
 echo "[server-bundle] jlink runtime from $jdk"
-"$jdk/bin/jlink" --add-modules java.base,java.logging,java.management,jdk.management,jdk.unsupported,java.naming,java.xml,jdk.zipfs,jdk.jfr,java.net.http,jdk.crypto.ec,java.sql \
-  --strip-debug --no-header-files --no-man-pages --compress=zip-9 --output "$work/jre"
+jlink_runtime "$jdk" java.base,java.logging,java.management,jdk.management,jdk.unsupported,java.naming,java.xml,jdk.zipfs,jdk.jfr,java.net.http,jdk.crypto.ec,java.sql \
+  "$work/jre"
 cp scripts/server-loopback-bench.sh "$work/"
 
 tar czf "$out/mlkv-server-bundle.tgz" -C "$out" mlkv
 rm -rf "$work"
-size=$(stat -c %s "$out/mlkv-server-bundle.tgz")
-echo "[server-bundle] $out/mlkv-server-bundle.tgz: $((size / 1048576)) MiB"
-if [ "$size" -gt $((60 * 1048576)) ]; then
-  echo "[server-bundle] too large for the device tool (64 MiB with the working tree)" >&2
-  exit 1
-fi
+check_bundle_size "$out/mlkv-server-bundle.tgz" server-bundle

@@ -20,15 +20,21 @@ class MlkvYcsbDbTest {
     @TempDir
     Path dir;
 
-    @Test
-    void fieldsRoundTripAndUpdatesReplaceOnlyTheGivenFields() throws Exception {
+    /** A binding over a fresh store in {@code dir/name}, records of {@code fields} fields of {@code length} bytes. */
+    private MlkvYcsbDb open(String name, int fields, int length) throws Exception {
         MlkvYcsbDb db = new MlkvYcsbDb();
         Properties p = new Properties();
-        p.setProperty("mlkv.dir", dir.resolve("s").toString());
-        p.setProperty("fieldcount", "3");
-        p.setProperty("fieldlength", "7");
+        p.setProperty("mlkv.dir", dir.resolve(name).toString());
+        p.setProperty("fieldcount", Integer.toString(fields));
+        p.setProperty("fieldlength", Integer.toString(length));
         db.setProperties(p);
         db.init();
+        return db;
+    }
+
+    @Test
+    void fieldsRoundTripAndUpdatesReplaceOnlyTheGivenFields() throws Exception {
+        MlkvYcsbDb db = open("s", 3, 7);
         try {
             Map<String, ByteIterator> values = new HashMap<>();
             values.put("field0", new ByteArrayByteIterator("abcdefg".getBytes()));
@@ -67,13 +73,7 @@ class MlkvYcsbDbTest {
     void fieldsOfEveryLengthRoundTrip() throws Exception {
         long seed = Long.getLong("mlkv.seed", System.nanoTime());
         java.util.SplittableRandom r = new java.util.SplittableRandom(seed);
-        MlkvYcsbDb db = new MlkvYcsbDb();
-        Properties p = new Properties();
-        p.setProperty("mlkv.dir", dir.resolve("lengths").toString());
-        p.setProperty("fieldcount", "2");
-        p.setProperty("fieldlength", "13");
-        db.setProperties(p);
-        db.init();
+        MlkvYcsbDb db = open("lengths", 2, 13);
         try {
             for (int len = 0; len <= 13; len++) {
                 byte[] a = new byte[len];

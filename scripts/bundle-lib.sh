@@ -1,0 +1,34 @@
+# Shared by scripts/gpu-bundle.sh and scripts/server-bundle.sh (sourced, not run): what a bundle
+# for the device tool's hosts (no JDK, 64 MiB per call with the working tree) does the same way.
+
+# Deletes the entries matching the patterns from a jar.
+slim() { # jar, patterns
+  local jar=$1; shift
+  zip -q -d "$jar" "$@" >/dev/null 2>&1 || true
+}
+
+# Keeps only the linux-x86_64 library in RocksDB's jars under $1 (the jar carries every platform's).
+slim_rocksdb() { # lib directory
+  local jar
+  for jar in "$1"/rocksdbjni-*.jar; do
+    slim "$jar" 'librocksdbjni-linux32*' 'librocksdbjni-linux64-musl*' 'librocksdbjni-linux-aarch64*' \
+      'librocksdbjni-linux-ppc64le*' 'librocksdbjni-linux-s390x*' 'librocksdbjni-linux-riscv64*' \
+      'librocksdbjni-osx*' 'librocksdbjni-win64*' 'librocksdbjni-linux-aarch64-musl*' '*.jnilib' '*.dll'
+  done
+}
+
+# A Java runtime with the given modules at $3, from the JDK at $1, as small as jlink makes it.
+jlink_runtime() { # jdk, comma-separated modules, output directory
+  "$1/bin/jlink" --add-modules "$2" --strip-debug --no-header-files --no-man-pages --compress=zip-9 --output "$3"
+}
+
+# Says the bundle's size and fails when it leaves no room for the working tree under 64 MiB.
+check_bundle_size() { # tgz, label
+  local size
+  size=$(stat -c %s "$1")
+  echo "[$2] $1: $((size / 1048576)) MiB"
+  if [ "$size" -gt $((60 * 1048576)) ]; then
+    echo "[$2] too large for the device tool (64 MiB with the working tree)" >&2
+    exit 1
+  fi
+}
