@@ -427,10 +427,11 @@ public final class MlkvStore implements VectorTier {
             throw new IllegalArgumentException("findOrInsert: initializer must not be null");
         }
         boolean[] found = new boolean[keys.length];
-        if (migration == null) {
+        if (migration == null && host.dramHoldsEveryKey()) {
             // Without HBM, where DRAM holds every key of the store a key it lacks is absent: the
             // batch is read and its new keys inserted under one hold of the mutation lock, without
-            // asking RocksDB about the new keys.
+            // asking RocksDB about the new keys. (Asked once without the lock, so that a store
+            // whose DRAM is smaller than its table never takes the lock for it; exact under it.)
             lifecycle.enter();
             mutation.lock();
             try {

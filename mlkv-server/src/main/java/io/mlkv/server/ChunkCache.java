@@ -3,6 +3,7 @@ package io.mlkv.server;
 import io.mlkv.client.HashScheme;
 import io.mlkv.core.Durability;
 import io.mlkv.core.MlkvStore;
+import io.mlkv.core.tiers.Batches;
 import io.mlkv.server.backend.AzureBlobBackend;
 import java.nio.file.Path;
 import java.util.Collection;
@@ -397,13 +398,9 @@ final class ChunkCache implements AutoCloseable {
         if (k == 0) {
             return;
         }
-        long[] known = new long[k];
-        for (int j = 0; j < k; j++) {
-            known[j] = keys[at[j]];
-        }
         float[] rows = new float[k * dim];
         boolean[] hit = new boolean[k];
-        store.multiGet(known, rows, hit);
+        store.multiGet(Batches.gather(keys, at, k), rows, hit);
         for (int j = 0; j < k; j++) {
             found[at[j]] = hit[j];
             System.arraycopy(rows, j * dim, current, at[j] * dim, dim);

@@ -7,12 +7,11 @@ import net.openhft.chronicle.map.ChronicleMap;
 /**
  * Chronicle Map, the off-heap map Java users pick for large tables, as such a user would hold a
  * vector table in it: {@code ChronicleMap<Long, byte[]>} of little-endian floats (it has no
- * float-array value type), read with {@code getUsing} into a per-thread buffer, and updated with
- * a read, an add and a put (not atomic against other writers of the key, as for the heap maps).
- * Thread-safe for reads. On Java 17 and later it needs the JVM options its documentation lists,
+ * float-array value type), read with {@code getUsing} into a per-thread buffer, written with a
+ * put per key. Thread-safe. On Java 17 and later it needs the JVM options its documentation lists,
  * which {@link TierBenchmark}'s fork passes (with its usage statistics turned off).
  */
-final class ChronicleBaseline implements HeapBaselines.MapTier {
+final class ChronicleBaseline implements HeapBaselines.Measured {
     private final int dim;
     private final ChronicleMap<Long, byte[]> map;
     private final ThreadLocal<byte[]> buffers;
@@ -47,50 +46,9 @@ final class ChronicleBaseline implements HeapBaselines.MapTier {
     public void multiPut(long[] keys, float[] values) {
         for (int i = 0; i < keys.length; i++) {
             byte[] v = new byte[dim * 4];
-            ByteBuffer.wrap(v).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().put(values, i * dim, dim);
+            floats(v).put(values, i * dim, dim);
             map.put(keys[i], v);
         }
-    }
-
-    @Override
-    public void findOrInsert(long[] keys, float[] out) {
-        byte[] using = buffers.get();
-        for (int i = 0; i < keys.length; i++) {
-            byte[] v = map.getUsing(keys[i], using);
-            if (v == null) {
-                v = new byte[dim * 4];
-                ByteBuffer.wrap(v).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().put(filled());
-                map.putIfAbsent(keys[i], v);
-                v = map.getUsing(keys[i], using);
-            }
-            floats(v).get(out, i * dim, dim);
-        }
-    }
-
-    @Override
-    public void accumulate(long[] keys, float[] deltas) {
-        byte[] using = buffers.get();
-        float[] row = new float[dim];
-        for (int i = 0; i < keys.length; i++) {
-            byte[] v = map.getUsing(keys[i], using);
-            if (v == null) {
-                java.util.Arrays.fill(row, INITIAL);
-            } else {
-                floats(v).get(row);
-            }
-            for (int d = 0; d < dim; d++) {
-                row[d] += deltas[i * dim + d];
-            }
-            byte[] updated = v == null ? new byte[dim * 4] : v;
-            ByteBuffer.wrap(updated).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().put(row);
-            map.put(keys[i], updated);
-        }
-    }
-
-    private float[] filled() {
-        float[] row = new float[dim];
-        java.util.Arrays.fill(row, INITIAL);
-        return row;
     }
 
     private static java.nio.FloatBuffer floats(byte[] v) {

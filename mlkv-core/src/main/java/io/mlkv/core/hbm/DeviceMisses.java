@@ -41,7 +41,7 @@ public final class DeviceMisses {
 
     /**
      * Whether an install that may have evicted dirty entries overlapped the HBM lookup, so that a
-     * miss may have been a dirty entry on its way down (see {@link HbmMigration#movedSince}).
+     * miss may have been a dirty entry on its way down (see {@link HbmTier#movedSince}).
      */
     public boolean moveOverlappedLookup() {
         return moveOverlappedLookup;

@@ -188,7 +188,7 @@ final class DeviceReads {
         try {
             long started = System.nanoTime();
             long missed = hbm.table().find(keys, n, out, found, st.missedKeys.pointer(), st.missedIndex.pointer());
-            boolean moveOverlapped = hbm.writeBack() && ((movesBefore & 1) == 1 || hbm.moves() != movesBefore);
+            boolean moveOverlapped = hbm.movedSince(movesBefore);
             hbm.countLookup(n - missed, missed, System.nanoTime() - started);
             int count = (int) missed;
             long dramChanges = -1;

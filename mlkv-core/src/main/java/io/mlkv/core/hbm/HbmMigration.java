@@ -141,7 +141,7 @@ public final class HbmMigration {
         if (fromHbm == n) {
             return n;
         }
-        boolean moveOverlapped = movedSince(movesBefore);
+        boolean moveOverlapped = hbm.movedSince(movesBefore);
         int misses = n - fromHbm;
         int[] missIdx = new int[misses];
         for (int i = 0, m = 0; i < n; i++) {
@@ -186,17 +186,6 @@ public final class HbmMigration {
             schedulePromotion(missKeys, rows, below, ReadStamps.versions(versions), fromBelow);
         }
         return fromBelow;
-    }
-
-    /**
-     * With write-back: whether an install that may have evicted dirty entries ran since
-     * {@code movesBefore}. Asked right after an HBM lookup (with the count read just before it),
-     * it says whether a dirty entry can have been in transit, in neither HBM nor the tiers below,
-     * while the lookup ran: only such an entry can be missed in HBM and read stale below. A move
-     * that starts after the lookup evicts only entries the lookup would have found.
-     */
-    boolean movedSince(long movesBefore) {
-        return hbm.writeBack() && ((movesBefore & 1) == 1 || hbm.moves() != movesBefore);
     }
 
     /**
@@ -335,7 +324,7 @@ public final class HbmMigration {
         }
         long started = System.nanoTime();
         long now = host.tick();
-        boolean cleanMayMove = spill == null && !dramHoldsEveryKey();
+        boolean cleanMayMove = spill == null && !host.dramHoldsEveryKey();
         // Parts by key, so that the entries of one key (an install may return a key twice) stay
         // in their order; DRAM locks per bucket stripe, so the parts write side by side.
         int parts = pool.partsFor(d.count(), DEMOTIONS_PER_PART);
@@ -362,16 +351,6 @@ public final class HbmMigration {
 
     /** Evicted entries below which a demotion stays on the caller's thread. */
     private static final int DEMOTIONS_PER_PART = 1024;
-
-    /**
-     * Whether DRAM holds every key of the store, as where it is sized for the whole table: then
-     * no clean entry evicted from HBM needs a copy there, and nobody has to ask DRAM which ones it
-     * lacks. DRAM holds store keys only, so equal counts mean all of them. Caller holds the
-     * mutation lock.
-     */
-    private boolean dramHoldsEveryKey() {
-        return host.dramHoldsEveryKey();
-    }
 
     /** The part of a device read below HBM; see {@link #multiGet(CUdeviceptr, long, CUdeviceptr, CUdeviceptr)}. */
     private long readDeviceMisses(DeviceMisses m, long n, CUdeviceptr out, CUdeviceptr found, long movesBefore) {
@@ -519,7 +498,7 @@ public final class HbmMigration {
         hbm.beginMove();
         try {
             demote(hbm.installFromDevice(m, at, install, p, spill, key -> !host.inDram(key),
-                    spill == null && !dramHoldsEveryKey(), host::inDram));
+                    spill == null && !host.dramHoldsEveryKey(), host::inDram));
         } finally {
             hbm.endMove();
         }
@@ -599,7 +578,7 @@ public final class HbmMigration {
         hbm.beginMove();
         try {
             demote(hbm.installStaged(st, keys, count, rows, state, spill, key -> !host.inDram(key),
-                    spill == null && !dramHoldsEveryKey(), host::inDram, false));
+                    spill == null && !host.dramHoldsEveryKey(), host::inDram, false));
         } finally {
             hbm.endMove();
         }

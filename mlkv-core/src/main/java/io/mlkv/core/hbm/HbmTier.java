@@ -431,6 +431,18 @@ public final class HbmTier implements AutoCloseable {
         return transit.moves();
     }
 
+    /**
+     * With write-back: whether an install that may have evicted dirty entries ran since
+     * {@code movesBefore} (a {@link #moves()} count). Asked right after an HBM lookup, with the
+     * count read just before it, it says whether a dirty entry can have been in transit, in
+     * neither HBM nor the tiers below, while the lookup ran: only such an entry can be missed in
+     * HBM and read stale below. A move that starts after the lookup evicts only entries the
+     * lookup would have found.
+     */
+    public boolean movedSince(long movesBefore) {
+        return writeBack && ((movesBefore & 1) == 1 || transit.moves() != movesBefore);
+    }
+
     /** Waits until no install that may evict dirty entries is running. */
     public void awaitSettled() {
         transit.awaitSettled();

@@ -7,6 +7,7 @@ import io.mlkv.storage.dram.EvictionSink;
 import io.mlkv.storage.rocksdb.RocksDbTier;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.LongAdder;
+import java.util.function.LongSupplier;
 
 /**
  * The tiers below HBM as one: the DRAM tier, the write-back buffer (dirty entries DRAM evicted or
@@ -28,6 +29,8 @@ public final class HostTiers {
     private final EvictionSink writeBackSink;
     /** Null without a spill log. */
     private final SpillLog spill;
+    /** The store's entry count, for {@link #dramHoldsEveryKey}; none until {@link #countEntriesBy}. */
+    private LongSupplier storeEntries = () -> Long.MAX_VALUE;
     private final Promoter promoter;
 
     private final LongAdder dramHits = new LongAdder();
@@ -90,18 +93,15 @@ public final class HostTiers {
         return dram.size();
     }
 
-    /** The store's entry count, for {@link #dramHoldsEveryKey}; none until {@link #countEntriesBy}. */
-    private java.util.function.LongSupplier storeEntries = () -> Long.MAX_VALUE;
-
     /** Gives the tiers the store's entry count (exact under the mutation lock). */
-    public void countEntriesBy(java.util.function.LongSupplier entries) {
+    public void countEntriesBy(LongSupplier entries) {
         this.storeEntries = entries;
     }
 
     /**
      * Whether DRAM holds every key of the store, as where it is sized for the whole table: DRAM
      * holds store keys only, so equal counts mean all of them, and then a key DRAM lacks is absent
-     * with no need to ask RocksDB. Exact only under the mutation lock, which every change of DRAM
+     * with no need to ask RocksDB, and a clean entry evicted from HBM needs no copy in DRAM. Exact only under the mutation lock, which every change of DRAM
      * and of the count holds.
      */
     public boolean dramHoldsEveryKey() {
@@ -300,7 +300,7 @@ public final class HostTiers {
      */
     public int existing(long[] keys, int n, boolean[] found, boolean underLock) {
         boolean dramOnly = underLock && dramHoldsEveryKey();
-        java.util.concurrent.atomic.AtomicInteger present = new java.util.concurrent.atomic.AtomicInteger();
+        AtomicInteger present = new AtomicInteger();
         pool.runRanges(n, KEYS_PER_PART, (from, to) -> present.addAndGet(existing(keys, from, to, found, dramOnly)));
         return present.get();
     }

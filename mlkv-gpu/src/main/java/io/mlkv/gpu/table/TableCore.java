@@ -100,7 +100,7 @@ final class TableCore implements AutoCloseable {
     }
 
     /**
-     * From now on, every lookup that scores its reads records its keys in a frequency sketch, and
+     * From now on, every lookup but a peek ({@link #PEEK}) records its keys in a frequency sketch, and
      * a screened clean install ({@link Marks#SCREENED}) replaces a full bucket's victim only if
      * the sketch has seen the newcomer more often than the victim (TinyLFU's rule).
      */
