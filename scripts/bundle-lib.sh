@@ -32,3 +32,17 @@ check_bundle_size() { # tgz, label
     exit 1
   fi
 }
+
+before_jars() { # commit, output directory, modules...: that commit's project jars, built in a throwaway
+  # worktree and packaged, not installed, so the local repository keeps the current build
+  local ref=$1 dest=$2 tree m
+  shift 2
+  tree=$(mktemp -d)
+  git worktree add -q --detach "$tree" "$ref"
+  (cd "$tree" && mvn -B -q -ntp -o -DskipTests package -pl "$(IFS=,; echo "$*")" -am)
+  mkdir -p "$dest"
+  for m in "$@"; do
+    cp "$tree/$m/target/$m-0.1.0-SNAPSHOT.jar" "$dest/"
+  done
+  git worktree remove --force "$tree"
+}

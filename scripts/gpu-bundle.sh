@@ -54,17 +54,9 @@ if [ -n "${HKV_BINARY:-}" ]; then
   mkdir -p "$work/hkv"
   cp "$HKV_BINARY" "$work/hkv/"
 fi
-# An earlier commit's project jars, for before/after comparisons in one run (built in a throwaway worktree,
-# packaged, not installed, so the local repository keeps the current build).
+# An earlier commit's project jars, for before/after comparisons in one run.
 if [ -n "${BEFORE_REF:-}" ]; then
-  tree=$(mktemp -d)
-  git worktree add -q --detach "$tree" "$BEFORE_REF"
-  (cd "$tree" && mvn -B -q -ntp -o -DskipTests package -pl mlkv-storage,mlkv-gpu,mlkv-core,mlkv-bench -am)
-  mkdir -p "$work/before"
-  for m in mlkv-storage mlkv-gpu mlkv-core mlkv-bench; do
-    cp "$tree/$m/target/$m-0.1.0-SNAPSHOT.jar" "$work/before/"
-  done
-  git worktree remove --force "$tree"
+  before_jars "$BEFORE_REF" "$work/before" mlkv-storage mlkv-gpu mlkv-core mlkv-bench
 fi
 tar czf "$out/mlkv-gpu-bundle.tgz" -C "$out" mlkv
 rm -rf "$work"

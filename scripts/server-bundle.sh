@@ -8,6 +8,8 @@
 # .server-bundle alone (not with .bundle).
 #
 #   scripts/server-bundle.sh
+#   BEFORE_REF=<commit> scripts/server-bundle.sh   # with that commit's project jars in before/: the
+#                                                  # benchmark then alternates the two builds
 #   # on the device: tar xzf .server-bundle/mlkv-server-bundle.tgz -C /tmp && /tmp/mlkv/server-loopback-bench.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,6 +37,9 @@ echo "[server-bundle] jlink runtime from $jdk"
 jlink_runtime "$jdk" java.base,java.logging,java.management,jdk.management,jdk.unsupported,java.naming,java.xml,jdk.zipfs,jdk.jfr,java.net.http,jdk.crypto.ec,java.sql \
   "$work/jre"
 cp scripts/server-loopback-bench.sh "$work/"
+if [ -n "${BEFORE_REF:-}" ]; then
+  before_jars "$BEFORE_REF" "$work/before" mlkv-storage mlkv-gpu mlkv-core mlkv-client mlkv-server
+fi
 
 tar czf "$out/mlkv-server-bundle.tgz" -C "$out" mlkv
 rm -rf "$work"

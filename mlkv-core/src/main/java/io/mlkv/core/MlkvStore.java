@@ -433,6 +433,7 @@ public final class MlkvStore implements VectorTier {
             // asking RocksDB about the new keys. (Asked once without the lock, so that a store
             // whose DRAM is smaller than its table never takes the lock for it; exact under it.)
             lifecycle.enter();
+            KeyStripes.Held held = writes.lockStripes(keys);
             mutation.lock();
             try {
                 if (host.dramHoldsEveryKey()) {
@@ -446,6 +447,7 @@ public final class MlkvStore implements VectorTier {
                 }
             } finally {
                 mutation.unlock();
+                WritePath.unlock(held);
                 lifecycle.exit();
             }
         }
@@ -491,6 +493,7 @@ public final class MlkvStore implements VectorTier {
         BatchChecks.checkKeys("multiDelete", keys);
         checkReserved("multiDelete", keys);
         lifecycle.enter();
+        KeyStripes.Held held = writes.lockStripes(keys);
         mutation.lock();
         try {
             host.writePending();
@@ -515,6 +518,7 @@ public final class MlkvStore implements VectorTier {
         } finally {
             mutationEpoch.incrementAndGet();
             mutation.unlock();
+            WritePath.unlock(held);
             lifecycle.exit();
         }
     }
@@ -601,6 +605,8 @@ public final class MlkvStore implements VectorTier {
             throw new IllegalArgumentException("checkpoint: " + abs + " already exists; give a new directory");
         }
         lifecycle.enter();
+        // No write between its RocksDB write and its count: the copy's count is exact.
+        KeyStripes.Held held = writes.lockAllStripes();
         mutation.lock();
         try {
             flushLocked();
@@ -623,6 +629,7 @@ public final class MlkvStore implements VectorTier {
                     e.getMessage(), e);
         } finally {
             mutation.unlock();
+            WritePath.unlock(held);
             lifecycle.exit();
         }
     }

@@ -21,6 +21,13 @@ import org.agrona.collections.Long2LongHashMap;
  * all by other writers, and a reader that saw the epoch unchanged knows its misses still stand.
  * The per-key host work of a large batch (existence checks, reads of current values, DRAM writes
  * of its distinct keys) runs in parts on the store's batch threads while the caller holds the lock.
+ *
+ * <p>A write-through store without HBM and spill log lets go of the mutation lock while RocksDB
+ * takes the batch: the batch holds its keys' {@link KeyStripes} from before its first look at them
+ * until it is in DRAM, so concurrent writers of other keys log their writes in one of RocksDB's
+ * group commits instead of one after another. The epoch is bumped before the lock is let go (a
+ * reader that read RocksDB before the write does not promote what it read after it) and again at
+ * the end. Deletes, the DRAM-only path of findOrInsert and checkpoints take the stripes too.
  */
 final class WritePath {
     private final int dim;
@@ -36,6 +43,8 @@ final class WritePath {
     private final Lifecycle lifecycle;
     /** Splits the per-key host work of a large batch over the store's threads. */
     private final BatchPool pool;
+    /** Held by writers whose RocksDB write runs outside the mutation lock; null where none does. */
+    private final KeyStripes stripes;
 
     WritePath(int dim, Durability durability, HostTiers host, HbmTier hbm, SpillLog spill, ReentrantLock mutation,
             AtomicLong mutationEpoch, AtomicLong entryCount, Lifecycle lifecycle, BatchPool pool) {
@@ -49,6 +58,26 @@ final class WritePath {
         this.mutationEpoch = mutationEpoch;
         this.entryCount = entryCount;
         this.lifecycle = lifecycle;
+        this.stripes = durability == Durability.WRITE_THROUGH && hbm == null && spill == null ? new KeyStripes() : null;
+    }
+
+    /**
+     * Locks the stripes a caller must hold, before the mutation lock, to change or settle the
+     * existence of {@code keys} itself; null where this store has no stripes.
+     */
+    KeyStripes.Held lockStripes(long[] keys) {
+        return stripes == null ? null : stripes.lock(keys);
+    }
+
+    /** Locks every stripe (waits for the writes between their RocksDB write and DRAM); null where none. */
+    KeyStripes.Held lockAllStripes() {
+        return stripes == null ? null : stripes.lockAll();
+    }
+
+    static void unlock(KeyStripes.Held held) {
+        if (held != null) {
+            held.unlock();
+        }
     }
 
     /**
@@ -67,7 +96,10 @@ final class WritePath {
         VectorInitializer init = change.initializer();
         long absentSince = change.absentSince();
         lifecycle.enter();
+        // A caller already holding the mutation lock holds the stripes of its keys (lock order).
+        KeyStripes.Held held = mutation.isHeldByCurrentThread() ? null : lockStripes(keys);
         mutation.lock();
+        boolean locked = true;
         try {
             host.writePending();
             if (kind == Change.Kind.ACCUMULATE && addsInPlace()) {
@@ -161,7 +193,15 @@ final class WritePath {
             if (spill != null) {
                 spill.invalidate(writeKeys, w);
             }
-            if (durability == Durability.WRITE_THROUGH) {
+            if (durability == Durability.WRITE_THROUGH && held != null && w > 0) {
+                mutationEpoch.incrementAndGet();
+                mutation.unlock();
+                locked = false;
+                host.rocks().putAll(writeKeys, writeValues, w);
+                mutation.lock();
+                locked = true;
+                host.writePending();
+            } else if (durability == Durability.WRITE_THROUGH) {
                 host.rocks().putAll(writeKeys, writeValues, w);
             }
             boolean dirty = durability == Durability.WRITE_BACK;
@@ -177,8 +217,11 @@ final class WritePath {
             entryCount.addAndGet(added);
             host.writePending();
         } finally {
-            mutationEpoch.incrementAndGet();
-            mutation.unlock();
+            if (locked) {
+                mutationEpoch.incrementAndGet();
+                mutation.unlock();
+            }
+            unlock(held);
             lifecycle.exit();
         }
     }

@@ -562,10 +562,15 @@ public final class DramTier implements VectorTier {
     }
 
     private long findSlot(long bucket, long key) {
+        if (key == ReservedKeys.EMPTY) {
+            return -1;
+        }
+        // An unused slot holds EMPTY (see the class comment), so the keys alone tell: a hit touches
+        // no flags line.
         long base = bucket * BUCKET_SLOTS;
+        long keysBase = keys.address();
         for (long slot = base; slot < base + BUCKET_SLOTS; slot++) {
-            if (UNSAFE.getLong(keys.address() + slot * 8) == key
-                    && (UNSAFE.getByte(flags.address() + slot) & OCCUPIED) != 0) {
+            if (UNSAFE.getLong(keysBase + slot * 8) == key) {
                 return slot;
             }
         }
@@ -575,7 +580,7 @@ public final class DramTier implements VectorTier {
     private long freeSlot(long bucket) {
         long base = bucket * BUCKET_SLOTS;
         for (long slot = base; slot < base + BUCKET_SLOTS; slot++) {
-            if ((UNSAFE.getByte(flags.address() + slot) & OCCUPIED) == 0) {
+            if (UNSAFE.getLong(keys.address() + slot * 8) == ReservedKeys.EMPTY) {
                 return slot;
             }
         }
