@@ -15,7 +15,8 @@ import sun.misc.Unsafe;
  * rather than direct buffers, because direct buffers count against {@code -XX:MaxDirectMemorySize},
  * which defaults to the heap size: an 8 GB DRAM tier must not need an 8 GB heap. JDK 24 and later
  * print a one-time warning for these calls unless the JVM runs with
- * {@code --sun-misc-unsafe-memory-access=allow}.
+ * {@code --sun-misc-unsafe-memory-access=allow}. Blocks of 2 MiB or more start on a 2 MiB boundary
+ * and are advised to use transparent huge pages ({@link HugePages}).
  */
 final class OffHeapMemory implements AutoCloseable {
     static final Unsafe UNSAFE = loadUnsafe();
@@ -26,6 +27,7 @@ final class OffHeapMemory implements AutoCloseable {
     private final long raw;
     private final long address;
     private final long bytes;
+    private final boolean hugePages;
     private final AtomicBoolean closed = new AtomicBoolean();
 
     /**
@@ -36,14 +38,18 @@ final class OffHeapMemory implements AutoCloseable {
         if (bytes <= 0) {
             throw new IllegalArgumentException(purpose + ": size must be positive, was " + bytes);
         }
+        // A block of a huge page or more starts on a huge-page boundary, so that all of it can be
+        // backed by huge pages (advised before its first touch: pages come huge from the start).
+        long align = bytes >= HugePages.SIZE ? HugePages.SIZE : PAGE;
         try {
-            this.raw = UNSAFE.allocateMemory(roundToPage(bytes) + PAGE);
+            this.raw = UNSAFE.allocateMemory(roundToPage(bytes) + align);
         } catch (OutOfMemoryError e) {
             throw new MlkvException(StatusCode.OUT_OF_MEMORY, "allocate " + purpose, null,
                     "could not allocate " + bytes + " bytes of native memory; lower the tier's capacity",
                     e);
         }
-        this.address = roundToPage(raw);
+        this.address = (raw + align - 1) & -align;
+        this.hugePages = align == HugePages.SIZE && HugePages.advise(address, roundToPage(bytes) & -HugePages.SIZE);
         if (zeroed) {
             UNSAFE.setMemory(address, bytes, (byte) 0);
         }
@@ -61,6 +67,11 @@ final class OffHeapMemory implements AutoCloseable {
 
     long address() {
         return address;
+    }
+
+    /** Whether the kernel took the advice to back this block with huge pages (see {@link HugePages}). */
+    boolean hugePages() {
+        return hugePages;
     }
 
     long bytes() {
