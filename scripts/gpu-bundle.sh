@@ -33,9 +33,10 @@ done
 cp mlkv-storage/target/mlkv-storage-0.1.0-SNAPSHOT-tests.jar mlkv-gpu/target/mlkv-gpu-0.1.0-SNAPSHOT-tests.jar \
   mlkv-core/target/mlkv-core-0.1.0-SNAPSHOT-tests.jar "$work/lib/"
 rm -f "$work"/lib/jmh-generator-*.jar
-# Chronicle Map and what it pulls in are a JMH baseline only (JMH does not run on the device): kept out of the 64 MiB.
+# Chronicle Map and what it pulls in are a JMH baseline only (JMH does not run on the device): kept out of the 64 MiB
+# (JNA itself stays: the DRAM tier asks for huge pages through it).
 rm -f "$work"/lib/chronicle-*.jar "$work"/lib/affinity-*.jar "$work"/lib/posix-*.jar "$work"/lib/jnr-*.jar \
-  "$work"/lib/jffi-*.jar "$work"/lib/jna-*.jar "$work"/lib/javapoet-*.jar "$work"/lib/compiler-2.*.jar
+  "$work"/lib/jffi-*.jar "$work"/lib/jna-platform-*.jar "$work"/lib/javapoet-*.jar "$work"/lib/compiler-2.*.jar
 
 # Only the linux-x86_64 natives travel.
 slim_rocksdb "$work/lib"
