@@ -363,34 +363,19 @@ public final class RocksDbTier implements VectorTier {
     }
 
     /**
-     * Tells which of {@code keys[0, n)} are present, without returning values: the Bloom filters
-     * and memtables answer most absent keys ({@code keyMayExist}), and only the keys they cannot
-     * rule out are read with {@code MultiGet}.
+     * Tells which of {@code keys[0, n)} are present, without returning values: {@code keyExists}
+     * per key, where the Bloom filters and memtables answer most absent keys and a present one is
+     * looked up inside RocksDB without its value coming to Java.
      *
      * @return the number present
      */
     public int exists(long[] keys, int n, boolean[] out) {
         enter(false);
         try {
-            int[] maybe = new int[n];
-            int m = 0;
+            int present = 0;
             for (int i = 0; i < n; i++) {
-                out[i] = false;
-                if (db.keyMayExist(data, readOptions, ValueCodec.encodeKey(keys[i]), null)) {
-                    maybe[m++] = i;
-                }
-            }
-            if (m == 0) {
-                return 0;
-            }
-            long[] maybeKeys = new long[m];
-            for (int j = 0; j < m; j++) {
-                maybeKeys[j] = keys[maybe[j]];
-            }
-            boolean[] found = new boolean[m];
-            int present = multiGetLocked(maybeKeys, 0, m, new float[m * dim], found);
-            for (int j = 0; j < m; j++) {
-                out[maybe[j]] = found[j];
+                out[i] = db.keyExists(data, readOptions, ValueCodec.encodeKey(keys[i]));
+                present += out[i] ? 1 : 0;
             }
             return present;
         } finally {
