@@ -378,6 +378,13 @@ public final class RocksDbTier implements VectorTier {
                 present += out[i] ? 1 : 0;
             }
             return present;
+        } catch (Exception e) {
+            // keyExists does not declare it, but its native code throws RocksDBException (a
+            // damaged block, for one): reported like every other read's failure.
+            if (e instanceof RocksDBException) {
+                throw failure("exists", (RocksDBException) e);
+            }
+            throw e;
         } finally {
             exit();
         }
