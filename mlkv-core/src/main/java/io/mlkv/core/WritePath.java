@@ -200,7 +200,6 @@ final class WritePath {
                 host.rocks().putAll(writeKeys, writeValues, w);
                 mutation.lock();
                 locked = true;
-                host.writePending();
             } else if (durability == Durability.WRITE_THROUGH) {
                 host.rocks().putAll(writeKeys, writeValues, w);
             }

@@ -310,7 +310,6 @@ public class TierBenchmark {
             }
         }
 
-
         @Override
         public long size() {
             throw new UnsupportedOperationException("not measured");

@@ -101,8 +101,8 @@ public final class HostTiers {
     /**
      * Whether DRAM holds every key of the store, as where it is sized for the whole table: DRAM
      * holds store keys only, so equal counts mean all of them, and then a key DRAM lacks is absent
-     * with no need to ask RocksDB, and a clean entry evicted from HBM needs no copy in DRAM. Exact only under the mutation lock, which every change of DRAM
-     * and of the count holds.
+     * with no need to ask RocksDB, and a clean entry evicted from HBM needs no copy in DRAM. Exact
+     * only under the mutation lock, which every change of DRAM and of the count holds.
      */
     public boolean dramHoldsEveryKey() {
         return dram.size() >= storeEntries.getAsLong();

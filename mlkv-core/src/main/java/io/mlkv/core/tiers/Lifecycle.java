@@ -15,8 +15,8 @@ import java.util.concurrent.locks.LockSupport;
  * stays at one or more, whatever other threads do), not a lock word every caller writes: single-key
  * calls from many threads would otherwise queue on that one cache line. Entry publishes the count
  * before it reads whether a close runs; a close publishes itself before it reads the counts (both
- * volatile, so one of the two sees the other). The thread running the close may enter (its flush runs operations), and so may
- * a thread already inside an operation.
+ * volatile, so one of the two sees the other). The thread running the close may enter (its flush
+ * runs operations), and so may a thread already inside an operation.
  */
 public final class Lifecycle {
     private static final int SLOTS = 64;

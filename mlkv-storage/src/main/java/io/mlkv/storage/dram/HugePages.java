@@ -12,7 +12,7 @@ import org.slf4j.LoggerFactory;
  * Asks Linux to back large off-heap blocks with transparent huge pages ({@code madvise(...,
  * MADV_HUGEPAGE)}, through JNA). The DRAM tier reads a random bucket per key: with 4 KiB pages
  * nearly every lookup of a table larger than the TLB's reach also walks the page table, and 2 MiB
- * pages remove most of those walks (JMH {@code TierBenchmark.multiGet}, table in DRAM: +17% on
+ * pages remove most of those walks (JMH {@code TierBenchmark.multiGet}, table in DRAM: +22 % on
  * this project's 2-core development machine, docs/BENCHMARKS.md). Distributions ship THP in
  * {@code madvise} mode by default, where nothing is huge unless asked for; in {@code always} mode
  * the advice changes nothing and in {@code never} mode the kernel ignores it.
