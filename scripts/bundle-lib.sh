@@ -22,13 +22,29 @@ jlink_runtime() { # jdk, comma-separated modules, output directory
   "$1/bin/jlink" --add-modules "$2" --strip-debug --no-header-files --no-man-pages --compress=zip-9 --output "$3"
 }
 
-# Says the bundle's size and fails when it leaves no room for the working tree under 64 MiB.
-check_bundle_size() { # tgz, label
-  local size
-  size=$(stat -c %s "$1")
-  echo "[$2] $1: $((size / 1048576)) MiB"
+# Builds and installs the project, then empties the output directory and makes the bundle's
+# folder, mlkv/, in it with the given subdirectories.
+start_bundle() { # label, output directory, subdirectories of mlkv/...
+  local label=$1 out=$2 d
+  shift 2
+  echo "[$label] building the project"
+  mvn -B -q -ntp -DskipTests install
+  rm -rf "$out"
+  for d in "$@"; do
+    mkdir -p "$out/mlkv/$d"
+  done
+}
+
+# Packs the output directory's mlkv/ into the named archive beside it, removes the folder, says
+# the archive's size, and fails when it leaves no room for the working tree under 64 MiB.
+finish_bundle() { # label, output directory, archive name
+  local tgz="$2/$3" size
+  tar czf "$tgz" -C "$2" mlkv
+  rm -rf "$2/mlkv"
+  size=$(stat -c %s "$tgz")
+  echo "[$1] $tgz: $((size / 1048576)) MiB"
   if [ "$size" -gt $((60 * 1048576)) ]; then
-    echo "[$2] too large for the device tool (64 MiB with the working tree)" >&2
+    echo "[$1] too large for the device tool (64 MiB with the working tree)" >&2
     exit 1
   fi
 }

@@ -15,13 +15,9 @@ jdk=${BUNDLE_JDK:-/usr/lib/jvm/temurin-25-jdk-amd64}
 junit_console=org.junit.platform:junit-platform-console-standalone:1.11.4
 cd "$root"
 
-echo "[bundle] building the project"
-mvn -B -q -ntp -DskipTests install
-
 out="$root/.bundle"
 work="$out/mlkv"
-rm -rf "$out"
-mkdir -p "$work/lib" "$work/tools"
+start_bundle bundle "$out" lib tools
 
 echo "[bundle] collecting jars"
 mvn -B -q -ntp dependency:copy-dependencies -pl mlkv-gpu -DincludeScope=test -DoutputDirectory="$work/lib"
@@ -59,6 +55,4 @@ fi
 if [ -n "${BEFORE_REF:-}" ]; then
   before_jars "$BEFORE_REF" "$work/before" mlkv-storage mlkv-gpu mlkv-core mlkv-bench
 fi
-tar czf "$out/mlkv-gpu-bundle.tgz" -C "$out" mlkv
-rm -rf "$work"
-check_bundle_size "$out/mlkv-gpu-bundle.tgz" bundle
+finish_bundle bundle "$out" mlkv-gpu-bundle.tgz

@@ -18,13 +18,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 jdk=${BUNDLE_JDK:-/usr/lib/jvm/temurin-25-jdk-amd64}
 cd "$root"
 
-echo "[server-bundle] building the project"
-mvn -B -q -ntp -DskipTests install
-
 out="$root/.server-bundle"
 work="$out/mlkv"
-rm -rf "$out"
-mkdir -p "$work/lib"
+start_bundle server-bundle "$out" lib
 
 echo "[server-bundle] collecting jars"
 mvn -B -q -ntp dependency:copy-dependencies -pl mlkv-server -DincludeScope=runtime -DoutputDirectory="$work/lib"
@@ -41,6 +37,4 @@ if [ -n "${BEFORE_REF:-}" ]; then
   before_jars "$BEFORE_REF" "$work/before" mlkv-storage mlkv-gpu mlkv-core mlkv-client mlkv-server
 fi
 
-tar czf "$out/mlkv-server-bundle.tgz" -C "$out" mlkv
-rm -rf "$work"
-check_bundle_size "$out/mlkv-server-bundle.tgz" server-bundle
+finish_bundle server-bundle "$out" mlkv-server-bundle.tgz
