@@ -715,8 +715,9 @@ struct DedupArgs {
     uint64_t* flag;
     uint64_t epoch;
     uint8_t* repeated;  // per set slot: 1 when its key occurs more than once
+    const int* positions;  // each key's position in its batch (the set picks the highest), or null: its index
 };
-static_assert(sizeof(DedupArgs) == 9 * 8, "DedupArgs: one 8-byte field per argument");
+static_assert(sizeof(DedupArgs) == 10 * 8, "DedupArgs: one 8-byte field per argument");
 
 __device__ __forceinline__ bool reserved_key(uint64_t key) {
     return key == EMPTY_KEY || key == LOCKED_KEY;
@@ -748,7 +749,7 @@ extern "C" __global__ void mlkv_dedup_win(const DedupArgs a) {
     if (reserved_key(key)) return;
     uint64_t p = mix64(key) & a.set_mask;
     while (a.set_keys[p] != key) p = (p + 1) & a.set_mask;  // mlkv_dedup put it there
-    atomicMax(a.win + p, (int)i);
+    atomicMax(a.win + p, a.positions != nullptr ? a.positions[i] : (int)i);
     a.slot_of[i] = (int)p;
 }
 
@@ -788,6 +789,32 @@ extern "C" __global__ void mlkv_unique_last(const uint64_t* __restrict__ in_keys
     if (lane == 0 && mask != 0) first = atomicAdd(out_count, (unsigned long long)__popc(mask));
     first = __shfl_sync(0xffffffffu, first, 0);
     if (last) out_index[first + __popc(mask & ((1u << lane) - 1))] = (int)i;
+}
+
+// mlkv_unique_last for keys that come with their batch positions (the misses an assigning kernel
+// compacted, in no particular order), after mlkv_dedup and mlkv_dedup_win of this epoch with those
+// positions: each distinct key once, with its highest position, to out_keys/out_positions,
+// compacted in no particular order; *out_count (zero before) counts them. Without a repeated key
+// every entry is copied.
+extern "C" __global__ void mlkv_unique_last_at(const uint64_t* __restrict__ in_keys, const int* __restrict__ positions,
+                                               long n, const uint64_t* flag, uint64_t epoch,
+                                               const int* __restrict__ win, const int* __restrict__ slot_of,
+                                               uint64_t* __restrict__ out_keys, int* __restrict__ out_positions,
+                                               unsigned long long* out_count) {
+    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    bool repeats = *flag == epoch;
+    // Every lane of a warp takes part in the ballot: no early return for i >= n here.
+    bool last = i < n && !reserved_key(in_keys[i]) && (!repeats || win[slot_of[i]] == positions[i]);
+    unsigned mask = __ballot_sync(0xffffffffu, last);
+    int lane = threadIdx.x & 31;
+    unsigned long long first = 0;
+    if (lane == 0 && mask != 0) first = atomicAdd(out_count, (unsigned long long)__popc(mask));
+    first = __shfl_sync(0xffffffffu, first, 0);
+    if (last) {
+        unsigned long long at = first + __popc(mask & ((1u << lane) - 1));
+        out_keys[at] = in_keys[i];
+        out_positions[at] = positions[i];
+    }
 }
 
 // Step 3 of the repair: the last occurrence of each repeated key writes its row again, over

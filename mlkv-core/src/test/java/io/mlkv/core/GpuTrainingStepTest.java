@@ -290,6 +290,59 @@ class GpuTrainingStepTest {
         }
     }
 
+    /**
+     * Device multiPuts with write-back whose keys mostly miss HBM: keys DRAM holds, keys only
+     * RocksDB holds (with a small DRAM tier), keys the write-back buffer holds, new keys, and a
+     * key repeated at several positions of a batch (its last row wins). The missed keys are
+     * deduplicated and counted on the GPU; the store's size and every value match the model after
+     * each batch, after a flush, and reopened without a GPU.
+     */
+    @ParameterizedTest(name = "DRAM holds the table={0}")
+    @ValueSource(booleans = {true, false})
+    void devicePutsOfMissedKeysKeepTheLastRowAndCountNewKeysExactly(boolean dramHoldsTable) {
+        long seed = seed();
+        SplittableRandom r = new SplittableRandom(seed);
+        Path d = dir.resolve("puts-" + dramHoldsTable);
+        int loaded = 20_000;
+        int batch = 6_000;
+        long dramBuckets = dramHoldsTable ? 16_384 : 64;
+        Map<Long, float[]> model = new HashMap<>();
+        MlkvStoreBuilder b = MlkvStore.builder().dim(DIM).directory(d).dramCapacityBytes(dramBuckets * DramTier.bucketBytes(DIM))
+                .blockCacheBytes(1 << 20).gpu(GpuMode.ON).hbmCapacity(2048).hbmWriteBack(true);
+        try (MlkvStore s = b.build(); DeviceBatch dev = new DeviceBatch(s, batch)) {
+            long[] keys = new long[loaded];
+            float[] rows = new float[loaded * DIM];
+            for (int k = 0; k < loaded; k++) {
+                keys[k] = 13L * k + 5;
+                Arrays.fill(rows, k * DIM, (k + 1) * DIM, k * 0.25f);
+                model.put(keys[k], Arrays.copyOfRange(rows, k * DIM, (k + 1) * DIM));
+            }
+            s.multiPut(keys, rows);
+            s.flush();
+            for (int round = 0; round < 8; round++) {
+                long[] k = new long[batch];
+                float[] v = new float[batch * DIM];
+                for (int j = 0; j < batch; j++) {
+                    int pick = r.nextInt(10);
+                    // Loaded keys, a few hot ones repeated across the batch, and new keys (some repeated too).
+                    k[j] = pick < 6 ? 13L * r.nextInt(loaded) + 5 : pick < 8 ? 13L * r.nextInt(40) + 5 : 1_000_000L + r.nextInt(3 * batch);
+                    Arrays.fill(v, j * DIM, (j + 1) * DIM, r.nextInt(-400, 400) * 0.5f);
+                }
+                dev.put(s, k, v);
+                for (int j = 0; j < batch; j++) {
+                    model.put(k[j], Arrays.copyOfRange(v, j * DIM, (j + 1) * DIM));
+                }
+                assertModel(s, model, "round " + round + ", seed " + seed);
+            }
+            s.flush();
+            assertModel(s, model, "after flush, seed " + seed);
+        }
+        try (MlkvStore cpu = MlkvStore.builder().dim(DIM).directory(d).dramCapacityBytes(32 * DramTier.bucketBytes(DIM))
+                .blockCacheBytes(1 << 20).gpu(GpuMode.OFF).build()) {
+            assertModel(cpu, model, "reopened without a GPU, seed " + seed);
+        }
+    }
+
     @ParameterizedTest(name = "writeBack={0}, admission={1}")
     @CsvSource({"true, ALWAYS", "false, ALWAYS", "true, FREQUENCY"})
     void writesOfKeysDramHoldsLandThereInPlace(boolean writeBack, HbmAdmission admission) {

@@ -90,12 +90,29 @@ public final class DeviceWrites {
         }
     }
 
-    /** Device multiPut with write-back: a repeated key keeps its last row. Caller is inside the lifecycle and checked the keys. */
+    /**
+     * Device multiPut with write-back: a repeated key keeps its last row. Caller is inside the
+     * lifecycle and checked the keys.
+     *
+     * <p>The missed keys stay on the GPU where they can: deduplicated there (each with its last
+     * position), counted as new or existing by the mapped DRAM tier (only the keys it lacks come
+     * to the host, for the write-back buffer and RocksDB), their rows gathered from the caller's
+     * and installed. With a spill log (whose rows of the keys must be dropped on the host) or more
+     * misses than one deduplication takes, the keys come to the host.
+     */
     public void put(CUdeviceptr keys, long n, CUdeviceptr values) {
+        GpuHashTable table = hbm.table();
         underLock(n, st -> {
             hbm.noteDirtyWrites();
-            int missed = (int) hbm.table().assignHeld(keys, values, n, EntryState.DIRTY, st.missedKeys.pointer(), st.missedIndex.pointer());
-            if (missed > 0) {
+            int missed = (int) table.assignHeld(keys, values, n, EntryState.DIRTY, st.missedKeys.pointer(), st.missedIndex.pointer());
+            if (missed > 0 && !migration.spills() && missed <= table.maxDistinctBatch()) {
+                int unique = (int) table.lastOccurrencesAt(st.missedKeys.pointer(), st.missedIndex.pointer(), missed,
+                        st.installKeys.pointer(), st.rowsIndex.pointer());
+                long added = unique - existingBelow(st, unique);
+                table.gatherRows(values, st.rowsIndex.pointer(), unique, st.installRows.pointer());
+                migration.installStaged(st, st.installKeys.pointer(), unique, st.installRows.pointer(), EntryState.DIRTY);
+                entryCount.addAndGet(added);
+            } else if (missed > 0) {
                 Misses m = misses(st, missed);
                 migration.invalidateSpilled(m.keys, m.unique);
                 long added = m.unique - host.existing(m.keys, m.unique, new boolean[m.unique], true);
@@ -107,6 +124,39 @@ public final class DeviceWrites {
                 entryCount.addAndGet(added);
             }
         });
+    }
+
+    /**
+     * How many of the {@code n} distinct keys at {@code st.installKeys}, which HBM lacks, exist
+     * below it: the mapped DRAM tier answers on the GPU for the keys it holds, the host tiers
+     * for the rest (the write-back buffer, and RocksDB unless DRAM holds every key). Caller holds
+     * the mutation lock, so DRAM does not change meanwhile.
+     */
+    private int existingBelow(Staging st, int n) {
+        MappedDramTier mapped = hbm.mappedDram();
+        int inDram = 0;
+        hbm.table().makeDeviceCurrent();
+        if (mapped != null) {
+            mapped.contains(st.installKeys.pointer(), n, st.flags.pointer(), st.stream);
+            Cuda.check(cuMemcpyDtoH(st.hostFlags.pointer(), st.flags.pointer(), n), "cuMemcpyDtoH (keys DRAM holds)");
+            java.nio.ByteBuffer held = st.hostFlags.buffer();
+            for (int j = 0; j < n; j++) {
+                inDram += held.get(j);
+            }
+            if (inDram == n) {
+                return n;
+            }
+        }
+        Cuda.check(cuMemcpyDtoH(st.hostMissKeys.pointer(), st.installKeys.pointer(), n * 8L), "cuMemcpyDtoH (keys DRAM lacks)");
+        LongBuffer all = st.hostMissKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer();
+        long[] rest = new long[n - inDram];
+        int r = 0;
+        for (int j = 0; j < n; j++) {
+            if (mapped == null || st.hostFlags.buffer().get(j) == 0) {
+                rest[r++] = all.get(j);
+            }
+        }
+        return inDram + host.existing(rest, r, new boolean[r], true);
     }
 
     /**

@@ -561,6 +561,11 @@ public final class HbmMigration {
         return hbm.writesDramOnGpu(spill);
     }
 
+    /** Whether the store has a spill log, whose rows of keys written into HBM must be dropped on the host. */
+    boolean spills() {
+        return spill != null;
+    }
+
     /** Drops the spill log's rows of keys about to be written into HBM (they would be older). */
     void invalidateSpilled(long[] keys, int count) {
         if (spill != null) {

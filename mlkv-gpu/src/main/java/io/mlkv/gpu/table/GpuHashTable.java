@@ -407,6 +407,26 @@ public final class GpuHashTable implements VectorTier {
     }
 
     /**
+     * The distinct keys among {@code n} device keys that come with their positions in a batch
+     * ({@code positions}, int32, each position once; {@code n <= }{@link #maxDistinctBatch()}),
+     * as the misses {@link #assignHeld} reports: each distinct key once, with its highest
+     * position, compacted in no particular order to {@code outKeys} and {@code outPositions}
+     * (room for {@code n} each).
+     *
+     * @return the number of distinct keys
+     */
+    public long lastOccurrencesAt(CUdeviceptr keysIn, CUdeviceptr positions, long n, CUdeviceptr outKeys,
+            CUdeviceptr outPositions) {
+        if (n < 0 || n > core.maxDistinctBatch()) {
+            throw new IllegalArgumentException("lastOccurrencesAt: n must be 0 to " + core.maxDistinctBatch() + ", was " + n);
+        }
+        if (n == 0) {
+            return 0;
+        }
+        return call(() -> core.lastOccurrencesAt(keysIn, positions, n, outKeys, outPositions));
+    }
+
+    /**
      * Installs {@code n} rows of distinct keys: an absent key is inserted in {@code state}; a
      * present one is left as it is (value and mark), since the table's copy is never older than
      * what a tier below offers. Every entry evicted to make room is written to {@code evicted}

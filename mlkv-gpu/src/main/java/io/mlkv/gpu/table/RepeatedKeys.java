@@ -72,9 +72,14 @@ final class RepeatedKeys implements AutoCloseable {
 
     /** Fills the set with {@code n} keys and marks the last occurrence of each ({@code mlkv_dedup}, {@code _win}). */
     void mark(CUdeviceptr keysIn, long n) {
+        mark(keysIn, null, n);
+    }
+
+    /** {@link #mark} where the last occurrence is the one with the highest of {@code positions} (null: index). */
+    private void mark(CUdeviceptr keysIn, CUdeviceptr positions, long n) {
         epoch++;
-        kernels.launchPacked("mlkv_dedup", TableKernelArgs.DEDUP, n, BLOCK, stream, args(keysIn, n));
-        kernels.launchPacked("mlkv_dedup_win", TableKernelArgs.DEDUP, n, BLOCK, stream, args(keysIn, n));
+        kernels.launchPacked("mlkv_dedup", TableKernelArgs.DEDUP, n, BLOCK, stream, args(keysIn, n, positions));
+        kernels.launchPacked("mlkv_dedup_win", TableKernelArgs.DEDUP, n, BLOCK, stream, args(keysIn, n, positions));
     }
 
     /**
@@ -83,7 +88,7 @@ final class RepeatedKeys implements AutoCloseable {
      */
     void reset(CUdeviceptr keysIn, long n) {
         kernels.launchPacked("mlkv_dedup_reset", TableKernelArgs.DEDUP, Math.min(mask + 1, 1L << 20), BLOCK, stream,
-                args(keysIn, n));
+                args(keysIn, n, null));
     }
 
     /**
@@ -111,6 +116,19 @@ final class RepeatedKeys implements AutoCloseable {
         reset(keysIn, n);
     }
 
+    /**
+     * Writes each distinct key among {@code n} keys that come with their batch positions (distinct
+     * positions), with its highest position, compacted, to {@code outKeys}/{@code outPositions},
+     * counting them in {@code counter} (queued).
+     */
+    void lastOccurrencesAt(CUdeviceptr keysIn, CUdeviceptr positions, long n, CUdeviceptr outKeys,
+            CUdeviceptr outPositions, CUdeviceptr counter) {
+        mark(keysIn, positions, n);
+        kernels.launch("mlkv_unique_last_at", n, BLOCK, stream, keysIn, positions, n, flag.pointer(), epoch,
+                win.pointer(), slot.pointer(), outKeys, outPositions, counter);
+        reset(keysIn, n);
+    }
+
     /** The set's arguments of an upsert kernel: slot, win and flag, or three nulls when not {@code marked}. */
     CUdeviceptr[] upsertArgs(boolean marked) {
         return marked ? new CUdeviceptr[] {slot.pointer(), win.pointer(), flag.pointer()} : new CUdeviceptr[3];
@@ -135,9 +153,9 @@ final class RepeatedKeys implements AutoCloseable {
         return detect ? seen.devicePointer() : null;
     }
 
-    private Object[] args(CUdeviceptr keysIn, long n) {
+    private Object[] args(CUdeviceptr keysIn, long n, CUdeviceptr positions) {
         return new Object[] {keysIn, n, setKeys.pointer(), win.pointer(), mask, slot.pointer(), flag.pointer(), epoch,
-            repeated.pointer()};
+            repeated.pointer(), positions};
     }
 
     @Override

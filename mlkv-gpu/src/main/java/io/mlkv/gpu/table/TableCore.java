@@ -208,6 +208,11 @@ final class TableCore implements AutoCloseable {
         return counters.read(TableCounters.EXPORTED);
     }
 
+    long lastOccurrencesAt(CUdeviceptr keysIn, CUdeviceptr positions, long n, CUdeviceptr outKeys, CUdeviceptr outPositions) {
+        repeats.lastOccurrencesAt(keysIn, positions, n, outKeys, outPositions, counters.at(TableCounters.EXPORTED));
+        return counters.read(TableCounters.EXPORTED);
+    }
+
     /**
      * Runs an upsert and (with {@code wait}) waits; returns entries evicted by it (misses reported,
      * for assign only), or 0 without {@code wait} (the counts are then added up on the GPU, for

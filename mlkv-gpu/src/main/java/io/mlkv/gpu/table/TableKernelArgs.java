@@ -26,7 +26,7 @@ final class TableKernelArgs {
             "index_base")));
 
     static final PackedStruct DEDUP = new PackedStruct("DedupArgs", List.of("in_keys", "n", "set_keys", "win",
-            "set_mask", "slot_of", "flag", "epoch", "repeated"));
+            "set_mask", "slot_of", "flag", "epoch", "repeated", "positions"));
 
     static final PackedStruct REWRITE = new PackedStruct("RewriteArgs", List.of("keys", "digests", "values",
             "bucket_mask", "dim", "in_keys", "in_values", "n", "slot_of", "win", "repeated", "flag", "epoch"));

@@ -123,6 +123,54 @@ class DirtyMarksTest {
     }
 
     /**
+     * lastOccurrencesAt, given keys with shuffled batch positions (as an assigning kernel reports
+     * its misses), returns each distinct key once with its highest position, with and without
+     * repeated keys.
+     */
+    @Test
+    void lastOccurrencesAtGivesEachDistinctKeyItsHighestPosition() {
+        long seed = seed();
+        SplittableRandom r = new SplittableRandom(seed);
+        try (GpuHashTable t = GpuHashTable.create(DIM, 1024, ScoreMode.LRU)) {
+            for (boolean repeats : new boolean[] {true, false}) {
+                int n = 200_000;
+                int[] positions = new int[n];
+                for (int i = 0; i < n; i++) {
+                    positions[i] = i * 5 + r.nextInt(5); // distinct, ascending, then shuffled below
+                }
+                for (int i = n - 1; i > 0; i--) {
+                    int j = r.nextInt(i + 1);
+                    int p = positions[i];
+                    positions[i] = positions[j];
+                    positions[j] = p;
+                }
+                long[] keys = new long[n];
+                Map<Long, Integer> highest = new HashMap<>();
+                for (int i = 0; i < n; i++) {
+                    keys[i] = repeats ? r.nextInt(30_000) : i * 7L + 3;
+                    highest.merge(keys[i], positions[i], Math::max);
+                }
+                try (DeviceMemory k = upload(t, keys); DeviceMemory at = new DeviceMemory(n * 4L, "positions in");
+                        DeviceMemory outKeys = new DeviceMemory(n * 8L, "keys out");
+                        DeviceMemory outAt = new DeviceMemory(n * 4L, "positions out")) {
+                    t.makeDeviceCurrent();
+                    cuMemcpyHtoD(at.pointer(), Pointer.to(positions), n * 4L);
+                    int distinct = (int) t.lastOccurrencesAt(k.pointer(), at.pointer(), n, outKeys.pointer(), outAt.pointer());
+                    String where = "repeats " + repeats + ", seed " + seed;
+                    assertEquals(highest.size(), distinct, where);
+                    long[] gotKeys = longs(t, outKeys, distinct);
+                    int[] gotAt = ints(t, outAt, distinct);
+                    Map<Long, Integer> got = new HashMap<>();
+                    for (int j = 0; j < distinct; j++) {
+                        assertEquals(null, got.put(gotKeys[j], gotAt[j]), "key " + gotKeys[j] + " once; " + where);
+                    }
+                    assertEquals(highest, got, where);
+                }
+            }
+        }
+    }
+
+    /**
      * assignHeld and accumulateHeld (DIRTY) write and mark the keys the table holds and report every
      * position of the others (across assign chunks, with repeated keys); exportDirty returns
      * exactly the marked entries with their newest values and markClean clears them.
