@@ -231,12 +231,6 @@ public final class MlkvStore implements VectorTier {
         }
     }
 
-
-
-
-
-
-
     /**
      * {@link #multiGet} with device memory, for training code whose tensors live on the GPU:
      * {@code keys} holds {@code n} int64 keys, {@code out} receives {@code dim} float32 values per
@@ -343,9 +337,10 @@ public final class MlkvStore implements VectorTier {
      * {@link #multiPut(long[], float[])} with device memory: {@code keys} holds {@code n} int64
      * keys and {@code values} {@code dim} float32 values per key; a key repeated in the batch
      * keeps its last row. With {@link MlkvStoreBuilder#hbmWriteBack(boolean) write-back}, the rows of keys
-     * HBM holds are written there on the GPU (those keys become dirty); the others are copied to
-     * the host and written below. Without write-back, keys and rows are copied to the host and
-     * take the host path. Both pointers are on the HBM tier's device ({@link #makeGpuCurrent});
+     * HBM holds are written there on the GPU (those keys become dirty); the others are installed
+     * into HBM dirty, deduplicated and counted on the GPU (only keys the mapped DRAM tier lacks
+     * come to the host, to be looked up below), what the installs evict moving down. Without
+     * write-back, keys and rows are copied to the host and take the host path. Both pointers are on the HBM tier's device ({@link #makeGpuCurrent});
      * their contents are read as {@link #multiGet(CUdeviceptr, long, CUdeviceptr, CUdeviceptr)}
      * reads its keys.
      *
