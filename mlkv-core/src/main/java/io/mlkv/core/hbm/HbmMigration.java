@@ -50,6 +50,13 @@ public final class HbmMigration {
     private final boolean admitsEveryMiss;
     /** Splits the demotion of a large eviction over the store's threads. */
     private final BatchPool pool;
+    /**
+     * Whether a device read whose rows wait in device staging waits for the mutation lock to
+     * install them when another caller holds it, instead of copying them to the host for the
+     * promoter thread (system property {@code mlkv.deviceReadsWaitToInstall}, default false: an
+     * experiment for several training callers, measured in docs/BENCHMARKS.md).
+     */
+    private static final boolean DEVICE_READS_WAIT_TO_INSTALL = Boolean.getBoolean("mlkv.deviceReadsWaitToInstall");
     private final LongAdder dramReadsOnGpu = new LongAdder();
     private final LongAdder spillReadsOnGpu = new LongAdder();
 
@@ -432,7 +439,7 @@ public final class HbmMigration {
             }
         }
         if (device > 0) {
-            if (mutation.tryLock()) {
+            if (DEVICE_READS_WAIT_TO_INSTALL ? lockNow() : mutation.tryLock()) {
                 try {
                     installFromDevice(m, onDevice, device);
                 } finally {
@@ -462,6 +469,12 @@ public final class HbmMigration {
             }
             schedulePromotion(m.keys(), rows, onHost, ReadStamps.mixed(expected, m.fromDram()), host);
         }
+    }
+
+    /** Takes the mutation lock, waiting for it; true. */
+    private boolean lockNow() {
+        mutation.lock();
+        return true;
     }
 
     /**
