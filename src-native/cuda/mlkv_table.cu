@@ -42,6 +42,16 @@ namespace cg = cooperative_groups;
 
 constexpr int BUCKET = 128;
 constexpr int TILE = 8;
+
+// The place of this thread's entry in an output compacted by *count, with one atomicAdd per group
+// of a warp's threads that reach the call together (warp-aggregated), not one per entry: a
+// batch's misses all counted on one address otherwise queue there.
+__device__ __forceinline__ int compact_slot(int* count) {
+    cg::coalesced_group g = cg::coalesced_threads();
+    int first = 0;
+    if (g.thread_rank() == 0) first = atomicAdd(count, (int)g.size());
+    return g.shfl(first, 0) + (int)g.thread_rank();
+}
 constexpr int DIGESTS_PER_LANE = BUCKET / TILE;  // 16: one uint4 per lane
 
 // What an upsert does with a key it finds, and whether it may insert one it does not.
@@ -304,12 +314,13 @@ __device__ __forceinline__ void find_body(const uint64_t* __restrict__ keys, con
         if (found != nullptr) found[i] = slot >= 0;
         if (out_scores != nullptr && slot >= 0) out_scores[i] = scores[slot];
         if (slot >= 0 && touch == SCORE_LRU) {
-            scores[slot] = clock;
+            // A hot key's occurrences all write the same score: only the first of them stores it.
+            if (scores[slot] != clock) scores[slot] = clock;
         } else if (slot >= 0 && touch == SCORE_LFU) {
             atomicAdd(reinterpret_cast<unsigned long long*>(scores + slot), 1ULL);
         }
         if (slot < 0 && missed_keys != nullptr) {
-            int m = atomicAdd(missed_count, 1);
+            int m = compact_slot(missed_count);
             missed_keys[m] = key;
             missed_index[m] = (int)i;
         }
@@ -637,7 +648,12 @@ assign_only_body(const uint64_t* __restrict__ keys, uint64_t* scores, const uint
         // the copy and checked after it.
         unsigned long long old_score = 0;
         if (lane == 0 && dup_seen != nullptr) {
-            old_score = atomicExch(reinterpret_cast<unsigned long long*>(scores + slot), (unsigned long long)clock);
+            // A score already at this call's clock is a repeat without the exchange, which a hot
+            // key's occurrences would otherwise queue for.
+            old_score = *reinterpret_cast<volatile unsigned long long*>(scores + slot);
+            if (old_score != clock) {
+                old_score = atomicExch(reinterpret_cast<unsigned long long*>(scores + slot), (unsigned long long)clock);
+            }
         }
         tile_copy(tile, values + (size_t)slot * dim, src, dim);
         if (lane == 0) {
@@ -651,7 +667,7 @@ assign_only_body(const uint64_t* __restrict__ keys, uint64_t* scores, const uint
     }
     if (lane == 0 && found_out != nullptr) found_out[i] = slot >= 0;
     if (lane == 0 && slot < 0 && missed_keys != nullptr) {
-        int m = atomicAdd(missed_count, 1);
+        int m = compact_slot(missed_count);
         missed_keys[m] = key;
         missed_index[m] = (int)(index_base + i);
     }
@@ -730,11 +746,16 @@ extern "C" __global__ void mlkv_dedup(const DedupArgs a) {
     if (reserved_key(key)) return;
     uint64_t p = mix64(key) & a.set_mask;
     while (true) {
-        unsigned long long prev = atomicCAS(reinterpret_cast<unsigned long long*>(a.set_keys + p), EMPTY_KEY, key);
-        if (prev == EMPTY_KEY) return;
+        // Read first: the occurrences of a hot key find it there without a compare-and-swap each.
+        unsigned long long prev = *reinterpret_cast<volatile unsigned long long*>(a.set_keys + p);
+        if (prev == EMPTY_KEY) {
+            prev = atomicCAS(reinterpret_cast<unsigned long long*>(a.set_keys + p), EMPTY_KEY, key);
+            if (prev == EMPTY_KEY) return;
+        }
         if (prev == key) {
-            a.repeated[p] = 1;
-            *a.flag = a.epoch;
+            // Stores only where they change something: every repeat of a batch would store here.
+            if (reinterpret_cast<volatile uint8_t*>(a.repeated)[p] == 0) a.repeated[p] = 1;
+            if (*reinterpret_cast<volatile const uint64_t*>(a.flag) != a.epoch) *a.flag = a.epoch;
             return;
         }
         p = (p + 1) & a.set_mask;
@@ -749,7 +770,9 @@ extern "C" __global__ void mlkv_dedup_win(const DedupArgs a) {
     if (reserved_key(key)) return;
     uint64_t p = mix64(key) & a.set_mask;
     while (a.set_keys[p] != key) p = (p + 1) & a.set_mask;  // mlkv_dedup put it there
-    atomicMax(a.win + p, a.positions != nullptr ? a.positions[i] : (int)i);
+    int pos = a.positions != nullptr ? a.positions[i] : (int)i;
+    // Positions only grow: one already higher needs no atomic (a hot key's occurrences queue on it).
+    if (*reinterpret_cast<volatile int*>(a.win + p) < pos) atomicMax(a.win + p, pos);
     a.slot_of[i] = (int)p;
 }
 
@@ -1029,7 +1052,7 @@ mlkv_accum_existing(const uint64_t* __restrict__ keys, uint64_t* scores, const u
     }
     if (lane == 0 && found_out != nullptr) found_out[i] = slot >= 0;
     if (lane == 0 && slot < 0 && missed_keys != nullptr) {
-        int m = atomicAdd(missed_count, 1);
+        int m = compact_slot(missed_count);
         missed_keys[m] = key;
         missed_index[m] = (int)i;
     }
