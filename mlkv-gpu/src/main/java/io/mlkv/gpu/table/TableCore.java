@@ -20,6 +20,13 @@ import jcuda.driver.CUstream;
  */
 final class TableCore implements AutoCloseable {
     private static final int BLOCK = 256;
+    /**
+     * Whether waited assigns with LRU scores mark repeated keys first, as every other assign does,
+     * instead of letting every occurrence write and repairing after (system property
+     * {@code mlkv.assignMarksFirst}, default false: an experiment for batches with hot keys,
+     * measured in docs/BENCHMARKS.md).
+     */
+    private static final boolean ASSIGN_MARKS_FIRST = Boolean.getBoolean("mlkv.assignMarksFirst");
     static final int MODE_ASSIGN = 0;
     static final int MODE_FIND_OR_INSERT = 1;
     static final int MODE_ACCUM = 2;
@@ -229,7 +236,7 @@ final class TableCore implements AutoCloseable {
             throw new IllegalArgumentException("ScoreMode.CUSTOM needs one score per key");
         }
         boolean repeating = !uniqueKeys && (mode == MODE_ASSIGN || mode == MODE_ASSIGN_ONLY);
-        boolean repair = repeating && wait && scoreMode == ScoreMode.LRU;
+        boolean repair = repeating && wait && scoreMode == ScoreMode.LRU && !ASSIGN_MARKS_FIRST;
         boolean mark = repeating && !repair;
         long step = repeating ? repeats.chunk() : Math.max(1, n);
         long rowBytes = dim * 4L;
