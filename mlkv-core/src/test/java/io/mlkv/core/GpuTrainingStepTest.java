@@ -107,6 +107,23 @@ class GpuTrainingStepTest {
         }
     }
 
+    /**
+     * Puts keys {@code stride * k + first} for {@code k < count}, row {@code k} filled with
+     * {@code k / 4}, into the store (host path) and the model, flushes, and returns the keys.
+     */
+    private static long[] loadFlushed(MlkvStore s, Map<Long, float[]> model, int count, long stride, long first) {
+        long[] keys = new long[count];
+        float[] rows = new float[count * DIM];
+        for (int k = 0; k < count; k++) {
+            keys[k] = stride * k + first;
+            Arrays.fill(rows, k * DIM, (k + 1) * DIM, k * 0.25f);
+            model.put(keys[k], Arrays.copyOfRange(rows, k * DIM, (k + 1) * DIM));
+        }
+        s.multiPut(keys, rows);
+        s.flush();
+        return keys;
+    }
+
     private static void assertModel(MlkvStore s, Map<Long, float[]> model, String where) {
         long[] keys = model.keySet().stream().mapToLong(Long::longValue).toArray();
         float[] out = new float[keys.length * DIM];
@@ -241,15 +258,7 @@ class GpuTrainingStepTest {
                 .blockCacheBytes(1 << 20).gpu(GpuMode.ON).hbmCapacity(32_768).hbmWriteBack(true);
         try (MlkvStore s = b.build(); DeviceBatch dev = new DeviceBatch(s, cold)) {
             assertEquals(null, s.dramMapFailure(), "the DRAM tier is mapped for the GPU");
-            long[] all = new long[universe];
-            float[] initial = new float[universe * DIM];
-            for (int k = 0; k < universe; k++) {
-                all[k] = 11L * k + 1;
-                Arrays.fill(initial, k * DIM, (k + 1) * DIM, k * 0.25f);
-                model.put(all[k], Arrays.copyOfRange(initial, k * DIM, (k + 1) * DIM));
-            }
-            s.multiPut(all, initial);
-            s.flush();
+            long[] all = loadFlushed(s, model, universe, 11, 1);
             long[] hotKeys = Arrays.copyOf(all, hot);
             float[] deltas = new float[hot * DIM];
             for (int j = 0; j < hot * DIM; j++) {
@@ -310,15 +319,7 @@ class GpuTrainingStepTest {
         MlkvStoreBuilder b = MlkvStore.builder().dim(DIM).directory(d).dramCapacityBytes(dramBuckets * DramTier.bucketBytes(DIM))
                 .blockCacheBytes(1 << 20).gpu(GpuMode.ON).hbmCapacity(2048).hbmWriteBack(true);
         try (MlkvStore s = b.build(); DeviceBatch dev = new DeviceBatch(s, batch)) {
-            long[] keys = new long[loaded];
-            float[] rows = new float[loaded * DIM];
-            for (int k = 0; k < loaded; k++) {
-                keys[k] = 13L * k + 5;
-                Arrays.fill(rows, k * DIM, (k + 1) * DIM, k * 0.25f);
-                model.put(keys[k], Arrays.copyOfRange(rows, k * DIM, (k + 1) * DIM));
-            }
-            s.multiPut(keys, rows);
-            s.flush();
+            loadFlushed(s, model, loaded, 13, 5);
             for (int round = 0; round < 8; round++) {
                 long[] k = new long[batch];
                 float[] v = new float[batch * DIM];
