@@ -42,6 +42,7 @@ namespace cg = cooperative_groups;
 
 constexpr int BUCKET = 128;
 constexpr int TILE = 8;
+constexpr int DIGESTS_PER_LANE = BUCKET / TILE;  // 16: one uint4 per lane
 
 // The place of this thread's entry in an output compacted by *count, with one atomicAdd per group
 // of a warp's threads that reach the call together (warp-aggregated), not one per entry: a
@@ -52,7 +53,6 @@ __device__ __forceinline__ int compact_slot(int* count) {
     if (g.thread_rank() == 0) first = atomicAdd(count, (int)g.size());
     return g.shfl(first, 0) + (int)g.thread_rank();
 }
-constexpr int DIGESTS_PER_LANE = BUCKET / TILE;  // 16: one uint4 per lane
 
 // What an upsert does with a key it finds, and whether it may insert one it does not.
 constexpr int MODE_ASSIGN = 0;          // insert_or_assign: value = in
