@@ -340,9 +340,9 @@ public final class MlkvStore implements VectorTier {
      * HBM holds are written there on the GPU (those keys become dirty); the others are installed
      * into HBM dirty, deduplicated and counted on the GPU (only keys the mapped DRAM tier lacks
      * come to the host, to be looked up below), what the installs evict moving down. Without
-     * write-back, keys and rows are copied to the host and take the host path. Both pointers are on the HBM tier's device ({@link #makeGpuCurrent});
-     * their contents are read as {@link #multiGet(CUdeviceptr, long, CUdeviceptr, CUdeviceptr)}
-     * reads its keys.
+     * write-back, keys and rows are copied to the host and take the host path. Both pointers are
+     * on the HBM tier's device ({@link #makeGpuCurrent}); their contents are read as
+     * {@link #multiGet(CUdeviceptr, long, CUdeviceptr, CUdeviceptr)} reads its keys.
      *
      * @throws IllegalStateException    if the store has no HBM tier
      * @throws IllegalArgumentException for a reserved key, before anything is written
