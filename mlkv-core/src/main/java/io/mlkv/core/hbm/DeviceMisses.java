@@ -11,7 +11,7 @@ import java.util.Arrays;
  * and, where the
  * DRAM tier is mapped, which of them the GPU read from DRAM in place ({@code fromDram}, rows
  * already in the output, and in device staging at the miss's position: see
- * {@link DeviceReads#dramRowsToHost} and {@link HbmTier#installFromDevice}) and the tier's
+ * {@link HbmTier#installFromDevice}) and the tier's
  * {@link DramTier#changes()} read just before.
  *
  * <p>The per-miss arrays are built from the staging set's pinned copies when first asked

@@ -160,21 +160,6 @@ final class DeviceReads {
         hbm.giveBack(m.staging());
     }
 
-    /** Copies the rows the GPU read from DRAM for the misses with {@code which[j]} into {@code rows} at {@code j}. */
-    void dramRowsToHost(DeviceMisses m, float[] rows, boolean[] which) {
-        Staging st = m.staging();
-        int dim = hbm.table().dim();
-        hbm.table().makeDeviceCurrent();
-        Cuda.check(cuMemcpyDtoH(st.hostRows.pointer(), st.rowsIn.pointer(), (long) m.count() * dim * 4),
-                "cuMemcpyDtoH (rows read from DRAM)");
-        FloatBuffer b = st.hostRows.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
-        for (int j = 0; j < which.length; j++) {
-            if (which[j]) {
-                b.get(j * dim, rows, j * dim, dim);
-            }
-        }
-    }
-
     /**
      * Looks up {@code n} device keys in HBM, writing found rows to {@code out} and 1/0 to
      * {@code found}; then, where the DRAM tier is mapped ({@link HbmTier#mapDram}), looks the misses up

@@ -50,13 +50,6 @@ public final class HbmMigration {
     private final boolean admitsEveryMiss;
     /** Splits the demotion of a large eviction over the store's threads. */
     private final BatchPool pool;
-    /**
-     * Whether a device read whose rows wait in device staging waits for the mutation lock to
-     * install them when another caller holds it, instead of copying them to the host for the
-     * promoter thread (system property {@code mlkv.deviceReadsWaitToInstall}, default false: an
-     * experiment for several training callers, measured in docs/BENCHMARKS.md).
-     */
-    private static final boolean DEVICE_READS_WAIT_TO_INSTALL = Boolean.getBoolean("mlkv.deviceReadsWaitToInstall");
     private final LongAdder dramReadsOnGpu = new LongAdder();
     private final LongAdder spillReadsOnGpu = new LongAdder();
 
@@ -412,10 +405,11 @@ public final class HbmMigration {
 
     /**
      * Promotes what a device read found below HBM. Rows the GPU read from DRAM (and that were
-     * not read again on the CPU) are installed straight from device staging when the mutation
-     * lock is free; otherwise they are copied to the host for the promoter thread, like the rows
-     * read on the CPU, unless its queue is full (it would drop them). A null {@code scatter}
-     * means that the GPU read every miss from DRAM and none was read again.
+     * not read again on the CPU) are installed straight from device staging, under the mutation
+     * lock, waited for: several training callers measured faster so than copying those rows to
+     * the host for the promoter thread (docs/BENCHMARKS.md, run 92). Rows read on the CPU go to
+     * the promoter thread. A null {@code scatter} means that the GPU read every miss from DRAM
+     * and none was read again.
      */
     private void promoteDeviceRead(DeviceMisses m, float[] rows, boolean[] below, boolean[] scatter) {
         int misses = below.length;
@@ -439,23 +433,12 @@ public final class HbmMigration {
             }
         }
         if (device > 0) {
-            if (DEVICE_READS_WAIT_TO_INSTALL ? lockNow() : mutation.tryLock()) {
-                try {
-                    installFromDevice(m, onDevice, device);
-                } finally {
-                    mutation.unlock();
-                }
-            } else if (promoter.hasRoom()) {
-                if (rows == null) {
-                    rows = new float[misses * dim];
-                }
-                reads.dramRowsToHost(m, rows, onDevice);
-                for (int j = 0; j < misses; j++) {
-                    onHost[j] |= onDevice[j];
-                }
-                host += device;
+            mutation.lock();
+            try {
+                installFromDevice(m, onDevice, device);
+            } finally {
+                mutation.unlock();
             }
-            // Otherwise the promoter is busy and would drop them: skip the copy; a later read promotes again.
         }
         if (host > 0) {
             long[] expected = m.versions();
@@ -469,12 +452,6 @@ public final class HbmMigration {
             }
             schedulePromotion(m.keys(), rows, onHost, ReadStamps.mixed(expected, m.fromDram()), host);
         }
-    }
-
-    /** Takes the mutation lock, waiting for it; true. */
-    private boolean lockNow() {
-        mutation.lock();
-        return true;
     }
 
     /**

@@ -63,11 +63,6 @@ public final class Promoter implements AutoCloseable {
         });
     }
 
-    /** Whether a promotion queued now would run rather than be dropped. */
-    public boolean hasRoom() {
-        return thread.getQueue().remainingCapacity() > 0;
-    }
-
     /** Stops taking promotions; the one running finishes. */
     @Override
     public void close() {

@@ -213,8 +213,7 @@ public final class GpuHashTable implements VectorTier {
     /**
      * Whether callers promise that no key repeats within one batch of {@code insertOrAssign},
      * {@code insertAndEvict} or {@code assign} (both APIs), as training code that deduplicates its
-     * keys before a step can: those calls then skip the handling of repeated keys, the detection
-     * and repair or the marking pass (HierarchicalKV makes the same assumption). Off by default.
+     * keys before a step can: those calls then skip the handling of repeated keys, the marking pass (HierarchicalKV makes the same assumption). Off by default.
      * A batch that breaks the promise never corrupts the table (a key is still stored once and
      * nothing else is lost), but a repeated key ends up with the value of any of its occurrences,
      * not necessarily the last, and after {@code assign} possibly with elements of several.
