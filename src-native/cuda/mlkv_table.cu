@@ -96,6 +96,23 @@ __device__ __forceinline__ void tile_add(const Tile& tile, float* dst, const flo
     for (int i = tile.thread_rank(); i < dim; i += TILE) dst[i] += src[i];
 }
 
+// dst[i] += src[i] for i < dim with atomic adds, for rows other tiles may add to at the same time.
+// On sm_90 and later, 16-byte vector atomics where both rows allow them: a hot key's occurrences
+// queue at L2 for each atomic on its row's lines, so four elements per atomic shorten the queue
+// (each element is added atomically; the four need not land together).
+template <typename Tile>
+__device__ __forceinline__ void tile_atomic_add(const Tile& tile, float* dst, const float* src, int dim) {
+#if __CUDA_ARCH__ >= 900
+    if ((dim & 3) == 0 && ((reinterpret_cast<uintptr_t>(dst) | reinterpret_cast<uintptr_t>(src)) & 15) == 0) {
+        for (int i = tile.thread_rank() * 4; i < dim; i += TILE * 4) {
+            atomicAdd(reinterpret_cast<float4*>(dst + i), *reinterpret_cast<const float4*>(src + i));
+        }
+        return;
+    }
+#endif
+    for (int i = tile.thread_rank(); i < dim; i += TILE) atomicAdd(dst + i, src[i]);
+}
+
 // Asks L2 for a row this tile will read later (one lane per 128-byte line, no registers held),
 // so that the read overlaps the probe instead of following it.
 template <typename Tile>
@@ -971,7 +988,7 @@ mlkv_accum_existing(const uint64_t* __restrict__ keys, uint64_t* scores, const u
     if (slot >= 0) {
         float* row = values + (size_t)slot * dim;
         const float* d = deltas + (size_t)i * dim;
-        for (int j = lane; j < dim; j += TILE) atomicAdd(row + j, d[j]);
+        tile_atomic_add(tile, row, d, dim);
         if (lane == 0) {
             scores[slot] = hit_score(score_mode, scores[slot], clock, in_scores, i);
             if (dirty_set != nullptr) dirty_set[slot] = 1;

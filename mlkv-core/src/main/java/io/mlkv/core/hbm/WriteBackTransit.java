@@ -35,6 +35,12 @@ final class WriteBackTransit {
      * from HBM below. Moves run one at a time under the mutation lock, so each stamp only grows.
      */
     private final AtomicLongArray demotionStamps = new AtomicLongArray(DEMOTION_STAMPS);
+    /**
+     * The {@link #moves} count (odd) of the last move that set every stamp at once
+     * ({@link #markAllDemoted}): one store instead of {@value #DEMOTION_STAMPS}. A key's stamp is the
+     * higher of this and its own.
+     */
+    private volatile long allDemoted;
 
     /** Records that a write is about to mark entries dirty. */
     void noteDirtyWrites() {
@@ -81,12 +87,16 @@ final class WriteBackTransit {
      * or started later.
      */
     boolean demotedSince(long key, long movesBefore) {
-        return demotionStamps.get(stampIndex(key)) >= (movesBefore | 1);
+        return Math.max(allDemoted, demotionStamps.get(stampIndex(key))) >= (movesBefore | 1);
     }
 
-    /** Records that dirty {@code key} has been written below after leaving HBM, in the running move. */
+    /**
+     * Records that dirty {@code key} has been written below after leaving HBM, in the running move.
+     * A release store is enough: readers ask {@link #demotedSince} only after
+     * {@link #awaitSettled()} saw this move end, and {@link #endMove()}'s increment follows it.
+     */
     void markDemoted(long key) {
-        demotionStamps.set(stampIndex(key), moves.get() | 1);
+        demotionStamps.setRelease(stampIndex(key), moves.get() | 1);
     }
 
     /**
@@ -108,10 +118,7 @@ final class WriteBackTransit {
 
     /** Sets every stamp to the running move: as if a key of each had been demoted. */
     void markAllDemoted() {
-        long move = moves.get() | 1;
-        for (int i = 0; i < DEMOTION_STAMPS; i++) {
-            demotionStamps.set(i, move);
-        }
+        allDemoted = moves.get() | 1;
     }
 
     private static int stampIndex(long key) {

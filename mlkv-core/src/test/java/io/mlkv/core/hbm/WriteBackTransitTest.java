@@ -56,6 +56,32 @@ class WriteBackTransitTest {
         }
     }
 
+    @Test
+    void everyStampMarkedAtOnceReportsOnlyLookupsThatOverlappedItsMove() {
+        WriteBackTransit t = new WriteBackTransit();
+        t.noteDirtyWrites();
+        long before = t.moves();
+        t.beginMove();
+        t.markAllDemoted();
+        t.endMove();
+        long after = t.moves();
+        for (long k = -1000; k < 1000; k += 7) {
+            assertTrue(t.demotedSince(k, before), "key " + k + ", lookup before the move");
+            assertFalse(t.demotedSince(k, after), "key " + k + ", lookup after the move");
+        }
+        // A later move that demotes one key reports that key (and its stamp's sharers) alone.
+        long key = 12_345;
+        t.beginMove();
+        t.markDemoted(key);
+        t.endMove();
+        assertTrue(t.demotedSince(key, after), "demoted in the later move");
+        int reported = 0;
+        for (long k = 0; k < 4096; k++) {
+            reported += t.demotedSince(k, after) ? 1 : 0;
+        }
+        assertTrue(reported < 16, "only keys sharing the stamp of " + key + " are reported, not every key: " + reported);
+    }
+
     /** Whether a demotion of {@code other} reports {@code key} too, asked of a fresh transit. */
     private static boolean sharesStamp(long key, long other) {
         WriteBackTransit probe = new WriteBackTransit();

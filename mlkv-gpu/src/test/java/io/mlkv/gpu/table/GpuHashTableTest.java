@@ -316,6 +316,79 @@ class GpuHashTableTest {
     }
 
     /**
+     * accumExisting adds every occurrence's delta, whole rows: with 16-byte vector atomics where
+     * the dimension and both rows allow them (dim 64, 68), element by element where they do not
+     * (dim 6; deltas at an address 4 bytes off 16), with hot keys repeated thousands of times.
+     */
+    @Test
+    void accumulateAddsEveryOccurrenceOfHotKeysToEveryElement() {
+        long seed = seed();
+        for (int dim : new int[] {6, 64, 68}) {
+            for (int offset : new int[] {0, 4}) {
+                accumulateHotKeys(dim, offset, seed + dim * 31L + offset);
+            }
+        }
+    }
+
+    private static void accumulateHotKeys(int dim, int offsetBytes, long seed) {
+        SplittableRandom rnd = new SplittableRandom(seed);
+        int keys = 500;
+        int n = 40_000;
+        String where = "dim " + dim + ", deltas offset " + offsetBytes + " bytes, seed " + seed;
+        try (GpuHashTable t = GpuHashTable.create(dim, 1 << 14, ScoreMode.LRU)) {
+            long[] loaded = new long[keys];
+            float[] rows = new float[keys * dim];
+            for (int k = 0; k < keys; k++) {
+                loaded[k] = 10_000 + k;
+                for (int x = 0; x < dim; x++) {
+                    rows[k * dim + x] = k + x * 0.5f;
+                }
+            }
+            t.insertOrAssign(loaded, rows, null);
+            long[] batch = new long[n];
+            float[] deltas = new float[n * dim];
+            float[] want = rows.clone();
+            for (int i = 0; i < n; i++) {
+                // Half the batch on three hot keys, the rest spread over every key plus absent ones.
+                int k = rnd.nextInt(2) == 0 ? rnd.nextInt(3) : rnd.nextInt(keys + 50);
+                batch[i] = 10_000 + k;
+                for (int x = 0; x < dim; x++) {
+                    float d = rnd.nextInt(-4, 5) * 0.25f; // sums are exact in any order
+                    deltas[i * dim + x] = d;
+                    if (k < keys) {
+                        want[k * dim + x] += d;
+                    }
+                }
+            }
+            t.makeDeviceCurrent();
+            try (DeviceMemory k = new DeviceMemory(n * 8L, "keys");
+                 DeviceMemory d = new DeviceMemory(n * dim * 4L + offsetBytes, "deltas");
+                 DeviceMemory found = new DeviceMemory(n, "found")) {
+                Cuda.check(cuMemcpyHtoD(k.pointer(), Pointer.to(batch), n * 8L), "cuMemcpyHtoD (keys)");
+                Cuda.check(cuMemcpyHtoD(d.pointer().withByteOffset(offsetBytes), Pointer.to(deltas), n * dim * 4L),
+                        "cuMemcpyHtoD (deltas)");
+                t.accumExisting(k.pointer(), d.pointer().withByteOffset(offsetBytes), null, n, found.pointer());
+                byte[] hit = new byte[n];
+                Cuda.check(cuMemcpyDtoH(Pointer.to(hit), found.pointer(), n), "cuMemcpyDtoH (found)");
+                for (int i = 0; i < n; i++) {
+                    assertEquals(batch[i] < 10_000 + keys ? 1 : 0, hit[i], "found byte of key " + batch[i] + ", " + where);
+                }
+            }
+            float[] got = new float[keys * dim];
+            boolean[] present = new boolean[keys];
+            assertEquals(keys, t.find(loaded, got, present), where);
+            for (int k = 0; k < keys; k++) {
+                assertArrayEquals(Arrays.copyOfRange(want, k * dim, (k + 1) * dim),
+                        Arrays.copyOfRange(got, k * dim, (k + 1) * dim), "row of key " + loaded[k] + ", " + where);
+            }
+            float[] none = new float[dim];
+            boolean[] absent = new boolean[1];
+            t.find(new long[] {10_000 + keys}, none, absent);
+            assertFalse(absent[0], "an absent key stays absent, " + where);
+        }
+    }
+
+    /**
      * The pre-pass marks only batches (chunks of the staging size) that repeat a key; chunks with
      * and without repeats, in any order within and across calls, must each leave every key's last
      * occurrence, with no row mixed from two occurrences.
