@@ -13,8 +13,10 @@
 // mark means nothing.
 //
 // Repeated keys: in an assigning upsert the last occurrence of a key wins, whatever order tiles
-// run in: a pass before it (mlkv_dedup, mlkv_dedup_win) marks last occurrences and only they
-// write. See "Repeated keys in an assigning launch" below.
+// run in. Either a pass before it (mlkv_dedup, mlkv_dedup_win) marks last occurrences and only
+// they write, or (LRU scores) every occurrence writes, the upsert reports a repeat, and the last
+// occurrences write again after it (mlkv_dedup_rewrite). See "Repeated keys in an assigning
+// launch" below.
 //
 // Launch arguments: the kernels that every table call launches take one struct of 8-byte fields
 // instead of a parameter list, so the host passes a single argument (JCuda marshals each
@@ -406,7 +408,7 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
                                           float* __restrict__ out, uint8_t* __restrict__ found_out,
                                           uint64_t* evicted_keys, float* evicted_values, uint64_t* evicted_scores,
                                           unsigned long long* evicted_count, unsigned long long* rejected_count,
-                                          uint8_t* dirty, int mark,
+                                          unsigned long long* dup_seen, uint8_t* dirty, int mark,
                                           uint8_t* evicted_dirty, const uint64_t* sketch, uint64_t sketch_mask) {
     int lane = tile.thread_rank();
     uint64_t key = in_keys[i];
@@ -438,8 +440,9 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
                 ok = atomicCAS(reinterpret_cast<unsigned long long*>(keys + slot), key, LOCKED_KEY) == key;
             }
             if (!tile.shfl(ok, 0)) continue;
-            // Modes that read the value must see the previous holder's writes.
-            if (mode == MODE_ACCUM || mode == MODE_FIND_OR_INSERT) fence_acq_rel();
+            // Modes that read the value, and the repeat detection that reads the score, must see
+            // the previous holder's writes.
+            if (mode == MODE_ACCUM || mode == MODE_FIND_OR_INSERT || dup_seen != nullptr) fence_acq_rel();
             float* v = values + (size_t)slot * dim;
             // An install leaves a present entry as it is: the table's copy is never older than
             // the row a tier below offers.
@@ -450,7 +453,10 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
             tile.sync();
             if (lane == 0) {
                 if (mark && (mode == MODE_ASSIGN || mode == MODE_ACCUM)) dirty[slot] = 1;
-                scores[slot] = hit_score(score_mode, scores[slot], clock, in_scores, i);
+                uint64_t old = dup_seen != nullptr ? *reinterpret_cast<volatile uint64_t*>(scores + slot) : scores[slot];
+                // Detection (LRU only): this call's clock means another occurrence wrote first.
+                if (dup_seen != nullptr && old == clock) *dup_seen = 1;
+                scores[slot] = hit_score(score_mode, old, clock, in_scores, i);
                 if (found_out != nullptr) found_out[i] = 1;
                 publish_key(keys + slot, key);
             }
@@ -508,6 +514,9 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
             }
             victim = tile.shfl(victim, 0);
             fence_acq_rel();
+            // An entry written by this call evicted by it again: a repeated key may have been
+            // inserted twice, so the repair must look.
+            if (lane == 0 && dup_seen != nullptr && scores[slot] == clock) *dup_seen = 1;
             unsigned long long e = 0;
             if (lane == 0) e = atomicAdd(evicted_count, 1ULL);
             e = tile.shfl(e, 0);
@@ -549,7 +558,8 @@ upsert_body(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, c
             uint64_t clock, const uint64_t* __restrict__ in_keys, const float* __restrict__ in_values,
             const uint64_t* __restrict__ in_scores, long n, float* __restrict__ out, uint8_t* __restrict__ found_out,
             uint64_t* evicted_keys, float* evicted_values, uint64_t* evicted_scores,
-            unsigned long long* evicted_count, unsigned long long* rejected_count, uint8_t* dirty, int mark, uint8_t* evicted_dirty, const uint64_t* sketch, uint64_t sketch_mask) {
+            unsigned long long* evicted_count, unsigned long long* rejected_count, unsigned long long* dup_seen,
+            uint8_t* dirty, int mark, uint8_t* evicted_dirty, const uint64_t* sketch, uint64_t sketch_mask) {
     __shared__ unsigned long long grown;
     if (threadIdx.x == 0) grown = 0;
     __syncthreads();
@@ -559,7 +569,7 @@ upsert_body(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, c
         int g = upsert_one(tile, i, keys, scores, digests, values, dedup_slot, dedup_win, bucket_locks,
                            bucket_mask, dim, mode,
                            score_mode, clock, in_keys, in_values, in_scores, out, found_out, evicted_keys,
-                           evicted_values, evicted_scores, evicted_count, rejected_count, dirty, mark,
+                           evicted_values, evicted_scores, evicted_count, rejected_count, dup_seen, dirty, mark,
                            evicted_dirty, sketch, sketch_mask);
         if (g && tile.thread_rank() == 0) atomicAdd(&grown, 1ULL);
     }
@@ -569,7 +579,7 @@ upsert_body(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, c
 
 // What the marking pass left for an assigning launch (mlkv_upsert, mlkv_assign_only).
 struct RepeatMarks {
-    const int* slot;  // null: no marking pass (unique keys promised, or not an assign)
+    const int* slot;  // null: no marking pass (unique keys, repair after, or no need)
     const int* win;
     const uint64_t* flag;
     uint64_t epoch;
@@ -605,24 +615,25 @@ struct UpsertArgs {
     uint64_t* evicted_scores;
     unsigned long long* evicted_count;
     unsigned long long* rejected_count;
+    unsigned long long* dup_seen;  // not null: LRU scores, no marks; set to 1 when a key repeats
     uint8_t* dirty;                // the table's dirty marks
     int64_t mark;                  // 1: entries this call writes become dirty; 0: inserts are clean
     uint8_t* evicted_dirty;        // may be null: the dirty mark of each evicted entry
     const uint64_t* sketch;        // not null: frequency admission of clean installs (see sketch_frequency)
     uint64_t sketch_mask;          // the sketch's words - 1
 };
-static_assert(sizeof(UpsertArgs) == 31 * 8, "UpsertArgs: one 8-byte field per argument");
+static_assert(sizeof(UpsertArgs) == 32 * 8, "UpsertArgs: one 8-byte field per argument");
 
 extern "C" __global__ void __launch_bounds__(256, 8) mlkv_upsert(const UpsertArgs a) {
     upsert_body(a.keys, a.scores, a.digests, a.values, marks_of(a.marks), a.marks.win, a.bucket_locks, a.size,
                 a.bucket_mask, (int)a.dim, (int)a.mode, (int)a.score_mode, a.clock, a.in_keys, a.in_values,
                 a.in_scores, (long)a.n, a.out, a.found_out, a.evicted_keys, a.evicted_values, a.evicted_scores,
-                a.evicted_count, a.rejected_count, a.dirty, (int)a.mark, a.evicted_dirty, a.sketch,
+                a.evicted_count, a.rejected_count, a.dup_seen, a.dirty, (int)a.mark, a.evicted_dirty, a.sketch,
                 a.sketch_mask);
 }
 
 // assign (existing keys only), specialised: after the marking pass (dedup_slot null: unique keys
-// promised, or no key repeated), the last occurrence of each key is its only writer, and
+// promised, or repeats repaired after), the last occurrence of each key is its only writer, and
 // assign never inserts or evicts, so no slot can change under it and no lock is taken; the kernel
 // is find plus a value write, with find's occupancy. Other occurrences only report presence.
 // Scores follow the table's mode, as in mlkv_upsert.
@@ -631,7 +642,7 @@ assign_only_body(const uint64_t* __restrict__ keys, uint64_t* scores, const uint
                  float* values, const int* __restrict__ dedup_slot, const int* dedup_win,
                  uint64_t bucket_mask, int dim, int score_mode, uint64_t clock, const uint64_t* __restrict__ in_keys,
                  const float* __restrict__ in_values, const uint64_t* __restrict__ in_scores, long n,
-                 uint8_t* __restrict__ found_out, uint8_t* dirty_set,
+                 uint8_t* __restrict__ found_out, unsigned long long* dup_seen, uint8_t* dirty_set,
                  uint64_t* missed_keys, int* missed_index, int* missed_count, long index_base) {
     auto tile = cg::tiled_partition<TILE>(cg::this_thread_block());
     long i = (long)(blockIdx.x * (blockDim.x / TILE) + threadIdx.x / TILE);
@@ -647,12 +658,28 @@ assign_only_body(const uint64_t* __restrict__ keys, uint64_t* scores, const uint
     uint64_t base = (h & bucket_mask) * BUCKET;
     bool locked;
     int64_t slot = tile_find(tile, keys, digests, base, key, digest_of(h), &locked);
-    // Without marks (unique keys promised, or no key repeated), every position writes.
+    // Without marks (unique keys promised, or repeats repaired after), every position writes.
     if ((dedup_slot == nullptr || dedup_win[p] == (int)i) && slot >= 0) {
+        // LRU without marks: occurrences of a key write without a lock, so the detection swaps
+        // the score atomically (this call's clock means another occurrence wrote), issued before
+        // the copy and checked after it.
+        unsigned long long old_score = 0;
+        if (lane == 0 && dup_seen != nullptr) {
+            // A score already at this call's clock is a repeat without the exchange, which a hot
+            // key's occurrences would otherwise queue for.
+            old_score = *reinterpret_cast<volatile unsigned long long*>(scores + slot);
+            if (old_score != clock) {
+                old_score = atomicExch(reinterpret_cast<unsigned long long*>(scores + slot), (unsigned long long)clock);
+            }
+        }
         tile_copy(tile, values + (size_t)slot * dim, src, dim);
         if (lane == 0) {
             if (dirty_set != nullptr) dirty_set[slot] = 1;
-            scores[slot] = hit_score(score_mode, scores[slot], clock, in_scores, i);
+            if (dup_seen == nullptr) {
+                scores[slot] = hit_score(score_mode, scores[slot], clock, in_scores, i);
+            } else if (old_score == clock) {
+                *dup_seen = 1;
+            }
         }
     }
     if (lane == 0 && found_out != nullptr) found_out[i] = slot >= 0;
@@ -678,31 +705,38 @@ struct AssignArgs {
     const uint64_t* in_scores;
     int64_t n;
     uint8_t* found_out;
+    unsigned long long* dup_seen;  // as in UpsertArgs
     uint8_t* dirty_set;            // not null: the table's dirty marks, set for every entry written
     uint64_t* missed_keys;         // not null: keys not found, compacted, with their positions
     int* missed_index;
     int* missed_count;
     int64_t index_base;            // added to the positions reported (the chunk's place in the batch)
 };
-static_assert(sizeof(AssignArgs) == 22 * 8, "AssignArgs: one 8-byte field per argument");
+static_assert(sizeof(AssignArgs) == 23 * 8, "AssignArgs: one 8-byte field per argument");
 
 extern "C" __global__ void __launch_bounds__(256, 8) mlkv_assign_only(const AssignArgs a) {
     assign_only_body(a.keys, a.scores, a.digests, a.values, marks_of(a.marks), a.marks.win, a.bucket_mask,
                      (int)a.dim, (int)a.score_mode, a.clock, a.in_keys, a.in_values, a.in_scores, (long)a.n,
-                     a.found_out, a.dirty_set, a.missed_keys, a.missed_index, a.missed_count,
+                     a.found_out, a.dup_seen, a.dirty_set, a.missed_keys, a.missed_index, a.missed_count,
                      (long)a.index_base);
 }
 
 // Repeated keys in an assigning launch, through a scratch hash set of the batch (open
-// addressing, set_mask + 1 slots, at least twice the batch), marked before the launch:
+// addressing, set_mask + 1 slots, at least twice the batch), in two ways:
+// - Marking first (LFU and custom scores, and inserts the host does not wait for):
 //    1. mlkv_dedup puts every position's key in the set with one compare-and-swap; a position
-//       that finds its key already there stores the launch's epoch in *flag.
+//       that finds its key already there stores the launch's epoch in *flag and marks the entry.
 //    2. mlkv_dedup_win, only when *flag holds the epoch, keeps the highest position per key in win
 //       (atomicMax) and where each position's key sits in slot_of. Without a repeated key it
 //       returns at once and the upsert reads no marks (marks_of).
 //    3. the upsert, where only marked last occurrences write;
-//    4. mlkv_dedup_reset empties the set (and win when it was written).
-// The set starts empty (keys EMPTY_KEY, win -1). Reserved keys (refused on the host;
+//    4. mlkv_dedup_reset empties the set (and win and the marks when they were written).
+// - Repairing after (LRU scores, calls the host waits for): the upsert runs without marks, every
+//   occurrence writes, and one that finds its slot already scored with this call's clock reports
+//   a repeat (dup_seen). Only then does the host run steps 1, 2, mlkv_dedup_rewrite (the last
+//   occurrence of each repeated key writes its row again) and 4. A batch of distinct keys pays
+//   no pass over the set at all.
+// The set starts empty (keys EMPTY_KEY, win -1, marks 0). Reserved keys (refused on the host;
 // the upsert skips them) never enter it. An epoch is never reused, so *flag needs no reset.
 struct DedupArgs {
     const uint64_t* in_keys;
@@ -713,9 +747,10 @@ struct DedupArgs {
     int* slot_of;
     uint64_t* flag;
     uint64_t epoch;
+    uint8_t* repeated;  // per set slot: 1 when its key occurs more than once
     const int* positions;  // each key's position in its batch (the set picks the highest), or null: its index
 };
-static_assert(sizeof(DedupArgs) == 9 * 8, "DedupArgs: one 8-byte field per argument");
+static_assert(sizeof(DedupArgs) == 10 * 8, "DedupArgs: one 8-byte field per argument");
 
 __device__ __forceinline__ bool reserved_key(uint64_t key) {
     return key == EMPTY_KEY || key == LOCKED_KEY;
@@ -735,7 +770,8 @@ extern "C" __global__ void mlkv_dedup(const DedupArgs a) {
             if (prev == EMPTY_KEY) return;
         }
         if (prev == key) {
-            // Stores only where it changes something: every repeat of a batch would store here.
+            // Stores only where they change something: every repeat of a batch would store here.
+            if (reinterpret_cast<volatile uint8_t*>(a.repeated)[p] == 0) a.repeated[p] = 1;
             if (*reinterpret_cast<volatile const uint64_t*>(a.flag) != a.epoch) *a.flag = a.epoch;
             return;
         }
@@ -764,7 +800,10 @@ extern "C" __global__ void mlkv_dedup_reset(const DedupArgs a) {
     uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
     for (uint64_t s = t; s < slots; s += stride) {
         a.set_keys[s] = EMPTY_KEY;
-        if (win_written) a.win[s] = -1;
+        if (win_written) {
+            a.win[s] = -1;
+            a.repeated[s] = 0;
+        }
     }
 }
 
@@ -816,6 +855,40 @@ extern "C" __global__ void mlkv_unique_last_at(const uint64_t* __restrict__ in_k
         out_keys[at] = in_keys[i];
         out_positions[at] = positions[i];
     }
+}
+
+// Step 3 of the repair: the last occurrence of each repeated key writes its row again, over
+// whatever the occurrences that ran after it left. Scores already hold the call's clock.
+struct RewriteArgs {
+    const uint64_t* keys;
+    const uint8_t* digests;
+    float* values;
+    uint64_t bucket_mask;
+    int64_t dim;
+    const uint64_t* in_keys;
+    const float* in_values;
+    int64_t n;
+    const int* slot_of;
+    const int* win;
+    const uint8_t* repeated;
+    const uint64_t* flag;
+    uint64_t epoch;
+};
+static_assert(sizeof(RewriteArgs) == 13 * 8, "RewriteArgs: one 8-byte field per argument");
+
+extern "C" __global__ void mlkv_dedup_rewrite(const RewriteArgs a) {
+    if (*a.flag != a.epoch) return;
+    auto tile = cg::tiled_partition<TILE>(cg::this_thread_block());
+    long i = (long)(blockIdx.x * (blockDim.x / TILE) + threadIdx.x / TILE);
+    if (i >= a.n) return;
+    uint64_t key = a.in_keys[i];
+    if (reserved_key(key)) return;
+    int p = a.slot_of[i];
+    if (!a.repeated[p] || a.win[p] != (int)i) return;
+    uint64_t h = mix64(key);
+    bool locked;
+    int64_t slot = tile_find(tile, a.keys, a.digests, (h & a.bucket_mask) * BUCKET, key, digest_of(h), &locked);
+    if (slot >= 0) tile_copy(tile, a.values + (size_t)slot * a.dim, a.in_values + (size_t)i * a.dim, (int)a.dim);
 }
 
 extern "C" __global__ void mlkv_fill_u64(uint64_t* dst, uint64_t value, uint64_t count) {

@@ -213,7 +213,8 @@ public final class GpuHashTable implements VectorTier {
     /**
      * Whether callers promise that no key repeats within one batch of {@code insertOrAssign},
      * {@code insertAndEvict} or {@code assign} (both APIs), as training code that deduplicates its
-     * keys before a step can: those calls then skip the handling of repeated keys, the marking pass (HierarchicalKV makes the same assumption). Off by default.
+     * keys before a step can: those calls then skip the handling of repeated keys, the detection
+     * and repair or the marking pass (HierarchicalKV makes the same assumption). Off by default.
      * A batch that breaks the promise never corrupts the table (a key is still stored once and
      * nothing else is lost), but a repeated key ends up with the value of any of its occurrences,
      * not necessarily the last, and after {@code assign} possibly with elements of several.
@@ -358,7 +359,10 @@ public final class GpuHashTable implements VectorTier {
      * {@code state} ({@link EntryState#CLEAN} leaves the marks as they are), and writes the keys it
      * does not find, with their batch positions (int32), compacted in no particular order, to
      * {@code missedKeys}/{@code missedIndex} (room for {@code n} each). Every occurrence of a
-     * missed key is reported.
+     * missed key is reported. Unless keys were promised unique, a key repeated in the batch is
+     * marked before the write, whatever the score mode, so that only its last occurrence writes:
+     * training batches carry hot keys, which the detection and repair of {@link #assign} would
+     * have every occurrence write.
      *
      * @return the number of positions whose key was missed
      */

@@ -6,6 +6,7 @@ import io.mlkv.gpu.cuda.Cuda;
 import io.mlkv.gpu.cuda.DeviceMemory;
 import io.mlkv.gpu.cuda.Kernels;
 import io.mlkv.gpu.cuda.OwnedResources;
+import io.mlkv.gpu.cuda.PinnedMemory;
 import io.mlkv.storage.ReservedKeys;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUstream;
@@ -13,12 +14,12 @@ import jcuda.driver.CUstream;
 /**
  * The scratch set with which the table's kernels find repeated keys in a chunk of a batch
  * ({@code mlkv_dedup*}, {@code DedupArgs} in the kernel source): an open-addressing set of twice
- * the chunk's size, each key's winning (last) position, a per-position slot and a flag raised when
- * a key repeats.
+ * the chunk's size, each key's winning (last) position, a per-position slot, a flag raised when a
+ * key repeats, and a mapped host flag that an upsert raises when it met a repeat.
  *
  * <p>Lock rule: the table's lock guards every method; the table's device is current; everything
  * is queued on the table's stream. Invariant: between uses the set is empty (keys
- * {@link ReservedKeys#EMPTY}, positions -1): every {@link #mark} is followed by
+ * {@link ReservedKeys#EMPTY}, positions -1, marks 0): every {@link #mark} is followed by
  * {@link #reset} on the same keys before the next.
  */
 final class RepeatedKeys implements AutoCloseable {
@@ -35,6 +36,9 @@ final class RepeatedKeys implements AutoCloseable {
     private final DeviceMemory win;
     private final DeviceMemory slot;
     private final DeviceMemory flag;
+    private final DeviceMemory repeated;
+    /** Raised (mapped, host-visible) by an upsert that met a key twice. */
+    private final PinnedMemory seen;
     private long epoch;
 
     RepeatedKeys(int stagingKeys, Kernels kernels, CUstream stream) {
@@ -48,9 +52,12 @@ final class RepeatedKeys implements AutoCloseable {
             this.win = parts.add(new DeviceMemory(slots * 4, "dedup scratch positions"));
             this.slot = parts.add(new DeviceMemory(chunk * 4L, "dedup scratch slots"));
             this.flag = parts.add(new DeviceMemory(8, "dedup flag"));
+            this.repeated = parts.add(new DeviceMemory(slots, "dedup marks"));
+            this.seen = parts.add(PinnedMemory.mapped(8, "repeated-key flag"));
             kernels.launch("mlkv_fill_u64", Math.min(slots, 1L << 20), BLOCK, stream, setKeys.pointer(), ReservedKeys.EMPTY,
                     slots);
             Cuda.check(cuMemsetD8Async(win.pointer(), (byte) 0xFF, slots * 4, stream), "cuMemsetD8Async (dedup scratch)");
+            Cuda.check(cuMemsetD8Async(repeated.pointer(), (byte) 0, slots, stream), "cuMemsetD8Async (dedup marks)");
             Cuda.check(cuMemsetD8Async(flag.pointer(), (byte) 0, 8, stream), "cuMemsetD8Async (dedup flag)");
         } catch (RuntimeException e) {
             close();
@@ -82,6 +89,20 @@ final class RepeatedKeys implements AutoCloseable {
     void reset(CUdeviceptr keysIn, long n) {
         kernels.launchPacked("mlkv_dedup_reset", TableKernelArgs.DEDUP, Math.min(mask + 1, 1L << 20), BLOCK, stream,
                 args(keysIn, n, null));
+    }
+
+    /**
+     * After an upsert that reported a repeated key: marks the chunk, writes the row of each
+     * repeated key's last occurrence into the table again, and empties the set (queued; the
+     * caller waits).
+     */
+    void rewrite(CUdeviceptr tableKeys, CUdeviceptr digests, CUdeviceptr values, long bucketMask, int dim,
+            CUdeviceptr keysIn, CUdeviceptr valuesIn, long n) {
+        mark(keysIn, n);
+        kernels.launchPacked("mlkv_dedup_rewrite", TableKernelArgs.REWRITE, n * GpuHashTable.TILE, BLOCK, stream,
+                tableKeys, digests, values, bucketMask, dim, keysIn, valuesIn, n, slot.pointer(), win.pointer(),
+                repeated.pointer(), flag.pointer(), epoch);
+        reset(keysIn, n);
     }
 
     /**
@@ -117,9 +138,24 @@ final class RepeatedKeys implements AutoCloseable {
         return epoch;
     }
 
+    /** Lowers the host-visible repeat flag; the stream must be idle. */
+    void clearSeen() {
+        seen.buffer().putLong(0, 0);
+    }
+
+    /** Whether an upsert since {@link #clearSeen()} met a repeated key; the stream must be idle. */
+    boolean wasSeen() {
+        return seen.buffer().getLong(0) != 0;
+    }
+
+    /** The device address of the repeat flag, for an upsert that detects repeats; null when it does not. */
+    CUdeviceptr seenFlag(boolean detect) {
+        return detect ? seen.devicePointer() : null;
+    }
+
     private Object[] args(CUdeviceptr keysIn, long n, CUdeviceptr positions) {
         return new Object[] {keysIn, n, setKeys.pointer(), win.pointer(), mask, slot.pointer(), flag.pointer(), epoch,
-            positions};
+            repeated.pointer(), positions};
     }
 
     @Override

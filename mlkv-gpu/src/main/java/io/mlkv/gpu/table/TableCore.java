@@ -218,15 +218,22 @@ final class TableCore implements AutoCloseable {
      * for assign only), or 0 without {@code wait} (the counts are then added up on the GPU, for
      * {@link TableCounters#foldUnread}). Unless callers promised unique keys, assigning modes go in
      * chunks of {@link RepeatedKeys#chunk()} keys, and the last occurrence of a key repeated in a
-     * chunk wins: each chunk is marked first ({@code mlkv_dedup}) and only last occurrences write.
+     * chunk wins: with LRU scores and a waiting call, every occurrence writes, the kernel reports
+     * whether a key repeated, and only then are the repeated keys marked and their last rows
+     * written again ({@link RepeatedKeys#rewrite}), so a batch of distinct keys pays no marking
+     * pass; otherwise, and for assigns that report misses (the tiered store's device writes, whose
+     * batches carry hot keys: there every occurrence writing the same row costs more than the
+     * pass), each chunk is marked first ({@code mlkv_dedup}) and only last occurrences write.
      */
     long upsert(int mode, CUdeviceptr keysIn, CUdeviceptr valuesIn, CUdeviceptr scoresIn, long n,
             CUdeviceptr out, CUdeviceptr found, Evictions evictions, Marks marks, boolean wait) {
         if (scoreMode == ScoreMode.CUSTOM && scoresIn == null) {
             throw new IllegalArgumentException("ScoreMode.CUSTOM needs one score per key");
         }
-        boolean mark = !uniqueKeys && (mode == MODE_ASSIGN || mode == MODE_ASSIGN_ONLY);
-        long step = mark ? repeats.chunk() : Math.max(1, n);
+        boolean repeating = !uniqueKeys && (mode == MODE_ASSIGN || mode == MODE_ASSIGN_ONLY);
+        boolean repair = repeating && wait && scoreMode == ScoreMode.LRU && marks.missedKeys() == null;
+        boolean mark = repeating && !repair;
+        long step = repeating ? repeats.chunk() : Math.max(1, n);
         long rowBytes = dim * 4L;
         long evicted = 0;
         for (long from = 0; from < n; from += step) {
@@ -236,16 +243,22 @@ final class TableCore implements AutoCloseable {
             if (mark) {
                 repeats.mark(k, m);
             }
+            if (repair) {
+                repeats.clearSeen();  // the stream is idle: every call ends waiting
+            }
             Evictions at = new Evictions(offset(evictions.keys(), evicted * 8),
                     offset(evictions.values(), evicted * rowBytes), offset(evictions.scores(), evicted * 8),
                     offset(evictions.dirty(), evicted));
             // Misses (assign only) are reported at the chunk's place in the batch.
             Marks chunkMarks = new Marks(marks.dirty(), offset(marks.missedKeys(), evicted * 8),
                     offset(marks.missedIndex(), evicted * 4), marks.screened());
-            evicted += upsertLaunch(mode, mark, k, v, offset(scoresIn, from * 8), m, offset(out, from * rowBytes),
+            evicted += upsertLaunch(mode, mark, repair, k, v, offset(scoresIn, from * 8), m, offset(out, from * rowBytes),
                     offset(found, from), at, chunkMarks, from, wait);
             if (mark) {
                 repeats.reset(k, m);
+            } else if (repair && repeats.wasSeen()) {
+                repeats.rewrite(keys.pointer(), digests.pointer(), values.pointer(), buckets - 1, dim, k, v, m);
+                sync("rewrite of repeated keys (n=" + m + ")");
             }
         }
         return evicted;
@@ -256,20 +269,22 @@ final class TableCore implements AutoCloseable {
     }
 
     /**
-     * Launches one upsert chunk: with {@code mark}, after {@link RepeatedKeys#mark}. With {@code wait},
+     * Launches one upsert chunk: with {@code mark}, after {@link RepeatedKeys#mark}; with
+     * {@code detect}, reporting repeated keys to {@link RepeatedKeys#wasSeen}. With {@code wait},
      * waits and returns the entries it evicted; without, returns 0 (counts folded in later).
      */
-    private long upsertLaunch(int mode, boolean mark, CUdeviceptr keysIn, CUdeviceptr valuesIn,
+    private long upsertLaunch(int mode, boolean mark, boolean detect, CUdeviceptr keysIn, CUdeviceptr valuesIn,
             CUdeviceptr scoresIn, long n, CUdeviceptr out, CUdeviceptr found, Evictions evicted, Marks marks,
             long indexBase, boolean wait) {
         CUdeviceptr[] set = repeats.upsertArgs(mark);
+        CUdeviceptr repeatsArg = repeats.seenFlag(detect);
         long epoch = repeats.epoch();
         clock++;
         if (mode == MODE_ASSIGN_ONLY) {
             // Never inserts, evicts or rejects: the only counter to read back is the misses reported.
             kernels.launchPacked("mlkv_assign_only", TableKernelArgs.ASSIGN, n * GpuHashTable.TILE, BLOCK, stream,
                     keys.pointer(), scores.pointer(), digests.pointer(), values.pointer(), set[0], set[1], set[2], epoch,
-                    buckets - 1, dim, scoreMode.code, clock, keysIn, valuesIn, scoresIn, n, found,
+                    buckets - 1, dim, scoreMode.code, clock, keysIn, valuesIn, scoresIn, n, found, repeatsArg,
                     marks.dirty() ? dirty.pointer() : null, marks.missedKeys(), marks.missedIndex(),
                     counters.at(TableCounters.MISSED), indexBase);
             if (marks.missedKeys() != null) {
@@ -283,7 +298,7 @@ final class TableCore implements AutoCloseable {
                 scores.pointer(), digests.pointer(), values.pointer(), set[0], set[1], set[2], epoch,
                 bucketLocks.pointer(), counters.at(TableCounters.SIZE), buckets - 1, dim, mode, scoreMode.code, clock,
                 keysIn, valuesIn, scoresIn, n, out, found, evicted.keys(), evicted.values(), evicted.scores(),
-                counters.at(TableCounters.EVICTED), counters.at(TableCounters.REJECTED), dirty.pointer(),
+                counters.at(TableCounters.EVICTED), counters.at(TableCounters.REJECTED), repeatsArg, dirty.pointer(),
                 marks.dirty() ? 1L : 0L, evicted.dirty(), screen ? sketch.pointer() : null, screen ? sketch.mask() : 0L);
         if (!wait) {
             counters.keepUnread((from, to, count) -> kernels.launch("mlkv_add_u64", count, BLOCK, stream, from, to, count));

@@ -17,19 +17,22 @@ final class TableKernelArgs {
     static final PackedStruct UPSERT = new PackedStruct("UpsertArgs", concat(List.of("keys", "scores", "digests",
             "values"), MARKS, List.of("bucket_locks", "size", "bucket_mask", "dim", "mode", "score_mode", "clock",
             "in_keys", "in_values", "in_scores", "n", "out", "found_out", "evicted_keys", "evicted_values",
-            "evicted_scores", "evicted_count", "rejected_count", "dirty", "mark", "evicted_dirty", "sketch",
+            "evicted_scores", "evicted_count", "rejected_count", "dup_seen", "dirty", "mark", "evicted_dirty", "sketch",
             "sketch_mask")));
 
     static final PackedStruct ASSIGN = new PackedStruct("AssignArgs", concat(List.of("keys", "scores", "digests",
             "values"), MARKS, List.of("bucket_mask", "dim", "score_mode", "clock", "in_keys", "in_values",
-            "in_scores", "n", "found_out", "dirty_set", "missed_keys", "missed_index", "missed_count",
+            "in_scores", "n", "found_out", "dup_seen", "dirty_set", "missed_keys", "missed_index", "missed_count",
             "index_base")));
 
     static final PackedStruct DEDUP = new PackedStruct("DedupArgs", List.of("in_keys", "n", "set_keys", "win",
-            "set_mask", "slot_of", "flag", "epoch", "positions"));
+            "set_mask", "slot_of", "flag", "epoch", "repeated", "positions"));
+
+    static final PackedStruct REWRITE = new PackedStruct("RewriteArgs", List.of("keys", "digests", "values",
+            "bucket_mask", "dim", "in_keys", "in_values", "n", "slot_of", "win", "repeated", "flag", "epoch"));
 
     /** Every struct above, for the test that reads the kernel source. */
-    static final List<PackedStruct> ALL = List.of(FIND, CONTAINS, UPSERT, ASSIGN, DEDUP);
+    static final List<PackedStruct> ALL = List.of(FIND, CONTAINS, UPSERT, ASSIGN, DEDUP, REWRITE);
 
     private TableKernelArgs() {
     }

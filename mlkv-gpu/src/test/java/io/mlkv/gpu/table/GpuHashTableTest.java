@@ -395,7 +395,7 @@ class GpuHashTableTest {
      */
     @Test
     void chunksWithAndWithoutRepeatedKeysEachKeepTheLastOccurrence() {
-        // Both score modes mark repeats before the write; their scores differ, their tables must not.
+        // LRU repairs repeats after the write, LFU marks them before: both must give the same table.
         for (ScoreMode mode : new ScoreMode[] {ScoreMode.LRU, ScoreMode.LFU}) {
             lastOccurrencesWinInEveryChunk(mode, seed());
         }
