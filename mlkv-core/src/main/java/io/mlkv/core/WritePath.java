@@ -43,7 +43,11 @@ final class WritePath {
     private final Lifecycle lifecycle;
     /** Splits the per-key host work of a large batch over the store's threads. */
     private final BatchPool pool;
-    /** Held by writers whose RocksDB write runs outside the mutation lock; null where none does. */
+    /**
+     * Held by writers that do part of their work outside the mutation lock (write-through: the
+     * RocksDB write; write-back: puts of keys DRAM holds, {@link #putInPlace}), and by every other
+     * writer of the same keys; null with an HBM tier or a spill log, where none does.
+     */
     private final KeyStripes stripes;
 
     WritePath(int dim, Durability durability, HostTiers host, HbmTier hbm, SpillLog spill, ReentrantLock mutation,
@@ -58,7 +62,7 @@ final class WritePath {
         this.mutationEpoch = mutationEpoch;
         this.entryCount = entryCount;
         this.lifecycle = lifecycle;
-        this.stripes = durability == Durability.WRITE_THROUGH && hbm == null && spill == null ? new KeyStripes() : null;
+        this.stripes = hbm == null && spill == null ? new KeyStripes() : null;
     }
 
     /**
@@ -90,6 +94,44 @@ final class WritePath {
      * write back whatever DRAM pushed out.
      */
     void apply(long[] keys, Change change) {
+        if (change.kind() == Change.Kind.PUT && putInPlace(keys, change)) {
+            return;
+        }
+        applyLocked(keys, change);
+    }
+
+    /** Most keys of a put that {@link #putInPlace} tries without the mutation lock. */
+    private static final int IN_PLACE_PUT_KEYS = 64;
+
+    /**
+     * A small write-back put without HBM tier and spill log whose keys DRAM all holds: overwritten
+     * there in place, dirty, under their key stripes and DRAM's bucket locks, without the store's
+     * mutation lock, so that single-key updates from several threads do not queue on it. Nothing
+     * the mutation lock guards changes: no key appears or disappears, nothing is evicted, the entry
+     * count stays; the bucket versions change as for any write, and a flush marks an entry clean
+     * only if it still holds the value it wrote below. Returns false (the caller takes the locked
+     * path, which writes the whole batch again) at the first key DRAM lacks.
+     */
+    private boolean putInPlace(long[] keys, Change change) {
+        if (durability != Durability.WRITE_BACK || stripes == null || keys.length > IN_PLACE_PUT_KEYS
+                || mutation.isHeldByCurrentThread()) {
+            return false;
+        }
+        lifecycle.enter();
+        KeyStripes.Held held = stripes.lock(keys);
+        try {
+            if (host.replaceInDram(keys, change.rows()) == keys.length) {
+                return true;
+            }
+            applyLocked(keys, change);
+            return true;
+        } finally {
+            held.unlock();
+            lifecycle.exit();
+        }
+    }
+
+    private void applyLocked(long[] keys, Change change) {
         Change.Kind kind = change.kind();
         float[] arg = change.rows();
         float[] out = change.out();

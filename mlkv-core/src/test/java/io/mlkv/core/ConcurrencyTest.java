@@ -109,6 +109,81 @@ class ConcurrencyTest {
         }
     }
 
+    /**
+     * Small puts of keys DRAM holds (written in place without the store's mutation lock, where
+     * the store has no HBM tier) racing flushes: a flush that wrote a value below must not mark
+     * clean a newer one written meanwhile, or it would never reach RocksDB. After close and
+     * reopen every key holds its last acknowledged value.
+     */
+    @RepeatedTest(3)
+    void putsRacingFlushesAllReachRocksDbByClose() throws Exception {
+        long seed = Long.getLong("mlkv.seed", System.nanoTime());
+        int keys = WRITERS * KEYS_PER_WRITER;
+        AtomicLongArray acked = new AtomicLongArray(keys);
+        Path d = dir.resolve("flushes");
+        MlkvStoreBuilder builder = MlkvStore.builder().dim(DIM).directory(d)
+                .dramCapacityBytes(8L * keys / DramTier.BUCKET_SLOTS * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
+                .gpu(gpuMode()).hbmCapacity(512).hbmWriteBack(hbmWriteBack()).hbmSpillRows(hbmSpillRows());
+        try (MlkvStore store = builder.build()) {
+            long[] all = new long[keys];
+            for (int k = 0; k < keys; k++) {
+                all[k] = k;
+            }
+            store.multiPut(all, new float[keys * DIM]);
+            AtomicBoolean stop = new AtomicBoolean();
+            ExecutorService pool = Executors.newFixedThreadPool(WRITERS + 1);
+            try {
+                List<Future<?>> writers = new ArrayList<>();
+                for (int w = 0; w < WRITERS; w++) {
+                    final int owner = w;
+                    writers.add(pool.submit(() -> {
+                        SplittableRandom r = new SplittableRandom(seed + owner);
+                        for (int round = 1; round <= 2_000; round++) {
+                            long[] batch = new long[1 + r.nextInt(4)];
+                            float[] values = new float[batch.length * DIM];
+                            for (int i = 0; i < batch.length; i++) {
+                                batch[i] = owner * KEYS_PER_WRITER + r.nextInt(KEYS_PER_WRITER);
+                                Arrays.fill(values, i * DIM, (i + 1) * DIM, round);
+                            }
+                            store.multiPut(batch, values);
+                            for (long k : batch) {
+                                acked.set((int) k, round);
+                            }
+                        }
+                        return null;
+                    }));
+                }
+                Future<?> flusher = pool.submit(() -> {
+                    while (!stop.get()) {
+                        store.flush();
+                    }
+                    return null;
+                });
+                for (Future<?> f : writers) {
+                    f.get(120, TimeUnit.SECONDS);
+                }
+                stop.set(true);
+                flusher.get(120, TimeUnit.SECONDS);
+            } catch (java.util.concurrent.ExecutionException e) {
+                throw new AssertionError("seed " + seed + ": " + e.getCause(), e.getCause());
+            } finally {
+                stop.set(true);
+                pool.shutdownNow();
+            }
+        }
+        try (MlkvStore store = builder.build()) {
+            long[] all = new long[keys];
+            for (int k = 0; k < keys; k++) {
+                all[k] = k;
+            }
+            float[] out = new float[keys * DIM];
+            assertEquals(keys, store.multiGet(all, out, new boolean[keys]), "seed " + seed);
+            for (int k = 0; k < keys; k++) {
+                assertEquals(acked.get(k), (long) out[k * DIM], "value of key " + k + " after reopening, seed " + seed);
+            }
+        }
+    }
+
     private static final long[] ACC_KEYS = {1_000_000, 1_000_001, 1_000_002, 1_000_003};
     private static final int ACC_ROUNDS = 300;
 

@@ -482,6 +482,22 @@ public final class HostTiers {
     }
 
     /**
+     * Overwrites in DRAM, dirty, the rows of those of {@code keys} that DRAM holds, in order, up to
+     * the first it lacks; returns how many it wrote (a key repeated in {@code keys} keeps its last
+     * row). Never inserts or evicts, so the caller needs not hold the mutation lock: it holds the
+     * key stripes of {@code keys} (writers of one key never interleave) and is inside the lifecycle.
+     */
+    public int replaceInDram(long[] keys, float[] rows) {
+        long now = dram.tick();
+        for (int i = 0; i < keys.length; i++) {
+            if (!dram.replace(keys[i], rows, i, now)) {
+                return i;
+            }
+        }
+        return keys.length;
+    }
+
+    /**
      * Writes every dirty DRAM entry to RocksDB and fsyncs its log. Caller holds the mutation
      * lock, after {@link #writePending()}.
      */
@@ -503,7 +519,9 @@ public final class HostTiers {
             if (n[0] > 0) {
                 rocks.putAll(keys, values, n[0]);
                 for (int i = 0; i < n[0]; i++) {
-                    dram.markClean(keys[i]);
+                    // A value written since the visit (a write that does not take the mutation
+                    // lock: WritePath's puts of keys DRAM holds) stays dirty for the next flush.
+                    dram.markCleanIfUnchanged(keys[i], values, i);
                 }
                 writeBacks.add(n[0]);
             }

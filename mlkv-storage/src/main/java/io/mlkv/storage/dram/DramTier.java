@@ -339,6 +339,35 @@ public final class DramTier implements VectorTier {
     }
 
     /**
+     * Overwrites the value of {@code key} with the vector at {@code src[row * dim ..]}, if the tier
+     * holds the key, marking it dirty, refreshing its score and changing its bucket's version (as
+     * an unconditional {@link #put} does); never inserts or evicts. Readers see the bucket's
+     * sequence count odd meanwhile.
+     *
+     * @return whether the tier holds the key (false: nothing was changed)
+     */
+    public boolean replace(long key, float[] src, int row, long now) {
+        checkOpen();
+        long bucket = bucketOf(key);
+        long versionAddr = versions.address() + bucket * 8;
+        synchronized (lockFor(bucket)) {
+            long slot = findSlot(bucket, key);
+            if (slot < 0) {
+                return false;
+            }
+            long scoreAddr = scores.address() + slot * 8;
+            UNSAFE.putLong(scoreAddr, policy.scoreOnHit(key, UNSAFE.getLong(scoreAddr), now));
+            beginChange(bucket);
+            UNSAFE.copyMemory(src, FLOAT_ARRAY_BASE + (long) row * rowBytes, null, values.address() + slot * rowBytes,
+                    rowBytes);
+            UNSAFE.putByte(flags.address() + slot, (byte) (OCCUPIED | DIRTY));
+            endChange(bucket);
+            UNSAFE.putLongVolatile(null, versionAddr, UNSAFE.getLong(versionAddr) + 1);
+            return true;
+        }
+    }
+
+    /**
      * Removes {@code key} if present. The bucket's version changes even when the key is absent,
      * so a value of this key read from below before the removal can no longer be installed.
      *
@@ -363,7 +392,7 @@ public final class DramTier implements VectorTier {
         }
     }
 
-    /** Number of buckets; {@link #forEachDirty} and {@link #markClean} work on bucket ranges. */
+    /** Number of buckets; {@link #forEachDirty} works on bucket ranges. */
     public long buckets() {
         return numBuckets;
     }
@@ -374,17 +403,30 @@ public final class DramTier implements VectorTier {
     }
 
     /**
-     * Marks {@code key} clean if it is present and dirty; call after its value reached the tier
-     * below, while no other writer can change it.
+     * Marks {@code key} clean if it is present, dirty and still holds the vector at
+     * {@code written[row * dim ..]} (bit for bit): call after that vector reached the tier below.
+     * A value written in between stays dirty, so a writer that does not wait for the flush
+     * ({@link #replace}) never has its value marked clean unwritten.
+     *
+     * @return whether the entry was marked clean
      */
-    public void markClean(long key) {
+    public boolean markCleanIfUnchanged(long key, float[] written, int row) {
         checkOpen();
         long bucket = bucketOf(key);
         synchronized (lockFor(bucket)) {
             long slot = findSlot(bucket, key);
-            if (slot >= 0) {
-                UNSAFE.putByte(flags.address() + slot, OCCUPIED);
+            if (slot < 0) {
+                return false;
             }
+            long at = values.address() + slot * rowBytes;
+            int from = row * dim;
+            for (int d = 0; d < dim; d++, at += 4) {
+                if (UNSAFE.getInt(at) != Float.floatToRawIntBits(written[from + d])) {
+                    return false;
+                }
+            }
+            UNSAFE.putByte(flags.address() + slot, OCCUPIED);
+            return true;
         }
     }
 

@@ -198,11 +198,40 @@ class DramTierTest {
             assertEquals(50, dirty.size());
             for (long k : dirty) {
                 assertEquals(0, k % 2);
-                t.markClean(k);
+                assertTrue(t.markCleanIfUnchanged(k, vec(k), 0));
             }
             dirty.clear();
             t.forEachDirty(0, t.buckets(), (key, v) -> dirty.add(key));
             assertTrue(dirty.isEmpty());
+        }
+    }
+
+    @Test
+    void replaceWritesOnlyKeysTheTierHoldsAndAValueWrittenAfterAFlushReadStaysDirty() {
+        try (DramTier t = new DramTier(DIM, 64 * DramTier.bucketBytes(DIM), "lru")) {
+            t.put(1, vec(1), 0, false, -1, t.tick(), EvictionSink.DISCARD);
+            long version = t.version(1);
+            assertFalse(t.replace(2, vec(2), 0, t.tick()), "a key the tier lacks is left alone");
+            assertFalse(t.contains(2));
+            assertTrue(t.replace(1, vec(10), 0, t.tick()));
+            assertTrue(t.version(1) != version, "a replace changes the bucket's version, as a put does");
+            float[] out = new float[DIM];
+            assertEquals(DramTier.HIT, t.getOrVersion(1, out, 0, t.tick()));
+            assertArrayEquals(vec(10), out);
+            Set<Long> dirty = new HashSet<>();
+            t.forEachDirty(0, t.buckets(), (key, v) -> dirty.add(key));
+            assertEquals(Set.of(1L), dirty, "a replaced entry is dirty");
+            // A flush read vec(10); a writer replaced it with vec(11) before the flush marked it.
+            assertTrue(t.replace(1, vec(11), 0, t.tick()));
+            assertFalse(t.markCleanIfUnchanged(1, vec(10), 0), "the newer value is not marked clean");
+            dirty.clear();
+            t.forEachDirty(0, t.buckets(), (key, v) -> dirty.add(key));
+            assertEquals(Set.of(1L), dirty);
+            assertTrue(t.markCleanIfUnchanged(1, vec(11), 0));
+            dirty.clear();
+            t.forEachDirty(0, t.buckets(), (key, v) -> dirty.add(key));
+            assertTrue(dirty.isEmpty());
+            assertFalse(t.markCleanIfUnchanged(2, vec(2), 0), "absent");
         }
     }
 
