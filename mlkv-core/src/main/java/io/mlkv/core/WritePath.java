@@ -43,11 +43,7 @@ final class WritePath {
     private final Lifecycle lifecycle;
     /** Splits the per-key host work of a large batch over the store's threads. */
     private final BatchPool pool;
-    /**
-     * Held by writers that do part of their work outside the mutation lock (write-through: the
-     * RocksDB write; write-back: puts of keys DRAM holds, {@link #putInPlace}), and by every other
-     * writer of the same keys; null with an HBM tier or a spill log, where none does.
-     */
+    /** Held by writers whose RocksDB write runs outside the mutation lock; null where none does. */
     private final KeyStripes stripes;
 
     WritePath(int dim, Durability durability, HostTiers host, HbmTier hbm, SpillLog spill, ReentrantLock mutation,
@@ -62,7 +58,7 @@ final class WritePath {
         this.mutationEpoch = mutationEpoch;
         this.entryCount = entryCount;
         this.lifecycle = lifecycle;
-        this.stripes = hbm == null && spill == null ? new KeyStripes() : null;
+        this.stripes = durability == Durability.WRITE_THROUGH && hbm == null && spill == null ? new KeyStripes() : null;
     }
 
     /**
@@ -105,28 +101,26 @@ final class WritePath {
 
     /**
      * A small write-back put without HBM tier and spill log whose keys DRAM all holds: overwritten
-     * there in place, dirty, under their key stripes and DRAM's bucket locks, without the store's
-     * mutation lock, so that single-key updates from several threads do not queue on it. Nothing
-     * the mutation lock guards changes: no key appears or disappears, nothing is evicted, the entry
-     * count stays; the bucket versions change as for any write, and a flush marks an entry clean
-     * only if it still holds the value it wrote below. Returns false (the caller takes the locked
-     * path, which writes the whole batch again) at the first key DRAM lacks.
+     * there in place, dirty, under DRAM's bucket locks, without the store's mutation lock, so that
+     * single-key updates from several threads do not queue on it. Nothing the mutation lock guards
+     * changes: no key appears or disappears, nothing is evicted, the entry count stays. A key
+     * enters DRAM only under that lock, so a writer holding it that read a key DRAM lacked (an
+     * accumulate) writes it before this path can, and this path's write then follows it; bucket
+     * versions change as for any write (a promotion read before is not installed), and a flush
+     * marks an entry clean only if it still holds the value it wrote below. At the first key DRAM
+     * lacks, the whole batch takes the locked path (keys written here are written again).
+     *
+     * @return whether the batch was written here
      */
     private boolean putInPlace(long[] keys, Change change) {
-        if (durability != Durability.WRITE_BACK || stripes == null || keys.length > IN_PLACE_PUT_KEYS
+        if (durability != Durability.WRITE_BACK || hbm != null || spill != null || keys.length > IN_PLACE_PUT_KEYS
                 || mutation.isHeldByCurrentThread()) {
             return false;
         }
         lifecycle.enter();
-        KeyStripes.Held held = stripes.lock(keys);
         try {
-            if (host.replaceInDram(keys, change.rows()) == keys.length) {
-                return true;
-            }
-            applyLocked(keys, change);
-            return true;
+            return host.replaceInDram(keys, change.rows()) == keys.length;
         } finally {
-            held.unlock();
             lifecycle.exit();
         }
     }

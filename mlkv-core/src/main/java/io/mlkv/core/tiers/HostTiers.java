@@ -484,8 +484,8 @@ public final class HostTiers {
     /**
      * Overwrites in DRAM, dirty, the rows of those of {@code keys} that DRAM holds, in order, up to
      * the first it lacks; returns how many it wrote (a key repeated in {@code keys} keeps its last
-     * row). Never inserts or evicts, so the caller needs not hold the mutation lock: it holds the
-     * key stripes of {@code keys} (writers of one key never interleave) and is inside the lifecycle.
+     * row). Never inserts or evicts, so the caller needs not hold the mutation lock; it is inside
+     * the store's lifecycle.
      */
     public int replaceInDram(long[] keys, float[] rows) {
         long now = dram.tick();
