@@ -63,7 +63,7 @@ class ConcurrencyTest {
             try {
                 for (int w = 0; w < WRITERS; w++) {
                     final int owner = w;
-                    writers.add(pool.submit(writer(store, acked, owner, new SplittableRandom(seed + owner))));
+                    writers.add(pool.submit(writer(store, acked, owner, new SplittableRandom(seed + owner), 150, 50, 50)));
                 }
                 writers.add(pool.submit(accumulator(store)));
                 others.add(pool.submit(reader(store, acked, stop, new SplittableRandom(seed - 1))));
@@ -92,10 +92,7 @@ class ConcurrencyTest {
                 stop.set(true);
                 pool.shutdownNow();
             }
-            long[] all = new long[keys];
-            for (int k = 0; k < keys; k++) {
-                all[k] = k;
-            }
+            long[] all = keysBelow(keys);
             float[] out = new float[keys * DIM];
             assertEquals(keys, store.multiGet(all, out, new boolean[keys]), "seed " + seed);
             for (int k = 0; k < keys; k++) {
@@ -125,33 +122,14 @@ class ConcurrencyTest {
                 .dramCapacityBytes(8L * keys / DramTier.BUCKET_SLOTS * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
                 .gpu(gpuMode()).hbmCapacity(512).hbmWriteBack(hbmWriteBack()).hbmSpillRows(hbmSpillRows());
         try (MlkvStore store = builder.build()) {
-            long[] all = new long[keys];
-            for (int k = 0; k < keys; k++) {
-                all[k] = k;
-            }
+            long[] all = keysBelow(keys);
             store.multiPut(all, new float[keys * DIM]);
             AtomicBoolean stop = new AtomicBoolean();
             ExecutorService pool = Executors.newFixedThreadPool(WRITERS + 1);
             try {
                 List<Future<?>> writers = new ArrayList<>();
                 for (int w = 0; w < WRITERS; w++) {
-                    final int owner = w;
-                    writers.add(pool.submit(() -> {
-                        SplittableRandom r = new SplittableRandom(seed + owner);
-                        for (int round = 1; round <= 2_000; round++) {
-                            long[] batch = new long[1 + r.nextInt(4)];
-                            float[] values = new float[batch.length * DIM];
-                            for (int i = 0; i < batch.length; i++) {
-                                batch[i] = owner * KEYS_PER_WRITER + r.nextInt(KEYS_PER_WRITER);
-                                Arrays.fill(values, i * DIM, (i + 1) * DIM, round);
-                            }
-                            store.multiPut(batch, values);
-                            for (long k : batch) {
-                                acked.set((int) k, round);
-                            }
-                        }
-                        return null;
-                    }));
+                    writers.add(pool.submit(writer(store, acked, w, new SplittableRandom(seed + w), 2_000, 1, 4)));
                 }
                 Future<?> flusher = pool.submit(() -> {
                     while (!stop.get()) {
@@ -172,10 +150,7 @@ class ConcurrencyTest {
             }
         }
         try (MlkvStore store = builder.build()) {
-            long[] all = new long[keys];
-            for (int k = 0; k < keys; k++) {
-                all[k] = k;
-            }
+            long[] all = keysBelow(keys);
             float[] out = new float[keys * DIM];
             assertEquals(keys, store.multiGet(all, out, new boolean[keys]), "seed " + seed);
             for (int k = 0; k < keys; k++) {
@@ -203,11 +178,16 @@ class ConcurrencyTest {
         };
     }
 
-    private static Callable<Void> writer(MlkvStore store, AtomicLongArray acked, int owner, SplittableRandom r) {
+    /**
+     * Puts {@code rounds} batches of {@code minBatch} to {@code maxBatch} of the owner's keys, each
+     * vector filled with its round, recording every acknowledged round in {@code acked}.
+     */
+    private static Callable<Void> writer(MlkvStore store, AtomicLongArray acked, int owner, SplittableRandom r, int rounds,
+            int minBatch, int maxBatch) {
         return () -> {
-            long[] batch = new long[50];
-            float[] values = new float[batch.length * DIM];
-            for (int round = 1; round <= 150; round++) {
+            for (int round = 1; round <= rounds; round++) {
+                long[] batch = new long[minBatch + r.nextInt(maxBatch - minBatch + 1)];
+                float[] values = new float[batch.length * DIM];
                 for (int i = 0; i < batch.length; i++) {
                     batch[i] = owner * KEYS_PER_WRITER + r.nextInt(KEYS_PER_WRITER);
                     Arrays.fill(values, i * DIM, (i + 1) * DIM, round);
@@ -219,6 +199,14 @@ class ConcurrencyTest {
             }
             return null;
         };
+    }
+
+    private static long[] keysBelow(int n) {
+        long[] all = new long[n];
+        for (int k = 0; k < n; k++) {
+            all[k] = k;
+        }
+        return all;
     }
 
     private static Callable<Void> reader(MlkvStore store, AtomicLongArray acked, AtomicBoolean stop, SplittableRandom r) {

@@ -315,6 +315,23 @@ public final class DramTier implements VectorTier {
      * @return whether the tier holds the key (false: nothing was changed)
      */
     public boolean addTo(long key, float[] src, int row, long now) {
+        return changeHeld(key, src, row, now, true);
+    }
+
+    /**
+     * Overwrites the value of {@code key} with the vector at {@code src[row * dim ..]}, if the tier
+     * holds the key, marking it dirty, refreshing its score and changing its bucket's version (as
+     * an unconditional {@link #put} does); never inserts or evicts. Readers see the bucket's
+     * sequence count odd meanwhile.
+     *
+     * @return whether the tier holds the key (false: nothing was changed)
+     */
+    public boolean replace(long key, float[] src, int row, long now) {
+        return changeHeld(key, src, row, now, false);
+    }
+
+    /** {@link #addTo} ({@code add}) or {@link #replace}. */
+    private boolean changeHeld(long key, float[] src, int row, long now, boolean add) {
         checkOpen();
         long bucket = bucketOf(key);
         long versionAddr = versions.address() + bucket * 8;
@@ -327,39 +344,14 @@ public final class DramTier implements VectorTier {
             UNSAFE.putLong(scoreAddr, policy.scoreOnHit(key, UNSAFE.getLong(scoreAddr), now));
             beginChange(bucket);
             long at = values.address() + slot * rowBytes;
-            int from = row * dim;
-            for (int d = 0; d < dim; d++, at += 4) {
-                UNSAFE.putFloat(at, UNSAFE.getFloat(at) + src[from + d]);
+            if (add) {
+                int from = row * dim;
+                for (int d = 0; d < dim; d++, at += 4) {
+                    UNSAFE.putFloat(at, UNSAFE.getFloat(at) + src[from + d]);
+                }
+            } else {
+                UNSAFE.copyMemory(src, FLOAT_ARRAY_BASE + (long) row * rowBytes, null, at, rowBytes);
             }
-            UNSAFE.putByte(flags.address() + slot, (byte) (OCCUPIED | DIRTY));
-            endChange(bucket);
-            UNSAFE.putLongVolatile(null, versionAddr, UNSAFE.getLong(versionAddr) + 1);
-            return true;
-        }
-    }
-
-    /**
-     * Overwrites the value of {@code key} with the vector at {@code src[row * dim ..]}, if the tier
-     * holds the key, marking it dirty, refreshing its score and changing its bucket's version (as
-     * an unconditional {@link #put} does); never inserts or evicts. Readers see the bucket's
-     * sequence count odd meanwhile.
-     *
-     * @return whether the tier holds the key (false: nothing was changed)
-     */
-    public boolean replace(long key, float[] src, int row, long now) {
-        checkOpen();
-        long bucket = bucketOf(key);
-        long versionAddr = versions.address() + bucket * 8;
-        synchronized (lockFor(bucket)) {
-            long slot = findSlot(bucket, key);
-            if (slot < 0) {
-                return false;
-            }
-            long scoreAddr = scores.address() + slot * 8;
-            UNSAFE.putLong(scoreAddr, policy.scoreOnHit(key, UNSAFE.getLong(scoreAddr), now));
-            beginChange(bucket);
-            UNSAFE.copyMemory(src, FLOAT_ARRAY_BASE + (long) row * rowBytes, null, values.address() + slot * rowBytes,
-                    rowBytes);
             UNSAFE.putByte(flags.address() + slot, (byte) (OCCUPIED | DIRTY));
             endChange(bucket);
             UNSAFE.putLongVolatile(null, versionAddr, UNSAFE.getLong(versionAddr) + 1);
