@@ -17,8 +17,9 @@ import org.agrona.collections.Long2LongHashMap;
  * The store's one write path for host arrays ({@link MlkvStore#multiPut}, {@link
  * MlkvStore#accumulate}, the inserts of {@link MlkvStore#findOrInsert}, and the keys of device
  * writes that HBM does not hold). Lock rule: {@link #apply} takes the store's mutation lock for the
- * whole batch and bumps the mutation epoch before releasing it, so a batch is seen whole or not at
- * all by other writers, and a reader that saw the epoch unchanged knows its misses still stand.
+ * whole batch (but see the in-place puts below) and bumps the mutation epoch before releasing it,
+ * so such a batch is seen whole or not at all by other writers, and a reader that saw the epoch
+ * unchanged knows its misses still stand.
  * The per-key host work of a large batch (existence checks, reads of current values, DRAM writes
  * of its distinct keys) runs in parts on the store's batch threads while the caller holds the lock.
  *
@@ -28,6 +29,11 @@ import org.agrona.collections.Long2LongHashMap;
  * group commits instead of one after another. The epoch is bumped before the lock is let go (a
  * reader that read RocksDB before the write does not promote what it read after it) and again at
  * the end. Deletes, the DRAM-only path of findOrInsert and checkpoints take the stripes too.
+ *
+ * <p>A small write-back put whose keys DRAM all holds, in a store without HBM and spill log, takes
+ * no mutation lock at all ({@link #putInPlace}): each key's row is overwritten under its DRAM
+ * bucket's lock, so other writers, like readers, may see some of its keys written before the
+ * rest. It adds no key, so the mutation epoch stays.
  */
 final class WritePath {
     private final int dim;
@@ -81,7 +87,8 @@ final class WritePath {
     }
 
     /**
-     * The one write path. Under the mutation lock: an accumulate first adds the deltas of the keys
+     * The one write path: a small put of keys DRAM holds in place ({@link #putInPlace}); otherwise,
+     * under the mutation lock, an accumulate first adds the deltas of the keys
      * DRAM holds there in place (without an HBM tier, with write-back durability); then, for the
      * rest, deduplicate the batch, read the current value
      * of each distinct key (skipped when {@code absentSince} equals the mutation epoch: the caller
