@@ -30,12 +30,15 @@ import org.agrona.collections.Long2LongHashMap;
  * reader that read RocksDB before the write does not promote what it read after it) and again at
  * the end. Deletes, the DRAM-only path of findOrInsert and checkpoints take the stripes too.
  *
- * <p>A small write-back put whose keys DRAM all holds, in a store without HBM and spill log, takes
- * no mutation lock at all ({@link #putInPlace}): each key's row is overwritten under its DRAM
- * bucket's lock, so other writers, like readers, may see some of its keys written before the
- * rest. It adds no key, so the mutation epoch stays.
+ * <p>A write-back put of up to {@value #IN_PLACE_PUT_KEYS} keys, in a store without HBM and spill
+ * log, writes the keys DRAM holds, from the first up to the first it lacks, without the mutation
+ * lock ({@link #putInPlace}): each key's row is overwritten under its DRAM bucket's lock, so other
+ * writers, like readers, may see some of its keys written before the rest. That part adds no key,
+ * so the mutation epoch stays; the rest of the batch takes the locked path.
  */
 final class WritePath {
+    /** Keys per part of the DRAM writes split over the store's threads: below twice this, the caller does them all. */
+    private static final int KEYS_PER_PART = 2048;
     private final int dim;
     private final Durability durability;
     private final HostTiers host;
@@ -87,7 +90,7 @@ final class WritePath {
     }
 
     /**
-     * The one write path: a small put of keys DRAM holds in place ({@link #putInPlace}); otherwise,
+     * The one write path: a put's keys that DRAM holds in place ({@link #putInPlace}); otherwise,
      * under the mutation lock, an accumulate first adds the deltas of the keys
      * DRAM holds there in place (without an HBM tier, with write-back durability); then, for the
      * rest, deduplicate the batch, read the current value
@@ -97,14 +100,31 @@ final class WritePath {
      * write back whatever DRAM pushed out.
      */
     void apply(long[] keys, Change change) {
-        if (change.kind() == Change.Kind.PUT && putInPlace(keys, change)) {
+        if (change.kind() != Change.Kind.PUT) {
+            applyLocked(keys, change);
             return;
         }
-        applyLocked(keys, change);
+        int done = putInPlace(keys, change);
+        if (done == keys.length) {
+            return;
+        }
+        if (done == 0) {
+            applyLocked(keys, change);
+            return;
+        }
+        // The rest of the batch, from the first key DRAM lacked: a key repeated on both sides of it
+        // is written there last, so it keeps its last row.
+        applyLocked(Arrays.copyOfRange(keys, done, keys.length),
+                Change.put(Arrays.copyOfRange(change.rows(), done * dim, keys.length * dim)));
     }
 
-    /** Most keys of a put that {@link #putInPlace} tries without the mutation lock. */
-    private static final int IN_PLACE_PUT_KEYS = 64;
+    /**
+     * Most keys of a put that {@link #putInPlace} writes without the mutation lock: the size below
+     * which the locked path runs on the caller's thread alone too ({@link #writeRows}); a larger
+     * batch goes in parts over the store's threads, which the in-place path, writing keys in batch
+     * order so that a repeated key keeps its last row, cannot.
+     */
+    private static final int IN_PLACE_PUT_KEYS = 2 * KEYS_PER_PART;
 
     /**
      * A small write-back put without HBM tier and spill log whose keys DRAM all holds: overwritten
@@ -114,19 +134,19 @@ final class WritePath {
      * enters DRAM only under that lock, so a writer holding it that read a key DRAM lacked (an
      * accumulate) writes it before this path can, and this path's write then follows it; bucket
      * versions change as for any write (a promotion read before is not installed), and a flush
-     * marks an entry clean only if it still holds the value it wrote below. At the first key DRAM
-     * lacks, the whole batch takes the locked path (keys written here are written again).
+     * marks an entry clean only if it still holds the value it wrote below. Writes keys in batch
+     * order up to the first that DRAM lacks; the caller writes the rest on the locked path.
      *
-     * @return whether the batch was written here
+     * @return how many keys, from the first, were written here
      */
-    private boolean putInPlace(long[] keys, Change change) {
+    private int putInPlace(long[] keys, Change change) {
         if (durability != Durability.WRITE_BACK || hbm != null || spill != null || keys.length > IN_PLACE_PUT_KEYS
                 || mutation.isHeldByCurrentThread()) {
-            return false;
+            return 0;
         }
         lifecycle.enter();
         try {
-            return host.replaceInDram(keys, change.rows()) == keys.length;
+            return host.replaceInDram(keys, change.rows());
         } finally {
             lifecycle.exit();
         }
@@ -297,8 +317,6 @@ final class WritePath {
         host.readCurrent(keys, n, out, found);
     }
 
-    /** Keys per part of the DRAM writes split over the store's threads: below twice this, the caller does them all. */
-    private static final int KEYS_PER_PART = 2048;
 
     /** {@link HostTiers#writeRows} of rows {@code [0, count)} of distinct keys, in parts on the store's threads. */
     private void writeRows(long[] keys, float[] values, int count, boolean dirty, boolean[] skip) {

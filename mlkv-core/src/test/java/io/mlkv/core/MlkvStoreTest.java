@@ -49,6 +49,44 @@ class MlkvStoreTest {
         return k;
     }
 
+    /**
+     * A write-back put whose first keys DRAM holds writes those in place and the rest, from the
+     * first key DRAM lacks, on the locked path: a key repeated on both sides of that point, or only
+     * before it, keeps its last row; the new keys count; everything survives reopening.
+     */
+    @Test
+    void aPutSplitAtTheFirstKeyDramLacksKeepsEachKeysLastRow() {
+        float[] row = new float[DIM];
+        try (MlkvStore s = open(1024, "lru", Durability.WRITE_BACK)) {
+            s.multiPut(new long[] {1, 2, 3}, fill(3, 0));
+            // 1 repeats across the split (positions 0 and 4), 2 before it only (0 and 2); 100, 101 are new.
+            long[] keys = {1, 2, 2, 100, 1, 101, 3};
+            float[] rows = new float[keys.length * DIM];
+            for (int i = 0; i < keys.length; i++) {
+                java.util.Arrays.fill(rows, i * DIM, (i + 1) * DIM, 10 * (i + 1));
+            }
+            s.multiPut(keys, rows);
+            assertEquals(5, s.size());
+            float[][] want = {{1, 50}, {2, 30}, {3, 70}, {100, 40}, {101, 60}};
+            for (float[] w : want) {
+                assertTrue(s.get((long) w[0], row), "key " + (long) w[0]);
+                assertArrayEquals(new float[] {w[1], w[1], w[1], w[1]}, row, "key " + (long) w[0]);
+            }
+            // Only keys DRAM holds: written in place, nothing new counted.
+            s.multiPut(new long[] {3, 100, 3}, new float[] {7, 7, 7, 7, 8, 8, 8, 8, 9, 9, 9, 9});
+            assertEquals(5, s.size());
+        }
+        try (MlkvStore s = open(1024, "lru", Durability.WRITE_BACK)) {
+            assertEquals(5, s.size());
+            assertTrue(s.get(3, row));
+            assertArrayEquals(new float[] {9, 9, 9, 9}, row, "written in place, flushed at close");
+            assertTrue(s.get(100, row));
+            assertArrayEquals(new float[] {8, 8, 8, 8}, row);
+            assertTrue(s.get(1, row));
+            assertArrayEquals(new float[] {50, 50, 50, 50}, row);
+        }
+    }
+
     @Test
     void eachBuilderSettingRejectsABadValueByName() {
         MlkvStoreBuilder b = MlkvStore.builder();
