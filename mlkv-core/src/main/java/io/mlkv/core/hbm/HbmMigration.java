@@ -408,8 +408,8 @@ public final class HbmMigration {
      * not read again on the CPU) are installed straight from device staging under the mutation
      * lock, waiting for it when another caller holds it: with several training callers that
      * measured faster than copying those rows to the host for the promoter thread
-     * (docs/BENCHMARKS.md, run 92). Rows read on the CPU go to the promoter thread. A null {@code scatter} means that the GPU read every miss from DRAM
-     * and none was read again.
+     * (docs/BENCHMARKS.md, run 92). Rows read on the CPU go to the promoter thread. A null
+     * {@code scatter} means that the GPU read every miss from DRAM and none was read again.
      */
     private void promoteDeviceRead(DeviceMisses m, float[] rows, boolean[] below, boolean[] scatter) {
         int misses = below.length;
