@@ -34,7 +34,9 @@ import org.agrona.collections.Long2LongHashMap;
  * log, writes the keys DRAM holds, from the first up to the first it lacks, without the mutation
  * lock ({@link #putInPlace}): each key's row is overwritten under its DRAM bucket's lock, so other
  * writers, like readers, may see some of its keys written before the rest. That part adds no key,
- * so the mutation epoch stays; the rest of the batch takes the locked path.
+ * so the mutation epoch stays; the rest of the batch takes the locked path. An accumulate in such
+ * a store adds the deltas of every key DRAM holds in place the same way ({@link #accumulate}),
+ * whatever the batch's size, and only the deltas of the keys it lacks take the locked path.
  */
 final class WritePath {
     /** Keys per part of the DRAM writes split over the store's threads: below twice this, the caller does them all. */
@@ -90,16 +92,20 @@ final class WritePath {
     }
 
     /**
-     * The one write path: a put's keys that DRAM holds in place ({@link #putInPlace}); otherwise,
-     * under the mutation lock, an accumulate first adds the deltas of the keys
-     * DRAM holds there in place (without an HBM tier, with write-back durability); then, for the
-     * rest, deduplicate the batch, read the current value
+     * The one write path: a put's or an accumulate's keys that DRAM holds in place ({@link
+     * #putInPlace}, {@link #accumulate}); otherwise, under the mutation lock, an accumulate first
+     * adds the deltas of the keys DRAM holds by then there in place (without an HBM tier, with
+     * write-back durability); then, for the rest, deduplicate the batch, read the current value
      * of each distinct key (skipped when {@code absentSince} equals the mutation epoch: the caller
      * found every key absent and nothing has been written since), compute its final value (running the initializer, if any, before
      * anything is written), write RocksDB first if write-through, then install into DRAM and
      * write back whatever DRAM pushed out.
      */
     void apply(long[] keys, Change change) {
+        if (change.kind() == Change.Kind.ACCUMULATE) {
+            accumulate(keys, change);
+            return;
+        }
         if (change.kind() != Change.Kind.PUT) {
             applyLocked(keys, change);
             return;
@@ -150,6 +156,40 @@ final class WritePath {
         } finally {
             lifecycle.exit();
         }
+    }
+
+    /**
+     * An accumulate: where {@link #addsInPlace()}, the deltas of the keys DRAM holds are added
+     * there in place first, under DRAM's bucket locks and without the mutation lock (as {@link
+     * #putInPlace} writes, for the same reasons: no key appears or disappears); the deltas of the
+     * keys DRAM lacked, and only those, then take the locked path. Deltas add in any order, so
+     * unlike a put the batch needs no split at the first key DRAM lacks.
+     */
+    private void accumulate(long[] keys, Change change) {
+        if (!addsInPlace() || mutation.isHeldByCurrentThread()) {
+            applyLocked(keys, change);
+            return;
+        }
+        float[] deltas = change.rows();
+        boolean[] added = new boolean[keys.length];
+        int inPlace;
+        lifecycle.enter();
+        try {
+            inPlace = host.addInDram(keys, deltas, keys.length, added);
+        } finally {
+            lifecycle.exit();
+        }
+        if (inPlace == keys.length) {
+            return;
+        }
+        int[] rest = new int[keys.length - inPlace];
+        for (int i = 0, r = 0; i < keys.length; i++) {
+            if (!added[i]) {
+                rest[r++] = i;
+            }
+        }
+        applyLocked(Batches.gather(keys, rest, rest.length),
+                Change.accumulate(Batches.gatherRows(deltas, dim, rest, rest.length)));
     }
 
     private void applyLocked(long[] keys, Change change) {

@@ -159,6 +159,101 @@ class ConcurrencyTest {
         }
     }
 
+    /**
+     * Accumulates from several threads into shared keys, while readers of other keys promote them
+     * and a flusher writes DRAM down, with DRAM holding a fraction of the keys: the deltas of keys
+     * DRAM holds are added in place without the mutation lock (in a store without HBM tier), the
+     * rest on the locked path, and keys keep entering and leaving DRAM. No delta may be lost or
+     * counted twice, before and after close and reopen. Deltas are small integers, so float sums
+     * are exact in any order.
+     */
+    @RepeatedTest(3)
+    void accumulatesFromSeveralThreadsLoseNoDeltaWhileKeysMove() throws Exception {
+        long seed = Long.getLong("mlkv.seed", System.nanoTime());
+        int keys = 1_000;
+        int threads = 4;
+        int rounds = 250;
+        AtomicLongArray expected = new AtomicLongArray(keys);
+        Path d = dir.resolve("accumulates");
+        MlkvStoreBuilder builder = MlkvStore.builder().dim(DIM).directory(d)
+                .dramCapacityBytes(16 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
+                .gpu(gpuMode()).hbmCapacity(512).hbmWriteBack(hbmWriteBack()).hbmSpillRows(hbmSpillRows());
+        try (MlkvStore store = builder.build()) {
+            AtomicBoolean stop = new AtomicBoolean();
+            ExecutorService pool = Executors.newFixedThreadPool(threads + 2);
+            try {
+                List<Future<?>> accumulators = new ArrayList<>();
+                for (int t = 0; t < threads; t++) {
+                    SplittableRandom r = new SplittableRandom(seed + t);
+                    accumulators.add(pool.submit(() -> {
+                        for (int round = 0; round < rounds; round++) {
+                            long[] batch = new long[1 + r.nextInt(64)];
+                            float[] deltas = new float[batch.length * DIM];
+                            for (int i = 0; i < batch.length; i++) {
+                                // Keys repeat within a batch and across threads.
+                                batch[i] = r.nextInt(keys);
+                                Arrays.fill(deltas, i * DIM, (i + 1) * DIM, 1 + r.nextInt(4));
+                            }
+                            store.accumulate(batch, deltas);
+                            for (int i = 0; i < batch.length; i++) {
+                                expected.addAndGet((int) batch[i], (long) deltas[i * DIM]);
+                            }
+                        }
+                        return null;
+                    }));
+                }
+                SplittableRandom mover = new SplittableRandom(seed - 1);
+                Future<?> reader = pool.submit(() -> {
+                    long[] batch = new long[32];
+                    float[] out = new float[batch.length * DIM];
+                    while (!stop.get()) {
+                        for (int i = 0; i < batch.length; i++) {
+                            batch[i] = 10_000 + mover.nextInt(2_000);
+                        }
+                        store.multiPut(batch, out);
+                        store.multiGet(batch, out, new boolean[batch.length]);
+                    }
+                    return null;
+                });
+                Future<?> flusher = pool.submit(() -> {
+                    while (!stop.get()) {
+                        store.flush();
+                        Thread.sleep(2);
+                    }
+                    return null;
+                });
+                for (Future<?> f : accumulators) {
+                    f.get(120, TimeUnit.SECONDS);
+                }
+                stop.set(true);
+                reader.get(120, TimeUnit.SECONDS);
+                flusher.get(120, TimeUnit.SECONDS);
+            } catch (java.util.concurrent.ExecutionException e) {
+                throw new AssertionError("seed " + seed + ": " + e.getCause(), e.getCause());
+            } finally {
+                stop.set(true);
+                pool.shutdownNow();
+            }
+            assertSums(store, expected, keys, "seed " + seed);
+        }
+        try (MlkvStore store = builder.build()) {
+            assertSums(store, expected, keys, "after reopening, seed " + seed);
+        }
+    }
+
+    private static void assertSums(MlkvStore store, AtomicLongArray expected, int keys, String context) {
+        long[] all = keysBelow(keys);
+        float[] out = new float[keys * DIM];
+        boolean[] found = new boolean[keys];
+        store.multiGet(all, out, found);
+        for (int k = 0; k < keys; k++) {
+            assertEquals(expected.get(k) > 0, found[k], "presence of key " + k + ", " + context);
+            for (int e = 0; e < DIM; e++) {
+                assertEquals(expected.get(k), (long) out[k * DIM + e], "sum of key " + k + " element " + e + ", " + context);
+            }
+        }
+    }
+
     private static final long[] ACC_KEYS = {1_000_000, 1_000_001, 1_000_002, 1_000_003};
     private static final int ACC_ROUNDS = 300;
 

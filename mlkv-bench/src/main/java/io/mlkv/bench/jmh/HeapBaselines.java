@@ -147,6 +147,58 @@ final class HeapBaselines {
         }
     }
 
+    /**
+     * {@code ConcurrentHashMap<Long, float[]>} whose accumulate adds under the key's bin lock
+     * ({@code compute}), as several threads accumulating into shared keys need; the plain {@link
+     * Chm} adds outside it and loses updates when two threads add to one key at once.
+     */
+    static final class AtomicChm extends BoxedMap {
+        private final ConcurrentHashMap<Long, float[]> map = new ConcurrentHashMap<>();
+
+        AtomicChm(int dim) {
+            super(dim);
+        }
+
+        @Override
+        float[] get(long key) {
+            return map.get(key);
+        }
+
+        @Override
+        void put(long key, float[] row) {
+            map.put(key, row);
+        }
+
+        @Override
+        float[] computeIfAbsent(long key) {
+            return map.computeIfAbsent(key, k -> newRow());
+        }
+
+        @Override
+        public void accumulate(long[] keys, float[] deltas) {
+            for (int i = 0; i < keys.length; i++) {
+                int from = i * dim;
+                map.compute(keys[i], (k, v) -> {
+                    float[] row = v == null ? newRow() : v;
+                    for (int d = 0; d < dim; d++) {
+                        row[d] += deltas[from + d];
+                    }
+                    return row;
+                });
+            }
+        }
+
+        @Override
+        public long size() {
+            return map.size();
+        }
+
+        @Override
+        public void close() {
+            map.clear();
+        }
+    }
+
     /** A Caffeine cache without a size bound (so nothing is dropped), as a user might configure it. */
     static final class CaffeineMap extends BoxedMap {
         private final Cache<Long, float[]> cache = Caffeine.newBuilder().build();

@@ -11,6 +11,7 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -44,9 +45,11 @@ import org.openjdk.jmh.infra.BenchmarkParams;
 public class StoreOpsBenchmark {
 
     /** What is measured. */
-    public enum Impl { STORE_ALL_IN_DRAM, STORE_QUARTER_IN_DRAM, CONCURRENT_HASH_MAP, CAFFEINE, AGRONA_MAP }
+    public enum Impl { STORE_ALL_IN_DRAM, STORE_QUARTER_IN_DRAM, CONCURRENT_HASH_MAP, CONCURRENT_HASH_MAP_ATOMIC, CAFFEINE,
+        AGRONA_MAP }
 
-    @Param({"STORE_ALL_IN_DRAM", "STORE_QUARTER_IN_DRAM", "CONCURRENT_HASH_MAP", "CAFFEINE", "AGRONA_MAP"})
+    @Param({"STORE_ALL_IN_DRAM", "STORE_QUARTER_IN_DRAM", "CONCURRENT_HASH_MAP", "CONCURRENT_HASH_MAP_ATOMIC", "CAFFEINE",
+        "AGRONA_MAP"})
     public Impl impl;
 
     @Param("64")
@@ -89,6 +92,9 @@ public class StoreOpsBenchmark {
             case CONCURRENT_HASH_MAP:
                 target = new HeapBaselines.Chm(dim);
                 break;
+            case CONCURRENT_HASH_MAP_ATOMIC:
+                target = new HeapBaselines.AtomicChm(dim);
+                break;
             case CAFFEINE:
                 target = new HeapBaselines.CaffeineMap(dim);
                 break;
@@ -129,10 +135,29 @@ public class StoreOpsBenchmark {
         return out[0];
     }
 
+    /**
+     * Each JMH thread's place in the batch list, so that several accumulating threads ({@code -t
+     * N}) do not walk the batches in step. With more than one thread only the store and {@code
+     * CONCURRENT_HASH_MAP_ATOMIC} add correctly: the other maps add outside any lock (or, Agrona's,
+     * are not thread-safe at all).
+     */
+    @State(Scope.Thread)
+    public static class Caller {
+        int next;
+
+        @Setup(Level.Trial)
+        public void open(StoreOpsBenchmark b) {
+            next = b.callers.getAndAdd(17) & 63;
+        }
+    }
+
+    /** Spreads the callers' starting batches. */
+    private final AtomicInteger callers = new AtomicInteger();
+
     @Benchmark
-    public void accumulate() {
-        next = (next + 1) & 63;
-        target.accumulate(loaded[next], deltas);
+    public void accumulate(Caller c) {
+        c.next = (c.next + 1) & 63;
+        target.accumulate(loaded[c.next], deltas);
     }
 
     /** The store behind the same interface as the maps. */
