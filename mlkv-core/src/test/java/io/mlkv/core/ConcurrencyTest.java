@@ -79,15 +79,7 @@ class ConcurrencyTest {
                     }
                     return null;
                 }));
-                for (Future<?> f : writers) {
-                    f.get(120, TimeUnit.SECONDS);
-                }
-                stop.set(true);
-                for (Future<?> f : others) {
-                    f.get(120, TimeUnit.SECONDS);
-                }
-            } catch (java.util.concurrent.ExecutionException e) {
-                throw new AssertionError("seed " + seed + ": " + e.getCause(), e.getCause());
+                awaitTasks(seed, stop, writers, others);
             } finally {
                 stop.set(true);
                 pool.shutdownNow();
@@ -137,13 +129,7 @@ class ConcurrencyTest {
                     }
                     return null;
                 });
-                for (Future<?> f : writers) {
-                    f.get(120, TimeUnit.SECONDS);
-                }
-                stop.set(true);
-                flusher.get(120, TimeUnit.SECONDS);
-            } catch (java.util.concurrent.ExecutionException e) {
-                throw new AssertionError("seed " + seed + ": " + e.getCause(), e.getCause());
+                awaitTasks(seed, stop, writers, List.of(flusher));
             } finally {
                 stop.set(true);
                 pool.shutdownNow();
@@ -222,14 +208,7 @@ class ConcurrencyTest {
                     }
                     return null;
                 });
-                for (Future<?> f : accumulators) {
-                    f.get(120, TimeUnit.SECONDS);
-                }
-                stop.set(true);
-                reader.get(120, TimeUnit.SECONDS);
-                flusher.get(120, TimeUnit.SECONDS);
-            } catch (java.util.concurrent.ExecutionException e) {
-                throw new AssertionError("seed " + seed + ": " + e.getCause(), e.getCause());
+                awaitTasks(seed, stop, accumulators, List.of(reader, flusher));
             } finally {
                 stop.set(true);
                 pool.shutdownNow();
@@ -238,6 +217,25 @@ class ConcurrencyTest {
         }
         try (MlkvStore store = builder.build()) {
             assertSums(store, expected, keys, "after reopening, seed " + seed);
+        }
+    }
+
+    /**
+     * Waits for the tasks that end by themselves, then sets {@code stop} and waits for those that
+     * run until it is set; a task's failure fails the test, naming the seed.
+     */
+    private static void awaitTasks(long seed, AtomicBoolean stop, List<Future<?>> ending, List<Future<?>> stopping)
+            throws Exception {
+        try {
+            for (Future<?> f : ending) {
+                f.get(120, TimeUnit.SECONDS);
+            }
+            stop.set(true);
+            for (Future<?> f : stopping) {
+                f.get(120, TimeUnit.SECONDS);
+            }
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw new AssertionError("seed " + seed + ": " + e.getCause(), e.getCause());
         }
     }
 

@@ -4,7 +4,6 @@ import com.github.benmanes.caffeine.cache.Cache;
 import com.github.benmanes.caffeine.cache.Caffeine;
 import io.mlkv.storage.VectorTier;
 import io.mlkv.storage.VectorVisitor;
-import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import org.agrona.collections.Long2ObjectHashMap;
 
@@ -114,8 +113,8 @@ final class HeapBaselines {
     }
 
     /** {@code ConcurrentHashMap<Long, float[]>}. */
-    static final class Chm extends BoxedMap {
-        private final Map<Long, float[]> map = new ConcurrentHashMap<>();
+    static class Chm extends BoxedMap {
+        final ConcurrentHashMap<Long, float[]> map = new ConcurrentHashMap<>();
 
         Chm(int dim) {
             super(dim);
@@ -152,26 +151,9 @@ final class HeapBaselines {
      * ({@code compute}), as several threads accumulating into shared keys need; the plain {@link
      * Chm} adds outside it and loses updates when two threads add to one key at once.
      */
-    static final class AtomicChm extends BoxedMap {
-        private final ConcurrentHashMap<Long, float[]> map = new ConcurrentHashMap<>();
-
+    static final class AtomicChm extends Chm {
         AtomicChm(int dim) {
             super(dim);
-        }
-
-        @Override
-        float[] get(long key) {
-            return map.get(key);
-        }
-
-        @Override
-        void put(long key, float[] row) {
-            map.put(key, row);
-        }
-
-        @Override
-        float[] computeIfAbsent(long key) {
-            return map.computeIfAbsent(key, k -> newRow());
         }
 
         @Override
@@ -186,16 +168,6 @@ final class HeapBaselines {
                     return row;
                 });
             }
-        }
-
-        @Override
-        public long size() {
-            return map.size();
-        }
-
-        @Override
-        public void close() {
-            map.clear();
         }
     }
 
