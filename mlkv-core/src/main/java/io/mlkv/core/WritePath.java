@@ -30,13 +30,19 @@ import org.agrona.collections.Long2LongHashMap;
  * reader that read RocksDB before the write does not promote what it read after it) and again at
  * the end. Deletes, the DRAM-only path of findOrInsert and checkpoints take the stripes too.
  *
- * <p>A write-back put of up to {@value #IN_PLACE_PUT_KEYS} keys, in a store without HBM and spill
- * log, writes the keys DRAM holds, from the first up to the first it lacks, without the mutation
- * lock ({@link #putInPlace}): each key's row is overwritten under its DRAM bucket's lock, so other
- * writers, like readers, may see some of its keys written before the rest. That part adds no key,
- * so the mutation epoch stays; the rest of the batch takes the locked path. An accumulate in such
- * a store adds the deltas of every key DRAM holds in place the same way ({@link #accumulate}),
- * whatever the batch's size, and only the deltas of the keys it lacks take the locked path.
+ * <p>In a write-back store without HBM tier and spill log ({@link #writesInPlace}), a put or an
+ * accumulate first writes the keys DRAM holds in place, without the mutation lock: each key's row
+ * is overwritten, or has its delta added, under its DRAM bucket's lock ({@link
+ * HostTiers#replaceInDram}, {@link HostTiers#addInDram}), so other writers, like readers, may see
+ * some of a batch's keys written before the rest. Only what DRAM lacked takes the locked path: for
+ * an accumulate the deltas of the keys it lacked, for a put, in each part of the batch by key, the
+ * keys from the first one DRAM lacked on (so a repeated key's last row is written last). Nothing
+ * the mutation lock guards changes in place: no key appears or disappears, nothing is evicted, the
+ * entry count and the mutation epoch stay. A key enters DRAM only under that lock, so a writer
+ * holding it that read a key DRAM lacked (an accumulate's read-modify-write) writes it before an
+ * in-place write can, which then follows it; bucket versions change as for any write (a promotion
+ * read before is not installed), and a flush marks an entry clean only if it still holds the
+ * value it wrote below. Keep that invariant if DRAM inserts ever leave the lock.
  */
 final class WritePath {
     /** Keys per part of the DRAM writes split over the store's threads: below twice this, the caller does them all. */
@@ -92,8 +98,8 @@ final class WritePath {
     }
 
     /**
-     * The one write path: a put's or an accumulate's keys that DRAM holds in place ({@link
-     * #putInPlace}, {@link #accumulate}); otherwise, under the mutation lock, an accumulate first
+     * The one write path: a put's or an accumulate's keys that DRAM holds in place, where {@link
+     * #writesInPlace} (see the class comment); then, under the mutation lock, an accumulate first
      * adds the deltas of the keys DRAM holds by then there in place (without an HBM tier, with
      * write-back durability); then, for the rest, deduplicate the batch, read the current value
      * of each distinct key (skipped when {@code absentSince} equals the mutation epoch: the caller
@@ -102,94 +108,40 @@ final class WritePath {
      * write back whatever DRAM pushed out.
      */
     void apply(long[] keys, Change change) {
-        if (change.kind() == Change.Kind.ACCUMULATE) {
-            accumulate(keys, change);
-            return;
-        }
-        if (change.kind() != Change.Kind.PUT) {
-            applyLocked(keys, change);
-            return;
-        }
-        int done = putInPlace(keys, change);
-        if (done == keys.length) {
-            return;
-        }
-        if (done == 0) {
-            applyLocked(keys, change);
-            return;
-        }
-        // The rest of the batch, from the first key DRAM lacked: a key repeated on both sides of it
-        // is written there last, so it keeps its last row.
-        applyLocked(Arrays.copyOfRange(keys, done, keys.length),
-                Change.put(Arrays.copyOfRange(change.rows(), done * dim, keys.length * dim)));
-    }
-
-    /**
-     * Most keys of a put that {@link #putInPlace} writes without the mutation lock: the size below
-     * which the locked path runs on the caller's thread alone too ({@link #writeRows}); a larger
-     * batch goes in parts over the store's threads, which the in-place path, writing keys in batch
-     * order so that a repeated key keeps its last row, cannot.
-     */
-    private static final int IN_PLACE_PUT_KEYS = 2 * KEYS_PER_PART;
-
-    /**
-     * A small write-back put without HBM tier and spill log whose keys DRAM all holds: overwritten
-     * there in place, dirty, under DRAM's bucket locks, without the store's mutation lock, so that
-     * single-key updates from several threads do not queue on it. Nothing the mutation lock guards
-     * changes: no key appears or disappears, nothing is evicted, the entry count stays. A key
-     * enters DRAM only under that lock, so a writer holding it that read a key DRAM lacked (an
-     * accumulate) writes it before this path can, and this path's write then follows it; bucket
-     * versions change as for any write (a promotion read before is not installed), and a flush
-     * marks an entry clean only if it still holds the value it wrote below. Writes keys in batch
-     * order up to the first that DRAM lacks; the caller writes the rest on the locked path.
-     *
-     * @return how many keys, from the first, were written here
-     */
-    private int putInPlace(long[] keys, Change change) {
-        if (durability != Durability.WRITE_BACK || hbm != null || spill != null || keys.length > IN_PLACE_PUT_KEYS
+        Change.Kind kind = change.kind();
+        if ((kind != Change.Kind.PUT && kind != Change.Kind.ACCUMULATE) || !writesInPlace()
                 || mutation.isHeldByCurrentThread()) {
-            return 0;
-        }
-        lifecycle.enter();
-        try {
-            return host.replaceInDram(keys, change.rows());
-        } finally {
-            lifecycle.exit();
-        }
-    }
-
-    /**
-     * An accumulate: where {@link #addsInPlace()}, the deltas of the keys DRAM holds are added
-     * there in place first, under DRAM's bucket locks and without the mutation lock (as {@link
-     * #putInPlace} writes, for the same reasons: no key appears or disappears); the deltas of the
-     * keys DRAM lacked, and only those, then take the locked path. Deltas add in any order, so
-     * unlike a put the batch needs no split at the first key DRAM lacks.
-     */
-    private void accumulate(long[] keys, Change change) {
-        if (!addsInPlace() || mutation.isHeldByCurrentThread()) {
             applyLocked(keys, change);
             return;
         }
-        float[] deltas = change.rows();
-        boolean[] added = new boolean[keys.length];
+        float[] rows = change.rows();
+        boolean[] done = new boolean[keys.length];
         int inPlace;
         lifecycle.enter();
         try {
-            inPlace = host.addInDram(keys, deltas, keys.length, added);
+            inPlace = kind == Change.Kind.PUT ? host.replaceInDram(keys, rows, done)
+                    : host.addInDram(keys, rows, keys.length, done);
         } finally {
             lifecycle.exit();
         }
         if (inPlace == keys.length) {
             return;
         }
+        if (inPlace == 0) {
+            applyLocked(keys, change);
+            return;
+        }
+        // The rest, in batch order: a put's key repeated on both sides of where its part stopped is
+        // written there last, so it keeps its last row; an accumulate's deltas add in any order.
         int[] rest = new int[keys.length - inPlace];
         for (int i = 0, r = 0; i < keys.length; i++) {
-            if (!added[i]) {
+            if (!done[i]) {
                 rest[r++] = i;
             }
         }
+        float[] restRows = Batches.gatherRows(rows, dim, rest, rest.length);
         applyLocked(Batches.gather(keys, rest, rest.length),
-                Change.accumulate(Batches.gatherRows(deltas, dim, rest, rest.length)));
+                kind == Change.Kind.PUT ? Change.put(restRows) : Change.accumulate(restRows));
     }
 
     private void applyLocked(long[] keys, Change change) {
@@ -205,7 +157,7 @@ final class WritePath {
         boolean locked = true;
         try {
             host.writePending();
-            if (kind == Change.Kind.ACCUMULATE && addsInPlace()) {
+            if (kind == Change.Kind.ACCUMULATE && writesInPlace()) {
                 // Keys DRAM holds take their deltas there, in place; the rest go the whole way below.
                 boolean[] added = new boolean[keys.length];
                 int inPlace = host.addInDram(keys, arg, keys.length, added);
@@ -329,11 +281,12 @@ final class WritePath {
     }
 
     /**
-     * Whether an accumulate adds the deltas of keys DRAM holds there in place: no HBM tier (whose
-     * copy could be newer), no spill log, and write-back durability (write-through needs the final
-     * values for RocksDB first).
+     * Whether puts and accumulates write the keys DRAM holds there in place, without the mutation
+     * lock ({@link #apply}; an accumulate under the lock too): no HBM tier (whose copy could be
+     * newer), no spill log, and write-back durability (write-through needs the final values in
+     * RocksDB first).
      */
-    private boolean addsInPlace() {
+    private boolean writesInPlace() {
         return hbm == null && spill == null && durability == Durability.WRITE_BACK;
     }
 

@@ -87,6 +87,57 @@ class MlkvStoreTest {
         }
     }
 
+    /**
+     * A put large enough to go in parts over the store's threads: each part writes its keys DRAM
+     * holds in place up to its first key DRAM lacks, the rest take the locked path. Keys repeat
+     * across that point; every key must end with the row of its last occurrence, new keys counted
+     * once, before and after reopening.
+     */
+    @Test
+    void aLargePutInPartsKeepsEachKeysLastRow() {
+        long seed = System.nanoTime();
+        java.util.SplittableRandom r = new java.util.SplittableRandom(seed);
+        int held = 3_000;
+        int fresh = 1_000;
+        java.util.function.Supplier<MlkvStore> opener = () -> MlkvStore.builder().dim(DIM).directory(dir.resolve("large"))
+                .dramCapacityBytes(2L * (held + fresh) / DramTier.BUCKET_SLOTS * 2 * DramTier.bucketBytes(DIM))
+                .blockCacheBytes(1 << 20).durability(Durability.WRITE_BACK).gpu(GpuMode.OFF).batchThreads(4).build();
+        java.util.Map<Long, Float> last = new java.util.HashMap<>();
+        try (MlkvStore s = opener.get()) {
+            long[] loaded = new long[held];
+            for (int i = 0; i < held; i++) {
+                loaded[i] = i;
+                last.put((long) i, -1f);
+            }
+            float[] minusOne = new float[held * DIM];
+            java.util.Arrays.fill(minusOne, -1f);
+            s.multiPut(loaded, minusOne);
+            // Mostly keys DRAM holds, one in eight new (1,000,000 and up), every key likely repeated.
+            long[] keys = new long[40_000];
+            float[] rows = new float[keys.length * DIM];
+            for (int i = 0; i < keys.length; i++) {
+                keys[i] = r.nextInt(8) == 0 ? 1_000_000 + r.nextInt(fresh) : r.nextInt(held);
+                java.util.Arrays.fill(rows, i * DIM, (i + 1) * DIM, i);
+                last.put(keys[i], (float) i);
+            }
+            s.multiPut(keys, rows);
+            assertLastRows(s, last, "seed " + seed);
+        }
+        try (MlkvStore s = opener.get()) {
+            assertLastRows(s, last, "after reopening, seed " + seed);
+        }
+    }
+
+    private static void assertLastRows(MlkvStore s, java.util.Map<Long, Float> last, String context) {
+        assertEquals(last.size(), s.size(), "entries, " + context);
+        float[] row = new float[DIM];
+        for (java.util.Map.Entry<Long, Float> e : last.entrySet()) {
+            assertTrue(s.get(e.getKey(), row), "key " + e.getKey() + ", " + context);
+            float v = e.getValue();
+            assertArrayEquals(new float[] {v, v, v, v}, row, "key " + e.getKey() + ", " + context);
+        }
+    }
+
     @Test
     void eachBuilderSettingRejectsABadValueByName() {
         MlkvStoreBuilder b = MlkvStore.builder();

@@ -396,7 +396,8 @@ public final class HostTiers {
      * Adds rows {@code [0, n)} to the values DRAM holds of their keys, in place and dirty (each
      * row once; a repeated key's rows in batch order), and sets {@code added[i]} for those; keys
      * DRAM lacks are left to the caller. A large batch goes in parts by key on the store's threads.
-     * Returns how many rows were added. Caller holds the mutation lock.
+     * Returns how many rows were added. Never inserts or evicts, so the caller needs not hold the
+     * mutation lock; it is inside the store's lifecycle.
      */
     public int addInDram(long[] keys, float[] rows, int n, boolean[] added) {
         long now = dram.tick();
@@ -482,19 +483,36 @@ public final class HostTiers {
     }
 
     /**
-     * Overwrites in DRAM, dirty, the rows of those of {@code keys} that DRAM holds, in order, up to
-     * the first it lacks; returns how many it wrote (a key repeated in {@code keys} keeps its last
-     * row). Never inserts or evicts, so the caller needs not hold the mutation lock; it is inside
-     * the store's lifecycle.
+     * Overwrites in DRAM, dirty, the rows of those of {@code keys} that DRAM holds and sets
+     * {@code written[i]} for those. A large batch goes in parts by key on the store's threads (every
+     * occurrence of a key in one part); each part writes its keys in batch order up to the first
+     * one DRAM lacks and leaves the rest of its keys to the caller. So a key repeated in {@code
+     * keys} has its occurrences written in order up to a point and none after it, and a caller
+     * that writes the rows not marked, in batch order, leaves it with its last row. Never inserts
+     * or evicts, so the caller needs not hold the mutation lock; it is inside the store's lifecycle.
+     *
+     * @return how many rows were written
      */
-    public int replaceInDram(long[] keys, float[] rows) {
+    public int replaceInDram(long[] keys, float[] rows, boolean[] written) {
+        int n = keys.length;
         long now = dram.tick();
-        for (int i = 0; i < keys.length; i++) {
-            if (!dram.replace(keys[i], rows, i, now)) {
-                return i;
+        int parts = pool.partsFor(n, KEYS_PER_PART);
+        AtomicInteger count = new AtomicInteger();
+        pool.run(parts, p -> {
+            int c = 0;
+            for (int i = 0; i < n; i++) {
+                if (parts > 1 && BatchPool.partOf(keys[i], parts) != p) {
+                    continue;
+                }
+                if (!dram.replace(keys[i], rows, i, now)) {
+                    break;
+                }
+                written[i] = true;
+                c++;
             }
-        }
-        return keys.length;
+            count.addAndGet(c);
+        });
+        return count.get();
     }
 
     /**
