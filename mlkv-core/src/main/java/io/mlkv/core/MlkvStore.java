@@ -58,7 +58,7 @@ import org.slf4j.LoggerFactory;
  * parallel; operations that change which keys a tier holds (writes, promotions, write-backs) take
  * one store-wide write lock per batch, so concurrent writes to a key resolve to one of the written
  * vectors, never a mix. In a write-back store without HBM tier and spill log, the keys DRAM
- * already holds of an {@link #accumulate} and of a {@link #multiPut} of up to 4,096 keys are
+ * already holds of an {@link #accumulate} and of a {@link #multiPut} are
  * written in place under DRAM's bucket locks, without that lock, so other threads may see such a
  * batch's keys change one by one (each key's row still changes whole, and no delta is lost).
  *
