@@ -819,6 +819,11 @@ class GpuStoreTest {
         }
 
         @Override
+        protected void pauseBetweenFlushes() throws InterruptedException {
+            Thread.sleep(1);  // writers need the mutation lock a flush holds
+        }
+
+        @Override
         protected boolean hbmWriteBack() {
             return true;
         }
@@ -852,6 +857,11 @@ class GpuStoreTest {
         }
 
         @Override
+        protected void pauseBetweenFlushes() throws InterruptedException {
+            Thread.sleep(1);  // writers need the mutation lock a flush holds
+        }
+
+        @Override
         protected boolean hbmWriteBack() {
             return true;
         }
@@ -872,6 +882,11 @@ class GpuStoreTest {
         @Override
         protected GpuMode gpuMode() {
             return GpuMode.ON;
+        }
+
+        @Override
+        protected void pauseBetweenFlushes() throws InterruptedException {
+            Thread.sleep(1);  // writers need the mutation lock a flush holds
         }
     }
 }
