@@ -497,22 +497,28 @@ public final class HostTiers {
         int n = keys.length;
         long now = dram.tick();
         int parts = pool.partsFor(n, KEYS_PER_PART);
+        if (parts == 1) {
+            return replaceInDram(keys, rows, written, now, 1, 0);
+        }
         AtomicInteger count = new AtomicInteger();
-        pool.run(parts, p -> {
-            int c = 0;
-            for (int i = 0; i < n; i++) {
-                if (parts > 1 && BatchPool.partOf(keys[i], parts) != p) {
-                    continue;
-                }
-                if (!dram.replace(keys[i], rows, i, now)) {
-                    break;
-                }
-                written[i] = true;
-                c++;
-            }
-            count.addAndGet(c);
-        });
+        pool.run(parts, p -> count.addAndGet(replaceInDram(keys, rows, written, now, parts, p)));
         return count.get();
+    }
+
+    /** {@link #replaceInDram(long[], float[], boolean[])}'s part {@code part} of {@code parts}. */
+    private int replaceInDram(long[] keys, float[] rows, boolean[] written, long now, int parts, int part) {
+        int c = 0;
+        for (int i = 0; i < keys.length; i++) {
+            if (parts > 1 && BatchPool.partOf(keys[i], parts) != part) {
+                continue;
+            }
+            if (!dram.replace(keys[i], rows, i, now)) {
+                break;
+            }
+            written[i] = true;
+            c++;
+        }
+        return c;
     }
 
     /**
