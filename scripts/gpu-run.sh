@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs on the CUDA host, from the unpacked bundle (see scripts/gpu-bundle.sh): the GPU tests,
 # then the GPU table benchmark. Results go to $OUT (default ./out). TEST_TIMEOUT and
-# BENCH_TIMEOUT (seconds) bound each part, so a hung kernel cannot eat the whole device lease.
+# BENCH_TIMEOUT (seconds) bound each part, so a hung kernel cannot eat the whole device lease;
+# inside the tests, each test is also limited to TEST_CASE_TIMEOUT (default 120s), so a slow or
+# hung test fails by name (the console launcher prints its tree only when the run ends).
 #
 #   tar xzf .bundle/mlkv-gpu-bundle.tgz -C /tmp && /tmp/mlkv/gpu-run.sh [gpu-bench options]
 set -uo pipefail
@@ -15,8 +17,9 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out
 "${java[@]}" -version 2>&1 | tee -a "$out/gpu.txt"
 
 echo "== GPU tests"
-timeout "${TEST_TIMEOUT:-300}" "${java[@]}" -jar "$here"/tools/junit-platform-console-standalone-*.jar execute \
-  --class-path "$cp" --select-package io.mlkv.gpu --select-class io.mlkv.core.GpuStoreTest \
+timeout "${TEST_TIMEOUT:-420}" "${java[@]}" -jar "$here"/tools/junit-platform-console-standalone-*.jar execute \
+  --class-path "$cp" --config=junit.jupiter.execution.timeout.default="${TEST_CASE_TIMEOUT:-120s}" \
+  --select-package io.mlkv.gpu --select-class io.mlkv.core.GpuStoreTest \
   --select-class io.mlkv.core.GpuTrainingStepTest --reports-dir "$out/junit" \
   --details=tree --disable-banner --disable-ansi-colors 2>&1 | tee "$out/gpu-tests.txt"
 tests_rc=${PIPESTATUS[0]}
