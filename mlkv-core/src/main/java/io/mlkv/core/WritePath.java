@@ -40,7 +40,9 @@ import org.agrona.collections.Long2LongHashMap;
  * the mutation lock guards changes in place: no key appears or disappears, nothing is evicted, the
  * entry count and the mutation epoch stay. A key enters DRAM only under that lock, so a writer
  * holding it that read a key DRAM lacked (an accumulate's read-modify-write) writes it before an
- * in-place write can, which then follows it; bucket versions change as for any write (a promotion
+ * in-place write can, which then follows it (which is why the locked path, too, adds an
+ * accumulate's deltas in place to keys DRAM holds by then, and reads, adds and writes back only
+ * keys it lacks); bucket versions change as for any write (a promotion
  * read before is not installed), and a flush marks an entry clean only if it still holds the
  * value it wrote below. Keep that invariant if DRAM inserts ever leave the lock.
  */
@@ -159,6 +161,10 @@ final class WritePath {
             host.writePending();
             if (kind == Change.Kind.ACCUMULATE && writesInPlace()) {
                 // Keys DRAM holds take their deltas there, in place; the rest go the whole way below.
+                // Not redundant after apply's pass before the lock: a key another writer brought into
+                // DRAM since must not be read, added to and written back here, or an in-place add
+                // running meanwhile without the lock would be lost. What is left below is absent
+                // from DRAM, and only the lock held here can bring it in.
                 boolean[] added = new boolean[keys.length];
                 int inPlace = host.addInDram(keys, arg, keys.length, added);
                 if (inPlace == keys.length) {

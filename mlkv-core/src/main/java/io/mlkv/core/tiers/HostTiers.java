@@ -544,7 +544,7 @@ public final class HostTiers {
                 rocks.putAll(keys, values, n[0]);
                 for (int i = 0; i < n[0]; i++) {
                     // A value written since the visit (a write that does not take the mutation
-                    // lock: WritePath's puts of keys DRAM holds) stays dirty for the next flush.
+                    // lock: WritePath's puts and accumulates of keys DRAM holds) stays dirty for the next flush.
                     dram.markCleanIfUnchanged(keys[i], values, i);
                 }
                 writeBacks.add(n[0]);
