@@ -11,7 +11,11 @@ import io.mlkv.storage.StatusCode;
 import io.mlkv.storage.dram.DramTier;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -63,7 +67,7 @@ class MlkvStoreTest {
             long[] keys = {1, 2, 2, 100, 1, 101, 3};
             float[] rows = new float[keys.length * DIM];
             for (int i = 0; i < keys.length; i++) {
-                java.util.Arrays.fill(rows, i * DIM, (i + 1) * DIM, 10 * (i + 1));
+                Arrays.fill(rows, i * DIM, (i + 1) * DIM, 10 * (i + 1));
             }
             s.multiPut(keys, rows);
             assertEquals(5, s.size());
@@ -96,13 +100,13 @@ class MlkvStoreTest {
     @Test
     void aLargePutInPartsKeepsEachKeysLastRow() {
         long seed = System.nanoTime();
-        java.util.SplittableRandom r = new java.util.SplittableRandom(seed);
+        SplittableRandom r = new SplittableRandom(seed);
         int held = 3_000;
         int fresh = 1_000;
-        java.util.function.Supplier<MlkvStore> opener = () -> MlkvStore.builder().dim(DIM).directory(dir.resolve("large"))
+        Supplier<MlkvStore> opener = () -> MlkvStore.builder().dim(DIM).directory(dir.resolve("large"))
                 .dramCapacityBytes(2L * (held + fresh) / DramTier.BUCKET_SLOTS * 2 * DramTier.bucketBytes(DIM))
                 .blockCacheBytes(1 << 20).durability(Durability.WRITE_BACK).gpu(GpuMode.OFF).batchThreads(4).build();
-        java.util.Map<Long, Float> last = new java.util.HashMap<>();
+        Map<Long, Float> last = new HashMap<>();
         try (MlkvStore s = opener.get()) {
             long[] loaded = new long[held];
             for (int i = 0; i < held; i++) {
@@ -110,14 +114,14 @@ class MlkvStoreTest {
                 last.put((long) i, -1f);
             }
             float[] minusOne = new float[held * DIM];
-            java.util.Arrays.fill(minusOne, -1f);
+            Arrays.fill(minusOne, -1f);
             s.multiPut(loaded, minusOne);
             // Mostly keys DRAM holds, one in eight new (1,000,000 and up), every key likely repeated.
             long[] keys = new long[40_000];
             float[] rows = new float[keys.length * DIM];
             for (int i = 0; i < keys.length; i++) {
                 keys[i] = r.nextInt(8) == 0 ? 1_000_000 + r.nextInt(fresh) : r.nextInt(held);
-                java.util.Arrays.fill(rows, i * DIM, (i + 1) * DIM, i);
+                Arrays.fill(rows, i * DIM, (i + 1) * DIM, i);
                 last.put(keys[i], (float) i);
             }
             s.multiPut(keys, rows);
@@ -128,10 +132,10 @@ class MlkvStoreTest {
         }
     }
 
-    private static void assertLastRows(MlkvStore s, java.util.Map<Long, Float> last, String context) {
+    private static void assertLastRows(MlkvStore s, Map<Long, Float> last, String context) {
         assertEquals(last.size(), s.size(), "entries, " + context);
         float[] row = new float[DIM];
-        for (java.util.Map.Entry<Long, Float> e : last.entrySet()) {
+        for (Map.Entry<Long, Float> e : last.entrySet()) {
             assertTrue(s.get(e.getKey(), row), "key " + e.getKey() + ", " + context);
             float v = e.getValue();
             assertArrayEquals(new float[] {v, v, v, v}, row, "key " + e.getKey() + ", " + context);
@@ -455,7 +459,7 @@ class MlkvStoreTest {
             s.multiPut(keys, values);
             float[] got = new float[values.length];
             int[] n = new int[1];
-            java.util.Map<Long, Integer> index = new java.util.HashMap<>();
+            Map<Long, Integer> index = new HashMap<>();
             for (int i = 0; i < keys.length; i++) {
                 index.put(keys[i], i);
             }
