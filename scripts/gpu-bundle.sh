@@ -46,10 +46,11 @@ jlink_runtime "$jdk" java.base,java.logging,java.management,jdk.management,jdk.u
 
 cp scripts/gpu-run.sh scripts/gpu-profile.sh scripts/gpu-store-bench.sh scripts/gpu-io-bench.sh scripts/gpu-train-bench.sh \
   scripts/gpu-before-after.sh "$work/"
-# The peer a benchmark compares against, when given (HKV_BINARY=.../hybrid_benchmark): never part of the product.
+# The peers a benchmark compares against, when given (HKV_BINARY=".../hybrid_benchmark [.../merlin_hashtable_benchmark]",
+# one path or several separated by spaces): never part of the product.
 if [ -n "${HKV_BINARY:-}" ]; then
   mkdir -p "$work/hkv"
-  cp "$HKV_BINARY" "$work/hkv/"
+  for binary in $HKV_BINARY; do cp "$binary" "$work/hkv/"; done
 fi
 # An earlier commit's project jars, for before/after comparisons in one run.
 if [ -n "${BEFORE_REF:-}" ]; then

@@ -3,7 +3,8 @@
 # then the GPU table benchmark. Results go to $OUT (default ./out). TEST_TIMEOUT and
 # BENCH_TIMEOUT (seconds) bound each part, so a hung kernel cannot eat the whole device lease;
 # inside the tests, each test is also limited to TEST_CASE_TIMEOUT (default 120s), so a slow or
-# hung test fails by name (the console launcher prints its tree only when the run ends).
+# hung test fails by name; each test's result is printed as it ends (--details=testfeed), so a run cut short
+# still shows what passed.
 #
 #   tar xzf .bundle/mlkv-gpu-bundle.tgz -C /tmp && /tmp/mlkv/gpu-run.sh [gpu-bench options]
 set -uo pipefail
@@ -21,7 +22,7 @@ timeout "${TEST_TIMEOUT:-420}" "${java[@]}" -jar "$here"/tools/junit-platform-co
   --class-path "$cp" --config=junit.jupiter.execution.timeout.default="${TEST_CASE_TIMEOUT:-120s}" \
   --select-package io.mlkv.gpu --select-class io.mlkv.core.GpuStoreTest \
   --select-class io.mlkv.core.GpuTrainingStepTest --reports-dir "$out/junit" \
-  --details=tree --disable-banner --disable-ansi-colors 2>&1 | tee "$out/gpu-tests.txt"
+  --details=testfeed --disable-banner --disable-ansi-colors 2>&1 | tee "$out/gpu-tests.txt"
 tests_rc=${PIPESTATUS[0]}
 
 echo "== GPU table benchmark"
