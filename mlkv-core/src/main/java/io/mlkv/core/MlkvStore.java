@@ -128,6 +128,11 @@ public final class MlkvStore implements VectorTier {
     private final DeviceWrites deviceWrites;
     /** Splits large batches over the store's threads ({@link MlkvStoreBuilder#batchThreads}). */
     private final BatchPool batchPool;
+    /** How {@link #size()} is kept ({@link MlkvStoreBuilder#sizeCounting}). */
+    private final SizeCounting sizeCounting;
+    /** With {@link SizeCounting#ON_DEMAND}: the last count and the mutation epoch it was taken at (-1: none). */
+    private long counted;
+    private long countedAtEpoch = -1;
 
     MlkvStore(StoreConfig c) {
         this.dim = c.dim();
@@ -156,10 +161,16 @@ public final class MlkvStore implements VectorTier {
             this.batchPool = opened.add(new BatchPool(c.batchThreads()));
             this.host = new HostTiers(dim, dram, rocks, spill, promoter, batchPool);
             StoreOpening.warmHbmFromRestoredCheckpoint(rocks, hbm, fileIo);
-            this.entryCount = new AtomicLong(StoreOpening.recoverCount(rocks));
-            host.countEntriesBy(entryCount::get);
+            this.sizeCounting = c.sizeCounting();
+            boolean countOnWrite = sizeCounting == SizeCounting.ON_WRITE;
+            // Counted when asked, the store keeps no count: it marks itself open, so that a later
+            // open that counts on write recounts.
+            this.entryCount = new AtomicLong(countOnWrite ? StoreOpening.recoverCount(rocks) : StoreOpening.markOpen(rocks));
+            if (countOnWrite) {
+                host.countEntriesBy(entryCount::get);
+            }
             this.writes = new WritePath(dim, durability, host, hbm, spill, mutation, mutationEpoch, entryCount, lifecycle,
-                    batchPool);
+                    batchPool, countOnWrite);
             this.migration = hbm == null ? null : new HbmMigration(dim, hbm, host, spill, promoter, mutation,
                     new HbmMigration.Admission(c.hbmAdmission().newFilter(c.hbmCapacity()),
                             c.hbmAdmission().filterTakesEveryKey()), batchPool);
@@ -503,7 +514,7 @@ public final class MlkvStore implements VectorTier {
                     unique[u++] = key;
                 }
             }
-            long seenBefore = host.existing(unique, u, new boolean[u], true);
+            long seenBefore = sizeCounting == SizeCounting.ON_WRITE ? host.existing(unique, u, new boolean[u], true) : 0;
             if (spill != null) {
                 spill.invalidate(keys, keys.length);
             }
@@ -608,8 +619,11 @@ public final class MlkvStore implements VectorTier {
         mutation.lock();
         try {
             flushLocked();
-            // The copy carries an exact count, so opening it needs no recount.
-            StoreOpening.recordCount(rocks, entryCount.get());
+            // The copy carries an exact count, so opening it needs no recount (none where the
+            // store counts when asked: the copy is then marked open, and recounted if need be).
+            if (sizeCounting == SizeCounting.ON_WRITE) {
+                StoreOpening.recordCount(rocks, entryCount.get());
+            }
             try {
                 rocks.checkpoint(abs);
             } finally {
@@ -666,11 +680,34 @@ public final class MlkvStore implements VectorTier {
         return StoreRepair.repair(directory);
     }
 
-    /** The exact number of keys in the store. */
+    /**
+     * The exact number of keys in the store. With {@link SizeCounting#ON_DEMAND} it writes back
+     * what the tiers above RocksDB hold dirty and counts RocksDB's keys (writers wait meanwhile);
+     * the count is kept until the next write.
+     */
     @Override
     public long size() {
         lifecycle.checkOpen();
-        return entryCount.get();
+        if (sizeCounting == SizeCounting.ON_WRITE) {
+            return entryCount.get();
+        }
+        lifecycle.enter();
+        // As for a checkpoint: no write between its RocksDB write and the count.
+        KeyStripes.Held held = writes.lockAllStripes();
+        mutation.lock();
+        try {
+            if (countedAtEpoch != mutationEpoch.get()) {
+                // Every key the store holds is in RocksDB once the tiers above are written back.
+                flushLocked();
+                counted = rocks.size();
+                countedAtEpoch = mutationEpoch.get();
+            }
+            return counted;
+        } finally {
+            mutation.unlock();
+            WritePath.unlock(held);
+            lifecycle.exit();
+        }
     }
 
     /**
@@ -727,7 +764,8 @@ public final class MlkvStore implements VectorTier {
     /** A snapshot of the per-tier counters. */
     public StoreStats stats() {
         lifecycle.checkOpen();
-        return StatsReader.read(rowBytes, host, hbm, spill, entryCount.get(), prefetches.promoted());
+        return StatsReader.read(rowBytes, host, hbm, spill, sizeCounting == SizeCounting.ON_WRITE ? entryCount.get() : -1,
+                prefetches.promoted());
     }
 
     /**
@@ -754,7 +792,9 @@ public final class MlkvStore implements VectorTier {
             mutation.lock();
             try {
                 flushLocked();
-                StoreOpening.recordCount(rocks, entryCount.get());
+                if (sizeCounting == SizeCounting.ON_WRITE) {
+                    StoreOpening.recordCount(rocks, entryCount.get());
+                }
                 rocks.syncWal();
             } finally {
                 mutation.unlock();

@@ -15,6 +15,7 @@ public final class MlkvStoreBuilder {
     private long blockCacheBytes = 64L << 20;
     private Path directory;
     private Durability durability = Durability.WRITE_BACK;
+    private SizeCounting sizeCounting = SizeCounting.ON_WRITE;
     private String policy = "lru";
     private GpuMode gpuMode = GpuMode.AUTO;
     private FileIo.Mode fileIoMode = FileIo.Mode.AUTO;
@@ -73,6 +74,20 @@ public final class MlkvStoreBuilder {
                     + Arrays.toString(Durability.values()));
         }
         this.durability = durability;
+        return this;
+    }
+
+    /**
+     * How {@link MlkvStore#size()} is kept; default {@link SizeCounting#ON_WRITE}.
+     * {@link SizeCounting#ON_DEMAND} spares host-array puts and deletes a RocksDB lookup per key
+     * DRAM does not hold, and makes {@code size()} count the table when called.
+     */
+    public MlkvStoreBuilder sizeCounting(SizeCounting counting) {
+        if (counting == null) {
+            throw new IllegalArgumentException("sizeCounting must not be null; one of "
+                    + Arrays.toString(SizeCounting.values()));
+        }
+        this.sizeCounting = counting;
         return this;
     }
 
@@ -224,6 +239,6 @@ public final class MlkvStoreBuilder {
         }
         return new MlkvStore(new StoreConfig(dim, directory, dramCapacityBytes, blockCacheBytes, policy, durability,
                 syncWrites, gpuMode, hbmCapacity, hbmWriteBack, hbmAdmission, hbmSpillRows, fileIoMode, mapDram,
-                prefetchThreads, batchThreads));
+                prefetchThreads, batchThreads, sizeCounting));
     }
 }

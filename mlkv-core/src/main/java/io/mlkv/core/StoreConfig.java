@@ -10,5 +10,5 @@ import java.nio.file.Path;
 record StoreConfig(int dim, Path directory, long dramCapacityBytes, long blockCacheBytes, String policy,
         Durability durability, boolean syncWrites, GpuMode gpuMode, long hbmCapacity, boolean hbmWriteBack,
         HbmAdmission hbmAdmission, long hbmSpillRows, FileIo.Mode fileIoMode, boolean mapDram, int prefetchThreads,
-        int batchThreads) {
+        int batchThreads, SizeCounting sizeCounting) {
 }

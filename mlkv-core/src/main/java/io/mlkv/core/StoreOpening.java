@@ -92,7 +92,8 @@ final class StoreOpening {
             long start = System.nanoTime();
             count = rocks.size();
             if (count > 0) {
-                LOG.info("store at {} was not closed cleanly; counted its {} entries in {} ms",
+                LOG.info("store at {} has no entry count from a clean close (it crashed, or last ran with "
+                        + "SizeCounting.ON_DEMAND); counted its {} entries in {} ms",
                         rocks.directory(), count, (System.nanoTime() - start) / 1_000_000);
             }
         }
@@ -106,8 +107,14 @@ final class StoreOpening {
         rocks.writeMeta(META_CLEAN, 1);
     }
 
-    /** Marks the store open again after {@link #recordCount}: a crash from here on recounts. */
-    static void markOpen(RocksDbTier rocks) {
+    /**
+     * Marks the store open again after {@link #recordCount}, or at an open that keeps no count: a
+     * crash from here on, or an open after it that counts, recounts.
+     *
+     * @return 0, the count of a store that keeps none
+     */
+    static long markOpen(RocksDbTier rocks) {
         rocks.writeMeta(META_CLEAN, 0);
+        return 0;
     }
 }

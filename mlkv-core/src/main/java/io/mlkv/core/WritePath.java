@@ -64,10 +64,13 @@ final class WritePath {
     private final BatchPool pool;
     /** Held by writers whose RocksDB write runs outside the mutation lock; null where none does. */
     private final KeyStripes stripes;
+    /** Whether puts settle which of their keys are new, for the entry count ({@link SizeCounting#ON_WRITE}). */
+    private final boolean countOnWrite;
 
     WritePath(int dim, Durability durability, HostTiers host, HbmTier hbm, SpillLog spill, ReentrantLock mutation,
-            AtomicLong mutationEpoch, AtomicLong entryCount, Lifecycle lifecycle, BatchPool pool) {
+            AtomicLong mutationEpoch, AtomicLong entryCount, Lifecycle lifecycle, BatchPool pool, boolean countOnWrite) {
         this.pool = pool;
+        this.countOnWrite = countOnWrite;
         this.dim = dim;
         this.durability = durability;
         this.host = host;
@@ -198,7 +201,9 @@ final class WritePath {
             float[] finals = new float[u * dim];
             boolean[] existed = new boolean[u];
             if (kind == Change.Kind.PUT) {
-                host.existing(unique, u, existed, true);
+                if (countOnWrite) {
+                    host.existing(unique, u, existed, true);
+                }
             } else if (absentSince == Change.NO_EPOCH || mutationEpoch.get() != absentSince) {
                 readCurrent(unique, u, finals, existed);
             }

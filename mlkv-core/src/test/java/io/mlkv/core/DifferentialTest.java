@@ -25,12 +25,17 @@ class DifferentialTest {
     @TempDir
     Path dir;
 
-    @ParameterizedTest(name = "{0} {1} {2}")
-    @CsvSource({"lru, WRITE_BACK, 2", "lfu, WRITE_THROUGH, 3", "tinylfu, WRITE_BACK, 8"})
-    void randomOperationsMatchAHashMap(String policy, Durability durability, int dramBuckets) {
+    /**
+     * With {@link SizeCounting#ON_DEMAND}, reopens alternate between that and {@code ON_WRITE}
+     * (which then recounts), and the size is compared every tenth step (each comparison flushes).
+     */
+    @ParameterizedTest(name = "{0} {1} {2} {3}")
+    @CsvSource({"lru, WRITE_BACK, 2, ON_WRITE", "lfu, WRITE_THROUGH, 3, ON_WRITE", "tinylfu, WRITE_BACK, 8, ON_WRITE",
+        "lru, WRITE_BACK, 2, ON_DEMAND", "lfu, WRITE_THROUGH, 3, ON_DEMAND"})
+    void randomOperationsMatchAHashMap(String policy, Durability durability, int dramBuckets, SizeCounting counting) {
         long seed = Long.getLong("mlkv.seed", System.nanoTime());
         try {
-            run(seed, policy, durability, dramBuckets);
+            run(seed, policy, durability, dramBuckets, counting);
         } catch (AssertionError | RuntimeException e) {
             throw new AssertionError("failed with seed " + seed + " (replay with -Dmlkv.seed=" + seed + "): " + e, e);
         }
@@ -51,18 +56,19 @@ class DifferentialTest {
         return 0;
     }
 
-    private MlkvStore open(String policy, Durability durability, int dramBuckets) {
+    private MlkvStore open(String policy, Durability durability, int dramBuckets, SizeCounting counting) {
         // A small HBM tier (8 buckets) where one is used, so it evicts too.
-        return MlkvStore.builder().dim(DIM).directory(dir.resolve("s"))
+        return MlkvStore.builder().dim(DIM).directory(dir.resolve("s")).sizeCounting(counting)
                 .dramCapacityBytes(dramBuckets * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
                 .policy(policy).durability(durability).gpu(gpuMode()).hbmCapacity(1024)
                 .hbmWriteBack(hbmWriteBack() && durability == Durability.WRITE_BACK).hbmSpillRows(hbmSpillRows()).build();
     }
 
-    private void run(long seed, String policy, Durability durability, int dramBuckets) {
+    private void run(long seed, String policy, Durability durability, int dramBuckets, SizeCounting counting) {
         SplittableRandom rnd = new SplittableRandom(seed);
         Map<Long, float[]> oracle = new HashMap<>();
-        MlkvStore store = open(policy, durability, dramBuckets);
+        SizeCounting now = counting;
+        MlkvStore store = open(policy, durability, dramBuckets, now);
         try {
             int ops = 0;
             for (int step = 0; step < 1500; step++) {
@@ -112,7 +118,10 @@ class DifferentialTest {
                     store.flush();
                 } else if (op < 68) {
                     store.close();
-                    store = open(policy, durability, dramBuckets);
+                    if (counting == SizeCounting.ON_DEMAND) {
+                        now = now == SizeCounting.ON_DEMAND ? SizeCounting.ON_WRITE : SizeCounting.ON_DEMAND;
+                    }
+                    store = open(policy, durability, dramBuckets, now);
                 } else {
                     float[] out = new float[n * DIM];
                     boolean[] found = new boolean[n];
@@ -126,10 +135,12 @@ class DifferentialTest {
                     }
                 }
                 ops += n;
-                assertEquals(oracle.size(), store.size(), "size at step " + step);
+                if (now == SizeCounting.ON_WRITE || step % 10 == 0) {
+                    assertEquals(oracle.size(), store.size(), "size at step " + step + " (" + now + ")");
+                }
             }
             store.close();
-            store = open(policy, durability, dramBuckets);
+            store = open(policy, durability, dramBuckets, counting);
             assertEquals(oracle.size(), store.size());
             Map<Long, float[]> exported = new HashMap<>();
             store.forEach((key, v) -> exported.put(key, v.clone()));

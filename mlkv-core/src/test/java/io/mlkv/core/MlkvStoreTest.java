@@ -132,6 +132,72 @@ class MlkvStoreTest {
         }
     }
 
+    private MlkvStore openCounting(SizeCounting counting, Durability durability) {
+        // Two DRAM buckets: most keys live only in RocksDB, where an uncounted put could go wrong.
+        return MlkvStore.builder().dim(DIM).directory(dir.resolve("counting")).sizeCounting(counting)
+                .dramCapacityBytes(2 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20).durability(durability)
+                .gpu(GpuMode.OFF).build();
+    }
+
+    /**
+     * Counted when asked, the size is still exact: puts of new and existing keys (most of them
+     * below DRAM), deletes of present and absent keys, accumulates and findOrInsert, in both
+     * durabilities; stats report -1; a later open that counts on write recounts, and one that
+     * counts when asked after it agrees.
+     */
+    @Test
+    void aSizeCountedWhenAskedIsExactAndSurvivesSwitchingModes() throws java.io.IOException {
+        for (Durability durability : Durability.values()) {
+            String context = durability.toString();
+            try (MlkvStore s = openCounting(SizeCounting.ON_DEMAND, durability)) {
+                s.multiPut(range(200), fill(200, 1f));
+                assertEquals(200, s.size(), context);
+                assertEquals(-1, s.stats().size(), "stats keep no count, " + context);
+                s.multiPut(range(300), fill(300, 2f));
+                assertEquals(300, s.size(), "100 new keys, 200 rewritten, " + context);
+                s.multiDelete(new long[] {0, 31, -5, 31 * 1000});
+                assertEquals(298, s.size(), "two present keys deleted, " + context);
+                s.accumulate(new long[] {31 * 1000, 62, 31 * 1000}, fill(3, 1f));
+                s.findOrInsert(new long[] {31 * 1001, 93}, new float[2 * DIM], (key, out, at, dim) -> { });
+                assertEquals(300, s.size(), "one key added by accumulate, one by findOrInsert, " + context);
+            }
+            try (MlkvStore s = openCounting(SizeCounting.ON_WRITE, durability)) {
+                assertEquals(300, s.size(), "recounted on an open that counts on write, " + context);
+                s.multiPut(new long[] {31 * 2000}, fill(1, 0f));
+            }
+            try (MlkvStore s = openCounting(SizeCounting.ON_DEMAND, durability)) {
+                assertEquals(301, s.size(), context);
+                s.multiDelete(range(400));
+                assertEquals(3, s.size(), "left: the keys accumulate, findOrInsert and the last put added, " + context);
+            }
+            try (MlkvStore s = openCounting(SizeCounting.ON_WRITE, durability)) {
+                assertEquals(3, s.size(), "recounted again, " + context);
+                s.multiDelete(new long[] {31 * 1000, 31 * 1001, 31 * 2000});
+                assertEquals(0, s.size(), context);
+            }
+            io.mlkv.storage.FileTrees.delete(dir.resolve("counting"));
+        }
+    }
+
+    /** A checkpoint of a store that counts when asked restores into one that counts on write, exactly. */
+    @Test
+    void aCheckpointOfAStoreCountingWhenAskedRestoresWithItsExactSize() {
+        try (MlkvStore s = openCounting(SizeCounting.ON_DEMAND, Durability.WRITE_BACK)) {
+            s.multiPut(range(500), fill(500, 1f));
+            s.checkpoint(dir.resolve("cp"));
+            s.multiPut(new long[] {-1}, fill(1, 0f));
+        }
+        MlkvStore.restoreCheckpoint(dir.resolve("cp"), dir.resolve("restored"));
+        try (MlkvStore s = MlkvStore.builder().dim(DIM).directory(dir.resolve("restored"))
+                .dramCapacityBytes(2 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20).gpu(GpuMode.OFF).build()) {
+            assertEquals(500, s.size());
+            float[] row = new float[DIM];
+            assertTrue(s.get(31 * 499, row));
+            assertArrayEquals(Arrays.copyOfRange(fill(500, 1f), 499 * DIM, 500 * DIM), row);
+            assertFalse(s.get(-1, row), "written after the checkpoint");
+        }
+    }
+
     private static void assertLastRows(MlkvStore s, Map<Long, Float> last, String context) {
         assertEquals(last.size(), s.size(), "entries, " + context);
         float[] row = new float[DIM];
@@ -150,6 +216,7 @@ class MlkvStoreTest {
         assertMessage(() -> b.blockCacheBytes(0), "blockCacheBytes", "0");
         assertMessage(() -> b.directory(null), "directory");
         assertMessage(() -> b.durability(null), "durability", "WRITE_BACK");
+        assertMessage(() -> b.sizeCounting(null), "sizeCounting", "ON_WRITE", "ON_DEMAND");
         assertMessage(() -> b.policy("fifo"), "fifo", "lru");
         assertMessage(() -> b.gpu(null), "gpu", "AUTO");
         assertMessage(() -> b.prefetchThreads(0), "prefetchThreads", "0");

@@ -3,6 +3,7 @@ package io.mlkv.bench.jmh;
 import io.mlkv.core.Durability;
 import io.mlkv.core.GpuMode;
 import io.mlkv.core.MlkvStore;
+import io.mlkv.core.SizeCounting;
 import io.mlkv.storage.VectorTier;
 import io.mlkv.storage.dram.DramTier;
 import io.mlkv.storage.rocksdb.RocksDbTier;
@@ -48,6 +49,8 @@ import org.rocksdb.WriteOptions;
  *   <li>{@code STORE_ALL_IN_DRAM_ONE_THREAD}: the same with {@code batchThreads(1)}, every batch
  *       on the caller's thread;</li>
  *   <li>{@code STORE_QUARTER_IN_DRAM}: the store, DRAM holding a quarter of the keys;</li>
+ *   <li>{@code STORE_QUARTER_IN_DRAM_COUNT_ON_DEMAND}: the same with {@link SizeCounting#ON_DEMAND}:
+ *       puts do not ask RocksDB whether the keys DRAM lacks exist;</li>
  *   <li>{@code CONCURRENT_HASH_MAP}, {@code CAFFEINE}, {@code AGRONA_MAP}: on-heap maps of
  *       {@code float[]} ({@link HeapBaselines});</li>
  *   <li>{@code CHRONICLE_MAP}: Chronicle Map, off heap, sized for the keys with a quarter to
@@ -79,10 +82,10 @@ public class TierBenchmark {
 
     /** What is measured. */
     public enum Impl { DRAM_TIER, ROCKSDB_TIER, STORE_ALL_IN_DRAM, STORE_ALL_IN_DRAM_ONE_THREAD, STORE_QUARTER_IN_DRAM,
-        CONCURRENT_HASH_MAP, CAFFEINE, AGRONA_MAP, CHRONICLE_MAP, RAW_ROCKSDB, RAW_ROCKSDB_TUNED }
+        STORE_QUARTER_IN_DRAM_COUNT_ON_DEMAND, CONCURRENT_HASH_MAP, CAFFEINE, AGRONA_MAP, CHRONICLE_MAP, RAW_ROCKSDB, RAW_ROCKSDB_TUNED }
 
     @Param({"DRAM_TIER", "ROCKSDB_TIER", "STORE_ALL_IN_DRAM", "STORE_ALL_IN_DRAM_ONE_THREAD", "STORE_QUARTER_IN_DRAM",
-        "CONCURRENT_HASH_MAP", "CAFFEINE", "AGRONA_MAP", "CHRONICLE_MAP", "RAW_ROCKSDB", "RAW_ROCKSDB_TUNED"})
+        "STORE_QUARTER_IN_DRAM_COUNT_ON_DEMAND", "CONCURRENT_HASH_MAP", "CAFFEINE", "AGRONA_MAP", "CHRONICLE_MAP", "RAW_ROCKSDB", "RAW_ROCKSDB_TUNED"})
     public Impl impl;
 
     @Param("64")
@@ -111,13 +114,16 @@ public class TierBenchmark {
                 target = RocksDbTier.open(dir, dim, 256L << 20, false);
                 break;
             case STORE_ALL_IN_DRAM:
-                target = store(dramAll, Runtime.getRuntime().availableProcessors());
+                target = store(dramAll, Runtime.getRuntime().availableProcessors(), SizeCounting.ON_WRITE);
                 break;
             case STORE_ALL_IN_DRAM_ONE_THREAD:
-                target = store(dramAll, 1);
+                target = store(dramAll, 1, SizeCounting.ON_WRITE);
                 break;
             case STORE_QUARTER_IN_DRAM:
-                target = store(dramAll / 8, Runtime.getRuntime().availableProcessors());
+                target = store(dramAll / 8, Runtime.getRuntime().availableProcessors(), SizeCounting.ON_WRITE);
+                break;
+            case STORE_QUARTER_IN_DRAM_COUNT_ON_DEMAND:
+                target = store(dramAll / 8, Runtime.getRuntime().availableProcessors(), SizeCounting.ON_DEMAND);
                 break;
             case CONCURRENT_HASH_MAP:
                 target = new HeapBaselines.Chm(dim);
@@ -170,8 +176,8 @@ public class TierBenchmark {
         }
     }
 
-    private MlkvStore store(long dramBytes, int batchThreads) {
-        return MlkvStore.builder().dim(dim).directory(dir).dramCapacityBytes(dramBytes)
+    private MlkvStore store(long dramBytes, int batchThreads, SizeCounting counting) {
+        return MlkvStore.builder().dim(dim).directory(dir).dramCapacityBytes(dramBytes).sizeCounting(counting)
                 .blockCacheBytes(256L << 20).durability(Durability.WRITE_BACK).gpu(GpuMode.OFF).batchThreads(batchThreads)
                 .build();
     }
