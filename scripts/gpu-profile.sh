@@ -7,6 +7,7 @@
 #   METRICS  Nsight Compute metrics (default: duration, DRAM bytes read and written, active warps)
 #   NAME     output name (default: ncu-kernels): $OUT/NAME.csv, NAME.log, NAME-last.txt
 #   LAST     how many of the last profiled launches to summarise (default 24: one timed cell)
+#   BEFORE   1: profile the earlier build in before/ (scripts/gpu-bundle.sh with BEFORE_REF) instead
 # Caches are not flushed between kernels (--cache-control none), as in an unprofiled run.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,6 +24,10 @@ metrics=${METRICS:-gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write
 args=("$@")
 [ ${#args[@]} -eq 0 ] && args=(--dims 32 --load-factors 0.5)
 cp=$(printf '%s:' "$here"/lib/*.jar)
+if [ "${BEFORE:-0}" = 1 ]; then
+  # The earlier build's project jars first, so they shadow the current ones; dependencies are shared.
+  cp=$(printf '%s:' "$here"/before/*.jar)$cp
+fi
 "$ncu" --clock-control none --cache-control none --kernel-name "regex:$kernels" --metrics "$metrics" \
   --csv "$here/jre/bin/java" --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow -Xmx24g \
   -cp "$cp" io.mlkv.bench.Main gpu-bench --no-host-api --repeat 1 "${args[@]}" \

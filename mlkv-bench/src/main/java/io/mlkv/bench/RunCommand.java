@@ -71,6 +71,11 @@ final class RunCommand implements Callable<Integer> {
             description = "Entries of the HBM tier when a GPU is used (default ${DEFAULT-VALUE}).")
     long hbmEntries;
 
+    @Option(names = "--size-counting", defaultValue = "ON_WRITE",
+            description = "How size() stays exact: ON_WRITE (every put asks RocksDB about keys DRAM lacks) or ON_DEMAND "
+                    + "(puts skip that; size() counts when called) (default ${DEFAULT-VALUE}).")
+    io.mlkv.core.SizeCounting sizeCounting;
+
     @Option(names = "--hbm-write-back",
             description = "Writes of keys in HBM stay there until evicted or flushed (needs WRITE_BACK durability).")
     boolean hbmWriteBack;
@@ -132,8 +137,8 @@ final class RunCommand implements Callable<Integer> {
                     "--hbm-spill-rows spills what the HBM tier evicts; it needs --gpu AUTO or ON");
         }
         MlkvStoreBuilder settings = MlkvStore.builder().dim(dim).dramCapacityBytes(dramMb << 20)
-                .policy(policy).durability(durability).gpu(gpu).hbmCapacity(hbmEntries).hbmWriteBack(hbmWriteBack)
-                .hbmAdmission(hbmAdmission).hbmSpillRows(hbmSpillRows).fileIo(fileIo);
+                .policy(policy).durability(durability).sizeCounting(sizeCounting).gpu(gpu).hbmCapacity(hbmEntries)
+                .hbmWriteBack(hbmWriteBack).hbmAdmission(hbmAdmission).hbmSpillRows(hbmSpillRows).fileIo(fileIo);
         boolean temporary = dir == null;
         Path storeDir = temporary ? Files.createTempDirectory("mlkv-run") : dir;
         try (MlkvStore store = settings.directory(storeDir).build()) {

@@ -26,7 +26,8 @@ import site.ycsb.Status;
  * <p>One store per JVM, shared by all client threads, opened by the first {@link #init()} and closed
  * by the last {@link #cleanup()}. Settings (YCSB {@code -p} properties): {@code mlkv.dir} (default
  * {@code <tmp>/mlkv-ycsb}), {@code mlkv.dram.mb} (256), {@code mlkv.policy} (lru),
- * {@code mlkv.durability} (WRITE_BACK), and YCSB's own {@code fieldcount} (10),
+ * {@code mlkv.durability} (WRITE_BACK), {@code mlkv.sizecounting} (ON_WRITE; {@link
+ * io.mlkv.core.SizeCounting}), and YCSB's own {@code fieldcount} (10),
  * {@code fieldlength} (100) and {@code fieldnameprefix} (field).
  *
  * <p>Mapping: a YCSB key {@code user<digits>} whose digits are a number from 0 to
@@ -81,6 +82,7 @@ public final class MlkvYcsbDb extends DB {
                             .dramCapacityBytes(Long.parseLong(p.getProperty("mlkv.dram.mb", "256")) << 20)
                             .policy(p.getProperty("mlkv.policy", "lru"))
                             .durability(Durability.valueOf(p.getProperty("mlkv.durability", "WRITE_BACK")))
+                            .sizeCounting(io.mlkv.core.SizeCounting.valueOf(p.getProperty("mlkv.sizecounting", "ON_WRITE")))
                             .gpu(GpuMode.OFF)
                             .build();
                 } catch (RuntimeException e) {
