@@ -661,24 +661,22 @@ assign_only_body(const uint64_t* __restrict__ keys, uint64_t* scores, const uint
     // Without marks (unique keys promised, or repeats repaired after), every position writes.
     if ((dedup_slot == nullptr || dedup_win[p] == (int)i) && slot >= 0) {
         // LRU without marks: occurrences of a key write without a lock, so the detection swaps
-        // the score atomically (this call's clock means another occurrence wrote), issued before
-        // the copy and checked after it.
-        unsigned long long old_score = 0;
-        if (lane == 0 && dup_seen != nullptr) {
-            // A score already at this call's clock is a repeat without the exchange, which a hot
-            // key's occurrences would otherwise queue for.
-            old_score = *reinterpret_cast<volatile unsigned long long*>(scores + slot);
-            if (old_score != clock) {
-                old_score = atomicExch(reinterpret_cast<unsigned long long*>(scores + slot), (unsigned long long)clock);
-            }
-        }
+        // the score atomically (this call's clock means another occurrence wrote). It runs after
+        // the copy, whose stores need not wait for the score's read: any two occurrences' swaps
+        // are ordered, so the later one sees the clock whichever copy came first.
         tile_copy(tile, values + (size_t)slot * dim, src, dim);
         if (lane == 0) {
             if (dirty_set != nullptr) dirty_set[slot] = 1;
             if (dup_seen == nullptr) {
                 scores[slot] = hit_score(score_mode, scores[slot], clock, in_scores, i);
-            } else if (old_score == clock) {
-                *dup_seen = 1;
+            } else {
+                // A score already at this call's clock is a repeat without the exchange, which a
+                // hot key's occurrences would otherwise queue for.
+                unsigned long long old_score = *reinterpret_cast<volatile unsigned long long*>(scores + slot);
+                if (old_score != clock) {
+                    old_score = atomicExch(reinterpret_cast<unsigned long long*>(scores + slot), (unsigned long long)clock);
+                }
+                if (old_score == clock) *dup_seen = 1;
             }
         }
     }
