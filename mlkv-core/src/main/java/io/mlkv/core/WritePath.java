@@ -11,6 +11,7 @@ import io.mlkv.storage.StatusCode;
 import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
+import org.agrona.collections.Hashing;
 import org.agrona.collections.Long2LongHashMap;
 
 /**
@@ -185,7 +186,9 @@ final class WritePath {
                 }
             }
             int n = keys.length;
-            Long2LongHashMap uniqueIndex = new Long2LongHashMap(-1);
+            // Sized for the batch up front: growing it by rehashing cost a few per cent of a call.
+            Long2LongHashMap uniqueIndex = new Long2LongHashMap((int) Math.min(1 << 30, 2L * n + 8),
+                    Hashing.DEFAULT_LOAD_FACTOR, -1);
             int[] rowOf = new int[n];
             long[] unique = new long[n];
             int u = 0;
@@ -244,16 +247,26 @@ final class WritePath {
                 default:
                     throw new AssertionError(kind);
             }
-            long[] writeKeys = new long[u];
-            float[] writeValues = new float[u * dim];
             int w = 0;
             long added = 0;
             for (int r = 0; r < u; r++) {
                 if (write[r]) {
-                    writeKeys[w] = unique[r];
-                    System.arraycopy(finals, r * dim, writeValues, w * dim, dim);
                     w++;
                     added += existed[r] ? 0 : 1;
+                }
+            }
+            // Every distinct key written (puts and accumulates always): its rows are written as they are.
+            long[] writeKeys = unique;
+            float[] writeValues = finals;
+            if (w < u) {
+                writeKeys = new long[w];
+                writeValues = new float[w * dim];
+                for (int r = 0, at = 0; r < u; r++) {
+                    if (write[r]) {
+                        writeKeys[at] = unique[r];
+                        System.arraycopy(finals, r * dim, writeValues, at * dim, dim);
+                        at++;
+                    }
                 }
             }
             if (spill != null) {
