@@ -6,7 +6,8 @@ import java.util.List;
  * A snapshot of the store's counters, one {@link TierStats} per tier from the top down.
  *
  * @param tiers     per-tier counters, top tier first
- * @param size      keys in the store
+ * @param size      keys in the store; -1 where the store counts them only when asked
+ *                  ({@link SizeCounting#ON_DEMAND}: call {@link MlkvStore#size()})
  * @param prefetched keys promoted by {@link MlkvStore#prefetch}
  */
 public record StoreStats(List<TierStats> tiers, long size, long prefetched) {
