@@ -698,9 +698,15 @@ public final class MlkvStore implements VectorTier {
         try {
             if (countedAtEpoch != mutationEpoch.get()) {
                 // Every key the store holds is in RocksDB once the tiers above are written back.
+                long started = System.nanoTime();
                 flushLocked();
                 counted = rocks.size();
                 countedAtEpoch = mutationEpoch.get();
+                long millis = (System.nanoTime() - started) / 1_000_000;
+                if (millis >= 1000) {
+                    LOG.info("size(): wrote back dirty rows and counted {} keys in {} ms (SizeCounting.ON_DEMAND; "
+                            + "writers waited meanwhile)", counted, millis);
+                }
             }
             return counted;
         } finally {
