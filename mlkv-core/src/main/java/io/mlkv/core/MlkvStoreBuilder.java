@@ -69,11 +69,7 @@ public final class MlkvStoreBuilder {
 
     /** Default {@link Durability#WRITE_BACK}. */
     public MlkvStoreBuilder durability(Durability durability) {
-        if (durability == null) {
-            throw new IllegalArgumentException("durability must not be null; one of "
-                    + Arrays.toString(Durability.values()));
-        }
-        this.durability = durability;
+        this.durability = oneOf("durability", durability, Durability.values());
         return this;
     }
 
@@ -83,11 +79,7 @@ public final class MlkvStoreBuilder {
      * DRAM does not hold, and makes {@code size()} count the table when called.
      */
     public MlkvStoreBuilder sizeCounting(SizeCounting counting) {
-        if (counting == null) {
-            throw new IllegalArgumentException("sizeCounting must not be null; one of "
-                    + Arrays.toString(SizeCounting.values()));
-        }
-        this.sizeCounting = counting;
+        this.sizeCounting = oneOf("sizeCounting", counting, SizeCounting.values());
         return this;
     }
 
@@ -102,20 +94,13 @@ public final class MlkvStoreBuilder {
      * POSIX as fallback ({@link FileIo.Mode#AUTO}, default), or one path only.
      */
     public MlkvStoreBuilder fileIo(FileIo.Mode mode) {
-        if (mode == null) {
-            throw new IllegalArgumentException("fileIo mode must not be null");
-        }
-        this.fileIoMode = mode;
+        this.fileIoMode = oneOf("fileIo mode", mode, FileIo.Mode.values());
         return this;
     }
 
     /** Default {@link GpuMode#AUTO}. */
     public MlkvStoreBuilder gpu(GpuMode mode) {
-        if (mode == null) {
-            throw new IllegalArgumentException("gpu mode must not be null; one of "
-                    + Arrays.toString(GpuMode.values()));
-        }
-        this.gpuMode = mode;
+        this.gpuMode = oneOf("gpu mode", mode, GpuMode.values());
         return this;
     }
 
@@ -156,11 +141,7 @@ public final class MlkvStoreBuilder {
 
     /** Which HBM misses found below are installed into HBM; default {@link HbmAdmission#ALWAYS}. */
     public MlkvStoreBuilder hbmAdmission(HbmAdmission admission) {
-        if (admission == null) {
-            throw new IllegalArgumentException("hbmAdmission must not be null; one of "
-                    + Arrays.toString(HbmAdmission.values()));
-        }
-        this.hbmAdmission = admission;
+        this.hbmAdmission = oneOf("hbmAdmission", admission, HbmAdmission.values());
         return this;
     }
 
@@ -207,6 +188,14 @@ public final class MlkvStoreBuilder {
         }
         this.batchThreads = threads;
         return this;
+    }
+
+    /** {@code value}, or an error naming the setting and its choices if it is null. */
+    private static <E extends Enum<E>> E oneOf(String setting, E value, E[] choices) {
+        if (value == null) {
+            throw new IllegalArgumentException(setting + " must not be null; one of " + Arrays.toString(choices));
+        }
+        return value;
     }
 
     /**
