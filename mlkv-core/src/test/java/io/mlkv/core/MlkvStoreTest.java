@@ -179,6 +179,59 @@ class MlkvStoreTest {
         }
     }
 
+    /**
+     * Counted when asked while writers insert new keys: every count lies between what had been
+     * acknowledged before the call and what had been issued by its end, counts never go down, and
+     * the last one is exact.
+     */
+    @Test
+    void aSizeCountedWhenAskedWhileWritersInsertIsNeverBehindNorAhead() throws Exception {
+        for (Durability durability : Durability.values()) {
+            int writers = 3;
+            int batches = 60;
+            int perBatch = 50;
+            java.util.concurrent.atomic.AtomicLong acknowledged = new java.util.concurrent.atomic.AtomicLong();
+            java.util.concurrent.atomic.AtomicLong issued = new java.util.concurrent.atomic.AtomicLong();
+            try (MlkvStore s = openCounting(SizeCounting.ON_DEMAND, durability)) {
+                java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(writers);
+                try {
+                    java.util.List<java.util.concurrent.Future<?>> done = new java.util.ArrayList<>();
+                    for (int w = 0; w < writers; w++) {
+                        long base = (long) w << 32;
+                        done.add(pool.submit(() -> {
+                            for (int b = 0; b < batches; b++) {
+                                long[] keys = new long[perBatch];
+                                for (int i = 0; i < perBatch; i++) {
+                                    keys[i] = base + (long) b * perBatch + i;
+                                }
+                                issued.addAndGet(perBatch);
+                                s.multiPut(keys, fill(perBatch, b));
+                                acknowledged.addAndGet(perBatch);
+                            }
+                            return null;
+                        }));
+                    }
+                    long last = 0;
+                    while (!done.stream().allMatch(java.util.concurrent.Future::isDone)) {
+                        long before = acknowledged.get();
+                        long size = s.size();
+                        long after = issued.get();
+                        assertTrue(size >= before && size <= after && size >= last,
+                                durability + ": size " + size + " outside [" + before + ", " + after + "] or below " + last);
+                        last = size;
+                    }
+                    for (java.util.concurrent.Future<?> f : done) {
+                        f.get(60, TimeUnit.SECONDS);
+                    }
+                } finally {
+                    pool.shutdownNow();
+                }
+                assertEquals((long) writers * batches * perBatch, s.size(), durability.toString());
+            }
+            io.mlkv.storage.FileTrees.delete(dir.resolve("counting"));
+        }
+    }
+
     /** A checkpoint of a store that counts when asked restores into one that counts on write, exactly. */
     @Test
     void aCheckpointOfAStoreCountingWhenAskedRestoresWithItsExactSize() {
