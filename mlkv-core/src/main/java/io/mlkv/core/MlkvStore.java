@@ -159,7 +159,7 @@ public final class MlkvStore implements VectorTier {
             }
             this.promoter = opened.add(new Promoter(mutation, lifecycle));
             this.batchPool = opened.add(new BatchPool(c.batchThreads()));
-            this.host = new HostTiers(dim, dram, rocks, spill, promoter, batchPool);
+            this.host = opened.add(new HostTiers(dim, dram, rocks, spill, promoter, batchPool));
             StoreOpening.warmHbmFromRestoredCheckpoint(rocks, hbm, fileIo);
             this.sizeCounting = c.sizeCounting();
             boolean countOnWrite = sizeCounting == SizeCounting.ON_WRITE;

@@ -162,7 +162,7 @@ final class WritePath {
         mutation.lock();
         boolean locked = true;
         try {
-            host.writePending();
+            writePending();
             if (kind == Change.Kind.ACCUMULATE && writesInPlace()) {
                 // Keys DRAM holds take their deltas there, in place; the rest go the whole way below.
                 // Not redundant after apply's pass before the lock: a key another writer brought into
@@ -293,7 +293,7 @@ final class WritePath {
                 hbm.update(writeKeys, writeValues, w);
             }
             entryCount.addAndGet(added);
-            host.writePending();
+            writePending();
         } finally {
             if (locked) {
                 mutationEpoch.incrementAndGet();
@@ -312,6 +312,19 @@ final class WritePath {
      */
     private boolean writesInPlace() {
         return hbm == null && spill == null && durability == Durability.WRITE_BACK;
+    }
+
+    /**
+     * Writes what DRAM evicted (the write-back buffer) to RocksDB: where {@link #writesInPlace}, on
+     * the buffer's own thread while the caller goes on ({@link HostTiers#writePendingInBackground});
+     * elsewhere (an HBM tier or a spill log, whose moves expect RocksDB current) here.
+     */
+    private void writePending() {
+        if (writesInPlace()) {
+            host.writePendingInBackground();
+        } else {
+            host.writePending();
+        }
     }
 
     private void runInitializer(VectorInitializer init, long key, float[] dst, int row) {

@@ -477,6 +477,8 @@ class MlkvStoreTest {
                 s.multiPut(Arrays.copyOfRange(keys, from, from + 500),
                         Arrays.copyOfRange(values, from * DIM, (from + 500) * DIM));
             }
+            // Evicted rows reach RocksDB on the write-back buffer's thread; flush waits for them.
+            s.flush();
             StoreStats st = s.stats();
             assertTrue(st.tier("DRAM").demotions() >= keys.length - 32, st.toString());
             assertTrue(st.tier("DRAM").writeBacks() >= keys.length - 32, st.toString());

@@ -21,7 +21,7 @@ import java.util.function.LongSupplier;
  * the store's lifecycle. Versions of DRAM buckets, read before a value, let a promotion installed
  * later tell whether a write intervened.
  */
-public final class HostTiers {
+public final class HostTiers implements AutoCloseable {
     private final int dim;
     private final DramTier dram;
     private final RocksDbTier rocks;
@@ -284,10 +284,31 @@ public final class HostTiers {
         }
     }
 
-    /** Writes the write-back buffer to RocksDB. Caller holds the mutation lock. */
+    /**
+     * Writes the write-back buffer to RocksDB (after the background write of an earlier part of
+     * it, if one runs), so RocksDB is current when it returns. Caller holds the mutation lock.
+     */
     public void writePending() {
         int written = pending.writeTo(rocks);
         writeBacks.add(written);
+    }
+
+    /**
+     * Starts writing the write-back buffer to RocksDB on the buffer's own thread, so that the
+     * caller's next batch overlaps it (a write-back store's writes, which need RocksDB only to
+     * take what DRAM evicted); waits only when a background write is still running and the buffer
+     * has grown past its backlog, and writes here what a failed background write left. Readers
+     * see the rows until RocksDB has them. Caller holds the mutation lock.
+     */
+    public void writePendingInBackground() {
+        int written = pending.drainInBackground(rocks, writeBacks::add);
+        writeBacks.add(written);
+    }
+
+    /** Stops the write-back buffer's thread; the store writes the buffer before it closes. */
+    @Override
+    public void close() {
+        pending.close();
     }
 
     /**

@@ -2,6 +2,11 @@ package io.mlkv.core.tiers;
 
 import io.mlkv.storage.rocksdb.RocksDbTier;
 import java.util.Arrays;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import org.agrona.collections.Long2LongHashMap;
 
 /**
@@ -10,21 +15,58 @@ import org.agrona.collections.Long2LongHashMap;
  * leaves it only after RocksDB holds it, so a reader that misses DRAM finds the newest value here
  * or in RocksDB, never an older one.
  *
- * <p>Appended to only by the holder of the store's mutation lock; looked up by any reader. If a
- * RocksDB write fails, the entries stay here, visible to readers, and the next mutation or
- * {@code flush()} writes them first. Appends keep their order, so when a key appears twice the
- * later value is written last and wins.
+ * <p>Two parts: the one appended to, and at most one being written to RocksDB by the buffer's
+ * own thread ({@link #drainInBackground}), so that a writer's next batch runs while RocksDB takes
+ * the last one's evictions. Lookups see both, the appended part first (it is newer). Appended to
+ * only by the holder of the store's mutation lock, as are drains started and awaited. Every other
+ * write to RocksDB that could touch the same keys (flushes, deletes, demotions) comes after a
+ * {@link #writeTo}, which waits for the drain first, so RocksDB takes a key's values in the
+ * order they were buffered.
+ *
+ * <p>If a RocksDB write fails, the entries stay here, visible to readers, and the next write of
+ * the buffer (the next mutation, or {@code flush()}) writes them first and reports the failure if
+ * it persists. Appends keep their order, so when a key appears twice the later value is written
+ * last and wins.
  */
-public final class WriteBackBuffer {
+public final class WriteBackBuffer implements AutoCloseable {
+    /** Bytes of rows the appended part may reach while a drain runs before the next batch waits for it. */
+    private static final int DRAIN_BACKLOG_BYTES = 16 << 20;
+
     private final int dim;
-    private final Long2LongHashMap latest = new Long2LongHashMap(-1);
-    private long[] keys = new long[64];
-    private float[] values;
+    /** {@link #DRAIN_BACKLOG_BYTES} in rows. */
+    private final int backlogRows;
+    /** Appended to; guarded by {@code this} for lookups. */
+    private Part appending;
+    /** Being written to RocksDB (or left after a failed write); null when none. Guarded by {@code this}. */
+    private Part draining;
+    /** The running or finished drain of {@link #draining}; only the mutation-lock holder reads it. */
+    private Future<?> drain;
+    /** A drained part, emptied, for the next swap (its arrays already grown); guarded by {@code this}. */
+    private Part spare;
     private volatile int count;
+    private final ExecutorService thread = Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, "mlkv-write-back");
+        t.setDaemon(true);
+        return t;
+    });
+
+    /** A run of buffered rows and where each key's newest is. */
+    private static final class Part {
+        final Long2LongHashMap latest = new Long2LongHashMap(-1);
+        long[] keys;
+        float[] values;
+        int count;
+
+        Part(int dim) {
+            keys = new long[64];
+            values = new float[64 * dim];
+        }
+    }
 
     public WriteBackBuffer(int dim) {
         this.dim = dim;
-        this.values = new float[64 * dim];
+        this.backlogRows = Math.max(256, DRAIN_BACKLOG_BYTES / (dim * 4));
+        this.appending = new Part(dim);
     }
 
     public boolean isEmpty() {
@@ -37,15 +79,17 @@ public final class WriteBackBuffer {
 
     /** Appends row {@code row} of {@code src} for {@code key}. */
     synchronized void add(long key, float[] src, int row) {
-        int n = count;
-        if (n == keys.length) {
-            keys = Arrays.copyOf(keys, n * 2);
-            values = Arrays.copyOf(values, n * 2 * dim);
+        Part p = appending;
+        int n = p.count;
+        if (n == p.keys.length) {
+            p.keys = Arrays.copyOf(p.keys, n * 2);
+            p.values = Arrays.copyOf(p.values, n * 2 * dim);
         }
-        keys[n] = key;
-        System.arraycopy(src, row * dim, values, n * dim, dim);
-        latest.put(key, n);
-        count = n + 1;
+        p.keys[n] = key;
+        System.arraycopy(src, row * dim, p.values, n * dim, dim);
+        p.latest.put(key, n);
+        p.count = n + 1;
+        count++;
     }
 
     /** Whether {@code key} is buffered. */
@@ -54,7 +98,7 @@ public final class WriteBackBuffer {
             return false;
         }
         synchronized (this) {
-            return latest.get(key) >= 0;
+            return appending.latest.get(key) >= 0 || (draining != null && draining.latest.get(key) >= 0);
         }
     }
 
@@ -64,36 +108,129 @@ public final class WriteBackBuffer {
             return false;
         }
         synchronized (this) {
-            long index = latest.get(key);
-            if (index < 0) {
-                return false;
+            for (Part p = appending; p != null; p = p == appending ? draining : null) {
+                long index = p.latest.get(key);
+                if (index >= 0) {
+                    System.arraycopy(p.values, (int) index * dim, out, row * dim, dim);
+                    return true;
+                }
             }
-            System.arraycopy(values, (int) index * dim, out, row * dim, dim);
-            return true;
+            return false;
         }
     }
 
     /**
-     * Writes everything buffered to RocksDB in one batch and empties the buffer; on failure the
-     * buffer is left as it was and the exception propagates. Caller holds the mutation lock.
+     * Writes everything buffered to RocksDB and empties the buffer: waits for a running drain (or
+     * writes a failed one's rows again), then writes the appended rows in one batch. On failure
+     * what was not written stays buffered and the exception propagates. Caller holds the mutation
+     * lock.
      *
-     * @return the number of entries written
+     * @return the number of entries written here (a drain's are counted by {@link #drainInBackground})
      */
     public int writeTo(RocksDbTier rocks) {
-        int n = count;
+        int written = finishDrain(rocks);
+        Part p = appending;
+        int n = p.count;
         if (n == 0) {
-            return 0;
+            return written;
         }
         // Only the mutation-lock holder appends, and it is the caller, so [0, n) is stable.
-        rocks.putAll(keys, values, n);
+        rocks.putAll(p.keys, p.values, n);
         synchronized (this) {
-            latest.clear();
-            count = 0;
-            if (keys.length > 1 << 16) {
-                keys = new long[64];
-                values = new float[64 * dim];
+            count -= n;
+            p.latest.clear();
+            p.count = 0;
+            if (p.keys.length > 1 << 16) {
+                appending = new Part(dim);
             }
         }
-        return n;
+        return written + n;
+    }
+
+    /**
+     * Starts writing the appended rows to RocksDB on the buffer's thread, if none is being written
+     * (else leaves them to the next call, unless they passed {@link #DRAIN_BACKLOG_BYTES}: then waits for
+     * the running drain first). A drain that failed is written again here, and its failure
+     * propagates if it persists. Caller holds the mutation lock.
+     *
+     * @param written told how many rows each finished drain wrote, on the buffer's thread
+     * @return rows written on the caller's thread (a failed drain's, written again)
+     */
+    public int drainInBackground(RocksDbTier rocks, java.util.function.IntConsumer written) {
+        int here = 0;
+        if (drain != null) {
+            if (!drain.isDone() && appending.count < backlogRows) {
+                return 0;
+            }
+            here = finishDrain(rocks);
+        }
+        Part p = appending;
+        if (p.count == 0) {
+            return here;
+        }
+        synchronized (this) {
+            draining = p;
+            appending = spare != null ? spare : new Part(dim);
+            spare = null;
+        }
+        drain = thread.submit(() -> {
+            rocks.putAll(p.keys, p.values, p.count);
+            int n = p.count;
+            synchronized (this) {
+                // No reader can reach p once it is no longer draining: it is emptied for reuse.
+                draining = null;
+                count -= n;
+                p.latest.clear();
+                p.count = 0;
+                spare = p;
+            }
+            written.accept(n);
+        });
+        return here;
+    }
+
+    /**
+     * Waits for the running drain, if any; if it failed, writes its rows here (propagating a
+     * failure that persists). Caller holds the mutation lock.
+     *
+     * @return the failed drain's rows written here, else 0
+     */
+    private int finishDrain(RocksDbTier rocks) {
+        Future<?> d = drain;
+        if (d == null) {
+            return 0;
+        }
+        try {
+            d.get();
+            drain = null;
+            return 0;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for the write-back of evicted rows", e);
+        } catch (ExecutionException e) {
+            // The rows are still in draining, visible to readers: write them here, in order.
+            Part p;
+            synchronized (this) {
+                p = draining;
+            }
+            rocks.putAll(p.keys, p.values, p.count);
+            synchronized (this) {
+                draining = null;
+                count -= p.count;
+            }
+            drain = null;
+            return p.count;
+        }
+    }
+
+    /** Stops the buffer's thread; the store writes the buffer before closing it. */
+    @Override
+    public void close() {
+        thread.shutdown();
+        try {
+            thread.awaitTermination(30, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 }
