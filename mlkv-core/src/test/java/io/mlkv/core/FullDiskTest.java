@@ -26,12 +26,38 @@ class FullDiskTest {
 
     @Test
     void aFailedFlushNamesTheCauseLosesNothingAndALaterFlushSucceeds() throws Exception {
+        String out = runOnASmallDisk("fulldisk");
+        assertTrue(out.contains("FLUSH_FAILED IO_ERROR IOError(NoSpace)"), out);
+        assertTrue(out.contains("No space left on device"), out);
+        assertTrue(out.contains("READS_OK"), out);
+        assertTrue(out.contains("FLUSH_OK"), out);
+        assertTrue(out.contains("REOPEN_OK"), out);
+    }
+
+    /**
+     * Evictions written in the background onto a full disk: the next write fails with the cause,
+     * reads meanwhile return acknowledged values or are refused with the cause, and nothing is lost
+     * once space is back.
+     */
+    @Test
+    void aFailedBackgroundWriteOfEvictionsFailsTheNextWriteAndLosesNothing() throws Exception {
+        String out = runOnASmallDisk("fulldiskevict");
+        assertTrue(out.contains("WRITE_FAILED IO_ERROR"), out);
+        assertTrue(out.contains("No space left on device"), out);
+        assertTrue(out.contains("READS_OK") || out.contains("READS_REFUSED IO_ERROR"), out);
+        assertTrue(out.contains("FLUSH_OK"), out);
+        assertTrue(out.contains("READS_AFTER_OK"), out);
+        assertTrue(out.contains("REOPEN_OK"), out);
+    }
+
+    /** Runs {@link ChildStoreProcess} {@code mode} on a 12 MiB tmpfs; returns its output (aborts where it cannot mount one). */
+    private String runOnASmallDisk(String mode) throws Exception {
         Path mount = dir.resolve("small");
         Files.createDirectories(mount);
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         String script = "mount -t tmpfs -o size=12m tmpfs '" + mount + "' || exit 97; exec '" + java
                 + "' -Xmx256m -cp '" + System.getProperty("java.class.path") + "' "
-                + ChildStoreProcess.class.getName() + " fulldisk '" + mount.resolve("store") + "' '"
+                + ChildStoreProcess.class.getName() + " " + mode + " '" + mount.resolve("store") + "' '"
                 + mount.resolve("ballast") + "'";
         List<String> cmd = new ArrayList<>(List.of("unshare", "-m", "sh", "-c", script));
         if (!isRoot()) {
@@ -42,7 +68,7 @@ class FullDiskTest {
             p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         } catch (java.io.IOException e) {
             Assumptions.abort("unshare is not installed, cannot mount a small file system: " + e.getMessage());
-            return;
+            return "";
         }
         List<String> lines = new ArrayList<>();
         try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
@@ -56,11 +82,7 @@ class FullDiskTest {
         assumeTrue(p.exitValue() != 97 && !out.contains("unshare:"),
                 "cannot mount a tmpfs in a private namespace here (needs root or user namespaces):\n" + out);
         assertEquals(0, p.exitValue(), out);
-        assertTrue(out.contains("FLUSH_FAILED IO_ERROR IOError(NoSpace)"), out);
-        assertTrue(out.contains("No space left on device"), out);
-        assertTrue(out.contains("READS_OK"), out);
-        assertTrue(out.contains("FLUSH_OK"), out);
-        assertTrue(out.contains("REOPEN_OK"), out);
+        return out;
     }
 
     private static boolean isRoot() {
