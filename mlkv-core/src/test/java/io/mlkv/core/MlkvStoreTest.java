@@ -6,15 +6,23 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.mlkv.storage.FileTrees;
 import io.mlkv.storage.MlkvException;
 import io.mlkv.storage.StatusCode;
 import io.mlkv.storage.dram.DramTier;
+import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -146,7 +154,7 @@ class MlkvStoreTest {
      * counts when asked after it agrees.
      */
     @Test
-    void aSizeCountedWhenAskedIsExactAndSurvivesSwitchingModes() throws java.io.IOException {
+    void aSizeCountedWhenAskedIsExactAndSurvivesSwitchingModes() throws IOException {
         for (Durability durability : Durability.values()) {
             String context = durability.toString();
             try (MlkvStore s = openCounting(SizeCounting.ON_DEMAND, durability)) {
@@ -175,7 +183,7 @@ class MlkvStoreTest {
                 s.multiDelete(new long[] {31 * 1000, 31 * 1001, 31 * 2000});
                 assertEquals(0, s.size(), context);
             }
-            io.mlkv.storage.FileTrees.delete(dir.resolve("counting"));
+            FileTrees.delete(dir.resolve("counting"));
         }
     }
 
@@ -190,12 +198,12 @@ class MlkvStoreTest {
             int writers = 3;
             int batches = 60;
             int perBatch = 50;
-            java.util.concurrent.atomic.AtomicLong acknowledged = new java.util.concurrent.atomic.AtomicLong();
-            java.util.concurrent.atomic.AtomicLong issued = new java.util.concurrent.atomic.AtomicLong();
+            AtomicLong acknowledged = new AtomicLong();
+            AtomicLong issued = new AtomicLong();
             try (MlkvStore s = openCounting(SizeCounting.ON_DEMAND, durability)) {
-                java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(writers);
+                ExecutorService pool = Executors.newFixedThreadPool(writers);
                 try {
-                    java.util.List<java.util.concurrent.Future<?>> done = new java.util.ArrayList<>();
+                    List<Future<?>> done = new ArrayList<>();
                     for (int w = 0; w < writers; w++) {
                         long base = (long) w << 32;
                         done.add(pool.submit(() -> {
@@ -212,7 +220,7 @@ class MlkvStoreTest {
                         }));
                     }
                     long last = 0;
-                    while (!done.stream().allMatch(java.util.concurrent.Future::isDone)) {
+                    while (!done.stream().allMatch(Future::isDone)) {
                         long before = acknowledged.get();
                         long size = s.size();
                         long after = issued.get();
@@ -220,7 +228,7 @@ class MlkvStoreTest {
                                 durability + ": size " + size + " outside [" + before + ", " + after + "] or below " + last);
                         last = size;
                     }
-                    for (java.util.concurrent.Future<?> f : done) {
+                    for (Future<?> f : done) {
                         f.get(60, TimeUnit.SECONDS);
                     }
                 } finally {
@@ -228,7 +236,7 @@ class MlkvStoreTest {
                 }
                 assertEquals((long) writers * batches * perBatch, s.size(), durability.toString());
             }
-            io.mlkv.storage.FileTrees.delete(dir.resolve("counting"));
+            FileTrees.delete(dir.resolve("counting"));
         }
     }
 

@@ -7,6 +7,8 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.IntConsumer;
 import org.agrona.collections.Long2LongHashMap;
 
 /**
@@ -44,6 +46,7 @@ public final class WriteBackBuffer implements AutoCloseable {
     /** A drained part, emptied, for the next swap (its arrays already grown); guarded by {@code this}. */
     private Part spare;
     private volatile int count;
+    private final AtomicBoolean closed = new AtomicBoolean();
     private final ExecutorService thread = Executors.newSingleThreadExecutor(r -> {
         Thread t = new Thread(r, "mlkv-write-back");
         t.setDaemon(true);
@@ -156,7 +159,7 @@ public final class WriteBackBuffer implements AutoCloseable {
      * @param written told how many rows each finished drain wrote, on the buffer's thread
      * @return rows written on the caller's thread (a failed drain's, written again)
      */
-    public int drainInBackground(RocksDbTier rocks, java.util.function.IntConsumer written) {
+    public int drainInBackground(RocksDbTier rocks, IntConsumer written) {
         int here = 0;
         if (drain != null) {
             if (!drain.isDone() && appending.count < backlogRows) {
@@ -226,6 +229,9 @@ public final class WriteBackBuffer implements AutoCloseable {
     /** Stops the buffer's thread; the store writes the buffer before closing it. */
     @Override
     public void close() {
+        if (!closed.compareAndSet(false, true)) {
+            return;
+        }
         thread.shutdown();
         try {
             thread.awaitTermination(30, TimeUnit.SECONDS);
