@@ -61,18 +61,8 @@ public final class ChildStoreProcess {
         int found = store.multiGet(keys, out, new boolean[n]);
         System.out.println(found == n && Arrays.equals(out, values) ? "READS_OK" : "READS_WRONG " + found);
         java.nio.file.Files.delete(ballast);
-        for (int attempt = 1; ; attempt++) {
-            try {
-                store.flush();
-                System.out.println("FLUSH_OK after " + attempt + " attempts");
-                break;
-            } catch (io.mlkv.storage.MlkvException e) {
-                if (attempt == 50) {
-                    System.out.println("FLUSH_STILL_FAILING " + e.getMessage());
-                    return;
-                }
-                Thread.sleep(200);
-            }
+        if (!flushOnceSpaceIsBack(store)) {
+            return;
         }
         store.close();
         try (MlkvStore again = MlkvStore.builder().dim(dim).directory(dir).dramCapacityBytes(1 << 20)
@@ -139,18 +129,8 @@ public final class ChildStoreProcess {
             System.out.println("READS_REFUSED " + e.status());
         }
         java.nio.file.Files.delete(ballast);
-        for (int attempt = 1; ; attempt++) {
-            try {
-                store.flush();
-                System.out.println("FLUSH_OK after " + attempt + " attempts");
-                break;
-            } catch (io.mlkv.storage.MlkvException e) {
-                if (attempt == 50) {
-                    System.out.println("FLUSH_STILL_FAILING " + e.getMessage());
-                    return;
-                }
-                Thread.sleep(200);
-            }
+        if (!flushOnceSpaceIsBack(store)) {
+            return;
         }
         System.out.println(matches(store, keys, acked, failedFrom, failedRows, batch, dim) ? "READS_AFTER_OK" : "READS_AFTER_WRONG");
         // What the failed call wrote in place before it failed is now settled: take it as read.
@@ -189,6 +169,26 @@ public final class ChildStoreProcess {
             }
         }
         return true;
+    }
+
+    /**
+     * Flushes, retrying for up to ten seconds while RocksDB recovers from the full disk; prints
+     * FLUSH_OK or FLUSH_STILL_FAILING and says which.
+     */
+    private static boolean flushOnceSpaceIsBack(MlkvStore store) throws InterruptedException {
+        for (int attempt = 1; ; attempt++) {
+            try {
+                store.flush();
+                System.out.println("FLUSH_OK after " + attempt + " attempts");
+                return true;
+            } catch (io.mlkv.storage.MlkvException e) {
+                if (attempt == 50) {
+                    System.out.println("FLUSH_STILL_FAILING " + e.getMessage());
+                    return false;
+                }
+                Thread.sleep(200);
+            }
+        }
     }
 
     private static void checkpoints(Path dir, Path root) {
