@@ -163,11 +163,14 @@ public final class MlkvStore implements VectorTier {
             StoreOpening.warmHbmFromRestoredCheckpoint(rocks, hbm, fileIo);
             this.sizeCounting = c.sizeCounting();
             boolean countOnWrite = sizeCounting == SizeCounting.ON_WRITE;
-            // Counted when asked, the store keeps no count: it marks itself open, so that a later
-            // open that counts on write recounts.
-            this.entryCount = new AtomicLong(countOnWrite ? StoreOpening.recoverCount(rocks) : StoreOpening.markOpen(rocks));
+            this.entryCount = new AtomicLong();
             if (countOnWrite) {
+                entryCount.set(StoreOpening.recoverCount(rocks));
                 host.countEntriesBy(entryCount::get);
+            } else {
+                // Counted when asked, the store keeps no count: it marks itself open, so that a
+                // later open that counts on write recounts.
+                StoreOpening.markOpen(rocks);
             }
             this.writes = new WritePath(dim, durability, host, hbm, spill, mutation, mutationEpoch, entryCount, lifecycle,
                     batchPool, countOnWrite);

@@ -110,11 +110,8 @@ final class StoreOpening {
     /**
      * Marks the store open again after {@link #recordCount}, or at an open that keeps no count: a
      * crash from here on, or an open after it that counts, recounts.
-     *
-     * @return 0, the count of a store that keeps none
      */
-    static long markOpen(RocksDbTier rocks) {
+    static void markOpen(RocksDbTier rocks) {
         rocks.writeMeta(META_CLEAN, 0);
-        return 0;
     }
 }

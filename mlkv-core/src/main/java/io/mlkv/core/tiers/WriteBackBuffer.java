@@ -178,16 +178,7 @@ public final class WriteBackBuffer implements AutoCloseable {
         }
         drain = thread.submit(() -> {
             rocks.putAll(p.keys, p.values, p.count);
-            int n = p.count;
-            synchronized (this) {
-                // No reader can reach p once it is no longer draining: it is emptied for reuse.
-                draining = null;
-                count -= n;
-                p.latest.clear();
-                p.count = 0;
-                spare = p;
-            }
-            written.accept(n);
+            written.accept(drained(p));
         });
         return here;
     }
@@ -217,13 +208,27 @@ public final class WriteBackBuffer implements AutoCloseable {
                 p = draining;
             }
             rocks.putAll(p.keys, p.values, p.count);
-            synchronized (this) {
-                draining = null;
-                count -= p.count;
-            }
             drain = null;
-            return p.count;
+            return drained(p);
         }
+    }
+
+    /**
+     * Retires the draining part {@code p}, which RocksDB now holds: readers stop seeing it, and,
+     * as none can reach it any more, it is emptied for the next swap unless it grew large.
+     *
+     * @return how many rows it held
+     */
+    private synchronized int drained(Part p) {
+        int n = p.count;
+        draining = null;
+        count -= n;
+        p.latest.clear();
+        p.count = 0;
+        if (p.keys.length <= 1 << 16) {
+            spare = p;
+        }
+        return n;
     }
 
     /** Stops the buffer's thread; the store writes the buffer before closing it. */
