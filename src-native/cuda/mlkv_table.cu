@@ -1333,3 +1333,126 @@ mlkv_dram_write_release(long n, uint8_t* __restrict__ state, const uint64_t* __r
     }
     if (s == DRAM_WRITE_CLAIMED || s == DRAM_WRITE_OWNER) state[q] = DRAM_WRITE_DONE;
 }
+
+// ---------------------------------------------------------------- shards (ShardedGpuTable)
+// A batch is split by owner shard with a stable partition: the keys of one shard keep their
+// batch order, so the last occurrence of a repeated key is still the last within its shard.
+// mlkv_shard_count counts each chunk's keys per shard, mlkv_shard_scan turns the counts into
+// destinations (shard-major, so each shard's part is contiguous), and mlkv_shard_scatter writes
+// each key and its batch position there. The three launches use the same grid: one block of
+// SHARD_BLOCK threads per SHARD_CHUNK keys.
+constexpr int SHARD_BLOCK = 256;
+constexpr int SHARD_CHUNK = 2048;
+constexpr int MAX_SHARDS = 32;
+
+// The owner of a key among `shards`: the high 32 bits of a second hash of the key, scaled to the
+// shard count (multiply-shift). The table's buckets use the low bits of mix64(key) and its digests
+// the top byte, so the owner is drawn from another hash (the key XOR a constant, then mix64): the
+// keys of one shard spread over every bucket and digest. ShardedGpuTable.ownerOf is the same function.
+__device__ __forceinline__ int shard_of(uint64_t key, int shards) {
+    return (int)(((mix64(key ^ 0x9E3779B97F4A7C15ULL) >> 32) * (uint64_t)shards) >> 32);
+}
+
+// block_counts[s * gridDim.x + b]: keys of chunk b owned by shard s.
+extern "C" __global__ void __launch_bounds__(SHARD_BLOCK)
+mlkv_shard_count(const uint64_t* __restrict__ keys, long n, int shards, unsigned int* __restrict__ block_counts) {
+    __shared__ unsigned int counts[MAX_SHARDS];
+    for (int s = threadIdx.x; s < shards; s += blockDim.x) counts[s] = 0;
+    __syncthreads();
+    long begin = (long)blockIdx.x * SHARD_CHUNK;
+    for (int r = threadIdx.x; r < SHARD_CHUNK; r += blockDim.x) {
+        long i = begin + r;
+        if (i < n) atomicAdd(&counts[shard_of(keys[i], shards)], 1u);
+    }
+    __syncthreads();
+    for (int s = threadIdx.x; s < shards; s += blockDim.x) block_counts[(size_t)s * gridDim.x + blockIdx.x] = counts[s];
+}
+
+// One block: the exclusive prefix sums of the m = shards x chunks counts, in place (each becomes
+// its chunk's first destination for that shard), and shard_start[s] = the first destination of
+// shard s, shard_start[shards] = the batch's size.
+extern "C" __global__ void mlkv_shard_scan(unsigned int* counts, long m, long chunks, int shards,
+                                           unsigned int* __restrict__ shard_start) {
+    __shared__ unsigned int sums[1024];
+    int t = threadIdx.x;
+    int threads = blockDim.x;
+    long per = (m + threads - 1) / threads;
+    long lo = min(m, (long)t * per);
+    long hi = min(m, lo + per);
+    unsigned int own = 0;
+    for (long k = lo; k < hi; k++) own += counts[k];
+    sums[t] = own;
+    __syncthreads();
+    for (int off = 1; off < threads; off <<= 1) {
+        unsigned int v = t >= off ? sums[t - off] : 0;
+        __syncthreads();
+        sums[t] += v;
+        __syncthreads();
+    }
+    unsigned int run = t == 0 ? 0 : sums[t - 1];
+    for (long k = lo; k < hi; k++) {
+        unsigned int c = counts[k];
+        counts[k] = run;
+        if (k % chunks == 0) shard_start[k / chunks] = run;
+        run += c;
+    }
+    if (t == threads - 1) shard_start[shards] = sums[threads - 1];
+}
+
+// Writes each key to its destination in out_keys and its batch position to perm. Within a chunk
+// the keys go in rounds of SHARD_BLOCK; in a round, a warp ranks its lanes of one shard with
+// __match_any_sync, and the warps before it in the block add their counts, so the order of a
+// shard's keys is the batch order.
+extern "C" __global__ void __launch_bounds__(SHARD_BLOCK)
+mlkv_shard_scatter(const uint64_t* __restrict__ keys, long n, int shards, const unsigned int* __restrict__ offsets,
+                   uint64_t* __restrict__ out_keys, int* __restrict__ perm) {
+    constexpr int WARPS = SHARD_BLOCK / 32;
+    __shared__ unsigned int base[MAX_SHARDS];
+    __shared__ unsigned int warp_counts[WARPS][MAX_SHARDS];
+    int warp = threadIdx.x >> 5;
+    int lane = threadIdx.x & 31;
+    for (int s = threadIdx.x; s < shards; s += blockDim.x) base[s] = offsets[(size_t)s * gridDim.x + blockIdx.x];
+    long begin = (long)blockIdx.x * SHARD_CHUNK;
+    for (int r = 0; r < SHARD_CHUNK; r += SHARD_BLOCK) {
+        for (int k = threadIdx.x; k < WARPS * MAX_SHARDS; k += blockDim.x) warp_counts[k / MAX_SHARDS][k % MAX_SHARDS] = 0;
+        __syncthreads();
+        long i = begin + r + threadIdx.x;
+        bool live = i < n;
+        uint64_t key = live ? keys[i] : 0;
+        int s = live ? shard_of(key, shards) : -1;
+        unsigned int same = __match_any_sync(0xffffffffu, s);
+        int rank = __popc(same & ((1u << lane) - 1));
+        if (live && rank == 0) warp_counts[warp][s] = __popc(same);
+        __syncthreads();
+        if (live) {
+            unsigned int before = 0;
+            for (int w = 0; w < warp; w++) before += warp_counts[w][s];
+            unsigned int dst = base[s] + before + rank;
+            out_keys[dst] = key;
+            perm[dst] = (int)i;
+        }
+        __syncthreads();
+        for (int q = threadIdx.x; q < shards; q += blockDim.x) {
+            unsigned int total = 0;
+            for (int w = 0; w < WARPS; w++) total += warp_counts[w][q];
+            base[q] += total;
+        }
+        __syncthreads();
+    }
+}
+
+// Puts the shards' results back in batch order: found[perm[j]] = row_found[j] (when found is not
+// null) and, where row_found[j] is set, row perm[j] of out = row j of rows (when out is not null;
+// rows of keys not found stay as they were). One thread per element of a row.
+extern "C" __global__ void mlkv_shard_unpermute(const float* __restrict__ rows, const uint8_t* __restrict__ row_found,
+                                                const int* __restrict__ perm, long n, int dim,
+                                                float* __restrict__ out, uint8_t* __restrict__ found) {
+    long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    long j = t / dim;
+    if (j >= n) return;
+    int d = (int)(t - j * dim);
+    int i = perm[j];
+    uint8_t f = row_found[j];
+    if (d == 0 && found != nullptr) found[i] = f;
+    if (f && out != nullptr) out[(size_t)i * dim + d] = rows[(size_t)j * dim + d];
+}

@@ -12,7 +12,7 @@ import picocli.CommandLine.Command;
         footer = {"%nAnd, outside picocli:",
             "  jmh [JMH options]  runs the JMH benchmarks packed in this jar,",
             "                       e.g. 'jmh TierBenchmark -f 1'"},
-        subcommands = {RunCommand.class, DemoCommand.class, SimulateCommand.class, GpuBenchCommand.class, GpuIoCommand.class, StoreBenchCommand.class,
+        subcommands = {RunCommand.class, DemoCommand.class, SimulateCommand.class, GpuBenchCommand.class, GpuIoCommand.class, StoreBenchCommand.class, ShardBenchCommand.class,
             BatchBenchCommand.class,
             CommandLine.HelpCommand.class})
 public final class Main implements Runnable {

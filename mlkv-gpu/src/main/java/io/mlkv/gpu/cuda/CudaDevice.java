@@ -1,6 +1,8 @@
 package io.mlkv.gpu.cuda;
 
+import static jcuda.driver.JCudaDriver.cuCtxEnablePeerAccess;
 import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
+import static jcuda.driver.JCudaDriver.cuDeviceCanAccessPeer;
 import static jcuda.driver.JCudaDriver.cuDeviceGet;
 import static jcuda.driver.JCudaDriver.cuDeviceGetCount;
 import static jcuda.driver.JCudaDriver.cuDeviceGetName;
@@ -76,6 +78,37 @@ public final class CudaDevice implements AutoCloseable {
             throw new IllegalStateException("no CUDA device can be used: " + reason);
         }
         return new CudaDevice(ordinal);
+    }
+
+    /** The device's ordinal, as {@link #open} took it. */
+    public int ordinal() {
+        return ordinal;
+    }
+
+    /** The device's primary context, shared by every user of the device (peer copies name it). */
+    public CUcontext context() {
+        return context;
+    }
+
+    /**
+     * Lets kernels and copies of {@code from}'s context read and write {@code to}'s memory directly
+     * (NVLink or PCIe peer-to-peer). Enabling a pair twice is harmless.
+     *
+     * @throws IllegalStateException naming both ordinals if the two devices cannot reach each other
+     */
+    public static void enablePeerAccess(CudaDevice from, CudaDevice to) {
+        int[] can = new int[1];
+        Cuda.check(cuDeviceCanAccessPeer(can, from.device, to.device),
+                "cuDeviceCanAccessPeer (device " + from.ordinal + " to " + to.ordinal + ")");
+        if (can[0] == 0) {
+            throw new IllegalStateException("CUDA device " + from.ordinal + " cannot reach device " + to.ordinal
+                    + " (no peer-to-peer path between them): give the table devices that can, or one device");
+        }
+        from.makeCurrent();
+        int r = cuCtxEnablePeerAccess(to.context, 0);
+        if (r != CUresult.CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED) {
+            Cuda.check(r, "cuCtxEnablePeerAccess (device " + from.ordinal + " to " + to.ordinal + ")");
+        }
     }
 
     /** Makes this device's context current on the calling thread. */

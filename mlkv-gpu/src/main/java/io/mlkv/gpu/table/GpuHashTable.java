@@ -138,6 +138,19 @@ public final class GpuHashTable implements VectorTier {
      * @throws MlkvException         {@code OUT_OF_MEMORY} naming the size asked and the memory free
      */
     public static GpuHashTable create(int dim, long capacity, ScoreMode scoreMode, int stagingKeys) {
+        return create(dim, capacity, scoreMode, stagingKeys, 0);
+    }
+
+    /**
+     * Creates a table on device {@code deviceOrdinal}; otherwise as {@link #create(int, long, ScoreMode, int)}.
+     *
+     * @throws IllegalArgumentException if the ordinal is negative
+     * @throws MlkvException naming the ordinal if that device cannot be opened
+     */
+    public static GpuHashTable create(int dim, long capacity, ScoreMode scoreMode, int stagingKeys, int deviceOrdinal) {
+        if (deviceOrdinal < 0) {
+            throw new IllegalArgumentException("deviceOrdinal must not be negative, was " + deviceOrdinal);
+        }
         if (dim < 1 || dim > 65536) {
             throw new IllegalArgumentException("dim must be between 1 and 65536, was " + dim);
         }
@@ -150,7 +163,7 @@ public final class GpuHashTable implements VectorTier {
         if (stagingKeys < 1) {
             throw new IllegalArgumentException("stagingKeys must be positive, was " + stagingKeys);
         }
-        return new GpuHashTable(dim, capacity, scoreMode, stagingKeys, 0);
+        return new GpuHashTable(dim, capacity, scoreMode, stagingKeys, deviceOrdinal);
     }
 
     /** {@link #create(int, long, ScoreMode, int)} with 256 Ki keys per staging chunk. */
@@ -182,7 +195,17 @@ public final class GpuHashTable implements VectorTier {
         return scoreMode;
     }
 
-    /** The CUDA device's name. */
+    /** The ordinal of the CUDA device the table lives on. */
+    public int deviceOrdinal() {
+        return device.ordinal();
+    }
+
+    /** The CUDA device the table lives on. */
+    public CudaDevice device() {
+        return device;
+    }
+
+    /** The name of the device the table lives on. */
     public String deviceName() {
         return device.name();
     }

@@ -1,0 +1,789 @@
+package io.mlkv.gpu.shard;
+
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
+import static jcuda.driver.JCudaDriver.cuMemcpyPeerAsync;
+import static jcuda.driver.JCudaDriver.cuStreamCreate;
+import static jcuda.driver.JCudaDriver.cuStreamDestroy;
+import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
+
+import io.mlkv.gpu.cuda.Cuda;
+import io.mlkv.gpu.cuda.CudaDevice;
+import io.mlkv.gpu.cuda.DeviceMemory;
+import io.mlkv.gpu.cuda.Kernels;
+import io.mlkv.gpu.cuda.OwnedResources;
+import io.mlkv.gpu.table.GpuHashTable;
+import io.mlkv.gpu.table.ScoreMode;
+import io.mlkv.storage.BatchChecks;
+import io.mlkv.storage.ReservedKeys;
+import io.mlkv.storage.VectorTier;
+import io.mlkv.storage.VectorVisitor;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.concurrent.locks.ReentrantLock;
+import jcuda.Pointer;
+import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUstream;
+import jcuda.driver.CUstream_flags;
+
+/**
+ * One key-to-vector table over several GPU hash tables ("shards"), each on a CUDA device of this
+ * process; several shards may share a device. Every key has one owner shard, {@link #ownerOf}: the
+ * high 32 bits of a second hash of the key (the key XOR {@code 0x9E3779B97F4A7C15}, then the
+ * table's 64-bit finaliser), scaled to the shard count. It is neither {@code key % N}, which
+ * sequential ids would fill in turn, nor the bits the shards' own buckets and digests use, so each
+ * shard's keys spread over all of its buckets. The capacity is the sum of the shards'.
+ *
+ * <p><b>Device-pointer calls</b> ({@link #find}, {@link #insertOrAssign}, {@link #assign},
+ * {@link #accumOrAssign}) take a batch on any of the table's devices, the <em>home</em> device of
+ * that call. A kernel on the home device partitions the batch by owner, stably (the keys of one
+ * shard keep their batch order, so a key repeated in a batch ends with its last occurrence's row,
+ * as on one table); each shard's part is copied to the shard's device ({@code cuMemcpyPeerAsync},
+ * over NVLink where present) unless it is already there, the shards work in parallel (one thread
+ * each), and their results come back and are put in the batch's order on the home device. Peer
+ * access between every two devices is enabled when the table opens.
+ *
+ * <p><b>Host-array calls</b> ({@link VectorTier}) split the batch the same way on the CPU and run the
+ * shards' host calls in parallel.
+ *
+ * <p>Thread-safe: calls whose batches live on different devices run at the same time; calls on one
+ * home device are serialised (they share its partition buffers); each shard serialises the calls
+ * that reach it. Reserved keys ({@link ReservedKeys}) are refused by the host-array calls before
+ * anything is written and ignored by the device calls, as by {@link GpuHashTable}.
+ */
+public final class ShardedGpuTable implements VectorTier {
+    /** The most shards one table takes (the partition kernel keeps a counter per shard in shared memory). */
+    public static final int MAX_SHARDS = 32;
+
+    /** Keys per block of the partition kernels (src-native: SHARD_CHUNK), and its threads (SHARD_BLOCK). */
+    private static final int CHUNK = 2048;
+    private static final int BLOCK = 256;
+
+    private final int dim;
+    private final GpuHashTable[] shards;
+    private final Map<Integer, Home> homes = new LinkedHashMap<>();
+    private final int maxBatch;
+    private final ExecutorService workers;
+    private final OwnedResources owned = new OwnedResources();
+    private final AtomicBoolean closed = new AtomicBoolean();
+    private final LongAdder calls = new LongAdder();
+    private final LongAdder partitionNanos = new LongAdder();
+    private final LongAdder shardNanos = new LongAdder();
+    private final LongAdder copyNanos = new LongAdder();
+
+    private ShardedGpuTable(Builder b) {
+        this.dim = b.dim;
+        this.maxBatch = b.maxBatch;
+        this.shards = new GpuHashTable[b.devices.length];
+        AtomicInteger threadNo = new AtomicInteger();
+        this.workers = Executors.newFixedThreadPool(b.devices.length, r -> {
+            Thread t = new Thread(r, "mlkv-shard-" + threadNo.getAndIncrement());
+            t.setDaemon(true);
+            return t;
+        });
+        try {
+            for (int s = 0; s < shards.length; s++) {
+                int ordinal = b.devices[s];
+                try {
+                    shards[s] = owned.add(GpuHashTable.create(dim, b.capacityPerShard, b.scoreMode, b.stagingKeys, ordinal));
+                } catch (RuntimeException e) {
+                    throw new IllegalStateException("shard " + s + ": CUDA device " + ordinal + " could not be opened: "
+                            + e.getMessage(), e);
+                }
+            }
+            for (GpuHashTable from : shards) {
+                for (GpuHashTable to : shards) {
+                    if (from.deviceOrdinal() != to.deviceOrdinal()) {
+                        CudaDevice.enablePeerAccess(from.device(), to.device());
+                    }
+                }
+            }
+            for (GpuHashTable shard : shards) {
+                if (!homes.containsKey(shard.deviceOrdinal())) {
+                    homes.put(shard.deviceOrdinal(), owned.add(new Home(shard.device(), b.copyLocalParts)));
+                }
+            }
+        } catch (RuntimeException e) {
+            try {
+                closeAll();
+            } catch (RuntimeException suppressed) {
+                e.addSuppressed(suppressed);
+            }
+            throw e;
+        }
+    }
+
+    /** A builder for a table of {@code dim} floats per key. */
+    public static Builder builder(int dim) {
+        return new Builder(dim);
+    }
+
+    /**
+     * The owner shard of {@code key} among {@code shards}: {@code (mix64(key ^ 0x9E3779B97F4A7C15) >>> 32)
+     * * shards >>> 32}, where {@code mix64} is the table's 64-bit finaliser. The partition kernel
+     * computes the same function.
+     */
+    public static int ownerOf(long key, int shards) {
+        return (int) (((mix64(key ^ 0x9E3779B97F4A7C15L) >>> 32) * shards) >>> 32);
+    }
+
+    private static long mix64(long k) {
+        k ^= k >>> 33;
+        k *= 0xff51afd7ed558ccdL;
+        k ^= k >>> 33;
+        k *= 0xc4ceb9fe1a85ec53L;
+        k ^= k >>> 33;
+        return k;
+    }
+
+    @Override
+    public int dim() {
+        return dim;
+    }
+
+    /** The number of shards. */
+    public int shardCount() {
+        return shards.length;
+    }
+
+    /** Shard {@code s}'s table (its own calls bypass the partition: only for keys it owns). */
+    public GpuHashTable shard(int s) {
+        return shards[s];
+    }
+
+    /** The sum of the shards' capacities, in slots. */
+    public long capacity() {
+        long c = 0;
+        for (GpuHashTable s : shards) {
+            c += s.capacity();
+        }
+        return c;
+    }
+
+    /** Keys per partition of a device call; larger batches go in parts of this size. */
+    public int maxBatch() {
+        return maxBatch;
+    }
+
+    // ------------------------------------------------------------------ device-pointer API
+
+    /**
+     * Looks up {@code n} keys held on device {@code homeDevice}: each found key's value to row
+     * {@code i} of {@code outValues} (rows of keys not found untouched) and 1/0 to byte {@code i}
+     * of {@code found}, both on the home device.
+     */
+    public void find(int homeDevice, CUdeviceptr keysIn, long n, CUdeviceptr outValues, CUdeviceptr found) {
+        run("find", homeDevice, keysIn, null, n, outValues, found,
+                (t, k, rows, c, out, f) -> t.find(k, c, out, f, null, null));
+    }
+
+    /** Inserts or overwrites {@code n} rows held on {@code homeDevice}; each shard drops what it evicts. */
+    public void insertOrAssign(int homeDevice, CUdeviceptr keysIn, CUdeviceptr valuesIn, long n) {
+        run("insertOrAssign", homeDevice, keysIn, valuesIn, n, null, null,
+                (t, k, rows, c, out, f) -> t.insertOrAssign(k, rows, null, c));
+    }
+
+    /** Overwrites the keys present; 1/0 to byte {@code i} of {@code found} (may be null) on the home device. */
+    public void assign(int homeDevice, CUdeviceptr keysIn, CUdeviceptr valuesIn, long n, CUdeviceptr found) {
+        run("assign", homeDevice, keysIn, valuesIn, n, null, found,
+                (t, k, rows, c, out, f) -> t.assign(k, rows, null, c, f));
+    }
+
+    /** Adds each row of {@code deltas} to its key's value; absent keys are inserted as their delta. */
+    public void accumOrAssign(int homeDevice, CUdeviceptr keysIn, CUdeviceptr deltas, long n) {
+        run("accumOrAssign", homeDevice, keysIn, deltas, n, null, null,
+                (t, k, rows, c, out, f) -> t.accumOrAssign(k, rows, null, c));
+    }
+
+    /**
+     * Makes {@code device}'s context current on the calling thread, for callers that allocate or
+     * copy the batches they pass.
+     *
+     * @throws IllegalArgumentException if no shard lives on that device
+     */
+    public void makeDeviceCurrent(int device) {
+        home("makeDeviceCurrent", device).device.makeCurrent();
+    }
+
+    /**
+     * Time spent so far by device calls, summed over calls: partitioning and restoring the batch
+     * order on the home devices, the shards' parts from hand-off to return (copies included), and
+     * of that the peer copies alone (summed over shards, which copy at the same time).
+     */
+    public Timings timings() {
+        return new Timings(calls.sum(), partitionNanos.sum(), shardNanos.sum(), copyNanos.sum());
+    }
+
+    /**
+     * Cumulative times of device calls; see {@link #timings()}.
+     *
+     * @param calls          device calls (each part of a batch above {@link #maxBatch()} counts)
+     * @param partitionNanos the home device's partition, gather and reorder kernels
+     * @param shardNanos     from handing the parts to the shards until the last returned
+     * @param copyNanos      peer copies to and from the shards, summed over shards
+     */
+    public record Timings(long calls, long partitionNanos, long shardNanos, long copyNanos) {
+    }
+
+    private interface ShardCall {
+        void apply(GpuHashTable table, CUdeviceptr keys, CUdeviceptr rows, long n, CUdeviceptr outRows,
+                CUdeviceptr found);
+    }
+
+    private void run(String op, int homeDevice, CUdeviceptr keysIn, CUdeviceptr rowsIn, long n, CUdeviceptr out,
+            CUdeviceptr found, ShardCall call) {
+        if (n < 0) {
+            throw new IllegalArgumentException(op + ": n must not be negative, was " + n);
+        }
+        Home home = home(op, homeDevice);
+        checkOpen();
+        home.lock.lock();
+        try {
+            checkOpen();
+            for (long off = 0; off < n; off += maxBatch) {
+                int c = (int) Math.min(maxBatch, n - off);
+                runPart(op, home, keysIn.withByteOffset(off * Long.BYTES),
+                        rowsIn == null ? null : rowsIn.withByteOffset(off * dim * Float.BYTES), c,
+                        out == null ? null : out.withByteOffset(off * dim * Float.BYTES),
+                        found == null ? null : found.withByteOffset(off), call);
+            }
+        } finally {
+            home.lock.unlock();
+        }
+    }
+
+    private void runPart(String op, Home home, CUdeviceptr keys, CUdeviceptr rows, int n, CUdeviceptr out,
+            CUdeviceptr found, ShardCall call) {
+        long t0 = System.nanoTime();
+        home.device.makeCurrent();
+        int[] start = home.partition(keys, rows, n);
+        long t1 = System.nanoTime();
+        boolean wantRows = out != null;
+        boolean wantFound = found != null || wantRows;
+        List<Future<?>> parts = new ArrayList<>();
+        for (int s = 0; s < shards.length; s++) {
+            int count = start[s + 1] - start[s];
+            if (count == 0) {
+                continue;
+            }
+            int shard = s;
+            int first = start[s];
+            parts.add(workers.submit(() -> home.parts[shard].run(shards[shard], call, first, count,
+                    rows != null, wantRows, wantFound)));
+        }
+        awaitAll(op, parts);
+        long t2 = System.nanoTime();
+        home.device.makeCurrent();
+        home.restoreOrder(n, out, wantFound ? found : null, wantFound);
+        long t3 = System.nanoTime();
+        calls.increment();
+        partitionNanos.add((t1 - t0) + (t3 - t2));
+        shardNanos.add(t2 - t1);
+    }
+
+    /** Waits for every part, even after one failed (their buffers must be free before the next call). */
+    private static void awaitAll(String op, List<Future<?>> parts) {
+        RuntimeException failure = null;
+        boolean interrupted = false;
+        for (Future<?> f : parts) {
+            while (true) {
+                try {
+                    f.get();
+                    break;
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                } catch (ExecutionException e) {
+                    Throwable cause = e.getCause();
+                    RuntimeException r = cause instanceof RuntimeException re ? re
+                            : new IllegalStateException(op + ": a shard failed: " + cause, cause);
+                    if (failure == null) {
+                        failure = r;
+                    } else {
+                        failure.addSuppressed(r);
+                    }
+                    break;
+                }
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
+    /** The value of a future that {@link #awaitAll} saw complete normally. */
+    private static int done(Future<Integer> f) {
+        try {
+            return f.get();
+        } catch (InterruptedException | ExecutionException e) {
+            throw new IllegalStateException("a completed shard call has no result", e);
+        }
+    }
+
+    private Home home(String op, int device) {
+        Home h = homes.get(device);
+        if (h == null) {
+            throw new IllegalArgumentException(op + ": no shard of this table lives on CUDA device " + device
+                    + "; its devices are " + homes.keySet());
+        }
+        return h;
+    }
+
+    private void checkOpen() {
+        if (closed.get()) {
+            throw new IllegalStateException("sharded GPU table is closed");
+        }
+    }
+
+    /**
+     * What a device holds to be the home of device calls: its partition kernels and buffers, and,
+     * per shard, where that shard's part of a batch goes (on the shard's device).
+     */
+    private final class Home implements AutoCloseable {
+        final CudaDevice device;
+        final ReentrantLock lock = new ReentrantLock();
+        final Kernels kernels;
+        final CUstream stream = new CUstream();
+        final DeviceMemory blockCounts;
+        final DeviceMemory shardStart;
+        final DeviceMemory permKeys;
+        final DeviceMemory perm;
+        final DeviceMemory permRows;
+        final DeviceMemory permFound;
+        final Part[] parts;
+        final int[] hostStart = new int[shards.length + 1];
+        private final OwnedResources resources = new OwnedResources();
+        /** Closed first: each part frees its buffers on its own device, then the home's on this one. */
+        private final OwnedResources partResources = new OwnedResources();
+
+        Home(CudaDevice device, boolean copyLocalParts) {
+            this.device = device;
+            device.makeCurrent();
+            try {
+                kernels = resources.add(Kernels.load());
+                // Blocking, as the tables' streams: it runs after what the caller queued on the legacy stream.
+                Cuda.check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_DEFAULT), "cuStreamCreate (shard home)");
+                resources.add(() -> Cuda.check(cuStreamDestroy(stream), "cuStreamDestroy (shard home)"));
+                long chunks = (maxBatch + CHUNK - 1) / CHUNK;
+                blockCounts = resources.add(new DeviceMemory(chunks * shards.length * Integer.BYTES, "shard counts"));
+                shardStart = resources.add(new DeviceMemory((shards.length + 1L) * Integer.BYTES, "shard starts"));
+                permKeys = resources.add(new DeviceMemory((long) maxBatch * Long.BYTES, "partitioned keys"));
+                perm = resources.add(new DeviceMemory((long) maxBatch * Integer.BYTES, "partition positions"));
+                permRows = resources.add(new DeviceMemory((long) maxBatch * dim * Float.BYTES, "partitioned rows"));
+                permFound = resources.add(new DeviceMemory(maxBatch, "partitioned found flags"));
+                parts = new Part[shards.length];
+                for (int s = 0; s < shards.length; s++) {
+                    boolean remote = shards[s].deviceOrdinal() != device.ordinal() || copyLocalParts;
+                    parts[s] = partResources.add(new Part(this, shards[s].device(), remote));
+                }
+                device.makeCurrent();
+            } catch (RuntimeException e) {
+                try {
+                    close();
+                } catch (RuntimeException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+                throw e;
+            }
+        }
+
+        /**
+         * Partitions {@code n} keys (and their rows, when given) by owner into permKeys/permRows,
+         * with each one's batch position in perm; returns where each shard's part starts (and n).
+         */
+        int[] partition(CUdeviceptr keys, CUdeviceptr rows, int n) {
+            long blocks = (n + CHUNK - 1) / CHUNK;
+            int count = shards.length;
+            kernels.launch("mlkv_shard_count", blocks * BLOCK, BLOCK, stream, keys, (long) n, count, blockCounts.pointer());
+            kernels.launch("mlkv_shard_scan", 1024, 1024, stream, blockCounts.pointer(), blocks * count, blocks, count,
+                    shardStart.pointer());
+            kernels.launch("mlkv_shard_scatter", blocks * BLOCK, BLOCK, stream, keys, (long) n, count,
+                    blockCounts.pointer(), permKeys.pointer(), perm.pointer());
+            if (rows != null) {
+                kernels.launch("mlkv_gather_rows", (long) n * dim, BLOCK, stream, rows, perm.pointer(), (long) n, dim,
+                        permRows.pointer());
+            }
+            Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize (partition of " + n + " keys)");
+            Cuda.check(cuMemcpyDtoH(Pointer.to(hostStart), shardStart.pointer(), hostStart.length * (long) Integer.BYTES),
+                    "cuMemcpyDtoH (shard starts)");
+            if (hostStart[count] != n) {
+                throw new IllegalStateException("partition of " + n + " keys placed " + hostStart[count]);
+            }
+            return hostStart;
+        }
+
+        /** Puts the shards' found flags (and found rows, when out is given) back in batch order. */
+        void restoreOrder(int n, CUdeviceptr out, CUdeviceptr found, boolean any) {
+            if (!any || (out == null && found == null)) {
+                return;
+            }
+            int width = out == null ? 1 : dim;
+            kernels.launch("mlkv_shard_unpermute", (long) n * width, BLOCK, stream, permRows.pointer(),
+                    permFound.pointer(), perm.pointer(), (long) n, width, out, found);
+            Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize (reorder of " + n + " results)");
+        }
+
+        @Override
+        public void close() {
+            try {
+                partResources.close();
+            } finally {
+                device.makeCurrent();
+                resources.close();
+            }
+        }
+    }
+
+    /** Where one shard's part of a home's batch goes: the home's buffers, or copies on the shard's device. */
+    private final class Part implements AutoCloseable {
+        final Home home;
+        final CudaDevice device;
+        final boolean remote;
+        final CUstream stream = new CUstream();
+        final DeviceMemory keys;
+        final DeviceMemory rows;
+        final DeviceMemory found;
+        private final OwnedResources resources = new OwnedResources();
+
+        Part(Home home, CudaDevice device, boolean remote) {
+            this.home = home;
+            this.device = device;
+            this.remote = remote;
+            if (!remote) {
+                keys = rows = found = null;
+                return;
+            }
+            device.makeCurrent();
+            try {
+                Cuda.check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate (shard part)");
+                resources.add(() -> Cuda.check(cuStreamDestroy(stream), "cuStreamDestroy (shard part)"));
+                keys = resources.add(new DeviceMemory((long) maxBatch * Long.BYTES, "shard part keys"));
+                rows = resources.add(new DeviceMemory((long) maxBatch * dim * Float.BYTES, "shard part rows"));
+                found = resources.add(new DeviceMemory(maxBatch, "shard part found flags"));
+            } catch (RuntimeException e) {
+                try {
+                    resources.close();
+                } catch (RuntimeException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+                throw e;
+            }
+        }
+
+        /** The shard's call on its part [first, first + n) of the home's partitioned batch. */
+        void run(GpuHashTable table, ShardCall call, int first, int n, boolean rowsIn, boolean rowsOut,
+                boolean foundOut) {
+            CUdeviceptr homeKeys = home.permKeys.at((long) first * Long.BYTES);
+            CUdeviceptr homeRows = home.permRows.at((long) first * dim * Float.BYTES);
+            CUdeviceptr homeFound = home.permFound.at(first);
+            if (!remote) {
+                call.apply(table, homeKeys, rowsIn ? homeRows : null, n, rowsOut ? homeRows : null,
+                        foundOut ? homeFound : null);
+                return;
+            }
+            long rowBytes = (long) n * dim * Float.BYTES;
+            long t0 = System.nanoTime();
+            device.makeCurrent();
+            copy(keys.pointer(), device, homeKeys, home.device, (long) n * Long.BYTES, "keys");
+            if (rowsIn) {
+                copy(rows.pointer(), device, homeRows, home.device, rowBytes, "rows");
+            }
+            sync("to");
+            long t1 = System.nanoTime();
+            call.apply(table, keys.pointer(), rowsIn ? rows.pointer() : null, n, rowsOut ? rows.pointer() : null,
+                    foundOut ? found.pointer() : null);
+            long t2 = System.nanoTime();
+            device.makeCurrent();
+            if (rowsOut) {
+                copy(homeRows, home.device, rows.pointer(), device, rowBytes, "rows");
+            }
+            if (foundOut) {
+                copy(homeFound, home.device, found.pointer(), device, n, "found flags");
+            }
+            sync("from");
+            copyNanos.add((t1 - t0) + (System.nanoTime() - t2));
+        }
+
+        private void copy(CUdeviceptr dst, CudaDevice dstDevice, CUdeviceptr src, CudaDevice srcDevice, long bytes,
+                String what) {
+            Cuda.check(cuMemcpyPeerAsync(dst, dstDevice.context(), src, srcDevice.context(), bytes, stream),
+                    "cuMemcpyPeerAsync (" + bytes + " bytes of " + what + ", device " + srcDevice.ordinal()
+                            + " to " + dstDevice.ordinal() + ")");
+        }
+
+        private void sync(String direction) {
+            Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize (shard part copies " + direction
+                    + " device " + device.ordinal() + ")");
+        }
+
+        @Override
+        public void close() {
+            if (remote) {
+                device.makeCurrent();
+            }
+            resources.close();
+        }
+    }
+
+    // ------------------------------------------------------------------ host-array API
+
+    /** A host batch split by owner: each shard's positions in the batch, in batch order. */
+    private int[][] split(long[] keys) {
+        int count = shards.length;
+        int[] owner = new int[keys.length];
+        int[] sizes = new int[count];
+        for (int i = 0; i < keys.length; i++) {
+            owner[i] = ownerOf(keys[i], count);
+            sizes[owner[i]]++;
+        }
+        int[][] positions = new int[count][];
+        for (int s = 0; s < count; s++) {
+            positions[s] = new int[sizes[s]];
+        }
+        int[] filled = new int[count];
+        for (int i = 0; i < keys.length; i++) {
+            positions[owner[i]][filled[owner[i]]++] = i;
+        }
+        return positions;
+    }
+
+    private static long[] keysAt(long[] keys, int[] at) {
+        long[] k = new long[at.length];
+        for (int j = 0; j < at.length; j++) {
+            k[j] = keys[at[j]];
+        }
+        return k;
+    }
+
+    private interface HostCall {
+        int apply(int shard, int[] positions);
+    }
+
+    /** Runs {@code call} for every shard with keys in the batch, in parallel; returns the sum. */
+    private int onShards(String op, int[][] positions, HostCall call) {
+        checkOpen();
+        List<Future<Integer>> parts = new ArrayList<>();
+        for (int s = 0; s < shards.length; s++) {
+            if (positions[s].length == 0) {
+                continue;
+            }
+            int shard = s;
+            parts.add(workers.submit(() -> call.apply(shard, positions[shard])));
+        }
+        awaitAll(op, new ArrayList<>(parts));
+        int total = 0;
+        for (Future<Integer> f : parts) {
+            total += done(f);
+        }
+        return total;
+    }
+
+    @Override
+    public int multiGet(long[] keys, float[] out, boolean[] found) {
+        BatchChecks.checkOutputRows("multiGet", keys, out, dim);
+        BatchChecks.checkFlags("multiGet", "found", keys, found);
+        ReservedKeys.check("multiGet", keys);
+        return onShards("multiGet", split(keys), (s, at) -> {
+            float[] rows = new float[at.length * dim];
+            boolean[] hit = new boolean[at.length];
+            int n = shards[s].find(keysAt(keys, at), rows, hit);
+            for (int j = 0; j < at.length; j++) {
+                found[at[j]] = hit[j];
+                if (hit[j]) {
+                    System.arraycopy(rows, j * dim, out, at[j] * dim, dim);
+                }
+            }
+            return n;
+        });
+    }
+
+    @Override
+    public void multiPut(long[] keys, float[] values) {
+        BatchChecks.checkRows("multiPut", keys, values, dim);
+        ReservedKeys.check("multiPut", keys);
+        onShards("multiPut", split(keys), (s, at) -> {
+            float[] rows = new float[at.length * dim];
+            for (int j = 0; j < at.length; j++) {
+                System.arraycopy(values, at[j] * dim, rows, j * dim, dim);
+            }
+            shards[s].insertOrAssign(keysAt(keys, at), rows, null);
+            return 0;
+        });
+    }
+
+    @Override
+    public void multiDelete(long[] keys) {
+        BatchChecks.checkKeys("multiDelete", keys);
+        ReservedKeys.check("multiDelete", keys);
+        onShards("multiDelete", split(keys), (s, at) -> {
+            shards[s].erase(keysAt(keys, at));
+            return 0;
+        });
+    }
+
+    @Override
+    public int contains(long[] keys, boolean[] out) {
+        BatchChecks.checkFlags("contains", "out", keys, out);
+        ReservedKeys.check("contains", keys);
+        return onShards("contains", split(keys), (s, at) -> {
+            boolean[] hit = new boolean[at.length];
+            int n = shards[s].containsKeys(keysAt(keys, at), hit);
+            for (int j = 0; j < at.length; j++) {
+                out[at[j]] = hit[j];
+            }
+            return n;
+        });
+    }
+
+    @Override
+    public long size() {
+        checkOpen();
+        long n = 0;
+        for (GpuHashTable s : shards) {
+            n += s.size();
+        }
+        return n;
+    }
+
+    /** Visits each shard in turn, as {@link GpuHashTable#forEach} does: not a point-in-time view. */
+    @Override
+    public void forEach(VectorVisitor visitor) {
+        checkOpen();
+        for (GpuHashTable s : shards) {
+            s.forEach(visitor);
+        }
+    }
+
+    /** Stops the shard threads, then frees every home's buffers and every shard, in reverse order of opening. */
+    @Override
+    public void close() {
+        if (closed.compareAndSet(false, true)) {
+            closeAll();
+        }
+    }
+
+    private void closeAll() {
+        workers.shutdownNow();
+        owned.close();
+    }
+
+    @Override
+    public String toString() {
+        int[] ordinals = new int[shards.length];
+        for (int s = 0; s < shards.length; s++) {
+            ordinals[s] = shards[s] == null ? -1 : shards[s].deviceOrdinal();
+        }
+        return "ShardedGpuTable[dim=" + dim + ", shards on devices " + Arrays.toString(ordinals) + "]";
+    }
+
+    /** Settings of a {@link ShardedGpuTable}; each setter checks its argument at once. */
+    public static final class Builder {
+        private final int dim;
+        private int[] devices = {0};
+        private long capacityPerShard = 1L << 20;
+        private ScoreMode scoreMode = ScoreMode.LRU;
+        private int stagingKeys = 1 << 18;
+        private int maxBatch = 1 << 20;
+        private boolean copyLocalParts;
+
+        private Builder(int dim) {
+            if (dim < 1 || dim > 65536) {
+                throw new IllegalArgumentException("dim must be between 1 and 65536, was " + dim);
+            }
+            this.dim = dim;
+        }
+
+        /**
+         * The CUDA device of each shard, one entry per shard (default {@code {0}}: one shard on
+         * device 0). An ordinal may repeat: several shards on one device.
+         */
+        public Builder devices(int... ordinals) {
+            if (ordinals == null || ordinals.length == 0 || ordinals.length > MAX_SHARDS) {
+                throw new IllegalArgumentException("devices: give 1 to " + MAX_SHARDS + " device ordinals, one per shard, was "
+                        + (ordinals == null ? "null" : Arrays.toString(ordinals)));
+            }
+            for (int o : ordinals) {
+                if (o < 0) {
+                    throw new IllegalArgumentException("devices: ordinals must not be negative, was " + Arrays.toString(ordinals));
+                }
+            }
+            this.devices = ordinals.clone();
+            return this;
+        }
+
+        /** Slots per shard (each rounded up as {@link GpuHashTable#create} rounds), default 2^20. */
+        public Builder capacityPerShard(long slots) {
+            if (slots < 1 || slots > (1L << 40)) {
+                throw new IllegalArgumentException("capacityPerShard must be between 1 and 2^40 slots, was " + slots);
+            }
+            this.capacityPerShard = slots;
+            return this;
+        }
+
+        /** How each shard scores entries for eviction, default LRU. */
+        public Builder scoreMode(ScoreMode mode) {
+            if (mode == null) {
+                throw new IllegalArgumentException("scoreMode must not be null");
+            }
+            if (mode == ScoreMode.CUSTOM) {
+                throw new IllegalArgumentException("scoreMode CUSTOM is not offered by the sharded table yet (its calls take no scores)");
+            }
+            this.scoreMode = mode;
+            return this;
+        }
+
+        /** Keys per staging chunk of each shard's host-array calls, default 2^18. */
+        public Builder stagingKeys(int keys) {
+            if (keys < 1) {
+                throw new IllegalArgumentException("stagingKeys must be positive, was " + keys);
+            }
+            this.stagingKeys = keys;
+            return this;
+        }
+
+        /**
+         * Keys per partition of a device call, default 2^20; larger batches go in parts. Each
+         * device holding a shard keeps buffers for this many keys and rows, and so does each
+         * device for every other device's shards.
+         */
+        public Builder maxBatch(int keys) {
+            if (keys < 1) {
+                throw new IllegalArgumentException("maxBatch must be positive, was " + keys);
+            }
+            this.maxBatch = keys;
+            return this;
+        }
+
+        /**
+         * Whether a shard on the home device of a call still gets its part as a copy, as a
+         * shard on another device does (default false: it works on the home's buffers). For
+         * tests and measurements of the exchange with several shards on one GPU.
+         */
+        public Builder copyLocalParts(boolean copy) {
+            this.copyLocalParts = copy;
+            return this;
+        }
+
+        /**
+         * Opens the shards' devices, their tables, peer access between every two devices and the
+         * partition buffers.
+         *
+         * @throws IllegalStateException naming the shard and ordinal of a device that cannot be
+         *     opened, or two devices that cannot reach each other
+         */
+        public ShardedGpuTable build() {
+            return new ShardedGpuTable(this);
+        }
+    }
+}
