@@ -315,21 +315,24 @@ __device__ __forceinline__ void find_body(const uint64_t* __restrict__ keys, con
                                           const uint64_t* __restrict__ in_keys, long n, float* __restrict__ out,
                                           uint8_t* __restrict__ found, uint64_t* __restrict__ out_scores,
                                           uint64_t* scores, uint64_t* missed_keys,
-                                          int* missed_index, int* missed_count, int touch, uint64_t clock) {
+                                          int* missed_index, int* missed_count, int touch, uint64_t clock,
+                                          const int* __restrict__ out_index) {
     auto tile = cg::tiled_partition<TILE>(cg::this_thread_block());
     long i = (long)(blockIdx.x * (blockDim.x / TILE) + threadIdx.x / TILE);
     if (i >= n) return;
     uint64_t key = in_keys[i];
+    // Where key i's results go: row and byte out_index[i] (a sharded table's batch order), or i.
+    long o = out_index != nullptr ? (long)out_index[i] : i;
     uint64_t h = mix64(key);
     uint64_t base = (h & bucket_mask) * BUCKET;
     bool locked;
     int64_t slot = (key == EMPTY_KEY || key == LOCKED_KEY) ? -1 : tile_find(tile, keys, digests, base, key, digest_of(h), &locked);
     if (slot >= 0) {
-        tile_copy(tile, out + (size_t)i * dim, values + (size_t)slot * dim, dim);
+        tile_copy(tile, out + (size_t)o * dim, values + (size_t)slot * dim, dim);
     }
     if (tile.thread_rank() == 0) {
-        if (found != nullptr) found[i] = slot >= 0;
-        if (out_scores != nullptr && slot >= 0) out_scores[i] = scores[slot];
+        if (found != nullptr) found[o] = slot >= 0;
+        if (out_scores != nullptr && slot >= 0) out_scores[o] = scores[slot];
         if (slot >= 0 && touch == SCORE_LRU) {
             // A hot key's occurrences all write the same score: only the first of them stores it.
             if (scores[slot] != clock) scores[slot] = clock;
@@ -361,12 +364,14 @@ struct FindArgs {
     int* missed_count;
     int64_t touch;
     uint64_t clock;
+    const int* out_index;  // null: key i's results at i
 };
-static_assert(sizeof(FindArgs) == 16 * 8, "FindArgs: one 8-byte field per argument");
+static_assert(sizeof(FindArgs) == 17 * 8, "FindArgs: one 8-byte field per argument");
 
 extern "C" __global__ void __launch_bounds__(256, 8) mlkv_find(const FindArgs a) {
     find_body(a.keys, a.digests, a.values, a.bucket_mask, (int)a.dim, a.in_keys, (long)a.n, a.out, a.found,
-              a.out_scores, a.scores, a.missed_keys, a.missed_index, a.missed_count, (int)a.touch, a.clock);
+              a.out_scores, a.scores, a.missed_keys, a.missed_index, a.missed_count, (int)a.touch, a.clock,
+              a.out_index);
 }
 
 struct ContainsArgs {
@@ -1441,18 +1446,10 @@ mlkv_shard_scatter(const uint64_t* __restrict__ keys, long n, int shards, const 
     }
 }
 
-// Puts the shards' results back in batch order: found[perm[j]] = row_found[j] (when found is not
-// null) and, where row_found[j] is set, row perm[j] of out = row j of rows (when out is not null;
-// rows of keys not found stay as they were). One thread per element of a row.
-extern "C" __global__ void mlkv_shard_unpermute(const float* __restrict__ rows, const uint8_t* __restrict__ row_found,
-                                                const int* __restrict__ perm, long n, int dim,
-                                                float* __restrict__ out, uint8_t* __restrict__ found) {
-    long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    long j = t / dim;
-    if (j >= n) return;
-    int d = (int)(t - j * dim);
-    int i = perm[j];
-    uint8_t f = row_found[j];
-    if (d == 0 && found != nullptr) found[i] = f;
-    if (f && out != nullptr) out[(size_t)i * dim + d] = rows[(size_t)j * dim + d];
+// Puts the found flags of a sharded call's parts, in partition order, back in batch order:
+// found[perm[j]] = part_found[j]. (A find writes in batch order itself, through out_index.)
+extern "C" __global__ void mlkv_shard_unpermute_flags(const uint8_t* __restrict__ part_found, const int* __restrict__ perm,
+                                                      long n, uint8_t* __restrict__ found) {
+    long j = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (j < n) found[perm[j]] = part_found[j];
 }

@@ -182,26 +182,29 @@ public final class ShardedGpuTable implements VectorTier {
      * of {@code found}, both on the home device.
      */
     public void find(int homeDevice, CUdeviceptr keysIn, long n, CUdeviceptr outValues, CUdeviceptr found) {
+        if (outValues == null) {
+            throw new IllegalArgumentException("find: outValues must not be null");
+        }
         run("find", homeDevice, keysIn, null, n, outValues, found,
-                (t, k, rows, c, out, f) -> t.find(k, c, out, f, null, null));
+                (t, k, rows, at, c, permFound, out, f) -> t.findInto(k, c, at, out, f));
     }
 
     /** Inserts or overwrites {@code n} rows held on {@code homeDevice}; each shard drops what it evicts. */
     public void insertOrAssign(int homeDevice, CUdeviceptr keysIn, CUdeviceptr valuesIn, long n) {
         run("insertOrAssign", homeDevice, keysIn, valuesIn, n, null, null,
-                (t, k, rows, c, out, f) -> t.insertOrAssign(k, rows, null, c));
+                (t, k, rows, at, c, permFound, out, f) -> t.insertOrAssign(k, rows, null, c));
     }
 
     /** Overwrites the keys present; 1/0 to byte {@code i} of {@code found} (may be null) on the home device. */
     public void assign(int homeDevice, CUdeviceptr keysIn, CUdeviceptr valuesIn, long n, CUdeviceptr found) {
         run("assign", homeDevice, keysIn, valuesIn, n, null, found,
-                (t, k, rows, c, out, f) -> t.assign(k, rows, null, c, f));
+                (t, k, rows, at, c, permFound, out, f) -> t.assign(k, rows, null, c, permFound));
     }
 
     /** Adds each row of {@code deltas} to its key's value; absent keys are inserted as their delta. */
     public void accumOrAssign(int homeDevice, CUdeviceptr keysIn, CUdeviceptr deltas, long n) {
         run("accumOrAssign", homeDevice, keysIn, deltas, n, null, null,
-                (t, k, rows, c, out, f) -> t.accumOrAssign(k, rows, null, c));
+                (t, k, rows, at, c, permFound, out, f) -> t.accumOrAssign(k, rows, null, c));
     }
 
     /**
@@ -234,9 +237,15 @@ public final class ShardedGpuTable implements VectorTier {
     public record Timings(long calls, long partitionNanos, long shardNanos, long copyNanos) {
     }
 
+    /**
+     * One shard's call on its part of a batch: its keys, rows (partitioned, or null) and their
+     * batch positions, on the shard's device; the part's found flags in partition order on the
+     * home device (copied back to the home's flags when the part was copied); and the caller's
+     * outputs in batch order, which a find writes straight into at the positions.
+     */
     private interface ShardCall {
-        void apply(GpuHashTable table, CUdeviceptr keys, CUdeviceptr rows, long n, CUdeviceptr outRows,
-                CUdeviceptr found);
+        void apply(GpuHashTable table, CUdeviceptr keys, CUdeviceptr rows, CUdeviceptr positions, long n,
+                CUdeviceptr permFound, CUdeviceptr out, CUdeviceptr found);
     }
 
     private void run(String op, int homeDevice, CUdeviceptr keysIn, CUdeviceptr rowsIn, long n, CUdeviceptr out,
@@ -267,23 +276,47 @@ public final class ShardedGpuTable implements VectorTier {
         home.device.makeCurrent();
         int[] start = home.partition(keys, rows, n);
         long t1 = System.nanoTime();
-        boolean wantRows = out != null;
-        boolean wantFound = found != null || wantRows;
+        // A find writes in batch order itself; another call's flags come back in partition order.
+        boolean permutedFlags = out == null && found != null;
         List<Future<?>> parts = new ArrayList<>();
+        int inline = -1;
         for (int s = 0; s < shards.length; s++) {
-            int count = start[s + 1] - start[s];
-            if (count == 0) {
+            if (start[s + 1] == start[s]) {
                 continue;
             }
-            int shard = s;
-            int first = start[s];
-            parts.add(workers.submit(() -> home.parts[shard].run(shards[shard], call, first, count,
-                    rows != null, wantRows, wantFound)));
+            if (inline >= 0) {
+                int shard = inline;
+                parts.add(workers.submit(() -> home.parts[shard].run(shards[shard], call, start[shard],
+                        start[shard + 1] - start[shard], rows != null, permutedFlags, out, found)));
+            }
+            inline = s;  // the last shard with keys runs on the caller's thread
         }
-        awaitAll(op, parts);
+        RuntimeException failure = null;
+        if (inline >= 0) {
+            try {
+                home.parts[inline].run(shards[inline], call, start[inline], start[inline + 1] - start[inline],
+                        rows != null, permutedFlags, out, found);
+            } catch (RuntimeException e) {
+                failure = e;
+            }
+        }
+        try {
+            awaitAll(op, parts);
+        } catch (RuntimeException e) {
+            if (failure == null) {
+                failure = e;
+            } else {
+                failure.addSuppressed(e);
+            }
+        }
+        if (failure != null) {
+            throw failure;
+        }
         long t2 = System.nanoTime();
-        home.device.makeCurrent();
-        home.restoreOrder(n, out, wantFound ? found : null, wantFound);
+        if (permutedFlags) {
+            home.device.makeCurrent();
+            home.restoreFlags(n, found);
+        }
         long t3 = System.nanoTime();
         calls.increment();
         partitionNanos.add((t1 - t0) + (t3 - t2));
@@ -423,15 +456,11 @@ public final class ShardedGpuTable implements VectorTier {
             return hostStart;
         }
 
-        /** Puts the shards' found flags (and found rows, when out is given) back in batch order. */
-        void restoreOrder(int n, CUdeviceptr out, CUdeviceptr found, boolean any) {
-            if (!any || (out == null && found == null)) {
-                return;
-            }
-            int width = out == null ? 1 : dim;
-            kernels.launch("mlkv_shard_unpermute", (long) n * width, BLOCK, stream, permRows.pointer(),
-                    permFound.pointer(), perm.pointer(), (long) n, width, out, found);
-            Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize (reorder of " + n + " results)");
+        /** Puts the shards' found flags, in partition order in permFound, back in batch order. */
+        void restoreFlags(int n, CUdeviceptr found) {
+            kernels.launch("mlkv_shard_unpermute_flags", n, BLOCK, stream, permFound.pointer(), perm.pointer(),
+                    (long) n, found);
+            Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize (reorder of " + n + " flags)");
         }
 
         @Override
@@ -452,6 +481,7 @@ public final class ShardedGpuTable implements VectorTier {
         final boolean remote;
         final CUstream stream = new CUstream();
         final DeviceMemory keys;
+        final DeviceMemory positions;
         final DeviceMemory rows;
         final DeviceMemory found;
         private final OwnedResources resources = new OwnedResources();
@@ -461,7 +491,7 @@ public final class ShardedGpuTable implements VectorTier {
             this.device = device;
             this.remote = remote;
             if (!remote) {
-                keys = rows = found = null;
+                keys = positions = rows = found = null;
                 return;
             }
             device.makeCurrent();
@@ -469,6 +499,7 @@ public final class ShardedGpuTable implements VectorTier {
                 Cuda.check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate (shard part)");
                 resources.add(() -> Cuda.check(cuStreamDestroy(stream), "cuStreamDestroy (shard part)"));
                 keys = resources.add(new DeviceMemory((long) maxBatch * Long.BYTES, "shard part keys"));
+                positions = resources.add(new DeviceMemory((long) maxBatch * Integer.BYTES, "shard part positions"));
                 rows = resources.add(new DeviceMemory((long) maxBatch * dim * Float.BYTES, "shard part rows"));
                 found = resources.add(new DeviceMemory(maxBatch, "shard part found flags"));
             } catch (RuntimeException e) {
@@ -481,37 +512,37 @@ public final class ShardedGpuTable implements VectorTier {
             }
         }
 
-        /** The shard's call on its part [first, first + n) of the home's partitioned batch. */
-        void run(GpuHashTable table, ShardCall call, int first, int n, boolean rowsIn, boolean rowsOut,
-                boolean foundOut) {
+        /**
+         * The shard's call on its part [first, first + n) of the home's partitioned batch; with
+         * {@code flagsBack}, the part's found flags end in the home's permFound.
+         */
+        void run(GpuHashTable table, ShardCall call, int first, int n, boolean rowsIn, boolean flagsBack,
+                CUdeviceptr out, CUdeviceptr found) {
             CUdeviceptr homeKeys = home.permKeys.at((long) first * Long.BYTES);
+            CUdeviceptr homePositions = home.perm.at((long) first * Integer.BYTES);
             CUdeviceptr homeRows = home.permRows.at((long) first * dim * Float.BYTES);
             CUdeviceptr homeFound = home.permFound.at(first);
             if (!remote) {
-                call.apply(table, homeKeys, rowsIn ? homeRows : null, n, rowsOut ? homeRows : null,
-                        foundOut ? homeFound : null);
+                call.apply(table, homeKeys, rowsIn ? homeRows : null, homePositions, n, homeFound, out, found);
                 return;
             }
-            long rowBytes = (long) n * dim * Float.BYTES;
             long t0 = System.nanoTime();
             device.makeCurrent();
             copy(keys.pointer(), device, homeKeys, home.device, (long) n * Long.BYTES, "keys");
+            copy(positions.pointer(), device, homePositions, home.device, (long) n * Integer.BYTES, "positions");
             if (rowsIn) {
-                copy(rows.pointer(), device, homeRows, home.device, rowBytes, "rows");
+                copy(rows.pointer(), device, homeRows, home.device, (long) n * dim * Float.BYTES, "rows");
             }
             sync("to");
             long t1 = System.nanoTime();
-            call.apply(table, keys.pointer(), rowsIn ? rows.pointer() : null, n, rowsOut ? rows.pointer() : null,
-                    foundOut ? found.pointer() : null);
+            call.apply(table, keys.pointer(), rowsIn ? rows.pointer() : null, positions.pointer(), n, this.found.pointer(),
+                    out, found);
             long t2 = System.nanoTime();
-            device.makeCurrent();
-            if (rowsOut) {
-                copy(homeRows, home.device, rows.pointer(), device, rowBytes, "rows");
+            if (flagsBack) {
+                device.makeCurrent();
+                copy(homeFound, home.device, this.found.pointer(), device, n, "found flags");
+                sync("from");
             }
-            if (foundOut) {
-                copy(homeFound, home.device, found.pointer(), device, n, "found flags");
-            }
-            sync("from");
             copyNanos.add((t1 - t0) + (System.nanoTime() - t2));
         }
 

@@ -298,6 +298,20 @@ public final class GpuHashTable implements VectorTier {
         return call(() -> core.find(keysIn, n, outValues, found, missedKeys, missedIndex, core.readTouch(scoreReads)));
     }
 
+    /**
+     * Looks up {@code n} keys, writing key {@code i}'s value to row {@code outIndex[i]} of
+     * {@code outValues} and its 1/0 to byte {@code outIndex[i]} of {@code found} (int32 indices;
+     * rows of keys not found untouched). The outputs may be on another device this table's device
+     * has peer access to: a sharded table's shards write straight into the caller's batch order.
+     */
+    public void findInto(CUdeviceptr keysIn, long n, CUdeviceptr outIndex, CUdeviceptr outValues, CUdeviceptr found) {
+        call(() -> {
+            core.launchFind(keysIn, n, outIndex, outValues, found, null, null, core.readTouch(scoreReads));
+            core.sync("find (n=" + n + ")");
+            return 0L;
+        });
+    }
+
     /** Writes 1/0 to byte {@code i} of {@code found} for each of {@code n} keys. */
     public void contains(CUdeviceptr keysIn, long n, CUdeviceptr found) {
         call(() -> {

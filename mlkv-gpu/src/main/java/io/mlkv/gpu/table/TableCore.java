@@ -143,9 +143,15 @@ final class TableCore implements AutoCloseable {
     /** Queues a find; misses are compacted to {@code missedKeys}/{@code missedIndex} when given. */
     void launchFind(CUdeviceptr keysIn, long n, CUdeviceptr out, CUdeviceptr found, CUdeviceptr missedKeys,
             CUdeviceptr missedIndex, int touch) {
+        launchFind(keysIn, n, null, out, found, missedKeys, missedIndex, touch);
+    }
+
+    /** As above, key {@code i}'s row and flag going to {@code outIndex[i]} (int32) when it is not null. */
+    void launchFind(CUdeviceptr keysIn, long n, CUdeviceptr outIndex, CUdeviceptr out, CUdeviceptr found,
+            CUdeviceptr missedKeys, CUdeviceptr missedIndex, int touch) {
         kernels.launchPacked("mlkv_find", TableKernelArgs.FIND, n * GpuHashTable.TILE, BLOCK, stream, keys.pointer(),
                 digests.pointer(), values.pointer(), buckets - 1, dim, keysIn, n, out, found, null, scores.pointer(),
-                missedKeys, missedIndex, counters.at(TableCounters.MISSED), touch, clock);
+                missedKeys, missedIndex, counters.at(TableCounters.MISSED), touch, clock, outIndex);
         if (sketch != null && touch != PEEK) {
             sketch.record(keysIn, n);
         }

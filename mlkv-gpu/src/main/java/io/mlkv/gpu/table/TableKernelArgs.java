@@ -9,7 +9,7 @@ final class TableKernelArgs {
 
     static final PackedStruct FIND = new PackedStruct("FindArgs", List.of("keys", "digests", "values", "bucket_mask",
             "dim", "in_keys", "n", "out", "found", "out_scores", "scores", "missed_keys", "missed_index",
-            "missed_count", "touch", "clock"));
+            "missed_count", "touch", "clock", "out_index"));
 
     static final PackedStruct CONTAINS = new PackedStruct("ContainsArgs", List.of("keys", "digests", "bucket_mask",
             "in_keys", "n", "found"));

@@ -254,7 +254,7 @@ class ShardedGpuTableTest {
     void aCallWithItsBatchOnADeviceWithoutAShardIsRefused() {
         try (ShardedGpuTable t = open(2, false)) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> t.find(3, new jcuda.driver.CUdeviceptr(), 1, null, null));
+                    () -> t.find(3, new jcuda.driver.CUdeviceptr(), 1, new jcuda.driver.CUdeviceptr(), null));
             assertTrue(e.getMessage().contains("device 3"), e.getMessage());
         }
     }

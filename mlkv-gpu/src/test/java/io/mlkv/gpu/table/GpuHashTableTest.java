@@ -388,6 +388,49 @@ class GpuHashTableTest {
         }
     }
 
+    @Test
+    void findIntoWritesEachKeysResultAtItsOutputIndexAndLeavesMissedRowsAlone() {
+        int dim = 20;
+        int n = 3_000;
+        try (GpuHashTable t = GpuHashTable.create(dim, 1 << 16, ScoreMode.LRU, 1 << 12)) {
+            long[] present = new long[n];
+            for (int i = 0; i < n; i++) {
+                present[i] = 1_000 + i;
+            }
+            float[] rows = rowsFor(present, dim, 3);
+            t.insertOrAssign(present, rows, null);
+            // Batch: every even position a present key, every odd one absent; results go in reverse order.
+            long[] batch = new long[n];
+            int[] index = new int[n];
+            for (int i = 0; i < n; i++) {
+                batch[i] = i % 2 == 0 ? present[i] : -1 - i;
+                index[i] = n - 1 - i;
+            }
+            float[] sentinel = new float[n * dim];
+            Arrays.fill(sentinel, -7f);
+            t.makeDeviceCurrent();
+            try (DeviceMemory k = new DeviceMemory(n * 8L, "keys");
+                 DeviceMemory at = new DeviceMemory(n * 4L, "output index");
+                 DeviceMemory out = new DeviceMemory(n * dim * 4L, "out");
+                 DeviceMemory found = new DeviceMemory(n, "found")) {
+                Cuda.check(cuMemcpyHtoD(k.pointer(), Pointer.to(batch), n * 8L), "cuMemcpyHtoD (keys)");
+                Cuda.check(cuMemcpyHtoD(at.pointer(), Pointer.to(index), n * 4L), "cuMemcpyHtoD (index)");
+                Cuda.check(cuMemcpyHtoD(out.pointer(), Pointer.to(sentinel), n * dim * 4L), "cuMemcpyHtoD (out)");
+                t.findInto(k.pointer(), n, at.pointer(), out.pointer(), found.pointer());
+                float[] got = new float[n * dim];
+                byte[] hit = new byte[n];
+                Cuda.check(cuMemcpyDtoH(Pointer.to(got), out.pointer(), n * dim * 4L), "cuMemcpyDtoH (out)");
+                Cuda.check(cuMemcpyDtoH(Pointer.to(hit), found.pointer(), n), "cuMemcpyDtoH (found)");
+                for (int i = 0; i < n; i++) {
+                    int o = index[i];
+                    assertEquals(i % 2 == 0 ? 1 : 0, hit[o], "found byte of key " + batch[i] + " at output " + o);
+                    float[] want = i % 2 == 0 ? Arrays.copyOfRange(rows, i * dim, (i + 1) * dim) : Arrays.copyOfRange(sentinel, 0, dim);
+                    assertArrayEquals(want, Arrays.copyOfRange(got, o * dim, (o + 1) * dim), "row of key " + batch[i] + " at output " + o);
+                }
+            }
+        }
+    }
+
     /**
      * The pre-pass marks only batches (chunks of the staging size) that repeat a key; chunks with
      * and without repeats, in any order within and across calls, must each leave every key's last
