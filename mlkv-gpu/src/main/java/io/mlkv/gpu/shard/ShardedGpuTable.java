@@ -1,6 +1,6 @@
 package io.mlkv.gpu.shard;
 
-import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoHAsync;
 import static jcuda.driver.JCudaDriver.cuMemcpyPeerAsync;
 import static jcuda.driver.JCudaDriver.cuStreamCreate;
 import static jcuda.driver.JCudaDriver.cuStreamDestroy;
@@ -11,6 +11,7 @@ import io.mlkv.gpu.cuda.CudaDevice;
 import io.mlkv.gpu.cuda.DeviceMemory;
 import io.mlkv.gpu.cuda.Kernels;
 import io.mlkv.gpu.cuda.OwnedResources;
+import io.mlkv.gpu.cuda.PinnedMemory;
 import io.mlkv.gpu.table.GpuHashTable;
 import io.mlkv.gpu.table.ScoreMode;
 import io.mlkv.storage.BatchChecks;
@@ -30,7 +31,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReentrantLock;
-import jcuda.Pointer;
+import java.nio.IntBuffer;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUstream;
 import jcuda.driver.CUstream_flags;
@@ -390,6 +391,7 @@ public final class ShardedGpuTable implements VectorTier {
         final CUstream stream = new CUstream();
         final DeviceMemory blockCounts;
         final DeviceMemory shardStart;
+        final PinnedMemory hostStartPinned;
         final DeviceMemory permKeys;
         final DeviceMemory perm;
         final DeviceMemory permRows;
@@ -411,6 +413,7 @@ public final class ShardedGpuTable implements VectorTier {
                 long chunks = (maxBatch + CHUNK - 1) / CHUNK;
                 blockCounts = resources.add(new DeviceMemory(chunks * shards.length * Integer.BYTES, "shard counts"));
                 shardStart = resources.add(new DeviceMemory((shards.length + 1L) * Integer.BYTES, "shard starts"));
+                hostStartPinned = resources.add(new PinnedMemory((shards.length + 1L) * Integer.BYTES, "shard starts"));
                 permKeys = resources.add(new DeviceMemory((long) maxBatch * Long.BYTES, "partitioned keys"));
                 perm = resources.add(new DeviceMemory((long) maxBatch * Integer.BYTES, "partition positions"));
                 permRows = resources.add(new DeviceMemory((long) maxBatch * dim * Float.BYTES, "partitioned rows"));
@@ -447,9 +450,11 @@ public final class ShardedGpuTable implements VectorTier {
                 kernels.launch("mlkv_gather_rows", (long) n * dim, BLOCK, stream, rows, perm.pointer(), (long) n, dim,
                         permRows.pointer());
             }
+            Cuda.check(cuMemcpyDtoHAsync(hostStartPinned.pointer(), shardStart.pointer(),
+                    hostStart.length * (long) Integer.BYTES, stream), "cuMemcpyDtoHAsync (shard starts)");
             Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize (partition of " + n + " keys)");
-            Cuda.check(cuMemcpyDtoH(Pointer.to(hostStart), shardStart.pointer(), hostStart.length * (long) Integer.BYTES),
-                    "cuMemcpyDtoH (shard starts)");
+            IntBuffer starts = hostStartPinned.buffer().asIntBuffer();
+            starts.get(hostStart);
             if (hostStart[count] != n) {
                 throw new IllegalStateException("partition of " + n + " keys placed " + hostStart[count]);
             }
