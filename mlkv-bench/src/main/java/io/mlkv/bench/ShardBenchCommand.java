@@ -183,50 +183,56 @@ final class ShardBenchCommand implements Callable<Integer> {
     }
 
     /**
-     * One warm-up round, then the best of --repeat rounds of every caller at once. A barrier
-     * releases the callers; each takes its clock just before and after its call, and a round lasts
-     * from the first start to the last end, so the wake-up of the threads is not timed.
+     * One warm-up round, then the best of --repeat rounds of every caller at once. The callers are
+     * threads that live through all the rounds; a barrier starts each round, each caller takes its
+     * clock just before and after its call, and a round lasts from the first start to the last end.
      */
     private double bestTogether(int callers, PerCaller body) throws Exception {
-        double best = Double.MAX_VALUE;
-        for (int r = 0; r <= repeat; r++) {
-            CyclicBarrier start = new CyclicBarrier(callers);
-            long[] began = new long[callers];
-            long[] ended = new long[callers];
-            List<Thread> threads = new ArrayList<>();
-            Throwable[] failure = new Throwable[1];
-            for (int c = 0; c < callers; c++) {
-                int caller = c;
-                Thread th = new Thread(() -> {
-                    try {
+        int rounds = repeat + 1;
+        CyclicBarrier start = new CyclicBarrier(callers);
+        long[][] began = new long[rounds][callers];
+        long[][] ended = new long[rounds][callers];
+        Throwable[] failure = new Throwable[1];
+        List<Thread> threads = new ArrayList<>();
+        for (int c = 0; c < callers; c++) {
+            int caller = c;
+            Thread th = new Thread(() -> {
+                try {
+                    for (int r = 0; r < rounds; r++) {
                         start.await();
-                        began[caller] = System.nanoTime();
+                        began[r][caller] = System.nanoTime();
                         body.run(caller);
-                        ended[caller] = System.nanoTime();
-                    } catch (Throwable e) {
-                        synchronized (failure) {
-                            failure[0] = e;
+                        ended[r][caller] = System.nanoTime();
+                    }
+                } catch (Throwable e) {
+                    synchronized (failure) {
+                        if (failure[0] == null) {
+                            failure[0] = e;  // the first cause, not the broken barrier it leaves the others
                         }
                     }
-                }, "shard-bench-caller-" + c);
-                th.start();
-                threads.add(th);
-            }
-            for (Thread th : threads) {
-                th.join();
-            }
+                    start.reset();  // the others stop at the barrier instead of waiting for ever
+                }
+            }, "shard-bench-caller-" + c);
+            th.start();
+            threads.add(th);
+        }
+        for (Thread th : threads) {
+            th.join();
+        }
+        synchronized (failure) {
             if (failure[0] != null) {
                 throw new IllegalStateException("a caller failed: " + failure[0], failure[0]);
             }
+        }
+        double best = Double.MAX_VALUE;
+        for (int r = 1; r < rounds; r++) {
             long first = Long.MAX_VALUE;
             long last = Long.MIN_VALUE;
             for (int c = 0; c < callers; c++) {
-                first = Math.min(first, began[c]);
-                last = Math.max(last, ended[c]);
+                first = Math.min(first, began[r][c]);
+                last = Math.max(last, ended[r][c]);
             }
-            if (r > 0) {
-                best = Math.min(best, (last - first) / 1e9);
-            }
+            best = Math.min(best, (last - first) / 1e9);
         }
         return best;
     }
