@@ -45,7 +45,7 @@ jlink_runtime "$jdk" java.base,java.logging,java.management,jdk.management,jdk.u
   "$work/jre"
 
 cp scripts/gpu-run.sh scripts/gpu-profile.sh scripts/gpu-store-bench.sh scripts/gpu-io-bench.sh scripts/gpu-train-bench.sh \
-  scripts/gpu-hkv-same-run.sh \
+  scripts/gpu-hkv-same-run.sh scripts/gpu-shard-bench.sh \
   scripts/gpu-before-after.sh "$work/"
 # The peers a benchmark compares against, when given (HKV_BINARY=".../hybrid_benchmark [.../merlin_hashtable_benchmark]",
 # one path or several separated by spaces): never part of the product.

@@ -71,6 +71,16 @@ public final class CudaDevice implements AutoCloseable {
         }
     }
 
+    /** How many CUDA devices this process sees (0 where CUDA cannot be used). */
+    public static int count() {
+        if (unavailableReason() != null) {
+            return 0;
+        }
+        int[] count = new int[1];
+        Cuda.check(cuDeviceGetCount(count), "cuDeviceGetCount");
+        return count[0];
+    }
+
     /** Opens device {@code ordinal}; throws with the probe's reason if CUDA is unusable. */
     public static CudaDevice open(int ordinal) {
         String reason = unavailableReason();

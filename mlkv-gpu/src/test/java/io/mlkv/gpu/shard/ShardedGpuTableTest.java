@@ -94,51 +94,8 @@ class ShardedGpuTableTest {
     @ParameterizedTest(name = "copyLocalParts={0}")
     @ValueSource(booleans = {false, true})
     void deviceCallsWithRepeatedKeysAgreeWithAMapAcrossShardsAndParts(boolean copyLocalParts) {
-        long seed = System.nanoTime();
-        SplittableRandom r = new SplittableRandom(seed);
-        long[] pool = new long[6_000];
-        for (int i = 0; i < pool.length; i++) {
-            pool[i] = r.nextLong(1, Long.MAX_VALUE);
-        }
-        Map<Long, float[]> model = new HashMap<>();
         try (ShardedGpuTable t = open(3, copyLocalParts)) {
-            t.makeDeviceCurrent(0);
-            for (int round = 0; round < 4; round++) {
-                // 12,000 keys drawn from 6,000: every batch repeats keys, and goes in three parts of 5,000.
-                long[] keys = randomKeys(r, pool, 12_000);
-                float[] rows = randomRows(r, keys.length);
-                try (DeviceBatch b = new DeviceBatch(keys, rows)) {
-                    switch (round % 3) {
-                        case 0 -> t.insertOrAssign(0, b.keys.pointer(), b.rows.pointer(), b.n);
-                        case 1 -> t.accumOrAssign(0, b.keys.pointer(), b.rows.pointer(), b.n);
-                        default -> t.assign(0, b.keys.pointer(), b.rows.pointer(), b.n, b.found.pointer());
-                    }
-                    byte[] assigned = round % 3 == 2 ? b.found() : null;
-                    for (int i = 0; i < keys.length; i++) {
-                        float[] row = new float[DIM];
-                        System.arraycopy(rows, i * DIM, row, 0, DIM);
-                        float[] old = model.get(keys[i]);
-                        if (round % 3 == 0) {
-                            model.put(keys[i], row);
-                        } else if (round % 3 == 1) {
-                            if (old != null) {
-                                for (int d = 0; d < DIM; d++) {
-                                    row[d] += old[d];
-                                }
-                            }
-                            model.put(keys[i], row);
-                        } else {
-                            assertEquals(old != null ? 1 : 0, assigned[i], "assign found, key " + keys[i] + " at " + i + ", seed " + seed);
-                            if (old != null) {
-                                model.put(keys[i], row);
-                            }
-                        }
-                    }
-                }
-                checkAgainstModel(t, model, pool, seed);
-            }
-            assertEquals(model.size(), t.size(), "seed " + seed);
-            assertTrue(t.timings().calls() >= 12, "three parts per call: " + t.timings());
+            trainAgainstAMap(t, new int[] {0});
             if (copyLocalParts) {
                 assertTrue(t.timings().copyNanos() > 0, "parts copied: " + t.timings());
             } else {
@@ -147,8 +104,84 @@ class ShardedGpuTableTest {
         }
     }
 
+    /** Two shards on every visible GPU, each round's batch on another of them; skipped on one GPU. */
+    @Test
+    void deviceCallsAgreeWithAMapWithShardsAndBatchesOnEveryGpu() {
+        int gpus = io.mlkv.gpu.cuda.CudaDevice.count();
+        org.junit.jupiter.api.Assumptions.assumeTrue(gpus >= 2,
+                "needs two or more CUDA devices; " + gpus + " visible (the one-GPU tests above run the same code)");
+        int[] devices = new int[2 * gpus];
+        int[] homes = new int[gpus];
+        for (int g = 0; g < gpus; g++) {
+            devices[g] = g;
+            devices[gpus + g] = g;
+            homes[g] = g;
+        }
+        try (ShardedGpuTable t = ShardedGpuTable.builder(DIM).devices(devices).capacityPerShard(1 << 16)
+                .maxBatch(5_000).stagingKeys(4_096).build()) {
+            trainAgainstAMap(t, homes);
+            assertTrue(t.timings().copyNanos() > 0, "parts that cross devices are copied: " + t.timings());
+        }
+    }
+
+    /**
+     * Rounds of device insertOrAssign, accumOrAssign and assign with repeated keys, round r's batch
+     * on {@code homes[r % homes.length]}, each followed by a check of every key against the model.
+     */
+    private static void trainAgainstAMap(ShardedGpuTable t, int[] homes) {
+        long seed = System.nanoTime();
+        SplittableRandom r = new SplittableRandom(seed);
+        long[] pool = new long[6_000];
+        for (int i = 0; i < pool.length; i++) {
+            pool[i] = r.nextLong(1, Long.MAX_VALUE);
+        }
+        Map<Long, float[]> model = new HashMap<>();
+        int rounds = Math.max(4, 2 * homes.length);
+        for (int round = 0; round < rounds; round++) {
+            int home = homes[round % homes.length];
+            t.makeDeviceCurrent(home);
+            // 12,000 keys drawn from 6,000: every batch repeats keys, and goes in three parts of 5,000.
+            long[] keys = randomKeys(r, pool, 12_000);
+            float[] rows = randomRows(r, keys.length);
+            try (DeviceBatch b = new DeviceBatch(keys, rows)) {
+                switch (round % 3) {
+                    case 0 -> t.insertOrAssign(home, b.keys.pointer(), b.rows.pointer(), b.n);
+                    case 1 -> t.accumOrAssign(home, b.keys.pointer(), b.rows.pointer(), b.n);
+                    default -> t.assign(home, b.keys.pointer(), b.rows.pointer(), b.n, b.found.pointer());
+                }
+                byte[] assigned = round % 3 == 2 ? b.found() : null;
+                for (int i = 0; i < keys.length; i++) {
+                    float[] row = new float[DIM];
+                    System.arraycopy(rows, i * DIM, row, 0, DIM);
+                    float[] old = model.get(keys[i]);
+                    if (round % 3 == 0) {
+                        model.put(keys[i], row);
+                    } else if (round % 3 == 1) {
+                        if (old != null) {
+                            for (int d = 0; d < DIM; d++) {
+                                row[d] += old[d];
+                            }
+                        }
+                        model.put(keys[i], row);
+                    } else {
+                        assertEquals(old != null ? 1 : 0, assigned[i], "assign found, key " + keys[i] + " at " + i
+                                + ", batch on device " + home + ", seed " + seed);
+                        if (old != null) {
+                            model.put(keys[i], row);
+                        }
+                    }
+                }
+            }
+            int readHome = homes[(round + 1) % homes.length];
+            t.makeDeviceCurrent(readHome);
+            checkAgainstModel(t, readHome, model, pool, seed);
+        }
+        assertEquals(model.size(), t.size(), "seed " + seed);
+        assertTrue(t.timings().calls() >= 3L * rounds, "three parts per call: " + t.timings());
+    }
+
     /** Reads every pool key and a few absent ones by device find, and by the host-array call. */
-    private static void checkAgainstModel(ShardedGpuTable t, Map<Long, float[]> model, long[] pool, long seed) {
+    private static void checkAgainstModel(ShardedGpuTable t, int home, Map<Long, float[]> model, long[] pool, long seed) {
         long[] keys = new long[pool.length + 100];
         System.arraycopy(pool, 0, keys, 0, pool.length);
         for (int i = pool.length; i < keys.length; i++) {
@@ -157,7 +190,7 @@ class ShardedGpuTableTest {
         float[] sentinel = new float[keys.length * DIM];
         java.util.Arrays.fill(sentinel, 12345f);
         try (DeviceBatch b = new DeviceBatch(keys, sentinel)) {
-            t.find(0, b.keys.pointer(), b.n, b.rows.pointer(), b.found.pointer());
+            t.find(home, b.keys.pointer(), b.n, b.rows.pointer(), b.found.pointer());
             float[] out = b.rows();
             byte[] found = b.found();
             float[] hostOut = new float[keys.length * DIM];
