@@ -137,7 +137,8 @@ public final class ShardedGpuTable implements VectorTier {
         return (int) (((mix64(key ^ 0x9E3779B97F4A7C15L) >>> 32) * shards) >>> 32);
     }
 
-    private static long mix64(long k) {
+    /** The table kernels' 64-bit finaliser ({@code mix64} in src-native): buckets take its low bits, digests its top byte. */
+    static long mix64(long k) {
         k ^= k >>> 33;
         k *= 0xff51afd7ed558ccdL;
         k ^= k >>> 33;

@@ -55,7 +55,7 @@ class ShardOwnerTest {
         long[] topByte = new long[256];
         for (long k = 0; k < 2_000_000; k++) {
             if (ShardedGpuTable.ownerOf(k, 2) == 0) {
-                long h = mix64(k);
+                long h = ShardedGpuTable.mix64(k);
                 lowByte[(int) (h & 0xff)]++;
                 topByte[(int) (h >>> 56)]++;
             }
@@ -88,14 +88,5 @@ class ShardOwnerTest {
         assertTrue(assertThrows(IllegalArgumentException.class, () -> b.stagingKeys(0)).getMessage().contains("stagingKeys"));
         assertTrue(assertThrows(IllegalArgumentException.class, () -> b.scoreMode(ScoreMode.CUSTOM)).getMessage().contains("CUSTOM"));
         assertTrue(assertThrows(IllegalArgumentException.class, () -> b.scoreMode(null)).getMessage().contains("scoreMode"));
-    }
-
-    private static long mix64(long k) {
-        k ^= k >>> 33;
-        k *= 0xff51afd7ed558ccdL;
-        k ^= k >>> 33;
-        k *= 0xc4ceb9fe1a85ec53L;
-        k ^= k >>> 33;
-        return k;
     }
 }
