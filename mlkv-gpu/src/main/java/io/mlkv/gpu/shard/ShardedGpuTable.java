@@ -48,10 +48,13 @@ import jcuda.driver.CUstream_flags;
  * {@link #accumOrAssign}) take a batch on any of the table's devices, the <em>home</em> device of
  * that call. A kernel on the home device partitions the batch by owner, stably (the keys of one
  * shard keep their batch order, so a key repeated in a batch ends with its last occurrence's row,
- * as on one table); each shard's part is copied to the shard's device ({@code cuMemcpyPeerAsync},
- * over NVLink where present) unless it is already there, the shards work in parallel (one thread
- * each), and their results come back and are put in the batch's order on the home device. Peer
- * access between every two devices is enabled when the table opens.
+ * as on one table), with each key's batch position; each shard's part (keys, positions, and the
+ * rows of the writing calls, gathered into partition order) is copied to the shard's device
+ * ({@code cuMemcpyPeerAsync}, over NVLink where present) unless it is already there, and the shards
+ * work in parallel (one thread each; the last on the caller's thread). A {@link #find} writes each
+ * row and flag straight into the caller's output at the key's batch position (across devices, by
+ * peer writes); an {@link #assign}'s flags come back in partition order and one kernel puts them
+ * in batch order. Peer access between every two devices is enabled when the table opens.
  *
  * <p><b>Host-array calls</b> ({@link VectorTier}) split the batch the same way on the CPU and run the
  * shards' host calls in parallel.
