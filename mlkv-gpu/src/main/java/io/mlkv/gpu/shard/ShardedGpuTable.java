@@ -12,17 +12,27 @@ import io.mlkv.gpu.cuda.DeviceMemory;
 import io.mlkv.gpu.cuda.Kernels;
 import io.mlkv.gpu.cuda.OwnedResources;
 import io.mlkv.gpu.cuda.PinnedMemory;
+import io.mlkv.gpu.cufile.DeviceFileIo;
 import io.mlkv.gpu.table.GpuHashTable;
 import io.mlkv.gpu.table.ScoreMode;
+import io.mlkv.gpu.table.TableSnapshot;
 import io.mlkv.storage.BatchChecks;
+import io.mlkv.storage.MlkvException;
 import io.mlkv.storage.ReservedKeys;
+import io.mlkv.storage.StatusCode;
 import io.mlkv.storage.VectorTier;
 import io.mlkv.storage.VectorVisitor;
+import java.io.IOException;
+import java.io.Reader;
+import java.nio.IntBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Properties;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -31,7 +41,6 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReentrantLock;
-import java.nio.IntBuffer;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUstream;
 import jcuda.driver.CUstream_flags;
@@ -67,6 +76,8 @@ import jcuda.driver.CUstream_flags;
 public final class ShardedGpuTable implements VectorTier {
     /** The most shards one table takes (the partition kernel keeps a counter per shard in shared memory). */
     public static final int MAX_SHARDS = 32;
+
+    private static final String SNAPSHOT_PROPERTIES = "sharded.properties";
 
     /** Keys per block of the partition kernels (src-native: SHARD_CHUNK), and its threads (SHARD_BLOCK). */
     private static final int CHUNK = 2048;
@@ -210,6 +221,68 @@ public final class ShardedGpuTable implements VectorTier {
     public void accumOrAssign(int homeDevice, CUdeviceptr keysIn, CUdeviceptr deltas, long n) {
         run("accumOrAssign", homeDevice, keysIn, deltas, n, null, null,
                 (t, k, rows, at, c, permFound, out, f) -> t.accumOrAssign(k, rows, null, c));
+    }
+
+    /**
+     * Writes every entry into {@code dir} (created): shard {@code s}'s entries as a {@link
+     * TableSnapshot} in {@code shard-s/}, then {@code sharded.properties} (dim and shard count),
+     * written last, so a directory without it is not a finished snapshot. The table must not change
+     * meanwhile.
+     *
+     * @return entries written
+     */
+    public long writeSnapshot(Path dir, DeviceFileIo io) throws IOException {
+        checkOpen();
+        Files.createDirectories(dir);
+        long n = 0;
+        for (int s = 0; s < shards.length; s++) {
+            n += TableSnapshot.write(shards[s], dir.resolve("shard-" + s), io);
+        }
+        Files.writeString(dir.resolve(SNAPSHOT_PROPERTIES), "dim=" + dim + "\nshards=" + shards.length + "\nentries=" + n + "\n");
+        return n;
+    }
+
+    /**
+     * Inserts the entries of a snapshot that {@link #writeSnapshot} wrote. Saved with as many shards
+     * as this table has, each shard loads its own directory; saved with another count, every saved
+     * shard's entries go through this table's partition ({@link #insertOrAssign} from the first
+     * shard's device), so the snapshot is re-sharded.
+     *
+     * @return entries loaded
+     * @throws MlkvException {@code INCOMPATIBLE_FORMAT} naming both for another dim, or a directory that
+     *     is not a finished snapshot of a sharded table
+     */
+    public long loadSnapshot(Path dir, DeviceFileIo io) throws IOException {
+        checkOpen();
+        Path propsFile = dir.resolve(SNAPSHOT_PROPERTIES);
+        if (!Files.isRegularFile(propsFile)) {
+            throw new MlkvException(StatusCode.INCOMPATIBLE_FORMAT, "load " + dir, "no " + SNAPSHOT_PROPERTIES
+                    + ": not a finished snapshot of a sharded table");
+        }
+        Properties props = new Properties();
+        try (Reader r = Files.newBufferedReader(propsFile)) {
+            props.load(r);
+        }
+        int savedDim = Integer.parseInt(props.getProperty("dim", "-1"));
+        int savedShards = Integer.parseInt(props.getProperty("shards", "-1"));
+        if (savedDim != dim || savedShards < 1) {
+            throw new MlkvException(StatusCode.INCOMPATIBLE_FORMAT, "load " + dir, "a snapshot of dim " + savedDim
+                    + " in " + savedShards + " shards; this table has dim " + dim);
+        }
+        long n = 0;
+        if (savedShards == shards.length) {
+            for (int s = 0; s < shards.length; s++) {
+                n += TableSnapshot.load(shards[s], dir.resolve("shard-" + s), io);
+            }
+            return n;
+        }
+        int home = shards[0].deviceOrdinal();
+        for (int s = 0; s < savedShards; s++) {
+            makeDeviceCurrent(home);
+            n += TableSnapshot.read(dir.resolve("shard-" + s), dim, io, (keys, values, count) ->
+                    insertOrAssign(home, keys, values, count));
+        }
+        return n;
     }
 
     /**

@@ -10,6 +10,7 @@ import java.io.Reader;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Properties;
+import jcuda.driver.CUdeviceptr;
 
 /**
  * A {@link GpuHashTable}'s entries as files, moved straight between HBM and disk: the table is
@@ -66,26 +67,45 @@ public final class TableSnapshot {
      *                       file of the wrong length
      */
     public static long load(GpuHashTable table, Path dir, DeviceFileIo io) throws IOException {
+        table.makeDeviceCurrent();
+        return read(dir, table.dim(), io, table::insertOrAssignExported);
+    }
+
+    /** What takes a snapshot's entries once they are in device memory. */
+    @FunctionalInterface
+    public interface Entries {
+        /** {@code n} keys (int64) and their rows, grouped by the bucket they were exported from. */
+        void accept(CUdeviceptr keys, CUdeviceptr values, long n);
+    }
+
+    /**
+     * Reads the entries of a snapshot in {@code dir} into memory of the current device and hands
+     * them to {@code into}; the buffers are freed when it returns.
+     *
+     * @return entries read
+     * @throws MlkvException {@code INCOMPATIBLE_FORMAT} if the snapshot's dim is not {@code dim},
+     *                       {@code CORRUPTION} for a file of the wrong length
+     */
+    public static long read(Path dir, int dim, DeviceFileIo io, Entries into) throws IOException {
         Properties props = new Properties();
         try (Reader r = Files.newBufferedReader(dir.resolve(PROPERTIES))) {
             props.load(r);
         }
-        int dim = Integer.parseInt(props.getProperty("dim", "-1"));
+        int savedDim = Integer.parseInt(props.getProperty("dim", "-1"));
         long n = Long.parseLong(props.getProperty("entries", "-1"));
-        if (dim != table.dim() || n < 0) {
-            throw new MlkvException(StatusCode.INCOMPATIBLE_FORMAT, "load " + dir, "entries of dim " + dim
-                    + " (count " + n + "), the table has dim " + table.dim());
+        if (savedDim != dim || n < 0) {
+            throw new MlkvException(StatusCode.INCOMPATIBLE_FORMAT, "load " + dir, "entries of dim " + savedDim
+                    + " (count " + n + "), the table has dim " + dim);
         }
         if (n == 0) {
             return 0;
         }
         long rowBytes = dim * 4L;
-        table.makeDeviceCurrent();
         try (DeviceMemory keys = new DeviceMemory(n * 8, "table snapshot keys");
              DeviceMemory values = new DeviceMemory(n * rowBytes, "table snapshot values")) {
             io.read(dir.resolve("keys.bin"), new DeviceRegion(keys.pointer(), n * 8));
             io.read(dir.resolve("values.bin"), new DeviceRegion(values.pointer(), n * rowBytes));
-            table.insertOrAssignExported(keys.pointer(), values.pointer(), n);
+            into.accept(keys.pointer(), values.pointer(), n);
         }
         return n;
     }

@@ -267,6 +267,45 @@ class ShardedGpuTableTest {
         }
     }
 
+    @ParameterizedTest(name = "{0} shards restored into {1}")
+    @org.junit.jupiter.params.provider.CsvSource({"3, 3", "3, 2", "2, 5"})
+    void aSnapshotRestoresIntoTheSameOrAnotherShardCount(int savedShards, int restoredShards,
+            @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        long seed = System.nanoTime();
+        SplittableRandom r = new SplittableRandom(seed);
+        long[] keys = new long[9_000];
+        for (int i = 0; i < keys.length; i++) {
+            keys[i] = r.nextLong(1, Long.MAX_VALUE);
+        }
+        float[] rows = randomRows(r, keys.length);
+        try (io.mlkv.gpu.cufile.PosixFileIo io = new io.mlkv.gpu.cufile.PosixFileIo()) {
+            try (ShardedGpuTable saved = open(savedShards, false)) {
+                saved.multiPut(keys, rows);
+                assertEquals(keys.length, saved.writeSnapshot(dir.resolve("snap"), io), "seed " + seed);
+            }
+            try (ShardedGpuTable restored = open(restoredShards, false)) {
+                assertEquals(keys.length, restored.loadSnapshot(dir.resolve("snap"), io), "seed " + seed);
+                assertEquals(keys.length, restored.size(), "seed " + seed);
+                float[] out = new float[rows.length];
+                boolean[] found = new boolean[keys.length];
+                assertEquals(keys.length, restored.multiGet(keys, out, found), "seed " + seed);
+                assertEquals(java.util.Arrays.toString(rows), java.util.Arrays.toString(out), "seed " + seed);
+                for (int s = 0; s < restoredShards; s++) {
+                    int shard = s;
+                    long owned = java.util.Arrays.stream(keys).filter(k -> ShardedGpuTable.ownerOf(k, restoredShards) == shard).count();
+                    assertEquals(owned, restored.shard(s).size(), "shard " + s + " holds the keys it owns, seed " + seed);
+                }
+            }
+            try (ShardedGpuTable otherDim = ShardedGpuTable.builder(DIM + 1).devices(0, 0).capacityPerShard(1 << 12).build()) {
+                io.mlkv.storage.MlkvException e = assertThrows(io.mlkv.storage.MlkvException.class,
+                        () -> otherDim.loadSnapshot(dir.resolve("snap"), io));
+                assertTrue(e.getMessage().contains("dim " + DIM), e.getMessage());
+                e = assertThrows(io.mlkv.storage.MlkvException.class, () -> otherDim.loadSnapshot(dir, io));
+                assertTrue(e.getMessage().contains("not a finished snapshot"), e.getMessage());
+            }
+        }
+    }
+
     @Test
     void reservedKeysAreIgnoredOnTheDeviceAndRefusedOnTheHost() {
         try (ShardedGpuTable t = open(2, false)) {
