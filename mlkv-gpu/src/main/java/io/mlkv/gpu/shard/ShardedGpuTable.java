@@ -41,6 +41,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUstream;
 import jcuda.driver.CUstream_flags;
@@ -70,7 +71,7 @@ import jcuda.driver.CUstream_flags;
  *
  * <p>Thread-safe: calls whose batches live on different devices run at the same time; calls on one
  * home device are serialised (they share its partition buffers); each shard serialises the calls
- * that reach it. Reserved keys ({@link ReservedKeys}) are refused by the host-array calls before
+ * that reach it; {@link #close()} waits for the calls in progress. Reserved keys ({@link ReservedKeys}) are refused by the host-array calls before
  * anything is written and ignored by the device calls, as by {@link GpuHashTable}.
  */
 public final class ShardedGpuTable implements VectorTier {
@@ -90,6 +91,8 @@ public final class ShardedGpuTable implements VectorTier {
     private final ExecutorService workers;
     private final OwnedResources owned = new OwnedResources();
     private final AtomicBoolean closed = new AtomicBoolean();
+    /** Held shared by every call, exclusively by close: buffers are freed only once no call uses them. */
+    private final ReentrantReadWriteLock inUse = new ReentrantReadWriteLock();
     private final LongAdder calls = new LongAdder();
     private final LongAdder partitionNanos = new LongAdder();
     private final LongAdder shardNanos = new LongAdder();
@@ -232,7 +235,16 @@ public final class ShardedGpuTable implements VectorTier {
      * @return entries written
      */
     public long writeSnapshot(Path dir, DeviceFileIo io) throws IOException {
-        checkOpen();
+        inUse.readLock().lock();
+        try {
+            checkOpen();
+            return writeSnapshotOpen(dir, io);
+        } finally {
+            inUse.readLock().unlock();
+        }
+    }
+
+    private long writeSnapshotOpen(Path dir, DeviceFileIo io) throws IOException {
         Files.createDirectories(dir);
         long n = 0;
         for (int s = 0; s < shards.length; s++) {
@@ -253,7 +265,16 @@ public final class ShardedGpuTable implements VectorTier {
      *     is not a finished snapshot of a sharded table
      */
     public long loadSnapshot(Path dir, DeviceFileIo io) throws IOException {
-        checkOpen();
+        inUse.readLock().lock();
+        try {
+            checkOpen();
+            return loadSnapshotOpen(dir, io);
+        } finally {
+            inUse.readLock().unlock();
+        }
+    }
+
+    private long loadSnapshotOpen(Path dir, DeviceFileIo io) throws IOException {
         Path propsFile = dir.resolve(SNAPSHOT_PROPERTIES);
         if (!Files.isRegularFile(propsFile)) {
             throw new MlkvException(StatusCode.INCOMPATIBLE_FORMAT, "load " + dir, "no " + SNAPSHOT_PROPERTIES
@@ -332,7 +353,7 @@ public final class ShardedGpuTable implements VectorTier {
             throw new IllegalArgumentException(op + ": n must not be negative, was " + n);
         }
         Home home = home(op, homeDevice);
-        checkOpen();
+        inUse.readLock().lock();
         home.lock.lock();
         try {
             checkOpen();
@@ -345,6 +366,7 @@ public final class ShardedGpuTable implements VectorTier {
             }
         } finally {
             home.lock.unlock();
+            inUse.readLock().unlock();
         }
     }
 
@@ -685,7 +707,16 @@ public final class ShardedGpuTable implements VectorTier {
 
     /** Runs {@code call} for every shard with keys in the batch, in parallel; returns the sum. */
     private int onShards(String op, int[][] positions, HostCall call) {
-        checkOpen();
+        inUse.readLock().lock();
+        try {
+            checkOpen();
+            return onOpenShards(op, positions, call);
+        } finally {
+            inUse.readLock().unlock();
+        }
+    }
+
+    private int onOpenShards(String op, int[][] positions, HostCall call) {
         List<Future<Integer>> parts = new ArrayList<>();
         for (int s = 0; s < shards.length; s++) {
             if (positions[s].length == 0) {
@@ -761,28 +792,46 @@ public final class ShardedGpuTable implements VectorTier {
 
     @Override
     public long size() {
-        checkOpen();
-        long n = 0;
-        for (GpuHashTable s : shards) {
-            n += s.size();
+        inUse.readLock().lock();
+        try {
+            checkOpen();
+            long n = 0;
+            for (GpuHashTable s : shards) {
+                n += s.size();
+            }
+            return n;
+        } finally {
+            inUse.readLock().unlock();
         }
-        return n;
     }
 
     /** Visits each shard in turn, as {@link GpuHashTable#forEach} does: not a point-in-time view. */
     @Override
     public void forEach(VectorVisitor visitor) {
-        checkOpen();
-        for (GpuHashTable s : shards) {
-            s.forEach(visitor);
+        inUse.readLock().lock();
+        try {
+            checkOpen();
+            for (GpuHashTable s : shards) {
+                s.forEach(visitor);
+            }
+        } finally {
+            inUse.readLock().unlock();
         }
     }
 
-    /** Stops the shard threads, then frees every home's buffers and every shard, in reverse order of opening. */
+    /**
+     * Waits for the calls in progress, stops the shard threads, then frees every home's buffers and
+     * every shard, in reverse order of opening. Calls made after it fail with {@link IllegalStateException}.
+     */
     @Override
     public void close() {
         if (closed.compareAndSet(false, true)) {
-            closeAll();
+            inUse.writeLock().lock();
+            try {
+                closeAll();
+            } finally {
+                inUse.writeLock().unlock();
+            }
         }
     }
 
