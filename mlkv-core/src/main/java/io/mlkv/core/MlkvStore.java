@@ -230,9 +230,24 @@ public final class MlkvStore implements VectorTier {
 
     /** Reads the vector of one key into {@code out[0, dim)}; returns whether it was found. */
     public boolean get(long key, float[] out) {
-        boolean[] found = new boolean[1];
-        multiGet(new long[] {key}, out, found);
-        return found[0];
+        if (migration != null) {
+            boolean[] found = new boolean[1];
+            multiGet(new long[] {key}, out, found);
+            return found[0];
+        }
+        if (out == null || out.length < dim) {
+            throw new IllegalArgumentException("get: out must hold dim = " + dim + " floats, was "
+                    + (out == null ? "null" : out.length));
+        }
+        if (ReservedKeys.isReserved(key)) {
+            throw ReservedKeys.refused("get", key);
+        }
+        lifecycle.enter();
+        try {
+            return host.readOne(key, out);
+        } finally {
+            lifecycle.exit();
+        }
     }
 
     @Override

@@ -26,6 +26,8 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 class MlkvStoreTest {
     private static final int DIM = 4;
@@ -59,6 +61,45 @@ class MlkvStoreTest {
             k[i] = i * 31L;
         }
         return k;
+    }
+
+    /**
+     * A single-key get (its own path for keys DRAM or the write-back buffer holds) reads what a
+     * batch read of the same key reads, from every tier: DRAM, the write-back buffer of evicted
+     * dirty rows, RocksDB, and nowhere; it counts a DRAM hit as the batch read does, and refuses a
+     * reserved key or a short output before reading.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"lru", "lfu", "tinylfu"})
+    void aSingleKeyGetReadsWhatABatchReadReadsInEveryTier(String policy) {
+        try (MlkvStore s = open(2, policy, Durability.WRITE_BACK)) {
+            long[] keys = range(400);  // 400 keys through 32 DRAM slots: most are evicted, dirty
+            s.multiPut(keys, fill(keys.length, 1));
+            float[] row = new float[DIM];
+            float[] batchRow = new float[DIM];
+            boolean[] found = new boolean[1];
+            for (int round = 0; round < 2; round++) {
+                for (long k : keys) {
+                    assertTrue(s.get(k, row), "key " + k + ", round " + round);
+                    assertEquals(1, s.multiGet(new long[] {k}, batchRow, found), "key " + k);
+                    assertArrayEquals(batchRow, row, "key " + k + ", round " + round);
+                }
+                float[] untouched = {-1, -2, -3, -4};
+                assertFalse(s.get(7, untouched), "an absent key");
+                assertArrayEquals(new float[] {-1, -2, -3, -4}, untouched, "an absent key's row is left alone");
+                s.flush();  // the second round reads what the first left in DRAM and the rest from RocksDB
+            }
+            long held = keys[keys.length - 1];
+            assertTrue(s.get(held, row));
+            long before = s.stats().tier("DRAM").hits();
+            assertTrue(s.get(held, row));
+            assertEquals(before + 1, s.stats().tier("DRAM").hits(), "a DRAM hit counted once");
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> s.get(Long.MIN_VALUE, new float[DIM]));
+            assertTrue(e.getMessage().contains("reserved"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> s.get(held, new float[DIM - 1]));
+            assertTrue(e.getMessage().contains("dim = " + DIM), e.getMessage());
+        }
     }
 
     /**

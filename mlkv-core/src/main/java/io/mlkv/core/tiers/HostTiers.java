@@ -133,6 +133,25 @@ public final class HostTiers implements AutoCloseable {
     }
 
     /**
+     * One key's read, as {@link #read(long[], float[], boolean[], boolean)} with promotion: a key
+     * DRAM or the write-back buffer holds is read here, without the batch's arrays; any other
+     * goes the batch's way (which looks at DRAM again, and counts the miss there).
+     */
+    public boolean readOne(long key, float[] out) {
+        long started = System.nanoTime();
+        long v = dram.getOrVersion(key, out, 0, dram.clock());
+        if (v == DramTier.HIT || pending.lookup(key, out, 0)) {
+            dram.policy().recordAccess(key);
+            dramNanos.add(System.nanoTime() - started);
+            dramHits.increment();
+            return true;
+        }
+        boolean[] found = new boolean[1];
+        read(new long[] {key}, 0, 1, out, found, true);
+        return found[0];
+    }
+
+    /**
      * {@link #read(long[], float[], boolean[], boolean)} of positions {@code [from, to)} of the
      * arrays only; reads of disjoint ranges may run at once.
      */

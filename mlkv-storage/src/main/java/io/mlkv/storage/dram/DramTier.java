@@ -184,6 +184,15 @@ public final class DramTier implements VectorTier {
     }
 
     /**
+     * The clock as it is, without advancing it: for single-key reads, whose scores then tie with
+     * those of the other reads since the last {@link #tick()} (a score is an eviction hint), instead
+     * of every reader's thread taking the clock's cache line for itself.
+     */
+    public long clock() {
+        return clock.get();
+    }
+
+    /**
      * Copies the vector of {@code key} to {@code out[row * dim ..]} and refreshes its score.
      *
      * @return {@link #HIT} if found, otherwise the current version of the key's bucket, to pass

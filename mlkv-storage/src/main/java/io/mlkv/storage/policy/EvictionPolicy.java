@@ -23,6 +23,11 @@ public interface EvictionPolicy {
     /** Records that {@code keys[from, to)} were asked for, whether they hit or not. */
     void recordAccesses(long[] keys, int from, int to);
 
+    /** {@link #recordAccesses} of one key. */
+    default void recordAccess(long key) {
+        recordAccesses(new long[] {key}, 0, 1);
+    }
+
     /** Whether {@code candidate} may take the place of {@code victim} in a full bucket. */
     boolean admit(long candidate, long victim);
 }
