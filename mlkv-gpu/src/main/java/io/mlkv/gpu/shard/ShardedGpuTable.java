@@ -42,6 +42,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.LongSupplier;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUstream;
 import jcuda.driver.CUstream_flags;
@@ -235,13 +236,7 @@ public final class ShardedGpuTable implements VectorTier {
      * @return entries written
      */
     public long writeSnapshot(Path dir, DeviceFileIo io) throws IOException {
-        inUse.readLock().lock();
-        try {
-            checkOpen();
-            return writeSnapshotOpen(dir, io);
-        } finally {
-            inUse.readLock().unlock();
-        }
+        return whileOpenIo(() -> writeSnapshotOpen(dir, io));
     }
 
     private long writeSnapshotOpen(Path dir, DeviceFileIo io) throws IOException {
@@ -265,13 +260,7 @@ public final class ShardedGpuTable implements VectorTier {
      *     is not a finished snapshot of a sharded table
      */
     public long loadSnapshot(Path dir, DeviceFileIo io) throws IOException {
-        inUse.readLock().lock();
-        try {
-            checkOpen();
-            return loadSnapshotOpen(dir, io);
-        } finally {
-            inUse.readLock().unlock();
-        }
+        return whileOpenIo(() -> loadSnapshotOpen(dir, io));
     }
 
     private long loadSnapshotOpen(Path dir, DeviceFileIo io) throws IOException {
@@ -471,6 +460,32 @@ public final class ShardedGpuTable implements VectorTier {
                     + "; its devices are " + homes.keySet());
         }
         return h;
+    }
+
+    /** A call that may throw IOException. */
+    private interface IoCall {
+        long run() throws IOException;
+    }
+
+    /** Runs {@code call} holding {@link #inUse} shared, once the table is known open. */
+    private long whileOpen(LongSupplier call) {
+        inUse.readLock().lock();
+        try {
+            checkOpen();
+            return call.getAsLong();
+        } finally {
+            inUse.readLock().unlock();
+        }
+    }
+
+    private long whileOpenIo(IoCall call) throws IOException {
+        inUse.readLock().lock();
+        try {
+            checkOpen();
+            return call.run();
+        } finally {
+            inUse.readLock().unlock();
+        }
     }
 
     private void checkOpen() {
@@ -707,13 +722,7 @@ public final class ShardedGpuTable implements VectorTier {
 
     /** Runs {@code call} for every shard with keys in the batch, in parallel; returns the sum. */
     private int onShards(String op, int[][] positions, HostCall call) {
-        inUse.readLock().lock();
-        try {
-            checkOpen();
-            return onOpenShards(op, positions, call);
-        } finally {
-            inUse.readLock().unlock();
-        }
+        return (int) whileOpen(() -> onOpenShards(op, positions, call));
     }
 
     private int onOpenShards(String op, int[][] positions, HostCall call) {
@@ -792,31 +801,24 @@ public final class ShardedGpuTable implements VectorTier {
 
     @Override
     public long size() {
-        inUse.readLock().lock();
-        try {
-            checkOpen();
+        return whileOpen(() -> {
             long n = 0;
             for (GpuHashTable s : shards) {
                 n += s.size();
             }
             return n;
-        } finally {
-            inUse.readLock().unlock();
-        }
+        });
     }
 
     /** Visits each shard in turn, as {@link GpuHashTable#forEach} does: not a point-in-time view. */
     @Override
     public void forEach(VectorVisitor visitor) {
-        inUse.readLock().lock();
-        try {
-            checkOpen();
+        whileOpen(() -> {
             for (GpuHashTable s : shards) {
                 s.forEach(visitor);
             }
-        } finally {
-            inUse.readLock().unlock();
-        }
+            return 0;
+        });
     }
 
     /**

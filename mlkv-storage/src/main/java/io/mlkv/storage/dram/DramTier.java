@@ -185,8 +185,9 @@ public final class DramTier implements VectorTier {
 
     /**
      * The clock as it is, without advancing it: for single-key reads, whose scores then tie with
-     * those of the other reads since the last {@link #tick()} (a score is an eviction hint), instead
-     * of every reader's thread taking the clock's cache line for itself.
+     * those of the other reads since the last {@link #tick()}, instead of every reader's thread
+     * taking the clock's cache line for itself. Recency stays ordered where eviction looks at it:
+     * an eviction needs an insert, and the batches that insert tick first.
      */
     public long clock() {
         return clock.get();
