@@ -25,9 +25,10 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * One key per call, as a YCSB-style client or a request handler reads: the store's {@code get}
- * of a table DRAM holds against a {@code ConcurrentHashMap<Long, float[]>} whose value is copied
- * out, the same uniform random keys, in the same run. One operation is one key.
+ * One key per call, as a YCSB-style client or a request handler reads and writes: the store's
+ * {@code get} and {@code put} of a table DRAM holds (write-back) against a
+ * {@code ConcurrentHashMap<Long, float[]>} whose row is copied out or in, the same uniform random
+ * keys, in the same run. One operation is one key.
  *
  * <p>Run: {@code java -jar mlkv-bench/target/mlkv-bench.jar jmh SingleKeyBenchmark -f 1 -wi 2 -i 5 -w 2s -r 3s [-t 4]}
  */
@@ -111,5 +112,17 @@ public class SingleKeyBenchmark {
             System.arraycopy(map.get(key), 0, c.out, 0, dim);
         }
         return c.out[0];
+    }
+
+    /** One key's row overwritten: the store's {@code put} (write-back), the map's put of a copy. */
+    @Benchmark
+    public void put(Caller c) {
+        long key = c.random.nextInt(keys);
+        c.out[0] = key;
+        if (store != null) {
+            store.put(key, c.out);
+        } else {
+            map.put(key, c.out.clone());
+        }
     }
 }
