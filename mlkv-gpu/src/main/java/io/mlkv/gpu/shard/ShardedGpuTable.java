@@ -119,17 +119,20 @@ public final class ShardedGpuTable implements VectorTier {
                             + e.getMessage(), e);
                 }
             }
-            for (GpuHashTable from : shards) {
-                for (GpuHashTable to : shards) {
-                    if (from.deviceOrdinal() != to.deviceOrdinal()) {
-                        CudaDevice.enablePeerAccess(from.device(), to.device());
+            // Each device once (several shards may share one), peer access before any part is copied.
+            Map<Integer, CudaDevice> devices = new LinkedHashMap<>();
+            for (GpuHashTable shard : shards) {
+                devices.putIfAbsent(shard.deviceOrdinal(), shard.device());
+            }
+            for (CudaDevice from : devices.values()) {
+                for (CudaDevice to : devices.values()) {
+                    if (from != to) {
+                        CudaDevice.enablePeerAccess(from, to);
                     }
                 }
             }
-            for (GpuHashTable shard : shards) {
-                if (!homes.containsKey(shard.deviceOrdinal())) {
-                    homes.put(shard.deviceOrdinal(), owned.add(new Home(shard.device(), b.copyLocalParts)));
-                }
+            for (Map.Entry<Integer, CudaDevice> d : devices.entrySet()) {
+                homes.put(d.getKey(), owned.add(new Home(d.getValue(), b.copyLocalParts)));
             }
         } catch (RuntimeException e) {
             try {
@@ -413,7 +416,7 @@ public final class ShardedGpuTable implements VectorTier {
     }
 
     /** Waits for every part, even after one failed (their buffers must be free before the next call). */
-    private static void awaitAll(String op, List<Future<?>> parts) {
+    private static void awaitAll(String op, List<? extends Future<?>> parts) {
         RuntimeException failure = null;
         boolean interrupted = false;
         for (Future<?> f : parts) {
@@ -734,7 +737,7 @@ public final class ShardedGpuTable implements VectorTier {
             int shard = s;
             parts.add(workers.submit(() -> call.apply(shard, positions[shard])));
         }
-        awaitAll(op, new ArrayList<>(parts));
+        awaitAll(op, parts);
         int total = 0;
         for (Future<Integer> f : parts) {
             total += done(f);
