@@ -1129,12 +1129,6 @@ mlkv_dram_contains(const uint64_t* __restrict__ query, long n, const volatile ui
 // the whole tile is the row copied to out[index[q]], found[index[q]] set, hit[q] = 1, (if
 // seq_out is not null) seq_out[q] = that count and (if hit_count is not null) *hit_count raised
 // by one; otherwise hit[q] = 0 and out is untouched, and the caller reads the key on the CPU.
-//
-// Three PCIe round trips per key, not four: the count and the bucket's keys are read together
-// (so the keys may be older than the count), and the slot they point at is confirmed by
-// re-reading its key beside the row, after the count and before the count's re-read. An even
-// count unchanged across both fences means no writer ran while the row and that key were read,
-// so they belong together; a slot chosen from older keys then fails the confirmation, a miss.
 extern "C" __global__ void __launch_bounds__(256)
 mlkv_dram_probe(const uint64_t* __restrict__ query, const int* __restrict__ index, long n,
                 const volatile uint64_t* dram_keys, const volatile float* dram_values,
@@ -1149,20 +1143,16 @@ mlkv_dram_probe(const uint64_t* __restrict__ query, const int* __restrict__ inde
     unsigned tile_mask = ((1u << DRAM_SLOTS) - 1) << tile_base;
     uint64_t key = query[q];
     uint64_t bucket = dram_bucket_of(key, num_buckets);
-    uint64_t slot = bucket * DRAM_SLOTS + lane;
     uint64_t seq = dram_seqs[bucket];
-    uint64_t slot_key = dram_keys[slot];
-    bool match = (seq & 1) == 0 && key != EMPTY_KEY && slot_key == key;
+    __threadfence_system();
+    uint64_t slot = bucket * DRAM_SLOTS + lane;
+    bool match = (seq & 1) == 0 && key != EMPTY_KEY && dram_keys[slot] == key;
     unsigned ballot = (__ballot_sync(tile_mask, match) & tile_mask) >> tile_base;
     if (ballot == 0) {
         if (lane == 0) hit[q] = 0;
         return;
     }
-    __threadfence_system();
-    uint64_t found_slot = bucket * DRAM_SLOTS + (__ffs(ballot) - 1);
-    uint64_t src = found_slot * (uint64_t)dim;
-    // The lane of the found slot confirms its key in the same round trip as the row.
-    bool confirmed = slot != found_slot || dram_keys[found_slot] == key;
+    uint64_t src = (bucket * DRAM_SLOTS + (__ffs(ballot) - 1)) * (uint64_t)dim;
     float* row = scratch + (size_t)q * dim;
     // PCIe reads from the GPU are limited by how many requests are in flight more than by bytes.
     // Rows of up to DRAM_VEC_ROW floats that are whole float4s (the tier's arrays are page-aligned)
@@ -1182,7 +1172,7 @@ mlkv_dram_probe(const uint64_t* __restrict__ query, const int* __restrict__ inde
         for (int d = lane; d < dim; d += DRAM_SLOTS) row[d] = dram_values[src + d];
     }
     __threadfence_system();
-    bool unchanged = confirmed && dram_seqs[bucket] == seq;
+    bool unchanged = dram_seqs[bucket] == seq;
     if (!__all_sync(tile_mask, unchanged)) {
         if (lane == 0) hit[q] = 0;
         return;
