@@ -1089,11 +1089,19 @@ extern "C" __global__ void mlkv_first_reserved(const uint64_t* __restrict__ in_k
 // ---------------------------------------------------------------- reading the DRAM tier in place
 // The DRAM tier (io.mlkv.storage.dram.DramTier) lives in host memory that the store pins and maps
 // into the GPU's address space. Its layout: buckets of DRAM_SLOTS slots; keys (int64 per slot,
-// EMPTY_KEY where a slot holds no entry), values (dim float32 per slot), and one int64 sequence
-// count per bucket, odd while the CPU changes the bucket.
+// EMPTY_KEY where a slot holds no entry), values (dim float32 per slot), and two int64 counts per
+// bucket side by side (`dram_counts`): its sequence count (DRAM_SEQ), odd while the bucket changes,
+// then its version (DRAM_VERSION), so that a writer reads both in one PCIe request.
 #define DRAM_SLOTS 16
 // Longest row (floats) that mlkv_dram_probe reads into registers; a multiple of 4 * DRAM_SLOTS.
 #define DRAM_VEC_ROW 128
+#define DRAM_SEQ(counts, bucket) (counts)[2 * (bucket)]
+#define DRAM_VERSION(counts, bucket) (counts)[2 * (bucket) + 1]
+
+// A bucket's sequence count (x) and version (y), read together in one uncached 16-byte read.
+__device__ __forceinline__ ulonglong2 dram_read_counts(const volatile uint64_t* dram_counts, uint64_t bucket) {
+    return __ldcv(reinterpret_cast<const ulonglong2*>(const_cast<const uint64_t*>(&DRAM_SEQ(dram_counts, bucket))));
+}
 
 // The DRAM tier's bucket of `key`, computed as DramTier.bucketOf does.
 __device__ __forceinline__ uint64_t dram_bucket_of(uint64_t key, uint64_t num_buckets) {
@@ -1107,7 +1115,7 @@ __device__ __forceinline__ uint64_t dram_bucket_of(uint64_t key, uint64_t num_bu
 // (odd sequence count: the caller then treats the key as held and leaves it alone), else 0.
 extern "C" __global__ void
 mlkv_dram_contains(const uint64_t* __restrict__ query, long n, const volatile uint64_t* dram_keys,
-                   const volatile uint64_t* dram_seqs, uint64_t num_buckets, uint8_t* __restrict__ present) {
+                   const volatile uint64_t* dram_counts, uint64_t num_buckets, uint8_t* __restrict__ present) {
     long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
     long q = t / DRAM_SLOTS;
     if (q >= n) return;  // whole tiles leave together: all lanes of a tile share q
@@ -1119,7 +1127,7 @@ mlkv_dram_contains(const uint64_t* __restrict__ query, long n, const volatile ui
     uint64_t slot = bucket * DRAM_SLOTS + lane;
     // Slots without an entry hold EMPTY_KEY (DramTier.VACANT_KEY), which no query key equals.
     bool match = key != EMPTY_KEY && dram_keys[slot] == key;
-    bool held = __ballot_sync(tile_mask, match) != 0 || (dram_seqs[bucket] & 1) != 0;
+    bool held = __ballot_sync(tile_mask, match) != 0 || (DRAM_SEQ(dram_counts, bucket) & 1) != 0;
     if (lane == 0) present[q] = held ? 1 : 0;
 }
 
@@ -1132,7 +1140,7 @@ mlkv_dram_contains(const uint64_t* __restrict__ query, long n, const volatile ui
 extern "C" __global__ void __launch_bounds__(256)
 mlkv_dram_probe(const uint64_t* __restrict__ query, const int* __restrict__ index, long n,
                 const volatile uint64_t* dram_keys, const volatile float* dram_values,
-                const volatile uint64_t* dram_seqs, uint64_t num_buckets, int dim,
+                const volatile uint64_t* dram_counts, uint64_t num_buckets, int dim,
                 float* __restrict__ scratch, float* __restrict__ out, uint8_t* __restrict__ found,
                 uint8_t* __restrict__ hit, uint64_t* __restrict__ seq_out, unsigned long long* __restrict__ hit_count) {
     long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -1143,7 +1151,7 @@ mlkv_dram_probe(const uint64_t* __restrict__ query, const int* __restrict__ inde
     unsigned tile_mask = ((1u << DRAM_SLOTS) - 1) << tile_base;
     uint64_t key = query[q];
     uint64_t bucket = dram_bucket_of(key, num_buckets);
-    uint64_t seq = dram_seqs[bucket];
+    uint64_t seq = DRAM_SEQ(dram_counts, bucket);
     __threadfence_system();
     uint64_t slot = bucket * DRAM_SLOTS + lane;
     bool match = (seq & 1) == 0 && key != EMPTY_KEY && dram_keys[slot] == key;
@@ -1172,7 +1180,7 @@ mlkv_dram_probe(const uint64_t* __restrict__ query, const int* __restrict__ inde
         for (int d = lane; d < dim; d += DRAM_SLOTS) row[d] = dram_values[src + d];
     }
     __threadfence_system();
-    bool unchanged = dram_seqs[bucket] == seq;
+    bool unchanged = DRAM_SEQ(dram_counts, bucket) == seq;
     if (!__all_sync(tile_mask, unchanged)) {
         if (lane == 0) hit[q] = 0;
         return;
@@ -1203,11 +1211,11 @@ mlkv_dram_probe(const uint64_t* __restrict__ query, const int* __restrict__ inde
 // same[q] = 1 if the bucket of query[q] still has sequence count seq[q] (so no slot of it changed
 // since a probe read the key's row at that count), else 0. One thread per key.
 extern "C" __global__ void mlkv_dram_unchanged(const uint64_t* __restrict__ query, const uint64_t* __restrict__ seq,
-                                               long n, const volatile uint64_t* dram_seqs, uint64_t num_buckets,
+                                               long n, const volatile uint64_t* dram_counts, uint64_t num_buckets,
                                                uint8_t* __restrict__ same) {
     long q = (long)blockIdx.x * blockDim.x + threadIdx.x;
     if (q >= n) return;
-    same[q] = dram_seqs[dram_bucket_of(query[q], num_buckets)] == seq[q] ? 1 : 0;
+    same[q] = DRAM_SEQ(dram_counts, dram_bucket_of(query[q], num_buckets)) == seq[q] ? 1 : 0;
 }
 
 // Write-back of rows evicted dirty from HBM into the DRAM tier in place, for keys the tier holds,
@@ -1220,11 +1228,15 @@ extern "C" __global__ void mlkv_dram_unchanged(const uint64_t* __restrict__ quer
 //   1. mlkv_dram_write_claim: for each entry q whose state[q] is WANTED, one tile of DRAM_SLOTS
 //      lanes finds the key's slot (NOT_HELD if the tier lacks it); lane 0 claims the bucket in
 //      `claims` (device memory, zeroed before each round; one writer per bucket per round, a loser
-//      stays WANTED and raises *retries), makes its sequence count odd and records the slot and
-//      the count it found (CLAIMED).
+//      stays WANTED and raises *retries), reads the bucket's sequence count and version in one
+//      16-byte read, makes the count odd and records the slot, the count and the version (CLAIMED).
 //   2. mlkv_dram_write_copy: each CLAIMED entry's row (replacing the value, or added to it), 16
-//      bytes per lane where it is whole float4s, its slot's dirty flag and its bucket's version.
-//   3. mlkv_dram_write_release: each CLAIMED entry's bucket count even again (DONE).
+//      bytes per lane where it is whole float4s, and its slot's dirty flag.
+//   3. mlkv_dram_write_release: each CLAIMED entry's bucket count even again and its version
+//      changed (DONE). The version moves at the release, not before the rows: a CPU reader reads
+//      a version before a row and, finding the version unchanged under the store's lock later,
+//      trusts the row; a version changed no earlier than the rows keeps that true. Reading it with
+//      the count instead of in the copy saves one PCIe read per row.
 // Replacing rows, keys must be distinct; adding them, a key may repeat (each entry adds once).
 // Rows are the caller's device memory, dim floats each.
 #define DRAM_WRITE_WANTED 1
@@ -1239,8 +1251,8 @@ extern "C" __global__ void mlkv_dram_unchanged(const uint64_t* __restrict__ quer
 extern "C" __global__ void
 mlkv_dram_write_claim(const uint64_t* __restrict__ keys, long n, uint8_t* __restrict__ state,
                       unsigned int* __restrict__ claims, uint64_t claim_mask, unsigned long long* __restrict__ retries,
-                      uint64_t* __restrict__ slot_out, uint64_t* __restrict__ seq_out, const volatile uint64_t* dram_keys,
-                      volatile uint64_t* dram_seqs, uint64_t num_buckets, int shared) {
+                      uint64_t* __restrict__ slot_out, uint64_t* __restrict__ seq_out, uint64_t* __restrict__ version_out,
+                      const volatile uint64_t* dram_keys, volatile uint64_t* dram_counts, uint64_t num_buckets, int shared) {
     long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
     long q = t / DRAM_SLOTS;
     if (q >= n) return;  // whole tiles leave together: all lanes of a tile share q
@@ -1264,9 +1276,10 @@ mlkv_dram_write_claim(const uint64_t* __restrict__ keys, long n, uint8_t* __rest
             state[q] = DRAM_WRITE_CLAIMED;
             return;
         }
-        uint64_t seq = dram_seqs[bucket];
-        dram_seqs[bucket] = seq + 1;
-        seq_out[q] = seq;
+        ulonglong2 count_and_version = dram_read_counts(dram_counts, bucket);
+        DRAM_SEQ(dram_counts, bucket) = count_and_version.x + 1;
+        seq_out[q] = count_and_version.x;
+        version_out[q] = count_and_version.y;
         state[q] = DRAM_WRITE_OWNER;
         return;
     }
@@ -1274,9 +1287,10 @@ mlkv_dram_write_claim(const uint64_t* __restrict__ keys, long n, uint8_t* __rest
         atomicAdd(retries, 1ull);
         return;
     }
-    uint64_t seq = dram_seqs[bucket];
-    dram_seqs[bucket] = seq + 1;
-    seq_out[q] = seq;
+    ulonglong2 count_and_version = dram_read_counts(dram_counts, bucket);
+    DRAM_SEQ(dram_counts, bucket) = count_and_version.x + 1;
+    seq_out[q] = count_and_version.x;
+    version_out[q] = count_and_version.y;
     slot_out[q] = bucket * DRAM_SLOTS + (__ffs(ballot) - 1);
     state[q] = DRAM_WRITE_CLAIMED;
 }
@@ -1296,7 +1310,7 @@ extern "C" __global__ void mlkv_dram_write_want_marked(const uint8_t* __restrict
 extern "C" __global__ void
 mlkv_dram_write_copy(const uint64_t* __restrict__ keys, const float* __restrict__ rows, long n, int dim,
                      const uint8_t* __restrict__ state, const uint64_t* __restrict__ slot_out, float* dram_values,
-                     volatile uint8_t* dram_flags, volatile uint64_t* dram_versions, uint64_t num_buckets, int add) {
+                     volatile uint8_t* dram_flags, int add) {
     long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
     long q = t / DRAM_SLOTS;
     if (q >= n || (state[q] != DRAM_WRITE_CLAIMED && state[q] != DRAM_WRITE_OWNER)) return;
@@ -1320,21 +1334,20 @@ mlkv_dram_write_copy(const uint64_t* __restrict__ keys, const float* __restrict_
     } else {
         for (int d = lane; d < dim; d += DRAM_SLOTS) dst[d] = add ? dst[d] + src[d] : src[d];
     }
-    if (lane == 0) {
-        dram_flags[at] = 3;  // DramTier's OCCUPIED | DIRTY
-        uint64_t bucket = at / DRAM_SLOTS;
-        dram_versions[bucket] = dram_versions[bucket] + 1;
-    }
+    if (lane == 0) dram_flags[at] = 3;  // DramTier's OCCUPIED | DIRTY
 }
 
 extern "C" __global__ void
 mlkv_dram_write_release(long n, uint8_t* __restrict__ state, const uint64_t* __restrict__ slot_out,
-                        const uint64_t* __restrict__ seq_out, volatile uint64_t* dram_seqs, int shared) {
+                        const uint64_t* __restrict__ seq_out, const uint64_t* __restrict__ version_out,
+                        volatile uint64_t* dram_counts, int shared) {
     long q = (long)blockIdx.x * blockDim.x + threadIdx.x;
     if (q >= n) return;
     uint8_t s = state[q];
     if (s == DRAM_WRITE_OWNER || (s == DRAM_WRITE_CLAIMED && !shared)) {
-        dram_seqs[slot_out[q] / DRAM_SLOTS] = seq_out[q] + 2;
+        uint64_t bucket = slot_out[q] / DRAM_SLOTS;
+        DRAM_SEQ(dram_counts, bucket) = seq_out[q] + 2;
+        DRAM_VERSION(dram_counts, bucket) = version_out[q] + 1;
     }
     if (s == DRAM_WRITE_CLAIMED || s == DRAM_WRITE_OWNER) state[q] = DRAM_WRITE_DONE;
 }

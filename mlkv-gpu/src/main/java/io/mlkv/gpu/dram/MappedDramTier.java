@@ -58,15 +58,16 @@ public final class MappedDramTier implements AutoCloseable {
     public static final byte WRITE_NOT_HELD = 3;
     private final CUdeviceptr keys;
     private final CUdeviceptr values;
-    private final CUdeviceptr seqs;
+    /** Each bucket's sequence count and version, side by side (DramTier.NativeLayout#countsAddress). */
+    private final CUdeviceptr counts;
     private final CUdeviceptr flags;
-    private final CUdeviceptr versions;
     /** One claim per bucket group for {@link #writeRows}: zeroed before each launch. */
     private final DeviceMemory claims;
     private final DeviceMemory retries;
     /** Scratch of {@link #writeRows}, grown to the largest batch; guarded by the store's mutation lock. */
     private DeviceMemory slotScratch;
     private DeviceMemory seqScratch;
+    private DeviceMemory versionScratch;
     private final AtomicBoolean closed = new AtomicBoolean();
 
     private MappedDramTier(DramTier.NativeLayout layout) {
@@ -76,9 +77,8 @@ public final class MappedDramTier implements AutoCloseable {
             long slots = layout.slots();
             keys = map(layout.keysAddress(), slots * 8, "keys");
             values = map(layout.valuesAddress(), slots * layout.dim() * 4L, "values");
-            seqs = map(layout.seqsAddress(), layout.buckets() * 8, "sequence counts");
+            counts = map(layout.countsAddress(), layout.countsBytes(), "sequence counts and versions");
             flags = map(layout.flagsAddress(), slots, "flags");
-            versions = map(layout.versionsAddress(), layout.buckets() * 8, "versions");
             long wanted = Long.highestOneBit(Math.max(1, layout.buckets() - 1)) << 1;
             claimSlots = Math.min(MAX_CLAIMS, Math.max(1 << 10, wanted));
             sharedClaims = claimSlots >= layout.buckets();
@@ -116,7 +116,7 @@ public final class MappedDramTier implements AutoCloseable {
     public long pinnedBytes() {
         long slots = layout.slots();
         return DramTier.NativeLayout.pageSpan(slots * 8) + DramTier.NativeLayout.pageSpan(slots * layout.dim() * 4L)
-                + 2 * DramTier.NativeLayout.pageSpan(layout.buckets() * 8) + DramTier.NativeLayout.pageSpan(slots);
+                + DramTier.NativeLayout.pageSpan(layout.countsBytes()) + DramTier.NativeLayout.pageSpan(slots);
     }
 
     /**
@@ -139,7 +139,7 @@ public final class MappedDramTier implements AutoCloseable {
         if (n <= 0) {
             return;
         }
-        kernels.launch("mlkv_dram_probe", n * TILE, BLOCK, stream, query, index, n, keys, values, seqs,
+        kernels.launch("mlkv_dram_probe", n * TILE, BLOCK, stream, query, index, n, keys, values, counts,
                 layout.buckets(), layout.dim(), scratch, out, found, hit, seqOut, hitCount);
     }
 
@@ -156,7 +156,7 @@ public final class MappedDramTier implements AutoCloseable {
         if (n <= 0) {
             return;
         }
-        kernels.launch("mlkv_dram_contains", n * TILE, BLOCK, stream, query, n, keys, seqs, layout.buckets(), present);
+        kernels.launch("mlkv_dram_contains", n * TILE, BLOCK, stream, query, n, keys, counts, layout.buckets(), present);
         Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_contains (n=" + n + ")");
     }
 
@@ -172,7 +172,7 @@ public final class MappedDramTier implements AutoCloseable {
         if (n <= 0) {
             return;
         }
-        kernels.launch("mlkv_dram_unchanged", n, BLOCK, stream, query, seq, n, seqs, layout.buckets(), same);
+        kernels.launch("mlkv_dram_unchanged", n, BLOCK, stream, query, seq, n, counts, layout.buckets(), same);
         Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_unchanged (n=" + n + ")");
     }
 
@@ -214,14 +214,14 @@ public final class MappedDramTier implements AutoCloseable {
             Cuda.check(cuMemsetD32Async(claims.pointer(), 0, claimSlots, stream), "cuMemsetD32Async (DRAM write claims)");
             Cuda.check(cuMemsetD8Async(retries.pointer(), (byte) 0, 8, stream), "cuMemsetD8Async (DRAM write retries)");
             kernels.launch("mlkv_dram_write_claim", n * TILE, BLOCK, stream, keys, n, state, claims.pointer(),
-                    claimSlots - 1, retries.pointer(), slotScratch.pointer(), seqScratch.pointer(), this.keys, seqs,
+                    claimSlots - 1, retries.pointer(), slotScratch.pointer(), seqScratch.pointer(), versionScratch.pointer(), this.keys, counts,
                     layout.buckets(), shared);
             Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_write_claim (n=" + n + ")");
             kernels.launch("mlkv_dram_write_copy", n * TILE, BLOCK, stream, keys, rows, n, layout.dim(), state,
-                    slotScratch.pointer(), values, flags, versions, layout.buckets(), add ? 1 : 0);
+                    slotScratch.pointer(), values, flags, add ? 1 : 0);
             Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_write_copy (n=" + n + ")");
             kernels.launch("mlkv_dram_write_release", n, BLOCK, stream, n, state, slotScratch.pointer(),
-                    seqScratch.pointer(), seqs, shared);
+                    seqScratch.pointer(), versionScratch.pointer(), counts, shared);
             Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_write_release (n=" + n + ")");
             Cuda.check(cuMemcpyDtoH(Pointer.to(left), retries.pointer(), 8), "cuMemcpyDtoH (DRAM write retries)");
             if (left[0] == 0) {
@@ -255,16 +255,18 @@ public final class MappedDramTier implements AutoCloseable {
         return wanted[0];
     }
 
-    /** Per-entry slot and sequence count of {@link #writeRows}, for {@code n} entries. */
+    /** Per-entry slot, sequence count and version of {@link #writeRows}, for {@code n} entries. */
     private void ensureWriteScratch(long n) {
         if (slotScratch != null && slotScratch.bytes() >= n * 8) {
             return;
         }
-        CloseHelper.closeAll(slotScratch, seqScratch);
+        CloseHelper.closeAll(slotScratch, seqScratch, versionScratch);
         slotScratch = null;
         seqScratch = null;
+        versionScratch = null;
         slotScratch = new DeviceMemory(n * 8, "DRAM write slots");
         seqScratch = new DeviceMemory(n * 8, "DRAM write sequence counts");
+        versionScratch = new DeviceMemory(n * 8, "DRAM write versions");
     }
 
     /** Unregisters the memory and frees the module. Idempotent. */
@@ -278,7 +280,7 @@ public final class MappedDramTier implements AutoCloseable {
     private void release(RuntimeException pending) {
         RuntimeException failure = pending;
         try {
-            CloseHelper.closeAll(slotScratch, seqScratch);
+            CloseHelper.closeAll(slotScratch, seqScratch, versionScratch);
         } catch (RuntimeException e) {
             failure = keep(failure, e);
         }

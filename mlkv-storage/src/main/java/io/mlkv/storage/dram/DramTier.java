@@ -39,9 +39,10 @@ import java.util.concurrent.atomic.LongAdder;
  * {@code values[s * dim .. (s + 1) * dim)}. A slot that holds no entry holds the key
  * {@link ReservedKeys#EMPTY}, so a reader in place needs no other slot state (the rule holds for every
  * key but {@code ReservedKeys.EMPTY} itself, which the GPU tier reserves anyway). Every change of
- * a bucket's slots is bracketed by its sequence count ({@code seqs[bucket]}, int64), odd while
+ * a bucket's slots is bracketed by its sequence count ({@code counts[2 * bucket]}, int64), odd while
  * the change runs: a reader that saw the same even count before and after reading a row read
- * a whole, current row.
+ * a whole, current row. The bucket's version is the int64 beside it ({@code counts[2 * bucket + 1]}),
+ * so a GPU writer reads both in one PCIe request.
  */
 public final class DramTier implements VectorTier {
     /** Slots per bucket. */
@@ -52,6 +53,8 @@ public final class DramTier implements VectorTier {
     public static final long HIT = -1;
 
     private static final long SLOT_META_BYTES = 8 + 8 + 1;
+    /** A bucket's sequence count and version, side by side. */
+    private static final long COUNTS_BYTES = 16;
     private static final byte OCCUPIED = 1;
     private static final byte DIRTY = 2;
     private static final int MAX_LOCK_STRIPES = 1 << 14;
@@ -76,8 +79,8 @@ public final class DramTier implements VectorTier {
     private final OffHeapMemory scores;
     private final OffHeapMemory flags;
     private final OffHeapMemory values;
-    private final OffHeapMemory versions;
-    private final OffHeapMemory seqs;
+    /** Per bucket, two int64s side by side: its sequence count, then its version. */
+    private final OffHeapMemory counts;
     private final Object[] locks;
     private final int lockMask;
     private final AtomicLong clock = new AtomicLong();
@@ -123,13 +126,12 @@ public final class DramTier implements VectorTier {
             s = new OffHeapMemory(slots * 8, "DRAM tier scores", false);
             f = new OffHeapMemory(slots, "DRAM tier flags", true);
             v = new OffHeapMemory(slots * rowBytes, "DRAM tier values", false);
-            q = new OffHeapMemory(numBuckets * 8, "DRAM tier bucket sequence counts", true);
-            this.versions = new OffHeapMemory(numBuckets * 8, "DRAM tier bucket versions", true);
+            q = new OffHeapMemory(numBuckets * COUNTS_BYTES, "DRAM tier bucket sequence counts and versions", true);
         } catch (RuntimeException e) {
             closeQuietly(q, v, f, s, k);
             throw e;
         }
-        this.seqs = q;
+        this.counts = q;
         this.keys = k;
         this.scores = s;
         this.flags = f;
@@ -143,9 +145,17 @@ public final class DramTier implements VectorTier {
         this.scratch = ThreadLocal.withInitial(() -> new float[dim]);
     }
 
+    private long seqAddress(long bucket) {
+        return counts.address() + bucket * COUNTS_BYTES;
+    }
+
+    private long versionAddress(long bucket) {
+        return seqAddress(bucket) + 8;
+    }
+
     /** Native bytes one bucket takes, metadata included. */
     public static long bucketBytes(int dim) {
-        return BUCKET_SLOTS * (dim * 4L + SLOT_META_BYTES) + 8;
+        return BUCKET_SLOTS * (dim * 4L + SLOT_META_BYTES) + COUNTS_BYTES;
     }
 
     @Override
@@ -202,7 +212,7 @@ public final class DramTier implements VectorTier {
     public long getOrVersion(long key, float[] out, int row, long now) {
         checkOpen();
         long bucket = bucketOf(key);
-        long seqAddr = seqs.address() + bucket * 8;
+        long seqAddr = seqAddress(bucket);
         // Optimistic, without the bucket's lock: every change of a slot (CPU writers under the
         // lock, device writers) makes the count odd while it runs, so a lookup and copy made at one
         // even, unchanged count saw the bucket as it was at some moment.
@@ -210,7 +220,7 @@ public final class DramTier implements VectorTier {
             long before = UNSAFE.getLongVolatile(null, seqAddr);
             if ((before & 1) == 0) {
                 long slot = findSlot(bucket, key);
-                long version = slot < 0 ? UNSAFE.getLongVolatile(null, versions.address() + bucket * 8) : 0;
+                long version = slot < 0 ? UNSAFE.getLongVolatile(null, versionAddress(bucket)) : 0;
                 if (slot >= 0) {
                     UNSAFE.copyMemory(null, values.address() + slot * rowBytes, out,
                             FLOAT_ARRAY_BASE + (long) row * rowBytes, rowBytes);
@@ -239,7 +249,7 @@ public final class DramTier implements VectorTier {
      */
     public long version(long key) {
         checkOpen();
-        return UNSAFE.getLongVolatile(null, versions.address() + bucketOf(key) * 8);
+        return UNSAFE.getLongVolatile(null, versionAddress(bucketOf(key)));
     }
 
     /**
@@ -248,7 +258,7 @@ public final class DramTier implements VectorTier {
      */
     public long sequence(long key) {
         checkOpen();
-        return UNSAFE.getLongVolatile(null, seqs.address() + bucketOf(key) * 8);
+        return UNSAFE.getLongVolatile(null, seqAddress(bucketOf(key)));
     }
 
     /** Whether {@code key} is present; does not change its score. */
@@ -272,7 +282,7 @@ public final class DramTier implements VectorTier {
             long now, EvictionSink sink) {
         checkOpen();
         long bucket = bucketOf(key);
-        long versionAddr = versions.address() + bucket * 8;
+        long versionAddr = versionAddress(bucket);
         synchronized (lockFor(bucket)) {
             long version = UNSAFE.getLong(versionAddr);
             if (expectedVersion >= 0 && version != expectedVersion) {
@@ -344,7 +354,7 @@ public final class DramTier implements VectorTier {
     private boolean changeHeld(long key, float[] src, int row, long now, boolean add) {
         checkOpen();
         long bucket = bucketOf(key);
-        long versionAddr = versions.address() + bucket * 8;
+        long versionAddr = versionAddress(bucket);
         synchronized (lockFor(bucket)) {
             long slot = findSlot(bucket, key);
             if (slot < 0) {
@@ -378,7 +388,7 @@ public final class DramTier implements VectorTier {
     public boolean remove(long key) {
         checkOpen();
         long bucket = bucketOf(key);
-        long versionAddr = versions.address() + bucket * 8;
+        long versionAddr = versionAddress(bucket);
         synchronized (lockFor(bucket)) {
             UNSAFE.putLongVolatile(null, versionAddr, UNSAFE.getLong(versionAddr) + 1);
             long slot = findSlot(bucket, key);
@@ -493,7 +503,7 @@ public final class DramTier implements VectorTier {
     @Override
     public void close() {
         if (closed.compareAndSet(false, true)) {
-            closeQuietly(versions, seqs, values, flags, scores, keys);
+            closeQuietly(counts, values, flags, scores, keys);
         }
     }
 
@@ -506,10 +516,27 @@ public final class DramTier implements VectorTier {
      * @param keysAddress   {@code buckets * BUCKET_SLOTS} int64 keys, {@link ReservedKeys#EMPTY} in
      *                      slots without an entry
      * @param valuesAddress {@code dim} float32 per slot
-     * @param seqsAddress   one int64 sequence count per bucket
+     * @param countsAddress two int64s per bucket: its sequence count, then its version
+     *                      ({@link #seqAddress}, {@link #versionAddress})
+     * @param flagsAddress  one byte per slot: 1 occupied, 2 dirty
      */
-    public record NativeLayout(long keysAddress, long valuesAddress, long seqsAddress, long flagsAddress,
-            long versionsAddress, long buckets, int dim) {
+    public record NativeLayout(long keysAddress, long valuesAddress, long countsAddress, long flagsAddress,
+            long buckets, int dim) {
+        /** Bytes of the counts array: two int64s per bucket. */
+        public long countsBytes() {
+            return buckets * COUNTS_BYTES;
+        }
+
+        /** Address of {@code bucket}'s sequence count. */
+        public long seqAddress(long bucket) {
+            return countsAddress + bucket * COUNTS_BYTES;
+        }
+
+        /** Address of {@code bucket}'s version, the int64 after its sequence count. */
+        public long versionAddress(long bucket) {
+            return seqAddress(bucket) + 8;
+        }
+
         /** Slots of the tier. */
         public long slots() {
             return buckets * BUCKET_SLOTS;
@@ -524,8 +551,7 @@ public final class DramTier implements VectorTier {
     /** The native layout of this tier, for in-place reads from a GPU. */
     public NativeLayout nativeLayout() {
         checkOpen();
-        return new NativeLayout(keys.address(), values.address(), seqs.address(), flags.address(), versions.address(),
-                numBuckets, dim);
+        return new NativeLayout(keys.address(), values.address(), counts.address(), flags.address(), numBuckets, dim);
     }
 
     /**
@@ -535,7 +561,7 @@ public final class DramTier implements VectorTier {
      * writes: the copy is retried until it was made at one even count.
      */
     private void copyRow(long bucket, long slot, float[] to, long offset) {
-        long seqAddr = seqs.address() + bucket * 8;
+        long seqAddr = seqAddress(bucket);
         while (true) {
             long before = UNSAFE.getLongVolatile(null, seqAddr);
             if ((before & 1) == 0) {
@@ -563,14 +589,14 @@ public final class DramTier implements VectorTier {
 
     private void beginChange(long bucket) {
         changes.increment();
-        long a = seqs.address() + bucket * 8;
+        long a = seqAddress(bucket);
         UNSAFE.putLongVolatile(null, a, UNSAFE.getLong(a) + 1);
         // The slot writes that follow must not become visible before the odd count.
         UNSAFE.storeFence();
     }
 
     private void endChange(long bucket) {
-        long a = seqs.address() + bucket * 8;
+        long a = seqAddress(bucket);
         UNSAFE.putLongVolatile(null, a, UNSAFE.getLong(a) + 1);
     }
 

@@ -38,8 +38,12 @@ class DeviceWriterProtocolTest {
             }
         }
         assertTrue(slot >= 0, "key " + key + " is held");
-        long seqAddr = l.seqsAddress() + bucket * 8;
+        // Claim: the sequence count and the version are read together (one PCIe request on the
+        // GPU), the count made odd; the version changes only at the release.
+        long seqAddr = l.seqAddress(bucket);
+        long vAddr = l.versionAddress(bucket);
         long seq = UNSAFE.getLongVolatile(null, seqAddr);
+        long version = UNSAFE.getLongVolatile(null, vAddr);
         UNSAFE.putLongVolatile(null, seqAddr, seq + 1);
         UNSAFE.storeFence();
         for (int d = 0; d < l.dim(); d++) {
@@ -49,10 +53,9 @@ class DeviceWriterProtocolTest {
             }
         }
         UNSAFE.putByte(l.flagsAddress() + slot, (byte) 3);
-        long vAddr = l.versionsAddress() + bucket * 8;
-        UNSAFE.putLong(vAddr, UNSAFE.getLong(vAddr) + 1);
         UNSAFE.storeFence();
         UNSAFE.putLongVolatile(null, seqAddr, seq + 2);
+        UNSAFE.putLongVolatile(null, vAddr, version + 1);
     }
 
     @Test

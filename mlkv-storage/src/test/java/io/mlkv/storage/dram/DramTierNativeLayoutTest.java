@@ -28,7 +28,7 @@ class DramTierNativeLayoutTest {
         long h = key * 0x9E3779B97F4A7C15L;
         h ^= h >>> 29;
         long bucket = ((h >>> 32) * l.buckets()) >>> 32;
-        long seqAddr = l.seqsAddress() + bucket * 8;
+        long seqAddr = l.seqAddress(bucket);
         long seq = UNSAFE.getLongVolatile(null, seqAddr);
         if ((seq & 1) != 0) {
             return false;
@@ -137,6 +137,33 @@ class DramTierNativeLayoutTest {
             assertTrue(found > 400, "most keys fit: " + found);
             t.remove(7);
             assertTrue(!readInPlace(l, 7, out), "removed keys are not found");
+        }
+    }
+
+    /**
+     * The GPU reads a bucket's sequence count and version in one request: they are the two int64s
+     * of the bucket's 16 bytes of counts, in that order, and move as the tier says they do.
+     */
+    @Test
+    void eachBucketsSequenceCountAndVersionSitSideBySide() {
+        try (DramTier t = new DramTier(DIM, 8 * DramTier.bucketBytes(DIM), "lru")) {
+            DramTier.NativeLayout l = t.nativeLayout();
+            assertEquals(8 * 16, l.countsBytes());
+            for (long k = 1; k <= 40; k++) {
+                long h = k * 0x9E3779B97F4A7C15L;
+                h ^= h >>> 29;
+                long bucket = ((h >>> 32) * l.buckets()) >>> 32;
+                assertEquals(l.countsAddress() + bucket * 16, l.seqAddress(bucket));
+                assertEquals(l.seqAddress(bucket) + 8, l.versionAddress(bucket));
+                long seqBefore = UNSAFE.getLongVolatile(null, l.seqAddress(bucket));
+                long versionBefore = UNSAFE.getLongVolatile(null, l.versionAddress(bucket));
+                assertEquals(t.sequence(k), seqBefore, "key " + k);
+                assertEquals(t.version(k), versionBefore, "key " + k);
+                t.put(k, row(k, 1), 0, false, DramTier.ANY_VERSION, t.tick(), (key, v, dirty) -> { });
+                assertEquals(seqBefore + 2, UNSAFE.getLongVolatile(null, l.seqAddress(bucket)), "one change, key " + k);
+                assertEquals(versionBefore + 1, UNSAFE.getLongVolatile(null, l.versionAddress(bucket)),
+                        "an unconditional put changes the version, key " + k);
+            }
         }
     }
 
