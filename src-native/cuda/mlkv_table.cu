@@ -1136,13 +1136,21 @@ mlkv_dram_contains(const uint64_t* __restrict__ query, long n, const volatile ui
 // `scratch`, then every lane re-reads the bucket's count. Only if it is even and unchanged for
 // the whole tile is the row copied to out[index[q]], found[index[q]] set, hit[q] = 1, (if
 // seq_out is not null) seq_out[q] = that count and (if hit_count is not null) *hit_count raised
-// by one; otherwise hit[q] = 0 and out is untouched, and the caller reads the key on the CPU.
+// by one; otherwise hit[q] = 0 and out is untouched (with reset_found, found[index[q]] = 0), and
+// the caller reads the key on the CPU.
+//
+// With checked 0 the probe trusts that no bucket changes while it runs (the caller saw no change
+// under way before the launch and checks that none began before it uses the results, probing
+// again checked if one did): it reads the count and the keys together and does not read the
+// count again, four PCIe requests a key instead of five; the reads are bound by how many requests
+// are in flight, not by round trips (docs/BENCHMARKS.md, runs 110-111).
 extern "C" __global__ void __launch_bounds__(256)
 mlkv_dram_probe(const uint64_t* __restrict__ query, const int* __restrict__ index, long n,
                 const volatile uint64_t* dram_keys, const volatile float* dram_values,
                 const volatile uint64_t* dram_counts, uint64_t num_buckets, int dim,
                 float* __restrict__ scratch, float* __restrict__ out, uint8_t* __restrict__ found,
-                uint8_t* __restrict__ hit, uint64_t* __restrict__ seq_out, unsigned long long* __restrict__ hit_count) {
+                uint8_t* __restrict__ hit, uint64_t* __restrict__ seq_out, unsigned long long* __restrict__ hit_count,
+                int checked, int reset_found) {
     long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
     long q = t / DRAM_SLOTS;
     if (q >= n) return;  // whole tiles leave together: all lanes of a tile share q
@@ -1152,12 +1160,16 @@ mlkv_dram_probe(const uint64_t* __restrict__ query, const int* __restrict__ inde
     uint64_t key = query[q];
     uint64_t bucket = dram_bucket_of(key, num_buckets);
     uint64_t seq = DRAM_SEQ(dram_counts, bucket);
-    __threadfence_system();
+    if (checked) __threadfence_system();
     uint64_t slot = bucket * DRAM_SLOTS + lane;
-    bool match = (seq & 1) == 0 && key != EMPTY_KEY && dram_keys[slot] == key;
+    uint64_t slot_key = dram_keys[slot];
+    bool match = (seq & 1) == 0 && key != EMPTY_KEY && slot_key == key;
     unsigned ballot = (__ballot_sync(tile_mask, match) & tile_mask) >> tile_base;
     if (ballot == 0) {
-        if (lane == 0) hit[q] = 0;
+        if (lane == 0) {
+            hit[q] = 0;
+            if (reset_found) found[index[q]] = 0;
+        }
         return;
     }
     uint64_t src = (bucket * DRAM_SLOTS + (__ffs(ballot) - 1)) * (uint64_t)dim;
@@ -1179,10 +1191,16 @@ mlkv_dram_probe(const uint64_t* __restrict__ query, const int* __restrict__ inde
     } else {
         for (int d = lane; d < dim; d += DRAM_SLOTS) row[d] = dram_values[src + d];
     }
-    __threadfence_system();
-    bool unchanged = DRAM_SEQ(dram_counts, bucket) == seq;
+    bool unchanged = true;
+    if (checked) {
+        __threadfence_system();
+        unchanged = DRAM_SEQ(dram_counts, bucket) == seq;
+    }
     if (!__all_sync(tile_mask, unchanged)) {
-        if (lane == 0) hit[q] = 0;
+        if (lane == 0) {
+            hit[q] = 0;
+            if (reset_found) found[index[q]] = 0;
+        }
         return;
     }
     size_t at = (size_t)index[q];

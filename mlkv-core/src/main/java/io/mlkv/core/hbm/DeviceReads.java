@@ -10,6 +10,7 @@ import io.mlkv.gpu.cuda.Cuda;
 import io.mlkv.gpu.cuda.DeviceMemory;
 import io.mlkv.gpu.cuda.PinnedMemory;
 import io.mlkv.gpu.cufile.DeviceRegion;
+import io.mlkv.gpu.dram.MappedDramTier;
 import io.mlkv.gpu.cufile.HostRegion;
 import io.mlkv.gpu.spill.SpillLog;
 import io.mlkv.storage.dram.DramTier;
@@ -33,7 +34,16 @@ import jcuda.driver.CUstream;
  * calls; each read has its own staging set); {@link #unchangedInDram} needs it.
  */
 final class DeviceReads {
+    /**
+     * Whether DRAM probes skip the per-row check when no DRAM change is under way
+     * ({@link MappedDramTier.Probe#UNCHECKED}); on by default, {@code -Dmlkv.uncheckedDramProbes=false}
+     * turns it off (docs/BENCHMARKS.md has the measurements).
+     */
+    private static final boolean UNCHECKED_PROBES = !"false".equals(System.getProperty("mlkv.uncheckedDramProbes"));
     private final HbmTier hbm;
+    /** Probes run unchecked, and of those, how many a change made run again checked. */
+    private final LongAdder uncheckedProbes = new LongAdder();
+    private final LongAdder reprobes = new LongAdder();
     private final LongAdder dramProbeNanos = new LongAdder();
     private final LongAdder spillReadNanos = new LongAdder();
 
@@ -185,15 +195,18 @@ final class DeviceReads {
                 copyToHost(st.hostIndex, st.missedIndex, missed * 4, "missed positions", st.stream);
                 if (hbm.mappedDram() != null) {
                     long probeStarted = System.nanoTime();
-                    dramChanges = hbm.dramTier().changes();
-                    Cuda.check(cuMemsetD8Async(st.hitCount.pointer(), (byte) 0, 8, st.stream),
-                            "cuMemsetD8Async (DRAM probe hit count)");
-                    hbm.mappedDram().probe(st.missedKeys.pointer(), st.missedIndex.pointer(), missed, st.rowsIn.pointer(), out,
-                            found, st.flags.pointer(), st.probeSeqs.pointer(), st.hitCount.pointer(), st.stream);
-                    copyToHost(st.hostHits, st.flags, missed, "DRAM probe hits", st.stream);
-                    copyToHost(st.hostSeqs, st.probeSeqs, missed * 8, "DRAM probe sequence counts", st.stream);
-                    copyToHost(st.hostHitCount, st.hitCount, 8, "DRAM probe hit count", st.stream);
-                    await(st, "mlkv_dram_probe (n=" + missed + ")");
+                    DramTier tier = hbm.dramTier();
+                    long quiet = UNCHECKED_PROBES ? tier.changesIfQuiet() : -1;
+                    dramChanges = quiet >= 0 ? quiet : tier.changes();
+                    probe(st, missed, out, found, quiet >= 0 ? MappedDramTier.Probe.UNCHECKED : MappedDramTier.Probe.CHECKED);
+                    if (quiet >= 0) {
+                        uncheckedProbes.increment();
+                        if (tier.changes() != quiet) {
+                            // A change began while the GPU read rows unchecked: read them all again, checked.
+                            reprobes.increment();
+                            probe(st, missed, out, found, MappedDramTier.Probe.CHECKED_RESETTING_FOUND);
+                        }
+                    }
                     dramHits = (int) st.hostHitCount.buffer().order(ByteOrder.nativeOrder()).getLong(0);
                     dramProbeNanos.add(System.nanoTime() - probeStarted);
                 } else {
@@ -217,6 +230,30 @@ final class DeviceReads {
             hbm.giveBack(st);
             throw e;
         }
+    }
+
+    /**
+     * Probes the mapped DRAM tier for the {@code missed} keys staged in {@code st} (after the
+     * copies of the misses queued on its stream), copies the results to the host and waits.
+     */
+    private void probe(Staging st, long missed, CUdeviceptr out, CUdeviceptr found, MappedDramTier.Probe how) {
+        Cuda.check(cuMemsetD8Async(st.hitCount.pointer(), (byte) 0, 8, st.stream), "cuMemsetD8Async (DRAM probe hit count)");
+        hbm.mappedDram().probe(st.missedKeys.pointer(), st.missedIndex.pointer(), missed, st.rowsIn.pointer(), out,
+                found, st.flags.pointer(), st.probeSeqs.pointer(), st.hitCount.pointer(), how, st.stream);
+        copyToHost(st.hostHits, st.flags, missed, "DRAM probe hits", st.stream);
+        copyToHost(st.hostSeqs, st.probeSeqs, missed * 8, "DRAM probe sequence counts", st.stream);
+        copyToHost(st.hostHitCount, st.hitCount, 8, "DRAM probe hit count", st.stream);
+        await(st, "mlkv_dram_probe (n=" + missed + ", " + how + ")");
+    }
+
+    /** DRAM probes that ran unchecked ({@link MappedDramTier.Probe#UNCHECKED}). */
+    long uncheckedProbes() {
+        return uncheckedProbes.sum();
+    }
+
+    /** Unchecked DRAM probes that a DRAM change made run again, checked. */
+    long reprobes() {
+        return reprobes.sum();
     }
 
     /** Queues a copy of {@code bytes} from {@code from} to pinned {@code to} on {@code stream}. */

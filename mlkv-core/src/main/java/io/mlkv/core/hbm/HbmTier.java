@@ -392,6 +392,7 @@ public final class HbmTier implements AutoCloseable {
         table.makeDeviceCurrent();
         dramTier.beginDeviceChanges(wanted);
         mappedDram.writeRows(keys, rows, n, st.flags.pointer(), add, st.stream);
+        dramTier.endDeviceChanges(wanted);
         Cuda.check(cuMemcpyDtoH(st.hostFlags.pointer(), st.flags.pointer(), n), "cuMemcpyDtoH (in-place write states)");
         dramWriteNanos.add(System.nanoTime() - started);
     }

@@ -133,6 +133,28 @@ public final class MappedDramTier implements AutoCloseable {
      */
     public void probe(CUdeviceptr query, CUdeviceptr index, long n, CUdeviceptr scratch, CUdeviceptr out,
             CUdeviceptr found, CUdeviceptr hit, CUdeviceptr seqOut, CUdeviceptr hitCount, CUstream stream) {
+        probe(query, index, n, scratch, out, found, hit, seqOut, hitCount, Probe.CHECKED, stream);
+    }
+
+    /** How {@link #probe} trusts the rows it reads. */
+    public enum Probe {
+        /** Each row checked against its bucket's sequence count, read before and after it. */
+        CHECKED,
+        /** The same, and each miss's {@code found} byte set to 0 (a probe again after an {@link #UNCHECKED} one). */
+        CHECKED_RESETTING_FOUND,
+        /**
+         * The count read once, beside the keys, not checked again: only where no bucket change
+         * was under way when the probe was queued ({@link DramTier#changesIfQuiet}) and the
+         * caller uses the results only if {@link DramTier#changes} shows that none began until
+         * the probe finished; otherwise it probes again with {@link #CHECKED_RESETTING_FOUND},
+         * which rewrites every result. One PCIe request a key fewer.
+         */
+        UNCHECKED
+    }
+
+    /** {@link #probe(CUdeviceptr, CUdeviceptr, long, CUdeviceptr, CUdeviceptr, CUdeviceptr, CUdeviceptr, CUdeviceptr, CUdeviceptr, CUstream)} as {@code how} says. */
+    public void probe(CUdeviceptr query, CUdeviceptr index, long n, CUdeviceptr scratch, CUdeviceptr out,
+            CUdeviceptr found, CUdeviceptr hit, CUdeviceptr seqOut, CUdeviceptr hitCount, Probe how, CUstream stream) {
         if (closed.get()) {
             throw new IllegalStateException("MappedDramTier is closed");
         }
@@ -140,7 +162,8 @@ public final class MappedDramTier implements AutoCloseable {
             return;
         }
         kernels.launch("mlkv_dram_probe", n * TILE, BLOCK, stream, query, index, n, keys, values, counts,
-                layout.buckets(), layout.dim(), scratch, out, found, hit, seqOut, hitCount);
+                layout.buckets(), layout.dim(), scratch, out, found, hit, seqOut, hitCount, how == Probe.UNCHECKED ? 0 : 1,
+                how == Probe.CHECKED_RESETTING_FOUND ? 1 : 0);
     }
 
     /**

@@ -22,6 +22,18 @@ import org.junit.jupiter.api.extension.ExtendWith;
 @Tag("gpu")
 @ExtendWith(RequiresGpu.class)
 class MappedDramTierTest {
+    private static final sun.misc.Unsafe UNSAFE = unsafe();
+
+    private static sun.misc.Unsafe unsafe() {
+        try {
+            java.lang.reflect.Field f = sun.misc.Unsafe.class.getDeclaredField("theUnsafe");
+            f.setAccessible(true);
+            return (sun.misc.Unsafe) f.get(null);
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
     /** Rows of whole float4s up to 128 floats are read into registers, others element by element: both paths. */
     @ParameterizedTest(name = "dim {0}")
     @ValueSource(ints = {12, 13, 64, 200})
@@ -241,6 +253,122 @@ class MappedDramTierTest {
             byte[] state = new byte[n];
             cuMemcpyDtoH(Pointer.to(state), dState.pointer(), n);
             return state;
+        }
+    }
+
+    /**
+     * The probe's three ways on a tier nothing changes: an unchecked probe reads the same rows,
+     * flags, hit count and sequence counts as a checked one; a checked probe that resets found
+     * bytes leaves exactly the held keys' bytes set, whatever they held before (the reprobe after
+     * an unchecked probe that a change overtook). A bucket whose count is odd (a writer in it) is
+     * a miss either way.
+     */
+    @ParameterizedTest(name = "dim {0}")
+    @ValueSource(ints = {13, 64})
+    void uncheckedAndResettingProbesAgreeWithTheCheckedOne(int dim) {
+        try (CudaDevice dev = CudaDevice.open(0);
+             DramTier tier = new DramTier(dim, 128 * DramTier.bucketBytes(dim), "lru")) {
+            dev.makeCurrent();
+            int n = 2500; // more than the tier's 2048 slots: some keys are absent
+            long[] keys = new long[n];
+            int[] index = new int[n];
+            for (int i = 0; i < n; i++) {
+                keys[i] = 7_000_001L * i + 5;
+                index[i] = (i * 7) % n; // 7 and 2500 share no factor: a permutation
+                float[] row = new float[dim];
+                for (int d = 0; d < dim; d++) {
+                    row[d] = valueOf(i, d);
+                }
+                tier.put(keys[i], row, 0, false, -1, tier.tick(), (k, v, d) -> { });
+            }
+            assertEquals(tier.changes(), tier.changesIfQuiet(), "no change under way");
+            int busy = -1;
+            for (int i = 0; i < n && busy < 0; i++) {
+                if (tier.contains(keys[i])) {
+                    busy = i;
+                }
+            }
+            // A writer inside the bucket of keys[busy]: its count odd for the probes below.
+            DramTier.NativeLayout layout = tier.nativeLayout();
+            long h = keys[busy] * 0x9E3779B97F4A7C15L;
+            h ^= h >>> 29;
+            long seqAddr = layout.seqAddress(((h >>> 32) * layout.buckets()) >>> 32);
+            long seqBefore = UNSAFE.getLongVolatile(null, seqAddr);
+            try (MappedDramTier mapped = MappedDramTier.map(tier);
+                 DeviceMemory dKeys = new DeviceMemory(n * 8L, "keys");
+                 DeviceMemory dIndex = new DeviceMemory(n * 4L, "index");
+                 DeviceMemory scratch = new DeviceMemory((long) n * dim * 4, "scratch")) {
+                cuMemcpyHtoD(dKeys.pointer(), Pointer.to(keys), n * 8L);
+                cuMemcpyHtoD(dIndex.pointer(), Pointer.to(index), n * 4L);
+                UNSAFE.putLongVolatile(null, seqAddr, seqBefore + 1);
+                ProbeResult checked = probe(mapped, dKeys, dIndex, scratch, n, dim, MappedDramTier.Probe.CHECKED, (byte) 0);
+                ProbeResult unchecked = probe(mapped, dKeys, dIndex, scratch, n, dim, MappedDramTier.Probe.UNCHECKED, (byte) 0);
+                ProbeResult resetting = probe(mapped, dKeys, dIndex, scratch, n, dim,
+                        MappedDramTier.Probe.CHECKED_RESETTING_FOUND, (byte) 1);
+                UNSAFE.putLongVolatile(null, seqAddr, seqBefore);
+                int present = 0;
+                for (int i = 0; i < n; i++) {
+                    boolean readable = i != busy && inAnotherBucket(tier, keys, busy, i) && tier.contains(keys[i]);
+                    present += readable ? 1 : 0;
+                    for (ProbeResult r : new ProbeResult[] {checked, unchecked, resetting}) {
+                        assertEquals(readable, r.hits[i] == 1, r.how + ": hit flag of key " + keys[i]);
+                        assertEquals(readable, r.found[index[i]] == 1, r.how + ": found byte at " + index[i]);
+                        if (readable) {
+                            assertEquals(tier.sequence(keys[i]), r.seqs[i], r.how + ": sequence count of key " + keys[i]);
+                            for (int d = 0; d < dim; d++) {
+                                assertEquals(valueOf(i, d), r.rows[index[i] * dim + d], r.how + ": key " + keys[i] + ", element " + d);
+                            }
+                        }
+                    }
+                }
+                assertTrue(present > n / 2, "most keys are held: " + present);
+                for (ProbeResult r : new ProbeResult[] {checked, unchecked, resetting}) {
+                    assertEquals(present, r.hitCount, r.how + ": hit count");
+                }
+            }
+        }
+    }
+
+    /** Whether key {@code i} lives in another bucket than key {@code busy}. */
+    private static boolean inAnotherBucket(DramTier tier, long[] keys, int busy, int i) {
+        return bucketOf(keys[i], tier.nativeLayout().buckets()) != bucketOf(keys[busy], tier.nativeLayout().buckets());
+    }
+
+    private static long bucketOf(long key, long buckets) {
+        long h = key * 0x9E3779B97F4A7C15L;
+        h ^= h >>> 29;
+        return ((h >>> 32) * buckets) >>> 32;
+    }
+
+    private record ProbeResult(MappedDramTier.Probe how, float[] rows, byte[] found, byte[] hits, long[] seqs, long hitCount) { }
+
+    /** One probe of every key into fresh buffers, found bytes preset to {@code foundBefore}. */
+    private static ProbeResult probe(MappedDramTier mapped, DeviceMemory dKeys, DeviceMemory dIndex, DeviceMemory scratch, int n,
+            int dim, MappedDramTier.Probe how, byte foundBefore) {
+        try (DeviceMemory out = new DeviceMemory((long) n * dim * 4, "out");
+             DeviceMemory found = new DeviceMemory(n, "found");
+             DeviceMemory hit = new DeviceMemory(n, "hit");
+             DeviceMemory seqs = new DeviceMemory(n * 8L, "seqs");
+             DeviceMemory hitCount = new DeviceMemory(8, "hit count")) {
+            cuMemsetD8(found.pointer(), foundBefore, n);
+            cuMemsetD8(hitCount.pointer(), (byte) 0, 8);
+            jcuda.driver.CUstream stream = new jcuda.driver.CUstream();
+            jcuda.driver.JCudaDriver.cuStreamCreate(stream, 0);
+            try {
+                mapped.probe(dKeys.pointer(), dIndex.pointer(), n, scratch.pointer(), out.pointer(), found.pointer(),
+                        hit.pointer(), seqs.pointer(), hitCount.pointer(), how, stream);
+                cuStreamSynchronize(stream);
+            } finally {
+                jcuda.driver.JCudaDriver.cuStreamDestroy(stream);
+            }
+            ProbeResult r = new ProbeResult(how, new float[n * dim], new byte[n], new byte[n], new long[n], 0);
+            cuMemcpyDtoH(Pointer.to(r.rows), out.pointer(), (long) n * dim * 4);
+            cuMemcpyDtoH(Pointer.to(r.found), found.pointer(), n);
+            cuMemcpyDtoH(Pointer.to(r.hits), hit.pointer(), n);
+            cuMemcpyDtoH(Pointer.to(r.seqs), seqs.pointer(), n * 8L);
+            long[] count = new long[1];
+            cuMemcpyDtoH(Pointer.to(count), hitCount.pointer(), 8);
+            return new ProbeResult(how, r.rows, r.found, r.hits, r.seqs, count[0]);
         }
     }
 

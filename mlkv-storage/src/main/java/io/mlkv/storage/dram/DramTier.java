@@ -88,6 +88,8 @@ public final class DramTier implements VectorTier {
     private final AtomicLong evictions = new AtomicLong();
     /** Bucket changes begun; each cell only grows (see {@link #changes()}). */
     private final LongAdder changes = new LongAdder();
+    /** Bucket changes ended; never more than {@link #changes} (see {@link #changesIfQuiet()}). */
+    private final LongAdder changesEnded = new LongAdder();
     private final AtomicBoolean closed = new AtomicBoolean();
     private final ThreadLocal<float[]> scratch;
 
@@ -186,6 +188,25 @@ public final class DramTier implements VectorTier {
      */
     public long changes() {
         return changes.sum();
+    }
+
+    /**
+     * {@link #changes()} if no bucket change was under way when it was read, else -1. A caller
+     * that gets a count here, reads rows in place (from a GPU) without checking each bucket's
+     * sequence count, and then reads the same {@link #changes()} knows that no row changed while
+     * it read: none was being changed at the start and none began until the end.
+     *
+     * <p>Why the two sums suffice although neither is atomic: each cell only grows and a change
+     * counts its end only after its begin; reading the ended count first, a sum of ended changes
+     * that equals the sum of begun ones read after it means that every change begun by the start
+     * of the second read had ended by then; one that began during that read either makes the
+     * begun sum larger than the ended one, or is missed by it and then moves the caller's later
+     * {@link #changes()}.
+     */
+    public long changesIfQuiet() {
+        long ended = changesEnded.sum();
+        long begun = changes.sum();
+        return ended == begun ? begun : -1;
     }
 
     /** Advances the logical clock that recency scores use; call once per batch. */
@@ -587,6 +608,15 @@ public final class DramTier implements VectorTier {
         changes.add(buckets);
     }
 
+    /**
+     * Announces that the device changes {@link #beginDeviceChanges} announced have all ended (every
+     * bucket's sequence count even again). A device write that failed part-way never calls it,
+     * so {@link #changesIfQuiet()} answers -1 from then on and readers in place check every row.
+     */
+    public void endDeviceChanges(long buckets) {
+        changesEnded.add(buckets);
+    }
+
     private void beginChange(long bucket) {
         changes.increment();
         long a = seqAddress(bucket);
@@ -598,6 +628,7 @@ public final class DramTier implements VectorTier {
     private void endChange(long bucket) {
         long a = seqAddress(bucket);
         UNSAFE.putLongVolatile(null, a, UNSAFE.getLong(a) + 1);
+        changesEnded.increment();
     }
 
     private void visitRange(long fromBucket, long toBucket, boolean dirtyOnly, VectorVisitor visitor) {

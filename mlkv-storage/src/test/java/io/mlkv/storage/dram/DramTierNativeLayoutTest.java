@@ -167,6 +167,30 @@ class DramTierNativeLayoutTest {
         }
     }
 
+    /**
+     * changesIfQuiet: the change count while no change is under way, -1 while a device write
+     * announced by beginDeviceChanges has not ended, and the count again once it has.
+     */
+    @Test
+    void changesIfQuietAnswersOnlyWhileNoChangeIsUnderWay() {
+        try (DramTier t = new DramTier(DIM, 8 * DramTier.bucketBytes(DIM), "lru")) {
+            assertEquals(0, t.changesIfQuiet());
+            t.put(1, row(1, 1), 0, false, DramTier.ANY_VERSION, t.tick(), (key, v, dirty) -> { });
+            assertEquals(1, t.changes());
+            assertEquals(1, t.changesIfQuiet(), "a put's change has ended when put returns");
+            t.beginDeviceChanges(3);
+            assertEquals(4, t.changes());
+            assertEquals(-1, t.changesIfQuiet(), "device changes under way");
+            t.put(2, row(2, 1), 0, false, DramTier.ANY_VERSION, t.tick(), (key, v, dirty) -> { });
+            assertEquals(-1, t.changesIfQuiet(), "still under way after another change ended");
+            t.endDeviceChanges(3);
+            assertEquals(5, t.changesIfQuiet());
+            t.addTo(1, row(1, 2), 0, t.tick());
+            t.remove(2);
+            assertEquals(7, t.changesIfQuiet(), "an add in place and a removal are changes too");
+        }
+    }
+
     /** Writers overwrite rows (each row's values all equal, so a torn read shows) while readers read in place. */
     @Test
     void inPlaceReadsThatPassTheSequenceCheckAreNeverTorn() throws Exception {
