@@ -281,6 +281,7 @@ class MappedDramTierTest {
                 }
                 tier.put(keys[i], row, 0, false, -1, tier.tick(), (k, v, d) -> { });
             }
+            DramTier.NativeLayout layout = tier.nativeLayout(); // changes are counted from here on
             assertEquals(tier.changes(), tier.changesIfQuiet(), "no change under way");
             int busy = -1;
             for (int i = 0; i < n && busy < 0; i++) {
@@ -289,10 +290,7 @@ class MappedDramTierTest {
                 }
             }
             // A writer inside the bucket of keys[busy]: its count odd for the probes below.
-            DramTier.NativeLayout layout = tier.nativeLayout();
-            long h = keys[busy] * 0x9E3779B97F4A7C15L;
-            h ^= h >>> 29;
-            long seqAddr = layout.seqAddress(((h >>> 32) * layout.buckets()) >>> 32);
+            long seqAddr = layout.seqAddress(bucketOf(keys[busy], layout.buckets()));
             long seqBefore = UNSAFE.getLongVolatile(null, seqAddr);
             try (MappedDramTier mapped = MappedDramTier.map(tier);
                  DeviceMemory dKeys = new DeviceMemory(n * 8L, "keys");

@@ -90,6 +90,11 @@ public final class DramTier implements VectorTier {
     private final LongAdder changes = new LongAdder();
     /** Bucket changes ended; never more than {@link #changes} (see {@link #changesIfQuiet()}). */
     private final LongAdder changesEnded = new LongAdder();
+    /** Whether changes are counted: from the first {@link #nativeLayout()} on (see {@link #changes()}). */
+    private volatile boolean countingChanges;
+    /** Set once every change under way when counting started has ended. */
+    private volatile boolean changesCounted;
+    private final Object countingStart = new Object();
     private final AtomicBoolean closed = new AtomicBoolean();
     private final ThreadLocal<float[]> scratch;
 
@@ -184,7 +189,9 @@ public final class DramTier implements VectorTier {
      * How many bucket changes have begun so far. A caller that reads the same value before and
      * after reading rows in place (from a GPU, see {@link #nativeLayout()}) knows that no slot of
      * any bucket changed in between, without re-reading each bucket's sequence count. The count
-     * grows before a change makes its bucket's sequence count odd.
+     * grows before a change makes its bucket's sequence count odd. Changes are counted from the
+     * first {@link #nativeLayout()} on (only readers in place use the count, so a tier nobody maps
+     * does not pay for it); device changes ({@link #beginDeviceChanges}) always.
      */
     public long changes() {
         return changes.sum();
@@ -204,6 +211,9 @@ public final class DramTier implements VectorTier {
      * {@link #changes()}.
      */
     public long changesIfQuiet() {
+        if (!changesCounted) {
+            return -1;
+        }
         long ended = changesEnded.sum();
         long begun = changes.sum();
         return ended == begun ? begun : -1;
@@ -334,13 +344,13 @@ public final class DramTier implements VectorTier {
                 score = policy.scoreOnInsert(key, now);
                 result = PutResult.INSERTED;
             }
-            beginChange(bucket);
+            boolean counted = beginChange(bucket);
             UNSAFE.copyMemory(src, FLOAT_ARRAY_BASE + (long) row * rowBytes, null,
                     values.address() + slot * rowBytes, rowBytes);
             UNSAFE.putLong(keys.address() + slot * 8, key);
             UNSAFE.putLong(scores.address() + slot * 8, score);
             UNSAFE.putByte(flags.address() + slot, (byte) (OCCUPIED | (dirty ? DIRTY : 0)));
-            endChange(bucket);
+            endChange(bucket, counted);
             if (expectedVersion < 0) {
                 UNSAFE.putLongVolatile(null, versionAddr, version + 1);
             }
@@ -383,7 +393,7 @@ public final class DramTier implements VectorTier {
             }
             long scoreAddr = scores.address() + slot * 8;
             UNSAFE.putLong(scoreAddr, policy.scoreOnHit(key, UNSAFE.getLong(scoreAddr), now));
-            beginChange(bucket);
+            boolean counted = beginChange(bucket);
             long at = values.address() + slot * rowBytes;
             if (add) {
                 int from = row * dim;
@@ -394,7 +404,7 @@ public final class DramTier implements VectorTier {
                 UNSAFE.copyMemory(src, FLOAT_ARRAY_BASE + (long) row * rowBytes, null, at, rowBytes);
             }
             UNSAFE.putByte(flags.address() + slot, (byte) (OCCUPIED | DIRTY));
-            endChange(bucket);
+            endChange(bucket, counted);
             UNSAFE.putLongVolatile(null, versionAddr, UNSAFE.getLong(versionAddr) + 1);
             return true;
         }
@@ -416,10 +426,10 @@ public final class DramTier implements VectorTier {
             if (slot < 0) {
                 return false;
             }
-            beginChange(bucket);
+            boolean counted = beginChange(bucket);
             UNSAFE.putByte(flags.address() + slot, (byte) 0);
             UNSAFE.putLong(keys.address() + slot * 8, ReservedKeys.EMPTY);
-            endChange(bucket);
+            endChange(bucket, counted);
             size.decrementAndGet();
             return true;
         }
@@ -572,6 +582,7 @@ public final class DramTier implements VectorTier {
     /** The native layout of this tier, for in-place reads from a GPU. */
     public NativeLayout nativeLayout() {
         checkOpen();
+        startCountingChanges();
         return new NativeLayout(keys.address(), values.address(), counts.address(), flags.address(), numBuckets, dim);
     }
 
@@ -617,18 +628,46 @@ public final class DramTier implements VectorTier {
         changesEnded.add(buckets);
     }
 
-    private void beginChange(long bucket) {
-        changes.increment();
+    /** Makes the bucket's count odd; returns whether the change is counted (see {@link #changes()}). */
+    private boolean beginChange(long bucket) {
+        boolean counted = countingChanges;
+        if (counted) {
+            changes.increment();
+        }
         long a = seqAddress(bucket);
         UNSAFE.putLongVolatile(null, a, UNSAFE.getLong(a) + 1);
         // The slot writes that follow must not become visible before the odd count.
         UNSAFE.storeFence();
+        return counted;
     }
 
-    private void endChange(long bucket) {
+    /** Makes the bucket's count even again; {@code counted} as {@link #beginChange} returned it. */
+    private void endChange(long bucket, boolean counted) {
         long a = seqAddress(bucket);
         UNSAFE.putLongVolatile(null, a, UNSAFE.getLong(a) + 1);
-        changesEnded.increment();
+        if (counted) {
+            changesEnded.increment();
+        }
+    }
+
+    /**
+     * Counts bucket changes from now on (idempotent). A change that began before is not counted,
+     * so this waits until every such change has ended (each runs under its stripe's lock) before
+     * {@link #changesIfQuiet()} answers.
+     */
+    private void startCountingChanges() {
+        synchronized (countingStart) {
+            if (changesCounted) {
+                return;
+            }
+            countingChanges = true;
+            for (Object lock : locks) {
+                synchronized (lock) {
+                    // Only waits for the lock's holder: the change it may be making has ended when we get it.
+                }
+            }
+            changesCounted = true;
+        }
     }
 
     private void visitRange(long fromBucket, long toBucket, boolean dirtyOnly, VectorVisitor visitor) {

@@ -58,6 +58,7 @@ class DramTierNativeLayoutTest {
     @Test
     void changesCountsEveryChangeOfABucketAndNoRead() {
         try (DramTier t = new DramTier(DIM, DramTier.bucketBytes(DIM), "lru")) {
+            t.nativeLayout(); // counting starts with the layout
             long before = t.changes();
             t.put(1, row(1, 1), 0, false, -1, t.tick(), (key, v, dirty) -> { });
             assertEquals(before + 1, t.changes(), "an insert");
@@ -174,6 +175,10 @@ class DramTierNativeLayoutTest {
     @Test
     void changesIfQuietAnswersOnlyWhileNoChangeIsUnderWay() {
         try (DramTier t = new DramTier(DIM, 8 * DramTier.bucketBytes(DIM), "lru")) {
+            t.put(3, row(3, 1), 0, false, DramTier.ANY_VERSION, t.tick(), (key, v, dirty) -> { });
+            assertEquals(0, t.changes(), "a tier nobody took the layout of counts nothing");
+            assertEquals(-1, t.changesIfQuiet(), "and answers no reader in place");
+            t.nativeLayout();
             assertEquals(0, t.changesIfQuiet());
             t.put(1, row(1, 1), 0, false, DramTier.ANY_VERSION, t.tick(), (key, v, dirty) -> { });
             assertEquals(1, t.changes());
