@@ -44,6 +44,7 @@ final class DeviceReads {
     /** Probes run unchecked, and of those, how many a change made run again checked. */
     private final LongAdder uncheckedProbes = new LongAdder();
     private final LongAdder reprobes = new LongAdder();
+    private final ProbeChoice probeChoice = new ProbeChoice();
     private final LongAdder dramProbeNanos = new LongAdder();
     private final LongAdder spillReadNanos = new LongAdder();
 
@@ -196,7 +197,7 @@ final class DeviceReads {
                 if (hbm.mappedDram() != null) {
                     long probeStarted = System.nanoTime();
                     DramTier tier = hbm.dramTier();
-                    long quiet = UNCHECKED_PROBES ? tier.changesIfQuiet() : -1;
+                    long quiet = UNCHECKED_PROBES && probeChoice.mayRunUnchecked() ? tier.changesIfQuiet() : -1;
                     dramChanges = quiet >= 0 ? quiet : tier.changes();
                     probe(st, missed, out, found, quiet >= 0 ? MappedDramTier.Probe.UNCHECKED : MappedDramTier.Probe.CHECKED);
                     if (quiet >= 0) {
@@ -204,6 +205,7 @@ final class DeviceReads {
                         if (tier.changes() != quiet) {
                             // A change began while the GPU read rows unchecked: read them all again, checked.
                             reprobes.increment();
+                            probeChoice.overtaken();
                             probe(st, missed, out, found, MappedDramTier.Probe.CHECKED_RESETTING_FOUND);
                         }
                     }
