@@ -4,8 +4,7 @@ import io.mlkv.core.Durability;
 import io.mlkv.core.GpuMode;
 import io.mlkv.core.MlkvStore;
 import io.mlkv.storage.ReservedKeys;
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.VarHandle;
+import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.HashMap;
@@ -50,7 +49,6 @@ public final class MlkvYcsbDb extends DB {
     private static MlkvStore shared;
     private static int users;
     /** Four bytes of a field as one little-endian int: a vector word. */
-    private static final VarHandle INT_LE = MethodHandles.byteArrayViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
 
     private int fieldCount;
     private int fieldLength;
@@ -221,9 +219,8 @@ public final class MlkvYcsbDb extends DB {
             row[base] = Float.intBitsToFloat(bytes.length);
             // Four bytes a word, little-endian; the words past the field's bytes are zero.
             int full = bytes.length / 4;
-            for (int w = 0; w < full; w++) {
-                row[base + 1 + w] = Float.intBitsToFloat((int) INT_LE.get(bytes, w * 4));
-            }
+            // One bulk copy of the whole words (raw bits: no float conversion, so every bit pattern survives).
+            ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(row, base + 1, full);
             for (int w = full; w < wordsPerField - 1; w++) {
                 int bits = 0;
                 for (int at = w * 4; at < Math.min(bytes.length, w * 4 + 4); at++) {
@@ -247,9 +244,7 @@ public final class MlkvYcsbDb extends DB {
             }
             byte[] bytes = new byte[len];
             int full = len / 4;
-            for (int w = 0; w < full; w++) {
-                INT_LE.set(bytes, w * 4, Float.floatToRawIntBits(row[base + 1 + w]));
-            }
+            ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().put(row, base + 1, full);
             for (int at = full * 4; at < len; at++) {
                 bytes[at] = (byte) (Float.floatToRawIntBits(row[base + 1 + full]) >>> (8 * (at - full * 4)));
             }
