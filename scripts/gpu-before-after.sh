@@ -5,6 +5,9 @@
 # so that a refactoring's figures are compared in one run, interleaved. Output lines are prefixed.
 #
 #   /tmp/mlkv/gpu-before-after.sh "store-bench --distributions scrambled" "gpu-bench --dims 64"
+#
+# AFTER_JAVA_OPTS and BEFORE_JAVA_OPTS add JVM options to one side, so that one build can be
+# compared with itself under a switch (BEFORE_REF=HEAD, BEFORE_JAVA_OPTS=-Dmlkv.uncheckedDramProbes=false).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 if [[ ! -d $here/before ]]; then
@@ -20,8 +23,9 @@ for cmd in "$@"; do
   for ((r = 1; r <= ${ROUNDS:-2}; r++)); do
     for side in after before; do
       cp_var=${side}_cp
-      # shellcheck disable=SC2086 # the command's words are meant to split
-      timeout "${RUN_TIMEOUT:-300}" "${java[@]}" -cp "${!cp_var}" io.mlkv.bench.Main $cmd 2>/dev/null | sed "s/^/[$side $r] /"
+      if [[ $side == after ]]; then opts=${AFTER_JAVA_OPTS:-}; else opts=${BEFORE_JAVA_OPTS:-}; fi
+      # shellcheck disable=SC2086 # the command's words and the options are meant to split
+      timeout "${RUN_TIMEOUT:-300}" "${java[@]}" $opts -cp "${!cp_var}" io.mlkv.bench.Main $cmd 2>/dev/null | sed "s/^/[$side $r] /"
     done
   done
 done
