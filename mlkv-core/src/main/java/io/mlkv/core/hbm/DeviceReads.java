@@ -41,9 +41,6 @@ final class DeviceReads {
      */
     private static final boolean UNCHECKED_PROBES = !"false".equals(System.getProperty("mlkv.uncheckedDramProbes"));
     private final HbmTier hbm;
-    /** Probes run unchecked, and of those, how many a change made run again checked. */
-    private final LongAdder uncheckedProbes = new LongAdder();
-    private final LongAdder reprobes = new LongAdder();
     private final ProbeChoice probeChoice = new ProbeChoice();
     private final LongAdder dramProbeNanos = new LongAdder();
     private final LongAdder spillReadNanos = new LongAdder();
@@ -200,14 +197,10 @@ final class DeviceReads {
                     long quiet = UNCHECKED_PROBES && probeChoice.mayRunUnchecked() ? tier.changesIfQuiet() : -1;
                     dramChanges = quiet >= 0 ? quiet : tier.changes();
                     probe(st, missed, out, found, quiet >= 0 ? MappedDramTier.Probe.UNCHECKED : MappedDramTier.Probe.CHECKED);
-                    if (quiet >= 0) {
-                        uncheckedProbes.increment();
-                        if (tier.changes() != quiet) {
-                            // A change began while the GPU read rows unchecked: read them all again, checked.
-                            reprobes.increment();
-                            probeChoice.overtaken();
-                            probe(st, missed, out, found, MappedDramTier.Probe.CHECKED_RESETTING_FOUND);
-                        }
+                    if (quiet >= 0 && tier.changes() != quiet) {
+                        // A change began while the GPU read rows unchecked: read them all again, checked.
+                        probeChoice.overtaken();
+                        probe(st, missed, out, found, MappedDramTier.Probe.CHECKED_RESETTING_FOUND);
                     }
                     dramHits = (int) st.hostHitCount.buffer().order(ByteOrder.nativeOrder()).getLong(0);
                     dramProbeNanos.add(System.nanoTime() - probeStarted);
@@ -246,16 +239,6 @@ final class DeviceReads {
         copyToHost(st.hostSeqs, st.probeSeqs, missed * 8, "DRAM probe sequence counts", st.stream);
         copyToHost(st.hostHitCount, st.hitCount, 8, "DRAM probe hit count", st.stream);
         await(st, "mlkv_dram_probe (n=" + missed + ", " + how + ")");
-    }
-
-    /** DRAM probes that ran unchecked ({@link MappedDramTier.Probe#UNCHECKED}). */
-    long uncheckedProbes() {
-        return uncheckedProbes.sum();
-    }
-
-    /** Unchecked DRAM probes that a DRAM change made run again, checked. */
-    long reprobes() {
-        return reprobes.sum();
     }
 
     /** Queues a copy of {@code bytes} from {@code from} to pinned {@code to} on {@code stream}. */
