@@ -24,9 +24,7 @@ public interface EvictionPolicy {
     void recordAccesses(long[] keys, int from, int to);
 
     /** {@link #recordAccesses} of one key. */
-    default void recordAccess(long key) {
-        recordAccesses(new long[] {key}, 0, 1);
-    }
+    void recordAccess(long key);
 
     /** Whether {@code candidate} may take the place of {@code victim} in a full bucket. */
     boolean admit(long candidate, long victim);

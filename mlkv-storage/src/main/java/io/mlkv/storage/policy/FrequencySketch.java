@@ -44,6 +44,11 @@ public final class FrequencySketch {
         return table.clone();
     }
 
+    /** Counts one access to {@code key}. */
+    public synchronized void incrementOne(long key) {
+        increment(key);
+    }
+
     /** Counts one access to each of {@code keys[from, to)}. */
     public synchronized void incrementAll(long[] keys, int from, int to) {
         for (int i = from; i < to; i++) {

@@ -32,6 +32,11 @@ public final class LfuPolicy implements EvictionPolicy {
     }
 
     @Override
+    public void recordAccess(long key) {
+        // As recordAccesses.
+    }
+
+    @Override
     public boolean admit(long candidate, long victim) {
         return true;
     }

@@ -24,6 +24,11 @@ public final class LruPolicy implements EvictionPolicy {
     }
 
     @Override
+    public void recordAccess(long key) {
+        // As recordAccesses.
+    }
+
+    @Override
     public boolean admit(long candidate, long victim) {
         return true;
     }

@@ -34,6 +34,11 @@ public final class TinyLfuPolicy implements EvictionPolicy {
     }
 
     @Override
+    public void recordAccess(long key) {
+        sketch.incrementOne(key);
+    }
+
+    @Override
     public boolean admit(long candidate, long victim) {
         return sketch.frequency(candidate) > sketch.frequency(victim);
     }

@@ -36,6 +36,26 @@ class PoliciesTest {
         assertTrue(unseenAboveZero < 50, unseenAboveZero + " of 1000 unseen keys look seen");
     }
 
+    /** One key's record counts as a batch of that key does: tinylfu admits on it, the same way. */
+    @Test
+    void aSingleKeysAccessCountsAsABatchOfItDoes() {
+        EvictionPolicy one = Policies.create("tinylfu", 1 << 10);
+        EvictionPolicy batch = Policies.create("tinylfu", 1 << 10);
+        for (int i = 0; i < 5; i++) {
+            one.recordAccess(7);
+            batch.recordAccesses(new long[] {7}, 0, 1);
+        }
+        one.recordAccess(9);
+        batch.recordAccesses(new long[] {9}, 0, 1);
+        assertTrue(one.admit(7, 9), "five accesses of 7 beat one of 9");
+        assertTrue(!one.admit(9, 7), "and not the other way");
+        assertEquals(batch.admit(7, 9), one.admit(7, 9));
+        assertEquals(batch.admit(9, 7), one.admit(9, 7));
+        for (String name : new String[] {"lru", "lfu"}) {
+            Policies.create(name, 10).recordAccess(7); // a no-op there, as recordAccesses is
+        }
+    }
+
     @Test
     void sketchCountersSaturateAndAgeAway() {
         FrequencySketch s = new FrequencySketch(16);
