@@ -126,14 +126,22 @@ public final class MappedDramTier implements AutoCloseable {
      * 1, and (if {@code seqOut} is not null) int64 {@code q} of {@code seqOut} to the bucket's
      * sequence count the row was read at (see {@link #unchanged}), and adds one to the int64 at
      * {@code hitCount} (if not null; the caller zeroes it first); other keys get
-     * {@code hit[q] = 0} and leave {@code out} and {@code found} untouched. {@code scratch} holds
-     * {@code n} rows. Queued on {@code stream} (calls on different streams overlap); returns
+     * {@code hit[q] = 0} and leave {@code out} untouched, and {@code found} too unless {@code how}
+     * resets it ({@link Probe}). {@code scratch} holds {@code n} rows. Queued on {@code stream} (calls on different streams overlap); returns
      * without waiting, so the caller can queue the copies of the results behind it and wait
      * once: the results are there when {@code stream} has been synchronized.
      */
     public void probe(CUdeviceptr query, CUdeviceptr index, long n, CUdeviceptr scratch, CUdeviceptr out,
-            CUdeviceptr found, CUdeviceptr hit, CUdeviceptr seqOut, CUdeviceptr hitCount, CUstream stream) {
-        probe(query, index, n, scratch, out, found, hit, seqOut, hitCount, Probe.CHECKED, stream);
+            CUdeviceptr found, CUdeviceptr hit, CUdeviceptr seqOut, CUdeviceptr hitCount, Probe how, CUstream stream) {
+        if (closed.get()) {
+            throw new IllegalStateException("MappedDramTier is closed");
+        }
+        if (n <= 0) {
+            return;
+        }
+        kernels.launch("mlkv_dram_probe", n * TILE, BLOCK, stream, query, index, n, keys, values, counts,
+                layout.buckets(), layout.dim(), scratch, out, found, hit, seqOut, hitCount, how == Probe.UNCHECKED ? 0 : 1,
+                how == Probe.CHECKED_RESETTING_FOUND ? 1 : 0);
     }
 
     /** How {@link #probe} trusts the rows it reads. */
@@ -150,20 +158,6 @@ public final class MappedDramTier implements AutoCloseable {
          * which rewrites every result. One PCIe request a key fewer.
          */
         UNCHECKED
-    }
-
-    /** {@link #probe(CUdeviceptr, CUdeviceptr, long, CUdeviceptr, CUdeviceptr, CUdeviceptr, CUdeviceptr, CUdeviceptr, CUdeviceptr, CUstream)} as {@code how} says. */
-    public void probe(CUdeviceptr query, CUdeviceptr index, long n, CUdeviceptr scratch, CUdeviceptr out,
-            CUdeviceptr found, CUdeviceptr hit, CUdeviceptr seqOut, CUdeviceptr hitCount, Probe how, CUstream stream) {
-        if (closed.get()) {
-            throw new IllegalStateException("MappedDramTier is closed");
-        }
-        if (n <= 0) {
-            return;
-        }
-        kernels.launch("mlkv_dram_probe", n * TILE, BLOCK, stream, query, index, n, keys, values, counts,
-                layout.buckets(), layout.dim(), scratch, out, found, hit, seqOut, hitCount, how == Probe.UNCHECKED ? 0 : 1,
-                how == Probe.CHECKED_RESETTING_FOUND ? 1 : 0);
     }
 
     /**

@@ -82,7 +82,7 @@ class MappedDramTierTest {
                      DeviceMemory dHeld = new DeviceMemory(n, "held");
                      DeviceMemory dSame = new DeviceMemory(n, "same")) {
                     mapped.probe(dKeys.pointer(), dIndex.pointer(), n, scratch.pointer(), out.pointer(), found.pointer(),
-                            hit.pointer(), dSeqs.pointer(), hitCount.pointer(), stream);
+                            hit.pointer(), dSeqs.pointer(), hitCount.pointer(), MappedDramTier.Probe.CHECKED, stream);
                     cuStreamSynchronize(stream);
                     mapped.contains(dKeys.pointer(), n, dHeld.pointer(), stream);
                     cuMemcpyDtoH(Pointer.to(held), dHeld.pointer(), n);

@@ -153,11 +153,21 @@ public final class DramTier implements VectorTier {
     }
 
     private long seqAddress(long bucket) {
-        return counts.address() + bucket * COUNTS_BYTES;
+        return seqAddress(counts.address(), bucket);
     }
 
     private long versionAddress(long bucket) {
-        return seqAddress(bucket) + 8;
+        return versionAddress(counts.address(), bucket);
+    }
+
+    /** Where {@code bucket}'s sequence count lies in the counts array at {@code countsAddress}. */
+    private static long seqAddress(long countsAddress, long bucket) {
+        return countsAddress + bucket * COUNTS_BYTES;
+    }
+
+    /** Where {@code bucket}'s version lies: the int64 after its sequence count. */
+    private static long versionAddress(long countsAddress, long bucket) {
+        return seqAddress(countsAddress, bucket) + 8;
     }
 
     /** Native bytes one bucket takes, metadata included. */
@@ -560,12 +570,12 @@ public final class DramTier implements VectorTier {
 
         /** Address of {@code bucket}'s sequence count. */
         public long seqAddress(long bucket) {
-            return countsAddress + bucket * COUNTS_BYTES;
+            return DramTier.seqAddress(countsAddress, bucket);
         }
 
         /** Address of {@code bucket}'s version, the int64 after its sequence count. */
         public long versionAddress(long bucket) {
-            return seqAddress(bucket) + 8;
+            return DramTier.versionAddress(countsAddress, bucket);
         }
 
         /** Slots of the tier. */
