@@ -37,6 +37,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.FutureTask;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.LongAdder;
@@ -383,27 +384,15 @@ public final class ShardedGpuTable implements VectorTier {
             }
             inline = s;  // the last shard with keys runs on the caller's thread
         }
-        RuntimeException failure = null;
         if (inline >= 0) {
-            try {
-                home.parts[inline].run(shards[inline], call, start[inline], start[inline + 1] - start[inline],
-                        rows != null, permutedFlags, out, found);
-            } catch (RuntimeException e) {
-                failure = e;
-            }
+            // Run here as a task, so that its failure is reported with the others' once all have ended.
+            int shard = inline;
+            FutureTask<Void> mine = new FutureTask<>(() -> home.parts[shard].run(shards[shard], call, start[shard],
+                    start[shard + 1] - start[shard], rows != null, permutedFlags, out, found), null);
+            mine.run();
+            parts.add(mine);
         }
-        try {
-            awaitAll(op, parts);
-        } catch (RuntimeException e) {
-            if (failure == null) {
-                failure = e;
-            } else {
-                failure.addSuppressed(e);
-            }
-        }
-        if (failure != null) {
-            throw failure;
-        }
+        awaitAll(op, parts);
         long t2 = System.nanoTime();
         if (permutedFlags) {
             home.device.makeCurrent();
