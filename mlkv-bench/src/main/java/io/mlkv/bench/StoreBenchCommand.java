@@ -194,6 +194,11 @@ final class StoreBenchCommand implements Callable<Integer> {
                         }
                     }
                     System.out.println(w.label() + ": " + s.stats());
+                    if (callers > 1) {
+                        long[] g = s.combinedDeviceCalls();
+                        System.out.printf(Locale.ROOT, "%s: combined device calls (groups, calls in shared groups): reads %,d %,d,"
+                                + " puts %,d %,d, accumulates %,d %,d%n", w.label(), g[0], g[1], g[2], g[3], g[4], g[5]);
+                    }
                 }
             }
         } finally {

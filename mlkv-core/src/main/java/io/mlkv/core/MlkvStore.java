@@ -2,6 +2,7 @@ package io.mlkv.core;
 
 import io.mlkv.gpu.cufile.FileIo;
 import io.mlkv.gpu.spill.SpillLog;
+import io.mlkv.core.hbm.CombinedDeviceCalls;
 import io.mlkv.core.hbm.DeviceWrites;
 import io.mlkv.core.hbm.HbmMigration;
 import io.mlkv.core.hbm.HbmTier;
@@ -126,6 +127,8 @@ public final class MlkvStore implements VectorTier {
     private final HbmMigration migration;
     /** Device-pointer writes with write-back; null without an HBM tier. */
     private final DeviceWrites deviceWrites;
+    /** Concurrent small device calls combined into one (null without HBM). */
+    private final CombinedDeviceCalls combined;
     /** Splits large batches over the store's threads ({@link MlkvStoreBuilder#batchThreads}). */
     private final BatchPool batchPool;
     /** How {@link #size()} is kept ({@link MlkvStoreBuilder#sizeCounting}). */
@@ -179,6 +182,9 @@ public final class MlkvStore implements VectorTier {
                             c.hbmAdmission().filterTakesEveryKey()), batchPool);
             this.deviceWrites = hbm == null ? null
                     : new DeviceWrites(dim, hbm, migration, host, mutation, mutationEpoch, entryCount, batchPool);
+            this.combined = hbm == null ? null : opened.add(new CombinedDeviceCalls(hbm, migration::readDevice,
+                    deviceWrites::put, (k, n, deltas) -> deviceWrites.accumulate(k, n, deltas,
+                            this::accumulateOnHost)));
             this.prefetches = opened.add(new Prefetches(c.prefetchThreads()));
         } catch (RuntimeException | Error e) {
             // Nothing stays open after a failed constructor: a retry must not find the directory locked.
@@ -294,7 +300,7 @@ public final class MlkvStore implements VectorTier {
         }
         lifecycle.enter();
         try {
-            return migration.readDevice(keys, n, out, found);
+            return combined.combines(n) ? combined.multiGet(keys, n, out, found) : migration.readDevice(keys, n, out, found);
         } finally {
             lifecycle.exit();
         }
@@ -430,13 +436,24 @@ public final class MlkvStore implements VectorTier {
                 }
                 writes.apply(hbm.keysToHost(keys, n), Change.of(kind, hbm.rowsToHost(rows, n, all)));
             } else if (kind == Change.Kind.PUT) {
-                deviceWrites.put(keys, n, rows);
+                if (combined.combines(n)) {
+                    combined.multiPut(keys, n, rows);
+                } else {
+                    deviceWrites.put(keys, n, rows);
+                }
+            } else if (combined.combines(n)) {
+                combined.accumulate(keys, n, rows);
             } else {
-                deviceWrites.accumulate(keys, n, rows, (k, deltas) -> writes.apply(k, Change.accumulate(deltas)));
+                deviceWrites.accumulate(keys, n, rows, this::accumulateOnHost);
             }
         } finally {
             lifecycle.exit();
         }
+    }
+
+    /** The host write path of the rare keys a device accumulate hands over ({@link DeviceWrites.HostWrite}). */
+    private void accumulateOnHost(long[] keys, float[] deltas) {
+        writes.apply(keys, Change.accumulate(deltas));
     }
 
     /**
@@ -790,6 +807,15 @@ public final class MlkvStore implements VectorTier {
         lifecycle.checkOpen();
         return StatsReader.read(rowBytes, host, hbm, spill, sizeCounting == SizeCounting.ON_WRITE ? entryCount.get() : -1,
                 prefetches.promoted());
+    }
+
+    /**
+     * How concurrent small device-pointer calls were combined ({@link CombinedDeviceCalls}): for
+     * reads, puts and accumulates in that order, the groups run and the calls that shared a group
+     * with others (six numbers; all zero without an HBM tier). A hint for benchmarks and tuning.
+     */
+    public long[] combinedDeviceCalls() {
+        return combined == null ? new long[6] : combined.counts();
     }
 
     /**

@@ -1,0 +1,160 @@
+package io.mlkv.core.hbm;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * Flat combining of concurrent calls of one kind: a caller queues its call, and whichever caller
+ * finds no call running becomes the leader, takes every queued call (up to a key budget) and runs
+ * them as one group ({@link Group#run}), while the others wait for their results. One caller alone
+ * runs its own call as a group of one, with no other cost than a queue entry and an uncontended
+ * lock; several callers of small batches get one large batch, where the work's fixed costs (kernel
+ * launches, round trips to the GPU, lock hand-overs inside) are paid once for all of them.
+ *
+ * <p>A group fails as a whole: each of its calls throws what the group threw (the leader's own
+ * call gets it as thrown; the others get a {@link GroupFailed} whose cause it is), so a group must
+ * change nothing unless it succeeds for all of its calls, or say so in its own contract. Calls of
+ * one caller run in the caller's order, since a caller waits for each; calls of different callers
+ * are concurrent and run in any order.
+ *
+ * @param <C> the calls
+ */
+final class CallCombiner<C extends CallCombiner.Call> {
+    /** One call: its size in keys, and its outcome, set by the leader. */
+    abstract static class Call {
+        final Thread caller = Thread.currentThread();
+        /** Keys of the call, counted against a group's budget. */
+        final long size;
+        volatile boolean done;
+        Throwable failure;
+
+        Call(long size) {
+            this.size = size;
+        }
+    }
+
+    /** Runs a group of calls at once. */
+    interface Group<C> {
+        /** Runs {@code calls} (at least one, in queue order) and records each one's result in it. */
+        void run(List<C> calls);
+    }
+
+    /** What a call that was part of a failed group led by another caller throws; its cause is the group's failure. */
+    static final class GroupFailed extends RuntimeException {
+        GroupFailed(Throwable cause) {
+            super("a combined call failed: " + cause, cause);
+        }
+    }
+
+    /** How long a waiting caller parks before it looks again (the leader also wakes it when done). */
+    private static final long PARK_NANOS = TimeUnit.MICROSECONDS.toNanos(50);
+
+    private final ConcurrentLinkedQueue<C> queued = new ConcurrentLinkedQueue<>();
+    private final ReentrantLock leading = new ReentrantLock();
+    private final long maxKeys;
+    private final Group<C> group;
+    private long groups;
+    private long combinedCalls;
+
+    /**
+     * @param maxKeys most keys of one group (a call larger than this runs alone)
+     * @param group   runs a group
+     */
+    CallCombiner(long maxKeys, Group<C> group) {
+        if (maxKeys <= 0) {
+            throw new IllegalArgumentException("maxKeys must be positive, was " + maxKeys);
+        }
+        this.maxKeys = maxKeys;
+        this.group = group;
+    }
+
+    /**
+     * Queues {@code call} and returns when it has run, as part of a group that this caller or
+     * another one led.
+     *
+     * @throws GroupFailed where another caller led the group and it failed
+     */
+    void run(C call) {
+        if (call.caller != Thread.currentThread()) {
+            throw new IllegalStateException("a call runs on the thread that made it");
+        }
+        queued.add(call);
+        while (!call.done) {
+            if (leading.tryLock()) {
+                try {
+                    if (!call.done) {
+                        lead();
+                    }
+                } finally {
+                    leading.unlock();
+                }
+                C next = queued.peek();
+                if (next != null) {
+                    LockSupport.unpark(next.caller);  // a queued caller leads the next group
+                }
+            } else {
+                LockSupport.parkNanos(this, PARK_NANOS);
+            }
+        }
+        Throwable failure = call.failure;
+        if (failure == null) {
+            return;
+        }
+        if (failure instanceof GroupFailed) {
+            throw new GroupFailed(failure.getCause());  // thrown on this caller's thread, with its stack
+        }
+        if (failure instanceof RuntimeException e) {
+            throw e;
+        }
+        throw (Error) failure;
+    }
+
+    /** Takes queued calls up to the key budget (at least one) and runs them as one group. Under {@link #leading}. */
+    private void lead() {
+        List<C> calls = new ArrayList<>();
+        long keys = 0;
+        for (C head = queued.peek(); head != null; head = queued.peek()) {
+            if (!calls.isEmpty() && keys + head.size > maxKeys) {
+                break;
+            }
+            queued.poll();
+            calls.add(head);
+            keys += head.size;
+        }
+        if (calls.isEmpty()) {
+            return;
+        }
+        groups++;
+        combinedCalls += calls.size() > 1 ? calls.size() : 0;
+        Throwable failure = null;
+        try {
+            group.run(calls);
+        } catch (RuntimeException | Error e) {
+            failure = e;
+        }
+        Thread self = Thread.currentThread();
+        for (C c : calls) {
+            if (failure != null) {
+                c.failure = c.caller == self ? failure : new GroupFailed(failure);
+            }
+            c.done = true;
+            if (c.caller != self) {
+                LockSupport.unpark(c.caller);
+            }
+        }
+    }
+
+    /** Calls queued and not yet taken into a group. */
+    int queuedCalls() {
+        return queued.size();
+    }
+
+    /** Groups run so far, and calls that ran in a group of more than one. Read under no lock: a hint. */
+    long[] counts() {
+        return new long[] {groups, combinedCalls};
+    }
+}

@@ -1,0 +1,298 @@
+package io.mlkv.core.hbm;
+
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoDAsync;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
+import static jcuda.driver.JCudaDriver.cuStreamCreate;
+import static jcuda.driver.JCudaDriver.cuStreamDestroy;
+import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
+
+import io.mlkv.gpu.cuda.Cuda;
+import io.mlkv.gpu.cuda.DeviceMemory;
+import java.util.List;
+import jcuda.Pointer;
+import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUstream;
+import jcuda.driver.CUstream_flags;
+import org.agrona.CloseHelper;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Device-pointer calls of several threads at once, combined ({@link CallCombiner}): concurrent
+ * small {@code multiGet}s become one read of their keys laid end to end, concurrent
+ * {@code accumulate}s (and {@code multiPut}s) one write, so that four callers of 64K-key batches
+ * pay a training step's fixed costs (kernel launches, waits for the GPU, hand-overs of the
+ * table's and the store's locks) once for 256K keys instead of four times. The leader copies the
+ * callers' keys (and rows) into its own device buffers on its own stream, runs the store's device
+ * path on them, and copies each caller's part of the results back; a caller alone runs its call
+ * on its own buffers, with nothing copied.
+ *
+ * <p>A combined read keeps the single call's contract: rows of missing keys are left as they were
+ * (the callers' rows are copied in first), each caller gets its own count. A combined write is one
+ * write of all the keys: a key in several callers' batches gets every delta (accumulate) or one of
+ * the callers' rows, the last in queue order (put), as if the calls had run in that order. Keys
+ * are checked for reserved values per call before it is queued, so a group never fails on one
+ * caller's key.
+ *
+ * <p>Groups hold at most {@link #maxKeys} keys (about 256K at dim 64, fewer for wide rows); calls
+ * larger than half of it run alone, as do all calls where the leader's buffers cannot be
+ * allocated. {@code -Dmlkv.combineDeviceCalls=false} turns combining off. Thread-safe.
+ */
+public final class CombinedDeviceCalls implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(CombinedDeviceCalls.class);
+    /** Whether device calls are combined; {@code -Dmlkv.combineDeviceCalls=false} turns it off. */
+    public static final boolean ENABLED = !"false".equals(System.getProperty("mlkv.combineDeviceCalls"));
+    private static final long MAX_GROUP_KEYS = 1L << 18;
+    private static final long MAX_GROUP_ROW_BYTES = 64L << 20;
+
+    /** The store's device read, as one call runs it. */
+    public interface Read {
+        long run(CUdeviceptr keys, long n, CUdeviceptr out, CUdeviceptr found);
+    }
+
+    /** The store's device write (put or accumulate), as one call runs it. */
+    public interface Write {
+        void run(CUdeviceptr keys, long n, CUdeviceptr rows);
+    }
+
+    private final HbmTier hbm;
+    private final long rowBytes;
+    private final long maxKeys;
+    private final CallCombiner<ReadCall> reads;
+    private final CallCombiner<WriteCall> puts;
+    private final CallCombiner<WriteCall> accumulates;
+    private final Buffers readBuffers = new Buffers("combined reads");
+    private final Buffers putBuffers = new Buffers("combined puts");
+    private final Buffers accumulateBuffers = new Buffers("combined accumulates");
+
+    public CombinedDeviceCalls(HbmTier hbm, Read read, Write put, Write accumulate) {
+        this.hbm = hbm;
+        this.rowBytes = hbm.table().dim() * 4L;
+        this.maxKeys = Math.max(2, Math.min(MAX_GROUP_KEYS, MAX_GROUP_ROW_BYTES / rowBytes));
+        this.reads = new CallCombiner<>(maxKeys, calls -> runReads(calls, read));
+        this.puts = new CallCombiner<>(maxKeys, calls -> runWrites(calls, put, putBuffers));
+        this.accumulates = new CallCombiner<>(maxKeys, calls -> runWrites(calls, accumulate, accumulateBuffers));
+    }
+
+    /** Whether a call of {@code n} keys is combined with others (else the caller runs it alone). */
+    public boolean combines(long n) {
+        return ENABLED && n <= maxKeys / 2;
+    }
+
+    /** Most keys of one group. */
+    public long maxKeys() {
+        return maxKeys;
+    }
+
+    /** {@code read} of these pointers, combined with other callers' reads. */
+    public long multiGet(CUdeviceptr keys, long n, CUdeviceptr out, CUdeviceptr found) {
+        ReadCall c = new ReadCall(keys, n, out, found);
+        reads.run(c);
+        return c.hits;
+    }
+
+    /** {@code put} of these pointers, combined with other callers' puts. */
+    public void multiPut(CUdeviceptr keys, long n, CUdeviceptr values) {
+        puts.run(new WriteCall(keys, n, values));
+    }
+
+    /** {@code accumulate} of these pointers, combined with other callers' accumulates. */
+    public void accumulate(CUdeviceptr keys, long n, CUdeviceptr deltas) {
+        accumulates.run(new WriteCall(keys, n, deltas));
+    }
+
+    /** Groups run so far and calls that ran combined with others, of reads, puts and accumulates in that order. */
+    public long[] counts() {
+        long[] r = reads.counts();
+        long[] p = puts.counts();
+        long[] a = accumulates.counts();
+        return new long[] {r[0], r[1], p[0], p[1], a[0], a[1]};
+    }
+
+    private static final class ReadCall extends CallCombiner.Call {
+        final CUdeviceptr keys;
+        final CUdeviceptr out;
+        final CUdeviceptr found;
+        long hits;
+
+        ReadCall(CUdeviceptr keys, long n, CUdeviceptr out, CUdeviceptr found) {
+            super(n);
+            this.keys = keys;
+            this.out = out;
+            this.found = found;
+        }
+    }
+
+    private static final class WriteCall extends CallCombiner.Call {
+        final CUdeviceptr keys;
+        final CUdeviceptr rows;
+
+        WriteCall(CUdeviceptr keys, long n, CUdeviceptr rows) {
+            super(n);
+            this.keys = keys;
+            this.rows = rows;
+        }
+    }
+
+    private void runReads(List<ReadCall> calls, Read read) {
+        Buffers b = calls.size() == 1 ? null : readBuffers.ready(total(calls), rowBytes, true);
+        if (b == null) {
+            for (ReadCall c : calls) {
+                c.hits = read.run(c.keys, c.size, c.out, c.found);
+            }
+            return;
+        }
+        long n = total(calls);
+        long at = 0;
+        for (ReadCall c : calls) {
+            copy(b.keys.at(at * 8), c.keys, c.size * 8, b.stream, "keys in");
+            copy(b.rows.at(at * rowBytes), c.out, c.size * rowBytes, b.stream, "rows in");
+            at += c.size;
+        }
+        b.sync("copies into combined reads");
+        long hits = read.run(b.keys.pointer(), n, b.rows.pointer(), b.found.pointer());
+        hbm.makeCurrent();
+        at = 0;
+        for (ReadCall c : calls) {
+            copy(c.out, b.rows.at(at * rowBytes), c.size * rowBytes, b.stream, "rows out");
+            copy(c.found, b.found.at(at), c.size, b.stream, "found out");
+            at += c.size;
+        }
+        b.sync("copies out of combined reads");
+        if (hits == n || hits == 0) {
+            for (ReadCall c : calls) {
+                c.hits = hits == 0 ? 0 : c.size;
+            }
+            return;
+        }
+        byte[] found = new byte[(int) n];
+        Cuda.check(cuMemcpyDtoH(Pointer.to(found), b.found.pointer(), n), "cuMemcpyDtoH (found of combined reads)");
+        at = 0;
+        for (ReadCall c : calls) {
+            long h = 0;
+            for (long i = at; i < at + c.size; i++) {
+                h += found[(int) i];
+            }
+            c.hits = h;
+            at += c.size;
+        }
+    }
+
+    private void runWrites(List<WriteCall> calls, Write write, Buffers buffers) {
+        Buffers b = calls.size() == 1 ? null : buffers.ready(total(calls), rowBytes, false);
+        if (b == null) {
+            for (WriteCall c : calls) {
+                write.run(c.keys, c.size, c.rows);
+            }
+            return;
+        }
+        long at = 0;
+        for (WriteCall c : calls) {
+            copy(b.keys.at(at * 8), c.keys, c.size * 8, b.stream, "keys in");
+            copy(b.rows.at(at * rowBytes), c.rows, c.size * rowBytes, b.stream, "rows in");
+            at += c.size;
+        }
+        b.sync("copies into combined writes");
+        write.run(b.keys.pointer(), at, b.rows.pointer());
+    }
+
+    private static long total(List<? extends CallCombiner.Call> calls) {
+        long n = 0;
+        for (CallCombiner.Call c : calls) {
+            n += c.size;
+        }
+        return n;
+    }
+
+    private static void copy(CUdeviceptr to, CUdeviceptr from, long bytes, CUstream stream, String what) {
+        Cuda.check(cuMemcpyDtoDAsync(to, from, bytes, stream), "cuMemcpyDtoDAsync (" + what + ", " + bytes + " bytes)");
+    }
+
+    /**
+     * A leader's device buffers and stream, made on first use and grown to the largest group.
+     * Used only by the leader of one combiner (under its lock).
+     */
+    private final class Buffers implements AutoCloseable {
+        private final String purpose;
+        private CUstream stream;
+        private DeviceMemory keys;
+        private DeviceMemory rows;
+        private DeviceMemory found;
+        private long capacity;
+        private boolean unavailable;
+
+        Buffers(String purpose) {
+            this.purpose = purpose;
+        }
+
+        /** These buffers with room for {@code n} keys, or null where they cannot be had (the calls then run alone). */
+        Buffers ready(long n, long rowBytes, boolean withFound) {
+            if (unavailable) {
+                return null;
+            }
+            hbm.makeCurrent();
+            if (capacity >= n) {
+                return this;
+            }
+            try {
+                if (stream == null) {
+                    CUstream s = new CUstream();
+                    // A blocking stream: copies wait for work queued before them on the legacy default stream.
+                    Cuda.check(cuStreamCreate(s, CUstream_flags.CU_STREAM_DEFAULT), "cuStreamCreate (" + purpose + ")");
+                    stream = s;
+                }
+                freeMemory();
+                long size = maxKeys;
+                keys = new DeviceMemory(size * 8, purpose + " keys");
+                rows = new DeviceMemory(size * rowBytes, purpose + " rows");
+                found = withFound ? new DeviceMemory(size, purpose + " found") : null;
+                capacity = size;
+                return this;
+            } catch (RuntimeException e) {
+                freeMemory();
+                unavailable = true;
+                LOG.warn("{}: no device memory for combined calls ({}); concurrent device calls run one by one", purpose,
+                        e.getMessage());
+                return null;
+            }
+        }
+
+        void sync(String after) {
+            Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after " + after);
+        }
+
+        private void freeMemory() {
+            capacity = 0;
+            DeviceMemory k = keys;
+            DeviceMemory r = rows;
+            DeviceMemory f = found;
+            keys = null;
+            rows = null;
+            found = null;
+            CloseHelper.closeAll(k, r, f);
+        }
+
+        @Override
+        public void close() {
+            try {
+                freeMemory();
+            } finally {
+                if (stream != null) {
+                    CUstream s = stream;
+                    stream = null;
+                    Cuda.check(cuStreamDestroy(s), "cuStreamDestroy (" + purpose + ")");
+                }
+            }
+        }
+    }
+
+    /**
+     * Frees the leaders' buffers and streams. The store calls it after every call has ended, with
+     * the HBM tier's context current.
+     */
+    @Override
+    public void close() {
+        hbm.makeCurrent();
+        CloseHelper.closeAll(readBuffers, putBuffers, accumulateBuffers);
+    }
+}

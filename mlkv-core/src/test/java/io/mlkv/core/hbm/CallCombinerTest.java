@@ -1,0 +1,261 @@
+package io.mlkv.core.hbm;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+
+class CallCombinerTest {
+    /** A call that asks for its input doubled, and records which thread and group ran it. */
+    static final class Doubling extends CallCombiner.Call {
+        final long input;
+        final int thread;
+        final int sequence;
+        long result = -1;
+        int group = -1;
+
+        Doubling(long size, long input, int thread, int sequence) {
+            super(size);
+            this.input = input;
+            this.thread = thread;
+            this.sequence = sequence;
+        }
+    }
+
+    @Test
+    void aCallerAloneRunsItsCallAsAGroupOfOneOnItsOwnThread() {
+        List<Thread> ranOn = new ArrayList<>();
+        CallCombiner<Doubling> combiner = new CallCombiner<>(100, calls -> {
+            ranOn.add(Thread.currentThread());
+            assertEquals(1, calls.size());
+            calls.get(0).result = calls.get(0).input * 2;
+        });
+        for (int i = 0; i < 5; i++) {
+            Doubling c = new Doubling(10, i, 0, i);
+            combiner.run(c);
+            assertEquals(2L * i, c.result);
+        }
+        assertEquals(Collections.nCopies(5, Thread.currentThread()), ranOn);
+        assertEquals(5, combiner.counts()[0]);
+        assertEquals(0, combiner.counts()[1], "no call ran combined");
+    }
+
+    @Test
+    void callsQueuedWhileAGroupRunsFormTheNextGroupUpToTheKeyBudget() throws Exception {
+        int others = 6;
+        CountDownLatch firstGroupRunning = new CountDownLatch(1);
+        List<List<Long>> groups = Collections.synchronizedList(new ArrayList<>());
+        CallCombiner<Doubling>[] holder = new CallCombiner[1];
+        holder[0] = new CallCombiner<>(40, calls -> {
+            List<Long> inputs = new ArrayList<>();
+            for (Doubling c : calls) {
+                inputs.add(c.input);
+                c.result = c.input * 2;
+            }
+            groups.add(inputs);
+            if (groups.size() == 1) {
+                firstGroupRunning.countDown();
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+                while (holder[0].queuedCalls() < others && System.nanoTime() < deadline) {
+                    Thread.onSpinWait();
+                }
+            }
+        });
+        CallCombiner<Doubling> combiner = holder[0];
+        ExecutorService pool = Executors.newFixedThreadPool(others + 1);
+        try {
+            Future<Long> first = pool.submit(() -> {
+                Doubling c = new Doubling(10, 100, 0, 0);
+                combiner.run(c);
+                return c.result;
+            });
+            assertTrue(firstGroupRunning.await(30, TimeUnit.SECONDS));
+            List<Future<Long>> rest = new ArrayList<>();
+            for (int t = 1; t <= others; t++) {
+                long input = t;
+                rest.add(pool.submit(() -> {
+                    Doubling c = new Doubling(10, input, (int) input, 0);
+                    combiner.run(c);
+                    return c.result;
+                }));
+            }
+            assertEquals(200L, first.get(30, TimeUnit.SECONDS));
+            for (int t = 1; t <= others; t++) {
+                assertEquals(2L * t, rest.get(t - 1).get(30, TimeUnit.SECONDS), "call " + t);
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+        // Six calls of 10 keys queued behind the first group; a budget of 40 takes four, then two.
+        assertEquals(3, groups.size(), "groups " + groups);
+        assertEquals(List.of(100L), groups.get(0));
+        assertEquals(4, groups.get(1).size(), "groups " + groups);
+        assertEquals(2, groups.get(2).size(), "groups " + groups);
+        List<Long> served = new ArrayList<>(groups.get(1));
+        served.addAll(groups.get(2));
+        Collections.sort(served);
+        assertEquals(List.of(1L, 2L, 3L, 4L, 5L, 6L), served);
+        assertEquals(6, combiner.counts()[1]);
+    }
+
+    @Test
+    void aFailedGroupFailsEachOfItsCallsAndLaterCallsStillRun() throws Exception {
+        int others = 3;
+        CountDownLatch firstGroupRunning = new CountDownLatch(1);
+        RuntimeException boom = new IllegalStateException("device lost");
+        AtomicInteger groupsRun = new AtomicInteger();
+        CallCombiner<Doubling>[] holder = new CallCombiner[1];
+        holder[0] = new CallCombiner<>(1000, calls -> {
+            int g = groupsRun.incrementAndGet();
+            if (g == 1) {
+                firstGroupRunning.countDown();
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+                while (holder[0].queuedCalls() < others && System.nanoTime() < deadline) {
+                    Thread.onSpinWait();
+                }
+                throw boom;
+            }
+            for (Doubling c : calls) {
+                c.result = c.input * 2;
+            }
+        });
+        CallCombiner<Doubling> combiner = holder[0];
+        ExecutorService pool = Executors.newFixedThreadPool(others + 1);
+        try {
+            Future<Throwable> leader = pool.submit(() -> {
+                try {
+                    combiner.run(new Doubling(1, 1, 0, 0));
+                    return null;
+                } catch (RuntimeException e) {
+                    return e;
+                }
+            });
+            assertTrue(firstGroupRunning.await(30, TimeUnit.SECONDS));
+            // The first group fails alone (its leader's call); the three queued meanwhile run as the next group.
+            List<Future<Long>> rest = new ArrayList<>();
+            for (int t = 1; t <= others; t++) {
+                long input = 10 + t;
+                rest.add(pool.submit(() -> {
+                    Doubling c = new Doubling(1, input, 0, 0);
+                    combiner.run(c);
+                    return c.result;
+                }));
+            }
+            assertSame(boom, leader.get(30, TimeUnit.SECONDS), "the leader's own call gets the failure as thrown");
+            for (int t = 1; t <= others; t++) {
+                assertEquals(2L * (10 + t), rest.get(t - 1).get(30, TimeUnit.SECONDS));
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    @Test
+    void callsOfAGroupLedByAnotherThreadGetTheGroupsFailureAsCause() throws Exception {
+        int others = 3;
+        CountDownLatch firstGroupRunning = new CountDownLatch(1);
+        AtomicInteger groupsRun = new AtomicInteger();
+        CallCombiner<Doubling>[] holder = new CallCombiner[1];
+        holder[0] = new CallCombiner<>(1000, calls -> {
+            if (groupsRun.incrementAndGet() == 1) {
+                firstGroupRunning.countDown();
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+                while (holder[0].queuedCalls() < others && System.nanoTime() < deadline) {
+                    Thread.onSpinWait();
+                }
+                return;
+            }
+            throw new IllegalStateException("group of " + calls.size() + " failed");
+        });
+        CallCombiner<Doubling> combiner = holder[0];
+        ExecutorService pool = Executors.newFixedThreadPool(others + 1);
+        try {
+            Future<?> first = pool.submit(() -> combiner.run(new Doubling(1, 0, 0, 0)));
+            assertTrue(firstGroupRunning.await(30, TimeUnit.SECONDS));
+            List<Future<RuntimeException>> rest = new ArrayList<>();
+            for (int t = 1; t <= others; t++) {
+                rest.add(pool.submit(() -> assertThrows(RuntimeException.class, () -> combiner.run(new Doubling(1, 0, 0, 0)))));
+            }
+            first.get(30, TimeUnit.SECONDS);
+            int asCause = 0;
+            for (Future<RuntimeException> f : rest) {
+                RuntimeException e = f.get(30, TimeUnit.SECONDS);
+                Throwable failure = e instanceof CallCombiner.GroupFailed ? e.getCause() : e;
+                assertEquals("group of 3 failed", failure.getMessage());
+                asCause += e instanceof CallCombiner.GroupFailed ? 1 : 0;
+            }
+            assertEquals(others - 1, asCause, "all but the group's leader get it as the cause of GroupFailed");
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    @Test
+    void underManyCallersEveryCallRunsOnceInItsCallersOrderWithinTheBudget() throws Exception {
+        long seed = System.nanoTime();
+        int threads = 8;
+        int callsEach = 2_000;
+        long budget = 64;
+        List<Doubling> ran = Collections.synchronizedList(new ArrayList<>());
+        int[] lastSequence = new int[threads];
+        java.util.Arrays.fill(lastSequence, -1);
+        AtomicInteger groupNumber = new AtomicInteger();
+        List<String> violations = Collections.synchronizedList(new ArrayList<>());
+        CallCombiner<Doubling> combiner = new CallCombiner<>(budget, calls -> {
+            int g = groupNumber.incrementAndGet();
+            long keys = 0;
+            for (Doubling c : calls) {
+                keys += c.size;
+                if (c.sequence != lastSequence[c.thread] + 1) {
+                    violations.add("thread " + c.thread + " call " + c.sequence + " after " + lastSequence[c.thread]);
+                }
+                lastSequence[c.thread] = c.sequence;
+                c.result = c.input * 2;
+                c.group = g;
+                ran.add(c);
+            }
+            if (calls.size() > 1 && keys > budget) {
+                violations.add("group " + g + " of " + keys + " keys");
+            }
+        });
+        ExecutorService pool = Executors.newFixedThreadPool(threads);
+        try {
+            List<Future<?>> tasks = new ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                int thread = t;
+                tasks.add(pool.submit(() -> {
+                    SplittableRandom r = new SplittableRandom(seed + thread);
+                    for (int i = 0; i < callsEach; i++) {
+                        long input = r.nextLong(1_000_000);
+                        Doubling c = new Doubling(1 + r.nextInt(40), input, thread, i);
+                        combiner.run(c);
+                        if (c.result != input * 2) {
+                            throw new AssertionError("thread " + thread + " call " + i + " got " + c.result + ", seed " + seed);
+                        }
+                    }
+                    return null;
+                }));
+            }
+            for (Future<?> f : tasks) {
+                f.get(120, TimeUnit.SECONDS);
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+        assertEquals(List.of(), violations, "seed " + seed);
+        assertEquals(threads * callsEach, ran.size(), "every call ran exactly once, seed " + seed);
+        assertEquals(groupNumber.get(), combiner.counts()[0]);
+    }
+}
