@@ -26,7 +26,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
 import jcuda.driver.CUdeviceptr;
@@ -321,26 +320,16 @@ public final class MlkvStore implements VectorTier {
         hbm.makeCurrent();
     }
 
-    /** Keys per part of a host read split over the store's threads: below twice this, one thread reads. */
-    private static final int READ_KEYS_PER_PART = 2048;
-
     /**
-     * Reads through the tiers, HBM first when there is one, promoting what is found below. Without
-     * an HBM tier a large batch is read in parts of consecutive positions, each on one of the
-     * store's threads (reads of disjoint positions run at once, as concurrent callers' do). Caller
-     * is inside the lifecycle.
+     * Reads through the tiers, HBM first when there is one, promoting what is found below. A large
+     * batch's reads below HBM run in parts on the store's threads ({@link HostTiers#readInParts}).
+     * Caller is inside the lifecycle.
      */
     private int read(long[] keys, float[] out, boolean[] found) {
         if (migration != null) {
             return migration.read(keys, out, found);
         }
-        if (batchPool.partsFor(keys.length, READ_KEYS_PER_PART) == 1) {
-            return host.read(keys, out, found, true);
-        }
-        AtomicInteger got = new AtomicInteger();
-        batchPool.runRanges(keys.length, READ_KEYS_PER_PART, (from, to) -> got.addAndGet(host.read(keys, from, to, out,
-                found, true)));
-        return got.get();
+        return host.readInParts(keys, out, found, true);
     }
 
     // ------------------------------------------------------------------ writes

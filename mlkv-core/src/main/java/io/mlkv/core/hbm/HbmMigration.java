@@ -178,7 +178,7 @@ public final class HbmMigration {
         for (int m = 0; m < misses; m++) {
             versions[m] = host.version(missKeys[m]);
         }
-        int fromBelow = host.read(missKeys, rows, below, true);
+        int fromBelow = host.readInParts(missKeys, rows, below, true);
         if (moveOverlapped) {
             fromBelow = rereadDemoted(missKeys, rows, below, movesBefore, fromBelow, new boolean[misses]);
         }
@@ -281,7 +281,7 @@ public final class HbmMigration {
         }
         float[] restRows = new float[missing * dim];
         boolean[] restFound = new boolean[missing];
-        int found = host.read(Batches.gather(keys, idx, missing), restRows, restFound, promotion == Promotion.BELOW);
+        int found = host.readInParts(Batches.gather(keys, idx, missing), restRows, restFound, promotion == Promotion.BELOW);
         for (int r = 0; r < missing; r++) {
             if (restFound[r]) {
                 int j = idx[r];

@@ -133,6 +133,21 @@ public final class HostTiers implements AutoCloseable {
     }
 
     /**
+     * {@link #read(long[], float[], boolean[], boolean)}, a large batch read in parts of
+     * consecutive positions, each on one of the store's threads (reads of disjoint ranges run at
+     * once, as concurrent callers' do); a small one on the caller's thread. The parts take no lock
+     * that a caller may hold, so a caller holding the store's mutation lock may use it.
+     */
+    public int readInParts(long[] keys, float[] out, boolean[] found, boolean promote) {
+        if (pool.partsFor(keys.length, KEYS_PER_PART) == 1) {
+            return read(keys, 0, keys.length, out, found, promote);
+        }
+        AtomicInteger got = new AtomicInteger();
+        pool.runRanges(keys.length, KEYS_PER_PART, (from, to) -> got.addAndGet(read(keys, from, to, out, found, promote)));
+        return got.get();
+    }
+
+    /**
      * One key's read, as {@link #read(long[], float[], boolean[], boolean)} with promotion: a key
      * DRAM or the write-back buffer holds is read here, without the batch's arrays; any other
      * goes the batch's way (which looks at DRAM again, and counts the miss there).
