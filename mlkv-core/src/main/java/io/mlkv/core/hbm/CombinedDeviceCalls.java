@@ -59,8 +59,8 @@ public final class CombinedDeviceCalls implements AutoCloseable {
     private final long rowBytes;
     private final long maxKeys;
     private final CallCombiner<ReadCall> reads;
-    private final CallCombiner<WriteCall> puts;
-    private final CallCombiner<WriteCall> accumulates;
+    private final CallCombiner<DeviceCall> puts;
+    private final CallCombiner<DeviceCall> accumulates;
     private final Buffers readBuffers = new Buffers("combined reads");
     private final Buffers putBuffers = new Buffers("combined puts");
     private final Buffers accumulateBuffers = new Buffers("combined accumulates");
@@ -93,12 +93,12 @@ public final class CombinedDeviceCalls implements AutoCloseable {
 
     /** {@code put} of these pointers, combined with other callers' puts. */
     public void multiPut(CUdeviceptr keys, long n, CUdeviceptr values) {
-        puts.run(new WriteCall(keys, n, values));
+        puts.run(new DeviceCall(keys, n, values));
     }
 
     /** {@code accumulate} of these pointers, combined with other callers' accumulates. */
     public void accumulate(CUdeviceptr keys, long n, CUdeviceptr deltas) {
-        accumulates.run(new WriteCall(keys, n, deltas));
+        accumulates.run(new DeviceCall(keys, n, deltas));
     }
 
     /** Groups run so far and calls that ran combined with others, of reads, puts and accumulates in that order. */
@@ -109,28 +109,25 @@ public final class CombinedDeviceCalls implements AutoCloseable {
         return new long[] {r[0], r[1], p[0], p[1], a[0], a[1]};
     }
 
-    private static final class ReadCall extends CallCombiner.Call {
+    /** A call's keys and rows (a read's output rows, a write's input rows) on the device. */
+    private static class DeviceCall extends CallCombiner.Call {
         final CUdeviceptr keys;
-        final CUdeviceptr out;
+        final CUdeviceptr rows;
+
+        DeviceCall(CUdeviceptr keys, long n, CUdeviceptr rows) {
+            super(n);
+            this.keys = keys;
+            this.rows = rows;
+        }
+    }
+
+    private static final class ReadCall extends DeviceCall {
         final CUdeviceptr found;
         long hits;
 
         ReadCall(CUdeviceptr keys, long n, CUdeviceptr out, CUdeviceptr found) {
-            super(n);
-            this.keys = keys;
-            this.out = out;
+            super(keys, n, out);
             this.found = found;
-        }
-    }
-
-    private static final class WriteCall extends CallCombiner.Call {
-        final CUdeviceptr keys;
-        final CUdeviceptr rows;
-
-        WriteCall(CUdeviceptr keys, long n, CUdeviceptr rows) {
-            super(n);
-            this.keys = keys;
-            this.rows = rows;
         }
     }
 
@@ -138,23 +135,16 @@ public final class CombinedDeviceCalls implements AutoCloseable {
         Buffers b = calls.size() == 1 ? null : readBuffers.ready(total(calls), rowBytes, true);
         if (b == null) {
             for (ReadCall c : calls) {
-                c.hits = read.run(c.keys, c.size, c.out, c.found);
+                c.hits = read.run(c.keys, c.size, c.rows, c.found);
             }
             return;
         }
-        long n = total(calls);
-        long at = 0;
-        for (ReadCall c : calls) {
-            copy(b.keys.at(at * 8), c.keys, c.size * 8, b.stream, "keys in");
-            copy(b.rows.at(at * rowBytes), c.out, c.size * rowBytes, b.stream, "rows in");
-            at += c.size;
-        }
-        b.sync("copies into combined reads");
+        long n = copyIn(b, calls, "reads");
         long hits = read.run(b.keys.pointer(), n, b.rows.pointer(), b.found.pointer());
         hbm.makeCurrent();
-        at = 0;
+        long at = 0;
         for (ReadCall c : calls) {
-            copy(c.out, b.rows.at(at * rowBytes), c.size * rowBytes, b.stream, "rows out");
+            copy(c.rows, b.rows.at(at * rowBytes), c.size * rowBytes, b.stream, "rows out");
             copy(c.found, b.found.at(at), c.size, b.stream, "found out");
             at += c.size;
         }
@@ -178,22 +168,27 @@ public final class CombinedDeviceCalls implements AutoCloseable {
         }
     }
 
-    private void runWrites(List<WriteCall> calls, Write write, Buffers buffers) {
+    private void runWrites(List<DeviceCall> calls, Write write, Buffers buffers) {
         Buffers b = calls.size() == 1 ? null : buffers.ready(total(calls), rowBytes, false);
         if (b == null) {
-            for (WriteCall c : calls) {
+            for (DeviceCall c : calls) {
                 write.run(c.keys, c.size, c.rows);
             }
             return;
         }
+        write.run(b.keys.pointer(), copyIn(b, calls, "writes"), b.rows.pointer());
+    }
+
+    /** Copies the calls' keys and rows end to end into {@code b} and waits; returns how many keys. */
+    private long copyIn(Buffers b, List<? extends DeviceCall> calls, String what) {
         long at = 0;
-        for (WriteCall c : calls) {
+        for (DeviceCall c : calls) {
             copy(b.keys.at(at * 8), c.keys, c.size * 8, b.stream, "keys in");
             copy(b.rows.at(at * rowBytes), c.rows, c.size * rowBytes, b.stream, "rows in");
             at += c.size;
         }
-        b.sync("copies into combined writes");
-        write.run(b.keys.pointer(), at, b.rows.pointer());
+        b.sync("copies into combined " + what);
+        return at;
     }
 
     private static long total(List<? extends CallCombiner.Call> calls) {
