@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -31,6 +32,8 @@ final class CallCombiner<C extends CallCombiner.Call> {
         final long size;
         volatile boolean done;
         Throwable failure;
+        /** Counts the group's callers that have seen their results (set by the leader before {@link #done}). */
+        AtomicInteger departed;
 
         Call(long size) {
             this.size = size;
@@ -56,19 +59,30 @@ final class CallCombiner<C extends CallCombiner.Call> {
     private final ConcurrentLinkedQueue<C> queued = new ConcurrentLinkedQueue<>();
     private final ReentrantLock leading = new ReentrantLock();
     private final long maxKeys;
+    private final long alignNanos;
     private final Group<C> group;
     private long groups;
     private long combinedCalls;
 
     /**
-     * @param maxKeys most keys of one group (a call larger than this runs alone)
-     * @param group   runs a group
+     * @param maxKeys    most keys of one group (a call larger than this runs alone)
+     * @param alignNanos how long a leader whose own call ran in a group of several waits, at most,
+     *                   for the other callers of the group to wake and take their results before
+     *                   it returns (0: it does not wait). Callers that leave a group together
+     *                   arrive at their next calls together, where those can be combined too; a
+     *                   leader that returned at once would run its next call alone while the
+     *                   others wake.
+     * @param group      runs a group
      */
-    CallCombiner(long maxKeys, Group<C> group) {
+    CallCombiner(long maxKeys, long alignNanos, Group<C> group) {
         if (maxKeys <= 0) {
             throw new IllegalArgumentException("maxKeys must be positive, was " + maxKeys);
         }
+        if (alignNanos < 0) {
+            throw new IllegalArgumentException("alignNanos must not be negative, was " + alignNanos);
+        }
         this.maxKeys = maxKeys;
+        this.alignNanos = alignNanos;
         this.group = group;
     }
 
@@ -83,6 +97,7 @@ final class CallCombiner<C extends CallCombiner.Call> {
             throw new IllegalStateException("a call runs on the thread that made it");
         }
         queued.add(call);
+        boolean led = false;
         while (!call.done) {
             if (leading.tryLock()) {
                 try {
@@ -96,9 +111,16 @@ final class CallCombiner<C extends CallCombiner.Call> {
                 if (next != null) {
                     LockSupport.unpark(next.caller);  // a queued caller leads the next group
                 }
+                led = call.done;
             } else {
                 LockSupport.parkNanos(this, PARK_NANOS);
             }
+        }
+        AtomicInteger departed = call.departed;
+        if (!led) {
+            departed.incrementAndGet();
+        } else if (alignNanos > 0 && departed.get() < 0) {
+            awaitFollowers(departed);
         }
         Throwable failure = call.failure;
         if (failure == null) {
@@ -137,14 +159,29 @@ final class CallCombiner<C extends CallCombiner.Call> {
             failure = e;
         }
         Thread self = Thread.currentThread();
+        // Below zero by the number of other callers still to take their results (see awaitFollowers).
+        int others = 0;
+        for (C c : calls) {
+            others += c.caller == self ? 0 : 1;
+        }
+        AtomicInteger departed = new AtomicInteger(-others);
         for (C c : calls) {
             if (failure != null) {
                 c.failure = c.caller == self ? failure : new GroupFailed(failure);
             }
+            c.departed = departed;
             c.done = true;
             if (c.caller != self) {
                 LockSupport.unpark(c.caller);
             }
+        }
+    }
+
+    /** Waits, at most {@link #alignNanos}, until the other callers of the group just led have taken their results. */
+    private void awaitFollowers(AtomicInteger departed) {
+        long deadline = System.nanoTime() + alignNanos;
+        while (departed.get() < 0 && System.nanoTime() - deadline < 0) {
+            Thread.onSpinWait();
         }
     }
 

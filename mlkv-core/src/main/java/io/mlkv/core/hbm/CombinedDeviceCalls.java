@@ -44,6 +44,12 @@ public final class CombinedDeviceCalls implements AutoCloseable {
     public static final boolean ENABLED = !"false".equals(System.getProperty("mlkv.combineDeviceCalls"));
     private static final long MAX_GROUP_KEYS = 1L << 18;
     private static final long MAX_GROUP_ROW_BYTES = 64L << 20;
+    /**
+     * How long a leader waits, at most, for the callers it served to take their results, so that
+     * they reach their next calls together ({@link CallCombiner}); {@code -Dmlkv.combinedLeaderWaitMicros=0} turns it off.
+     */
+    private static final long LEADER_WAIT_NANOS = java.util.concurrent.TimeUnit.MICROSECONDS.toNanos(
+            Long.getLong("mlkv.combinedLeaderWaitMicros", 200));
 
     /** The store's device read, as one call runs it. */
     public interface Read {
@@ -69,9 +75,9 @@ public final class CombinedDeviceCalls implements AutoCloseable {
         this.hbm = hbm;
         this.rowBytes = hbm.table().dim() * 4L;
         this.maxKeys = Math.max(2, Math.min(MAX_GROUP_KEYS, MAX_GROUP_ROW_BYTES / rowBytes));
-        this.reads = new CallCombiner<>(maxKeys, calls -> runReads(calls, read));
-        this.puts = new CallCombiner<>(maxKeys, calls -> runWrites(calls, put, putBuffers));
-        this.accumulates = new CallCombiner<>(maxKeys, calls -> runWrites(calls, accumulate, accumulateBuffers));
+        this.reads = new CallCombiner<>(maxKeys, LEADER_WAIT_NANOS, calls -> runReads(calls, read));
+        this.puts = new CallCombiner<>(maxKeys, LEADER_WAIT_NANOS, calls -> runWrites(calls, put, putBuffers));
+        this.accumulates = new CallCombiner<>(maxKeys, LEADER_WAIT_NANOS, calls -> runWrites(calls, accumulate, accumulateBuffers));
     }
 
     /** Whether a call of {@code n} keys is combined with others (else the caller runs it alone). */

@@ -37,7 +37,7 @@ class CallCombinerTest {
     @Test
     void aCallerAloneRunsItsCallAsAGroupOfOneOnItsOwnThread() {
         List<Thread> ranOn = new ArrayList<>();
-        CallCombiner<Doubling> combiner = new CallCombiner<>(100, calls -> {
+        CallCombiner<Doubling> combiner = new CallCombiner<>(100, 0, calls -> {
             ranOn.add(Thread.currentThread());
             assertEquals(1, calls.size());
             calls.get(0).result = calls.get(0).input * 2;
@@ -58,7 +58,7 @@ class CallCombinerTest {
         CountDownLatch firstGroupRunning = new CountDownLatch(1);
         List<List<Long>> groups = Collections.synchronizedList(new ArrayList<>());
         CallCombiner<Doubling>[] holder = new CallCombiner[1];
-        holder[0] = new CallCombiner<>(40, calls -> {
+        holder[0] = new CallCombiner<>(40, 0, calls -> {
             List<Long> inputs = new ArrayList<>();
             for (Doubling c : calls) {
                 inputs.add(c.input);
@@ -117,7 +117,7 @@ class CallCombinerTest {
         RuntimeException boom = new IllegalStateException("device lost");
         AtomicInteger groupsRun = new AtomicInteger();
         CallCombiner<Doubling>[] holder = new CallCombiner[1];
-        holder[0] = new CallCombiner<>(1000, calls -> {
+        holder[0] = new CallCombiner<>(1000, 0, calls -> {
             int g = groupsRun.incrementAndGet();
             if (g == 1) {
                 firstGroupRunning.countDown();
@@ -168,7 +168,7 @@ class CallCombinerTest {
         CountDownLatch firstGroupRunning = new CountDownLatch(1);
         AtomicInteger groupsRun = new AtomicInteger();
         CallCombiner<Doubling>[] holder = new CallCombiner[1];
-        holder[0] = new CallCombiner<>(1000, calls -> {
+        holder[0] = new CallCombiner<>(1000, 0, calls -> {
             if (groupsRun.incrementAndGet() == 1) {
                 firstGroupRunning.countDown();
                 long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
@@ -203,6 +203,56 @@ class CallCombinerTest {
     }
 
     @Test
+    void aLeaderReturnsOnlyAfterTheOtherCallersOfItsGroupTookTheirResults() throws Exception {
+        int others = 3;
+        CountDownLatch firstGroupRunning = new CountDownLatch(1);
+        Thread[] secondLeader = new Thread[1];
+        List<Integer> leftWhenLeaderReturned = Collections.synchronizedList(new ArrayList<>());
+        CallCombiner<Doubling>[] holder = new CallCombiner[1];
+        holder[0] = new CallCombiner<>(1000, TimeUnit.SECONDS.toNanos(60), calls -> {
+            if (calls.get(0).input == 0) {
+                firstGroupRunning.countDown();
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+                while (holder[0].queuedCalls() < others && System.nanoTime() < deadline) {
+                    Thread.onSpinWait();
+                }
+                return;
+            }
+            secondLeader[0] = Thread.currentThread();
+            for (Doubling c : calls) {
+                c.result = c.input * 2;
+            }
+        });
+        CallCombiner<Doubling> combiner = holder[0];
+        ExecutorService pool = Executors.newFixedThreadPool(others + 1);
+        try {
+            Future<?> first = pool.submit(() -> combiner.run(new Doubling(1, 0, 0, 0)));
+            assertTrue(firstGroupRunning.await(30, TimeUnit.SECONDS));
+            List<Future<Long>> rest = new ArrayList<>();
+            for (int t = 1; t <= others; t++) {
+                long input = t;
+                rest.add(pool.submit(() -> {
+                    Doubling c = new Doubling(1, input, (int) input, 0);
+                    combiner.run(c);
+                    if (Thread.currentThread() == secondLeader[0]) {
+                        leftWhenLeaderReturned.add(c.departed.get());
+                    }
+                    return c.result;
+                }));
+            }
+            first.get(30, TimeUnit.SECONDS);
+            for (int t = 1; t <= others; t++) {
+                assertEquals(2L * t, rest.get(t - 1).get(30, TimeUnit.SECONDS));
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+        // The three calls queued behind the first group ran as one; its leader's call returned
+        // only once the two others had taken their results (none of them still to leave).
+        assertEquals(List.of(0), leftWhenLeaderReturned);
+    }
+
+    @Test
     void underManyCallersEveryCallRunsOnceInItsCallersOrderWithinTheBudget() throws Exception {
         long seed = System.nanoTime();
         int threads = 8;
@@ -213,7 +263,7 @@ class CallCombinerTest {
         java.util.Arrays.fill(lastSequence, -1);
         AtomicInteger groupNumber = new AtomicInteger();
         List<String> violations = Collections.synchronizedList(new ArrayList<>());
-        CallCombiner<Doubling> combiner = new CallCombiner<>(budget, calls -> {
+        CallCombiner<Doubling> combiner = new CallCombiner<>(budget, TimeUnit.MICROSECONDS.toNanos(200), calls -> {
             int g = groupNumber.incrementAndGet();
             long keys = 0;
             for (Doubling c : calls) {
