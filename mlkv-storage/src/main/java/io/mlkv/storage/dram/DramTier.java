@@ -272,9 +272,15 @@ public final class DramTier implements VectorTier {
                         return version;
                     }
                     // The score is a hint for eviction: refreshed without the lock, a race with a
-                    // writer that just reused the slot costs at most one eviction choice.
+                    // writer that just reused the slot costs at most one eviction choice. Written
+                    // only when it changes: readers of a hot key between two clock ticks then share
+                    // its score's cache line instead of taking it from each other on every read.
                     long scoreAddr = scores.address() + slot * 8;
-                    UNSAFE.putLong(scoreAddr, policy.scoreOnHit(key, UNSAFE.getLong(scoreAddr), now));
+                    long score = UNSAFE.getLong(scoreAddr);
+                    long refreshed = policy.scoreOnHit(key, score, now);
+                    if (refreshed != score) {
+                        UNSAFE.putLong(scoreAddr, refreshed);
+                    }
                     return HIT;
                 }
             }
