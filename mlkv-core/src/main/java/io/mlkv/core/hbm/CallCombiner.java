@@ -98,7 +98,11 @@ final class CallCombiner<C extends CallCombiner.Call> {
         }
         queued.add(call);
         boolean led = false;
+        // A queued call cannot be withdrawn: an interrupt is kept for the caller, not acted on
+        // (a parked thread with its interrupt set would not park again, only spin).
+        boolean interrupted = false;
         while (!call.done) {
+            interrupted |= Thread.interrupted();
             if (leading.tryLock()) {
                 try {
                     if (!call.done) {
@@ -115,6 +119,9 @@ final class CallCombiner<C extends CallCombiner.Call> {
             } else {
                 LockSupport.parkNanos(this, PARK_NANOS);
             }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
         }
         AtomicInteger departed = call.departed;
         if (!led) {

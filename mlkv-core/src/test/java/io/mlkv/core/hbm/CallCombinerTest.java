@@ -253,6 +253,51 @@ class CallCombinerTest {
     }
 
     @Test
+    void anInterruptedWaiterStillGetsItsResultAndKeepsItsInterrupt() throws Exception {
+        CountDownLatch groupRunning = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        CallCombiner<Doubling>[] holder = new CallCombiner[1];
+        holder[0] = new CallCombiner<>(1000, 0, calls -> {
+            if (calls.get(0).input == 0) {
+                groupRunning.countDown();
+                try {
+                    assertTrue(release.await(30, TimeUnit.SECONDS));
+                } catch (InterruptedException e) {
+                    throw new IllegalStateException(e);
+                }
+            }
+            for (Doubling c : calls) {
+                c.result = c.input * 2;
+            }
+        });
+        CallCombiner<Doubling> combiner = holder[0];
+        ExecutorService pool = Executors.newFixedThreadPool(2);
+        try {
+            Future<?> first = pool.submit(() -> combiner.run(new Doubling(1, 0, 0, 0)));
+            assertTrue(groupRunning.await(30, TimeUnit.SECONDS));
+            Thread[] waiter = new Thread[1];
+            Future<boolean[]> second = pool.submit(() -> {
+                waiter[0] = Thread.currentThread();
+                Doubling c = new Doubling(1, 21, 1, 0);
+                combiner.run(c);
+                return new boolean[] {c.result == 42, Thread.currentThread().isInterrupted()};
+            });
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            while (combiner.queuedCalls() < 1 && System.nanoTime() < deadline) {
+                Thread.onSpinWait();
+            }
+            waiter[0].interrupt();
+            release.countDown();
+            first.get(30, TimeUnit.SECONDS);
+            boolean[] outcome = second.get(30, TimeUnit.SECONDS);
+            assertTrue(outcome[0], "the interrupted caller's call ran");
+            assertTrue(outcome[1], "its interrupt is kept");
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    @Test
     void underManyCallersEveryCallRunsOnceInItsCallersOrderWithinTheBudget() throws Exception {
         long seed = System.nanoTime();
         int threads = 8;
