@@ -67,10 +67,7 @@ class CallCombinerTest {
             groups.add(inputs);
             if (groups.size() == 1) {
                 firstGroupRunning.countDown();
-                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-                while (holder[0].queuedCalls() < others && System.nanoTime() < deadline) {
-                    Thread.onSpinWait();
-                }
+                awaitQueued(holder[0], others);
             }
         });
         CallCombiner<Doubling> combiner = holder[0];
@@ -121,10 +118,7 @@ class CallCombinerTest {
             int g = groupsRun.incrementAndGet();
             if (g == 1) {
                 firstGroupRunning.countDown();
-                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-                while (holder[0].queuedCalls() < others && System.nanoTime() < deadline) {
-                    Thread.onSpinWait();
-                }
+                awaitQueued(holder[0], others);
                 throw boom;
             }
             for (Doubling c : calls) {
@@ -171,10 +165,7 @@ class CallCombinerTest {
         holder[0] = new CallCombiner<>(1000, 0, calls -> {
             if (groupsRun.incrementAndGet() == 1) {
                 firstGroupRunning.countDown();
-                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-                while (holder[0].queuedCalls() < others && System.nanoTime() < deadline) {
-                    Thread.onSpinWait();
-                }
+                awaitQueued(holder[0], others);
                 return;
             }
             throw new IllegalStateException("group of " + calls.size() + " failed");
@@ -212,10 +203,7 @@ class CallCombinerTest {
         holder[0] = new CallCombiner<>(1000, TimeUnit.SECONDS.toNanos(60), calls -> {
             if (calls.get(0).input == 0) {
                 firstGroupRunning.countDown();
-                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-                while (holder[0].queuedCalls() < others && System.nanoTime() < deadline) {
-                    Thread.onSpinWait();
-                }
+                awaitQueued(holder[0], others);
                 return;
             }
             secondLeader[0] = Thread.currentThread();
@@ -282,10 +270,7 @@ class CallCombinerTest {
                 combiner.run(c);
                 return new boolean[] {c.result == 42, Thread.currentThread().isInterrupted()};
             });
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-            while (combiner.queuedCalls() < 1 && System.nanoTime() < deadline) {
-                Thread.onSpinWait();
-            }
+            awaitQueued(combiner, 1);
             waiter[0].interrupt();
             release.countDown();
             first.get(30, TimeUnit.SECONDS);
@@ -352,5 +337,13 @@ class CallCombinerTest {
         assertEquals(List.of(), violations, "seed " + seed);
         assertEquals(threads * callsEach, ran.size(), "every call ran exactly once, seed " + seed);
         assertEquals(groupNumber.get(), combiner.counts()[0]);
+    }
+
+    /** Spins until {@code combiner} has at least {@code calls} calls queued (at most 30 s). */
+    private static void awaitQueued(CallCombiner<?> combiner, int calls) {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (combiner.queuedCalls() < calls && System.nanoTime() < deadline) {
+            Thread.onSpinWait();
+        }
     }
 }
