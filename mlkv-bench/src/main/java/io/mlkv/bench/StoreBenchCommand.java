@@ -105,8 +105,11 @@ final class StoreBenchCommand implements Callable<Integer> {
 
     @Option(names = "--callers", defaultValue = "1",
             description = "Threads calling at once, each with its own batches and device buffers; above 1 the figure is "
-                    + "the aggregate over all timed calls (default ${DEFAULT-VALUE}).")
+                    + "the aggregate over all timed calls, and each caller's call times are summarised (default ${DEFAULT-VALUE}).")
     int callers;
+
+    /** Keys/s of every timed call of every caller in the last {@link #timeCallers}. */
+    private double[] callerRates = new double[0];
 
     @Option(names = "--hkv-find", defaultValue = "0.199",
             description = "HierarchicalKV hybrid find, B-KV/s, for the ratios (default ${DEFAULT-VALUE}: shared/GPU-HOST.md).")
@@ -187,6 +190,11 @@ final class StoreBenchCommand implements Callable<Integer> {
                         rows.add(String.format(Locale.ROOT, "| %s | %s | %,d | %,.0f | %,.0f | %.3f | %s | %,.0f | %.3fx |",
                                 w.label(), distributions.get(d), batch, best, median(gpu), hits / Math.max(1, hits + misses),
                                 baseline, hkvKeysPerS(w), best / hkvKeysPerS(w)));
+                        if (callers > 1) {
+                            perCall.add(String.format(Locale.ROOT, "%s %s, each caller's calls: median %.2f ms, p99 %.2f ms,"
+                                    + " slowest %.2f ms", w.label(), distributions.get(d), batch / median(callerRates) * 1e3,
+                                    batch / quantile(callerRates, 0.01) * 1e3, batch / quantile(callerRates, 0) * 1e3));
+                        }
                         if (callers == 1) {
                             perCall.add(w.label() + " " + distributions.get(d) + ": " + millis(gpu)
                                     + (w == Workload.READ ? " (GPU OFF: " + millis(cpu[d]) + ")" : ""));
@@ -369,7 +377,7 @@ final class StoreBenchCommand implements Callable<Integer> {
         java.util.concurrent.CyclicBarrier end = new java.util.concurrent.CyclicBarrier(callers + 1);
         java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(callers);
         try {
-            List<java.util.concurrent.Future<?>> running = new ArrayList<>();
+            List<java.util.concurrent.Future<double[]>> running = new ArrayList<>();
             for (int c = 0; c < callers; c++) {
                 KeyGenerator g = KeyGenerators.create(new KeyGenerators.Spec(distributions.get(d), records, theta, 0.2, 0.8,
                         seed + d + 1000L * (c + 1)));
@@ -378,7 +386,7 @@ final class StoreBenchCommand implements Callable<Integer> {
                     g.fill(b);
                 }
                 running.add(pool.submit(() -> {
-                    timeDevice(s, w, mine, () -> {
+                    double[] rates = timeDevice(s, w, mine, () -> {
                         try {
                             start.await();
                         } catch (Exception e) {
@@ -386,7 +394,7 @@ final class StoreBenchCommand implements Callable<Integer> {
                         }
                     });
                     end.await();
-                    return null;
+                    return rates;
                 }));
             }
             start.await();
@@ -394,9 +402,11 @@ final class StoreBenchCommand implements Callable<Integer> {
             long t0 = System.nanoTime();
             end.await();
             long t = System.nanoTime() - t0;
-            for (java.util.concurrent.Future<?> f : running) {
-                f.get();
+            double[] all = new double[callers * calls];
+            for (int c = 0; c < callers; c++) {
+                System.arraycopy(running.get(c).get(), 0, all, c * calls, calls);
             }
+            callerRates = all;
             return new double[] {(double) callers * calls * batch / (t / 1e9)};
         } finally {
             pool.shutdownNow();
@@ -455,6 +465,13 @@ final class StoreBenchCommand implements Callable<Integer> {
 
     private static double max(double[] v) {
         return Arrays.stream(v).max().orElse(0);
+    }
+
+    /** The {@code q} quantile of {@code v} (0: the smallest), by the nearest rank. */
+    private static double quantile(double[] v, double q) {
+        double[] s = v.clone();
+        Arrays.sort(s);
+        return s[(int) Math.min(s.length - 1, Math.floor(q * s.length))];
     }
 
     private static double median(double[] v) {
