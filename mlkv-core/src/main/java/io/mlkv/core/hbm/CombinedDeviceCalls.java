@@ -49,7 +49,7 @@ public final class CombinedDeviceCalls implements AutoCloseable {
      * they reach their next calls together ({@link CallCombiner}); {@code -Dmlkv.combinedLeaderWaitMicros=0} turns it off.
      */
     private static final long LEADER_WAIT_NANOS = java.util.concurrent.TimeUnit.MICROSECONDS.toNanos(
-            Long.getLong("mlkv.combinedLeaderWaitMicros", 200));
+            Math.max(0, Long.getLong("mlkv.combinedLeaderWaitMicros", 200)));
 
     /** The store's device read, as one call runs it. */
     public interface Read {
