@@ -279,7 +279,8 @@ public final class MlkvStore implements VectorTier {
      * default stream has finished (a plain {@code cuMemcpyHtoD}, even from pageable memory, whose
      * DMA may still run when it returns); keys written on another stream must be complete (that
      * stream synchronized) before the call. {@code out} and {@code found} are complete when it
-     * returns.
+     * returns. Small calls that several threads make at once may run as one call over their keys
+     * laid end to end ({@link CombinedDeviceCalls}); each caller still gets exactly its own results.
      *
      * @return the number of keys found
      * @throws IllegalStateException if the store has no HBM tier
