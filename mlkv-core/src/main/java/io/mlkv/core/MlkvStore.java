@@ -183,7 +183,7 @@ public final class MlkvStore implements VectorTier {
                     : new DeviceWrites(dim, hbm, migration, host, mutation, mutationEpoch, entryCount, batchPool);
             this.combined = hbm == null ? null : opened.add(new CombinedDeviceCalls(hbm, migration::readDevice,
                     deviceWrites::put, (k, n, deltas) -> deviceWrites.accumulate(k, n, deltas,
-                            this::accumulateOnHost)));
+                            (keys, rows) -> writes.apply(keys, Change.accumulate(rows)))));
             this.prefetches = opened.add(new Prefetches(c.prefetchThreads()));
         } catch (RuntimeException | Error e) {
             // Nothing stays open after a failed constructor: a retry must not find the directory locked.
@@ -300,7 +300,7 @@ public final class MlkvStore implements VectorTier {
         }
         lifecycle.enter();
         try {
-            return combined.combines(n) ? combined.multiGet(keys, n, out, found) : migration.readDevice(keys, n, out, found);
+            return combined.multiGet(keys, n, out, found);
         } finally {
             lifecycle.exit();
         }
@@ -426,24 +426,13 @@ public final class MlkvStore implements VectorTier {
                 }
                 writes.apply(hbm.keysToHost(keys, n), Change.of(kind, hbm.rowsToHost(rows, n, all)));
             } else if (kind == Change.Kind.PUT) {
-                if (combined.combines(n)) {
-                    combined.multiPut(keys, n, rows);
-                } else {
-                    deviceWrites.put(keys, n, rows);
-                }
-            } else if (combined.combines(n)) {
-                combined.accumulate(keys, n, rows);
+                combined.multiPut(keys, n, rows);
             } else {
-                deviceWrites.accumulate(keys, n, rows, this::accumulateOnHost);
+                combined.accumulate(keys, n, rows);
             }
         } finally {
             lifecycle.exit();
         }
-    }
-
-    /** The host write path of the rare keys a device accumulate hands over ({@link DeviceWrites.HostWrite}). */
-    private void accumulateOnHost(long[] keys, float[] deltas) {
-        writes.apply(keys, Change.accumulate(deltas));
     }
 
     /**

@@ -48,8 +48,6 @@ public final class MlkvYcsbDb extends DB {
     private static final Object LOCK = new Object();
     private static MlkvStore shared;
     private static int users;
-    /** Four bytes of a field as one little-endian int: a vector word. */
-
     private int fieldCount;
     private int fieldLength;
     private int wordsPerField;

@@ -64,47 +64,59 @@ public final class CombinedDeviceCalls implements AutoCloseable {
     private final HbmTier hbm;
     private final long rowBytes;
     private final long maxKeys;
+    private final Read read;
+    private final Write put;
+    private final Write accumulate;
     private final CallCombiner<ReadCall> reads;
     private final CallCombiner<DeviceCall> puts;
     private final CallCombiner<DeviceCall> accumulates;
-    private final Buffers readBuffers = new Buffers("combined reads");
-    private final Buffers putBuffers = new Buffers("combined puts");
-    private final Buffers accumulateBuffers = new Buffers("combined accumulates");
+    private final Buffers readBuffers = new Buffers("combined reads", true);
+    private final Buffers putBuffers = new Buffers("combined puts", false);
+    private final Buffers accumulateBuffers = new Buffers("combined accumulates", false);
 
     public CombinedDeviceCalls(HbmTier hbm, Read read, Write put, Write accumulate) {
         this.hbm = hbm;
         this.rowBytes = hbm.table().dim() * 4L;
         this.maxKeys = Math.max(2, Math.min(MAX_GROUP_KEYS, MAX_GROUP_ROW_BYTES / rowBytes));
-        this.reads = new CallCombiner<>(maxKeys, LEADER_WAIT_NANOS, calls -> runReads(calls, read));
+        this.read = read;
+        this.put = put;
+        this.accumulate = accumulate;
+        this.reads = new CallCombiner<>(maxKeys, LEADER_WAIT_NANOS, this::runReads);
         this.puts = new CallCombiner<>(maxKeys, LEADER_WAIT_NANOS, calls -> runWrites(calls, put, putBuffers));
         this.accumulates = new CallCombiner<>(maxKeys, LEADER_WAIT_NANOS, calls -> runWrites(calls, accumulate, accumulateBuffers));
     }
 
     /** Whether a call of {@code n} keys is combined with others (else the caller runs it alone). */
-    public boolean combines(long n) {
+    private boolean combines(long n) {
         return ENABLED && n <= maxKeys / 2;
     }
 
-    /** Most keys of one group. */
-    public long maxKeys() {
-        return maxKeys;
-    }
-
-    /** {@code read} of these pointers, combined with other callers' reads. */
+    /** The store's device read of these pointers, combined with other callers' reads where small enough. */
     public long multiGet(CUdeviceptr keys, long n, CUdeviceptr out, CUdeviceptr found) {
+        if (!combines(n)) {
+            return read.run(keys, n, out, found);
+        }
         ReadCall c = new ReadCall(keys, n, out, found);
         reads.run(c);
         return c.hits;
     }
 
-    /** {@code put} of these pointers, combined with other callers' puts. */
+    /** The store's device put of these pointers, combined with other callers' puts where small enough. */
     public void multiPut(CUdeviceptr keys, long n, CUdeviceptr values) {
-        puts.run(new DeviceCall(keys, n, values));
+        if (combines(n)) {
+            puts.run(new DeviceCall(keys, n, values));
+        } else {
+            put.run(keys, n, values);
+        }
     }
 
-    /** {@code accumulate} of these pointers, combined with other callers' accumulates. */
+    /** The store's device accumulate of these pointers, combined with other callers' accumulates where small enough. */
     public void accumulate(CUdeviceptr keys, long n, CUdeviceptr deltas) {
-        accumulates.run(new DeviceCall(keys, n, deltas));
+        if (combines(n)) {
+            accumulates.run(new DeviceCall(keys, n, deltas));
+        } else {
+            accumulate.run(keys, n, deltas);
+        }
     }
 
     /** Groups run so far and calls that ran combined with others, of reads, puts and accumulates in that order. */
@@ -137,8 +149,8 @@ public final class CombinedDeviceCalls implements AutoCloseable {
         }
     }
 
-    private void runReads(List<ReadCall> calls, Read read) {
-        Buffers b = calls.size() == 1 ? null : readBuffers.ready(total(calls), rowBytes, true);
+    private void runReads(List<ReadCall> calls) {
+        Buffers b = calls.size() == 1 ? null : readBuffers.ready();
         if (b == null) {
             for (ReadCall c : calls) {
                 c.hits = read.run(c.keys, c.size, c.rows, c.found);
@@ -175,7 +187,7 @@ public final class CombinedDeviceCalls implements AutoCloseable {
     }
 
     private void runWrites(List<DeviceCall> calls, Write write, Buffers buffers) {
-        Buffers b = calls.size() == 1 ? null : buffers.ready(total(calls), rowBytes, false);
+        Buffers b = calls.size() == 1 ? null : buffers.ready();
         if (b == null) {
             for (DeviceCall c : calls) {
                 write.run(c.keys, c.size, c.rows);
@@ -197,42 +209,35 @@ public final class CombinedDeviceCalls implements AutoCloseable {
         return at;
     }
 
-    private static long total(List<? extends CallCombiner.Call> calls) {
-        long n = 0;
-        for (CallCombiner.Call c : calls) {
-            n += c.size;
-        }
-        return n;
-    }
-
     private static void copy(CUdeviceptr to, CUdeviceptr from, long bytes, CUstream stream, String what) {
         Cuda.check(cuMemcpyDtoDAsync(to, from, bytes, stream), "cuMemcpyDtoDAsync (" + what + ", " + bytes + " bytes)");
     }
 
     /**
-     * A leader's device buffers and stream, made on first use and grown to the largest group.
-     * Used only by the leader of one combiner (under its lock).
+     * A leader's device buffers (room for a whole group, {@link #maxKeys} keys) and stream, made
+     * on first use. Used only by the leader of one combiner (under its lock).
      */
     private final class Buffers implements AutoCloseable {
         private final String purpose;
+        private final boolean withFound;
         private CUstream stream;
         private DeviceMemory keys;
         private DeviceMemory rows;
         private DeviceMemory found;
-        private long capacity;
         private boolean unavailable;
 
-        Buffers(String purpose) {
+        Buffers(String purpose, boolean withFound) {
             this.purpose = purpose;
+            this.withFound = withFound;
         }
 
-        /** These buffers with room for {@code n} keys, or null where they cannot be had (the calls then run alone). */
-        Buffers ready(long n, long rowBytes, boolean withFound) {
+        /** These buffers, or null where they cannot be had (the calls then run alone). */
+        Buffers ready() {
             if (unavailable) {
                 return null;
             }
             hbm.makeCurrent();
-            if (capacity >= n) {
+            if (keys != null) {
                 return this;
             }
             try {
@@ -242,12 +247,9 @@ public final class CombinedDeviceCalls implements AutoCloseable {
                     Cuda.check(cuStreamCreate(s, CUstream_flags.CU_STREAM_DEFAULT), "cuStreamCreate (" + purpose + ")");
                     stream = s;
                 }
-                freeMemory();
-                long size = maxKeys;
-                keys = new DeviceMemory(size * 8, purpose + " keys");
-                rows = new DeviceMemory(size * rowBytes, purpose + " rows");
-                found = withFound ? new DeviceMemory(size, purpose + " found") : null;
-                capacity = size;
+                keys = new DeviceMemory(maxKeys * 8, purpose + " keys");
+                rows = new DeviceMemory(maxKeys * rowBytes, purpose + " rows");
+                found = withFound ? new DeviceMemory(maxKeys, purpose + " found") : null;
                 return this;
             } catch (RuntimeException e) {
                 freeMemory();
@@ -263,7 +265,6 @@ public final class CombinedDeviceCalls implements AutoCloseable {
         }
 
         private void freeMemory() {
-            capacity = 0;
             DeviceMemory k = keys;
             DeviceMemory r = rows;
             DeviceMemory f = found;
