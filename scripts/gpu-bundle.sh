@@ -47,6 +47,12 @@ jlink_runtime "$jdk" java.base,java.logging,java.management,jdk.management,jdk.u
 cp scripts/gpu-run.sh scripts/gpu-profile.sh scripts/gpu-store-bench.sh scripts/gpu-io-bench.sh scripts/gpu-train-bench.sh \
   scripts/gpu-hkv-same-run.sh scripts/gpu-shard-bench.sh \
   scripts/gpu-before-after.sh "$work/"
+# The PCIe ceiling of the DRAM tier's row reads (src-native/bench/pcie_row_reads.cu), where nvcc is here.
+if command -v nvcc >/dev/null 2>&1; then
+  nvcc -O3 -std=c++17 -arch=sm_90 -o "$work/tools/pcie_row_reads" src-native/bench/pcie_row_reads.cu
+else
+  echo "[bundle] nvcc not on the PATH: tools/pcie_row_reads left out"
+fi
 # The peers a benchmark compares against, when given (HKV_BINARY=".../hybrid_benchmark [.../merlin_hashtable_benchmark]",
 # one path or several separated by spaces): never part of the product.
 if [ -n "${HKV_BINARY:-}" ]; then
