@@ -91,8 +91,16 @@ public final class GpuHashTable implements VectorTier {
     private final OwnedResources owned = new OwnedResources();
     private final TableCore core;
     private final HostStaging staging;
+    private final ReservedKeyChecks reservedChecks;
     private final ReentrantLock lock = new ReentrantLock();
     private final AtomicBoolean closed = new AtomicBoolean();
+    /**
+     * Whether {@link #firstReservedKey} runs on streams of its own, without the table's lock
+     * ({@link ReservedKeyChecks}); {@code -Dmlkv.reservedCheckOnOwnStream=false} runs it on the
+     * table's stream under the lock, as before.
+     */
+    private static final boolean RESERVED_CHECK_ON_OWN_STREAM =
+            !"false".equals(System.getProperty("mlkv.reservedCheckOnOwnStream"));
     /** Whether finds refresh the scores of the keys they find; see {@link #scoreReads(boolean)}. */
     private volatile boolean scoreReads;
 
@@ -107,6 +115,7 @@ public final class GpuHashTable implements VectorTier {
         try {
             this.kernels = Kernels.load();
             owned.add(kernels);
+            this.reservedChecks = owned.add(new ReservedKeyChecks(device, kernels));
             long tableBytes = TableCore.arrayBytes(capacity, buckets, dim);
             long[] mem = device.memoryInfo();
             if (tableBytes > mem[0]) {
@@ -385,9 +394,13 @@ public final class GpuHashTable implements VectorTier {
 
     /**
      * The lowest position of a reserved key ({@link ReservedKeys}) among {@code n} device keys, or
-     * -1 if there is none: a device batch checked without copying it to the host.
+     * -1 if there is none: a device batch checked without copying it to the host. It does not
+     * wait for the table's other calls, nor they for it: the check runs on a stream of its own.
      */
     public long firstReservedKey(CUdeviceptr keysIn, long n) {
+        if (RESERVED_CHECK_ON_OWN_STREAM) {
+            return n <= 0 ? -1 : reservedChecks.first(keysIn, n);
+        }
         return call(() -> core.firstReservedKey(keysIn, n));
     }
 

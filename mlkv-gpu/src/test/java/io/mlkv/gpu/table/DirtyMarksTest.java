@@ -95,6 +95,76 @@ class DirtyMarksTest {
         }
     }
 
+    /**
+     * Checks run without the table's lock, on streams of their own: threads checking their own
+     * batches at once, while another thread keeps the table busy, each get their own batch's
+     * answer; after close a check is refused.
+     */
+    @Test
+    void reservedKeyChecksOfSeveralThreadsAtOnceEachSeeTheirOwnBatch() throws Exception {
+        int threads = 6;
+        int n = 50_000;
+        GpuHashTable t = GpuHashTable.create(DIM, 1 << 16, ScoreMode.LRU);
+        DeviceMemory[] batches = new DeviceMemory[threads];
+        try {
+            for (int c = 0; c < threads; c++) {
+                long[] keys = new long[n];
+                for (int i = 0; i < n; i++) {
+                    keys[i] = i + 1L;
+                }
+                if (c > 0) {
+                    keys[c * 1_000 + 17] = c % 2 == 0 ? ReservedKeys.LOCKED : ReservedKeys.EMPTY; // thread 0: none
+                }
+                batches[c] = upload(t, keys);
+            }
+            java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(threads + 1);
+            try {
+                java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+                java.util.concurrent.Future<?> busy = pool.submit(() -> {
+                    long[] keys = new long[4096];
+                    float[] rows = new float[keys.length * DIM];
+                    for (long round = 0; !stop.get(); round++) {
+                        for (int i = 0; i < keys.length; i++) {
+                            keys[i] = round * keys.length + i + 1;
+                        }
+                        t.insertOrAssign(keys, rows, null);
+                    }
+                });
+                java.util.List<java.util.concurrent.Future<long[]>> results = new java.util.ArrayList<>();
+                for (int c = 0; c < threads; c++) {
+                    DeviceMemory b = batches[c];
+                    results.add(pool.submit(() -> {
+                        long[] seen = new long[200];
+                        for (int round = 0; round < seen.length; round++) {
+                            seen[round] = t.firstReservedKey(b.pointer(), n);
+                        }
+                        return seen;
+                    }));
+                }
+                for (int c = 0; c < threads; c++) {
+                    long want = c == 0 ? -1 : c * 1_000 + 17;
+                    for (long got : results.get(c).get()) {
+                        assertEquals(want, got, "thread " + c);
+                    }
+                }
+                stop.set(true);
+                busy.get();
+            } finally {
+                pool.shutdownNow();
+            }
+        } finally {
+            for (DeviceMemory b : batches) {
+                if (b != null) {
+                    t.makeDeviceCurrent();
+                    b.close();
+                }
+            }
+            t.close();
+        }
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class, () -> t.firstReservedKey(
+                new jcuda.driver.CUdeviceptr(), 1));
+    }
+
     /** lastOccurrences returns each distinct key's last position once, with and without repeated keys. */
     @Test
     void lastOccurrencesGivesEachDistinctKeysLastPosition() {
