@@ -141,6 +141,41 @@ class MlkvStoreTest {
     }
 
     /**
+     * A read large enough to go in parts over the store's threads, of keys only RocksDB holds (a
+     * reopened store's DRAM is empty), promotes every key it read into a DRAM that has room for
+     * them all: the parts' promotions are installed together, none dropped, so a second read finds
+     * every key in DRAM and asks RocksDB for none.
+     */
+    @Test
+    void aLargeReadInPartsPromotesEveryKeyItReadFromRocksDb() {
+        int n = 60_000;
+        Supplier<MlkvStore> opener = () -> MlkvStore.builder().dim(DIM).directory(dir.resolve("promotions"))
+                .dramCapacityBytes(4L * n / DramTier.BUCKET_SLOTS * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
+                .durability(Durability.WRITE_BACK).gpu(GpuMode.OFF).batchThreads(8).build();
+        long[] keys = new long[n];
+        float[] rows = new float[n * DIM];
+        for (int i = 0; i < n; i++) {
+            keys[i] = i * 7L + 3;
+            Arrays.fill(rows, i * DIM, (i + 1) * DIM, i);
+        }
+        try (MlkvStore s = opener.get()) {
+            s.multiPut(keys, rows);
+        }
+        try (MlkvStore s = opener.get()) {
+            float[] out = new float[n * DIM];
+            boolean[] found = new boolean[n];
+            assertEquals(n, s.multiGet(keys, out, found));
+            assertArrayEquals(rows, out);
+            assertEquals(n, s.stats().tier("DRAM").entries(), "every key read from RocksDB promoted into DRAM");
+            long ssdHits = s.stats().tier("SSD").hits();
+            Arrays.fill(out, 0);
+            assertEquals(n, s.multiGet(keys, out, found));
+            assertArrayEquals(rows, out);
+            assertEquals(ssdHits, s.stats().tier("SSD").hits(), "the second read asked RocksDB for nothing");
+        }
+    }
+
+    /**
      * A put large enough to go in parts over the store's threads: each part writes its keys DRAM
      * holds in place up to its first key DRAM lacks, the rest take the locked path. Keys repeat
      * across that point; every key must end with the row of its last occurrence, new keys counted

@@ -5,8 +5,11 @@ import io.mlkv.gpu.spill.SpillLog;
 import io.mlkv.storage.dram.DramTier;
 import io.mlkv.storage.dram.EvictionSink;
 import io.mlkv.storage.rocksdb.RocksDbTier;
+import java.util.Queue;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.LongAdder;
+import java.util.function.Consumer;
 import java.util.function.LongSupplier;
 
 /**
@@ -143,7 +146,15 @@ public final class HostTiers implements AutoCloseable {
             return read(keys, 0, keys.length, out, found, promote);
         }
         AtomicInteger got = new AtomicInteger();
-        pool.runRanges(keys.length, KEYS_PER_PART, (from, to) -> got.addAndGet(read(keys, from, to, out, found, promote)));
+        // The parts' promotions are installed together once every part has read, in one promotion:
+        // parts promoting on their own would contend for the mutation lock, and the promoter drops
+        // what its short queue cannot hold, leaving keys read from RocksDB out of DRAM.
+        Queue<Runnable> promotions = promote ? new ConcurrentLinkedQueue<>() : null;
+        pool.runRanges(keys.length, KEYS_PER_PART, (from, to) -> got.addAndGet(read(keys, from, to, out, found,
+                promotions == null ? null : promotions::add)));
+        if (promotions != null && !promotions.isEmpty()) {
+            promoter.promote(() -> promotions.forEach(Runnable::run));
+        }
         return got.get();
     }
 
@@ -171,6 +182,16 @@ public final class HostTiers implements AutoCloseable {
      * arrays only; reads of disjoint ranges may run at once.
      */
     public int read(long[] keys, int from, int to, float[] out, boolean[] found, boolean promote) {
+        return read(keys, from, to, out, found, promote ? promoter::promote : null);
+    }
+
+    /**
+     * {@link #read(long[], int, int, float[], boolean[], boolean)} that hands the install of what
+     * it read from RocksDB to {@code promotion} (null: nothing is promoted), which must run it
+     * under the mutation lock.
+     */
+    private int read(long[] keys, int from, int to, float[] out, boolean[] found,
+            Consumer<Runnable> promotion) {
         long now = dram.tick();
         dram.policy().recordAccesses(keys, from, to);
         int[] missIdx = null;
@@ -229,10 +250,10 @@ public final class HostTiers implements AutoCloseable {
                 found[i] = true;
             }
         }
-        if (promote && fromRocks > 0) {
+        if (promotion != null && fromRocks > 0) {
             long[] versions = missVersion;
             int count = misses;
-            promoter.promote(() -> install(missKeys, missValues, missFound, versions, count, now));
+            promotion.accept(() -> install(missKeys, missValues, missFound, versions, count, now));
         }
         return hits + fromRocks;
     }
