@@ -49,6 +49,8 @@ public final class HostTiers implements AutoCloseable {
 
     /** Keys per part of the per-key work that {@link #existing} and {@link #readCurrent} split over the store's threads. */
     private static final int KEYS_PER_PART = 2048;
+    /** Where a read without promotion sends the install of what it read from RocksDB: nowhere. */
+    private static final Consumer<Runnable> NOT_PROMOTED = install -> { };
 
     private final BatchPool pool;
 
@@ -149,10 +151,10 @@ public final class HostTiers implements AutoCloseable {
         // The parts' promotions are installed together once every part has read, in one promotion:
         // parts promoting on their own would contend for the mutation lock, and the promoter drops
         // what its short queue cannot hold, leaving keys read from RocksDB out of DRAM.
-        Queue<Runnable> promotions = promote ? new ConcurrentLinkedQueue<>() : null;
+        Queue<Runnable> promotions = new ConcurrentLinkedQueue<>();
         pool.runRanges(keys.length, KEYS_PER_PART, (from, to) -> got.addAndGet(read(keys, from, to, out, found,
-                promotions == null ? null : promotions::add)));
-        if (promotions != null && !promotions.isEmpty()) {
+                promote ? promotions::add : NOT_PROMOTED)));
+        if (!promotions.isEmpty()) {
             promoter.promote(() -> promotions.forEach(Runnable::run));
         }
         return got.get();
@@ -182,13 +184,13 @@ public final class HostTiers implements AutoCloseable {
      * arrays only; reads of disjoint ranges may run at once.
      */
     public int read(long[] keys, int from, int to, float[] out, boolean[] found, boolean promote) {
-        return read(keys, from, to, out, found, promote ? promoter::promote : null);
+        return read(keys, from, to, out, found, promote ? promoter::promote : NOT_PROMOTED);
     }
 
     /**
      * {@link #read(long[], int, int, float[], boolean[], boolean)} that hands the install of what
-     * it read from RocksDB to {@code promotion} (null: nothing is promoted), which must run it
-     * under the mutation lock.
+     * it read from RocksDB into DRAM to {@code promotion}, which runs it under the mutation lock
+     * (or drops it: {@link #NOT_PROMOTED}).
      */
     private int read(long[] keys, int from, int to, float[] out, boolean[] found,
             Consumer<Runnable> promotion) {
@@ -250,7 +252,7 @@ public final class HostTiers implements AutoCloseable {
                 found[i] = true;
             }
         }
-        if (promotion != null && fromRocks > 0) {
+        if (fromRocks > 0) {
             long[] versions = missVersion;
             int count = misses;
             promotion.accept(() -> install(missKeys, missValues, missFound, versions, count, now));
