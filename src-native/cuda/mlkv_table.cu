@@ -1144,13 +1144,20 @@ mlkv_dram_contains(const uint64_t* __restrict__ query, long n, const volatile ui
 // again checked if one did): it reads the count and the keys together and does not read the
 // count again, four PCIe requests a key instead of five; the reads are bound by how many requests
 // are in flight, not by round trips (docs/BENCHMARKS.md, runs 110-111).
+//
+// With key_copy not null (only with checked 0) the bucket's keys are read from that copy of the
+// tier's keys in device memory, which the caller knows to hold every slot's key (no key changed
+// since it was taken), and the count is not read at all: only the row crosses PCIe (two requests
+// at dim 64 instead of four; docs/BENCHMARKS.md, run 119). seq_out then gets NO_SEQ, a count no
+// bucket has, so a later check of the bucket (mlkv_dram_unchanged) finds it changed.
+#define NO_SEQ (~0ull)
 extern "C" __global__ void __launch_bounds__(256)
 mlkv_dram_probe(const uint64_t* __restrict__ query, const int* __restrict__ index, long n,
                 const volatile uint64_t* dram_keys, const volatile float* dram_values,
                 const volatile uint64_t* dram_counts, uint64_t num_buckets, int dim,
                 float* __restrict__ scratch, float* __restrict__ out, uint8_t* __restrict__ found,
                 uint8_t* __restrict__ hit, uint64_t* __restrict__ seq_out, unsigned long long* __restrict__ hit_count,
-                int checked, int reset_found) {
+                int checked, int reset_found, const uint64_t* __restrict__ key_copy) {
     long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
     long q = t / DRAM_SLOTS;
     if (q >= n) return;  // whole tiles leave together: all lanes of a tile share q
@@ -1159,11 +1166,12 @@ mlkv_dram_probe(const uint64_t* __restrict__ query, const int* __restrict__ inde
     unsigned tile_mask = ((1u << DRAM_SLOTS) - 1) << tile_base;
     uint64_t key = query[q];
     uint64_t bucket = dram_bucket_of(key, num_buckets);
-    uint64_t seq = DRAM_SEQ(dram_counts, bucket);
+    bool copied = key_copy != nullptr && !checked;
+    uint64_t seq = copied ? NO_SEQ : DRAM_SEQ(dram_counts, bucket);
     if (checked) __threadfence_system();
     uint64_t slot = bucket * DRAM_SLOTS + lane;
-    uint64_t slot_key = dram_keys[slot];
-    bool match = (seq & 1) == 0 && key != EMPTY_KEY && slot_key == key;
+    uint64_t slot_key = copied ? key_copy[slot] : dram_keys[slot];
+    bool match = (copied || (seq & 1) == 0) && key != EMPTY_KEY && slot_key == key;
     unsigned ballot = (__ballot_sync(tile_mask, match) & tile_mask) >> tile_base;
     if (ballot == 0) {
         if (lane == 0) {

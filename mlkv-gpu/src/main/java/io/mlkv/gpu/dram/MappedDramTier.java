@@ -38,8 +38,17 @@ public final class MappedDramTier implements AutoCloseable {
     private static final int BLOCK = 256;
     private static final int TILE = DramTier.BUCKET_SLOTS;
 
+    /**
+     * Whether unchecked probes read the bucket's keys from a copy in device memory where it is
+     * current ({@link DramKeysOnDevice}); {@code -Dmlkv.dramKeysOnDevice=true} turns it on for
+     * {@link #map(DramTier)}. Off by default until it has been measured on a GPU.
+     */
+    private static final boolean KEYS_ON_DEVICE = "true".equals(System.getProperty("mlkv.dramKeysOnDevice"));
+
     private final DramTier.NativeLayout layout;
     private final Kernels kernels;
+    /** The copy of the keys unchecked probes read, or null where they read host memory. */
+    private final DramKeysOnDevice keysOnDevice;
     private final List<Pointer> registered = new ArrayList<>();
     private final OwnedResources owned = new OwnedResources();
     /**
@@ -70,12 +79,13 @@ public final class MappedDramTier implements AutoCloseable {
     private DeviceMemory versionScratch;
     private final AtomicBoolean closed = new AtomicBoolean();
 
-    private MappedDramTier(DramTier.NativeLayout layout) {
-        this.layout = layout;
+    private MappedDramTier(DramTier tier, boolean keysOnDevice) {
+        this.layout = tier.nativeLayout();
         this.kernels = Kernels.load();
         try {
             long slots = layout.slots();
             keys = map(layout.keysAddress(), slots * 8, "keys");
+            this.keysOnDevice = keysOnDevice ? owned.add(new DramKeysOnDevice(tier, registered.get(0), slots * 8)) : null;
             values = map(layout.valuesAddress(), slots * layout.dim() * 4L, "values");
             counts = map(layout.countsAddress(), layout.countsBytes(), "sequence counts and versions");
             flags = map(layout.flagsAddress(), slots, "flags");
@@ -98,7 +108,16 @@ public final class MappedDramTier implements AutoCloseable {
      *                                       example where the host cannot pin that much memory
      */
     public static MappedDramTier map(DramTier tier) {
-        return new MappedDramTier(tier.nativeLayout());
+        return new MappedDramTier(tier, KEYS_ON_DEVICE);
+    }
+
+    /**
+     * {@link #map(DramTier)}, choosing whether {@link Probe#UNCHECKED} probes read the buckets'
+     * keys from a copy in device memory where it is current ({@link DramKeysOnDevice}: 8 bytes of
+     * device memory a slot).
+     */
+    public static MappedDramTier map(DramTier tier, boolean keysOnDevice) {
+        return new MappedDramTier(tier, keysOnDevice);
     }
 
     private CUdeviceptr map(long address, long bytes, String what) {
@@ -139,9 +158,10 @@ public final class MappedDramTier implements AutoCloseable {
         if (n <= 0) {
             return;
         }
+        CUdeviceptr keyCopy = how == Probe.UNCHECKED && keysOnDevice != null ? keysOnDevice.current(stream) : null;
         kernels.launch("mlkv_dram_probe", n * TILE, BLOCK, stream, query, index, n, keys, values, counts,
                 layout.buckets(), layout.dim(), scratch, out, found, hit, seqOut, hitCount, how == Probe.UNCHECKED ? 0 : 1,
-                how == Probe.CHECKED_RESETTING_FOUND ? 1 : 0);
+                how == Probe.CHECKED_RESETTING_FOUND ? 1 : 0, keyCopy);
     }
 
     /** How {@link #probe} trusts the rows it reads. */
@@ -155,7 +175,11 @@ public final class MappedDramTier implements AutoCloseable {
          * was under way when the probe was queued ({@link DramTier#changesIfQuiet}) and the
          * caller uses the results only if {@link DramTier#changes} shows that none began until
          * the probe finished; otherwise it probes again with {@link #CHECKED_RESETTING_FOUND},
-         * which rewrites every result. One PCIe request a key fewer.
+         * which rewrites every result. One PCIe request a key fewer. Where the tier was mapped
+         * with its keys on the device and that copy is current ({@link DramKeysOnDevice}), the
+         * keys are read from it and the count not at all: only the row crosses PCIe, and the
+         * reported sequence counts are ones no bucket has (a later {@link #unchanged} check
+         * finds every such bucket changed).
          */
         UNCHECKED
     }

@@ -327,6 +327,82 @@ class MappedDramTierTest {
         }
     }
 
+    /**
+     * Unchecked probes of a tier mapped with its keys on the device: the first look finds no copy
+     * (keys read from host memory, real sequence counts reported), the next takes the copy and
+     * reads the keys from it (every hit's sequence count reported as -1, a count no bucket has);
+     * after the CPU inserts and removes keys, the next probe reads host memory again and the one
+     * after it a new copy. Every probe finds exactly the keys the tier holds then, with their rows.
+     */
+    @ParameterizedTest(name = "dim {0}")
+    @ValueSource(ints = {13, 64})
+    void uncheckedProbesReadTheKeysFromTheDeviceOnlyWhileTheCopyIsCurrent(int dim) {
+        try (CudaDevice dev = CudaDevice.open(0);
+             DramTier tier = new DramTier(dim, 256 * DramTier.bucketBytes(dim), "lru")) {
+            dev.makeCurrent();
+            int n = 3000;
+            long[] keys = new long[n];
+            int[] index = new int[n];
+            for (int i = 0; i < n; i++) {
+                keys[i] = 7_000_001L * i + 5;
+                index[i] = (i * 7) % n; // 7 and 3000 share no factor: a permutation
+            }
+            for (int i = 0; i < n / 2; i++) {
+                put(tier, keys[i], i, dim);
+            }
+            tier.nativeLayout(); // changes are counted from here on
+            try (MappedDramTier mapped = MappedDramTier.map(tier, true);
+                 DeviceMemory dKeys = new DeviceMemory(n * 8L, "keys");
+                 DeviceMemory dIndex = new DeviceMemory(n * 4L, "index");
+                 DeviceMemory scratch = new DeviceMemory((long) n * dim * 4, "scratch")) {
+                cuMemcpyHtoD(dKeys.pointer(), Pointer.to(keys), n * 8L);
+                cuMemcpyHtoD(dIndex.pointer(), Pointer.to(index), n * 4L);
+                assertProbes(mapped, tier, dKeys, dIndex, scratch, keys, index, dim, false, "first look");
+                assertProbes(mapped, tier, dKeys, dIndex, scratch, keys, index, dim, true, "copy taken");
+                assertProbes(mapped, tier, dKeys, dIndex, scratch, keys, index, dim, true, "copy kept");
+                // The CPU changes keys: inserts the second half, removes every fifth of the first.
+                for (int i = n / 2; i < n; i++) {
+                    put(tier, keys[i], i, dim);
+                }
+                for (int i = 0; i < n / 2; i += 5) {
+                    tier.remove(keys[i]);
+                }
+                assertProbes(mapped, tier, dKeys, dIndex, scratch, keys, index, dim, false, "after keys changed");
+                assertProbes(mapped, tier, dKeys, dIndex, scratch, keys, index, dim, true, "new copy taken");
+            }
+        }
+    }
+
+    private static void put(DramTier tier, long key, int i, int dim) {
+        float[] row = new float[dim];
+        for (int d = 0; d < dim; d++) {
+            row[d] = valueOf(i, d);
+        }
+        tier.put(key, row, 0, false, -1, tier.tick(), (k, v, dirty) -> { });
+    }
+
+    /** One unchecked probe of every key: each key the tier holds found with its row, the keys read from the copy or not. */
+    private static void assertProbes(MappedDramTier mapped, DramTier tier, DeviceMemory dKeys, DeviceMemory dIndex,
+            DeviceMemory scratch, long[] keys, int[] index, int dim, boolean fromCopy, String when) {
+        int n = keys.length;
+        ProbeResult r = probe(mapped, dKeys, dIndex, scratch, n, dim, MappedDramTier.Probe.UNCHECKED, (byte) 0);
+        int held = 0;
+        for (int i = 0; i < n; i++) {
+            boolean holds = tier.contains(keys[i]);
+            held += holds ? 1 : 0;
+            assertEquals(holds, r.hits[i] == 1, when + ": hit flag of key " + keys[i]);
+            assertEquals(holds, r.found[index[i]] == 1, when + ": found byte at " + index[i]);
+            if (holds) {
+                assertEquals(fromCopy ? -1 : tier.sequence(keys[i]), r.seqs[i], when + ": sequence count of key " + keys[i]);
+                for (int d = 0; d < dim; d++) {
+                    assertEquals(valueOf(i, d), r.rows[index[i] * dim + d], when + ": key " + keys[i] + ", element " + d);
+                }
+            }
+        }
+        assertTrue(held > 0, when + ": some keys are held");
+        assertEquals(held, r.hitCount, when + ": hit count");
+    }
+
     /** Whether key {@code i} lives in another bucket than key {@code busy}. */
     private static boolean inAnotherBucket(DramTier tier, long[] keys, int busy, int i) {
         return bucketOf(keys[i], tier.nativeLayout().buckets()) != bucketOf(keys[busy], tier.nativeLayout().buckets());

@@ -90,6 +90,8 @@ public final class DramTier implements VectorTier {
     private final LongAdder changes = new LongAdder();
     /** Bucket changes ended; never more than {@link #changes} (see {@link #changesIfQuiet()}). */
     private final LongAdder changesEnded = new LongAdder();
+    /** Counted bucket changes that change a slot's key (see {@link #keyChanges()}). */
+    private final LongAdder keyChanges = new LongAdder();
     /** Whether changes are counted: from the first {@link #nativeLayout()} on (see {@link #changes()}). */
     private volatile boolean countingChanges;
     /** Set once every change under way when counting started has ended. */
@@ -229,6 +231,17 @@ public final class DramTier implements VectorTier {
         return ended == begun ? begun : -1;
     }
 
+    /**
+     * How many counted bucket changes wrote a slot's key (inserts and removals; writes of a held
+     * key's row do not). A copy of the tier's keys taken while {@link #changesIfQuiet()} answers,
+     * after reading this count, holds every slot's key for as long as this count stays the same.
+     * Counted from the first {@link #nativeLayout()} on, as {@link #changes()}; device writes
+     * never change keys.
+     */
+    public long keyChanges() {
+        return keyChanges.sum();
+    }
+
     /** Advances the logical clock that recency scores use; call once per batch. */
     public long tick() {
         return clock.incrementAndGet();
@@ -360,7 +373,7 @@ public final class DramTier implements VectorTier {
                 score = policy.scoreOnInsert(key, now);
                 result = PutResult.INSERTED;
             }
-            boolean counted = beginChange(bucket);
+            boolean counted = beginChange(bucket, result == PutResult.INSERTED);
             UNSAFE.copyMemory(src, FLOAT_ARRAY_BASE + (long) row * rowBytes, null,
                     values.address() + slot * rowBytes, rowBytes);
             UNSAFE.putLong(keys.address() + slot * 8, key);
@@ -409,7 +422,7 @@ public final class DramTier implements VectorTier {
             }
             long scoreAddr = scores.address() + slot * 8;
             UNSAFE.putLong(scoreAddr, policy.scoreOnHit(key, UNSAFE.getLong(scoreAddr), now));
-            boolean counted = beginChange(bucket);
+            boolean counted = beginChange(bucket, false);
             long at = values.address() + slot * rowBytes;
             if (add) {
                 int from = row * dim;
@@ -442,7 +455,7 @@ public final class DramTier implements VectorTier {
             if (slot < 0) {
                 return false;
             }
-            boolean counted = beginChange(bucket);
+            boolean counted = beginChange(bucket, true);
             UNSAFE.putByte(flags.address() + slot, (byte) 0);
             UNSAFE.putLong(keys.address() + slot * 8, ReservedKeys.EMPTY);
             endChange(bucket, counted);
@@ -644,11 +657,18 @@ public final class DramTier implements VectorTier {
         changesEnded.add(buckets);
     }
 
-    /** Makes the bucket's count odd; returns whether the change is counted (see {@link #changes()}). */
-    private boolean beginChange(long bucket) {
+    /**
+     * Makes the bucket's count odd; returns whether the change is counted (see {@link #changes()}).
+     * {@code keyChange}: the change writes a slot's key (an insert or a removal), counted in
+     * {@link #keyChanges()} after {@link #changes()}.
+     */
+    private boolean beginChange(long bucket, boolean keyChange) {
         boolean counted = countingChanges;
         if (counted) {
             changes.increment();
+            if (keyChange) {
+                keyChanges.increment();
+            }
         }
         long a = seqAddress(bucket);
         UNSAFE.putLongVolatile(null, a, UNSAFE.getLong(a) + 1);

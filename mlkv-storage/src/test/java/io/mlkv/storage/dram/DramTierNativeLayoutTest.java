@@ -87,6 +87,42 @@ class DramTierNativeLayoutTest {
         }
     }
 
+    /**
+     * keyChanges() counts the changes that write a slot's key (inserts, with or without an
+     * eviction, and removals), not the writes of a held key's row nor reads, and only once
+     * counting has started.
+     */
+    @Test
+    void keyChangesCountsInsertsAndRemovalsOnly() {
+        try (DramTier t = new DramTier(DIM, DramTier.bucketBytes(DIM), "lru")) {
+            t.put(50, row(50, 1), 0, false, -1, t.tick(), (key, v, dirty) -> { });
+            assertEquals(0, t.keyChanges(), "not counted before the layout");
+            t.nativeLayout();
+            t.put(1, row(1, 1), 0, false, -1, t.tick(), (key, v, dirty) -> { });
+            assertEquals(1, t.keyChanges(), "an insert");
+            t.put(1, row(1, 2), 0, false, -1, t.tick(), (key, v, dirty) -> { });
+            assertTrue(t.addTo(1, row(1, 1), 0, t.tick()));
+            assertTrue(t.replace(1, row(1, 3), 0, t.tick()));
+            float[] out = new float[DIM];
+            t.getOrVersion(1, out, 0, t.tick());
+            t.remove(999);
+            assertEquals(1, t.keyChanges(), "an update, an add, a replace, a read and removing an absent key change no key");
+            for (long k = 2; k <= DramTier.BUCKET_SLOTS + 1; k++) {
+                t.put(k, row(k, 1), 0, false, -1, t.tick(), (key, v, dirty) -> { });
+            }
+            assertEquals(1 + DramTier.BUCKET_SLOTS, t.keyChanges(), "inserts, the last one evicting");
+            long[] held = {1, 50};
+            long changed = t.keyChanges();
+            for (long k : held) {
+                if (t.remove(k)) {
+                    changed++;
+                }
+            }
+            assertEquals(changed, t.keyChanges(), "a removal of a held key");
+            assertTrue(t.changes() > t.keyChanges(), "every key change is a change, not every change a key change");
+        }
+    }
+
     /** Slots without an entry hold ReservedKeys.EMPTY from the start and again after a removal, whatever key they held. */
     @Test
     void slotsWithoutAnEntryHoldTheVacantKey() {
