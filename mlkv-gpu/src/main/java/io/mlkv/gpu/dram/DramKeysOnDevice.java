@@ -43,6 +43,8 @@ final class DramKeysOnDevice implements AutoCloseable {
     private volatile long copiedAt = -1;
     /** {@link DramTier#keyChanges()} at the last look that found the copy stale. */
     private long seenAt = -1;
+    /** Copies taken so far. */
+    private long copies;
 
     /**
      * @param tier     the tier whose keys are copied
@@ -88,6 +90,12 @@ final class DramKeysOnDevice implements AutoCloseable {
                 return null;
             }
             copiedAt = keys;
+            copies++;
+            if (copies == 1) {
+                LOG.info("DRAM tier keys copied to the device ({} bytes): unchecked probes read them there while they hold", bytes);
+            } else {
+                LOG.debug("DRAM tier keys copied to the device again (copy {}, after {} key changes)", copies, keys);
+            }
             return copy.pointer();
         }
     }
