@@ -1278,7 +1278,8 @@ extern "C" __global__ void
 mlkv_dram_write_claim(const uint64_t* __restrict__ keys, long n, uint8_t* __restrict__ state,
                       unsigned int* __restrict__ claims, uint64_t claim_mask, unsigned long long* __restrict__ retries,
                       uint64_t* __restrict__ slot_out, uint64_t* __restrict__ seq_out, uint64_t* __restrict__ version_out,
-                      const volatile uint64_t* dram_keys, volatile uint64_t* dram_counts, uint64_t num_buckets, int shared) {
+                      const volatile uint64_t* dram_keys, volatile uint64_t* dram_counts, uint64_t num_buckets, int shared,
+                      const uint64_t* __restrict__ key_copy) {
     long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
     long q = t / DRAM_SLOTS;
     if (q >= n) return;  // whole tiles leave together: all lanes of a tile share q
@@ -1288,8 +1289,11 @@ mlkv_dram_write_claim(const uint64_t* __restrict__ keys, long n, uint8_t* __rest
     unsigned tile_mask = ((1u << DRAM_SLOTS) - 1) << tile_base;
     uint64_t key = keys[q];
     uint64_t bucket = dram_bucket_of(key, num_buckets);
-    // Keys do not change here: only CPU writers change them, and none runs.
-    bool match = key != EMPTY_KEY && dram_keys[bucket * DRAM_SLOTS + lane] == key;
+    // Keys do not change here: only CPU writers change them, and none runs. key_copy, where not
+    // null, is a copy of the tier's keys in device memory taken since the last key change (see
+    // mlkv_dram_probe): the slot is found without a PCIe read.
+    uint64_t slot_key = key_copy != nullptr ? key_copy[bucket * DRAM_SLOTS + lane] : dram_keys[bucket * DRAM_SLOTS + lane];
+    bool match = key != EMPTY_KEY && slot_key == key;
     unsigned ballot = (__ballot_sync(tile_mask, match) & tile_mask) >> tile_base;
     if (lane != 0) return;
     if (ballot == 0) {

@@ -100,6 +100,15 @@ final class DramKeysOnDevice implements AutoCloseable {
         }
     }
 
+    /**
+     * The copy if it holds every slot's key now, else null; never takes one. For callers that
+     * hold off every CPU writer of the tier while they use it (the tier's keys cannot change then)
+     * and run while changes are under way, when no copy could be taken.
+     */
+    CUdeviceptr currentWithoutCopying() {
+        return currentCopy(tier.keyChanges());
+    }
+
     private CUdeviceptr currentCopy(long keys) {
         DeviceMemory c = copy;
         return keys == copiedAt && c != null ? c.pointer() : null;

@@ -227,6 +227,8 @@ public final class MappedDramTier implements AutoCloseable {
      * bucket's sequence count odd while it is written. Runs rounds of three launches (claim and
      * make counts odd, copy, make counts even) until every wanted entry is done (one round where
      * every bucket has its own claim slot; otherwise a round writes one entry per claim slot); waits.
+     * Where the tier was mapped with its keys on the device and a copy taken by an earlier probe
+     * is still current, the claims find each key's slot in that copy instead of over PCIe.
      */
     public void writeRows(CUdeviceptr keys, CUdeviceptr rows, long n, CUdeviceptr state, CUstream stream) {
         writeRows(keys, rows, n, state, false, stream);
@@ -245,6 +247,8 @@ public final class MappedDramTier implements AutoCloseable {
             return;
         }
         ensureWriteScratch(n);
+        // Keys do not change while the GPU writes (no CPU writer runs): a copy current now stays so.
+        CUdeviceptr keyCopy = keysOnDevice != null ? keysOnDevice.currentWithoutCopying() : null;
         // Distinct keys replacing rows, each bucket with its own claim: all of a bucket's entries
         // write in one round. Adds (a key may repeat) take one entry per bucket per round.
         int shared = !add && sharedClaims ? 1 : 0;
@@ -256,7 +260,7 @@ public final class MappedDramTier implements AutoCloseable {
             Cuda.check(cuMemsetD8Async(retries.pointer(), (byte) 0, 8, stream), "cuMemsetD8Async (DRAM write retries)");
             kernels.launch("mlkv_dram_write_claim", n * TILE, BLOCK, stream, keys, n, state, claims.pointer(),
                     claimSlots - 1, retries.pointer(), slotScratch.pointer(), seqScratch.pointer(), versionScratch.pointer(), this.keys, counts,
-                    layout.buckets(), shared);
+                    layout.buckets(), shared, keyCopy);
             Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_write_claim (n=" + n + ")");
             kernels.launch("mlkv_dram_write_copy", n * TILE, BLOCK, stream, keys, rows, n, layout.dim(), state,
                     slotScratch.pointer(), values, flags, add ? 1 : 0);

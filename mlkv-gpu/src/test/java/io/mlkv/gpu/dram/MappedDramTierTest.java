@@ -14,6 +14,7 @@ import io.mlkv.storage.dram.DramTier;
 import java.util.Arrays;
 import jcuda.Pointer;
 import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -234,9 +235,15 @@ class MappedDramTierTest {
 
     /** Runs {@link MappedDramTier#writeRows} of every entry; returns the final states. */
     private static byte[] write(DramTier tier, long[] keys, float[] rows, boolean add, int dim) {
+        try (MappedDramTier mapped = MappedDramTier.map(tier)) {
+            return write(mapped, tier, keys, rows, add, dim);
+        }
+    }
+
+    /** {@link #write(DramTier, long[], float[], boolean, int)} through {@code mapped}. */
+    private static byte[] write(MappedDramTier mapped, DramTier tier, long[] keys, float[] rows, boolean add, int dim) {
         int n = keys.length;
-        try (MappedDramTier mapped = MappedDramTier.map(tier);
-             DeviceMemory dKeys = new DeviceMemory(n * 8L, "keys");
+        try (DeviceMemory dKeys = new DeviceMemory(n * 8L, "keys");
              DeviceMemory dRows = new DeviceMemory((long) n * dim * 4, "rows");
              DeviceMemory dState = new DeviceMemory(n, "state")) {
             cuMemcpyHtoD(dKeys.pointer(), Pointer.to(keys), n * 8L);
@@ -369,6 +376,78 @@ class MappedDramTierTest {
                 }
                 assertProbes(mapped, tier, dKeys, dIndex, scratch, keys, index, dim, false, "after keys changed");
                 assertProbes(mapped, tier, dKeys, dIndex, scratch, keys, index, dim, true, "new copy taken");
+            }
+        }
+    }
+
+    /**
+     * With a current copy of the keys on the device (taken by probes), writeRows finds each
+     * key's slot in the copy: it replaces and adds the rows of the keys the tier holds and reports
+     * the others NOT_HELD, as without the copy.
+     */
+    @Test
+    void writeRowsFindsSlotsInACurrentCopyOfTheKeys() {
+        int dim = 64;
+        try (CudaDevice dev = CudaDevice.open(0);
+             DramTier tier = new DramTier(dim, 64 * DramTier.bucketBytes(dim), "lru")) {
+            dev.makeCurrent();
+            int n = 600;
+            long[] keys = new long[n];
+            int[] index = new int[n];
+            for (int i = 0; i < n; i++) {
+                keys[i] = 7_919L * i + 3;
+                index[i] = i;
+                put(tier, keys[i], i, dim);
+            }
+            tier.nativeLayout();
+            try (MappedDramTier mapped = MappedDramTier.map(tier, true);
+                 DeviceMemory dKeys = new DeviceMemory(n * 8L, "keys");
+                 DeviceMemory dIndex = new DeviceMemory(n * 4L, "index");
+                 DeviceMemory scratch = new DeviceMemory((long) n * dim * 4, "scratch")) {
+                cuMemcpyHtoD(dKeys.pointer(), Pointer.to(keys), n * 8L);
+                cuMemcpyHtoD(dIndex.pointer(), Pointer.to(index), n * 4L);
+                assertProbes(mapped, tier, dKeys, dIndex, scratch, keys, index, dim, false, "first look");
+                assertProbes(mapped, tier, dKeys, dIndex, scratch, keys, index, dim, true, "copy taken");
+                long[] writes = Arrays.copyOf(keys, n + 1);
+                writes[n] = -5L; // a key the tier lacks
+                float[] rows = new float[(n + 1) * dim];
+                Arrays.fill(rows, 2f);
+                // Hide a held key from host memory, uncounted, while the GPU writes: only the copy still shows it.
+                int shown = 0;
+                while (!tier.contains(keys[shown])) {
+                    shown++;
+                }
+                DramTier.NativeLayout layout = tier.nativeLayout();
+                long hidden = -1;
+                long bucket = bucketOf(keys[shown], layout.buckets());
+                for (long slot = bucket * DramTier.BUCKET_SLOTS; slot < (bucket + 1) * DramTier.BUCKET_SLOTS; slot++) {
+                    if (UNSAFE.getLong(layout.keysAddress() + slot * 8) == keys[shown]) {
+                        hidden = slot;
+                    }
+                }
+                assertTrue(hidden >= 0, "key " + keys[shown] + " is in its bucket");
+                UNSAFE.putLong(layout.keysAddress() + hidden * 8, io.mlkv.storage.ReservedKeys.EMPTY);
+                byte[] replaced = write(mapped, tier, writes, rows, false, dim);
+                byte[] added = write(mapped, tier, writes, rows, true, dim);
+                UNSAFE.putLong(layout.keysAddress() + hidden * 8, keys[shown]);
+                assertEquals(MappedDramTier.WRITE_DONE, replaced[shown], "key " + keys[shown] + " found in the copy, not in host memory");
+                assertEquals(MappedDramTier.WRITE_NOT_HELD, replaced[n], "absent key, replacing");
+                assertEquals(MappedDramTier.WRITE_NOT_HELD, added[n], "absent key, adding");
+                float[] got = new float[dim];
+                int held = 0;
+                for (int i = 0; i < n; i++) {
+                    boolean holds = tier.contains(keys[i]);
+                    assertEquals(holds ? MappedDramTier.WRITE_DONE : MappedDramTier.WRITE_NOT_HELD, replaced[i], "key " + keys[i]);
+                    assertEquals(replaced[i], added[i], "key " + keys[i] + ", adding");
+                    if (holds) {
+                        held++;
+                        assertEquals(DramTier.HIT, tier.getOrVersion(keys[i], got, 0, tier.tick()));
+                        for (int d = 0; d < dim; d++) {
+                            assertEquals(4f, got[d], "key " + keys[i] + ", element " + d + ": replaced by 2, then 2 added");
+                        }
+                    }
+                }
+                assertTrue(held > n / 2, "most keys fit in the tier: " + held);
             }
         }
     }
