@@ -1113,9 +1113,13 @@ __device__ __forceinline__ uint64_t dram_bucket_of(uint64_t key, uint64_t num_bu
 // Which of n keys the pinned, mapped DRAM tier holds: one tile of DRAM_SLOTS threads per key reads
 // the key's bucket; present[q] = 1 if a slot holds the key, or if the bucket is being changed
 // (odd sequence count: the caller then treats the key as held and leaves it alone), else 0.
+// key_copy, where not null, is a copy of the tier's keys in device memory taken since its last
+// key change, passed only while no key can change (no CPU writer of keys runs): the bucket is
+// looked at there, with no PCIe read, and a bucket being changed meanwhile only has rows changing.
 extern "C" __global__ void
 mlkv_dram_contains(const uint64_t* __restrict__ query, long n, const volatile uint64_t* dram_keys,
-                   const volatile uint64_t* dram_counts, uint64_t num_buckets, uint8_t* __restrict__ present) {
+                   const volatile uint64_t* dram_counts, uint64_t num_buckets, uint8_t* __restrict__ present,
+                   const uint64_t* __restrict__ key_copy) {
     long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
     long q = t / DRAM_SLOTS;
     if (q >= n) return;  // whole tiles leave together: all lanes of a tile share q
@@ -1126,8 +1130,9 @@ mlkv_dram_contains(const uint64_t* __restrict__ query, long n, const volatile ui
     uint64_t bucket = dram_bucket_of(key, num_buckets);
     uint64_t slot = bucket * DRAM_SLOTS + lane;
     // Slots without an entry hold EMPTY_KEY (DramTier.VACANT_KEY), which no query key equals.
-    bool match = key != EMPTY_KEY && dram_keys[slot] == key;
-    bool held = __ballot_sync(tile_mask, match) != 0 || (DRAM_SEQ(dram_counts, bucket) & 1) != 0;
+    bool match = key != EMPTY_KEY && (key_copy != nullptr ? key_copy[slot] : dram_keys[slot]) == key;
+    bool held = __ballot_sync(tile_mask, match) != 0
+                || (key_copy == nullptr && (DRAM_SEQ(dram_counts, bucket) & 1) != 0);
     if (lane == 0) present[q] = held ? 1 : 0;
 }
 

@@ -188,7 +188,8 @@ public final class MappedDramTier implements AutoCloseable {
      * Sets byte {@code q} of {@code present} to 1 where the tier holds {@code query[q]} (or its
      * bucket is being changed at that moment), 0 otherwise, for {@code q < n}, on the GPU over
      * PCIe; waits for the result. Exact while the tier does not change, as under the store's
-     * mutation lock.
+     * mutation lock; only there may it be called on a tier mapped with its keys on the device,
+     * whose current copy it then reads instead of host memory.
      */
     public void contains(CUdeviceptr query, long n, CUdeviceptr present, CUstream stream) {
         if (closed.get()) {
@@ -197,7 +198,10 @@ public final class MappedDramTier implements AutoCloseable {
         if (n <= 0) {
             return;
         }
-        kernels.launch("mlkv_dram_contains", n * TILE, BLOCK, stream, query, n, keys, counts, layout.buckets(), present);
+        // Keys do not change while the caller holds off the tier's writers: a copy current now stays so.
+        CUdeviceptr keyCopy = keysOnDevice != null ? keysOnDevice.currentWithoutCopying() : null;
+        kernels.launch("mlkv_dram_contains", n * TILE, BLOCK, stream, query, n, keys, counts, layout.buckets(), present,
+                keyCopy);
         Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize after mlkv_dram_contains (n=" + n + ")");
     }
 

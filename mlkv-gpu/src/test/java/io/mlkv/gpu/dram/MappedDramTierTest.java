@@ -382,8 +382,9 @@ class MappedDramTierTest {
 
     /**
      * With a current copy of the keys on the device (taken by probes), writeRows finds each
-     * key's slot in the copy: it replaces and adds the rows of the keys the tier holds and reports
-     * the others NOT_HELD, as without the copy.
+     * key's slot in the copy, and contains looks there: it replaces and adds the rows of the keys
+     * the tier holds and reports the others NOT_HELD, as without the copy; a key hidden from host
+     * memory meanwhile (not counted as a change) shows that the copy is what they read.
      */
     @Test
     void writeRowsFindsSlotsInACurrentCopyOfTheKeys() {
@@ -429,7 +430,16 @@ class MappedDramTierTest {
                 UNSAFE.putLong(layout.keysAddress() + hidden * 8, io.mlkv.storage.ReservedKeys.EMPTY);
                 byte[] replaced = write(mapped, tier, writes, rows, false, dim);
                 byte[] added = write(mapped, tier, writes, rows, true, dim);
+                byte[] present = new byte[2];
+                try (DeviceMemory asked = new DeviceMemory(16, "asked");
+                     DeviceMemory answer = new DeviceMemory(2, "present")) {
+                    cuMemcpyHtoD(asked.pointer(), Pointer.to(new long[] {keys[shown], -5L}), 16);
+                    mapped.contains(asked.pointer(), 2, answer.pointer(), null);
+                    cuMemcpyDtoH(Pointer.to(present), answer.pointer(), 2);
+                }
                 UNSAFE.putLong(layout.keysAddress() + hidden * 8, keys[shown]);
+                assertEquals(1, present[0], "contains finds key " + keys[shown] + " in the copy");
+                assertEquals(0, present[1], "contains: a key the tier lacks");
                 assertEquals(MappedDramTier.WRITE_DONE, replaced[shown], "key " + keys[shown] + " found in the copy, not in host memory");
                 assertEquals(MappedDramTier.WRITE_NOT_HELD, replaced[n], "absent key, replacing");
                 assertEquals(MappedDramTier.WRITE_NOT_HELD, added[n], "absent key, adding");
