@@ -41,7 +41,8 @@ public final class MappedDramTier implements AutoCloseable {
     /**
      * Whether unchecked probes read the bucket's keys from a copy in device memory where it is
      * current ({@link DramKeysOnDevice}); {@code -Dmlkv.dramKeysOnDevice=true} turns it on for
-     * {@link #map(DramTier)}. Off by default until it has been measured on a GPU.
+     * {@link #map(DramTier)}. Off by default until it has been measured on a GPU
+     * ({@link #mapKeepingKeysOnDevice} turns it on for one tier).
      */
     private static final boolean KEYS_ON_DEVICE = "true".equals(System.getProperty("mlkv.dramKeysOnDevice"));
 
@@ -112,12 +113,13 @@ public final class MappedDramTier implements AutoCloseable {
     }
 
     /**
-     * {@link #map(DramTier)}, choosing whether {@link Probe#UNCHECKED} probes read the buckets'
-     * keys from a copy in device memory where it is current ({@link DramKeysOnDevice}: 8 bytes of
-     * device memory a slot).
+     * {@link #map(DramTier)} with a copy of the tier's keys kept in device memory, whatever
+     * {@code -Dmlkv.dramKeysOnDevice} says: {@link Probe#UNCHECKED} probes, {@link #writeRows} and
+     * {@link #contains} read the buckets' keys there where it is current ({@link DramKeysOnDevice}:
+     * 8 bytes of device memory a slot).
      */
-    public static MappedDramTier map(DramTier tier, boolean keysOnDevice) {
-        return new MappedDramTier(tier, keysOnDevice);
+    public static MappedDramTier mapKeepingKeysOnDevice(DramTier tier) {
+        return new MappedDramTier(tier, true);
     }
 
     private CUdeviceptr map(long address, long bytes, String what) {

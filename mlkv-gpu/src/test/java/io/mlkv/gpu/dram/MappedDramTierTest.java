@@ -358,7 +358,7 @@ class MappedDramTierTest {
                 put(tier, keys[i], i, dim);
             }
             tier.nativeLayout(); // changes are counted from here on
-            try (MappedDramTier mapped = MappedDramTier.map(tier, true);
+            try (MappedDramTier mapped = MappedDramTier.mapKeepingKeysOnDevice(tier);
                  DeviceMemory dKeys = new DeviceMemory(n * 8L, "keys");
                  DeviceMemory dIndex = new DeviceMemory(n * 4L, "index");
                  DeviceMemory scratch = new DeviceMemory((long) n * dim * 4, "scratch")) {
@@ -401,7 +401,7 @@ class MappedDramTierTest {
                 put(tier, keys[i], i, dim);
             }
             tier.nativeLayout();
-            try (MappedDramTier mapped = MappedDramTier.map(tier, true);
+            try (MappedDramTier mapped = MappedDramTier.mapKeepingKeysOnDevice(tier);
                  DeviceMemory dKeys = new DeviceMemory(n * 8L, "keys");
                  DeviceMemory dIndex = new DeviceMemory(n * 4L, "index");
                  DeviceMemory scratch = new DeviceMemory((long) n * dim * 4, "scratch")) {
