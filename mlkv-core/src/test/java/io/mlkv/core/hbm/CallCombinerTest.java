@@ -339,6 +339,71 @@ class CallCombinerTest {
         assertEquals(groupNumber.get(), combiner.counts()[0]);
     }
 
+    /**
+     * A gathering leader waits for every active caller's call: four callers whose calls of each
+     * round arrive milliseconds apart run every round after the first (when the callers are not
+     * known yet) as one group of four; without gathering the first arrival of a round would run
+     * alone. A call that fills the key budget ends the wait at once.
+     */
+    @Test
+    void aGatheringLeaderWaitsForEveryActiveCallersCall() throws Exception {
+        int callers = 4;
+        int rounds = 5;
+        List<Integer> sizes = Collections.synchronizedList(new ArrayList<>());
+        // In the first round the last caller waits out the whole wait for callers that are already
+        // done (waiting for it at the round's barrier): the wait bounds what gathering can cost.
+        CallCombiner.Gathering patient = new CallCombiner.Gathering(TimeUnit.SECONDS.toNanos(2), TimeUnit.SECONDS.toNanos(60));
+        CallCombiner<Doubling> combiner = new CallCombiner<>(1000, 0, patient, calls -> {
+            sizes.add(calls.size());
+            for (Doubling c : calls) {
+                c.result = c.input * 2;
+            }
+        });
+        java.util.concurrent.CyclicBarrier round = new java.util.concurrent.CyclicBarrier(callers);
+        ExecutorService pool = Executors.newFixedThreadPool(callers);
+        try {
+            List<Future<?>> tasks = new ArrayList<>();
+            for (int t = 0; t < callers; t++) {
+                int thread = t;
+                tasks.add(pool.submit(() -> {
+                    for (int r = 0; r < rounds; r++) {
+                        round.await(30, TimeUnit.SECONDS);
+                        Thread.sleep(3L * thread); // the round's calls arrive 3 ms apart
+                        Doubling c = new Doubling(10, 100L * r + thread, thread, r);
+                        combiner.run(c);
+                        assertEquals(c.input * 2, c.result);
+                    }
+                    return null;
+                }));
+            }
+            for (Future<?> f : tasks) {
+                f.get(120, TimeUnit.SECONDS);
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+        List<Integer> all = new ArrayList<>(sizes);
+        assertEquals(callers * rounds, all.stream().mapToInt(Integer::intValue).sum(), "every call ran once: " + all);
+        assertEquals(Collections.nCopies(rounds - 1, callers), all.subList(all.size() - (rounds - 1), all.size()),
+                "after the first round, each round one group of every caller: " + all);
+
+        // A call as large as the budget ends a gathering leader's wait: it runs at once, alone.
+        List<Integer> alone = new ArrayList<>();
+        CallCombiner<Doubling> full = new CallCombiner<>(10, 0, patient, calls -> {
+            alone.add(calls.size());
+            calls.get(0).result = calls.get(0).input * 2;
+        });
+        Thread other = new Thread(() -> full.run(new Doubling(1, 1, 1, 0)));
+        other.start();
+        other.join(30_000);
+        long started = System.nanoTime();
+        Doubling big = new Doubling(10, 7, 0, 0);
+        full.run(big);
+        assertEquals(14, big.result);
+        assertTrue(System.nanoTime() - started < TimeUnit.SECONDS.toNanos(1), "the full budget ended the wait");
+        assertEquals(List.of(1, 1), alone);
+    }
+
     /** Spins until {@code combiner} has at least {@code calls} calls queued (at most 30 s). */
     private static void awaitQueued(CallCombiner<?> combiner, int calls) {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
