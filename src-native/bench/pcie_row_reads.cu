@@ -11,6 +11,9 @@
 //   count+keys+row the count and the keys, then the row (the store's unchecked probe)
 //   checked        count, keys, row, and the count again after a fence (the store's checked probe)
 //   row write      the row written from device memory into host memory (an in-place write)
+//   keys, claimed row write   the bucket's keys read, its count made odd, the row written, the
+//                  count made even: the store's in-place DRAM write (demotions), in one kernel
+//   HBM keys, claimed row write   the same with the keys from a copy in device memory
 //   HBM keys+row   the bucket's keys from a copy in device memory, then the row from host memory
 //   copy           one cudaMemcpyAsync of Q rows' bytes, contiguous (the link's bulk rate)
 // and the same row read from a table in device memory, for scale. Every figure is the median of
@@ -41,7 +44,7 @@
 constexpr int SLOTS = 16;
 constexpr int BLOCK = 256;
 
-enum Mode { ROW = 0, KEYS_ROW = 1, COUNT_KEYS_ROW = 2, CHECKED = 3, ROW_WRITE = 4 };
+enum Mode { ROW = 0, KEYS_ROW = 1, COUNT_KEYS_ROW = 2, CHECKED = 3, ROW_WRITE = 4, CLAIMED_WRITE = 5 };
 
 // One tile of SLOTS threads per query; lane l handles slot l of the bucket and 16 bytes of the row
 // (dim 64: the whole 256-byte row in one request per lane group, as mlkv_dram_probe reads it).
@@ -73,6 +76,20 @@ __global__ void __launch_bounds__(BLOCK) probe(const uint64_t* __restrict__ quer
     }
     float4* host_row = reinterpret_cast<float4*>(values + found * (uint64_t)dim);
     float4* dev_row = reinterpret_cast<float4*>(out + q * (long)dim);
+    if (mode == CLAIMED_WRITE) {
+        // As the store's in-place DRAM write does it, in one kernel instead of three: the count
+        // read and made odd, the row written, the count made even (the counts' values do not
+        // matter here; tiles of one bucket race on them).
+        volatile uint64_t* count = const_cast<volatile uint64_t*>(counts) + 2 * bucket;
+        if (lane == 0) *count = *count + 1;
+        __threadfence_system();
+        __syncwarp(tile_mask);
+        for (int d = lane; d < dim / 4; d += SLOTS) host_row[d] = dev_row[d];
+        __threadfence_system();
+        __syncwarp(tile_mask);
+        if (lane == 0) *count = *count + 1;
+        return;
+    }
     if (mode == ROW_WRITE) {
         for (int d = lane; d < dim / 4; d += SLOTS) host_row[d] = dev_row[d];
         return;
@@ -196,8 +213,8 @@ int main(int argc, char** argv) {
         std::printf("| %s | %.3f | %.1fM | %.1f | %.1fM |\n", name, ms, rows_per_s / 1e6,
                     rows_per_s * row_bytes / 1e9, 2.0 * rows_per_s / 1e6);
     };
-    const char* names[] = {"row", "keys+row", "count+keys+row", "checked", "row write"};
-    for (int mode = ROW; mode <= ROW_WRITE; mode++) {
+    const char* names[] = {"row", "keys+row", "count+keys+row", "checked", "row write", "keys, claimed row write"};
+    for (int mode = ROW; mode <= CLAIMED_WRITE; mode++) {
         row(names[mode], time([&] {
                 probe<<<grid, BLOCK, 0, stream>>>(d_query, queries, mode, d_keys, d_counts, d_values, dim, d_out,
                                                   d_misses);
@@ -205,6 +222,10 @@ int main(int argc, char** argv) {
     }
     row("HBM keys+row", time([&] {
             probe<<<grid, BLOCK, 0, stream>>>(d_query, queries, KEYS_ROW, d_keys_in_hbm, d_counts, d_values, dim,
+                                              d_out, d_misses);
+        }));
+    row("HBM keys, claimed row write", time([&] {
+            probe<<<grid, BLOCK, 0, stream>>>(d_query, queries, CLAIMED_WRITE, d_keys_in_hbm, d_counts, d_values, dim,
                                               d_out, d_misses);
         }));
     row("copy (contiguous)", time([&] {
