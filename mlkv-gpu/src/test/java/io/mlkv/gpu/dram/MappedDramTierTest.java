@@ -359,14 +359,10 @@ class MappedDramTierTest {
             }
             tier.nativeLayout(); // changes are counted from here on
             try (MappedDramTier mapped = MappedDramTier.mapKeepingKeysOnDevice(tier);
-                 DeviceMemory dKeys = new DeviceMemory(n * 8L, "keys");
-                 DeviceMemory dIndex = new DeviceMemory(n * 4L, "index");
-                 DeviceMemory scratch = new DeviceMemory((long) n * dim * 4, "scratch")) {
-                cuMemcpyHtoD(dKeys.pointer(), Pointer.to(keys), n * 8L);
-                cuMemcpyHtoD(dIndex.pointer(), Pointer.to(index), n * 4L);
-                assertProbes(mapped, tier, dKeys, dIndex, scratch, keys, index, dim, false, "first look");
-                assertProbes(mapped, tier, dKeys, dIndex, scratch, keys, index, dim, true, "copy taken");
-                assertProbes(mapped, tier, dKeys, dIndex, scratch, keys, index, dim, true, "copy kept");
+                 Queries q = Queries.of(keys, index, dim)) {
+                assertProbes(mapped, tier, q, false, "first look");
+                assertProbes(mapped, tier, q, true, "copy taken");
+                assertProbes(mapped, tier, q, true, "copy kept");
                 // The CPU changes keys: inserts the second half, removes every fifth of the first.
                 for (int i = n / 2; i < n; i++) {
                     put(tier, keys[i], i, dim);
@@ -374,8 +370,8 @@ class MappedDramTierTest {
                 for (int i = 0; i < n / 2; i += 5) {
                     tier.remove(keys[i]);
                 }
-                assertProbes(mapped, tier, dKeys, dIndex, scratch, keys, index, dim, false, "after keys changed");
-                assertProbes(mapped, tier, dKeys, dIndex, scratch, keys, index, dim, true, "new copy taken");
+                assertProbes(mapped, tier, q, false, "after keys changed");
+                assertProbes(mapped, tier, q, true, "new copy taken");
             }
         }
     }
@@ -402,13 +398,9 @@ class MappedDramTierTest {
             }
             tier.nativeLayout();
             try (MappedDramTier mapped = MappedDramTier.mapKeepingKeysOnDevice(tier);
-                 DeviceMemory dKeys = new DeviceMemory(n * 8L, "keys");
-                 DeviceMemory dIndex = new DeviceMemory(n * 4L, "index");
-                 DeviceMemory scratch = new DeviceMemory((long) n * dim * 4, "scratch")) {
-                cuMemcpyHtoD(dKeys.pointer(), Pointer.to(keys), n * 8L);
-                cuMemcpyHtoD(dIndex.pointer(), Pointer.to(index), n * 4L);
-                assertProbes(mapped, tier, dKeys, dIndex, scratch, keys, index, dim, false, "first look");
-                assertProbes(mapped, tier, dKeys, dIndex, scratch, keys, index, dim, true, "copy taken");
+                 Queries q = Queries.of(keys, index, dim)) {
+                assertProbes(mapped, tier, q, false, "first look");
+                assertProbes(mapped, tier, q, true, "copy taken");
                 long[] writes = Arrays.copyOf(keys, n + 1);
                 writes[n] = -5L; // a key the tier lacks
                 float[] rows = new float[(n + 1) * dim];
@@ -470,11 +462,32 @@ class MappedDramTierTest {
         tier.put(key, row, 0, false, -1, tier.tick(), (k, v, dirty) -> { });
     }
 
+    /** Query keys (row {@code i} of key {@code i} written at {@code index[i]}) on the device, with a probe's scratch. */
+    private record Queries(long[] keys, int[] index, int dim, DeviceMemory dKeys, DeviceMemory dIndex, DeviceMemory scratch)
+            implements AutoCloseable {
+        static Queries of(long[] keys, int[] index, int dim) {
+            int n = keys.length;
+            DeviceMemory k = new DeviceMemory(n * 8L, "keys");
+            DeviceMemory i = new DeviceMemory(n * 4L, "index");
+            DeviceMemory s = new DeviceMemory((long) n * dim * 4, "scratch");
+            cuMemcpyHtoD(k.pointer(), Pointer.to(keys), n * 8L);
+            cuMemcpyHtoD(i.pointer(), Pointer.to(index), n * 4L);
+            return new Queries(keys, index, dim, k, i, s);
+        }
+
+        @Override
+        public void close() {
+            org.agrona.CloseHelper.closeAll(scratch, dIndex, dKeys);
+        }
+    }
+
     /** One unchecked probe of every key: each key the tier holds found with its row, the keys read from the copy or not. */
-    private static void assertProbes(MappedDramTier mapped, DramTier tier, DeviceMemory dKeys, DeviceMemory dIndex,
-            DeviceMemory scratch, long[] keys, int[] index, int dim, boolean fromCopy, String when) {
+    private static void assertProbes(MappedDramTier mapped, DramTier tier, Queries q, boolean fromCopy, String when) {
+        long[] keys = q.keys();
+        int[] index = q.index();
+        int dim = q.dim();
         int n = keys.length;
-        ProbeResult r = probe(mapped, dKeys, dIndex, scratch, n, dim, MappedDramTier.Probe.UNCHECKED, (byte) 0);
+        ProbeResult r = probe(mapped, q.dKeys(), q.dIndex(), q.scratch(), n, dim, MappedDramTier.Probe.UNCHECKED, (byte) 0);
         int held = 0;
         for (int i = 0; i < n; i++) {
             boolean holds = tier.contains(keys[i]);
