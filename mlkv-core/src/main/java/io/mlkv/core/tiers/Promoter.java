@@ -3,6 +3,7 @@ package io.mlkv.core.tiers;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -11,8 +12,9 @@ import org.slf4j.LoggerFactory;
  * Runs installs of copies into a faster tier (DRAM from RocksDB, HBM from below) under the
  * store's mutation lock: at once when the lock is free, otherwise on one background thread that
  * waits for it, so a reader never waits for a writer to promote what it read. The thread's queue
- * is short; when it is full the promotion is dropped (a later read promotes again). Installs check
- * versions read before their values, so running late is safe.
+ * is short; when it is full the promotion is dropped (a later read promotes again), counted and
+ * said once in the log, since many drops leave the faster tier colder than reads expect. Installs
+ * check versions read before their values, so running late is safe.
  */
 public final class Promoter implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Promoter.class);
@@ -20,6 +22,7 @@ public final class Promoter implements AutoCloseable {
     private final ReentrantLock mutation;
     private final Lifecycle lifecycle;
     private final ThreadPoolExecutor thread;
+    private final AtomicLong dropped = new AtomicLong();
 
     public Promoter(ReentrantLock mutation, Lifecycle lifecycle) {
         this.mutation = mutation;
@@ -28,7 +31,17 @@ public final class Promoter implements AutoCloseable {
             Thread t = new Thread(r, "mlkv-promote");
             t.setDaemon(true);
             return t;
-        }, new ThreadPoolExecutor.DiscardPolicy());
+        }, (task, pool) -> {
+            if (dropped.incrementAndGet() == 1 && !pool.isShutdown()) {
+                LOG.info("promotions dropped: the promoter's queue of 16 is full while the mutation lock is busy "
+                        + "(later reads promote again; further drops are counted, not logged)");
+            }
+        });
+    }
+
+    /** Promotions dropped so far because the background thread's queue was full. */
+    public long dropped() {
+        return dropped.get();
     }
 
     /** Runs {@code installation} under the mutation lock, now or on the promoter thread. Caller is inside the lifecycle. */
