@@ -202,6 +202,8 @@ final class StoreBenchCommand implements Callable<Integer> {
                         }
                     }
                     System.out.println(w.label() + ": " + s.stats());
+                    System.out.printf(Locale.ROOT, "%s: promotions dropped (promoter queue full): %,d%n", w.label(),
+                            s.droppedPromotions());
                     if (callers > 1) {
                         long[] g = s.combinedDeviceCalls();
                         System.out.printf(Locale.ROOT, "%s: combined device calls (groups, calls in shared groups): reads %,d %,d,"

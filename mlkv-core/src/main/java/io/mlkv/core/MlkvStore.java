@@ -798,6 +798,15 @@ public final class MlkvStore implements VectorTier {
     }
 
     /**
+     * Promotions of what reads found below (into DRAM, into HBM) that were dropped because the
+     * promoter's queue was full while the mutation lock was busy; a later read promotes again.
+     * Many drops mean a colder tier than the reads would make it. A hint for benchmarks and tuning.
+     */
+    public long droppedPromotions() {
+        return promoter.dropped();
+    }
+
+    /**
      * How the HBM spill log moves rows between device memory and its file: {@code "cufile"} or
      * {@code "posix"}; null where the store has no spill log.
      */

@@ -167,6 +167,7 @@ class MlkvStoreTest {
             assertEquals(n, s.multiGet(keys, out, found));
             assertArrayEquals(rows, out);
             assertEquals(n, s.stats().tier("DRAM").entries(), "every key read from RocksDB promoted into DRAM");
+            assertEquals(0, s.droppedPromotions(), "no promotion dropped");
             long ssdHits = s.stats().tier("SSD").hits();
             Arrays.fill(out, 0);
             assertEquals(n, s.multiGet(keys, out, found));
