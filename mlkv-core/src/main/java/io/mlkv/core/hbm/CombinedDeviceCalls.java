@@ -9,6 +9,7 @@ import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 import io.mlkv.gpu.cuda.Cuda;
 import io.mlkv.gpu.cuda.DeviceMemory;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import jcuda.Pointer;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUstream;
@@ -48,7 +49,7 @@ public final class CombinedDeviceCalls implements AutoCloseable {
      * How long a leader waits, at most, for the callers it served to take their results, so that
      * they reach their next calls together ({@link CallCombiner}); {@code -Dmlkv.combinedLeaderWaitMicros=0} turns it off.
      */
-    private static final long LEADER_WAIT_NANOS = java.util.concurrent.TimeUnit.MICROSECONDS.toNanos(
+    private static final long LEADER_WAIT_NANOS = TimeUnit.MICROSECONDS.toNanos(
             Math.max(0, Long.getLong("mlkv.combinedLeaderWaitMicros", 200)));
     /**
      * How long a leader waits, at most, for every active caller's call before it starts a group
@@ -56,7 +57,7 @@ public final class CombinedDeviceCalls implements AutoCloseable {
      * default until it has been measured on a GPU.
      */
     private static final CallCombiner.Gathering GATHERING = CallCombiner.Gathering.upTo(
-            java.util.concurrent.TimeUnit.MICROSECONDS.toNanos(Math.max(0, Long.getLong("mlkv.combinedGatherMicros", 0))));
+            TimeUnit.MICROSECONDS.toNanos(Math.max(0, Long.getLong("mlkv.combinedGatherMicros", 0))));
 
     /** The store's device read, as one call runs it. */
     public interface Read {

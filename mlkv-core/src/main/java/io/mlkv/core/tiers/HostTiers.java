@@ -134,7 +134,7 @@ public final class HostTiers implements AutoCloseable {
      * since it was looked at). Caller is inside the store's lifecycle.
      */
     public int read(long[] keys, float[] out, boolean[] found, boolean promote) {
-        return read(keys, 0, keys.length, out, found, promote);
+        return read(keys, 0, keys.length, out, found, promote ? promoter::promote : NOT_PROMOTED);
     }
 
     /**
@@ -145,7 +145,7 @@ public final class HostTiers implements AutoCloseable {
      */
     public int readInParts(long[] keys, float[] out, boolean[] found, boolean promote) {
         if (pool.partsFor(keys.length, KEYS_PER_PART) == 1) {
-            return read(keys, 0, keys.length, out, found, promote);
+            return read(keys, out, found, promote);
         }
         AtomicInteger got = new AtomicInteger();
         // The parts' promotions are installed together once every part has read, in one promotion:
@@ -175,22 +175,15 @@ public final class HostTiers implements AutoCloseable {
             return true;
         }
         boolean[] found = new boolean[1];
-        read(new long[] {key}, 0, 1, out, found, true);
+        read(new long[] {key}, out, found, true);
         return found[0];
     }
 
     /**
      * {@link #read(long[], float[], boolean[], boolean)} of positions {@code [from, to)} of the
-     * arrays only; reads of disjoint ranges may run at once.
-     */
-    public int read(long[] keys, int from, int to, float[] out, boolean[] found, boolean promote) {
-        return read(keys, from, to, out, found, promote ? promoter::promote : NOT_PROMOTED);
-    }
-
-    /**
-     * {@link #read(long[], int, int, float[], boolean[], boolean)} that hands the install of what
-     * it read from RocksDB into DRAM to {@code promotion}, which runs it under the mutation lock
-     * (or drops it: {@link #NOT_PROMOTED}).
+     * arrays only (reads of disjoint ranges may run at once), handing the install of what it read
+     * from RocksDB into DRAM to {@code promotion}, which runs it under the mutation lock (or drops
+     * it: {@link #NOT_PROMOTED}).
      */
     private int read(long[] keys, int from, int to, float[] out, boolean[] found,
             Consumer<Runnable> promotion) {
