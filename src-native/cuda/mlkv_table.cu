@@ -219,6 +219,19 @@ __device__ __forceinline__ void lock_bucket(int* lock) {
     fence_acq_rel();
 }
 
+// lock_bucket for many tiles on one bucket (a batch larger than the table has buckets): a tile
+// that finds the lock taken sleeps, 16 ns doubling to 512 ns, instead of retrying the atomic at
+// once, so the waiters leave the L2's atomic unit to the holder. Chosen per launch
+// (mlkv_upsert_backoff; GpuHashTable#backOffOnBucketLocks).
+__device__ __forceinline__ void lock_bucket_backoff(int* lock) {
+    unsigned int pause = 16;
+    while (atomicCAS(lock, 0, 1) != 0) {
+        __nanosleep(pause);
+        if (pause < 512) pause <<= 1;
+    }
+    fence_acq_rel();
+}
+
 __device__ __forceinline__ void unlock_bucket(int* lock) {
     fence_acq_rel();
     atomicExch(lock, 0);
@@ -403,7 +416,8 @@ extern "C" __global__ void mlkv_contains(const ContainsArgs a) {
 }
 
 // One key of an upsert, by one tile. Returns 1 if the key took an empty slot (the table grew).
-template <typename Tile>
+// Backoff: take the bucket lock with lock_bucket_backoff.
+template <bool Backoff, typename Tile>
 __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* keys, uint64_t* scores,
                                           uint8_t* digests, float* values, const int* __restrict__ dedup_slot,
                                           const int* dedup_win, int* bucket_locks,
@@ -469,7 +483,10 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
         }
         if (locked) continue;  // a candidate was being written; it may be this key
         // Absent: take the bucket lock and look again, since a duplicate may have just inserted it.
-        if (lane == 0) lock_bucket(bucket_locks + b);
+        if (lane == 0) {
+            if (Backoff) lock_bucket_backoff(bucket_locks + b);
+            else lock_bucket(bucket_locks + b);
+        }
         tile.sync();
         slot = tile_find(tile, keys, digests, base, key, digest, &locked);
         if (slot >= 0 || locked) {
@@ -557,6 +574,7 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
 // evicted_* may be null (victims are dropped and only counted). rejected counts keys not stored
 // because their custom score was below the full bucket's lowest. Growth is summed per block in
 // shared memory: one global atomic per block instead of one per new key on a single address.
+template <bool Backoff>
 __device__ __forceinline__ void
 upsert_body(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, const int* dedup_slot,
             const int* dedup_win, int* bucket_locks, unsigned long long* size, uint64_t bucket_mask, int dim, int mode, int score_mode,
@@ -571,7 +589,7 @@ upsert_body(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, c
     auto tile = cg::tiled_partition<TILE>(cg::this_thread_block());
     long i = (long)(blockIdx.x * (blockDim.x / TILE) + threadIdx.x / TILE);
     if (i < n) {
-        int g = upsert_one(tile, i, keys, scores, digests, values, dedup_slot, dedup_win, bucket_locks,
+        int g = upsert_one<Backoff>(tile, i, keys, scores, digests, values, dedup_slot, dedup_win, bucket_locks,
                            bucket_mask, dim, mode,
                            score_mode, clock, in_keys, in_values, in_scores, out, found_out, evicted_keys,
                            evicted_values, evicted_scores, evicted_count, rejected_count, dup_seen, dirty, mark,
@@ -630,7 +648,16 @@ struct UpsertArgs {
 static_assert(sizeof(UpsertArgs) == 32 * 8, "UpsertArgs: one 8-byte field per argument");
 
 extern "C" __global__ void __launch_bounds__(256, 8) mlkv_upsert(const UpsertArgs a) {
-    upsert_body(a.keys, a.scores, a.digests, a.values, marks_of(a.marks), a.marks.win, a.bucket_locks, a.size,
+    upsert_body<false>(a.keys, a.scores, a.digests, a.values, marks_of(a.marks), a.marks.win, a.bucket_locks, a.size,
+                a.bucket_mask, (int)a.dim, (int)a.mode, (int)a.score_mode, a.clock, a.in_keys, a.in_values,
+                a.in_scores, (long)a.n, a.out, a.found_out, a.evicted_keys, a.evicted_values, a.evicted_scores,
+                a.evicted_count, a.rejected_count, a.dup_seen, a.dirty, (int)a.mark, a.evicted_dirty, a.sketch,
+                a.sketch_mask);
+}
+
+// mlkv_upsert whose tiles back off while a bucket lock is taken (lock_bucket_backoff).
+extern "C" __global__ void __launch_bounds__(256, 8) mlkv_upsert_backoff(const UpsertArgs a) {
+    upsert_body<true>(a.keys, a.scores, a.digests, a.values, marks_of(a.marks), a.marks.win, a.bucket_locks, a.size,
                 a.bucket_mask, (int)a.dim, (int)a.mode, (int)a.score_mode, a.clock, a.in_keys, a.in_values,
                 a.in_scores, (long)a.n, a.out, a.found_out, a.evicted_keys, a.evicted_values, a.evicted_scores,
                 a.evicted_count, a.rejected_count, a.dup_seen, a.dirty, (int)a.mark, a.evicted_dirty, a.sketch,

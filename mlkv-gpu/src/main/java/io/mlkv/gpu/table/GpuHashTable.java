@@ -256,6 +256,18 @@ public final class GpuHashTable implements VectorTier {
     }
 
     /**
+     * Whether inserts that find a bucket's lock taken sleep a little before trying again (16 ns,
+     * doubling to 512 ns) instead of retrying at once. It matters when a batch brings many new
+     * keys to each bucket, such as half a million installs into a full table of a million
+     * entries; what it gains there is not yet measured, so it is off by default
+     * ({@code -Dmlkv.bucketLockBackoff=true} turns it on for every table). Results are the same
+     * either way.
+     */
+    public void backOffOnBucketLocks(boolean on) {
+        core.backOffOnBucketLocks(on);
+    }
+
+    /**
      * Turns on frequency admission: from now on every find that is not a {@link #peek} records its
      * keys in a count-min sketch of 4-bit counters (about 8 bytes per slot, halved after ten
      * lookups per slot so old popularity fades), and screened installs ({@link #installAbsent}

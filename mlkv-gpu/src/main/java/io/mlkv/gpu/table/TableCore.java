@@ -50,6 +50,12 @@ final class TableCore implements AutoCloseable {
     private long clock;
     /** Whether callers promise batches without repeated keys; see {@link GpuHashTable#uniqueKeys(boolean)}. */
     private volatile boolean uniqueKeys;
+    /**
+     * Whether upserts back off while a bucket lock is taken; see
+     * {@link GpuHashTable#backOffOnBucketLocks(boolean)}. {@code -Dmlkv.bucketLockBackoff=true}
+     * turns it on for every table.
+     */
+    private volatile boolean lockBackoff = Boolean.getBoolean("mlkv.bucketLockBackoff");
 
     /**
      * How an upsert treats dirty marks: whether the entries it writes become dirty, and where
@@ -117,6 +123,10 @@ final class TableCore implements AutoCloseable {
 
     void uniqueKeys(boolean promised) {
         uniqueKeys = promised;
+    }
+
+    void backOffOnBucketLocks(boolean on) {
+        lockBackoff = on;
     }
 
     TableCounters counters() {
@@ -300,7 +310,7 @@ final class TableCore implements AutoCloseable {
             return 0;
         }
         boolean screen = sketch != null && marks.screened() && !marks.dirty() && mode == MODE_INSERT_ABSENT;
-        kernels.launchPacked("mlkv_upsert", TableKernelArgs.UPSERT, n * GpuHashTable.TILE, BLOCK, stream, keys.pointer(),
+        kernels.launchPacked(lockBackoff ? "mlkv_upsert_backoff" : "mlkv_upsert", TableKernelArgs.UPSERT, n * GpuHashTable.TILE, BLOCK, stream, keys.pointer(),
                 scores.pointer(), digests.pointer(), values.pointer(), set[0], set[1], set[2], epoch,
                 bucketLocks.pointer(), counters.at(TableCounters.SIZE), buckets - 1, dim, mode, scoreMode.code, clock,
                 keysIn, valuesIn, scoresIn, n, out, found, evicted.keys(), evicted.values(), evicted.scores(),
