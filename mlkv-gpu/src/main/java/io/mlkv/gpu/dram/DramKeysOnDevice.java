@@ -1,5 +1,6 @@
 package io.mlkv.gpu.dram;
 
+import static jcuda.driver.JCudaDriver.cuMemGetInfo;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoDAsync;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
@@ -28,7 +29,8 @@ import org.slf4j.LoggerFactory;
  * is a change), so a copy gone stale during a probe, or overwritten by a new copy, is never used.
  *
  * <p>Thread-safe. Device memory of 8 bytes a DRAM slot, allocated at the first copy; if that
- * fails, probes read the keys from host memory and it says so once.
+ * fails, or would leave less than {@link #headroom} of the device free, probes read the keys from
+ * host memory and it says so once.
  */
 final class DramKeysOnDevice implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(DramKeysOnDevice.class);
@@ -114,12 +116,25 @@ final class DramKeysOnDevice implements AutoCloseable {
         return keys == copiedAt && c != null ? c.pointer() : null;
     }
 
-    /** Allocates the copy's memory on first use; false (once logged) where the device has no room. */
+    /**
+     * Allocates the copy's memory on first use; false (once logged) where the device has no room,
+     * or would keep less than {@link #headroom} free after it: the copy is an optimisation, and
+     * must not take memory that the store's staging buffers, grown with the batch, will need.
+     */
     private boolean allocated() {
         if (copy != null) {
             return true;
         }
         try {
+            long[] free = new long[1];
+            long[] total = new long[1];
+            Cuda.check(cuMemGetInfo(free, total), "cuMemGetInfo (before copying the DRAM keys to the device)");
+            if (free[0] - bytes < headroom(total[0])) {
+                unavailable = true;
+                LOG.info("a copy of the DRAM tier's keys ({} bytes) would leave less than {} bytes of device memory free"
+                        + " ({} free of {}); probes read the keys from host memory", bytes, headroom(total[0]), free[0], total[0]);
+                return false;
+            }
             copy = new DeviceMemory(bytes, "DRAM keys on the device");
             return true;
         } catch (RuntimeException e) {
@@ -128,6 +143,11 @@ final class DramKeysOnDevice implements AutoCloseable {
                     bytes, e.getMessage());
             return false;
         }
+    }
+
+    /** Device memory left free after the copy: 1 GiB or a twentieth of the device, whichever is more. */
+    static long headroom(long deviceBytes) {
+        return Math.max(1L << 30, deviceBytes / 20);
     }
 
     /** Frees the copy. Idempotent; callers must have stopped probing. */
