@@ -28,7 +28,8 @@ import picocli.CommandLine.Option;
 /**
  * The store's device-pointer paths timed the way HierarchicalKV times its hybrid mode: one
  * caller, batches of {@code --batch} keys already in device memory, a host clock around each call
- * (which returns with its work done in device memory), the best and the median of
+ * (which returns with its results in device memory; what it queues without waiting, such as a
+ * read's installs into HBM, the next call waits for, so it is timed there), the best and the median of
  * {@code --calls} timed calls after {@code --warmup} untimed ones. The table lives in HBM and in
  * a DRAM tier large enough for all of it (HierarchicalKV's hybrid mode keeps every value in HBM or
  * host memory). Workloads: {@code read} (device multiGet; baseline in the same run: the same
@@ -311,7 +312,7 @@ final class StoreBenchCommand implements Callable<Integer> {
      * Keys/s of each timed call or step of workload {@code w}, device pointers: every call's keys
      * are copied to the GPU before the first call (so several callers' wall time holds no key
      * copies either), the rows a write writes before each call, outside its clock; {@code
-     * atTimedStart} runs between the warm-up calls and the timed ones. Training steps add zero
+     * atTimedStart} runs before the last warm-up call ({@link #statsCalls}). Training steps add zero
      * deltas, so every row keeps its value (the key) and the reads can be checked; the work is
      * that of any delta.
      */
@@ -333,7 +334,10 @@ final class StoreBenchCommand implements Callable<Integer> {
                             "cuMemcpyHtoD (bench keys)");
                 }
                 for (int c = 0; c < keyBatches.length; c++) {
-                    if (c == warmup) {
+                    // Reading the stats waits for the GPU: read them before the last warm-up call, so
+                    // that the first timed call, like every later one, finds its predecessor's
+                    // unwaited work (a read's installs into HBM) still queued.
+                    if (c == warmup - (statsCalls() - calls)) {
                         atTimedStart.run();
                     }
                     s.makeGpuCurrent();
@@ -449,14 +453,23 @@ final class StoreBenchCommand implements Callable<Integer> {
         for (double r : rates) {
             total += batch / r * 1e3;
         }
-        int n = rates.length;
+        double mean = total / rates.length;
+        // The stats span the timed calls and, with warm-up, the last warm-up call.
+        int n = statsCalls();
         double find = (after.tier("HBM").lookupNanos() - before.tier("HBM").lookupNanos()) / 1e6 / n;
         double dram = (after.tier("DRAM").lookupNanos() - before.tier("DRAM").lookupNanos()) / 1e6 / n;
         double install = (after.tier("HBM").moveNanos() - before.tier("HBM").moveNanos()) / 1e6 / n;
         double demote = (after.tier("DRAM").moveNanos() - before.tier("DRAM").moveNanos()) / 1e6 / n;
-        double mean = total / n;
         return String.format(Locale.ROOT, "mean %.2f = HBM find %.2f + DRAM reads %.2f + HBM installs %.2f + DRAM moves %.2f"
                 + " + other %.2f", mean, find, dram, install, demote, mean - find - dram - install - demote);
+    }
+
+    /**
+     * Calls of one caller between the two stats snapshots: the timed ones and, with warm-up, the
+     * last warm-up call, before which the first snapshot is taken (see {@link #timeDevice}).
+     */
+    private int statsCalls() {
+        return calls + (warmup > 0 ? 1 : 0);
     }
 
     private String millis(double[] rates) {
