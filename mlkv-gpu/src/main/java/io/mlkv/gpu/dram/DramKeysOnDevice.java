@@ -23,8 +23,10 @@ import org.slf4j.LoggerFactory;
  * what it was when the copy was taken; it is taken while no bucket change is under way
  * ({@link DramTier#changesIfQuiet()}), after reading that count, and kept only if the count did
  * not move meanwhile. It is taken again only once the keys, after changing, stayed the same from
- * one look to the next, so a workload that changes DRAM's keys at every call never pays for a copy
- * it could not use. A probe that uses the copy runs where {@link MappedDramTier.Probe#UNCHECKED}
+ * one look to the next, and the probes since the change have read as many key bytes from host
+ * memory as the copy moves ({@link #worthCopying}), so a workload that changes DRAM's keys at every
+ * call never pays for a copy it could not use, and one that changes them now and then pays for a
+ * copy at most what its probes spent on keys meanwhile. A probe that uses the copy runs where {@link MappedDramTier.Probe#UNCHECKED}
  * may, and its caller checks {@link DramTier#changes()} after it as for that probe (a key change
  * is a change), so a copy gone stale during a probe, or overwritten by a new copy, is never used.
  *
@@ -45,6 +47,8 @@ final class DramKeysOnDevice implements AutoCloseable {
     private volatile long copiedAt = -1;
     /** {@link DramTier#keyChanges()} at the last look that found the copy stale. */
     private long seenAt = -1;
+    /** Keys probed through host memory since the keys last changed ({@link #seenAt}). */
+    private long probedSinceChange;
     /** Copies taken so far. */
     private long copies;
 
@@ -60,11 +64,14 @@ final class DramKeysOnDevice implements AutoCloseable {
     }
 
     /**
-     * The copy, if it holds every slot's key now (taking it first where the keys have stayed the
-     * same since the last look and no change is under way), else null. The device the copy lives
-     * on must be current; the copy is queued on {@code stream} and waited for.
+     * The copy, if it holds every slot's key now, else null. It is taken first where the keys
+     * have stayed the same since the last look, no change is under way, and the probes since the
+     * keys last changed read at least {@link #worthCopying} keys from host memory (counting the
+     * {@code probing} keys of the probe asking now if it goes without): a copy then costs at most
+     * about what those probes spent on keys, however often the keys change. The device the copy
+     * lives on must be current; the copy is queued on {@code stream} and waited for.
      */
-    CUdeviceptr current(CUstream stream) {
+    CUdeviceptr current(long probing, CUstream stream) {
         long keys = tier.keyChanges();
         CUdeviceptr c = currentCopy(keys);
         if (c != null) {
@@ -80,9 +87,11 @@ final class DramKeysOnDevice implements AutoCloseable {
             }
             if (keys != seenAt) {
                 seenAt = keys; // changed since the last look: copy once they hold still
+                probedSinceChange = probing;
                 return null;
             }
-            if (tier.changesIfQuiet() < 0 || !allocated()) {
+            if (probedSinceChange < worthCopying() || tier.changesIfQuiet() < 0 || !allocated()) {
+                probedSinceChange += probing;
                 return null;
             }
             Cuda.check(cuMemcpyHtoDAsync(copy.pointer(), hostKeys, bytes, stream), "cuMemcpyHtoDAsync (DRAM keys to the device, "
@@ -143,6 +152,17 @@ final class DramKeysOnDevice implements AutoCloseable {
                     bytes, e.getMessage());
             return false;
         }
+    }
+
+    /**
+     * Keys probed through host memory, since the keys last changed, before a copy is taken: a
+     * sixteenth of the slots. Such a probe reads its bucket's 16 keys (128 bytes) over PCIe, so
+     * these probes have moved as many bytes as the copy (8 bytes a slot, in bulk) will; where the
+     * keys change more often than that, no copy is taken, and a large tier whose keys change now
+     * and then is not copied again for a few small probes.
+     */
+    long worthCopying() {
+        return bytes / 8 / 16;
     }
 
     /** Device memory left free after the copy: 1 GiB or a twentieth of the device, whichever is more. */

@@ -160,7 +160,7 @@ public final class MappedDramTier implements AutoCloseable {
         if (n <= 0) {
             return;
         }
-        CUdeviceptr keyCopy = how == Probe.UNCHECKED && keysOnDevice != null ? keysOnDevice.current(stream) : null;
+        CUdeviceptr keyCopy = how == Probe.UNCHECKED && keysOnDevice != null ? keysOnDevice.current(n, stream) : null;
         kernels.launch("mlkv_dram_probe", n * TILE, BLOCK, stream, query, index, n, keys, values, counts,
                 layout.buckets(), layout.dim(), scratch, out, found, hit, seqOut, hitCount, how == Probe.UNCHECKED ? 0 : 1,
                 how == Probe.CHECKED_RESETTING_FOUND ? 1 : 0, keyCopy);

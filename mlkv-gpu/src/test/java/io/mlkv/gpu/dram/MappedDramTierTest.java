@@ -378,6 +378,42 @@ class MappedDramTierTest {
     }
 
     /**
+     * A copy is taken only once the probes since the keys last changed have read a sixteenth of
+     * the slots' keys from host memory: probes of 100 keys into a tier of 4,096 slots read host
+     * memory three times (100, 200, 300 keys) and the copy from the fourth on; a key change starts
+     * the count again.
+     */
+    @Test
+    void smallProbesTakeACopyOnlyOnceTheyHaveReadAsManyKeysAsItMoves() {
+        int dim = 16;
+        try (CudaDevice dev = CudaDevice.open(0);
+             DramTier tier = new DramTier(dim, 256 * DramTier.bucketBytes(dim), "lru")) {
+            dev.makeCurrent();
+            int n = 100;
+            long[] keys = new long[n];
+            int[] index = new int[n];
+            for (int i = 0; i < n; i++) {
+                keys[i] = 104_729L * i + 11;
+                index[i] = i;
+                put(tier, keys[i], i, dim);
+            }
+            assertEquals(4096, tier.nativeLayout().slots(), "slots: a copy is worth 256 probed keys");
+            try (MappedDramTier mapped = MappedDramTier.map(tier, true);
+                 Queries q = Queries.of(keys, index, dim)) {
+                assertProbes(mapped, tier, q, false, "100 keys probed");
+                assertProbes(mapped, tier, q, false, "200 keys probed");
+                assertProbes(mapped, tier, q, false, "300 keys probed: enough, but counted after this look");
+                assertProbes(mapped, tier, q, true, "copy taken");
+                tier.remove(keys[0]);
+                assertProbes(mapped, tier, q, false, "keys changed: the count starts again");
+                assertProbes(mapped, tier, q, false, "200 keys probed since the change");
+                assertProbes(mapped, tier, q, false, "300 keys probed since the change");
+                assertProbes(mapped, tier, q, true, "new copy taken");
+            }
+        }
+    }
+
+    /**
      * With a current copy of the keys on the device (taken by probes), writeRows finds each
      * key's slot in the copy, and contains looks there: it replaces and adds the rows of the keys
      * the tier holds and reports the others NOT_HELD, as without the copy; a key hidden from host
