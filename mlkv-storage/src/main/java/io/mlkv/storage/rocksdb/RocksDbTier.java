@@ -18,6 +18,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import org.rocksdb.BlockBasedTableConfig;
 import org.rocksdb.BloomFilter;
+import org.rocksdb.ByteBufferGetStatus;
 import org.rocksdb.Checkpoint;
 import org.rocksdb.ColumnFamilyDescriptor;
 import org.rocksdb.ColumnFamilyHandle;
@@ -363,32 +364,69 @@ public final class RocksDbTier implements VectorTier {
     }
 
     /**
-     * Tells which of {@code keys[0, n)} are present, without returning values: {@code keyExists}
-     * per key, where the Bloom filters and memtables answer most absent keys and a present one is
-     * looked up inside RocksDB without its value coming to Java.
+     * Tells which of {@code keys[0, n)} are present, without returning values: one RocksDB
+     * {@code MultiGet} per {@link #MULTIGET_CHUNK} keys into direct buffers of this thread, each
+     * value buffer a few bytes long, so that no value is copied whole and nothing is allocated per
+     * key but its status. Unlike the byte-array {@code MultiGet}, a key's status tells an absent
+     * key from a failed read, which throws.
      *
      * @return the number present
      */
     public int exists(long[] keys, int n, boolean[] out) {
         enter(false);
         try {
+            ExistsBuffers b = EXISTS_BUFFERS.get();
             int present = 0;
-            for (int i = 0; i < n; i++) {
-                out[i] = db.keyExists(data, readOptions, ValueCodec.encodeKey(keys[i]));
-                present += out[i] ? 1 : 0;
+            for (int start = 0; start < n; start += MULTIGET_CHUNK) {
+                int m = Math.min(n, start + MULTIGET_CHUNK) - start;
+                for (int i = 0; i < m; i++) {
+                    ByteBuffer k = b.keys.get(i);
+                    k.clear();
+                    k.putLong(keys[start + i] ^ Long.MIN_VALUE).flip();
+                    b.values.get(i).clear();
+                }
+                List<ByteBufferGetStatus> statuses;
+                try {
+                    statuses = db.multiGetByteBuffers(readOptions, Collections.nCopies(m, data), b.keys.subList(0, m),
+                            b.values.subList(0, m));
+                } catch (RocksDBException e) {
+                    throw failure("exists (n=" + m + ")", e);
+                }
+                for (int i = 0; i < m; i++) {
+                    Status.Code code = statuses.get(i).status.getCode();
+                    if (code != Status.Code.Ok && code != Status.Code.NotFound) {
+                        throw failure("exists", new RocksDBException(statuses.get(i).status));
+                    }
+                    out[start + i] = code == Status.Code.Ok;
+                    present += out[start + i] ? 1 : 0;
+                }
             }
             return present;
-        } catch (Exception e) {
-            // keyExists does not declare it, but its native code throws RocksDBException (a
-            // damaged block, for one): reported like every other read's failure.
-            if (e instanceof RocksDBException) {
-                throw failure("exists", (RocksDBException) e);
-            }
-            throw e;
         } finally {
             exit();
         }
     }
+
+    /**
+     * Direct buffers of one thread for {@link #exists}: a key buffer (big-endian, as
+     * {@link ValueCodec#encodeKey} lays a key out) and a value buffer of a few bytes per key of a
+     * chunk; RocksDB copies at most that much of a value and reports its full size.
+     */
+    private static final class ExistsBuffers {
+        final List<ByteBuffer> keys = new ArrayList<>(MULTIGET_CHUNK);
+        final List<ByteBuffer> values = new ArrayList<>(MULTIGET_CHUNK);
+
+        ExistsBuffers() {
+            ByteBuffer keySlab = ByteBuffer.allocateDirect(MULTIGET_CHUNK * 8);
+            ByteBuffer valueSlab = ByteBuffer.allocateDirect(MULTIGET_CHUNK * 8);
+            for (int i = 0; i < MULTIGET_CHUNK; i++) {
+                keys.add(keySlab.slice(i * 8, 8).order(ByteOrder.BIG_ENDIAN));
+                values.add(valueSlab.slice(i * 8, 8));
+            }
+        }
+    }
+
+    private static final ThreadLocal<ExistsBuffers> EXISTS_BUFFERS = ThreadLocal.withInitial(ExistsBuffers::new);
 
     /** Reads one key; returns whether it was found. */
     public boolean get(long key, float[] out, int row) {

@@ -10,7 +10,10 @@ import io.mlkv.storage.StatusCode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashSet;
 import java.util.Map;
+import java.util.Set;
+import java.util.SplittableRandom;
 import java.util.TreeMap;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
@@ -71,6 +74,45 @@ class RocksDbTierTest {
             assertEquals(1, first.multiGet(new long[] {7}, out, new boolean[1]));
             assertArrayEquals(new float[] {1, 2, 3, 4}, out);
         }
+    }
+
+    /**
+     * exists over several MultiGet chunks of keys spread over the whole signed range, half of them
+     * written, before and after a reopen, against a set of the written keys. Prints its seed on failure.
+     */
+    @Test
+    void existsAgreesWithASetAcrossChunksAndReopens() {
+        long seed = System.nanoTime();
+        SplittableRandom r = new SplittableRandom(seed);
+        int n = 20_000;
+        long[] keys = new long[n];
+        Set<Long> written = new HashSet<>();
+        for (int i = 0; i < n; i++) {
+            keys[i] = i < 4 ? new long[] {Long.MIN_VALUE + 2, -1, 0, Long.MAX_VALUE}[i] : r.nextLong();
+            if (r.nextBoolean()) {
+                written.add(keys[i]);
+            }
+        }
+        long[] put = written.stream().mapToLong(Long::longValue).toArray();
+        Path db = dir.resolve("db");
+        try (RocksDbTier t = RocksDbTier.open(db, 2, 1 << 20, false)) {
+            t.multiPut(put, new float[put.length * 2]);
+            assertExists(t, keys, written, "before reopen, seed " + seed);
+        }
+        try (RocksDbTier t = RocksDbTier.open(db, 2, 1 << 20, false)) {
+            assertExists(t, keys, written, "after reopen, seed " + seed);
+        }
+    }
+
+    private static void assertExists(RocksDbTier t, long[] keys, Set<Long> written, String where) {
+        boolean[] out = new boolean[keys.length];
+        int present = t.exists(keys, keys.length, out);
+        int expected = 0;
+        for (int i = 0; i < keys.length; i++) {
+            assertEquals(written.contains(keys[i]), out[i], "key " + keys[i] + ", " + where);
+            expected += out[i] ? 1 : 0;
+        }
+        assertEquals(expected, present, "count, " + where);
     }
 
     @Test
