@@ -188,8 +188,8 @@ final class StoreBenchCommand implements Callable<Integer> {
                         double best = max(gpu);
                         String baseline = w == Workload.READ ? String.format(Locale.ROOT, "%,.0f (%.2fx)", max(cpu[d]),
                                 best / max(cpu[d])) : "-";
-                        // Both ratios: a best call can be a call that found no earlier call's work pending
-                        // (the first timed one, after the pause that reads the stats); the median is the steady state.
+                        // Both ratios: a best call can be one that found less of an earlier call's queued
+                        // work still pending than the others; the median is the steady state.
                         rows.add(String.format(Locale.ROOT, "| %s | %s | %,d | %,.0f | %,.0f | %.3f | %s | %,.0f | %.3fx, %.3fx |",
                                 w.label(), distributions.get(d), batch, best, median(gpu), hits / Math.max(1, hits + misses),
                                 baseline, hkvKeysPerS(w), best / hkvKeysPerS(w), median(gpu) / hkvKeysPerS(w)));

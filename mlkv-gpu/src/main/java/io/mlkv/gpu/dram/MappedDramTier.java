@@ -41,7 +41,7 @@ public final class MappedDramTier implements AutoCloseable {
     /**
      * Whether {@link #map(DramTier)} keeps a copy of the tier's keys in device memory for unchecked
      * probes, in-place writes and {@link #contains} ({@link DramKeysOnDevice}): on by default (on an
-     * H200 it cut a uniform read's DRAM probes from 4.7 to 2.9 ms a million keys, run 121);
+     * H200 it cut a uniform read's DRAM probes from 4.7 to 2.9 ms a million keys, run 122);
      * {@code -Dmlkv.dramKeysOnDevice=false} reads the keys from host memory instead.
      */
     private static final boolean KEYS_ON_DEVICE = !"false".equals(System.getProperty("mlkv.dramKeysOnDevice"));
