@@ -390,8 +390,13 @@ class MappedDramTierTest {
              DramTier tier = new DramTier(dim, 256 * DramTier.bucketBytes(dim), "lru")) {
             dev.makeCurrent();
             int n = 100;
-            long[] keys = putSpaced(tier, n, 104_729L, 11, dim);
-            int[] index = identity(n);
+            long[] keys = new long[n];
+            int[] index = new int[n];
+            for (int i = 0; i < n; i++) {
+                keys[i] = 104_729L * i + 11;
+                index[i] = i;
+                put(tier, keys[i], i, dim);
+            }
             assertEquals(4096, tier.nativeLayout().slots(), "slots: a copy is worth 256 probed keys");
             try (MappedDramTier mapped = MappedDramTier.map(tier, true);
                  Queries q = Queries.of(keys, index, dim)) {
@@ -421,8 +426,13 @@ class MappedDramTierTest {
              DramTier tier = new DramTier(dim, 64 * DramTier.bucketBytes(dim), "lru")) {
             dev.makeCurrent();
             int n = 600;
-            long[] keys = putSpaced(tier, n, 7_919L, 3, dim);
-            int[] index = identity(n);
+            long[] keys = new long[n];
+            int[] index = new int[n];
+            for (int i = 0; i < n; i++) {
+                keys[i] = 7_919L * i + 3;
+                index[i] = i;
+                put(tier, keys[i], i, dim);
+            }
             tier.nativeLayout();
             try (MappedDramTier mapped = MappedDramTier.map(tier, true);
                  Queries q = Queries.of(keys, index, dim)) {
@@ -479,24 +489,6 @@ class MappedDramTierTest {
                 assertTrue(held > n / 2, "most keys fit in the tier: " + held);
             }
         }
-    }
-
-    /** Puts keys {@code step * i + first}, {@code i < n}, key {@code i} with row {@code i}; returns them. */
-    private static long[] putSpaced(DramTier tier, int n, long step, long first, int dim) {
-        long[] keys = new long[n];
-        for (int i = 0; i < n; i++) {
-            keys[i] = step * i + first;
-            put(tier, keys[i], i, dim);
-        }
-        return keys;
-    }
-
-    private static int[] identity(int n) {
-        int[] index = new int[n];
-        for (int i = 0; i < n; i++) {
-            index[i] = i;
-        }
-        return index;
     }
 
     private static void put(DramTier tier, long key, int i, int dim) {
