@@ -2,8 +2,6 @@ package io.mlkv.core.hbm;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -57,37 +55,11 @@ final class CallCombiner<C extends CallCombiner.Call> {
 
     /** How long a waiting caller parks before it looks again (the leader also wakes it when done). */
     private static final long PARK_NANOS = TimeUnit.MICROSECONDS.toNanos(50);
-    /**
-     * How a leader gathers calls before it starts a group: it waits, at most {@code waitNanos},
-     * until as many calls are queued as there are active callers (those that called within
-     * {@code activeNanos}), or the queued calls fill the key budget. Several callers that each
-     * call once a step then run their steps' calls as one group instead of the first arrival's
-     * alone, at the cost of the wait.
-     */
-    record Gathering(long waitNanos, long activeNanos) {
-        /** No wait: a leader takes what is queued. */
-        static final Gathering NONE = new Gathering(0, 0);
-
-        Gathering {
-            if (waitNanos < 0 || activeNanos < 0) {
-                throw new IllegalArgumentException("gathering times must not be negative: wait " + waitNanos
-                        + " ns, active " + activeNanos + " ns");
-            }
-        }
-
-        /** Waits at most {@code waitNanos} for the callers that called within the last 5 ms. */
-        static Gathering upTo(long waitNanos) {
-            return new Gathering(waitNanos, TimeUnit.MILLISECONDS.toNanos(5));
-        }
-    }
 
     private final ConcurrentLinkedQueue<C> queued = new ConcurrentLinkedQueue<>();
     private final ReentrantLock leading = new ReentrantLock();
     private final long maxKeys;
     private final long alignNanos;
-    private final Gathering gathering;
-    /** When each caller last called; kept only where the leader gathers calls. */
-    private final Map<Thread, Long> lastCalls = new ConcurrentHashMap<>();
     private final Group<C> group;
     private long groups;
     private long combinedCalls;
@@ -103,13 +75,6 @@ final class CallCombiner<C extends CallCombiner.Call> {
      * @param group      runs a group
      */
     CallCombiner(long maxKeys, long alignNanos, Group<C> group) {
-        this(maxKeys, alignNanos, Gathering.NONE, group);
-    }
-
-    /**
-     * {@link #CallCombiner(long, long, Group)} whose leaders gather calls as {@code gathering} says.
-     */
-    CallCombiner(long maxKeys, long alignNanos, Gathering gathering, Group<C> group) {
         if (maxKeys <= 0) {
             throw new IllegalArgumentException("maxKeys must be positive, was " + maxKeys);
         }
@@ -118,7 +83,6 @@ final class CallCombiner<C extends CallCombiner.Call> {
         }
         this.maxKeys = maxKeys;
         this.alignNanos = alignNanos;
-        this.gathering = gathering;
         this.group = group;
     }
 
@@ -131,9 +95,6 @@ final class CallCombiner<C extends CallCombiner.Call> {
     void run(C call) {
         if (call.caller != Thread.currentThread()) {
             throw new IllegalStateException("a call runs on the thread that made it");
-        }
-        if (gathering.waitNanos() > 0) {
-            lastCalls.put(call.caller, System.nanoTime());
         }
         queued.add(call);
         boolean led = false;
@@ -183,9 +144,6 @@ final class CallCombiner<C extends CallCombiner.Call> {
 
     /** Takes queued calls up to the key budget (at least one) and runs them as one group. Under {@link #leading}. */
     private void lead() {
-        if (gathering.waitNanos() > 0) {
-            gather();
-        }
         List<C> calls = new ArrayList<>();
         long keys = 0;
         for (C head = queued.peek(); head != null; head = queued.peek()) {
@@ -223,32 +181,6 @@ final class CallCombiner<C extends CallCombiner.Call> {
             if (c.caller != self) {
                 LockSupport.unpark(c.caller);
             }
-        }
-    }
-
-    /** Waits as {@link #gathering} says; forgets callers that are no longer active. */
-    private void gather() {
-        long now = System.nanoTime();
-        int active = 0;
-        for (Map.Entry<Thread, Long> e : lastCalls.entrySet()) {
-            if (now - e.getValue() <= gathering.activeNanos()) {
-                active++;
-            } else {
-                lastCalls.remove(e.getKey(), e.getValue());
-            }
-        }
-        long deadline = now + gathering.waitNanos();
-        while (System.nanoTime() - deadline < 0) {
-            int count = 0;
-            long keys = 0;
-            for (C c : queued) {
-                count++;
-                keys += c.size;
-            }
-            if (count >= active || keys >= maxKeys) {
-                return;
-            }
-            Thread.onSpinWait();
         }
     }
 

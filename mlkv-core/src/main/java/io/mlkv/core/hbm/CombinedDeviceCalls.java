@@ -51,13 +51,6 @@ public final class CombinedDeviceCalls implements AutoCloseable {
      */
     private static final long LEADER_WAIT_NANOS = TimeUnit.MICROSECONDS.toNanos(
             Math.max(0, Long.getLong("mlkv.combinedLeaderWaitMicros", 200)));
-    /**
-     * How long a leader waits, at most, for every active caller's call before it starts a group
-     * ({@link CallCombiner}); {@code -Dmlkv.combinedGatherMicros=N} turns it on. Off (0) by
-     * default until it has been measured on a GPU.
-     */
-    private static final CallCombiner.Gathering GATHERING = CallCombiner.Gathering.upTo(
-            TimeUnit.MICROSECONDS.toNanos(Math.max(0, Long.getLong("mlkv.combinedGatherMicros", 0))));
 
     /** The store's device read, as one call runs it. */
     public interface Read {
@@ -89,10 +82,9 @@ public final class CombinedDeviceCalls implements AutoCloseable {
         this.read = read;
         this.put = put;
         this.accumulate = accumulate;
-        this.reads = new CallCombiner<>(maxKeys, LEADER_WAIT_NANOS, GATHERING, this::runReads);
-        this.puts = new CallCombiner<>(maxKeys, LEADER_WAIT_NANOS, GATHERING, calls -> runWrites(calls, put, putBuffers));
-        this.accumulates = new CallCombiner<>(maxKeys, LEADER_WAIT_NANOS, GATHERING,
-                calls -> runWrites(calls, accumulate, accumulateBuffers));
+        this.reads = new CallCombiner<>(maxKeys, LEADER_WAIT_NANOS, this::runReads);
+        this.puts = new CallCombiner<>(maxKeys, LEADER_WAIT_NANOS, calls -> runWrites(calls, put, putBuffers));
+        this.accumulates = new CallCombiner<>(maxKeys, LEADER_WAIT_NANOS, calls -> runWrites(calls, accumulate, accumulateBuffers));
     }
 
     /** Whether a call of {@code n} keys is combined with others (else the caller runs it alone). */
