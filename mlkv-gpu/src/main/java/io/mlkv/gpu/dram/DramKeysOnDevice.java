@@ -161,12 +161,12 @@ final class DramKeysOnDevice implements AutoCloseable {
      * keys change more often than that, no copy is taken, and a large tier whose keys change now
      * and then is not copied again for a few small probes.
      */
-    long worthCopying() {
+    private long worthCopying() {
         return bytes / 8 / 16;
     }
 
     /** Device memory left free after the copy: 1 GiB or a twentieth of the device, whichever is more. */
-    static long headroom(long deviceBytes) {
+    private static long headroom(long deviceBytes) {
         return Math.max(1L << 30, deviceBytes / 20);
     }
 
