@@ -219,19 +219,6 @@ __device__ __forceinline__ void lock_bucket(int* lock) {
     fence_acq_rel();
 }
 
-// lock_bucket for many tiles on one bucket (a batch larger than the table has buckets): a tile
-// that finds the lock taken sleeps, 16 ns doubling to 512 ns, instead of retrying the atomic at
-// once, so the waiters leave the L2's atomic unit to the holder. Chosen per launch
-// (mlkv_upsert_backoff; GpuHashTable#backOffOnBucketLocks).
-__device__ __forceinline__ void lock_bucket_backoff(int* lock) {
-    unsigned int pause = 16;
-    while (atomicCAS(lock, 0, 1) != 0) {
-        __nanosleep(pause);
-        if (pause < 512) pause <<= 1;
-    }
-    fence_acq_rel();
-}
-
 __device__ __forceinline__ void unlock_bucket(int* lock) {
     fence_acq_rel();
     atomicExch(lock, 0);
@@ -416,8 +403,7 @@ extern "C" __global__ void mlkv_contains(const ContainsArgs a) {
 }
 
 // One key of an upsert, by one tile. Returns 1 if the key took an empty slot (the table grew).
-// Backoff: take the bucket lock with lock_bucket_backoff.
-template <bool Backoff, typename Tile>
+template <typename Tile>
 __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* keys, uint64_t* scores,
                                           uint8_t* digests, float* values, const int* __restrict__ dedup_slot,
                                           const int* dedup_win, int* bucket_locks,
@@ -483,10 +469,7 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
         }
         if (locked) continue;  // a candidate was being written; it may be this key
         // Absent: take the bucket lock and look again, since a duplicate may have just inserted it.
-        if (lane == 0) {
-            if (Backoff) lock_bucket_backoff(bucket_locks + b);
-            else lock_bucket(bucket_locks + b);
-        }
+        if (lane == 0) lock_bucket(bucket_locks + b);
         tile.sync();
         slot = tile_find(tile, keys, digests, base, key, digest, &locked);
         if (slot >= 0 || locked) {
@@ -574,7 +557,6 @@ __device__ __forceinline__ int upsert_one(const Tile& tile, long i, uint64_t* ke
 // evicted_* may be null (victims are dropped and only counted). rejected counts keys not stored
 // because their custom score was below the full bucket's lowest. Growth is summed per block in
 // shared memory: one global atomic per block instead of one per new key on a single address.
-template <bool Backoff>
 __device__ __forceinline__ void
 upsert_body(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, const int* dedup_slot,
             const int* dedup_win, int* bucket_locks, unsigned long long* size, uint64_t bucket_mask, int dim, int mode, int score_mode,
@@ -589,7 +571,7 @@ upsert_body(uint64_t* keys, uint64_t* scores, uint8_t* digests, float* values, c
     auto tile = cg::tiled_partition<TILE>(cg::this_thread_block());
     long i = (long)(blockIdx.x * (blockDim.x / TILE) + threadIdx.x / TILE);
     if (i < n) {
-        int g = upsert_one<Backoff>(tile, i, keys, scores, digests, values, dedup_slot, dedup_win, bucket_locks,
+        int g = upsert_one(tile, i, keys, scores, digests, values, dedup_slot, dedup_win, bucket_locks,
                            bucket_mask, dim, mode,
                            score_mode, clock, in_keys, in_values, in_scores, out, found_out, evicted_keys,
                            evicted_values, evicted_scores, evicted_count, rejected_count, dup_seen, dirty, mark,
@@ -648,20 +630,247 @@ struct UpsertArgs {
 static_assert(sizeof(UpsertArgs) == 32 * 8, "UpsertArgs: one 8-byte field per argument");
 
 extern "C" __global__ void __launch_bounds__(256, 8) mlkv_upsert(const UpsertArgs a) {
-    upsert_body<false>(a.keys, a.scores, a.digests, a.values, marks_of(a.marks), a.marks.win, a.bucket_locks, a.size,
+    upsert_body(a.keys, a.scores, a.digests, a.values, marks_of(a.marks), a.marks.win, a.bucket_locks, a.size,
                 a.bucket_mask, (int)a.dim, (int)a.mode, (int)a.score_mode, a.clock, a.in_keys, a.in_values,
                 a.in_scores, (long)a.n, a.out, a.found_out, a.evicted_keys, a.evicted_values, a.evicted_scores,
                 a.evicted_count, a.rejected_count, a.dup_seen, a.dirty, (int)a.mark, a.evicted_dirty, a.sketch,
                 a.sketch_mask);
 }
 
-// mlkv_upsert whose tiles back off while a bucket lock is taken (lock_bucket_backoff).
-extern "C" __global__ void __launch_bounds__(256, 8) mlkv_upsert_backoff(const UpsertArgs a) {
-    upsert_body<true>(a.keys, a.scores, a.digests, a.values, marks_of(a.marks), a.marks.win, a.bucket_locks, a.size,
-                a.bucket_mask, (int)a.dim, (int)a.mode, (int)a.score_mode, a.clock, a.in_keys, a.in_values,
-                a.in_scores, (long)a.n, a.out, a.found_out, a.evicted_keys, a.evicted_values, a.evicted_scores,
-                a.evicted_count, a.rejected_count, a.dup_seen, a.dirty, (int)a.mark, a.evicted_dirty, a.sketch,
-                a.sketch_mask);
+// Installs grouped by bucket. An install (MODE_INSERT_ABSENT) of a batch with many keys per bucket
+// (a 1M-key read's half a million misses into a full 1M-entry table put about sixty on each bucket)
+// spends its time queued at bucket locks in mlkv_upsert: every newcomer takes its bucket's lock and
+// scans the bucket's 128 scores for a victim, one after another. Grouped instead, one warp per
+// bucket installs that bucket's newcomers in turn with the bucket's keys and scores held in
+// registers (four slots a lane: slot base + lane + 32 * r), without locks: calls on one table are
+// serialised on its stream, so the warp is its bucket's only writer during the launch.
+// mlkv_group_count ranks each key within its bucket, mlkv_shard_scan (one shard) turns the counts
+// into each bucket's first position, mlkv_group_scatter orders the batch by bucket, then
+// mlkv_install_grouped. The outcome is mlkv_upsert's: a present key keeps its value and dirty mark
+// and gets a hit score; an absent one takes the bucket's first empty slot, else evicts the lowest
+// score (lowest slot on ties). Frequency screening and custom scores stay with mlkv_upsert.
+constexpr int GROUP_WARP = 32;
+constexpr int GROUP_SLOTS = BUCKET / GROUP_WARP;  // 4 a lane
+
+extern "C" __global__ void mlkv_group_count(const uint64_t* __restrict__ in_keys, long n, uint64_t bucket_mask,
+                                            unsigned int* __restrict__ counts, int* __restrict__ rank) {
+    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) rank[i] = (int)atomicAdd(counts + (mix64(in_keys[i]) & bucket_mask), 1u);
+}
+
+extern "C" __global__ void mlkv_group_scatter(const uint64_t* __restrict__ in_keys, long n, uint64_t bucket_mask,
+                                              const unsigned int* __restrict__ starts, const int* __restrict__ rank,
+                                              int* __restrict__ order) {
+    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) order[starts[mix64(in_keys[i]) & bucket_mask] + rank[i]] = (int)i;
+}
+
+// A row copied by the 32 lanes of a warp, each lane always the same elements for a given dim and
+// alignment class, so a copy out of a slot and a copy into it need only __syncwarp between them.
+__device__ __forceinline__ void warp_copy(float* __restrict__ dst, const float* __restrict__ src, int dim, int lane) {
+    if (((reinterpret_cast<uintptr_t>(dst) | reinterpret_cast<uintptr_t>(src)) & 15) == 0 && (dim & 3) == 0) {
+        float4* d4 = reinterpret_cast<float4*>(dst);
+        const float4* s4 = reinterpret_cast<const float4*>(src);
+        for (int i = lane; i < (dim >> 2); i += GROUP_WARP) d4[i] = s4[i];
+    } else {
+        for (int i = lane; i < dim; i += GROUP_WARP) dst[i] = src[i];
+    }
+}
+
+__device__ __forceinline__ uint64_t group_pick(const uint64_t (&v)[GROUP_SLOTS], int r) {
+    return r == 0 ? v[0] : r == 1 ? v[1] : r == 2 ? v[2] : v[3];
+}
+
+__device__ __forceinline__ void group_set(uint64_t (&v)[GROUP_SLOTS], int r, uint64_t x) {
+#pragma unroll
+    for (int q = 0; q < GROUP_SLOTS; q++) {
+        if (q == r) v[q] = x;
+    }
+}
+
+// One newcomer's place in a bucket held as k/s: present (its slot, *evicts false, *present true), an
+// empty slot, or the lowest-scored victim (*evicts true). Returns the bucket slot (0..127), the
+// same in every lane; updates k and s as the install will (the owner lane's register).
+__device__ __forceinline__ int group_place(uint64_t (&k)[GROUP_SLOTS], uint64_t (&s)[GROUP_SLOTS], uint64_t key,
+                                           int lane, int score_mode, uint64_t clock, bool* present, bool* evicts) {
+    const unsigned full = 0xffffffffu;
+    int at = -1;
+    int empty = -1;
+    uint64_t best = ~0ULL;
+    int best_slot = BUCKET;
+#pragma unroll
+    for (int r = 0; r < GROUP_SLOTS; r++) {
+        int slot = lane + GROUP_WARP * r;
+        if (k[r] == key) at = slot;
+        if (k[r] == EMPTY_KEY && empty < 0) empty = slot;
+        if (s[r] < best) {  // r ascending: on ties the lower slot stays
+            best = s[r];
+            best_slot = slot;
+        }
+    }
+    unsigned hit = __ballot_sync(full, at >= 0);
+    if (hit != 0) {
+        int slot = __shfl_sync(full, at, __ffs(hit) - 1);
+        if (lane == (slot & (GROUP_WARP - 1))) {
+            int r = slot / GROUP_WARP;
+            group_set(s, r, hit_score(score_mode, group_pick(s, r), clock, nullptr, 0));
+        }
+        *present = true;
+        *evicts = false;
+        return slot;
+    }
+    *present = false;
+    // The lowest empty slot, else the lowest (score, slot): both reduced over the warp.
+    int e = empty < 0 ? BUCKET : empty;
+    for (int off = GROUP_WARP / 2; off > 0; off >>= 1) {
+        e = min(e, __shfl_xor_sync(full, e, off));
+        uint64_t ob = __shfl_xor_sync(full, best, off);
+        int os = __shfl_xor_sync(full, best_slot, off);
+        if (ob < best || (ob == best && os < best_slot)) {
+            best = ob;
+            best_slot = os;
+        }
+    }
+    int slot = e < BUCKET ? e : best_slot;
+    *evicts = e >= BUCKET;
+    if (lane == (slot & (GROUP_WARP - 1))) {
+        int r = slot / GROUP_WARP;
+        group_set(k, r, key);
+        group_set(s, r, new_score(score_mode, clock, nullptr, 0));
+    }
+    return slot;
+}
+
+struct GroupedInstallArgs {
+    uint64_t* keys;
+    uint64_t* scores;
+    uint8_t* digests;
+    float* values;
+    uint8_t* dirty;
+    unsigned long long* size;
+    uint64_t buckets;
+    int64_t dim;
+    int64_t score_mode;            // LRU or LFU
+    uint64_t clock;
+    const uint64_t* in_keys;
+    const float* in_values;
+    const int* order;              // batch positions grouped by bucket (mlkv_group_scatter)
+    const unsigned int* starts;    // each bucket's first place in order (mlkv_shard_scan)
+    const unsigned int* total;     // the number of keys grouped (mlkv_shard_scan's shard_start[1])
+    int64_t mark;                  // the dirty mark of inserted entries
+    uint8_t* found_out;            // may be null: 1 for a key present before, 0 for one inserted
+    uint64_t* evicted_keys;        // may be null: victims are then dropped and only counted
+    float* evicted_values;
+    uint64_t* evicted_scores;      // may be null
+    uint8_t* evicted_dirty;        // may be null
+    unsigned long long* evicted_count;
+};
+static_assert(sizeof(GroupedInstallArgs) == 22 * 8, "GroupedInstallArgs: one 8-byte field per argument");
+
+// One warp per bucket; see "Installs grouped by bucket" above. Where evicted entries are kept, a
+// first pass over the newcomers (registers only) counts the bucket's evictions, so that one atomic
+// reserves their places in the outputs.
+extern "C" __global__ void __launch_bounds__(256) mlkv_install_grouped(const GroupedInstallArgs a) {
+    const unsigned full = 0xffffffffu;
+    long b = ((long)blockIdx.x * blockDim.x + threadIdx.x) / GROUP_WARP;
+    if (b >= (long)a.buckets) return;  // the whole warp
+    int lane = threadIdx.x & (GROUP_WARP - 1);
+    unsigned int from = a.starts[b];
+    unsigned int to = b + 1 < (long)a.buckets ? a.starts[b + 1] : *a.total;
+    if (from == to) return;
+    int dim = (int)a.dim;
+    int score_mode = (int)a.score_mode;
+    uint64_t base = (uint64_t)b * BUCKET;
+    uint64_t k[GROUP_SLOTS];
+    uint64_t s[GROUP_SLOTS];
+#pragma unroll
+    for (int r = 0; r < GROUP_SLOTS; r++) {
+        k[r] = a.keys[base + lane + GROUP_WARP * r];
+        s[r] = a.scores[base + lane + GROUP_WARP * r];
+    }
+    unsigned long long first_evicted = 0;
+    if (a.evicted_keys != nullptr) {
+        uint64_t kk[GROUP_SLOTS];
+        uint64_t ss[GROUP_SLOTS];
+#pragma unroll
+        for (int r = 0; r < GROUP_SLOTS; r++) {
+            kk[r] = k[r];
+            ss[r] = s[r];
+        }
+        unsigned int evictions = 0;
+        for (unsigned int c = from; c < to; c += GROUP_WARP) {
+            uint64_t mine = c + lane < to ? a.in_keys[a.order[c + lane]] : EMPTY_KEY;
+            int m = (int)min(to - c, (unsigned int)GROUP_WARP);
+            for (int t = 0; t < m; t++) {
+                uint64_t key = __shfl_sync(full, mine, t);
+                if (key == EMPTY_KEY || key == LOCKED_KEY) continue;  // refused on the host; never stored
+                bool present, evicts;
+                group_place(kk, ss, key, lane, score_mode, a.clock, &present, &evicts);
+                evictions += evicts ? 1 : 0;
+            }
+        }
+        if (lane == 0 && evictions != 0) first_evicted = atomicAdd(a.evicted_count, (unsigned long long)evictions);
+        first_evicted = __shfl_sync(full, first_evicted, 0);
+    }
+    unsigned int grew = 0;
+    unsigned int evicted = 0;
+    for (unsigned int c = from; c < to; c += GROUP_WARP) {
+        int mine_i = c + lane < to ? a.order[c + lane] : 0;
+        uint64_t mine = c + lane < to ? a.in_keys[mine_i] : EMPTY_KEY;
+        int m = (int)min(to - c, (unsigned int)GROUP_WARP);
+        for (int t = 0; t < m; t++) {
+            uint64_t key = __shfl_sync(full, mine, t);
+            long i = __shfl_sync(full, mine_i, t);
+            if (key == EMPTY_KEY || key == LOCKED_KEY) continue;
+            // The victim's key and score, read before group_place overwrites them in the registers.
+            bool present, evicts;
+            uint64_t old_k[GROUP_SLOTS];
+            uint64_t old_s[GROUP_SLOTS];
+#pragma unroll
+            for (int r = 0; r < GROUP_SLOTS; r++) {
+                old_k[r] = k[r];
+                old_s[r] = s[r];
+            }
+            int at = group_place(k, s, key, lane, score_mode, a.clock, &present, &evicts);
+            uint64_t slot = base + at;
+            int owner = at & (GROUP_WARP - 1);
+            int r = at / GROUP_WARP;
+            if (present) {
+                if (lane == owner) a.scores[slot] = group_pick(s, r);
+                if (lane == 0 && a.found_out != nullptr) a.found_out[i] = 1;
+                continue;
+            }
+            if (evicts) {
+                uint64_t victim = __shfl_sync(full, group_pick(old_k, r), owner);
+                uint64_t victim_score = __shfl_sync(full, group_pick(old_s, r), owner);
+                if (a.evicted_keys != nullptr) {
+                    unsigned long long e = first_evicted + evicted;
+                    warp_copy(a.evicted_values + (size_t)e * dim, a.values + (size_t)slot * dim, dim, lane);
+                    if (lane == 0) {
+                        a.evicted_keys[e] = victim;
+                        if (a.evicted_scores != nullptr) a.evicted_scores[e] = victim_score;
+                        if (a.evicted_dirty != nullptr) a.evicted_dirty[e] = a.dirty[slot];
+                    }
+                    __syncwarp();
+                }
+                evicted++;
+            } else {
+                grew++;
+            }
+            warp_copy(a.values + (size_t)slot * dim, a.in_values + (size_t)i * dim, dim, lane);
+            if (lane == owner) {
+                a.keys[slot] = key;
+                a.scores[slot] = group_pick(s, r);
+                a.digests[slot] = (uint8_t)digest_of(mix64(key));
+                a.dirty[slot] = (uint8_t)a.mark;
+                if (a.found_out != nullptr) a.found_out[i] = 0;
+            }
+        }
+    }
+    if (lane == 0) {
+        if (grew != 0) atomicAdd(a.size, (unsigned long long)grew);
+        if (evicted != 0 && a.evicted_keys == nullptr) atomicAdd(a.evicted_count, (unsigned long long)evicted);
+    }
 }
 
 // assign (existing keys only), specialised: after the marking pass (dedup_slot null: unique keys

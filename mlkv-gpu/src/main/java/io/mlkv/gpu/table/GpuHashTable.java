@@ -256,15 +256,16 @@ public final class GpuHashTable implements VectorTier {
     }
 
     /**
-     * Whether inserts that find a bucket's lock taken sleep a little before trying again (16 ns,
-     * doubling to 512 ns) instead of retrying at once. It matters when a batch brings many new
-     * keys to each bucket, such as half a million installs into a full table of a million
-     * entries; what it gains there is not yet measured, so it is off by default
-     * ({@code -Dmlkv.bucketLockBackoff=true} turns it on for every table). Results are the same
-     * either way.
+     * Whether installs ({@link #installAbsent}, {@link #installAbsentAsync}) that bring on average
+     * eight or more keys to each bucket are grouped by bucket: one warp per bucket installs that
+     * bucket's newcomers in turn, instead of each newcomer taking the bucket's lock and scanning its
+     * scores, which is what half a million installs into a full table of a million entries spend
+     * their time on. On by default ({@code -Dmlkv.groupedInstalls=false} turns it off for every
+     * table); the entries installed and evicted follow the same rules either way. Installs screened
+     * by {@link #admitByFrequency()} are not grouped.
      */
-    public void backOffOnBucketLocks(boolean on) {
-        core.backOffOnBucketLocks(on);
+    public void groupInstalls(boolean on) {
+        core.groupInstalls(on);
     }
 
     /**

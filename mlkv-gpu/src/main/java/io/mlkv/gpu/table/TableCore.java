@@ -20,6 +20,12 @@ import jcuda.driver.CUstream;
  */
 final class TableCore implements AutoCloseable {
     private static final int BLOCK = 256;
+    /**
+     * Installs that bring at least this many keys to each bucket on average are grouped by bucket
+     * ({@link #installGrouped}); below it, few tiles meet at a bucket's lock and the per-key
+     * kernel needs no grouping passes.
+     */
+    static final long GROUPED_KEYS_PER_BUCKET = 8;
     static final int MODE_ASSIGN = 0;
     static final int MODE_FIND_OR_INSERT = 1;
     static final int MODE_ACCUM = 2;
@@ -47,15 +53,13 @@ final class TableCore implements AutoCloseable {
     private final RepeatedKeys repeats;
     /** Null unless installs are admitted by frequency ({@link #admitByFrequency()}). */
     private AdmissionSketch sketch;
+    /** Null until the first install grouped by bucket ({@link #groupsInstall}). */
+    private InstallGroups groups;
+    /** Whether large installs are grouped by bucket; see {@link GpuHashTable#groupInstalls(boolean)}. */
+    private volatile boolean groupInstalls = !"false".equals(System.getProperty("mlkv.groupedInstalls"));
     private long clock;
     /** Whether callers promise batches without repeated keys; see {@link GpuHashTable#uniqueKeys(boolean)}. */
     private volatile boolean uniqueKeys;
-    /**
-     * Whether upserts back off while a bucket lock is taken; see
-     * {@link GpuHashTable#backOffOnBucketLocks(boolean)}. {@code -Dmlkv.bucketLockBackoff=true}
-     * turns it on for every table.
-     */
-    private volatile boolean lockBackoff = Boolean.getBoolean("mlkv.bucketLockBackoff");
 
     /**
      * How an upsert treats dirty marks: whether the entries it writes become dirty, and where
@@ -121,12 +125,12 @@ final class TableCore implements AutoCloseable {
         return sketch == null ? null : sketch.toHost();
     }
 
-    void uniqueKeys(boolean promised) {
-        uniqueKeys = promised;
+    void groupInstalls(boolean on) {
+        groupInstalls = on;
     }
 
-    void backOffOnBucketLocks(boolean on) {
-        lockBackoff = on;
+    void uniqueKeys(boolean promised) {
+        uniqueKeys = promised;
     }
 
     TableCounters counters() {
@@ -310,17 +314,48 @@ final class TableCore implements AutoCloseable {
             return 0;
         }
         boolean screen = sketch != null && marks.screened() && !marks.dirty() && mode == MODE_INSERT_ABSENT;
-        kernels.launchPacked(lockBackoff ? "mlkv_upsert_backoff" : "mlkv_upsert", TableKernelArgs.UPSERT, n * GpuHashTable.TILE, BLOCK, stream, keys.pointer(),
-                scores.pointer(), digests.pointer(), values.pointer(), set[0], set[1], set[2], epoch,
-                bucketLocks.pointer(), counters.at(TableCounters.SIZE), buckets - 1, dim, mode, scoreMode.code, clock,
-                keysIn, valuesIn, scoresIn, n, out, found, evicted.keys(), evicted.values(), evicted.scores(),
-                counters.at(TableCounters.EVICTED), counters.at(TableCounters.REJECTED), repeatsArg, dirty.pointer(),
-                marks.dirty() ? 1L : 0L, evicted.dirty(), screen ? sketch.pointer() : null, screen ? sketch.mask() : 0L);
+        if (groupsInstall(mode, screen, n)) {
+            installGrouped(keysIn, valuesIn, n, found, evicted, marks.dirty());
+        } else {
+            kernels.launchPacked("mlkv_upsert", TableKernelArgs.UPSERT, n * GpuHashTable.TILE, BLOCK, stream, keys.pointer(),
+                    scores.pointer(), digests.pointer(), values.pointer(), set[0], set[1], set[2], epoch,
+                    bucketLocks.pointer(), counters.at(TableCounters.SIZE), buckets - 1, dim, mode, scoreMode.code, clock,
+                    keysIn, valuesIn, scoresIn, n, out, found, evicted.keys(), evicted.values(), evicted.scores(),
+                    counters.at(TableCounters.EVICTED), counters.at(TableCounters.REJECTED), repeatsArg, dirty.pointer(),
+                    marks.dirty() ? 1L : 0L, evicted.dirty(), screen ? sketch.pointer() : null, screen ? sketch.mask() : 0L);
+        }
         if (!wait) {
             counters.keepUnread((from, to, count) -> kernels.launch("mlkv_add_u64", count, BLOCK, stream, from, to, count));
             return 0;
         }
         return counters.readInsert();
+    }
+
+    /**
+     * Whether an upsert of {@code n} keys goes to {@link #installGrouped}: an install neither
+     * screened by frequency nor scored by the caller, bringing on average at least
+     * {@link #GROUPED_KEYS_PER_BUCKET} keys to each bucket, and grouping not switched off.
+     */
+    private boolean groupsInstall(int mode, boolean screened, long n) {
+        return groupInstalls && mode == MODE_INSERT_ABSENT && !screened && scoreMode != ScoreMode.CUSTOM
+                && n >= GROUPED_KEYS_PER_BUCKET * buckets;
+    }
+
+    /**
+     * An install of {@code n} keys grouped by bucket (see {@link InstallGroups}): the same outcome
+     * as {@code mlkv_upsert}'s install, without bucket locks. Counts as {@code mlkv_upsert} does.
+     */
+    private void installGrouped(CUdeviceptr keysIn, CUdeviceptr valuesIn, long n, CUdeviceptr found, Evictions evicted,
+            boolean dirtyMark) {
+        if (groups == null) {
+            groups = parts.add(new InstallGroups(buckets, kernels, stream));
+        }
+        groups.group(keysIn, n);
+        kernels.launchPacked("mlkv_install_grouped", TableKernelArgs.GROUPED_INSTALL, buckets * 32, BLOCK, stream,
+                keys.pointer(), scores.pointer(), digests.pointer(), values.pointer(), dirty.pointer(),
+                counters.at(TableCounters.SIZE), buckets, (long) dim, (long) scoreMode.code, clock, keysIn, valuesIn,
+                groups.order(), groups.starts(), groups.total(), dirtyMark ? 1L : 0L, found, evicted.keys(),
+                evicted.values(), evicted.scores(), evicted.dirty(), counters.at(TableCounters.EVICTED));
     }
 
     /**

@@ -31,8 +31,13 @@ final class TableKernelArgs {
     static final PackedStruct REWRITE = new PackedStruct("RewriteArgs", List.of("keys", "digests", "values",
             "bucket_mask", "dim", "in_keys", "in_values", "n", "slot_of", "win", "repeated", "flag", "epoch"));
 
+    static final PackedStruct GROUPED_INSTALL = new PackedStruct("GroupedInstallArgs", List.of("keys", "scores",
+            "digests", "values", "dirty", "size", "buckets", "dim", "score_mode", "clock", "in_keys", "in_values", "order",
+            "starts", "total", "mark", "found_out", "evicted_keys", "evicted_values", "evicted_scores", "evicted_dirty",
+            "evicted_count"));
+
     /** Every struct above, for the test that reads the kernel source. */
-    static final List<PackedStruct> ALL = List.of(FIND, CONTAINS, UPSERT, ASSIGN, DEDUP, REWRITE);
+    static final List<PackedStruct> ALL = List.of(FIND, CONTAINS, UPSERT, ASSIGN, DEDUP, REWRITE, GROUPED_INSTALL);
 
     private TableKernelArgs() {
     }

@@ -29,8 +29,6 @@ import jcuda.driver.CUevent;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
 
 /** GPU table behaviour against plain-Java oracles. Seeds are printed on failure. */
 @Tag("gpu")
@@ -93,15 +91,13 @@ class GpuHashTableTest {
      * evicted, its last returned copy holding its newest value; no other key is returned, and
      * every returned value is one the key really had.
      */
-    @ParameterizedTest(name = "lock backoff {0}")
-    @ValueSource(booleans = {false, true})
-    void atFullLoadEveryKeyIsFoundOrReturnedAsEvicted(boolean backoff) {
+    @Test
+    void atFullLoadEveryKeyIsFoundOrReturnedAsEvicted() {
         long seed = seed();
         int dim = 8;
         // 512 buckets, about 40 new keys each per call; then 2 buckets, thousands each, all racing for slots.
         for (long capacity : new long[] {1 << 16, 2 * GpuHashTable.BUCKET_SLOTS}) {
             try (GpuHashTable t = GpuHashTable.create(dim, capacity, ScoreMode.LRU, 1 << 15)) {
-                t.backOffOnBucketLocks(backoff);
                 SplittableRandom r = new SplittableRandom(seed);
                 Map<Long, float[]> live = new HashMap<>();
                 long inserted = 0;
