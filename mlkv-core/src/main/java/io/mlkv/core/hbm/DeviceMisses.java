@@ -1,5 +1,8 @@
 package io.mlkv.core.hbm;
 
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
+
+import io.mlkv.gpu.cuda.Cuda;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Arrays;
@@ -16,7 +19,11 @@ import java.util.Arrays;
  *
  * <p>The per-miss arrays are built from the staging set's pinned copies when first asked
  * for: a read whose misses the GPU all read from DRAM, promoted straight from staging, never
- * builds them. Used by the reading thread only. Holds the staging set until {@link DeviceReads#release}.
+ * builds them. Where the lookup left the missed keys, positions and sequence counts on the device
+ * only ({@link #deviceOnly}: every miss read from DRAM, {@code -Dmlkv.lazyMissCopies=true}), the
+ * first ask copies them to the pinned buffers; they stay valid on the device until the staging
+ * set is released (an install that reuses the missed keys' buffer asks for the keys first).
+ * Used by the reading thread only. Holds the staging set until {@link DeviceReads#release}.
  */
 public final class DeviceMisses {
     private final int count;
@@ -30,8 +37,20 @@ public final class DeviceMisses {
     private long[] versions;
     private boolean[] fromDram;
     private long[] dramSeqs;
+    /** Whether the missed keys, positions and sequence counts have not been copied to the host yet. */
+    private boolean deviceOnly;
 
     DeviceMisses(int count, int dramHits, long dramChanges, boolean moveOverlappedLookup, Staging staging) {
+        this(count, dramHits, dramChanges, moveOverlappedLookup, staging, false);
+    }
+
+    /** With {@code deviceOnly}, the per-miss data is still on the device only (see the class comment). */
+    DeviceMisses(int count, int dramHits, long dramChanges, boolean moveOverlappedLookup, Staging staging,
+            boolean deviceOnly) {
+        if (deviceOnly && dramHits != count) {
+            throw new IllegalArgumentException("misses may stay on the device only when the GPU read every one from DRAM");
+        }
+        this.deviceOnly = deviceOnly;
         this.count = count;
         this.moveOverlappedLookup = moveOverlappedLookup;
         this.dramHits = dramHits;
@@ -57,7 +76,25 @@ public final class DeviceMisses {
         return count > 0 && dramHits == count;
     }
 
+    /**
+     * Copies the missed keys, positions and DRAM sequence counts to the staging set's pinned
+     * buffers if the lookup left them on the device; before anything overwrites those device buffers.
+     */
+    void toHost() {
+        if (!deviceOnly) {
+            return;
+        }
+        Cuda.check(cuMemcpyDtoH(staging.hostMissKeys.pointer(), staging.missedKeys.pointer(), count * 8L),
+                "cuMemcpyDtoH (missed keys)");
+        Cuda.check(cuMemcpyDtoH(staging.hostIndex.pointer(), staging.missedIndex.pointer(), count * 4L),
+                "cuMemcpyDtoH (missed positions)");
+        Cuda.check(cuMemcpyDtoH(staging.hostSeqs.pointer(), staging.probeSeqs.pointer(), count * 8L),
+                "cuMemcpyDtoH (DRAM probe sequence counts)");
+        deviceOnly = false;
+    }
+
     public long[] keys() {
+        toHost();
         if (keys == null) {
             keys = new long[count];
             staging.hostMissKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, keys);
@@ -66,6 +103,7 @@ public final class DeviceMisses {
     }
 
     public int[] index() {
+        toHost();
         if (index == null) {
             index = new int[count];
             staging.hostIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer().get(0, index);
@@ -97,6 +135,7 @@ public final class DeviceMisses {
 
     /** The sequence counts the rows read from DRAM were read at; null if none was. */
     public long[] dramSeqs() {
+        toHost();
         if (dramSeqs == null && dramHits > 0) {
             dramSeqs = new long[count];
             staging.hostSeqs.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().get(0, dramSeqs);

@@ -40,6 +40,13 @@ final class DeviceReads {
      * turns it off (docs/BENCHMARKS.md has the measurements).
      */
     private static final boolean UNCHECKED_PROBES = !"false".equals(System.getProperty("mlkv.uncheckedDramProbes"));
+    /**
+     * Whether a device lookup whose misses the GPU all read from DRAM leaves the missed keys,
+     * positions and sequence counts on the device (copied when first asked for,
+     * {@link DeviceMisses}): a uniform 1M-key read copies about 10 MB less to the host, which the
+     * read waits for. Off by default until it has run on a GPU; {@code -Dmlkv.lazyMissCopies=true}.
+     */
+    private static final boolean LAZY_MISS_COPIES = Boolean.getBoolean("mlkv.lazyMissCopies");
     private final HbmTier hbm;
     private final ProbeChoice probeChoice = new ProbeChoice();
     private final LongAdder dramProbeNanos = new LongAdder();
@@ -186,29 +193,38 @@ final class DeviceReads {
             int count = (int) missed;
             long dramChanges = -1;
             int dramHits = 0;
+            boolean lazy = LAZY_MISS_COPIES && count > 0 && hbm.mappedDram() != null;
             if (count > 0) {
                 hbm.table().makeDeviceCurrent();
                 // Copies and the probe are queued on the staging stream, with one wait for all of them.
-                copyToHost(st.hostMissKeys, st.missedKeys, missed * 8, "missed keys", st.stream);
-                copyToHost(st.hostIndex, st.missedIndex, missed * 4, "missed positions", st.stream);
+                if (!lazy) {
+                    copyMisses(st, missed);
+                }
                 if (hbm.mappedDram() != null) {
                     long probeStarted = System.nanoTime();
                     DramTier tier = hbm.dramTier();
                     long quiet = UNCHECKED_PROBES && probeChoice.mayRunUnchecked() ? tier.changesIfQuiet() : -1;
                     dramChanges = quiet >= 0 ? quiet : tier.changes();
-                    probe(st, missed, out, found, quiet >= 0 ? MappedDramTier.Probe.UNCHECKED : MappedDramTier.Probe.CHECKED);
+                    probe(st, missed, out, found, quiet >= 0 ? MappedDramTier.Probe.UNCHECKED : MappedDramTier.Probe.CHECKED, !lazy);
                     if (quiet >= 0 && tier.changes() != quiet) {
                         // A change began while the GPU read rows unchecked: read them all again, checked.
                         probeChoice.overtaken();
-                        probe(st, missed, out, found, MappedDramTier.Probe.CHECKED_RESETTING_FOUND);
+                        probe(st, missed, out, found, MappedDramTier.Probe.CHECKED_RESETTING_FOUND, !lazy);
                     }
                     dramHits = (int) st.hostHitCount.buffer().order(ByteOrder.nativeOrder()).getLong(0);
+                    if (lazy && dramHits < count) {
+                        // The CPU reads some misses: it needs every per-miss copy now (the flags are reused).
+                        copyMisses(st, missed);
+                        copyProbeResults(st, missed);
+                        await(st, "copies of the DRAM probe's results");
+                        lazy = false;
+                    }
                     dramProbeNanos.add(System.nanoTime() - probeStarted);
                 } else {
                     await(st, "missed keys");
                 }
             }
-            DeviceMisses result = new DeviceMisses(count, dramHits, dramChanges, moveOverlapped, st);
+            DeviceMisses result = new DeviceMisses(count, dramHits, dramChanges, moveOverlapped, st, lazy);
             if (dramHits < count) {
                 // Keys the GPU did not read from DRAM are read on the CPU later: their versions first.
                 long[] k = result.keys();
@@ -231,14 +247,28 @@ final class DeviceReads {
      * Probes the mapped DRAM tier for the {@code missed} keys staged in {@code st} (after the
      * copies of the misses queued on its stream), copies the results to the host and waits.
      */
-    private void probe(Staging st, long missed, CUdeviceptr out, CUdeviceptr found, MappedDramTier.Probe how) {
+    private void probe(Staging st, long missed, CUdeviceptr out, CUdeviceptr found, MappedDramTier.Probe how,
+            boolean copyResults) {
         Cuda.check(cuMemsetD8Async(st.hitCount.pointer(), (byte) 0, 8, st.stream), "cuMemsetD8Async (DRAM probe hit count)");
         hbm.mappedDram().probe(st.missedKeys.pointer(), st.missedIndex.pointer(), missed, st.rowsIn.pointer(), out,
                 found, st.flags.pointer(), st.probeSeqs.pointer(), st.hitCount.pointer(), how, st.stream);
-        copyToHost(st.hostHits, st.flags, missed, "DRAM probe hits", st.stream);
-        copyToHost(st.hostSeqs, st.probeSeqs, missed * 8, "DRAM probe sequence counts", st.stream);
+        if (copyResults) {
+            copyProbeResults(st, missed);
+        }
         copyToHost(st.hostHitCount, st.hitCount, 8, "DRAM probe hit count", st.stream);
         await(st, "mlkv_dram_probe (n=" + missed + ", " + how + ")");
+    }
+
+    /** Queues the copies of the missed keys and positions to the host. */
+    private static void copyMisses(Staging st, long missed) {
+        copyToHost(st.hostMissKeys, st.missedKeys, missed * 8, "missed keys", st.stream);
+        copyToHost(st.hostIndex, st.missedIndex, missed * 4, "missed positions", st.stream);
+    }
+
+    /** Queues the copies of the DRAM probe's per-miss hits and sequence counts to the host. */
+    private static void copyProbeResults(Staging st, long missed) {
+        copyToHost(st.hostHits, st.flags, missed, "DRAM probe hits", st.stream);
+        copyToHost(st.hostSeqs, st.probeSeqs, missed * 8, "DRAM probe sequence counts", st.stream);
     }
 
     /** Queues a copy of {@code bytes} from {@code from} to pinned {@code to} on {@code stream}. */

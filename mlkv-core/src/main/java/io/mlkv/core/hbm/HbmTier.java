@@ -575,6 +575,7 @@ public final class HbmTier implements AutoCloseable {
                 addInstallTime(started, dramBefore);
             }
         }
+        m.toHost(); // the missed keys' device buffer is about to hold the keys installed
         st.hostKeys.buffer().order(ByteOrder.nativeOrder()).asLongBuffer().put(0, keys, 0, count);
         st.hostRowsIndex.buffer().order(ByteOrder.nativeOrder()).asIntBuffer().put(0, at, 0, count);
         try {
