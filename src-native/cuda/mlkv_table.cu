@@ -80,17 +80,25 @@ __device__ __forceinline__ uint32_t digest_of(uint64_t h) {
     return d == 0 ? 1 : d;
 }
 
-template <typename Tile>
-__device__ __forceinline__ void tile_copy(const Tile& tile, float* __restrict__ dst,
-                                          const float* __restrict__ src, int dim) {
-    int lane = tile.thread_rank();
+// A row copied by `Width` threads, `lane` being this thread's place among them: 16-byte vectors
+// where both rows allow them. A thread always copies the same elements for a given dim and
+// alignment, so a copy out of a row and a copy into it by the same threads need only a barrier
+// of those threads between them.
+template <int Width>
+__device__ __forceinline__ void lanes_copy(float* __restrict__ dst, const float* __restrict__ src, int dim, int lane) {
     if (((reinterpret_cast<uintptr_t>(dst) | reinterpret_cast<uintptr_t>(src)) & 15) == 0 && (dim & 3) == 0) {
         float4* d4 = reinterpret_cast<float4*>(dst);
         const float4* s4 = reinterpret_cast<const float4*>(src);
-        for (int i = lane; i < (dim >> 2); i += TILE) d4[i] = s4[i];
+        for (int i = lane; i < (dim >> 2); i += Width) d4[i] = s4[i];
     } else {
-        for (int i = lane; i < dim; i += TILE) dst[i] = src[i];
+        for (int i = lane; i < dim; i += Width) dst[i] = src[i];
     }
+}
+
+template <typename Tile>
+__device__ __forceinline__ void tile_copy(const Tile& tile, float* __restrict__ dst,
+                                          const float* __restrict__ src, int dim) {
+    lanes_copy<TILE>(dst, src, dim, tile.thread_rank());
 }
 
 template <typename Tile>
@@ -665,18 +673,6 @@ extern "C" __global__ void mlkv_group_scatter(const uint64_t* __restrict__ in_ke
     if (i < n) order[starts[mix64(in_keys[i]) & bucket_mask] + rank[i]] = (int)i;
 }
 
-// A row copied by the 32 lanes of a warp, each lane always the same elements for a given dim and
-// alignment class, so a copy out of a slot and a copy into it need only __syncwarp between them.
-__device__ __forceinline__ void warp_copy(float* __restrict__ dst, const float* __restrict__ src, int dim, int lane) {
-    if (((reinterpret_cast<uintptr_t>(dst) | reinterpret_cast<uintptr_t>(src)) & 15) == 0 && (dim & 3) == 0) {
-        float4* d4 = reinterpret_cast<float4*>(dst);
-        const float4* s4 = reinterpret_cast<const float4*>(src);
-        for (int i = lane; i < (dim >> 2); i += GROUP_WARP) d4[i] = s4[i];
-    } else {
-        for (int i = lane; i < dim; i += GROUP_WARP) dst[i] = src[i];
-    }
-}
-
 __device__ __forceinline__ uint64_t group_pick(const uint64_t (&v)[GROUP_SLOTS], int r) {
     return r == 0 ? v[0] : r == 1 ? v[1] : r == 2 ? v[2] : v[3];
 }
@@ -845,7 +841,7 @@ extern "C" __global__ void __launch_bounds__(256) mlkv_install_grouped(const Gro
                 uint64_t victim_score = __shfl_sync(full, group_pick(old_s, r), owner);
                 if (a.evicted_keys != nullptr) {
                     unsigned long long e = first_evicted + evicted;
-                    warp_copy(a.evicted_values + (size_t)e * dim, a.values + (size_t)slot * dim, dim, lane);
+                    lanes_copy<GROUP_WARP>(a.evicted_values + (size_t)e * dim, a.values + (size_t)slot * dim, dim, lane);
                     if (lane == 0) {
                         a.evicted_keys[e] = victim;
                         if (a.evicted_scores != nullptr) a.evicted_scores[e] = victim_score;
@@ -857,7 +853,7 @@ extern "C" __global__ void __launch_bounds__(256) mlkv_install_grouped(const Gro
             } else {
                 grew++;
             }
-            warp_copy(a.values + (size_t)slot * dim, a.in_values + (size_t)i * dim, dim, lane);
+            lanes_copy<GROUP_WARP>(a.values + (size_t)slot * dim, a.in_values + (size_t)i * dim, dim, lane);
             if (lane == owner) {
                 a.keys[slot] = key;
                 a.scores[slot] = group_pick(s, r);
