@@ -24,6 +24,7 @@ import org.agrona.CloseHelper;
 final class InstallGroups implements AutoCloseable {
     private static final int BLOCK = 256;
     private static final int SCAN_THREADS = 1024;
+    private static final long MIN_CAPACITY = 4096;
 
     private final Kernels kernels;
     private final CUstream stream;
@@ -91,9 +92,12 @@ final class InstallGroups implements AutoCloseable {
         order = null;
         rank = null;
         capacity = 0;
-        rank = new DeviceMemory(n * 4, "install groups: rank in bucket");
-        order = new DeviceMemory(n * 4, "install groups: batch order");
-        capacity = n;
+        // Half as much again: the misses of equal batches differ a little from call to call, and
+        // each new largest would otherwise wait for the stream and reallocate.
+        long cap = Math.min(Integer.MAX_VALUE, Math.max(MIN_CAPACITY, n + n / 2));
+        rank = new DeviceMemory(cap * 4, "install groups: rank in bucket");
+        order = new DeviceMemory(cap * 4, "install groups: batch order");
+        capacity = cap;
     }
 
     @Override
