@@ -364,7 +364,7 @@ public final class HbmMigration {
             // The output is complete: the GPU read every miss from DRAM (which holds no reserved
             // key), and no dirty entry was on its way down during the HBM lookup (no write-back,
             // or no install that may evict dirty entries overlapped it).
-            promoteDeviceRead(m, null, m.fromDram(), null);
+            promoteDeviceRead(m, null, null, null);
             return n;
         }
         ReservedKeys.check("multiGet", m.keys());
@@ -409,19 +409,20 @@ public final class HbmMigration {
      * lock, waiting for it when another caller holds it: with several training callers that
      * measured faster than copying those rows to the host for the promoter thread
      * (docs/BENCHMARKS.md, run 92). Rows read on the CPU go to the promoter thread. A null
-     * {@code scatter} means that the GPU read every miss from DRAM and none was read again.
+     * {@code scatter} (and {@code below}) means that the GPU read every miss from DRAM and none was
+     * read again: then no per-miss array is built here.
      */
     private void promoteDeviceRead(DeviceMisses m, float[] rows, boolean[] below, boolean[] scatter) {
-        int misses = below.length;
-        boolean[] onDevice;
-        boolean[] onHost = new boolean[misses];
+        int misses = m.count();
+        boolean[] onDevice = null; // null: every miss
+        boolean[] onHost = null;
         int device = 0;
         int host = 0;
         if (scatter == null) {
-            onDevice = m.fromDram();
             device = misses;
         } else {
             onDevice = new boolean[misses];
+            onHost = new boolean[misses];
             for (int j = 0; j < misses; j++) {
                 if (m.fromDram()[j] && !scatter[j]) {
                     onDevice[j] = true;
@@ -455,8 +456,8 @@ public final class HbmMigration {
     }
 
     /**
-     * Installs from device staging those of the {@code count} flagged misses of {@code m} whose
-     * DRAM bucket did not change since the GPU read their row (so they were not written) and that
+     * Installs from device staging those of the {@code count} flagged misses of {@code m} (null:
+     * every miss, all read from DRAM) whose DRAM bucket did not change since the GPU read their row (so they were not written) and that
      * admission takes, as {@link #installUnwritten} does for host rows.
      * Caller holds the mutation lock.
      */
@@ -467,6 +468,9 @@ public final class HbmMigration {
         // Every miss, each read from DRAM and unchanged since, all admitted: no key needs a look on the CPU.
         boolean everyMiss = count == m.count() && spill == null && admitsEveryMiss && reads.dramUnchangedSince(m);
         if (!everyMiss) {
+            if (flagged == null) {
+                flagged = m.fromDram();
+            }
             boolean[] unchanged = reads.unchangedInDram(m);
             at = new int[count];
             install = new long[count];
