@@ -161,10 +161,10 @@ public final class MlkvStore implements VectorTier {
             }
             this.promoter = opened.add(new Promoter(mutation, lifecycle));
             this.batchPool = opened.add(new BatchPool(c.batchThreads()));
-            this.host = opened.add(new HostTiers(dim, dram, rocks, spill, promoter, batchPool));
-            StoreOpening.warmHbmFromRestoredCheckpoint(rocks, hbm, fileIo);
             this.sizeCounting = c.sizeCounting();
             boolean countOnWrite = sizeCounting == SizeCounting.ON_WRITE;
+            this.host = opened.add(new HostTiers(dim, dram, rocks, spill, promoter, batchPool, countOnWrite));
+            StoreOpening.warmHbmFromRestoredCheckpoint(rocks, hbm, fileIo);
             this.entryCount = new AtomicLong();
             if (countOnWrite) {
                 entryCount.set(StoreOpening.recoverCount(rocks));

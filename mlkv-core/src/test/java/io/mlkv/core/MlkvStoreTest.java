@@ -47,6 +47,58 @@ class MlkvStoreTest {
                 .build();
     }
 
+    /**
+     * A store counting on write whose DRAM holds a small part of the table: keys are put, evicted
+     * (so they become known keys), deleted, put again and overwritten at random, in batches with
+     * repeats, and the store is reopened midway. After every call {@code size()} and
+     * {@code contains} agree with a model set: a known key is never counted twice, a deleted one
+     * never counted as present.
+     */
+    @Test
+    void countsStayExactWhileDramEvictsDeletedAndRewrittenKeys() {
+        long seed = Long.getLong("mlkv.seed", System.nanoTime());
+        SplittableRandom r = new SplittableRandom(seed);
+        java.util.Set<Long> model = new java.util.HashSet<>();
+        for (int phase = 0; phase < 2; phase++) {
+            try (MlkvStore s = open(8, "lru", Durability.WRITE_BACK)) {
+                assertEquals(model.size(), s.size(), "after reopening, seed " + seed);
+                for (int call = 0; call < 300; call++) {
+                    int n = 1 + r.nextInt(300);
+                    long[] keys = new long[n];
+                    for (int i = 0; i < n; i++) {
+                        keys[i] = r.nextInt(3000);
+                    }
+                    String what;
+                    if (r.nextInt(5) == 0) {
+                        s.multiDelete(keys);
+                        for (long key : keys) {
+                            model.remove(key);
+                        }
+                        what = "delete";
+                    } else {
+                        s.multiPut(keys, fill(n, call));
+                        for (long key : keys) {
+                            model.add(key);
+                        }
+                        what = "put";
+                    }
+                    assertEquals(model.size(), s.size(), what + " call " + call + ", phase " + phase + ", seed " + seed);
+                    long[] probe = new long[64];
+                    for (int i = 0; i < probe.length; i++) {
+                        probe[i] = r.nextInt(3000);
+                    }
+                    boolean[] present = new boolean[probe.length];
+                    s.contains(probe, present);
+                    for (int i = 0; i < probe.length; i++) {
+                        assertEquals(model.contains(probe[i]), present[i], "contains " + probe[i] + " after " + what
+                                + " call " + call + ", seed " + seed);
+                    }
+                }
+                assertTrue(s.stats().tier("DRAM").demotions() > 0, "DRAM must evict for the test to mean anything, seed " + seed);
+            }
+        }
+    }
+
     private static float[] fill(int n, float base) {
         float[] v = new float[n * DIM];
         for (int i = 0; i < v.length; i++) {

@@ -54,7 +54,23 @@ public final class HostTiers implements AutoCloseable {
 
     private final BatchPool pool;
 
-    public HostTiers(int dim, DramTier dram, RocksDbTier rocks, SpillLog spill, Promoter promoter, BatchPool pool) {
+    /**
+     * Keys known to be in the store below DRAM ({@link KnownKeys}), allocated at DRAM's first
+     * eviction; null before, and always where {@link #knownKeySlots} is 0.
+     */
+    private volatile KnownKeys known;
+    /** Room of {@link #known}; 0 where existence checks do not run (counting when asked). */
+    private final long knownKeySlots;
+
+    /**
+     * The tiers below HBM. With {@code rememberKeys} (a store that counts its entries on every
+     * write), the keys DRAM evicts are remembered ({@link KnownKeys}: about an eighth of DRAM's
+     * size more, allocated at the first eviction), so that existence checks of keys DRAM lacks
+     * mostly need no RocksDB lookup.
+     */
+    public HostTiers(int dim, DramTier dram, RocksDbTier rocks, SpillLog spill, Promoter promoter, BatchPool pool,
+            boolean rememberKeys) {
+        this.knownKeySlots = rememberKeys ? KnownKeys.slotsFor(dram.capacity(), dim) : 0;
         this.pool = pool;
         this.dim = dim;
         this.dram = dram;
@@ -66,7 +82,31 @@ public final class HostTiers implements AutoCloseable {
             if (dirty) {
                 pending.add(key, value, 0);
             }
+            learn(key);
         };
+    }
+
+    /** Remembers that {@code key} is in the store below DRAM. Caller holds the mutation lock. */
+    private void learn(long key) {
+        KnownKeys k = known;
+        if (k == null) {
+            if (knownKeySlots == 0) {
+                return;
+            }
+            synchronized (this) {
+                k = known;
+                if (k == null) {
+                    known = k = new KnownKeys(knownKeySlots);
+                }
+            }
+        }
+        k.add(key);
+    }
+
+    /** Slots of the known keys (tests); 0 before DRAM's first eviction or where keys are not remembered. */
+    int knownKeySlots() {
+        KnownKeys k = known;
+        return k == null ? 0 : k.slots();
     }
 
     /** The DRAM tier, for the HBM tier's probe that reads it in place from the GPU. */
@@ -372,15 +412,22 @@ public final class HostTiers implements AutoCloseable {
     public int existing(long[] keys, int n, boolean[] found, boolean underLock) {
         boolean dramOnly = underLock && dramHoldsEveryKey();
         AtomicInteger present = new AtomicInteger();
-        pool.runRanges(n, KEYS_PER_PART, (from, to) -> present.addAndGet(existing(keys, from, to, found, dramOnly)));
+        pool.runRanges(n, KEYS_PER_PART,
+                (from, to) -> present.addAndGet(existing(keys, from, to, found, dramOnly, underLock)));
         return present.get();
     }
 
-    private int existing(long[] keys, int from, int to, boolean[] found, boolean dramOnly) {
+    /**
+     * {@link #existing(long[], int, boolean[], boolean)} of {@code keys[from, to)}: DRAM, the
+     * write-back buffer and the known keys first, RocksDB for the rest; with {@code learn} (under
+     * the mutation lock, so no delete runs meanwhile) the keys RocksDB holds become known.
+     */
+    private int existing(long[] keys, int from, int to, boolean[] found, boolean dramOnly, boolean learn) {
         int[] missIdx = new int[to - from];
         int misses = 0;
+        KnownKeys k = known;
         for (int i = from; i < to; i++) {
-            found[i] = dram.contains(keys[i]) || pending.contains(keys[i]);
+            found[i] = dram.contains(keys[i]) || pending.contains(keys[i]) || k != null && k.contains(keys[i]);
             if (!found[i]) {
                 missIdx[misses++] = i;
             }
@@ -393,6 +440,9 @@ public final class HostTiers implements AutoCloseable {
         int fromRocks = rocks.exists(missKeys, misses, inRocks);
         for (int m = 0; m < misses; m++) {
             found[missIdx[m]] = inRocks[m];
+            if (learn && inRocks[m]) {
+                learn(missKeys[m]);
+            }
         }
         return to - from - misses + fromRocks;
     }
@@ -627,8 +677,12 @@ public final class HostTiers implements AutoCloseable {
     /** Removes keys from RocksDB first (if that fails nothing changed), then from DRAM. Caller holds the mutation lock. */
     public void remove(long[] keys) {
         rocks.multiDelete(keys);
+        KnownKeys k = known;
         for (long key : keys) {
             dram.remove(key);
+            if (k != null) {
+                k.remove(key);
+            }
         }
     }
 

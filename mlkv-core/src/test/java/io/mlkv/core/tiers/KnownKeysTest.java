@@ -1,0 +1,82 @@
+package io.mlkv.core.tiers;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.mlkv.storage.ReservedKeys;
+import java.util.HashSet;
+import java.util.Set;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+
+/** The known-keys table: lossy, never wrong. Seeds are printed on failure. */
+class KnownKeysTest {
+    private static long seed() {
+        return Long.getLong("mlkv.seed", System.nanoTime());
+    }
+
+    @Test
+    void addedKeysAreKnownUntilRemoved() {
+        KnownKeys k = new KnownKeys(4096);
+        for (long key = 1; key <= 100; key++) {
+            k.add(key);
+        }
+        for (long key = 1; key <= 100; key++) {
+            assertTrue(k.contains(key), "key " + key);
+        }
+        assertFalse(k.contains(1_000), "never added");
+        k.remove(7);
+        assertFalse(k.contains(7), "removed");
+        assertTrue(k.contains(8));
+        k.add(7);
+        assertTrue(k.contains(7), "added again");
+        assertFalse(k.contains(ReservedKeys.EMPTY), "the empty marker is never a known key");
+    }
+
+    @Test
+    void sizesAreAPowerOfTwoWithinBounds() {
+        assertEquals(1024, new KnownKeys(0).slots());
+        assertEquals(1024, new KnownKeys(1500).slots());
+        assertEquals(2048, new KnownKeys(1600).slots());
+        assertEquals(4096, new KnownKeys(5000).slots());
+        assertEquals(8192, new KnownKeys(6200).slots());
+        assertEquals(64 * 272 / 64, KnownKeys.slotsFor(64, 64), "an eighth of a DRAM entry's bytes, 8 bytes a key");
+    }
+
+    /**
+     * Far more keys than slots, added, removed and added again at random: every key the table
+     * claims to know is in the model set (nothing removed or never added is ever claimed), and a
+     * table large enough for the keys keeps most of them.
+     */
+    @Test
+    void neverClaimsAKeyItWasNotGivenOrThatWasRemoved() {
+        long seed = seed();
+        SplittableRandom r = new SplittableRandom(seed);
+        KnownKeys k = new KnownKeys(1024);
+        Set<Long> model = new HashSet<>();
+        for (int op = 0; op < 200_000; op++) {
+            long key = r.nextInt(20_000) + 1;
+            if (r.nextInt(4) == 0) {
+                k.remove(key);
+                model.remove(key);
+            } else {
+                k.add(key);
+                model.add(key);
+            }
+            long probe = r.nextInt(20_000) + 1;
+            if (k.contains(probe)) {
+                assertTrue(model.contains(probe), "claimed key " + probe + " that is not in the set, op " + op + ", seed " + seed);
+            }
+        }
+        KnownKeys roomy = new KnownKeys(8192);
+        for (long key = 1; key <= 2000; key++) {
+            roomy.add(key * 7919);
+        }
+        int kept = 0;
+        for (long key = 1; key <= 2000; key++) {
+            kept += roomy.contains(key * 7919) ? 1 : 0;
+        }
+        assertTrue(kept > 1800, "kept " + kept + " of 2,000 keys in 8,192 slots, seed " + seed);
+    }
+}
