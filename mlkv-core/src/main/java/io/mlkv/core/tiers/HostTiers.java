@@ -4,6 +4,7 @@ import io.mlkv.gpu.cufile.HostRegion;
 import io.mlkv.gpu.spill.SpillLog;
 import io.mlkv.storage.dram.DramTier;
 import io.mlkv.storage.dram.EvictionSink;
+import io.mlkv.storage.dram.KnownKeys;
 import io.mlkv.storage.rocksdb.RocksDbTier;
 import java.util.Queue;
 import java.util.concurrent.ConcurrentLinkedQueue;
@@ -103,11 +104,7 @@ public final class HostTiers implements AutoCloseable {
         k.add(key);
     }
 
-    /** Slots of the known keys (tests); 0 before DRAM's first eviction or where keys are not remembered. */
-    int knownKeySlots() {
-        KnownKeys k = known;
-        return k == null ? 0 : k.slots();
-    }
+
 
     /** The DRAM tier, for the HBM tier's probe that reads it in place from the GPU. */
     public DramTier dram() {
@@ -395,10 +392,18 @@ public final class HostTiers implements AutoCloseable {
         writeBacks.add(written);
     }
 
-    /** Stops the write-back buffer's thread; the store writes the buffer before it closes. */
+    /** Stops the write-back buffer's thread and frees the known keys; the store writes the buffer before it closes. */
     @Override
     public void close() {
-        pending.close();
+        try {
+            pending.close();
+        } finally {
+            KnownKeys k = known;
+            known = null;
+            if (k != null) {
+                k.close();
+            }
+        }
     }
 
     /**
