@@ -65,9 +65,9 @@ public final class HostTiers implements AutoCloseable {
 
     /**
      * The tiers below HBM. With {@code rememberKeys} (a store that counts its entries on every
-     * write), the keys DRAM evicts are remembered ({@link KnownKeys}: about an eighth of DRAM's
-     * size more, allocated at the first eviction), so that existence checks of keys DRAM lacks
-     * mostly need no RocksDB lookup.
+     * write), the keys DRAM evicts are remembered ({@link KnownKeys}: at most about an eighth of
+     * DRAM's size more, native memory taken 1 MiB at a time as keys arrive), so that existence
+     * checks of keys DRAM lacks mostly need no RocksDB lookup.
      */
     public HostTiers(int dim, DramTier dram, RocksDbTier rocks, SpillLog spill, Promoter promoter, BatchPool pool,
             boolean rememberKeys) {

@@ -3,6 +3,7 @@ package io.mlkv.storage.dram;
 import static io.mlkv.storage.dram.OffHeapMemory.UNSAFE;
 
 import io.mlkv.storage.ReservedKeys;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 
 /**
  * Keys known to be in a store below its DRAM tier: the keys DRAM evicted, and keys an existence
@@ -12,7 +13,9 @@ import io.mlkv.storage.ReservedKeys;
  * it writes are mostly keys it evicted before.
  *
  * <p>Lossy, never wrong. A two-way set-associative table of keys in native memory (8 bytes a
- * slot, outside the Java heap, like the DRAM tier): a key added to a full set takes the place of
+ * slot, outside the Java heap, like the DRAM tier; in chunks of 1 MiB allocated when first
+ * written, so a large table costs no long pause at its first key and little memory while few keys
+ * are known): a key added to a full set takes the place of
  * one of the two, so a key may be forgotten (and RocksDB is asked again), but a key found here is in
  * the store, as long as the owner adds only keys that are in it and removes every key it deletes.
  * The owner serialises adds with removes (the store's mutation lock); lookups may run at any time.
@@ -24,9 +27,13 @@ public final class KnownKeys implements AutoCloseable {
     private static final int MIN_SLOTS = 1024;
     private static final long MAX_SLOTS = 1L << 32;
 
-    private final OffHeapMemory memory;
-    private final long base;
-    /** Sets - 1; set {@code s} is slots {@code 2s} and {@code 2s + 1}. */
+    /** Slots in a chunk of native memory: chunks are allocated (zeroed) when first written. */
+    private static final int CHUNK_SHIFT = 17;
+    private static final long CHUNK_MASK = (1L << CHUNK_SHIFT) - 1;
+
+    /** The chunks, null until a key is first added to one. */
+    private final AtomicReferenceArray<OffHeapMemory> chunks;
+    /** Sets - 1; set {@code s} is slots {@code 2s} and {@code 2s + 1}, always in one chunk. */
     private final long setMask;
     private final long slots;
 
@@ -36,8 +43,7 @@ public final class KnownKeys implements AutoCloseable {
      */
     public KnownKeys(long slots) {
         long n = Math.max(MIN_SLOTS, Math.min(MAX_SLOTS, Long.highestOneBit(Math.max(1, slots + slots / 3))));
-        this.memory = new OffHeapMemory(n * 8, "known keys", true);
-        this.base = memory.address();
+        this.chunks = new AtomicReferenceArray<>((int) ((n + CHUNK_MASK) >>> CHUNK_SHIFT));
         this.slots = n;
         this.setMask = n / 2 - 1;
     }
@@ -89,17 +95,44 @@ public final class KnownKeys implements AutoCloseable {
     /** Forgets {@code key}, which is being deleted. Not concurrently with {@link #add}. */
     public void remove(long key) {
         long s = first(key);
+        OffHeapMemory chunk = chunks.get((int) (s >>> CHUNK_SHIFT));
+        if (chunk == null) {
+            return;
+        }
         long stored = key ^ EMPTY;
-        UNSAFE.compareAndSwapLong(null, base + s * 8, stored, 0);
-        UNSAFE.compareAndSwapLong(null, base + (s + 1) * 8, stored, 0);
+        long at = chunk.address() + (s & CHUNK_MASK) * 8;
+        UNSAFE.compareAndSwapLong(null, at, stored, 0);
+        UNSAFE.compareAndSwapLong(null, at + 8, stored, 0);
     }
 
     private long get(long slot) {
-        return UNSAFE.getLongVolatile(null, base + slot * 8);
+        OffHeapMemory chunk = chunks.get((int) (slot >>> CHUNK_SHIFT));
+        return chunk == null ? 0 : UNSAFE.getLongVolatile(null, chunk.address() + (slot & CHUNK_MASK) * 8);
     }
 
     private void put(long slot, long stored) {
-        UNSAFE.putOrderedLong(null, base + slot * 8, stored);
+        int c = (int) (slot >>> CHUNK_SHIFT);
+        OffHeapMemory chunk = chunks.get(c);
+        if (chunk == null) {
+            synchronized (chunks) {
+                chunk = chunks.get(c);
+                if (chunk == null) {
+                    chunk = new OffHeapMemory(Math.min(slots, CHUNK_MASK + 1) * 8, "known keys", true);
+                    chunks.set(c, chunk);
+                }
+            }
+        }
+        UNSAFE.putOrderedLong(null, chunk.address() + (slot & CHUNK_MASK) * 8, stored);
+    }
+
+    /** Bytes of native memory held (chunks written so far). */
+    public long bytes() {
+        long b = 0;
+        for (int c = 0; c < chunks.length(); c++) {
+            OffHeapMemory chunk = chunks.get(c);
+            b += chunk == null ? 0 : chunk.bytes();
+        }
+        return b;
     }
 
     private long first(long key) {
@@ -116,6 +149,11 @@ public final class KnownKeys implements AutoCloseable {
 
     @Override
     public void close() {
-        memory.close();
+        for (int c = 0; c < chunks.length(); c++) {
+            OffHeapMemory chunk = chunks.getAndSet(c, null);
+            if (chunk != null) {
+                chunk.close();
+            }
+        }
     }
 }

@@ -49,6 +49,23 @@ class KnownKeysTest {
         assertEquals(272, KnownKeys.slotsFor(64, 64), "an eighth of a DRAM entry's bytes, 8 bytes a key");
     }
 
+    @Test
+    void nativeMemoryIsTakenAsChunksAreFirstWritten() {
+        try (KnownKeys k = new KnownKeys(1L << 22)) {
+            assertEquals(0, k.bytes(), "nothing before the first key");
+            assertFalse(k.contains(42), "an unwritten chunk knows no key");
+            k.remove(42);
+            assertEquals(0, k.bytes(), "a removal writes nothing");
+            for (long key = 0; key < 8; key++) {
+                k.add(key);
+            }
+            assertTrue(k.bytes() > 0 && k.bytes() <= 8L << 20, "at most one 1 MiB chunk a key, was " + k.bytes());
+            for (long key = 0; key < 8; key++) {
+                assertTrue(k.contains(key), "key " + key);
+            }
+        }
+    }
+
     /**
      * Far more keys than slots, added, removed and added again at random: every key the table
      * claims to know is in the model set (nothing removed or never added is ever claimed), and a
