@@ -97,6 +97,10 @@ public class TierBenchmark {
     @Param("500000")
     public int keys;
 
+    /** The store's DRAM policy ({@code lru}, the store's default, {@code lfu} or {@code tinylfu}); the store variants only. */
+    @Param("lru")
+    public String policy;
+
     private Path dir;
     private VectorTier target;
     private final List<long[]> batches = new ArrayList<>();
@@ -178,7 +182,7 @@ public class TierBenchmark {
 
     private MlkvStore store(long dramBytes, int batchThreads, SizeCounting counting) {
         return MlkvStore.builder().dim(dim).directory(dir).dramCapacityBytes(dramBytes).sizeCounting(counting)
-                .blockCacheBytes(256L << 20).durability(Durability.WRITE_BACK).gpu(GpuMode.OFF).batchThreads(batchThreads)
+                .policy(policy).blockCacheBytes(256L << 20).durability(Durability.WRITE_BACK).gpu(GpuMode.OFF).batchThreads(batchThreads)
                 .build();
     }
 
