@@ -40,10 +40,6 @@ public final class DeviceMisses {
     /** Whether the missed keys, positions and sequence counts have not been copied to the host yet. */
     private boolean deviceOnly;
 
-    DeviceMisses(int count, int dramHits, long dramChanges, boolean moveOverlappedLookup, Staging staging) {
-        this(count, dramHits, dramChanges, moveOverlappedLookup, staging, false);
-    }
-
     /** With {@code deviceOnly}, the per-miss data is still on the device only (see the class comment). */
     DeviceMisses(int count, int dramHits, long dramChanges, boolean moveOverlappedLookup, Staging staging,
             boolean deviceOnly) {

@@ -55,13 +55,8 @@ public final class HostTiers implements AutoCloseable {
 
     private final BatchPool pool;
 
-    /**
-     * Keys known to be in the store below DRAM ({@link KnownKeys}), allocated at DRAM's first
-     * eviction; null before, and always where {@link #knownKeySlots} is 0.
-     */
-    private volatile KnownKeys known;
-    /** Room of {@link #known}; 0 where existence checks do not run (counting when asked). */
-    private final long knownKeySlots;
+    /** Keys known to be in the store below DRAM ({@link KnownKeys}); null where they are not remembered. */
+    private final KnownKeys known;
 
     /**
      * The tiers below HBM. With {@code rememberKeys} (a store that counts its entries on every
@@ -71,7 +66,7 @@ public final class HostTiers implements AutoCloseable {
      */
     public HostTiers(int dim, DramTier dram, RocksDbTier rocks, SpillLog spill, Promoter promoter, BatchPool pool,
             boolean rememberKeys) {
-        this.knownKeySlots = rememberKeys ? KnownKeys.slotsFor(dram.capacity(), dim) : 0;
+        this.known = rememberKeys ? new KnownKeys(KnownKeys.slotsFor(dram.capacity(), dim)) : null;
         this.pool = pool;
         this.dim = dim;
         this.dram = dram;
@@ -89,22 +84,10 @@ public final class HostTiers implements AutoCloseable {
 
     /** Remembers that {@code key} is in the store below DRAM. Caller holds the mutation lock. */
     private void learn(long key) {
-        KnownKeys k = known;
-        if (k == null) {
-            if (knownKeySlots == 0) {
-                return;
-            }
-            synchronized (this) {
-                k = known;
-                if (k == null) {
-                    known = k = new KnownKeys(knownKeySlots);
-                }
-            }
+        if (known != null) {
+            known.add(key);
         }
-        k.add(key);
     }
-
-
 
     /** The DRAM tier, for the HBM tier's probe that reads it in place from the GPU. */
     public DramTier dram() {
@@ -398,10 +381,8 @@ public final class HostTiers implements AutoCloseable {
         try {
             pending.close();
         } finally {
-            KnownKeys k = known;
-            known = null;
-            if (k != null) {
-                k.close();
+            if (known != null) {
+                known.close();
             }
         }
     }
@@ -430,9 +411,8 @@ public final class HostTiers implements AutoCloseable {
     private int existing(long[] keys, int from, int to, boolean[] found, boolean dramOnly, boolean learn) {
         int[] missIdx = new int[to - from];
         int misses = 0;
-        KnownKeys k = known;
         for (int i = from; i < to; i++) {
-            found[i] = dram.contains(keys[i]) || pending.contains(keys[i]) || k != null && k.contains(keys[i]);
+            found[i] = dram.contains(keys[i]) || pending.contains(keys[i]) || known != null && known.contains(keys[i]);
             if (!found[i]) {
                 missIdx[misses++] = i;
             }
@@ -682,11 +662,10 @@ public final class HostTiers implements AutoCloseable {
     /** Removes keys from RocksDB first (if that fails nothing changed), then from DRAM. Caller holds the mutation lock. */
     public void remove(long[] keys) {
         rocks.multiDelete(keys);
-        KnownKeys k = known;
         for (long key : keys) {
             dram.remove(key);
-            if (k != null) {
-                k.remove(key);
+            if (known != null) {
+                known.remove(key);
             }
         }
     }
