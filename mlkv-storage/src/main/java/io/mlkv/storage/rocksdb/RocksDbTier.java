@@ -382,7 +382,8 @@ public final class RocksDbTier implements VectorTier {
                 for (int i = 0; i < m; i++) {
                     ByteBuffer k = b.keys.get(i);
                     k.clear();
-                    k.putLong(keys[start + i] ^ Long.MIN_VALUE).flip();
+                    ValueCodec.encodeKey(keys[start + i], k);
+                    k.flip();
                     b.values.get(i).clear();
                 }
                 List<ByteBufferGetStatus> statuses;

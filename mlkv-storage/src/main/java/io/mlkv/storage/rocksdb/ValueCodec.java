@@ -2,6 +2,7 @@ package io.mlkv.storage.rocksdb;
 
 import io.mlkv.storage.MlkvException;
 import io.mlkv.storage.StatusCode;
+import java.nio.ByteBuffer;
 
 /**
  * Byte layout of keys and values in RocksDB.
@@ -19,7 +20,7 @@ final class ValueCodec {
     }
 
     static byte[] encodeKey(long key) {
-        long k = key ^ Long.MIN_VALUE;
+        long k = ordered(key);
         byte[] b = new byte[8];
         for (int i = 7; i >= 0; i--) {
             b[i] = (byte) k;
@@ -28,12 +29,22 @@ final class ValueCodec {
         return b;
     }
 
+    /** Writes {@code key} as {@link #encodeKey} lays it out at {@code into}'s position, which is big-endian. */
+    static void encodeKey(long key, ByteBuffer into) {
+        into.putLong(ordered(key));
+    }
+
+    /** The key's bits with the sign flipped: unsigned order of the result is the signed order of keys. */
+    private static long ordered(long key) {
+        return key ^ Long.MIN_VALUE;
+    }
+
     static long decodeKey(byte[] b) {
         long k = 0;
         for (int i = 0; i < 8; i++) {
             k = (k << 8) | (b[i] & 0xFF);
         }
-        return k ^ Long.MIN_VALUE;
+        return ordered(k);
     }
 
     static byte[] encodeValue(float[] src, int row, int dim) {
