@@ -20,7 +20,7 @@ import java.util.Arrays;
  * <p>The per-miss arrays are built from the staging set's pinned copies when first asked
  * for: a read whose misses the GPU all read from DRAM, promoted straight from staging, never
  * builds them. Where the lookup left the missed keys, positions and sequence counts on the device
- * only ({@link #deviceOnly}: every miss read from DRAM, {@code -Dmlkv.lazyMissCopies=true}), the
+ * only ({@link #deviceOnly}: every miss read from DRAM; {@code -Dmlkv.lazyMissCopies=false} turns it off), the
  * first ask copies them to the pinned buffers; they stay valid on the device until the staging
  * set is released (an install that reuses the missed keys' buffer asks for the keys first).
  * Used by the reading thread only. Holds the staging set until {@link DeviceReads#release}.
