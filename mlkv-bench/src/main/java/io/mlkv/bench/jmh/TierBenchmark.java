@@ -60,7 +60,8 @@ import org.rocksdb.WriteOptions;
  *   <li>{@code RAW_ROCKSDB_TUNED}: the same code with the table options our RocksDB tier uses
  *       (whole-key Bloom filters of 10 bits per key, partitioned filters and indexes behind a pinned
  *       top level, the same 256 MiB LRU block cache, 4 KiB blocks, no compression, 64 MiB write
- *       buffers): the baseline {@code ROCKSDB_TIER} is compared with.</li>
+ *       buffers, SST files read through memory maps unless {@code -Dmlkv.rocksdbMmapReads=false}, as
+ *       our tier): the baseline {@code ROCKSDB_TIER} is compared with.</li>
  * </ul>
  *
  * <p>Run: {@code java -jar mlkv-bench/target/mlkv-bench.jar jmh TierBenchmark -f 1 -wi 2 -i 3 -w 5s -r 5s}
@@ -258,6 +259,7 @@ public class TierBenchmark {
                     .setBlockSize(4096)
                     .setFormatVersion(5);
             return new Options().setCreateIfMissing(true).setTableFormatConfig(table)
+                    .setAllowMmapReads(!"false".equals(System.getProperty("mlkv.rocksdbMmapReads")))
                     .setCompressionType(org.rocksdb.CompressionType.NO_COMPRESSION)
                     .setMemtablePrefixBloomSizeRatio(0.05).setMemtableWholeKeyFiltering(true)
                     .setWriteBufferSize(64L << 20).setLevelCompactionDynamicLevelBytes(true);

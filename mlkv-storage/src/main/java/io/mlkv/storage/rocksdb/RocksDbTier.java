@@ -92,6 +92,13 @@ public final class RocksDbTier implements VectorTier {
     private final LRUCache blockCache;
     private final BloomFilter bloom;
     /** Tracks SST space and lets RocksDB recover by itself once a full disk has room again. */
+    /**
+     * Whether SST files are read through memory maps instead of {@code pread}: a block in the page
+     * cache is then read without a system call or a copy into the block cache, which halved the
+     * time of reads below DRAM in docs/BENCHMARKS.md ("SST files read through memory maps").
+     * {@code -Dmlkv.rocksdbMmapReads=false} reads with {@code pread}.
+     */
+    private static final boolean MMAP_READS = !"false".equals(System.getProperty("mlkv.rocksdbMmapReads"));
     private final SstFileManager sstFiles;
     private final DBOptions dbOptions;
     private final ColumnFamilyOptions cfOptions;
@@ -147,7 +154,8 @@ public final class RocksDbTier implements VectorTier {
                 .setBestEffortsRecovery(false)
                 .setLogger(rocksLog)
                 .setMaxBackgroundJobs(Math.max(2, Runtime.getRuntime().availableProcessors()))
-                .setBytesPerSync(1L << 20);
+                .setBytesPerSync(1L << 20)
+                .setAllowMmapReads(MMAP_READS);
         this.writeOptions = new WriteOptions().setSync(syncWrites);
         this.readOptions = new ReadOptions();
         this.descriptors = List.of(
