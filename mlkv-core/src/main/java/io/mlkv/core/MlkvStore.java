@@ -776,6 +776,11 @@ public final class MlkvStore implements VectorTier {
         return hbm == null ? 0 : hbm.admissionRejections();
     }
 
+    /** HBM installs held back until the table's next call: {queued then, dropped then} (for tests). */
+    long[] deferredHbmInstalls() {
+        return hbm == null ? new long[2] : hbm.deferredInstalls();
+    }
+
     /** Keys that device reads found in the mapped DRAM tier on the GPU (for tests and benchmarks). */
     long dramReadsOnGpu() {
         return migration == null ? 0 : migration.dramReadsOnGpu();

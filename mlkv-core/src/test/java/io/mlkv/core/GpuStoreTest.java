@@ -182,6 +182,105 @@ class GpuStoreTest {
     }
 
     /**
+     * Device readers and host writers at once with DRAM holding every key, so that read
+     * promotions are held back until the table's next call and then queued or dropped (DRAM
+     * changed): never a torn, foreign or stale row.
+     */
+    @Test
+    void deviceReadsWithInstallsHeldBackUnderWritersAreNeverTornNorStale() throws Exception {
+        long seed = Long.getLong("mlkv.seed", System.nanoTime());
+        try (MlkvStore s = MlkvStore.builder().dim(DIM).directory(dir.resolve("deferred-writers"))
+                .dramCapacityBytes(4096 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
+                .gpu(GpuMode.ON).hbmCapacity(256).build()) {
+            long checked = deviceReadsUnderWriters(s, seed, 3000, 3000, false);
+            long[] deferred = s.deferredHbmInstalls();
+            assertTrue(deferred[0] + deferred[1] > 0, "installs were held back (queued, dropped): "
+                    + Arrays.toString(deferred) + ", seed " + seed);
+            assertTrue(checked > 20_000, "rows checked: " + checked);
+        }
+    }
+
+    /** A device multiGet of {@code keys}: the rows (found or not), checking that every key is found. */
+    private static float[] deviceRead(MlkvStore s, long[] keys) {
+        int n = keys.length;
+        s.makeGpuCurrent();
+        try (io.mlkv.gpu.cuda.DeviceMemory dKeys = new io.mlkv.gpu.cuda.DeviceMemory(n * 8L, "keys");
+             io.mlkv.gpu.cuda.DeviceMemory dOut = new io.mlkv.gpu.cuda.DeviceMemory(n * DIM * 4L, "out");
+             io.mlkv.gpu.cuda.DeviceMemory dFound = new io.mlkv.gpu.cuda.DeviceMemory(n, "found")) {
+            jcuda.driver.JCudaDriver.cuMemcpyHtoD(dKeys.pointer(), jcuda.Pointer.to(keys), n * 8L);
+            assertEquals(n, s.multiGet(dKeys.pointer(), n, dOut.pointer(), dFound.pointer()));
+            float[] out = new float[n * DIM];
+            s.makeGpuCurrent();
+            jcuda.driver.JCudaDriver.cuMemcpyDtoH(jcuda.Pointer.to(out), dOut.pointer(), out.length * 4L);
+            return out;
+        }
+    }
+
+    /**
+     * With DRAM holding every key, a device read's promotions into HBM are held back until the
+     * table's next call (the next read's lookup runs ahead of them). Writes, deletes and other
+     * reads in between never let a held-back install bring back an older value: each read sees
+     * the newest acknowledged row, host and device reads alike.
+     */
+    @Test
+    void installsHeldBackUntilTheNextReadNeverBringBackAnOlderValue() {
+        try (MlkvStore s = MlkvStore.builder().dim(DIM).directory(dir.resolve("deferred"))
+                .dramCapacityBytes(4096 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
+                .gpu(GpuMode.ON).hbmCapacity(512).build()) {
+            int n = 4000;
+            long[] all = new long[n];
+            for (int k = 0; k < n; k++) {
+                all[k] = k;
+            }
+            s.multiPut(all, versionRows(all, 0));
+            int[] version = new int[n];
+            java.util.SplittableRandom r = new java.util.SplittableRandom(11);
+            for (int round = 0; round < 40; round++) {
+                long[] batch = new long[600];
+                for (int i = 0; i < batch.length; i++) {
+                    batch[i] = r.nextInt(n);
+                }
+                float[] out = deviceRead(s, batch); // its misses' install is held back
+                for (int i = 0; i < batch.length; i++) {
+                    assertEquals(version[(int) batch[i]], out[i * DIM + 1], "key " + batch[i] + " in round " + round);
+                }
+                // Then one of: rewrite some of those keys, rewrite others, delete and rewrite, or nothing.
+                long[] some = Arrays.copyOf(batch, 50);
+                long[] others = new long[] {r.nextInt(n), r.nextInt(n), r.nextInt(n)};
+                switch (round % 4) {
+                    case 0 -> write(s, some, version, round + 1);
+                    case 1 -> write(s, others, version, round + 1);
+                    case 2 -> {
+                        s.multiDelete(some);
+                        write(s, some, version, round + 1);
+                    }
+                    default -> { }
+                }
+                float[] host = new float[batch.length * DIM];
+                boolean[] found = new boolean[batch.length];
+                float[] again = round % 2 == 0 ? deviceRead(s, batch) : host;
+                if (round % 2 != 0) {
+                    assertEquals(batch.length, s.multiGet(batch, host, found));
+                }
+                for (int i = 0; i < batch.length; i++) {
+                    assertEquals(version[(int) batch[i]], again[i * DIM + 1], "key " + batch[i] + " read again in round "
+                            + round);
+                }
+            }
+            long[] deferred = s.deferredHbmInstalls();
+            assertTrue(deferred[0] > 0, "installs were held back and queued later: " + Arrays.toString(deferred));
+        }
+    }
+
+    private static void write(MlkvStore s, long[] keys, int[] version, int v) {
+        long[] distinct = Arrays.stream(keys).distinct().toArray();
+        s.multiPut(distinct, versionRows(distinct, v));
+        for (long k : distinct) {
+            version[(int) k] = v;
+        }
+    }
+
+    /**
      * Device reads under concurrent writers with frequency admission, which refuses many
      * promotions of a table 23 times HBM: still never a torn, foreign or stale row.
      */

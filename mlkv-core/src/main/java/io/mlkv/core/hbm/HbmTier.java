@@ -75,6 +75,14 @@ public final class HbmTier implements AutoCloseable {
      * the spread of runs on zipfian ones).
      */
     private static final boolean DRAM_WRITES_ON_GPU = !"false".equals(System.getProperty("mlkv.dramWritesOnGpu"));
+    /**
+     * Whether a clean install of rows the GPU read from the mapped DRAM tier, which returns without
+     * waiting, is held back until the table's next call ({@link GpuHashTable#installAbsentDeferred}):
+     * the next device read's lookup then runs first and the install overlaps that read's DRAM probe,
+     * instead of the lookup waiting for it. The install is dropped if DRAM changed meanwhile.
+     * {@code -Dmlkv.deferredInstalls=false} queues it at once.
+     */
+    private static final boolean DEFERRED_INSTALLS = !"false".equals(System.getProperty("mlkv.deferredInstalls"));
     private final DeviceReads reads = new DeviceReads(this);
 
     private HbmTier(GpuHashTable table, boolean writeBack) {
@@ -103,6 +111,11 @@ public final class HbmTier implements AutoCloseable {
      */
     public void admitByFrequency() {
         table.admitByFrequency();
+    }
+
+    /** Installs held back until the table's next call and queued then, and those dropped then (for tests). */
+    public long[] deferredInstalls() {
+        return new long[] {table.deferredQueued(), table.deferredDropped()};
     }
 
     /** Promotions refused by frequency admission since the tier opened. */
@@ -237,14 +250,34 @@ public final class HbmTier implements AutoCloseable {
      */
     Demoted installStaged(Staging st, CUdeviceptr keys, int count, CUdeviceptr rows, EntryState state, SpillLog spill,
             LongPredicate spillable, boolean demoteClean, LongPredicate inDram, boolean screened) {
+        return installStaged(st, keys, count, rows, state, spill, spillable, demoteClean, inDram, screened, false);
+    }
+
+    /**
+     * {@link #installStaged(Staging, CUdeviceptr, int, CUdeviceptr, EntryState, SpillLog, LongPredicate, boolean,
+     * LongPredicate, boolean)}; with {@code fromDram} (the rows are what the mapped DRAM tier holds
+     * now, read by the GPU and checked under the mutation lock the caller holds), an install that
+     * would return without waiting is held back until the table's next call (see
+     * {@link #DEFERRED_INSTALLS}), to be dropped then if DRAM changed meanwhile.
+     */
+    private Demoted installStaged(Staging st, CUdeviceptr keys, int count, CUdeviceptr rows, EntryState state,
+            SpillLog spill, LongPredicate spillable, boolean demoteClean, LongPredicate inDram, boolean screened,
+            boolean fromDram) {
         int dim = table.dim();
         long rowBytes = dim * 4L;
         installs.add(count);
         if (state == EntryState.CLEAN && spill == null && !demoteClean && !transit.mayHaveDirty()) {
             // Nothing evicted needs a look: no wait for the insert. The next use of this staging
             // waits for it (acquire), and the table's later calls run behind it on its stream.
-            table.installAbsentAsync(keys, rows, count, st.installed, screened);
             st.installQueued = true;
+            if (fromDram && DEFERRED_INSTALLS && dramTier != null) {
+                DramTier dram = dramTier;
+                long changes = dram.changes();
+                st.deferred = table.installAbsentDeferred(keys, rows, count, st.installed, screened,
+                        () -> dram.changes() == changes);
+            } else {
+                table.installAbsentAsync(keys, rows, count, st.installed, screened);
+            }
             return new Demoted(null, null, null, 0);
         }
         if (state == EntryState.DIRTY) {
@@ -570,7 +603,7 @@ public final class HbmTier implements AutoCloseable {
             // Every miss goes in (then at[j] == j): its key and row are in place in staging already.
             try {
                 return installStaged(st, st.missedKeys.pointer(), count, st.rowsIn.pointer(), EntryState.CLEAN, spill,
-                        spillable, demoteClean, inDram, true);
+                        spillable, demoteClean, inDram, true, true);
             } finally {
                 addInstallTime(started, dramBefore);
             }
@@ -584,7 +617,7 @@ public final class HbmTier implements AutoCloseable {
                     "cuMemcpyHtoD (install positions)");
             table.gatherRows(st.rowsIn.pointer(), st.rowsIndex.pointer(), count, st.installRows.pointer());
             return installStaged(st, st.missedKeys.pointer(), count, st.installRows.pointer(), EntryState.CLEAN, spill,
-                    spillable, demoteClean, inDram, true);
+                    spillable, demoteClean, inDram, true, true);
         } finally {
             addInstallTime(started, dramBefore);
         }
@@ -694,6 +727,13 @@ public final class HbmTier implements AutoCloseable {
     Staging acquire(long n) {
         table.makeDeviceCurrent();
         Staging st = idleStaging.poll();
+        if (st != null && st.holdsDeferredInstall()) {
+            // Its buffers feed an install the table holds back until its next call (normally this
+            // caller's next lookup): take another set rather than force that install now.
+            Staging held = st;
+            st = idleStaging.poll();
+            idleStaging.offer(held);
+        }
         if (st == null) {
             st = new Staging(table);
             synchronized (allStaging) {

@@ -26,6 +26,8 @@ final class Staging implements AutoCloseable {
     final CUevent installed = new CUevent();
     /** Whether an install that reads these buffers may still be running on the table's stream. */
     boolean installQueued;
+    /** The install of these buffers the table holds back, if any ({@link GpuHashTable#installAbsentDeferred}). */
+    GpuHashTable.DeferredInstall deferred;
     long capacity;
     DeviceMemory missedKeys;
     DeviceMemory missedIndex;
@@ -71,10 +73,19 @@ final class Staging implements AutoCloseable {
 
     /** Waits for the install queued on these buffers, if any, so that they can be written or freed. */
     void awaitInstall() {
+        if (deferred != null) {
+            table.settle(deferred); // queued (then waited for below) or dropped
+            deferred = null;
+        }
         if (installQueued) {
             Cuda.check(cuEventSynchronize(installed), "cuEventSynchronize (install queued without waiting)");
             installQueued = false;
         }
+    }
+
+    /** Whether the table still holds back an install that reads these buffers. */
+    boolean holdsDeferredInstall() {
+        return deferred != null && !deferred.settled();
     }
 
     void ensure(long n) {

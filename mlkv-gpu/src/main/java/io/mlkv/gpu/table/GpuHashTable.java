@@ -16,7 +16,9 @@ import io.mlkv.storage.StatusCode;
 import io.mlkv.storage.VectorTier;
 import io.mlkv.storage.VectorVisitor;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.BooleanSupplier;
 import org.agrona.CloseHelper;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUevent;
@@ -103,6 +105,10 @@ public final class GpuHashTable implements VectorTier {
             !"false".equals(System.getProperty("mlkv.reservedCheckOnOwnStream"));
     /** Whether finds refresh the scores of the keys they find; see {@link #scoreReads(boolean)}. */
     private volatile boolean scoreReads;
+    /** The install {@link #installAbsentDeferred} holds back; guarded by {@link #lock}. */
+    private DeferredInstall deferred;
+    private final AtomicLong deferredQueued = new AtomicLong();
+    private final AtomicLong deferredDropped = new AtomicLong();
 
     private GpuHashTable(int dim, long requestedCapacity, ScoreMode scoreMode, int stagingKeys, int deviceOrdinal) {
         this.dim = dim;
@@ -538,6 +544,113 @@ public final class GpuHashTable implements VectorTier {
     }
 
     /**
+     * {@link #installAbsentAsync} held back until the table's next call: a {@link #findThenDeferred}
+     * queues it behind its own lookup, so that the install's kernels run while the caller works on
+     * what that lookup missed (on a stream of its own) instead of ahead of the lookup; any other
+     * call queues it first, before its own work. At that moment it is queued only if
+     * {@code stillValid} says so, and dropped otherwise: it installs clean copies, which the
+     * table may always lack, so dropping one loses nothing ({@link #deferredDropped()} counts them).
+     * A later call of this method settles an earlier one first, so one is held at a time.
+     *
+     * <p>The caller keeps {@code keysIn} and {@code rowsIn} unchanged until the install is settled
+     * ({@link DeferredInstall#settled()}, or {@link #settle} to force it) and, if it was queued,
+     * until {@code done} has completed. {@code stillValid} is asked under the table's lock by
+     * whichever thread makes that next call; it must say whether the rows are still the values of
+     * their keys (for example, that the tier they were read from has not changed since).
+     */
+    public DeferredInstall installAbsentDeferred(CUdeviceptr keysIn, CUdeviceptr rowsIn, long n, CUevent done,
+            boolean screened, BooleanSupplier stillValid) {
+        DeferredInstall d = new DeferredInstall(keysIn, rowsIn, n, done, screened, stillValid);
+        call(() -> {
+            deferred = d;
+            return 0L;
+        });
+        return d;
+    }
+
+    /**
+     * {@link #find} with misses compacted, after which the install {@link #installAbsentDeferred}
+     * holds back (if any) is queued or dropped; returns the missed count without waiting for it.
+     */
+    public long findThenDeferred(CUdeviceptr keysIn, long n, CUdeviceptr outValues, CUdeviceptr found,
+            CUdeviceptr missedKeys, CUdeviceptr missedIndex) {
+        lock.lock();
+        try {
+            checkOpen();
+            device.makeCurrent();
+            return core.findThen(keysIn, n, outValues, found, missedKeys, missedIndex, core.readTouch(scoreReads),
+                    this::settleDeferred);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Queues or drops {@code d} now if this table still holds it back (a no-op once it is settled). */
+    public void settle(DeferredInstall d) {
+        if (d.settled) {
+            return;
+        }
+        call(() -> 0L);
+    }
+
+    /** Deferred installs queued when they were due ({@link #installAbsentDeferred}). */
+    public long deferredQueued() {
+        return deferredQueued.get();
+    }
+
+    /** Deferred installs dropped because their rows were no longer valid when they were due. */
+    public long deferredDropped() {
+        return deferredDropped.get();
+    }
+
+    /** Queues (or drops, see {@link #installAbsentDeferred}) the install held back. Caller holds the lock. */
+    private void settleDeferred() {
+        DeferredInstall d = deferred;
+        if (d == null) {
+            return;
+        }
+        deferred = null;
+        try {
+            if (d.stillValid.getAsBoolean()) {
+                core.upsert(TableCore.MODE_INSERT_ABSENT, d.keys, d.rows, null, d.n, null, null, Evictions.DROPPED,
+                        installMarks(EntryState.CLEAN, d.screened), false);
+                Cuda.check(cuEventRecord(d.done, stream), "cuEventRecord (deferred install queued)");
+                deferredQueued.incrementAndGet();
+            } else {
+                deferredDropped.incrementAndGet();
+            }
+        } finally {
+            d.settled = true;
+        }
+    }
+
+    /** An install held back by {@link #installAbsentDeferred}. */
+    public static final class DeferredInstall {
+        private final CUdeviceptr keys;
+        private final CUdeviceptr rows;
+        private final long n;
+        private final CUevent done;
+        private final boolean screened;
+        private final BooleanSupplier stillValid;
+        private volatile boolean settled;
+
+        private DeferredInstall(CUdeviceptr keys, CUdeviceptr rows, long n, CUevent done, boolean screened,
+                BooleanSupplier stillValid) {
+            this.keys = keys;
+            this.rows = rows;
+            this.n = n;
+            this.done = done;
+            this.screened = screened;
+            this.stillValid = stillValid;
+        }
+
+        /** Whether the install was queued (then its event follows it) or dropped: its buffers are the caller's again. */
+        public boolean settled() {
+            return settled;
+        }
+    }
+
+    /**
      * Copies the dirty entries of slots {@code [offset, offset + count)} to the outputs (device
      * memory, room for {@code count}), compacted. Their marks stay until {@link #markClean}.
      *
@@ -847,6 +960,12 @@ public final class GpuHashTable implements VectorTier {
             }
             device.makeCurrent();
             RuntimeException failure = null;
+            DeferredInstall d = deferred;
+            if (d != null) {
+                // Its rows are clean copies: closing drops it rather than installing into a table about to go.
+                deferred = null;
+                d.settled = true;
+            }
             try {
                 Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize (close)");
                 core.counters().takeUnread();
@@ -868,16 +987,22 @@ public final class GpuHashTable implements VectorTier {
         long run();
     }
 
+    /** Runs {@code body} under the lock on the table's device, after settling a deferred install. */
     private long call(Call body) {
         lock.lock();
         try {
-            if (closed.get()) {
-                throw new IllegalStateException("GPU table is closed");
-            }
+            checkOpen();
             device.makeCurrent();
+            settleDeferred();
             return body.run();
         } finally {
             lock.unlock();
+        }
+    }
+
+    private void checkOpen() {
+        if (closed.get()) {
+            throw new IllegalStateException("GPU table is closed");
         }
     }
 

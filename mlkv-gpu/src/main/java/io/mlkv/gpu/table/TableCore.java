@@ -182,6 +182,16 @@ final class TableCore implements AutoCloseable {
         return counters.read(TableCounters.MISSED);
     }
 
+    /**
+     * {@link #find} with misses compacted, which then queues {@code queueAfter}'s work on the
+     * stream and returns the missed count without waiting for that work.
+     */
+    long findThen(CUdeviceptr keysIn, long n, CUdeviceptr out, CUdeviceptr found, CUdeviceptr missedKeys,
+            CUdeviceptr missedIndex, int touch, Runnable queueAfter) {
+        launchFind(keysIn, n, out, found, missedKeys, missedIndex, touch);
+        return counters.readBefore(TableCounters.MISSED, queueAfter);
+    }
+
     /** Queues a presence check: one flag byte per key. */
     void launchContains(CUdeviceptr keysIn, long n, CUdeviceptr found) {
         kernels.launchPacked("mlkv_contains", TableKernelArgs.CONTAINS, n * GpuHashTable.TILE, BLOCK, stream,

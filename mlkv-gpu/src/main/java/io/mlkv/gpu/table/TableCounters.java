@@ -1,5 +1,9 @@
 package io.mlkv.gpu.table;
 
+import static jcuda.driver.JCudaDriver.cuEventCreate;
+import static jcuda.driver.JCudaDriver.cuEventDestroy;
+import static jcuda.driver.JCudaDriver.cuEventRecord;
+import static jcuda.driver.JCudaDriver.cuEventSynchronize;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoHAsync;
 import static jcuda.driver.JCudaDriver.cuMemsetD8Async;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
@@ -8,6 +12,8 @@ import io.mlkv.gpu.cuda.Cuda;
 import io.mlkv.gpu.cuda.DeviceMemory;
 import io.mlkv.gpu.cuda.PinnedMemory;
 import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUevent;
+import jcuda.driver.CUevent_flags;
 import jcuda.driver.CUstream;
 import org.agrona.CloseHelper;
 
@@ -37,6 +43,8 @@ final class TableCounters implements AutoCloseable {
     private final CUstream stream;
     private final DeviceMemory device;
     private final PinnedMemory host;
+    /** Recorded behind the copy of {@link #readBefore}, so that it waits for that copy only. */
+    private final CUevent copied = new CUevent();
     private long evictedTotal;
     private long rejectedTotal;
     /** Whether the unread counters may be non-zero (an insert returned without waiting since they were read). */
@@ -45,12 +53,15 @@ final class TableCounters implements AutoCloseable {
     TableCounters(CUstream stream) {
         this.stream = stream;
         this.device = new DeviceMemory(COUNT * 8, "counters");
+        PinnedMemory pinned = null;
         try {
-            this.host = new PinnedMemory(COUNT * 8, "counters");
+            pinned = new PinnedMemory(COUNT * 8, "counters");
+            Cuda.check(cuEventCreate(copied, CUevent_flags.CU_EVENT_DISABLE_TIMING), "cuEventCreate (counters copied)");
         } catch (RuntimeException e) {
-            CloseHelper.quietClose(device);
+            CloseHelper.quietCloseAll(pinned, device);
             throw e;
         }
+        this.host = pinned;
     }
 
     /** The device address of one counter. */
@@ -66,6 +77,21 @@ final class TableCounters implements AutoCloseable {
         host.buffer().asLongBuffer().get(c);
         zeroCallCounters();
         return c;
+    }
+
+    /**
+     * {@link #read(int)} that queues {@code queueAfter}'s work behind the copy of the counters
+     * and waits for the copy only, not for that work. {@code queueAfter} queues on the stream and
+     * must not read the counters itself; it may raise them (an insert that does not wait moves
+     * its counts to the unread pair, {@link #keepUnread}).
+     */
+    long readBefore(int counter, Runnable queueAfter) {
+        Cuda.check(cuMemcpyDtoHAsync(host.pointer(), device.pointer(), COUNT * 8, stream), "cuMemcpyDtoHAsync (counters)");
+        Cuda.check(cuEventRecord(copied, stream), "cuEventRecord (counters copied)");
+        zeroCallCounters();
+        queueAfter.run();
+        Cuda.check(cuEventSynchronize(copied), "cuEventSynchronize (counters copied)");
+        return host.buffer().asLongBuffer().get(counter);
     }
 
     /** {@link #read()} of one counter. */
@@ -145,6 +171,6 @@ final class TableCounters implements AutoCloseable {
 
     @Override
     public void close() {
-        CloseHelper.closeAll(host, device);
+        CloseHelper.closeAll(() -> Cuda.check(cuEventDestroy(copied), "cuEventDestroy (counters copied)"), host, device);
     }
 }
