@@ -75,6 +75,10 @@ public final class RocksDbTier implements VectorTier {
     private static final int MULTIGET_CHUNK = 8192;
     /** Largest RocksDB write batch a {@link #putAll} sends; larger ones are split. */
     static final long WRITE_BATCH_BYTES = 16L << 20;
+    /** RocksDB's memtable size (per column family). */
+    private static final long WRITE_BUFFER_BYTES = 64L << 20;
+    /** Write-ahead logs beyond this size make RocksDB flush the families holding the oldest one. */
+    static final long MAX_TOTAL_WAL_BYTES = 2 * WRITE_BUFFER_BYTES;
     private static final byte[] META_CF = "mlkv-meta".getBytes(StandardCharsets.UTF_8);
 
     private static final Logger LOG = LoggerFactory.getLogger(RocksDbTier.class);
@@ -142,7 +146,7 @@ public final class RocksDbTier implements VectorTier {
                 .setCompressionType(CompressionType.NO_COMPRESSION)
                 .setMemtablePrefixBloomSizeRatio(0.05)
                 .setMemtableWholeKeyFiltering(true)
-                .setWriteBufferSize(64L << 20)
+                .setWriteBufferSize(WRITE_BUFFER_BYTES)
                 .setLevelCompactionDynamicLevelBytes(true);
         this.sstFiles = newSstFileManager();
         this.dbOptions = new DBOptions()
@@ -155,6 +159,10 @@ public final class RocksDbTier implements VectorTier {
                 .setLogger(rocksLog)
                 .setMaxBackgroundJobs(Math.max(2, Runtime.getRuntime().availableProcessors()))
                 .setBytesPerSync(1L << 20)
+                // The metadata family is written at open and close only: without a bound its one
+                // unflushed record would keep every write-ahead log since the open, as much disk
+                // as the data written, all replayed at the next open.
+                .setMaxTotalWalSize(MAX_TOTAL_WAL_BYTES)
                 .setAllowMmapReads(MMAP_READS);
         this.writeOptions = new WriteOptions().setSync(syncWrites);
         this.readOptions = new ReadOptions();

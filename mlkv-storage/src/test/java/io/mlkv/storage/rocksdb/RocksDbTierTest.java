@@ -179,4 +179,54 @@ class RocksDbTierTest {
             assertArrayEquals(new boolean[] {false, false, false, true, true, false, false}, out);
         }
     }
+
+    private static long walBytes(Path db) throws IOException {
+        try (Stream<Path> files = Files.list(db)) {
+            long total = 0;
+            for (Path p : (Iterable<Path>) files::iterator) {
+                if (p.getFileName().toString().endsWith(".log")) {
+                    total += Files.size(p);
+                }
+            }
+            return total;
+        }
+    }
+
+    /**
+     * The metadata family, written once at open as the store does, must not keep every
+     * write-ahead log since: after 317 MB of writes the logs stay within the bound (about as
+     * much as was written before it), and everything reads back after a reopen.
+     */
+    @Test
+    void writeAheadLogsStayBoundedWhileTheMetadataFamilyIsIdle() throws IOException {
+        Path db = dir.resolve("wal");
+        int dim = 64;
+        int batch = 16_384;
+        int batches = 72; // 1,179,648 keys of 264 bytes
+        try (RocksDbTier t = RocksDbTier.open(db, dim, 1 << 20, false)) {
+            t.writeMeta("clean", 0);
+            for (int b = 0; b < batches; b++) {
+                long[] keys = new long[batch];
+                float[] rows = new float[batch * dim];
+                for (int i = 0; i < batch; i++) {
+                    keys[i] = (long) b * batch + i;
+                    rows[i * dim] = keys[i];
+                }
+                t.multiPut(keys, rows);
+            }
+            long wal = walBytes(db);
+            assertTrue(wal <= RocksDbTier.MAX_TOTAL_WAL_BYTES + (128L << 20),
+                    "write-ahead logs hold " + wal + " bytes after " + (long) batch * batches * 264 + " bytes written");
+        }
+        try (RocksDbTier t = RocksDbTier.open(db, dim, 1 << 20, false)) {
+            long[] probe = {0, 12_345, (long) batch * batches - 1};
+            float[] out = new float[probe.length * dim];
+            boolean[] found = new boolean[probe.length];
+            assertEquals(probe.length, t.multiGet(probe, out, found));
+            for (int i = 0; i < probe.length; i++) {
+                assertEquals(probe[i], out[i * dim]);
+            }
+            assertEquals(0, t.readMeta("clean", -1));
+        }
+    }
 }
