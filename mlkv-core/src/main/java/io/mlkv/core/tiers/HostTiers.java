@@ -412,7 +412,9 @@ public final class HostTiers implements AutoCloseable {
         int[] missIdx = new int[to - from];
         int misses = 0;
         for (int i = from; i < to; i++) {
-            found[i] = dram.contains(keys[i]) || pending.contains(keys[i]) || known != null && known.contains(keys[i]);
+            // Known keys before the write-back buffer: DRAM's dirty evictions, which the buffer
+            // holds, are known too, and a known-key look is one probe, not two maps under a lock.
+            found[i] = dram.contains(keys[i]) || known != null && known.contains(keys[i]) || pending.contains(keys[i]);
             if (!found[i]) {
                 missIdx[misses++] = i;
             }
