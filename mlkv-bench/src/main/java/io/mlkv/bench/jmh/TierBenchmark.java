@@ -60,8 +60,8 @@ import org.rocksdb.WriteOptions;
  *   <li>{@code RAW_ROCKSDB_TUNED}: the same code with the table options our RocksDB tier uses
  *       (whole-key Bloom filters of 10 bits per key, partitioned filters and indexes behind a pinned
  *       top level, the same 256 MiB LRU block cache, 4 KiB blocks, no compression, 64 MiB write
- *       buffers, SST files read through memory maps unless {@code -Dmlkv.rocksdbMmapReads=false}, as
- *       our tier): the baseline {@code ROCKSDB_TIER} is compared with.</li>
+ *       buffers, SST files read through memory maps unless {@code -Dmlkv.rocksdbMmapReads=false}, the
+ *       clock cache with {@code -Dmlkv.rocksdbClockCache=true}, as our tier): the baseline {@code ROCKSDB_TIER} is compared with.</li>
  * </ul>
  *
  * <p>Run: {@code java -jar mlkv-bench/target/mlkv-bench.jar jmh TierBenchmark -f 1 -wi 2 -i 3 -w 5s -r 5s}
@@ -246,7 +246,8 @@ public class TierBenchmark {
         static Options asOurTier(long cacheBytes) {
             RocksDB.loadLibrary();
             org.rocksdb.BlockBasedTableConfig table = new org.rocksdb.BlockBasedTableConfig()
-                    .setBlockCache(new org.rocksdb.LRUCache(cacheBytes))
+                    .setBlockCache(Boolean.getBoolean("mlkv.rocksdbClockCache")
+                            ? new org.rocksdb.HyperClockCache(cacheBytes, 0, -1, false) : new org.rocksdb.LRUCache(cacheBytes))
                     .setFilterPolicy(new org.rocksdb.BloomFilter(10, false))
                     .setWholeKeyFiltering(true)
                     .setCacheIndexAndFilterBlocks(true)
