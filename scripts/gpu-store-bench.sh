@@ -12,7 +12,8 @@
 # over the automatic path and over POSIX).
 # hkv (mlkv-bench store-bench: device reads of 1M-key batches by one caller, timed as HierarchicalKV
 # times its hybrid find, against the store without a GPU; STORE_BENCH_OPTS adds options).
-# WB_DISTS narrows the write-back group's distributions.
+# WB_DISTS narrows the write-back group's distributions. JAVA_OPTS adds JVM options to every run
+# (a switch such as -Dmlkv.rocksdbClockCache=true, or a flight recording).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-$here/out}
@@ -20,6 +21,8 @@ mkdir -p "$out"
 cases=${CASES:-hkv device hybrid admission train writeback writes host spill}
 cp=$(printf '%s:' "$here"/lib/*.jar)
 java=("$here/jre/bin/java" --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow -Xmx16g)
+# shellcheck disable=SC2206 # the options are meant to split
+java+=(${JAVA_OPTS:-})
 run() { # label, then run options
   local label=$1; shift
   echo "== $label"
