@@ -734,10 +734,15 @@ public final class HbmTier implements AutoCloseable {
         Staging st = idleStaging.poll();
         if (st != null && st.holdsDeferredInstall()) {
             // Its buffers feed an install the table holds back until its next call (normally this
-            // caller's next lookup): take another set rather than force that install now.
+            // caller's next lookup): take another set rather than force that install now, unless
+            // a new one would not fit on the device (then awaitInstall below queues the install).
             Staging held = st;
             st = idleStaging.poll();
-            idleStaging.offer(held);
+            if (st == null && !roomForAnotherStaging(n)) {
+                st = held;
+            } else {
+                idleStaging.offer(held);
+            }
         }
         if (st == null) {
             st = new Staging(table);
@@ -753,6 +758,19 @@ public final class HbmTier implements AutoCloseable {
             throw e;
         }
         return st;
+    }
+
+    /** Device memory kept free when a staging set is added only to leave a held-back install be. */
+    private static final long STAGING_MARGIN_BYTES = 256L << 20;
+
+    /**
+     * Whether the device has room for one more staging set of {@code n} keys with its install
+     * buffers ({@link Staging#ensure}, {@link Staging#ensureInstall}: three rows and 42 bytes a
+     * key), and {@link #STAGING_MARGIN_BYTES} to spare.
+     */
+    private boolean roomForAnotherStaging(long n) {
+        long perKey = 3L * table.dim() * 4 + 42;
+        return table.device().memoryInfo()[0] > Math.max(n, 1024) * perKey + STAGING_MARGIN_BYTES;
     }
 
     void giveBack(Staging st) {
