@@ -434,7 +434,7 @@ public final class DramTier implements VectorTier {
             }
             UNSAFE.putByte(flags.address() + slot, (byte) (OCCUPIED | DIRTY));
             endChange(bucket, counted);
-            UNSAFE.putLongVolatile(null, versionAddr, UNSAFE.getLong(versionAddr) + 1);
+            UNSAFE.putOrderedLong(null, versionAddr, UNSAFE.getLong(versionAddr) + 1);
             return true;
         }
     }
@@ -671,7 +671,9 @@ public final class DramTier implements VectorTier {
             }
         }
         long a = seqAddress(bucket);
-        UNSAFE.putLongVolatile(null, a, UNSAFE.getLong(a) + 1);
+        // Release stores suffice for a count's writer, who holds the bucket's lock: it needs its
+        // own stores ordered (the odd count, then the slots, then the even count), not a full fence.
+        UNSAFE.putOrderedLong(null, a, UNSAFE.getLong(a) + 1);
         // The slot writes that follow must not become visible before the odd count.
         UNSAFE.storeFence();
         return counted;
@@ -680,7 +682,7 @@ public final class DramTier implements VectorTier {
     /** Makes the bucket's count even again; {@code counted} as {@link #beginChange} returned it. */
     private void endChange(long bucket, boolean counted) {
         long a = seqAddress(bucket);
-        UNSAFE.putLongVolatile(null, a, UNSAFE.getLong(a) + 1);
+        UNSAFE.putOrderedLong(null, a, UNSAFE.getLong(a) + 1);
         if (counted) {
             changesEnded.increment();
         }
