@@ -83,11 +83,6 @@ public final class HbmTier implements AutoCloseable {
      * {@code -Dmlkv.deferredInstalls=false} queues it at once.
      */
     private static final boolean DEFERRED_INSTALLS = !"false".equals(System.getProperty("mlkv.deferredInstalls"));
-    /**
-     * Installs bringing fewer keys than this to each HBM bucket on average are not held back: they
-     * take little GPU time, and a key they bring that the next read asks for again would miss.
-     */
-    private static final long DEFERRED_KEYS_PER_BUCKET = 8;
     private final DeviceReads reads = new DeviceReads(this);
 
     private HbmTier(GpuHashTable table, boolean writeBack) {
@@ -275,7 +270,9 @@ public final class HbmTier implements AutoCloseable {
             // Nothing evicted needs a look: no wait for the insert. The next use of this staging
             // waits for it (acquire), and the table's later calls run behind it on its stream.
             st.installQueued = true;
-            if (fromDram && DEFERRED_INSTALLS && dramTier != null && count >= DEFERRED_KEYS_PER_BUCKET * table.buckets()) {
+            // Only large installs (GpuHashTable.isLargeInstall) are held back: small ones take little
+            // GPU time, and a key they bring that the next read asks for again would miss.
+            if (fromDram && DEFERRED_INSTALLS && dramTier != null && table.isLargeInstall(count)) {
                 DramTier dram = dramTier;
                 long changes = dram.changes();
                 st.deferred = table.installAbsentDeferred(keys, rows, count, st.installed, screened,

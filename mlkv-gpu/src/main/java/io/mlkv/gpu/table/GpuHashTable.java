@@ -536,11 +536,24 @@ public final class GpuHashTable implements VectorTier {
      */
     public void installAbsentAsync(CUdeviceptr keysIn, CUdeviceptr rowsIn, long n, CUevent done, boolean screened) {
         call(() -> {
-            core.upsert(TableCore.MODE_INSERT_ABSENT, keysIn, rowsIn, null, n, null, null, Evictions.DROPPED,
-                    installMarks(EntryState.CLEAN, screened), false);
-            Cuda.check(cuEventRecord(done, stream), "cuEventRecord (install queued without waiting)");
+            queueCleanInstall(keysIn, rowsIn, n, done, screened);
             return 0L;
         });
+    }
+
+    /** Queues a clean install that drops what it evicts, then records {@code done} behind it. Caller holds the lock. */
+    private void queueCleanInstall(CUdeviceptr keysIn, CUdeviceptr rowsIn, long n, CUevent done, boolean screened) {
+        core.upsert(TableCore.MODE_INSERT_ABSENT, keysIn, rowsIn, null, n, null, null, Evictions.DROPPED,
+                installMarks(EntryState.CLEAN, screened), false);
+        Cuda.check(cuEventRecord(done, stream), "cuEventRecord (install queued without waiting)");
+    }
+
+    /**
+     * Whether an install of {@code n} keys brings enough to each bucket to be grouped by bucket
+     * ({@link #groupInstalls}): one that takes GPU time worth overlapping with other work.
+     */
+    public boolean isLargeInstall(long n) {
+        return core.isLargeInstall(n);
     }
 
     /**
@@ -612,9 +625,7 @@ public final class GpuHashTable implements VectorTier {
         deferred = null;
         try {
             if (d.stillValid.getAsBoolean()) {
-                core.upsert(TableCore.MODE_INSERT_ABSENT, d.keys, d.rows, null, d.n, null, null, Evictions.DROPPED,
-                        installMarks(EntryState.CLEAN, d.screened), false);
-                Cuda.check(cuEventRecord(d.done, stream), "cuEventRecord (deferred install queued)");
+                queueCleanInstall(d.keys, d.rows, d.n, d.done, d.screened);
                 deferredQueued.incrementAndGet();
             } else {
                 deferredDropped.incrementAndGet();

@@ -348,7 +348,12 @@ final class TableCore implements AutoCloseable {
      */
     private boolean groupsInstall(int mode, boolean screened, long n) {
         return groupInstalls && mode == MODE_INSERT_ABSENT && !screened && scoreMode != ScoreMode.CUSTOM
-                && n >= GROUPED_KEYS_PER_BUCKET * buckets;
+                && isLargeInstall(n);
+    }
+
+    /** Whether an install of {@code n} keys brings at least {@link #GROUPED_KEYS_PER_BUCKET} keys to each bucket on average. */
+    boolean isLargeInstall(long n) {
+        return n >= GROUPED_KEYS_PER_BUCKET * buckets;
     }
 
     /**
