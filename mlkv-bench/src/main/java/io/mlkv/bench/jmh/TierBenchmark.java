@@ -246,8 +246,7 @@ public class TierBenchmark {
         static Options asOurTier(long cacheBytes) {
             RocksDB.loadLibrary();
             org.rocksdb.BlockBasedTableConfig table = new org.rocksdb.BlockBasedTableConfig()
-                    .setBlockCache(Boolean.getBoolean("mlkv.rocksdbClockCache")
-                            ? new org.rocksdb.HyperClockCache(cacheBytes, 0, -1, false) : new org.rocksdb.LRUCache(cacheBytes))
+                    .setBlockCache(RocksDbTier.newBlockCache(cacheBytes))
                     .setFilterPolicy(new org.rocksdb.BloomFilter(10, false))
                     .setWholeKeyFiltering(true)
                     .setCacheIndexAndFilterBlocks(true)
@@ -260,7 +259,7 @@ public class TierBenchmark {
                     .setBlockSize(4096)
                     .setFormatVersion(5);
             return new Options().setCreateIfMissing(true).setTableFormatConfig(table)
-                    .setAllowMmapReads(!"false".equals(System.getProperty("mlkv.rocksdbMmapReads")))
+                    .setAllowMmapReads(RocksDbTier.mmapReads())
                     .setCompressionType(org.rocksdb.CompressionType.NO_COMPRESSION)
                     .setMemtablePrefixBloomSizeRatio(0.05).setMemtableWholeKeyFiltering(true)
                     .setWriteBufferSize(64L << 20).setLevelCompactionDynamicLevelBytes(true);

@@ -19,6 +19,7 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
 import org.rocksdb.BlockBasedTableConfig;
 import org.rocksdb.BloomFilter;
 import org.rocksdb.ByteBufferGetStatus;
+import org.rocksdb.Cache;
 import org.rocksdb.Checkpoint;
 import org.rocksdb.ColumnFamilyDescriptor;
 import org.rocksdb.ColumnFamilyHandle;
@@ -26,9 +27,8 @@ import org.rocksdb.ColumnFamilyOptions;
 import org.rocksdb.CompressionType;
 import org.rocksdb.DBOptions;
 import org.rocksdb.Env;
-import org.rocksdb.IndexType;
-import org.rocksdb.Cache;
 import org.rocksdb.HyperClockCache;
+import org.rocksdb.IndexType;
 import org.rocksdb.LRUCache;
 import org.rocksdb.ReadOptions;
 import org.rocksdb.RocksDB;
@@ -82,6 +82,13 @@ public final class RocksDbTier implements VectorTier {
     /** Write-ahead logs beyond this size make RocksDB flush the families holding the oldest one. */
     static final long MAX_TOTAL_WAL_BYTES = 2 * WRITE_BUFFER_BYTES;
     private static final byte[] META_CF = "mlkv-meta".getBytes(StandardCharsets.UTF_8);
+    /**
+     * Whether SST files are read through memory maps instead of {@code pread}: a block in the page
+     * cache is then read without a system call or a copy into the block cache, which halved the
+     * time of reads below DRAM in docs/BENCHMARKS.md ("SST files read through memory maps").
+     * {@code -Dmlkv.rocksdbMmapReads=false} reads with {@code pread}. See {@link #mmapReads()}.
+     */
+    private static final boolean MMAP_READS = !"false".equals(System.getProperty("mlkv.rocksdbMmapReads"));
 
     private static final Logger LOG = LoggerFactory.getLogger(RocksDbTier.class);
 
@@ -98,13 +105,6 @@ public final class RocksDbTier implements VectorTier {
     private final Cache blockCache;
     private final BloomFilter bloom;
     /** Tracks SST space and lets RocksDB recover by itself once a full disk has room again. */
-    /**
-     * Whether SST files are read through memory maps instead of {@code pread}: a block in the page
-     * cache is then read without a system call or a copy into the block cache, which halved the
-     * time of reads below DRAM in docs/BENCHMARKS.md ("SST files read through memory maps").
-     * {@code -Dmlkv.rocksdbMmapReads=false} reads with {@code pread}.
-     */
-    private static final boolean MMAP_READS = !"false".equals(System.getProperty("mlkv.rocksdbMmapReads"));
     private final SstFileManager sstFiles;
     private final DBOptions dbOptions;
     private final ColumnFamilyOptions cfOptions;
@@ -181,12 +181,17 @@ public final class RocksDbTier implements VectorTier {
     }
 
     /**
-     * The block cache: RocksDB's LRU cache, or with {@code -Dmlkv.rocksdbClockCache=true} its
+     * The block cache (also for baselines configured as the tier is): RocksDB's LRU cache, or with {@code -Dmlkv.rocksdbClockCache=true} its
      * HyperClockCache, whose look-ups take no shard mutex (meant for many threads reading through
      * one cache; on two cores it measured within the spread of the LRU cache, docs/BENCHMARKS.md).
      */
-    static Cache newBlockCache(long bytes) {
+    public static Cache newBlockCache(long bytes) {
         return Boolean.getBoolean("mlkv.rocksdbClockCache") ? new HyperClockCache(bytes, 0, -1, false) : new LRUCache(bytes);
+    }
+
+    /** Whether the tier reads SST files through memory maps (for baselines configured as the tier is). */
+    public static boolean mmapReads() {
+        return MMAP_READS;
     }
 
     private void openHandles() throws RocksDBException {
