@@ -209,8 +209,10 @@ final class StoreBenchCommand implements Callable<Integer> {
                             s.droppedPromotions());
                     if (callers > 1) {
                         long[] g = s.combinedDeviceCalls();
-                        System.out.printf(Locale.ROOT, "%s: combined device calls (groups, calls in shared groups): reads %,d %,d,"
-                                + " puts %,d %,d, accumulates %,d %,d%n", w.label(), g[0], g[1], g[2], g[3], g[4], g[5]);
+                        System.out.printf(Locale.ROOT, "%s: combined device calls (groups, calls in shared groups, leader waits"
+                                + " for callers, waits run out): reads %,d %,d %,d %,d, puts %,d %,d %,d %,d,"
+                                + " accumulates %,d %,d %,d %,d%n", w.label(), g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7],
+                                g[8], g[9], g[10], g[11]);
                     }
                 }
             }

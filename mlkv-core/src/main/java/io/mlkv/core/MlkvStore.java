@@ -795,11 +795,12 @@ public final class MlkvStore implements VectorTier {
 
     /**
      * How concurrent small device-pointer calls were combined ({@link CombinedDeviceCalls}): for
-     * reads, puts and accumulates in that order, the groups run and the calls that shared a group
-     * with others (six numbers; all zero without an HBM tier). A hint for benchmarks and tuning.
+     * reads, puts and accumulates in that order, the groups run, the calls that shared a group
+     * with others, the groups whose leader waited for other callers' calls and the waits that ran
+     * out (twelve numbers; all zero without an HBM tier). A hint for benchmarks and tuning.
      */
     public long[] combinedDeviceCalls() {
-        return combined == null ? new long[6] : combined.counts();
+        return combined == null ? new long[12] : combined.counts();
     }
 
     /**

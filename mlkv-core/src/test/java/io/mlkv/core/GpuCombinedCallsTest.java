@@ -167,7 +167,7 @@ class GpuCombinedCallsTest {
                     }
                 }
             });
-            assertTrue(s.combinedDeviceCalls()[4] > 0, "accumulates ran in groups: " + Arrays.toString(s.combinedDeviceCalls()));
+            assertTrue(s.combinedDeviceCalls()[8] > 0, "accumulates ran in groups: " + Arrays.toString(s.combinedDeviceCalls()));
             assertShared(s, shared, CALLERS * steps * 0.25f, "before close, seed " + seed);
         }
         try (MlkvStore s = MlkvStore.builder().dim(DIM).directory(d).gpu(GpuMode.OFF).build()) {

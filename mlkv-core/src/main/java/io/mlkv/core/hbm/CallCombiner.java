@@ -1,7 +1,11 @@
 package io.mlkv.core.hbm;
 
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -53,6 +57,9 @@ final class CallCombiner<C extends CallCombiner.Call> {
         }
     }
 
+    /** The shortest time for which {@link #gather} counts a caller that a group served as one that calls again. */
+    private static final long RECENT_NANOS = TimeUnit.MILLISECONDS.toNanos(2);
+
     /** How long a waiting caller parks before it looks again (the leader also wakes it when done). */
     private static final long PARK_NANOS = TimeUnit.MICROSECONDS.toNanos(50);
 
@@ -60,9 +67,16 @@ final class CallCombiner<C extends CallCombiner.Call> {
     private final ReentrantLock leading = new ReentrantLock();
     private final long maxKeys;
     private final long alignNanos;
+    private final long gatherNanos;
     private final Group<C> group;
+    /** Callers served by recent groups, with when each was last served. Under {@link #leading}. */
+    private final Map<Thread, Long> recent = new HashMap<>();
+    /** How long the last group ran. Under {@link #leading}. */
+    private long lastGroupNanos;
     private long groups;
     private long combinedCalls;
+    private long gatherWaits;
+    private long gatherTimeouts;
 
     /**
      * @param maxKeys    most keys of one group (a call larger than this runs alone)
@@ -75,6 +89,22 @@ final class CallCombiner<C extends CallCombiner.Call> {
      * @param group      runs a group
      */
     CallCombiner(long maxKeys, long alignNanos, Group<C> group) {
+        this(maxKeys, alignNanos, 0, group);
+    }
+
+    /**
+     * @param gatherNanos how long a leader waits, at most, before taking the queue, for a call of
+     *                    every caller that recent groups served (0: it takes the queue as it is).
+     *                    Callers that call in a loop (a training step's read, then its write) come
+     *                    back a few microseconds apart; the first to come would otherwise run its
+     *                    call alone and the others theirs in a second group. A caller that does not
+     *                    come in time is not waited for again until a group serves it.
+     * @see #CallCombiner(long, long, Group)
+     */
+    CallCombiner(long maxKeys, long alignNanos, long gatherNanos, Group<C> group) {
+        if (gatherNanos < 0) {
+            throw new IllegalArgumentException("gatherNanos must not be negative, was " + gatherNanos);
+        }
         if (maxKeys <= 0) {
             throw new IllegalArgumentException("maxKeys must be positive, was " + maxKeys);
         }
@@ -83,6 +113,7 @@ final class CallCombiner<C extends CallCombiner.Call> {
         }
         this.maxKeys = maxKeys;
         this.alignNanos = alignNanos;
+        this.gatherNanos = gatherNanos;
         this.group = group;
     }
 
@@ -144,6 +175,9 @@ final class CallCombiner<C extends CallCombiner.Call> {
 
     /** Takes queued calls up to the key budget (at least one) and runs them as one group. Under {@link #leading}. */
     private void lead() {
+        if (gatherNanos > 0) {
+            gather();
+        }
         List<C> calls = new ArrayList<>();
         long keys = 0;
         for (C head = queued.peek(); head != null; head = queued.peek()) {
@@ -160,10 +194,16 @@ final class CallCombiner<C extends CallCombiner.Call> {
         groups++;
         combinedCalls += calls.size() > 1 ? calls.size() : 0;
         Throwable failure = null;
+        long began = System.nanoTime();
         try {
             group.run(calls);
         } catch (RuntimeException | Error e) {
             failure = e;
+        }
+        long ended = System.nanoTime();
+        lastGroupNanos = ended - began;
+        for (C c : calls) {
+            recent.put(c.caller, ended);
         }
         Thread self = Thread.currentThread();
         // Below zero by the number of other callers still to take their results (see awaitFollowers).
@@ -184,6 +224,46 @@ final class CallCombiner<C extends CallCombiner.Call> {
         }
     }
 
+    /**
+     * Waits, at most {@link #gatherNanos}, until every caller that a group served lately (within
+     * four of the last group's run times, at least {@link #RECENT_NANOS}) has a call queued, or the
+     * queue holds a full group. Callers that did not come are forgotten, so a caller that calls at
+     * its own pace costs at most one wait per call of its own. Under {@link #leading}.
+     */
+    private void gather() {
+        long now = System.nanoTime();
+        long window = Math.max(RECENT_NANOS, 4 * lastGroupNanos);
+        recent.values().removeIf(servedAt -> now - servedAt > window);
+        if (recent.size() < 2) {
+            return;
+        }
+        long deadline = now + gatherNanos;
+        Set<Thread> present = new HashSet<>();
+        boolean waited = false;
+        while (true) {
+            present.clear();
+            long keys = 0;
+            for (C c : queued) {
+                keys += c.size;
+                if (recent.containsKey(c.caller)) {
+                    present.add(c.caller);
+                }
+            }
+            if (present.size() >= recent.size() || keys >= maxKeys) {
+                gatherWaits += waited ? 1 : 0;
+                return;
+            }
+            if (System.nanoTime() - deadline >= 0) {
+                break;
+            }
+            waited = true;
+            Thread.onSpinWait();
+        }
+        gatherWaits++;
+        gatherTimeouts++;
+        recent.keySet().retainAll(present);
+    }
+
     /** Waits, at most {@link #alignNanos}, until the other callers of the group just led have taken their results. */
     private void awaitFollowers(AtomicInteger departed) {
         long deadline = System.nanoTime() + alignNanos;
@@ -197,8 +277,12 @@ final class CallCombiner<C extends CallCombiner.Call> {
         return queued.size();
     }
 
-    /** Groups run so far, and calls that ran in a group of more than one. Read under no lock: a hint. */
+    /**
+     * Groups run so far, calls that ran in a group of more than one, groups whose leader waited for
+     * other callers' calls before taking the queue, and those of the waits that ran out. Read under
+     * no lock: a hint.
+     */
     long[] counts() {
-        return new long[] {groups, combinedCalls};
+        return new long[] {groups, combinedCalls, gatherWaits, gatherTimeouts};
     }
 }

@@ -51,6 +51,14 @@ public final class CombinedDeviceCalls implements AutoCloseable {
      */
     private static final long LEADER_WAIT_NANOS = TimeUnit.MICROSECONDS.toNanos(
             Math.max(0, Long.getLong("mlkv.combinedLeaderWaitMicros", 200)));
+    /**
+     * How long a leader waits, at most, for a call of each caller that recent groups served before
+     * it takes the queue ({@link CallCombiner}): callers that read together come back to write a
+     * few microseconds apart, and the first would otherwise write alone. {@code
+     * -Dmlkv.combinedGatherMicros=0} turns it off.
+     */
+    private static final long GATHER_NANOS = TimeUnit.MICROSECONDS.toNanos(
+            Math.max(0, Long.getLong("mlkv.combinedGatherMicros", 100)));
 
     /** The store's device read, as one call runs it. */
     public interface Read {
@@ -82,9 +90,10 @@ public final class CombinedDeviceCalls implements AutoCloseable {
         this.read = read;
         this.put = put;
         this.accumulate = accumulate;
-        this.reads = new CallCombiner<>(maxKeys, LEADER_WAIT_NANOS, this::runReads);
-        this.puts = new CallCombiner<>(maxKeys, LEADER_WAIT_NANOS, calls -> runWrites(calls, put, putBuffers));
-        this.accumulates = new CallCombiner<>(maxKeys, LEADER_WAIT_NANOS, calls -> runWrites(calls, accumulate, accumulateBuffers));
+        this.reads = new CallCombiner<>(maxKeys, LEADER_WAIT_NANOS, GATHER_NANOS, this::runReads);
+        this.puts = new CallCombiner<>(maxKeys, LEADER_WAIT_NANOS, GATHER_NANOS, calls -> runWrites(calls, put, putBuffers));
+        this.accumulates = new CallCombiner<>(maxKeys, LEADER_WAIT_NANOS, GATHER_NANOS,
+                calls -> runWrites(calls, accumulate, accumulateBuffers));
     }
 
     /** Whether a call of {@code n} keys is combined with others (else the caller runs it alone). */
@@ -120,12 +129,17 @@ public final class CombinedDeviceCalls implements AutoCloseable {
         }
     }
 
-    /** Groups run so far and calls that ran combined with others, of reads, puts and accumulates in that order. */
+    /**
+     * Of reads, puts and accumulates in that order, four numbers each: groups run so far, calls that
+     * ran combined with others, groups whose leader waited for other callers' calls, and the waits
+     * that ran out ({@link CallCombiner#counts}).
+     */
     public long[] counts() {
-        long[] r = reads.counts();
-        long[] p = puts.counts();
-        long[] a = accumulates.counts();
-        return new long[] {r[0], r[1], p[0], p[1], a[0], a[1]};
+        long[] all = new long[12];
+        System.arraycopy(reads.counts(), 0, all, 0, 4);
+        System.arraycopy(puts.counts(), 0, all, 4, 4);
+        System.arraycopy(accumulates.counts(), 0, all, 8, 4);
+        return all;
     }
 
     /** A call's keys and rows (a read's output rows, a write's input rows) on the device. */

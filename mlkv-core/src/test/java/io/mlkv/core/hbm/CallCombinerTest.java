@@ -15,6 +15,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
 import org.junit.jupiter.api.Test;
 
 class CallCombinerTest {
@@ -337,6 +338,75 @@ class CallCombinerTest {
         assertEquals(List.of(), violations, "seed " + seed);
         assertEquals(threads * callsEach, ran.size(), "every call ran exactly once, seed " + seed);
         assertEquals(groupNumber.get(), combiner.counts()[0]);
+    }
+
+    @Test
+    void callersThatComeBackAFewMicrosecondsApartAreGatheredIntoOneGroup() throws Exception {
+        int callers = 4;
+        int rounds = 20;
+        List<Integer> sizes = Collections.synchronizedList(new ArrayList<>());
+        // A generous wait, so that a loaded machine's late wake-ups do not split a group.
+        CallCombiner<Doubling> combiner = new CallCombiner<>(1000, 0, TimeUnit.MILLISECONDS.toNanos(50), calls -> {
+            sizes.add(calls.size());
+            for (Doubling c : calls) {
+                c.result = c.input * 2;
+            }
+        });
+        ExecutorService pool = Executors.newFixedThreadPool(callers);
+        java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(callers);
+        try {
+            List<Future<?>> running = new ArrayList<>();
+            for (int t = 0; t < callers; t++) {
+                int thread = t;
+                running.add(pool.submit(() -> {
+                    start.await(30, TimeUnit.SECONDS);
+                    for (int r = 0; r < rounds; r++) {
+                        Doubling c = new Doubling(1, r, thread, r);
+                        combiner.run(c);
+                        assertEquals(2L * r, c.result);
+                        // Each caller comes back at its own delay: without the leader's wait, each
+                        // would find no group running and run alone.
+                        LockSupport.parkNanos(TimeUnit.MICROSECONDS.toNanos(100L * thread));
+                    }
+                    return null;
+                }));
+            }
+            for (Future<?> f : running) {
+                f.get(60, TimeUnit.SECONDS);
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+        assertEquals(callers * rounds, sizes.stream().mapToInt(Integer::intValue).sum());
+        assertTrue(sizes.size() <= rounds + 10, "groups " + sizes.size() + " for " + rounds + " rounds: " + sizes);
+        assertTrue(combiner.counts()[2] > 0, "leaders waited: " + java.util.Arrays.toString(combiner.counts()));
+    }
+
+    @Test
+    void aCallerThatStoppedCallingIsWaitedForOnceNotByEveryLaterGroup() throws Exception {
+        CallCombiner<Doubling> combiner = new CallCombiner<>(1000, 0, TimeUnit.MILLISECONDS.toNanos(5), calls -> {
+            for (Doubling c : calls) {
+                c.result = c.input * 2;
+                if (c.input < 0) {
+                    // The other caller's group runs long, so that it still counts as one that
+                    // calls again when this thread comes next.
+                    LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(50));
+                }
+            }
+        });
+        combiner.run(new Doubling(1, 1, 0, 0));
+        Thread other = new Thread(() -> combiner.run(new Doubling(1, -1, 1, 0)));
+        other.start();
+        other.join(30_000);
+        for (int i = 0; i < 10; i++) {
+            Doubling c = new Doubling(1, i, 0, i + 1);
+            combiner.run(c);
+            assertEquals(2L * i, c.result);
+        }
+        long[] counts = combiner.counts();
+        assertEquals(12, counts[0], "groups: " + java.util.Arrays.toString(counts));
+        assertEquals(1, counts[2], "one leader waited: " + java.util.Arrays.toString(counts));
+        assertEquals(1, counts[3], "and its wait ran out: " + java.util.Arrays.toString(counts));
     }
 
     /** Spins until {@code combiner} has at least {@code calls} calls queued (at most 30 s). */
