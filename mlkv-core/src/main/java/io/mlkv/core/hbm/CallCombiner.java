@@ -59,6 +59,8 @@ final class CallCombiner<C extends CallCombiner.Call> {
 
     /** The shortest time for which {@link #gather} counts a caller that a group served as one that calls again. */
     private static final long RECENT_NANOS = TimeUnit.MILLISECONDS.toNanos(2);
+    /** The shortest wait of {@link #gather}, however short the last group ran. */
+    private static final long MIN_GATHER_NANOS = TimeUnit.MICROSECONDS.toNanos(100);
 
     /** How long a waiting caller parks before it looks again (the leader also wakes it when done). */
     private static final long PARK_NANOS = TimeUnit.MICROSECONDS.toNanos(50);
@@ -94,7 +96,8 @@ final class CallCombiner<C extends CallCombiner.Call> {
 
     /**
      * @param gatherNanos how long a leader waits, at most, before taking the queue, for a call of
-     *                    every caller that recent groups served (0: it takes the queue as it is).
+     *                    every caller that recent groups served (0: it takes the queue as it is;
+     *                    the wait is also bounded by twice the last group's run time).
      *                    Callers that call in a loop (a training step's read, then its write) come
      *                    back a few microseconds apart; the first to come would otherwise run its
      *                    call alone and the others theirs in a second group. A caller that does not
@@ -225,10 +228,13 @@ final class CallCombiner<C extends CallCombiner.Call> {
     }
 
     /**
-     * Waits, at most {@link #gatherNanos}, until every caller that a group served lately (within
-     * four of the last group's run times, at least {@link #RECENT_NANOS}) has a call queued, or the
-     * queue holds a full group. Callers that did not come are forgotten, so a caller that calls at
-     * its own pace costs at most one wait per call of its own. Under {@link #leading}.
+     * Waits until every caller that a group served lately (within four of the last group's run
+     * times, at least {@link #RECENT_NANOS}) has a call queued, or the queue holds a full group;
+     * at most twice the last group's run time (at least {@link #MIN_GATHER_NANOS}) and at most
+     * {@link #gatherNanos}. A caller still in another combiner's group (the write of its last
+     * step) comes within about one group's time: callers that split into two halves, one reading
+     * while the other writes, join again. Callers that did not come are forgotten, so a caller that
+     * calls at its own pace costs at most one wait per call of its own. Under {@link #leading}.
      */
     private void gather() {
         long now = System.nanoTime();
@@ -237,7 +243,7 @@ final class CallCombiner<C extends CallCombiner.Call> {
         if (recent.size() < 2) {
             return;
         }
-        long deadline = now + gatherNanos;
+        long deadline = now + Math.min(gatherNanos, Math.max(MIN_GATHER_NANOS, 2 * lastGroupNanos));
         Set<Thread> present = new HashSet<>();
         boolean waited = false;
         while (true) {

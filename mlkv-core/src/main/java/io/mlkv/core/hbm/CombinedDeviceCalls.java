@@ -53,12 +53,13 @@ public final class CombinedDeviceCalls implements AutoCloseable {
             Math.max(0, Long.getLong("mlkv.combinedLeaderWaitMicros", 200)));
     /**
      * How long a leader waits, at most, for a call of each caller that recent groups served before
-     * it takes the queue ({@link CallCombiner}): callers that read together come back to write a
-     * few microseconds apart, and the first would otherwise write alone. {@code
-     * -Dmlkv.combinedGatherMicros=0} turns it off.
+     * it takes the queue ({@link CallCombiner}; also at most twice the last group's run time):
+     * callers that read together come back to write a few microseconds apart, and the first would
+     * otherwise write alone; callers split into a reading and a writing half join again.
+     * {@code -Dmlkv.combinedGatherMicros=0} turns it off.
      */
     private static final long GATHER_NANOS = TimeUnit.MICROSECONDS.toNanos(
-            Math.max(0, Long.getLong("mlkv.combinedGatherMicros", 100)));
+            Math.max(0, Long.getLong("mlkv.combinedGatherMicros", 1000)));
 
     /** The store's device read, as one call runs it. */
     public interface Read {

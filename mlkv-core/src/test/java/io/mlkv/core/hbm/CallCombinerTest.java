@@ -345,12 +345,14 @@ class CallCombinerTest {
         int callers = 4;
         int rounds = 20;
         List<Integer> sizes = Collections.synchronizedList(new ArrayList<>());
-        // A generous wait, so that a loaded machine's late wake-ups do not split a group.
+        // A generous wait (bounded by twice a group's 5 ms), so that a loaded machine's late
+        // wake-ups do not split a group.
         CallCombiner<Doubling> combiner = new CallCombiner<>(1000, 0, TimeUnit.MILLISECONDS.toNanos(50), calls -> {
             sizes.add(calls.size());
             for (Doubling c : calls) {
                 c.result = c.input * 2;
             }
+            LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(5));
         });
         ExecutorService pool = Executors.newFixedThreadPool(callers);
         java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(callers);
