@@ -205,8 +205,10 @@ final class CallCombiner<C extends CallCombiner.Call> {
         }
         long ended = System.nanoTime();
         lastGroupNanos = ended - began;
-        for (C c : calls) {
-            recent.put(c.caller, ended);
+        if (gatherNanos > 0) {  // forgotten again by gather(), so the map holds only recent callers
+            for (C c : calls) {
+                recent.put(c.caller, ended);
+            }
         }
         Thread self = Thread.currentThread();
         // Below zero by the number of other callers still to take their results (see awaitFollowers).

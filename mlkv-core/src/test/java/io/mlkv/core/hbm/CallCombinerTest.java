@@ -17,6 +17,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 class CallCombinerTest {
     /** A call that asks for its input doubled, and records which thread and group ran it. */
@@ -283,8 +285,10 @@ class CallCombinerTest {
         }
     }
 
-    @Test
-    void underManyCallersEveryCallRunsOnceInItsCallersOrderWithinTheBudget() throws Exception {
+    /** With and without leaders waiting for the callers of recent groups. */
+    @ParameterizedTest(name = "gather {0} us")
+    @ValueSource(longs = {0, 200})
+    void underManyCallersEveryCallRunsOnceInItsCallersOrderWithinTheBudget(long gatherMicros) throws Exception {
         long seed = System.nanoTime();
         int threads = 8;
         int callsEach = 2_000;
@@ -294,7 +298,8 @@ class CallCombinerTest {
         java.util.Arrays.fill(lastSequence, -1);
         AtomicInteger groupNumber = new AtomicInteger();
         List<String> violations = Collections.synchronizedList(new ArrayList<>());
-        CallCombiner<Doubling> combiner = new CallCombiner<>(budget, TimeUnit.MICROSECONDS.toNanos(200), calls -> {
+        CallCombiner<Doubling> combiner = new CallCombiner<>(budget, TimeUnit.MICROSECONDS.toNanos(200),
+                TimeUnit.MICROSECONDS.toNanos(gatherMicros), calls -> {
             int g = groupNumber.incrementAndGet();
             long keys = 0;
             for (Doubling c : calls) {
