@@ -49,7 +49,7 @@ import org.agrona.collections.Long2LongHashMap;
  */
 final class WritePath {
     /** Keys per part of the DRAM writes split over the store's threads: below twice this, the caller does them all. */
-    private static final int KEYS_PER_PART = 2048;
+    private static final int KEYS_PER_PART = 1024;
     private final int dim;
     private final Durability durability;
     private final HostTiers host;

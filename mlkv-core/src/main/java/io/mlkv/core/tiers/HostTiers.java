@@ -49,7 +49,7 @@ public final class HostTiers implements AutoCloseable {
     private final LongAdder writeBacks = new LongAdder();
 
     /** Keys per part of the per-key work that {@link #existing} and {@link #readCurrent} split over the store's threads. */
-    private static final int KEYS_PER_PART = 2048;
+    private static final int KEYS_PER_PART = 1024;
     /** Where a read without promotion sends the install of what it read from RocksDB: nowhere. */
     private static final Consumer<Runnable> NOT_PROMOTED = install -> { };
 
