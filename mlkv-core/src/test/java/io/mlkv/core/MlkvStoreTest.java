@@ -35,6 +35,49 @@ class MlkvStoreTest {
     @TempDir
     Path dir;
 
+    /** The live threads of the stores' batch pools. */
+    private static java.util.Set<Thread> batchPoolThreads() {
+        java.util.Set<Thread> all = new java.util.HashSet<>();
+        for (Thread t : Thread.getAllStackTraces().keySet()) {
+            if (t.getName().startsWith("mlkv-batch-") && t.isAlive()) {
+                all.add(t);
+            }
+        }
+        return all;
+    }
+
+    @Test
+    void aStoresBatchThreadsAreNamedDaemonsThatEndWithTheStore() throws Exception {
+        java.util.Set<Thread> before = batchPoolThreads();
+        int dim = 8;
+        int n = 16_384;
+        java.util.Set<Thread> mine = new java.util.HashSet<>();
+        try (MlkvStore s = MlkvStore.builder().dim(dim).directory(dir.resolve("pool")).batchThreads(3)
+                .gpu(GpuMode.OFF).build()) {
+            long[] keys = new long[n];
+            float[] rows = new float[n * dim];
+            for (int i = 0; i < n; i++) {
+                keys[i] = i;
+                rows[i * dim] = i;
+            }
+            s.multiPut(keys, rows);
+            float[] out = new float[n * dim];
+            boolean[] found = new boolean[n];
+            assertEquals(n, s.multiGet(keys, out, found));
+            assertArrayEquals(rows, out);
+            mine.addAll(batchPoolThreads());
+            mine.removeAll(before);
+            assertFalse(mine.isEmpty(), "a batch of " + n + " keys ran parts on the store's threads");
+            for (Thread t : mine) {
+                assertTrue(t.isDaemon(), t.getName() + " is a daemon");
+            }
+        }
+        for (Thread t : mine) {
+            t.join(TimeUnit.SECONDS.toMillis(10));
+            assertFalse(t.isAlive(), t.getName() + " still runs after the store closed");
+        }
+    }
+
     private MlkvStore open(int dramBuckets, String policy, Durability durability) {
         return MlkvStore.builder()
                 .dim(DIM)
