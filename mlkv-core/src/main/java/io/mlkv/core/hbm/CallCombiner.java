@@ -81,20 +81,13 @@ final class CallCombiner<C extends CallCombiner.Call> {
     private long gatherTimeouts;
 
     /**
-     * @param maxKeys    most keys of one group (a call larger than this runs alone)
-     * @param alignNanos how long a leader whose own call ran in a group of several waits, at most,
-     *                   for the other callers of the group to wake and take their results before
-     *                   it returns (0: it does not wait). Callers that leave a group together
-     *                   arrive at their next calls together, where those can be combined too; a
-     *                   leader that returned at once would run its next call alone while the
-     *                   others wake.
-     * @param group      runs a group
-     */
-    CallCombiner(long maxKeys, long alignNanos, Group<C> group) {
-        this(maxKeys, alignNanos, 0, group);
-    }
-
-    /**
+     * @param maxKeys     most keys of one group (a call larger than this runs alone)
+     * @param alignNanos  how long a leader whose own call ran in a group of several waits, at most,
+     *                    for the other callers of the group to wake and take their results before
+     *                    it returns (0: it does not wait). Callers that leave a group together
+     *                    arrive at their next calls together, where those can be combined too; a
+     *                    leader that returned at once would run its next call alone while the
+     *                    others wake.
      * @param gatherNanos how long a leader waits, at most, before taking the queue, for a call of
      *                    every caller that recent groups served (0: it takes the queue as it is;
      *                    the wait is also bounded by twice the last group's run time).
@@ -102,7 +95,7 @@ final class CallCombiner<C extends CallCombiner.Call> {
      *                    back a few microseconds apart; the first to come would otherwise run its
      *                    call alone and the others theirs in a second group. A caller that does not
      *                    come in time is not waited for again until a group serves it.
-     * @see #CallCombiner(long, long, Group)
+     * @param group       runs a group
      */
     CallCombiner(long maxKeys, long alignNanos, long gatherNanos, Group<C> group) {
         if (gatherNanos < 0) {

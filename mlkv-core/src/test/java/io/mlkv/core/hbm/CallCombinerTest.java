@@ -40,7 +40,7 @@ class CallCombinerTest {
     @Test
     void aCallerAloneRunsItsCallAsAGroupOfOneOnItsOwnThread() {
         List<Thread> ranOn = new ArrayList<>();
-        CallCombiner<Doubling> combiner = new CallCombiner<>(100, 0, calls -> {
+        CallCombiner<Doubling> combiner = new CallCombiner<>(100, 0, 0, calls -> {
             ranOn.add(Thread.currentThread());
             assertEquals(1, calls.size());
             calls.get(0).result = calls.get(0).input * 2;
@@ -61,7 +61,7 @@ class CallCombinerTest {
         CountDownLatch firstGroupRunning = new CountDownLatch(1);
         List<List<Long>> groups = Collections.synchronizedList(new ArrayList<>());
         CallCombiner<Doubling>[] holder = new CallCombiner[1];
-        holder[0] = new CallCombiner<>(40, 0, calls -> {
+        holder[0] = new CallCombiner<>(40, 0, 0, calls -> {
             List<Long> inputs = new ArrayList<>();
             for (Doubling c : calls) {
                 inputs.add(c.input);
@@ -117,7 +117,7 @@ class CallCombinerTest {
         RuntimeException boom = new IllegalStateException("device lost");
         AtomicInteger groupsRun = new AtomicInteger();
         CallCombiner<Doubling>[] holder = new CallCombiner[1];
-        holder[0] = new CallCombiner<>(1000, 0, calls -> {
+        holder[0] = new CallCombiner<>(1000, 0, 0, calls -> {
             int g = groupsRun.incrementAndGet();
             if (g == 1) {
                 firstGroupRunning.countDown();
@@ -165,7 +165,7 @@ class CallCombinerTest {
         CountDownLatch firstGroupRunning = new CountDownLatch(1);
         AtomicInteger groupsRun = new AtomicInteger();
         CallCombiner<Doubling>[] holder = new CallCombiner[1];
-        holder[0] = new CallCombiner<>(1000, 0, calls -> {
+        holder[0] = new CallCombiner<>(1000, 0, 0, calls -> {
             if (groupsRun.incrementAndGet() == 1) {
                 firstGroupRunning.countDown();
                 awaitQueued(holder[0], others);
@@ -203,7 +203,7 @@ class CallCombinerTest {
         Thread[] secondLeader = new Thread[1];
         List<Integer> leftWhenLeaderReturned = Collections.synchronizedList(new ArrayList<>());
         CallCombiner<Doubling>[] holder = new CallCombiner[1];
-        holder[0] = new CallCombiner<>(1000, TimeUnit.SECONDS.toNanos(60), calls -> {
+        holder[0] = new CallCombiner<>(1000, TimeUnit.SECONDS.toNanos(60), 0, calls -> {
             if (calls.get(0).input == 0) {
                 firstGroupRunning.countDown();
                 awaitQueued(holder[0], others);
@@ -248,7 +248,7 @@ class CallCombinerTest {
         CountDownLatch groupRunning = new CountDownLatch(1);
         CountDownLatch release = new CountDownLatch(1);
         CallCombiner<Doubling>[] holder = new CallCombiner[1];
-        holder[0] = new CallCombiner<>(1000, 0, calls -> {
+        holder[0] = new CallCombiner<>(1000, 0, 0, calls -> {
             if (calls.get(0).input == 0) {
                 groupRunning.countDown();
                 try {
