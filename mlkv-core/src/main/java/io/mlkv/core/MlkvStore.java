@@ -5,7 +5,7 @@ import io.mlkv.gpu.spill.SpillLog;
 import io.mlkv.core.hbm.CombinedDeviceCalls;
 import io.mlkv.core.hbm.DeviceWrites;
 import io.mlkv.core.hbm.HbmMigration;
-import io.mlkv.core.hbm.HbmTier;
+import io.mlkv.core.hbm.HbmShards;
 import io.mlkv.core.tiers.BatchPool;
 import io.mlkv.core.tiers.Batches;
 import io.mlkv.core.tiers.HostTiers;
@@ -95,7 +95,8 @@ public final class MlkvStore implements VectorTier {
     private final int dim;
     private final long rowBytes;
     private final Durability durability;
-    private final HbmTier hbm;
+    /** The HBM tier, in one shard or several ({@link MlkvStoreBuilder#hbmDevices}); null without a GPU. */
+    private final HbmShards hbm;
     /** Moves the HBM tier to and from checkpoint files; null without an HBM tier. */
     private final FileIo fileIo;
     /** Where clean HBM evictions that DRAM lacks go ({@link MlkvStoreBuilder#hbmSpillRows}); null if none. */
@@ -122,12 +123,6 @@ public final class MlkvStore implements VectorTier {
     private final AtomicLong mutationEpoch = new AtomicLong();
     /** The write path of host arrays. */
     private final WritePath writes;
-    /** The protocol between HBM and the tiers below; null without an HBM tier. */
-    private final HbmMigration migration;
-    /** Device-pointer writes with write-back; null without an HBM tier. */
-    private final DeviceWrites deviceWrites;
-    /** Concurrent small device calls combined into one (null without HBM). */
-    private final CombinedDeviceCalls combined;
     /** Splits large batches over the store's threads ({@link MlkvStoreBuilder#batchThreads}). */
     private final BatchPool batchPool;
     /** How {@link #size()} is kept ({@link MlkvStoreBuilder#sizeCounting}). */
@@ -145,7 +140,7 @@ public final class MlkvStore implements VectorTier {
         try {
             this.rocks = opened.add(RocksDbTier.open(c.directory(), dim, c.blockCacheBytes(), c.syncWrites()));
             DramTier dram = opened.add(new DramTier(dim, c.dramCapacityBytes(), c.policy()));
-            this.hbm = opened.add(StoreOpening.openHbm(c.gpuMode(), dim, c.hbmCapacity(), c.hbmWriteBack()));
+            this.hbm = opened.add(StoreOpening.openHbm(c.gpuMode(), dim, c.hbmCapacity(), c.hbmDevices(), c.hbmWriteBack()));
             this.fileIo = hbm == null ? null : opened.add(FileIo.open(c.fileIoMode()));
             this.spill = hbm == null || c.hbmSpillRows() == 0 ? null
                     : opened.add(SpillLog.create(c.directory().resolve(SPILL_FILE), dim, c.hbmSpillRows(), c.fileIoMode()));
@@ -176,14 +171,18 @@ public final class MlkvStore implements VectorTier {
             }
             this.writes = new WritePath(dim, durability, host, hbm, spill, mutation, mutationEpoch, entryCount, lifecycle,
                     batchPool, countOnWrite);
-            this.migration = hbm == null ? null : new HbmMigration(dim, hbm, host, spill, promoter, mutation,
-                    new HbmMigration.Admission(c.hbmAdmission().newFilter(c.hbmCapacity()),
-                            c.hbmAdmission().filterTakesEveryKey()), batchPool);
-            this.deviceWrites = hbm == null ? null
-                    : new DeviceWrites(dim, hbm, migration, host, mutation, mutationEpoch, entryCount, batchPool);
-            this.combined = hbm == null ? null : opened.add(new CombinedDeviceCalls(hbm, migration::readDevice,
-                    deviceWrites::put, (k, n, deltas) -> deviceWrites.accumulate(k, n, deltas,
-                            (keys, rows) -> writes.apply(keys, Change.accumulate(rows)))));
+            if (hbm != null) {
+                hbm.build(tier -> {
+                    HbmMigration migration = new HbmMigration(dim, tier, host, spill, promoter, mutation,
+                            new HbmMigration.Admission(c.hbmAdmission().newFilter(c.hbmCapacity()),
+                                    c.hbmAdmission().filterTakesEveryKey()), batchPool);
+                    DeviceWrites deviceWrites = new DeviceWrites(dim, tier, migration, host, mutation, mutationEpoch,
+                            entryCount, batchPool);
+                    return new HbmShards.Stack(migration, deviceWrites, new CombinedDeviceCalls(tier, migration::readDevice,
+                            deviceWrites::put, (k, n, deltas) -> deviceWrites.accumulate(k, n, deltas,
+                                    (keys, rows) -> writes.apply(keys, Change.accumulate(rows)))));
+                });
+            }
             this.prefetches = opened.add(new Prefetches(c.prefetchThreads()));
         } catch (RuntimeException | Error e) {
             // Nothing stays open after a failed constructor: a retry must not find the directory locked.
@@ -235,7 +234,7 @@ public final class MlkvStore implements VectorTier {
 
     /** Reads the vector of one key into {@code out[0, dim)}; returns whether it was found. */
     public boolean get(long key, float[] out) {
-        if (migration != null) {
+        if (hbm != null) {
             boolean[] found = new boolean[1];
             multiGet(new long[] {key}, out, found);
             return found[0];
@@ -300,7 +299,7 @@ public final class MlkvStore implements VectorTier {
         }
         lifecycle.enter();
         try {
-            return combined.multiGet(keys, n, out, found);
+            return hbm.multiGet(keys, n, out, found);
         } finally {
             lifecycle.exit();
         }
@@ -327,8 +326,8 @@ public final class MlkvStore implements VectorTier {
      * Caller is inside the lifecycle.
      */
     private int read(long[] keys, float[] out, boolean[] found) {
-        if (migration != null) {
-            return migration.read(keys, out, found);
+        if (hbm != null) {
+            return hbm.read(keys, out, found);
         }
         return host.readInParts(keys, out, found, true);
     }
@@ -413,10 +412,10 @@ public final class MlkvStore implements VectorTier {
         }
         lifecycle.enter();
         try {
-            deviceWrites.checkReserved(op, keys, n);
-            if (!hbm.writeBack() && durability == Durability.WRITE_BACK && deviceWrites.takesClean(n)) {
+            hbm.checkReserved(op, keys, n);
+            if (!hbm.writeBack() && durability == Durability.WRITE_BACK && hbm.takesClean(n)) {
                 // Clean HBM copies: held keys written on the GPU and copied down; the rest take the host path.
-                deviceWrites.writeClean(kind == Change.Kind.PUT ? DeviceWrites.Kind.PUT : DeviceWrites.Kind.ACCUMULATE, keys, n,
+                hbm.writeClean(kind == Change.Kind.PUT ? DeviceWrites.Kind.PUT : DeviceWrites.Kind.ACCUMULATE, keys, n,
                         rows, (k, r) -> writes.apply(k, Change.of(kind, r)));
             } else if (!hbm.writeBack()) {
                 // Write-through, or a batch larger than the GPU's distinct-key pass: the host write path, which updates HBM too.
@@ -424,11 +423,11 @@ public final class MlkvStore implements VectorTier {
                 for (int i = 0; i < n; i++) {
                     all[i] = i;
                 }
-                writes.apply(hbm.keysToHost(keys, n), Change.of(kind, hbm.rowsToHost(rows, n, all)));
+                writes.apply(hbm.keysToHost(keys, n), Change.of(kind, hbm.rowsToHost(keys, rows, n, all)));
             } else if (kind == Change.Kind.PUT) {
-                combined.multiPut(keys, n, rows);
+                hbm.multiPut(keys, n, rows);
             } else {
-                combined.accumulate(keys, n, rows);
+                hbm.accumulate(keys, n, rows);
             }
         } finally {
             lifecycle.exit();
@@ -450,7 +449,7 @@ public final class MlkvStore implements VectorTier {
             throw new IllegalArgumentException("findOrInsert: initializer must not be null");
         }
         boolean[] found = new boolean[keys.length];
-        if (migration == null && host.dramHoldsEveryKey()) {
+        if (hbm == null && host.dramHoldsEveryKey()) {
             // Without HBM, where DRAM holds every key of the store a key it lacks is absent: the
             // batch is read and its new keys inserted under one hold of the mutation lock, without
             // asking RocksDB about the new keys. (Asked once without the lock, so that a store
@@ -577,7 +576,7 @@ public final class MlkvStore implements VectorTier {
     private void runPrefetch(long[] keys) {
         lifecycle.enter();
         try {
-            prefetches.count(hbm != null ? migration.prefetch(keys) : host.prefetch(keys, mutation));
+            prefetches.count(hbm != null ? hbm.prefetch(keys) : host.prefetch(keys, mutation));
         } finally {
             lifecycle.exit();
         }
@@ -604,8 +603,8 @@ public final class MlkvStore implements VectorTier {
 
     private void flushLocked() {
         host.writePending();
-        if (migration != null) {
-            migration.writeDirty();
+        if (hbm != null) {
+            hbm.writeDirty();
         }
         host.flushDirty();
     }
@@ -768,7 +767,7 @@ public final class MlkvStore implements VectorTier {
 
     /** Keys that device reads found in the spill log, read straight into device memory (for tests). */
     long spillReadsOnGpu() {
-        return migration == null ? 0 : migration.spillReadsOnGpu();
+        return hbm == null ? 0 : hbm.spillReadsOnGpu();
     }
 
     /** Promotions into HBM that frequency admission refused (for tests). */
@@ -781,9 +780,14 @@ public final class MlkvStore implements VectorTier {
         return hbm == null ? new long[2] : hbm.deferredInstalls();
     }
 
+    /** The entries each HBM shard holds, in shard order; empty without an HBM tier (for tests and benchmarks). */
+    public long[] hbmShardEntries() {
+        return hbm == null ? new long[0] : hbm.entriesPerShard();
+    }
+
     /** Keys that device reads found in the mapped DRAM tier on the GPU (for tests and benchmarks). */
     long dramReadsOnGpu() {
-        return migration == null ? 0 : migration.dramReadsOnGpu();
+        return hbm == null ? 0 : hbm.dramReadsOnGpu();
     }
 
     /** A snapshot of the per-tier counters. */
@@ -800,7 +804,7 @@ public final class MlkvStore implements VectorTier {
      * out (twelve numbers; all zero without an HBM tier). A hint for benchmarks and tuning.
      */
     public long[] combinedDeviceCalls() {
-        return combined == null ? new long[12] : combined.counts();
+        return hbm == null ? new long[12] : hbm.combinedCounts();
     }
 
     /**

@@ -20,6 +20,7 @@ public final class MlkvStoreBuilder {
     private GpuMode gpuMode = GpuMode.AUTO;
     private FileIo.Mode fileIoMode = FileIo.Mode.AUTO;
     private long hbmCapacity = 1L << 20;
+    private int[] hbmDevices = {0};
     private boolean syncWrites;
     private int prefetchThreads = 2;
     private int batchThreads = Runtime.getRuntime().availableProcessors();
@@ -113,6 +114,30 @@ public final class MlkvStoreBuilder {
             throw new IllegalArgumentException("hbmCapacity must be between 1 and 2^40 entries, was " + entries);
         }
         this.hbmCapacity = entries;
+        return this;
+    }
+
+    /**
+     * The CUDA devices of the HBM tier, one shard each; default {@code {0}}. With several, every key
+     * has one owner shard ({@code ShardedGpuTable.ownerOf}: a hash of the key, not key modulo the
+     * count), each shard holds {@link #hbmCapacity} entries of its keys, and DRAM and RocksDB stay one
+     * per store. A device may be given more than once (several shards on one GPU). Device-pointer
+     * calls take their batch on any of these devices. Without a GPU it has no effect.
+     *
+     * @throws IllegalArgumentException for no device, more than 32, or a negative ordinal
+     */
+    public MlkvStoreBuilder hbmDevices(int... ordinals) {
+        if (ordinals == null || ordinals.length == 0 || ordinals.length > 32) {
+            throw new IllegalArgumentException("hbmDevices takes 1 to 32 CUDA device ordinals, was "
+                    + (ordinals == null ? "null" : ordinals.length));
+        }
+        for (int d : ordinals) {
+            if (d < 0) {
+                throw new IllegalArgumentException("hbmDevices: a CUDA device ordinal is 0 or more, was " + d
+                        + " in " + Arrays.toString(ordinals));
+            }
+        }
+        this.hbmDevices = ordinals.clone();
         return this;
     }
 
@@ -220,6 +245,10 @@ public final class MlkvStoreBuilder {
             throw new IllegalStateException("hbmSpillRows(" + hbmSpillRows + ") spills what the HBM tier evicts, "
                     + "but gpu(GpuMode.OFF) turns that tier off: use GpuMode.AUTO or ON, or drop hbmSpillRows");
         }
+        if (hbmSpillRows > 0 && hbmDevices.length > 1) {
+            throw new IllegalStateException("hbmSpillRows(" + hbmSpillRows + ") works with one HBM shard; hbmDevices gives "
+                    + hbmDevices.length + " " + Arrays.toString(hbmDevices) + ": drop hbmSpillRows or give one device");
+        }
         long bucket = DramTier.bucketBytes(dim);
         if (dramCapacityBytes < bucket) {
             throw new IllegalStateException("dramCapacityBytes " + dramCapacityBytes
@@ -227,7 +256,7 @@ public final class MlkvStoreBuilder {
                     + " bytes (one bucket of " + DramTier.BUCKET_SLOTS + " vectors)");
         }
         return new MlkvStore(new StoreConfig(dim, directory, dramCapacityBytes, blockCacheBytes, policy, durability,
-                syncWrites, gpuMode, hbmCapacity, hbmWriteBack, hbmAdmission, hbmSpillRows, fileIoMode, mapDram,
+                syncWrites, gpuMode, hbmCapacity, hbmDevices.clone(), hbmWriteBack, hbmAdmission, hbmSpillRows, fileIoMode, mapDram,
                 prefetchThreads, batchThreads, sizeCounting));
     }
 }

@@ -1,5 +1,6 @@
 package io.mlkv.core;
 
+import io.mlkv.core.hbm.HbmShards;
 import io.mlkv.core.hbm.HbmTier;
 import io.mlkv.core.tiers.HostTiers;
 import io.mlkv.gpu.spill.SpillLog;
@@ -14,7 +15,7 @@ final class StatsReader {
      * @param hbm   null without an HBM tier
      * @param spill null without a spill log
      */
-    static StoreStats read(long rowBytes, HostTiers host, HbmTier hbm, SpillLog spill, long entries, long prefetched) {
+    static StoreStats read(long rowBytes, HostTiers host, HbmShards hbm, SpillLog spill, long entries, long prefetched) {
         HostTiers.Counters h = host.counters();
         TierStats d = new TierStats("DRAM", h.dramHits(), h.dramMisses(), h.promotions(), h.dramEvictions(),
                 h.writeBacks(), h.promotions() * rowBytes, h.writeBacks() * rowBytes, h.dramEntries(), h.dramCapacity(),
@@ -28,7 +29,7 @@ final class StatsReader {
         return new StoreStats(tiers, entries, prefetched);
     }
 
-    private static TierStats hbmStats(HbmTier hbm, long rowBytes) {
+    private static TierStats hbmStats(HbmShards hbm, long rowBytes) {
         HbmTier.Counters c = hbm.counters();
         return new TierStats("HBM", c.hits(), c.misses(), c.installs(), c.evictions(), c.writeBacks(),
                 c.installs() * rowBytes, c.writeBacks() * rowBytes, c.entries(), c.capacity(), c.lookupNanos(),
@@ -36,7 +37,7 @@ final class StatsReader {
     }
 
     /** The spill log as a tier: promotions are rows written to it, demotions rows the ring overwrote. */
-    private static TierStats spillStats(HbmTier hbm, SpillLog spill, long rowBytes) {
+    private static TierStats spillStats(HbmShards hbm, SpillLog spill, long rowBytes) {
         SpillLog.Stats st = spill.stats();
         return new TierStats("SPILL", st.rowsRead(), st.misses() + st.lostToOverwrite(), st.appended(), st.overwritten(), 0,
                 st.appended() * rowBytes, st.rowsRead() * rowBytes, spill.entries(), spill.slots(), st.readNanos(),

@@ -1,6 +1,8 @@
 package io.mlkv.core;
 
+import io.mlkv.core.hbm.HbmShards;
 import io.mlkv.core.hbm.HbmTier;
+import io.mlkv.gpu.cuda.CudaDevice;
 import io.mlkv.gpu.cufile.FileIo;
 import io.mlkv.storage.FileTrees;
 import io.mlkv.storage.MlkvException;
@@ -9,6 +11,7 @@ import io.mlkv.storage.rocksdb.RocksDbTier;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -30,7 +33,7 @@ final class StoreOpening {
      * {@code hbm/}: they are loaded into HBM (with a GPU) and then deleted in every case, since
      * after this store's first write they would no longer match what lies below.
      */
-    static void warmHbmFromRestoredCheckpoint(RocksDbTier rocks, HbmTier hbm, FileIo fileIo) {
+    static void warmHbmFromRestoredCheckpoint(RocksDbTier rocks, HbmShards hbm, FileIo fileIo) {
         Path saved = rocks.directory().resolve(HbmTier.CHECKPOINT_DIR);
         if (!Files.isDirectory(saved)) {
             return;
@@ -66,7 +69,7 @@ final class StoreOpening {
     }
 
     /** The HBM tier per {@code mode}: null for OFF, and for AUTO where none can be opened (the reason logged). */
-    static HbmTier openHbm(GpuMode mode, int dim, long capacity, boolean writeBack) {
+    static HbmShards openHbm(GpuMode mode, int dim, long capacity, int[] devices, boolean writeBack) {
         if (mode == GpuMode.OFF) {
             return null;
         }
@@ -75,7 +78,37 @@ final class StoreOpening {
             LOG.info("GPU tier not used ({}); running on DRAM and SSD", reason);
             return null;
         }
-        return HbmTier.open(dim, capacity, writeBack);
+        int visible = CudaDevice.count();
+        HbmTier[] tiers = new HbmTier[devices.length];
+        try {
+            for (int s = 0; s < devices.length; s++) {
+                if (devices[s] >= visible) {
+                    throw new IllegalStateException("HBM shard " + s + ": CUDA device " + devices[s] + " does not exist; "
+                            + visible + " visible (ordinals 0 to " + (visible - 1) + "); give hbmDevices among them");
+                }
+                try {
+                    tiers[s] = HbmTier.open(dim, capacity, writeBack, devices[s]);
+                } catch (RuntimeException e) {
+                    throw new IllegalStateException("HBM shard " + s + ": CUDA device " + devices[s]
+                            + " could not be opened: " + e.getMessage(), e);
+                }
+            }
+            if (devices.length > 1) {
+                LOG.info("HBM tier in {} shards on CUDA devices {}", devices.length, Arrays.toString(devices));
+            }
+            return new HbmShards(dim, tiers);
+        } catch (RuntimeException e) {
+            for (HbmTier t : tiers) {
+                if (t != null) {
+                    try {
+                        t.close();
+                    } catch (RuntimeException suppressed) {
+                        e.addSuppressed(suppressed);
+                    }
+                }
+            }
+            throw e;
+        }
     }
 
     /**

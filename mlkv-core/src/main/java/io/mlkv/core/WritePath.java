@@ -1,6 +1,6 @@
 package io.mlkv.core;
 
-import io.mlkv.core.hbm.HbmTier;
+import io.mlkv.core.hbm.HbmShards;
 import io.mlkv.core.tiers.BatchPool;
 import io.mlkv.core.tiers.Batches;
 import io.mlkv.core.tiers.HostTiers;
@@ -54,7 +54,7 @@ final class WritePath {
     private final Durability durability;
     private final HostTiers host;
     /** Null without an HBM tier. */
-    private final HbmTier hbm;
+    private final HbmShards hbm;
     /** Null without a spill log. */
     private final SpillLog spill;
     private final ReentrantLock mutation;
@@ -68,7 +68,7 @@ final class WritePath {
     /** Whether puts settle which of their keys are new, for the entry count ({@link SizeCounting#ON_WRITE}). */
     private final boolean countOnWrite;
 
-    WritePath(int dim, Durability durability, HostTiers host, HbmTier hbm, SpillLog spill, ReentrantLock mutation,
+    WritePath(int dim, Durability durability, HostTiers host, HbmShards hbm, SpillLog spill, ReentrantLock mutation,
             AtomicLong mutationEpoch, AtomicLong entryCount, Lifecycle lifecycle, BatchPool pool, boolean countOnWrite) {
         this.pool = pool;
         this.countOnWrite = countOnWrite;

@@ -41,6 +41,11 @@ class ConcurrencyTest {
         return false;
     }
 
+    /** The HBM tier's devices, one shard each (with a GPU). */
+    protected int[] hbmDevices() {
+        return new int[] {0};
+    }
+
     /** Rows of the HBM spill log (0: none); a GPU subclass overrides it. */
     protected long hbmSpillRows() {
         return 0;
@@ -60,7 +65,7 @@ class ConcurrencyTest {
     @RepeatedTest(10)
     void readsNeverSeeAnOlderValueThanAcknowledgedAndNoUpdateIsLost() throws Exception {
         long seed = Long.getLong("mlkv.seed", System.nanoTime());
-        try (MlkvStore store = MlkvStore.builder().dim(DIM).directory(dir.resolve("s"))
+        try (MlkvStore store = MlkvStore.builder().hbmDevices(hbmDevices()).dim(DIM).directory(dir.resolve("s"))
                 .dramCapacityBytes(16 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
                 .policy("tinylfu").gpu(gpuMode()).hbmCapacity(512).hbmWriteBack(hbmWriteBack()).hbmSpillRows(hbmSpillRows()).build()) {
             int keys = WRITERS * KEYS_PER_WRITER;
@@ -120,7 +125,7 @@ class ConcurrencyTest {
         int keys = WRITERS * KEYS_PER_WRITER;
         AtomicLongArray acked = new AtomicLongArray(keys);
         Path d = dir.resolve("flushes");
-        MlkvStoreBuilder builder = MlkvStore.builder().dim(DIM).directory(d)
+        MlkvStoreBuilder builder = MlkvStore.builder().hbmDevices(hbmDevices()).dim(DIM).directory(d)
                 .dramCapacityBytes(8L * keys / DramTier.BUCKET_SLOTS * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
                 .gpu(gpuMode()).hbmCapacity(512).hbmWriteBack(hbmWriteBack()).hbmSpillRows(hbmSpillRows());
         try (MlkvStore store = builder.build()) {
@@ -172,7 +177,7 @@ class ConcurrencyTest {
         int rounds = 250;
         AtomicLongArray expected = new AtomicLongArray(keys);
         Path d = dir.resolve("accumulates");
-        MlkvStoreBuilder builder = MlkvStore.builder().dim(DIM).directory(d)
+        MlkvStoreBuilder builder = MlkvStore.builder().hbmDevices(hbmDevices()).dim(DIM).directory(d)
                 .dramCapacityBytes(16 * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
                 .gpu(gpuMode()).hbmCapacity(512).hbmWriteBack(hbmWriteBack()).hbmSpillRows(hbmSpillRows());
         try (MlkvStore store = builder.build()) {

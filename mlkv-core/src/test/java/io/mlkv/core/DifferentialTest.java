@@ -51,6 +51,11 @@ class DifferentialTest {
         return false;
     }
 
+    /** The HBM tier's devices, one shard each (with a GPU). */
+    protected int[] hbmDevices() {
+        return new int[] {0};
+    }
+
     /** Rows of the HBM spill log (0: none); a GPU subclass overrides it. */
     protected long hbmSpillRows() {
         return 0;
@@ -58,7 +63,7 @@ class DifferentialTest {
 
     private MlkvStore open(String policy, Durability durability, int dramBuckets, SizeCounting counting) {
         // A small HBM tier (8 buckets) where one is used, so it evicts too.
-        return MlkvStore.builder().dim(DIM).directory(dir.resolve("s")).sizeCounting(counting)
+        return MlkvStore.builder().hbmDevices(hbmDevices()).dim(DIM).directory(dir.resolve("s")).sizeCounting(counting)
                 .dramCapacityBytes(dramBuckets * DramTier.bucketBytes(DIM)).blockCacheBytes(1 << 20)
                 .policy(policy).durability(durability).gpu(gpuMode()).hbmCapacity(1024)
                 .hbmWriteBack(hbmWriteBack() && durability == Durability.WRITE_BACK).hbmSpillRows(hbmSpillRows()).build();

@@ -886,6 +886,55 @@ class GpuStoreTest {
 
     @Nested
     @Tag("gpu")
+    class ShardedWriteBackContract extends VectorTierContract {
+        @Override
+        protected VectorTier open(Path d, int dim) {
+            return MlkvStore.builder().dim(dim).directory(d.resolve("store"))
+                    .dramCapacityBytes(8 * DramTier.bucketBytes(dim)).blockCacheBytes(4 << 20)
+                    .gpu(GpuMode.ON).hbmDevices(0, 0, 0).hbmCapacity(512).hbmWriteBack(true).build();
+        }
+    }
+
+    @Nested
+    @Tag("gpu")
+    class ShardedWriteBackDifferential extends DifferentialTest {
+        @Override
+        protected GpuMode gpuMode() {
+            return GpuMode.ON;
+        }
+
+        @Override
+        protected boolean hbmWriteBack() {
+            return true;
+        }
+
+        @Override
+        protected int[] hbmDevices() {
+            return new int[] {0, 0, 0};
+        }
+    }
+
+    @Nested
+    @Tag("gpu")
+    class ShardedWriteBackConcurrency extends ConcurrencyTest {
+        @Override
+        protected GpuMode gpuMode() {
+            return GpuMode.ON;
+        }
+
+        @Override
+        protected boolean hbmWriteBack() {
+            return true;
+        }
+
+        @Override
+        protected int[] hbmDevices() {
+            return new int[] {0, 0};
+        }
+    }
+
+    @Nested
+    @Tag("gpu")
     class SpillContract extends VectorTierContract {
         @Override
         protected VectorTier open(Path d, int dim) {

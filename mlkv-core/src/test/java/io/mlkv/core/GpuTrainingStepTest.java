@@ -48,9 +48,24 @@ class GpuTrainingStepTest {
     @TempDir
     Path dir;
 
-    private static MlkvStoreBuilder builder(Path d, long hbmEntries, boolean writeBack) {
-        return MlkvStore.builder().dim(DIM).directory(d).dramCapacityBytes(32 * DramTier.bucketBytes(DIM))
-                .blockCacheBytes(1 << 20).gpu(GpuMode.ON).hbmCapacity(hbmEntries).hbmWriteBack(writeBack);
+    /** The HBM tier's devices, one shard each: one shard here; {@link GpuTrainingStepShardedTest} runs every test with several. */
+    int[] hbmDevices() {
+        return new int[] {0};
+    }
+
+    /** HBM entries per shard for a tier of {@code entries} in all. */
+    long perShard(long entries) {
+        return entries / hbmDevices().length;
+    }
+
+    /** {@link MlkvStore#builder()} with {@link #hbmDevices()}. */
+    MlkvStoreBuilder store() {
+        return MlkvStore.builder().hbmDevices(hbmDevices());
+    }
+
+    private MlkvStoreBuilder builder(Path d, long hbmEntries, boolean writeBack) {
+        return store().dim(DIM).directory(d).dramCapacityBytes(32 * DramTier.bucketBytes(DIM))
+                .blockCacheBytes(1 << 20).gpu(GpuMode.ON).hbmCapacity(perShard(hbmEntries)).hbmWriteBack(writeBack);
     }
 
     private static long seed() {
@@ -226,7 +241,7 @@ class GpuTrainingStepTest {
         } finally {
             s.close();
         }
-        try (MlkvStore cpu = MlkvStore.builder().dim(DIM).directory(d).dramCapacityBytes(32 * DramTier.bucketBytes(DIM))
+        try (MlkvStore cpu = store().dim(DIM).directory(d).dramCapacityBytes(32 * DramTier.bucketBytes(DIM))
                 .blockCacheBytes(1 << 20).gpu(GpuMode.OFF).build()) {
             assertModel(cpu, model, "reopened without a GPU, seed " + seed);
         }
@@ -254,8 +269,8 @@ class GpuTrainingStepTest {
         int cold = 48_000;
         int universe = hot + cold;
         Map<Long, float[]> model = new HashMap<>();
-        MlkvStoreBuilder b = MlkvStore.builder().dim(DIM).directory(d).dramCapacityBytes(32_768 * DramTier.bucketBytes(DIM))
-                .blockCacheBytes(1 << 20).gpu(GpuMode.ON).hbmCapacity(32_768).hbmWriteBack(true);
+        MlkvStoreBuilder b = store().dim(DIM).directory(d).dramCapacityBytes(32_768 * DramTier.bucketBytes(DIM))
+                .blockCacheBytes(1 << 20).gpu(GpuMode.ON).hbmCapacity(perShard(32_768)).hbmWriteBack(true);
         try (MlkvStore s = b.build(); DeviceBatch dev = new DeviceBatch(s, cold)) {
             assertEquals(null, s.dramMapFailure(), "the DRAM tier is mapped for the GPU");
             long[] all = loadFlushed(s, model, universe, 11, 1);
@@ -293,7 +308,7 @@ class GpuTrainingStepTest {
             s.flush();
             assertModel(s, model, "after flush, seed " + seed);
         }
-        try (MlkvStore cpu = MlkvStore.builder().dim(DIM).directory(d).dramCapacityBytes(32 * DramTier.bucketBytes(DIM))
+        try (MlkvStore cpu = store().dim(DIM).directory(d).dramCapacityBytes(32 * DramTier.bucketBytes(DIM))
                 .blockCacheBytes(1 << 20).gpu(GpuMode.OFF).build()) {
             assertModel(cpu, model, "reopened without a GPU, seed " + seed);
         }
@@ -316,8 +331,8 @@ class GpuTrainingStepTest {
         int batch = 6_000;
         long dramBuckets = dramHoldsTable ? 16_384 : 64;
         Map<Long, float[]> model = new HashMap<>();
-        MlkvStoreBuilder b = MlkvStore.builder().dim(DIM).directory(d).dramCapacityBytes(dramBuckets * DramTier.bucketBytes(DIM))
-                .blockCacheBytes(1 << 20).gpu(GpuMode.ON).hbmCapacity(2048).hbmWriteBack(true);
+        MlkvStoreBuilder b = store().dim(DIM).directory(d).dramCapacityBytes(dramBuckets * DramTier.bucketBytes(DIM))
+                .blockCacheBytes(1 << 20).gpu(GpuMode.ON).hbmCapacity(perShard(2048)).hbmWriteBack(true);
         try (MlkvStore s = b.build(); DeviceBatch dev = new DeviceBatch(s, batch)) {
             loadFlushed(s, model, loaded, 13, 5);
             for (int round = 0; round < 8; round++) {
@@ -338,7 +353,7 @@ class GpuTrainingStepTest {
             s.flush();
             assertModel(s, model, "after flush, seed " + seed);
         }
-        try (MlkvStore cpu = MlkvStore.builder().dim(DIM).directory(d).dramCapacityBytes(32 * DramTier.bucketBytes(DIM))
+        try (MlkvStore cpu = store().dim(DIM).directory(d).dramCapacityBytes(32 * DramTier.bucketBytes(DIM))
                 .blockCacheBytes(1 << 20).gpu(GpuMode.OFF).build()) {
             assertModel(cpu, model, "reopened without a GPU, seed " + seed);
         }
@@ -353,8 +368,8 @@ class GpuTrainingStepTest {
         int universe = 16_384;
         int batch = 4_096;
         Map<Long, float[]> model = new HashMap<>();
-        MlkvStoreBuilder b = MlkvStore.builder().dim(DIM).directory(d).dramCapacityBytes(8192 * DramTier.bucketBytes(DIM))
-                .blockCacheBytes(1 << 20).gpu(GpuMode.ON).hbmCapacity(1024).hbmWriteBack(writeBack).hbmAdmission(admission);
+        MlkvStoreBuilder b = store().dim(DIM).directory(d).dramCapacityBytes(8192 * DramTier.bucketBytes(DIM))
+                .blockCacheBytes(1 << 20).gpu(GpuMode.ON).hbmCapacity(perShard(1024)).hbmWriteBack(writeBack).hbmAdmission(admission);
         try (MlkvStore s = b.build(); DeviceBatch dev = new DeviceBatch(s, batch)) {
             assertEquals(null, s.dramMapFailure(), "the DRAM tier is mapped for the GPU");
             long[] all = new long[universe];
@@ -410,7 +425,7 @@ class GpuTrainingStepTest {
             // Host reads last: they promote on the store's promoter thread, which would blur the count above.
             assertModel(s, model, "after the rounds, seed " + seed);
         }
-        try (MlkvStore cpu = MlkvStore.builder().dim(DIM).directory(d).dramCapacityBytes(32 * DramTier.bucketBytes(DIM))
+        try (MlkvStore cpu = store().dim(DIM).directory(d).dramCapacityBytes(32 * DramTier.bucketBytes(DIM))
                 .blockCacheBytes(1 << 20).gpu(GpuMode.OFF).build()) {
             assertModel(cpu, model, "reopened without a GPU, seed " + seed);
         }
@@ -475,7 +490,7 @@ class GpuTrainingStepTest {
             assertTrue(s.stats().tier("HBM").writeBacks() >= 2 * hbm, s.stats().toString());
             assertModel(s, model, "after the rounds");
         }
-        try (MlkvStore cpu = MlkvStore.builder().dim(DIM).directory(d).dramCapacityBytes(32 * DramTier.bucketBytes(DIM))
+        try (MlkvStore cpu = store().dim(DIM).directory(d).dramCapacityBytes(32 * DramTier.bucketBytes(DIM))
                 .blockCacheBytes(1 << 20).gpu(GpuMode.OFF).build()) {
             assertModel(cpu, model, "reopened without a GPU");
         }

@@ -481,6 +481,28 @@ class MlkvStoreTest {
     }
 
     @Test
+    void hbmDevicesAreCheckedWhenGivenAndASpillLogNeedsOneShard() {
+        IllegalArgumentException none = assertThrows(IllegalArgumentException.class, () -> MlkvStore.builder().hbmDevices());
+        assertTrue(none.getMessage().contains("hbmDevices") && none.getMessage().contains("1 to 32"), none.getMessage());
+        IllegalArgumentException negative = assertThrows(IllegalArgumentException.class,
+                () -> MlkvStore.builder().hbmDevices(0, -2));
+        assertTrue(negative.getMessage().contains("-2") && negative.getMessage().contains("[0, -2]"), negative.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> MlkvStore.builder().hbmDevices(new int[33]));
+        MlkvStoreBuilder b = MlkvStore.builder().dim(DIM).directory(dir.resolve("spill-shards")).gpu(GpuMode.AUTO)
+                .hbmDevices(0, 1).hbmSpillRows(1000);
+        IllegalStateException e = assertThrows(IllegalStateException.class, b::build);
+        assertTrue(e.getMessage().contains("hbmSpillRows") && e.getMessage().contains("one HBM shard")
+                && e.getMessage().contains("[0, 1]"), e.getMessage());
+        assertTrue(!java.nio.file.Files.exists(dir.resolve("spill-shards")), "nothing was created");
+        // Without a GPU the devices have no effect: the store runs on DRAM and RocksDB.
+        try (MlkvStore s = b.hbmSpillRows(0).gpu(GpuMode.OFF).build()) {
+            s.put(5, new float[DIM]);
+            assertEquals(1, s.size());
+            assertEquals(0, s.hbmShardEntries().length);
+        }
+    }
+
+    @Test
     void aSpillLogWithoutTheGpuTierIsRefusedAndSaysWhatToChange() {
         IllegalArgumentException bad = assertThrows(IllegalArgumentException.class,
                 () -> MlkvStore.builder().hbmSpillRows(-1));

@@ -96,7 +96,12 @@ public final class HbmTier implements AutoCloseable {
      * @param writeBack whether writes of keys held here stay here until eviction or flush
      */
     public static HbmTier open(int dim, long capacity, boolean writeBack) {
-        GpuHashTable table = GpuHashTable.create(dim, capacity, ScoreMode.LRU, 1 << 16);
+        return open(dim, capacity, writeBack, 0);
+    }
+
+    /** {@link #open(int, long, boolean)} on CUDA device {@code deviceOrdinal}. */
+    public static HbmTier open(int dim, long capacity, boolean writeBack, int deviceOrdinal) {
+        GpuHashTable table = GpuHashTable.create(dim, capacity, ScoreMode.LRU, 1 << 16, deviceOrdinal);
         // Reads count as use: a full bucket evicts its least recently read or written entry.
         table.scoreReads(true);
         LOG.info("HBM tier on {}: {} slots of dim {}, {}", table.deviceName(), table.capacity(), dim,
@@ -581,6 +586,8 @@ public final class HbmTier implements AutoCloseable {
     /** The tier {@link #mappedDram} maps. */
     private DramTier dramTier;
     private String dramMapFailure;
+    /** Whether {@link #mappedDram} is another tier's ({@link #mapDram(DramTier, HbmTier)}), closed by it. */
+    private boolean sharedMapping;
     private final AtomicLong spillFailures = new AtomicLong();
 
     /**
@@ -680,6 +687,28 @@ public final class HbmTier implements AutoCloseable {
      * reading DRAM on the CPU.
      */
     public void mapDram(DramTier dram) {
+        mapDram(dram, null);
+    }
+
+    /**
+     * {@link #mapDram(DramTier)}, or, where {@code mappedBy} (another tier on the same device, or
+     * null) has mapped it, the same mapping shared: one registration of the memory per process, one
+     * copy of its keys per device. {@code mappedBy} closes the mapping, after this tier.
+     */
+    public void mapDram(DramTier dram, HbmTier mappedBy) {
+        if (mappedBy != null) {
+            if (mappedBy.mappedDram == null || mappedBy.deviceOrdinal() != deviceOrdinal()) {
+                dramMapFailure = mappedBy.mappedDram == null ? "the DRAM tier could not be mapped: " + mappedBy.dramMapFailure
+                        : "the DRAM tier is mapped for CUDA device " + mappedBy.deviceOrdinal() + " only";
+                LOG.warn("DRAM tier not mapped for GPU reads of the HBM tier on device {}; its misses are read on the CPU ({})",
+                        deviceOrdinal(), dramMapFailure);
+                return;
+            }
+            mappedDram = mappedBy.mappedDram;
+            dramTier = dram;
+            sharedMapping = true;
+            return;
+        }
         long started = System.nanoTime();
         try {
             table.makeDeviceCurrent();
@@ -775,6 +804,11 @@ public final class HbmTier implements AutoCloseable {
     }
 
     /** Makes the tier's CUDA context current on the calling thread. */
+    /** The CUDA device the tier lives on. */
+    public int deviceOrdinal() {
+        return table.deviceOrdinal();
+    }
+
     public void makeCurrent() {
         table.makeDeviceCurrent();
     }
@@ -789,7 +823,12 @@ public final class HbmTier implements AutoCloseable {
      * @return the path that moved the data ({@code cufile} or {@code posix})
      */
     public String checkpoint(Path dir, FileIo io) throws IOException {
-        TableSnapshot.write(table, dir.resolve(CHECKPOINT_DIR), io);
+        return checkpointTo(dir.resolve(CHECKPOINT_DIR), io);
+    }
+
+    /** {@link #checkpoint} into {@code target} itself (one shard of several: its own directory). */
+    public String checkpointTo(Path target, FileIo io) throws IOException {
+        TableSnapshot.write(table, target, io);
         return io.lastPath();
     }
 
@@ -800,7 +839,12 @@ public final class HbmTier implements AutoCloseable {
      * @return entries loaded
      */
     public long warm(Path dir, FileIo io) throws IOException {
-        long n = TableSnapshot.load(table, dir.resolve(CHECKPOINT_DIR), io);
+        return warmFrom(dir.resolve(CHECKPOINT_DIR), io);
+    }
+
+    /** {@link #warm} from {@code source} itself (what {@link #checkpointTo} wrote). */
+    public long warmFrom(Path source, FileIo io) throws IOException {
+        long n = TableSnapshot.load(table, source, io);
         installs.add(n);
         return n;
     }
@@ -833,7 +877,9 @@ public final class HbmTier implements AutoCloseable {
             allStaging.clear();
             idleStaging.clear();
         }
-        parts.add(mappedDram);
+        if (!sharedMapping) {
+            parts.add(mappedDram);
+        }
         parts.add(table);
         CloseHelper.closeAll(parts);
     }

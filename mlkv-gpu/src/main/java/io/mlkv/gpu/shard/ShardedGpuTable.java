@@ -1,6 +1,5 @@
 package io.mlkv.gpu.shard;
 
-import static jcuda.driver.JCudaDriver.cuMemcpyDtoHAsync;
 import static jcuda.driver.JCudaDriver.cuMemcpyPeerAsync;
 import static jcuda.driver.JCudaDriver.cuStreamCreate;
 import static jcuda.driver.JCudaDriver.cuStreamDestroy;
@@ -11,7 +10,6 @@ import io.mlkv.gpu.cuda.CudaDevice;
 import io.mlkv.gpu.cuda.DeviceMemory;
 import io.mlkv.gpu.cuda.Kernels;
 import io.mlkv.gpu.cuda.OwnedResources;
-import io.mlkv.gpu.cuda.PinnedMemory;
 import io.mlkv.gpu.cufile.DeviceFileIo;
 import io.mlkv.gpu.table.GpuHashTable;
 import io.mlkv.gpu.table.ScoreMode;
@@ -24,7 +22,6 @@ import io.mlkv.storage.VectorTier;
 import io.mlkv.storage.VectorVisitor;
 import java.io.IOException;
 import java.io.Reader;
-import java.nio.IntBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -81,10 +78,6 @@ public final class ShardedGpuTable implements VectorTier {
     public static final int MAX_SHARDS = 32;
 
     private static final String SNAPSHOT_PROPERTIES = "sharded.properties";
-
-    /** Keys per block of the partition kernels (src-native: SHARD_CHUNK), and its threads (SHARD_BLOCK). */
-    private static final int CHUNK = 2048;
-    private static final int BLOCK = 256;
 
     private final int dim;
     private final GpuHashTable[] shards;
@@ -494,16 +487,8 @@ public final class ShardedGpuTable implements VectorTier {
         final CudaDevice device;
         final ReentrantLock lock = new ReentrantLock();
         final Kernels kernels;
-        final CUstream stream = new CUstream();
-        final DeviceMemory blockCounts;
-        final DeviceMemory shardStart;
-        final PinnedMemory hostStartPinned;
-        final DeviceMemory permKeys;
-        final DeviceMemory perm;
-        final DeviceMemory permRows;
-        final DeviceMemory permFound;
+        final BatchPartition partition;
         final Part[] parts;
-        final int[] hostStart = new int[shards.length + 1];
         private final OwnedResources resources = new OwnedResources();
         /** Closed first: each part frees its buffers on its own device, then the home's on this one. */
         private final OwnedResources partResources = new OwnedResources();
@@ -513,17 +498,7 @@ public final class ShardedGpuTable implements VectorTier {
             device.makeCurrent();
             try {
                 kernels = resources.add(Kernels.load());
-                // Blocking, as the tables' streams: it runs after what the caller queued on the legacy stream.
-                Cuda.check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_DEFAULT), "cuStreamCreate (shard home)");
-                resources.add(() -> Cuda.check(cuStreamDestroy(stream), "cuStreamDestroy (shard home)"));
-                long chunks = (maxBatch + CHUNK - 1) / CHUNK;
-                blockCounts = resources.add(new DeviceMemory(chunks * shards.length * Integer.BYTES, "shard counts"));
-                shardStart = resources.add(new DeviceMemory((shards.length + 1L) * Integer.BYTES, "shard starts"));
-                hostStartPinned = resources.add(new PinnedMemory((shards.length + 1L) * Integer.BYTES, "shard starts"));
-                permKeys = resources.add(new DeviceMemory((long) maxBatch * Long.BYTES, "partitioned keys"));
-                perm = resources.add(new DeviceMemory((long) maxBatch * Integer.BYTES, "partition positions"));
-                permRows = resources.add(new DeviceMemory((long) maxBatch * dim * Float.BYTES, "partitioned rows"));
-                permFound = resources.add(new DeviceMemory(maxBatch, "partitioned found flags"));
+                partition = resources.add(new BatchPartition(kernels, shards.length, dim, maxBatch));
                 parts = new Part[shards.length];
                 for (int s = 0; s < shards.length; s++) {
                     boolean remote = shards[s].deviceOrdinal() != device.ordinal() || copyLocalParts;
@@ -541,37 +516,16 @@ public final class ShardedGpuTable implements VectorTier {
         }
 
         /**
-         * Partitions {@code n} keys (and their rows, when given) by owner into permKeys/permRows,
-         * with each one's batch position in perm; returns where each shard's part starts (and n).
+         * Partitions {@code n} keys (and their rows, when given) by owner; returns where each
+         * shard's part starts (and n).
          */
         int[] partition(CUdeviceptr keys, CUdeviceptr rows, int n) {
-            long blocks = (n + CHUNK - 1) / CHUNK;
-            int count = shards.length;
-            kernels.launch("mlkv_shard_count", blocks * BLOCK, BLOCK, stream, keys, (long) n, count, blockCounts.pointer());
-            kernels.launch("mlkv_shard_scan", 1024, 1024, stream, blockCounts.pointer(), blocks * count, blocks, count,
-                    shardStart.pointer());
-            kernels.launch("mlkv_shard_scatter", blocks * BLOCK, BLOCK, stream, keys, (long) n, count,
-                    blockCounts.pointer(), permKeys.pointer(), perm.pointer());
-            if (rows != null) {
-                kernels.launch("mlkv_gather_rows", (long) n * dim, BLOCK, stream, rows, perm.pointer(), (long) n, dim,
-                        permRows.pointer());
-            }
-            Cuda.check(cuMemcpyDtoHAsync(hostStartPinned.pointer(), shardStart.pointer(),
-                    hostStart.length * (long) Integer.BYTES, stream), "cuMemcpyDtoHAsync (shard starts)");
-            Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize (partition of " + n + " keys)");
-            IntBuffer starts = hostStartPinned.buffer().asIntBuffer();
-            starts.get(hostStart);
-            if (hostStart[count] != n) {
-                throw new IllegalStateException("partition of " + n + " keys placed " + hostStart[count]);
-            }
-            return hostStart;
+            return partition.partition(keys, rows, n);
         }
 
-        /** Puts the shards' found flags, in partition order in permFound, back in batch order. */
+        /** Puts the shards' found flags, in partition order, back in batch order. */
         void restoreFlags(int n, CUdeviceptr found) {
-            kernels.launch("mlkv_shard_unpermute_flags", n, BLOCK, stream, permFound.pointer(), perm.pointer(),
-                    (long) n, found);
-            Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize (reorder of " + n + " flags)");
+            partition.restoreFlags(n, found);
         }
 
         @Override
@@ -629,10 +583,10 @@ public final class ShardedGpuTable implements VectorTier {
          */
         void run(GpuHashTable table, ShardCall call, int first, int n, boolean rowsIn, boolean flagsBack,
                 CUdeviceptr out, CUdeviceptr found) {
-            CUdeviceptr homeKeys = home.permKeys.at((long) first * Long.BYTES);
-            CUdeviceptr homePositions = home.perm.at((long) first * Integer.BYTES);
-            CUdeviceptr homeRows = home.permRows.at((long) first * dim * Float.BYTES);
-            CUdeviceptr homeFound = home.permFound.at(first);
+            CUdeviceptr homeKeys = home.partition.keys(first);
+            CUdeviceptr homePositions = home.partition.positions(first);
+            CUdeviceptr homeRows = home.partition.rows(first);
+            CUdeviceptr homeFound = home.partition.found(first);
             if (!remote) {
                 call.apply(table, homeKeys, rowsIn ? homeRows : null, homePositions, n, homeFound, out, found);
                 return;

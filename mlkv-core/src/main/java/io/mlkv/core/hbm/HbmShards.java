@@ -1,0 +1,861 @@
+package io.mlkv.core.hbm;
+
+import static jcuda.driver.JCudaDriver.cuMemcpyPeerAsync;
+import static jcuda.driver.JCudaDriver.cuPointerGetAttribute;
+import static jcuda.driver.JCudaDriver.cuStreamCreate;
+import static jcuda.driver.JCudaDriver.cuStreamDestroy;
+import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
+
+import io.mlkv.gpu.cuda.Cuda;
+import io.mlkv.gpu.cuda.CudaDevice;
+import io.mlkv.gpu.cuda.DeviceMemory;
+import io.mlkv.gpu.cuda.Kernels;
+import io.mlkv.gpu.cuda.OwnedResources;
+import io.mlkv.gpu.cufile.FileIo;
+import io.mlkv.gpu.shard.BatchPartition;
+import io.mlkv.gpu.shard.ShardedGpuTable;
+import io.mlkv.storage.MlkvException;
+import io.mlkv.storage.StatusCode;
+import io.mlkv.storage.dram.DramTier;
+import java.io.IOException;
+import java.io.Reader;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.FutureTask;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Function;
+import jcuda.Pointer;
+import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUpointer_attribute;
+import jcuda.driver.CUstream;
+import jcuda.driver.CUstream_flags;
+
+/**
+ * The store's HBM tier as one or more shards, each an {@link HbmTier} with its own migration,
+ * device writes and combined calls, on a CUDA device of the process (several shards may share
+ * one). Every key has one owner shard, {@link ShardedGpuTable#ownerOf}, so a key lives in at most
+ * one shard's table; DRAM and RocksDB below are the store's, one per host.
+ *
+ * <p>With one shard every call goes straight to it. With several:
+ * <ul>
+ *   <li><b>Device-pointer calls</b> take their batch on any of the shards' devices (the <em>home</em>
+ *       of the call, found from the keys pointer). A kernel there splits the batch by owner, stably
+ *       (a key repeated in a batch keeps its order, so the last put wins and every delta is added,
+ *       as with one shard), a read's output rows travel with it (rows of keys not found come back
+ *       as they were), each shard's part runs on its owner in parallel (parts for another device
+ *       are peer-copied there and back), and one kernel each puts rows and flags back in batch
+ *       order.</li>
+ *   <li><b>Host-array calls</b> split the batch by owner on the CPU.</li>
+ *   <li><b>Checkpoints</b> write shard {@code s} to {@code hbm/shard-s} and the shard count to
+ *       {@code hbm/shards.properties}; a store opened with another count starts its HBM tier cold
+ *       (every checkpointed entry is in RocksDB too).</li>
+ * </ul>
+ */
+public final class HbmShards implements AutoCloseable {
+    /** The keys of one device call's part, at most: a batch above it goes in parts of this size. */
+    private static final int MAX_PART = 1 << 20;
+    /** Where a checkpoint of several shards records their count, inside {@link HbmTier#CHECKPOINT_DIR}. */
+    static final String SHARDS_FILE = "shards.properties";
+    /**
+     * Copy every part to buffers of its own even where its shard lives on the home device, as
+     * parts for another device are: {@code -Dmlkv.hbmShardCopyLocalParts=true}, so a one-GPU run
+     * exercises the peer-copy path. Read when the store opens.
+     */
+    private final boolean copyLocalParts = Boolean.getBoolean("mlkv.hbmShardCopyLocalParts");
+
+    /** One shard's tier and what drives it. */
+    public record Stack(HbmMigration migration, DeviceWrites writes, CombinedDeviceCalls combined) {
+    }
+
+    private final int dim;
+    private final HbmTier[] tiers;
+    private final Stack[] stacks;
+    private final Map<Integer, Home> homes = new LinkedHashMap<>();
+    private final ExecutorService workers;
+    private final OwnedResources owned = new OwnedResources();
+
+    /**
+     * Takes over {@code tiers} (closed with this); call {@link #build} before any other call.
+     * With several devices, enables peer access between every two of them.
+     */
+    public HbmShards(int dim, HbmTier[] tiers) {
+        if (tiers.length < 1 || tiers.length > ShardedGpuTable.MAX_SHARDS) {
+            throw new IllegalArgumentException("an HBM tier has 1 to " + ShardedGpuTable.MAX_SHARDS + " shards, was "
+                    + tiers.length);
+        }
+        this.dim = dim;
+        this.tiers = tiers.clone();
+        this.stacks = new Stack[tiers.length];
+        for (HbmTier t : tiers) {
+            owned.add(t);
+        }
+        if (tiers.length == 1) {
+            workers = null;
+            return;
+        }
+        AtomicInteger threadNo = new AtomicInteger();
+        workers = Executors.newCachedThreadPool(r -> {
+            Thread t = new Thread(r, "mlkv-hbm-shard-" + threadNo.getAndIncrement());
+            t.setDaemon(true);
+            return t;
+        });
+        Map<Integer, CudaDevice> devices = new LinkedHashMap<>();
+        for (HbmTier t : tiers) {
+            devices.putIfAbsent(t.deviceOrdinal(), t.table().device());
+        }
+        OwnedResources opened = new OwnedResources();
+        try {
+            for (CudaDevice from : devices.values()) {
+                for (CudaDevice to : devices.values()) {
+                    if (from != to) {
+                        CudaDevice.enablePeerAccess(from, to);
+                    }
+                }
+            }
+            for (Map.Entry<Integer, CudaDevice> d : devices.entrySet()) {
+                homes.put(d.getKey(), opened.add(new Home(d.getValue())));
+            }
+        } catch (RuntimeException e) {
+            // The tiers stay the caller's to close when this constructor fails.
+            workers.shutdownNow();
+            try {
+                opened.close();
+            } catch (RuntimeException suppressed) {
+                e.addSuppressed(suppressed);
+            }
+            throw e;
+        }
+        owned.add(workers::shutdownNow);
+        owned.add(opened);
+    }
+
+    /** Builds each shard's migration, device writes and combined calls (closed with this). */
+    public void build(Function<HbmTier, Stack> stack) {
+        for (int s = 0; s < tiers.length; s++) {
+            stacks[s] = stack.apply(tiers[s]);
+            owned.add(stacks[s].combined());
+        }
+    }
+
+    /** The number of shards. */
+    public int count() {
+        return tiers.length;
+    }
+
+    /** The entries each shard holds (for tests and benchmarks). */
+    public long[] entriesPerShard() {
+        long[] n = new long[tiers.length];
+        for (int s = 0; s < tiers.length; s++) {
+            n[s] = tiers[s].counters().entries();
+        }
+        return n;
+    }
+
+    /** Whether writes of keys HBM holds stay there (the same for every shard). */
+    public boolean writeBack() {
+        return tiers[0].writeBack();
+    }
+
+    /** Maps the DRAM tier for GPU reads: once per process, shared by the shards on the first shard's device. */
+    public void mapDram(DramTier dram) {
+        tiers[0].mapDram(dram);
+        for (int s = 1; s < tiers.length; s++) {
+            tiers[s].mapDram(dram, tiers[0]);
+        }
+    }
+
+    /** Frequency admission in every shard. */
+    public void admitByFrequency() {
+        for (HbmTier t : tiers) {
+            t.admitByFrequency();
+        }
+    }
+
+    /** Makes the first shard's CUDA context current on the calling thread. */
+    public void makeCurrent() {
+        tiers[0].makeCurrent();
+    }
+
+    // ------------------------------------------------------------------ host arrays
+
+    /** Reads through the tiers, HBM first ({@link HbmMigration#read}); returns the number found. */
+    public int read(long[] keys, float[] out, boolean[] found) {
+        if (stacks.length == 1) {
+            return stacks[0].migration().read(keys, out, found);
+        }
+        Split split = new Split(keys, keys.length);
+        List<Future<Integer>> parts = new ArrayList<>();
+        for (int s = 0; s < stacks.length; s++) {
+            if (split.size(s) == 0) {
+                continue;
+            }
+            int shard = s;
+            parts.add(workers.submit(() -> {
+                long[] k = split.keys(shard);
+                float[] o = new float[k.length * dim];
+                boolean[] f = new boolean[k.length];
+                int n = stacks[shard].migration().read(k, o, f);
+                split.scatterFound(shard, o, f, out, found);
+                return n;
+            }));
+        }
+        int n = 0;
+        for (Future<Integer> f : awaitAll("multiGet", parts)) {
+            n += done(f);
+        }
+        return n;
+    }
+
+    /** Promotes keys into HBM ({@link HbmMigration#prefetch}); returns how many were promoted. */
+    public int prefetch(long[] keys) {
+        if (stacks.length == 1) {
+            return stacks[0].migration().prefetch(keys);
+        }
+        Split split = new Split(keys, keys.length);
+        int n = 0;
+        for (int s = 0; s < stacks.length; s++) {
+            if (split.size(s) > 0) {
+                n += stacks[s].migration().prefetch(split.keys(s));
+            }
+        }
+        return n;
+    }
+
+    /** Writes every dirty entry of every shard below. Caller holds the mutation lock. */
+    public void writeDirty() {
+        for (Stack s : stacks) {
+            s.migration().writeDirty();
+        }
+    }
+
+    /** Drops the copies of {@code keys}. Caller holds the mutation lock. */
+    public void erase(long[] keys) {
+        if (tiers.length == 1) {
+            tiers[0].erase(keys);
+            return;
+        }
+        Split split = new Split(keys, keys.length);
+        for (int s = 0; s < tiers.length; s++) {
+            if (split.size(s) > 0) {
+                tiers[s].erase(split.keys(s));
+            }
+        }
+    }
+
+    /** {@link HbmTier#update} of rows {@code [0, count)}, each in its owner. Caller holds the mutation lock. */
+    public void update(long[] keys, float[] values, int count) {
+        if (tiers.length == 1) {
+            tiers[0].update(keys, values, count);
+            return;
+        }
+        Split split = new Split(keys, count);
+        for (int s = 0; s < tiers.length; s++) {
+            if (split.size(s) > 0) {
+                tiers[s].update(split.keys(s), split.rows(s, values), split.size(s));
+            }
+        }
+    }
+
+    /** {@link HbmTier#writeHeld} of rows {@code [0, count)}, each in its owner. Caller holds the mutation lock. */
+    public void writeHeld(long[] keys, float[] values, int count, boolean[] held) {
+        if (tiers.length == 1) {
+            tiers[0].writeHeld(keys, values, count, held);
+            return;
+        }
+        Split split = new Split(keys, count);
+        for (int s = 0; s < tiers.length; s++) {
+            if (split.size(s) > 0) {
+                boolean[] h = new boolean[split.size(s)];
+                tiers[s].writeHeld(split.keys(s), split.rows(s, values), split.size(s), h);
+                split.scatterFlags(s, h, held);
+            }
+        }
+    }
+
+    /** {@link HbmTier#peek}, each key in its owner; returns the number found. Caller holds the mutation lock. */
+    public int peek(long[] keys, float[] out, boolean[] found) {
+        if (tiers.length == 1) {
+            return tiers[0].peek(keys, out, found);
+        }
+        Split split = new Split(keys, keys.length);
+        int n = 0;
+        for (int s = 0; s < tiers.length; s++) {
+            if (split.size(s) > 0) {
+                float[] o = new float[split.size(s) * dim];
+                boolean[] f = new boolean[split.size(s)];
+                n += tiers[s].peek(split.keys(s), o, f);
+                split.scatterFound(s, o, f, out, found);
+            }
+        }
+        return n;
+    }
+
+    // ------------------------------------------------------------------ device pointers
+
+    /** The home shard's {@link DeviceWrites#checkReserved}: refuses a reserved key before anything is written. */
+    public void checkReserved(String op, CUdeviceptr keys, long n) {
+        stacks[homeShard(op, keys)].writes().checkReserved(op, keys, n);
+    }
+
+    /** Whether {@link #writeClean} takes a batch of {@code n} keys. */
+    public boolean takesClean(long n) {
+        return stacks[0].writes().takesClean(Math.min(n, MAX_PART));
+    }
+
+    /** {@code n} keys of the call's device, copied to the host. */
+    public long[] keysToHost(CUdeviceptr keys, long n) {
+        return tiers[homeShard("keysToHost", keys)].keysToHost(keys, n);
+    }
+
+    /** Rows {@code rows} of {@code values} on the same device as {@code keys}, copied to the host. */
+    public float[] rowsToHost(CUdeviceptr keys, CUdeviceptr values, long n, int[] rows) {
+        return tiers[homeShard("rowsToHost", keys)].rowsToHost(values, n, rows);
+    }
+
+    /** {@link CombinedDeviceCalls#multiGet}, each key in its owner. */
+    public long multiGet(CUdeviceptr keys, long n, CUdeviceptr out, CUdeviceptr found) {
+        if (stacks.length == 1) {
+            return stacks[0].combined().multiGet(keys, n, out, found);
+        }
+        return route("multiGet", keys, null, n, out, found,
+                (st, k, rows, c, f) -> st.combined().multiGet(k, c, rows, f));
+    }
+
+    /** {@link CombinedDeviceCalls#multiPut}, each key in its owner. */
+    public void multiPut(CUdeviceptr keys, long n, CUdeviceptr values) {
+        if (stacks.length == 1) {
+            stacks[0].combined().multiPut(keys, n, values);
+            return;
+        }
+        route("multiPut", keys, values, n, null, null, (st, k, rows, c, f) -> {
+            st.combined().multiPut(k, c, rows);
+            return 0;
+        });
+    }
+
+    /** {@link CombinedDeviceCalls#accumulate}, each key in its owner. */
+    public void accumulate(CUdeviceptr keys, long n, CUdeviceptr deltas) {
+        if (stacks.length == 1) {
+            stacks[0].combined().accumulate(keys, n, deltas);
+            return;
+        }
+        route("accumulate", keys, deltas, n, null, null, (st, k, rows, c, f) -> {
+            st.combined().accumulate(k, c, rows);
+            return 0;
+        });
+    }
+
+    /** {@link DeviceWrites#writeClean}, each key in its owner; {@code rest} gets each shard's keys it does not hold. */
+    public void writeClean(DeviceWrites.Kind kind, CUdeviceptr keys, long n, CUdeviceptr rows, DeviceWrites.HostWrite rest) {
+        if (stacks.length == 1) {
+            stacks[0].writes().writeClean(kind, keys, n, rows, rest);
+            return;
+        }
+        route("write", keys, rows, n, null, null, (st, k, r, c, f) -> {
+            st.writes().writeClean(kind, k, c, r, rest);
+            return 0;
+        });
+    }
+
+    /** One shard's part of a device call: keys, rows (a write's input or a read's output) and found flags on its device. */
+    private interface PartCall {
+        long run(Stack shard, CUdeviceptr keys, CUdeviceptr rows, int n, CUdeviceptr found);
+    }
+
+    private long route(String op, CUdeviceptr keys, CUdeviceptr rowsIn, long n, CUdeviceptr out, CUdeviceptr found,
+            PartCall call) {
+        Home home = homes.get(tiers[homeShard(op, keys)].deviceOrdinal());
+        long total = 0;
+        for (long off = 0; off < n; off += MAX_PART) {
+            int c = (int) Math.min(MAX_PART, n - off);
+            CUdeviceptr k = keys.withByteOffset(off * Long.BYTES);
+            CUdeviceptr r = rowsIn == null ? null : rowsIn.withByteOffset(off * dim * Float.BYTES);
+            CUdeviceptr o = out == null ? null : out.withByteOffset(off * dim * Float.BYTES);
+            CUdeviceptr f = found == null ? null : found.withByteOffset(off);
+            total += home.routePart(op, k, r, c, o, f, call);
+        }
+        return total;
+    }
+
+    /** The first shard on the device that holds {@code keys} (asked of CUDA only where the shards use several devices). */
+    private int homeShard(String op, CUdeviceptr keys) {
+        if (homes.size() <= 1) {
+            return 0;
+        }
+        int[] ordinal = new int[1];
+        Cuda.check(cuPointerGetAttribute(Pointer.to(ordinal), CUpointer_attribute.CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL, keys),
+                "cuPointerGetAttribute (device of " + op + "'s keys)");
+        for (int s = 0; s < tiers.length; s++) {
+            if (tiers[s].deviceOrdinal() == ordinal[0]) {
+                return s;
+            }
+        }
+        throw new IllegalArgumentException(op + ": the batch is on CUDA device " + ordinal[0]
+                + ", which holds no HBM shard of this store; its devices are " + homes.keySet());
+    }
+
+    /** A device that is the home of device calls: its partition kernels and a pool of partition buffers. */
+    private final class Home implements AutoCloseable {
+        final CudaDevice device;
+        final Kernels kernels;
+        final ConcurrentLinkedQueue<BatchPartition> idle = new ConcurrentLinkedQueue<>();
+        final List<BatchPartition> all = new ArrayList<>();
+        /** Per shard, buffers on its device for the parts this home sends there (null where none are copied). */
+        final List<ConcurrentLinkedQueue<PartBuffers>> idleParts = new ArrayList<>();
+        final List<PartBuffers> allParts = new ArrayList<>();
+
+        Home(CudaDevice device) {
+            this.device = device;
+            device.makeCurrent();
+            this.kernels = Kernels.load();
+            for (int s = 0; s < tiers.length; s++) {
+                idleParts.add(new ConcurrentLinkedQueue<>());
+            }
+        }
+
+        long routePart(String op, CUdeviceptr keys, CUdeviceptr rowsIn, int n, CUdeviceptr out, CUdeviceptr found,
+                PartCall call) {
+            BatchPartition p = acquire(n);
+            try {
+                device.makeCurrent();
+                // A read's output rows go with their keys, so rows of keys not found come back as they were.
+                int[] start = p.partition(keys, out != null ? out : rowsIn, n).clone();
+                List<Future<Long>> parts = new ArrayList<>();
+                FutureTask<Long> inline = null;
+                for (int s = 0; s < tiers.length; s++) {
+                    int first = start[s];
+                    int count = start[s + 1] - first;
+                    if (count == 0) {
+                        continue;
+                    }
+                    int shard = s;
+                    FutureTask<Long> task = new FutureTask<>(() -> runShard(p, shard, first, count, out != null || found != null, call));
+                    if (inline != null) {
+                        workers.execute(inline);
+                    }
+                    inline = task;
+                    parts.add(task);
+                }
+                if (inline != null) {
+                    inline.run();  // the last shard with keys runs on the caller's thread
+                }
+                long total = 0;
+                for (Future<Long> f : awaitAll(op, parts)) {
+                    total += done(f);
+                }
+                device.makeCurrent();
+                if (out != null) {
+                    p.scatterRows(n, out);
+                }
+                if (found != null) {
+                    p.restoreFlags(n, found);
+                }
+                return total;
+            } finally {
+                idle.add(p);
+            }
+        }
+
+        /** Shard {@code s}'s part [first, first + n) of {@code p}; {@code back}: rows and flags come back. */
+        private long runShard(BatchPartition p, int s, int first, int n, boolean back, PartCall call) {
+            HbmTier tier = tiers[s];
+            if (tier.deviceOrdinal() == device.ordinal() && !copyLocalParts) {
+                tier.makeCurrent();
+                return call.run(stacks[s], p.keys(first), p.rows(first), n, p.found(first));
+            }
+            PartBuffers b = acquirePart(s, n);
+            try {
+                tier.makeCurrent();
+                b.copy(b.keys.pointer(), tier.table().device(), p.keys(first), device, (long) n * Long.BYTES, "keys");
+                b.copy(b.rows.pointer(), tier.table().device(), p.rows(first), device, (long) n * dim * Float.BYTES, "rows");
+                b.sync();
+                long r = call.run(stacks[s], b.keys.pointer(), b.rows.pointer(), n, b.found.pointer());
+                if (back) {
+                    tier.makeCurrent();
+                    b.copy(p.rows(first), device, b.rows.pointer(), tier.table().device(), (long) n * dim * Float.BYTES, "rows");
+                    b.copy(p.found(first), device, b.found.pointer(), tier.table().device(), n, "found flags");
+                    b.sync();
+                }
+                return r;
+            } finally {
+                idleParts.get(s).add(b);
+            }
+        }
+
+        /** An idle partition set that holds {@code n} keys, or a new one. */
+        private BatchPartition acquire(int n) {
+            for (BatchPartition p : idle) {
+                if (p.capacity() >= n && idle.remove(p)) {
+                    return p;
+                }
+            }
+            device.makeCurrent();
+            BatchPartition p = new BatchPartition(kernels, tiers.length, dim, capacityFor(n));
+            synchronized (all) {
+                all.add(p);
+            }
+            return p;
+        }
+
+        private PartBuffers acquirePart(int s, int n) {
+            for (PartBuffers b : idleParts.get(s)) {
+                if (b.capacity >= n && idleParts.get(s).remove(b)) {
+                    return b;
+                }
+            }
+            PartBuffers b = new PartBuffers(tiers[s].table().device(), capacityFor(n));
+            synchronized (allParts) {
+                allParts.add(b);
+            }
+            return b;
+        }
+
+        @Override
+        public void close() {
+            OwnedResources r = new OwnedResources();
+            r.add(kernels);
+            synchronized (all) {
+                all.forEach(r::add);
+            }
+            synchronized (allParts) {
+                allParts.forEach(r::add);
+            }
+            device.makeCurrent();
+            r.close();
+        }
+    }
+
+    /** At least 64K keys, a power of two: concurrent calls of similar sizes reuse each other's buffers. */
+    private static int capacityFor(int n) {
+        return Math.max(1 << 16, Integer.highestOneBit(Math.max(1, n - 1)) << 1);
+    }
+
+    /** Buffers on a shard's device for the parts another device sends it. */
+    private final class PartBuffers implements AutoCloseable {
+        final CudaDevice device;
+        final int capacity;
+        final CUstream stream = new CUstream();
+        final DeviceMemory keys;
+        final DeviceMemory rows;
+        final DeviceMemory found;
+        private final OwnedResources resources = new OwnedResources();
+
+        PartBuffers(CudaDevice device, int capacity) {
+            this.device = device;
+            this.capacity = capacity;
+            device.makeCurrent();
+            try {
+                Cuda.check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate (HBM shard part)");
+                resources.add(() -> Cuda.check(cuStreamDestroy(stream), "cuStreamDestroy (HBM shard part)"));
+                keys = resources.add(new DeviceMemory((long) capacity * Long.BYTES, "HBM shard part keys"));
+                rows = resources.add(new DeviceMemory((long) capacity * dim * Float.BYTES, "HBM shard part rows"));
+                found = resources.add(new DeviceMemory(capacity, "HBM shard part found flags"));
+            } catch (RuntimeException e) {
+                try {
+                    resources.close();
+                } catch (RuntimeException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+                throw e;
+            }
+        }
+
+        void copy(CUdeviceptr dst, CudaDevice dstDevice, CUdeviceptr src, CudaDevice srcDevice, long bytes, String what) {
+            Cuda.check(cuMemcpyPeerAsync(dst, dstDevice.context(), src, srcDevice.context(), bytes, stream),
+                    "cuMemcpyPeerAsync (" + bytes + " bytes of " + what + ", device " + srcDevice.ordinal() + " to "
+                            + dstDevice.ordinal() + ")");
+        }
+
+        void sync() {
+            Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize (HBM shard part copies, device " + device.ordinal() + ")");
+        }
+
+        @Override
+        public void close() {
+            device.makeCurrent();
+            resources.close();
+        }
+    }
+
+    /** A host batch's first {@code count} keys split by owner: each shard's positions, in batch order. */
+    private final class Split {
+        final long[] keys;
+        final int[][] positions;
+
+        Split(long[] keys, int count) {
+            this.keys = keys;
+            int shards = tiers.length;
+            int[] owner = new int[count];
+            int[] sizes = new int[shards];
+            for (int i = 0; i < count; i++) {
+                owner[i] = ShardedGpuTable.ownerOf(keys[i], shards);
+                sizes[owner[i]]++;
+            }
+            positions = new int[shards][];
+            for (int s = 0; s < shards; s++) {
+                positions[s] = new int[sizes[s]];
+            }
+            int[] filled = new int[shards];
+            for (int i = 0; i < count; i++) {
+                positions[owner[i]][filled[owner[i]]++] = i;
+            }
+        }
+
+        int size(int s) {
+            return positions[s].length;
+        }
+
+        long[] keys(int s) {
+            int[] at = positions[s];
+            long[] k = new long[at.length];
+            for (int j = 0; j < at.length; j++) {
+                k[j] = keys[at[j]];
+            }
+            return k;
+        }
+
+        float[] rows(int s, float[] rows) {
+            int[] at = positions[s];
+            float[] r = new float[at.length * dim];
+            for (int j = 0; j < at.length; j++) {
+                System.arraycopy(rows, at[j] * dim, r, j * dim, dim);
+            }
+            return r;
+        }
+
+        /** Copies the found rows and flags of shard {@code s}'s part back to their batch positions. */
+        void scatterFound(int s, float[] partOut, boolean[] partFound, float[] out, boolean[] found) {
+            int[] at = positions[s];
+            for (int j = 0; j < at.length; j++) {
+                found[at[j]] = partFound[j];
+                if (partFound[j]) {
+                    System.arraycopy(partOut, j * dim, out, at[j] * dim, dim);
+                }
+            }
+        }
+
+        void scatterFlags(int s, boolean[] part, boolean[] flags) {
+            int[] at = positions[s];
+            for (int j = 0; j < at.length; j++) {
+                flags[at[j]] = part[j];
+            }
+        }
+    }
+
+    /** Waits for every part, even after one failed, and rethrows the first failure with the others suppressed. */
+    private static <T> List<Future<T>> awaitAll(String op, List<Future<T>> parts) {
+        RuntimeException failure = null;
+        boolean interrupted = false;
+        for (Future<T> f : parts) {
+            while (true) {
+                try {
+                    f.get();
+                    break;
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                } catch (ExecutionException e) {
+                    Throwable cause = e.getCause();
+                    RuntimeException r = cause instanceof RuntimeException re ? re
+                            : new IllegalStateException(op + ": an HBM shard failed: " + cause, cause);
+                    if (failure == null) {
+                        failure = r;
+                    } else if (failure != r) {
+                        failure.addSuppressed(r);
+                    }
+                    break;
+                }
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+        if (failure != null) {
+            throw failure;
+        }
+        return parts;
+    }
+
+    private static <T> T done(Future<T> f) {
+        try {
+            return f.get();
+        } catch (InterruptedException | ExecutionException e) {
+            throw new IllegalStateException("a completed HBM shard call has no result", e);
+        }
+    }
+
+    // ------------------------------------------------------------------ checkpoints
+
+    /**
+     * Writes every shard's entries into {@code dir/hbm}: the one shard's as {@link HbmTier#checkpoint}
+     * does, several as {@code hbm/shard-s} each and then {@code hbm/shards.properties}. Caller holds
+     * the mutation lock.
+     *
+     * @return the path that moved the data ({@code cufile} or {@code posix})
+     */
+    public String checkpoint(Path dir, FileIo io) throws IOException {
+        if (tiers.length == 1) {
+            return tiers[0].checkpoint(dir, io);
+        }
+        Path hbm = dir.resolve(HbmTier.CHECKPOINT_DIR);
+        Files.createDirectories(hbm);
+        String path = null;
+        for (int s = 0; s < tiers.length; s++) {
+            path = tiers[s].checkpointTo(hbm.resolve("shard-" + s), io);
+        }
+        Files.writeString(hbm.resolve(SHARDS_FILE), "shards=" + tiers.length + "\n");
+        return path;
+    }
+
+    /**
+     * Loads what {@link #checkpoint} wrote into {@code dir/hbm}.
+     *
+     * @return entries loaded
+     * @throws MlkvException {@code INCOMPATIBLE_FORMAT} naming both counts if the checkpoint has another
+     *     number of shards (nothing is loaded)
+     */
+    public long warm(Path dir, FileIo io) throws IOException {
+        Path hbm = dir.resolve(HbmTier.CHECKPOINT_DIR);
+        int saved = savedShards(hbm);
+        if (saved != tiers.length) {
+            throw new MlkvException(StatusCode.INCOMPATIBLE_FORMAT, "warm the HBM tier from " + hbm,
+                    "the checkpoint's HBM tier has " + saved + " shard(s) and this store " + tiers.length
+                            + "; open it with " + saved + " HBM device(s) to start warm (every entry is in RocksDB either way)");
+        }
+        if (tiers.length == 1) {
+            return tiers[0].warm(dir, io);
+        }
+        long n = 0;
+        for (int s = 0; s < tiers.length; s++) {
+            n += tiers[s].warmFrom(hbm.resolve("shard-" + s), io);
+        }
+        return n;
+    }
+
+    private static int savedShards(Path hbm) throws IOException {
+        Path file = hbm.resolve(SHARDS_FILE);
+        if (!Files.isRegularFile(file)) {
+            return 1;
+        }
+        Properties props = new Properties();
+        try (Reader r = Files.newBufferedReader(file)) {
+            props.load(r);
+        }
+        try {
+            return Integer.parseInt(props.getProperty("shards", "").trim());
+        } catch (NumberFormatException e) {
+            throw new MlkvException(StatusCode.CORRUPTION, "read " + file, "no shard count in it");
+        }
+    }
+
+    // ------------------------------------------------------------------ counters
+
+    /** The shards' counters, summed. */
+    public HbmTier.Counters counters() {
+        long[] sum = new long[9];
+        for (HbmTier t : tiers) {
+            HbmTier.Counters c = t.counters();
+            long[] v = {c.hits(), c.misses(), c.installs(), c.evictions(), c.writeBacks(), c.entries(), c.capacity(),
+                c.lookupNanos(), c.installNanos()};
+            for (int i = 0; i < v.length; i++) {
+                sum[i] += v[i];
+            }
+        }
+        return new HbmTier.Counters(sum[0], sum[1], sum[2], sum[3], sum[4], sum[5], sum[6], sum[7], sum[8]);
+    }
+
+    public long dramProbeNanos() {
+        long n = 0;
+        for (HbmTier t : tiers) {
+            n += t.dramProbeNanos();
+        }
+        return n;
+    }
+
+    public long dramWriteNanos() {
+        long n = 0;
+        for (HbmTier t : tiers) {
+            n += t.dramWriteNanos();
+        }
+        return n;
+    }
+
+    public long spillAppendNanos() {
+        long n = 0;
+        for (HbmTier t : tiers) {
+            n += t.spillAppendNanos();
+        }
+        return n;
+    }
+
+    public long admissionRejections() {
+        long n = 0;
+        for (HbmTier t : tiers) {
+            n += t.admissionRejections();
+        }
+        return n;
+    }
+
+    public long[] deferredInstalls() {
+        long[] sum = new long[2];
+        for (HbmTier t : tiers) {
+            long[] d = t.deferredInstalls();
+            sum[0] += d[0];
+            sum[1] += d[1];
+        }
+        return sum;
+    }
+
+    public long spillReadsOnGpu() {
+        long n = 0;
+        for (Stack s : stacks) {
+            n += s.migration().spillReadsOnGpu();
+        }
+        return n;
+    }
+
+    public long dramReadsOnGpu() {
+        long n = 0;
+        for (Stack s : stacks) {
+            n += s.migration().dramReadsOnGpu();
+        }
+        return n;
+    }
+
+    /** Why the DRAM tier is not mapped for some shard's reads, or null where every shard reads it on the GPU. */
+    public String dramMapFailure() {
+        for (HbmTier t : tiers) {
+            if (t.dramMapFailure() != null) {
+                return t.dramMapFailure();
+            }
+        }
+        return null;
+    }
+
+    /** {@link CombinedDeviceCalls#counts}, summed over shards. */
+    public long[] combinedCounts() {
+        long[] sum = new long[12];
+        for (Stack s : stacks) {
+            long[] c = s.combined().counts();
+            for (int i = 0; i < sum.length; i++) {
+                sum[i] += c[i];
+            }
+        }
+        return sum;
+    }
+
+    /** Closes the combined calls, the homes' buffers and then the tiers; the store calls it with no call in flight. */
+    @Override
+    public void close() {
+        owned.close();
+    }
+}
