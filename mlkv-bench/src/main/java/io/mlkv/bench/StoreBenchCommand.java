@@ -67,8 +67,13 @@ final class StoreBenchCommand implements Callable<Integer> {
     @Option(names = "--records", defaultValue = "4194304", description = "Keys in the table (default ${DEFAULT-VALUE}).")
     int records;
 
-    @Option(names = "--hbm-entries", description = "Entries of the HBM tier; default half of --records.")
+    @Option(names = "--hbm-entries", description = "Entries of the HBM tier, split evenly over --hbm-devices; default half of --records.")
     Long hbmEntries;
+
+    @Option(names = "--hbm-devices", split = ",", defaultValue = "0",
+            description = "CUDA devices of the HBM tier, one shard each; a device may repeat (several shards on one GPU) "
+                    + "(default ${DEFAULT-VALUE}).")
+    List<Integer> hbmDevices;
 
     @Mixin
     StoreOptions.Dim dimOption = new StoreOptions.Dim(64);
@@ -132,6 +137,9 @@ final class StoreBenchCommand implements Callable<Integer> {
         if (records < 1 || batch < 1 || calls < 1 || warmup < 0) {
             throw new IllegalArgumentException("--records, --batch and --calls must be positive, --warmup not negative");
         }
+        if (hbmDevices.isEmpty() || hbmDevices.size() > 32 || hbmDevices.stream().anyMatch(d -> d < 0)) {
+            throw new IllegalArgumentException("--hbm-devices takes 1 to 32 CUDA device ordinals of 0 or more, was " + hbmDevices);
+        }
         if (callers < 1 || callers > 64) {
             throw new IllegalArgumentException("--callers must be 1 to 64, was " + callers);
         }
@@ -146,6 +154,12 @@ final class StoreBenchCommand implements Callable<Integer> {
                 : io.mlkv.gpu.cuda.CudaDevice.unavailableReason();
         if (noGpu != null) {
             throw new IllegalStateException("store-bench times the store's device reads and needs a CUDA GPU: " + noGpu);
+        }
+        int visible = io.mlkv.gpu.cuda.CudaDevice.count();
+        for (int d : hbmDevices) {
+            if (d >= visible) {
+                throw new IllegalArgumentException("--hbm-devices: CUDA device " + d + " does not exist; " + visible + " visible");
+            }
         }
         long hbm = hbmEntries == null ? Math.max(1, records / 2) : hbmEntries;
         boolean temporary = dir == null;
@@ -205,6 +219,9 @@ final class StoreBenchCommand implements Callable<Integer> {
                         }
                     }
                     System.out.println(w.label() + ": " + s.stats());
+                    if (hbmDevices.size() > 1) {
+                        System.out.println(w.label() + ": HBM entries per shard " + java.util.Arrays.toString(s.hbmShardEntries()));
+                    }
                     System.out.printf(Locale.ROOT, "%s: promotions dropped (promoter queue full): %,d%n", w.label(),
                             s.droppedPromotions());
                     if (callers > 1) {
@@ -221,8 +238,9 @@ final class StoreBenchCommand implements Callable<Integer> {
                 io.mlkv.storage.FileTrees.delete(storeDir);
             }
         }
-        System.out.printf(Locale.ROOT, "%nstore-bench: %,d records of dim %d, HBM %,d entries, DRAM %,d bytes (holds the table), "
-                + "admission %s, %d warm-up + %d timed calls per distribution, %s%n%n", records, dim, hbm, dramBytes,
+        System.out.printf(Locale.ROOT, "%nstore-bench: %,d records of dim %d, HBM %,d entries in %d shard(s) on CUDA devices %s, DRAM %,d bytes (holds the table), "
+                + "admission %s, %d warm-up + %d timed calls per distribution, %s%n%n", records, dim, hbm, hbmDevices.size(),
+                hbmDevices, dramBytes,
                 admission, warmup, calls, callers == 1 ? "one caller" : callers + " callers at once (aggregate keys/s)");
         System.out.printf(Locale.ROOT, "HierarchicalKV hybrid figures used: find %.3f, assign %.3f, insert_or_assign %.3f B-KV/s;"
                 + " its training step is find then assign of the same keys%n%n", hkvFind, hkvAssign, hkvInsertOrAssign);
@@ -237,7 +255,9 @@ final class StoreBenchCommand implements Callable<Integer> {
     }
 
     private MlkvStore open(Path d, GpuMode gpu, long hbm, long dramBytes, boolean writeBack) {
-        return MlkvStore.builder().dim(dim).directory(d).dramCapacityBytes(dramBytes).gpu(gpu).hbmCapacity(hbm)
+        int[] devices = hbmDevices.stream().mapToInt(Integer::intValue).toArray();
+        return MlkvStore.builder().dim(dim).directory(d).dramCapacityBytes(dramBytes).gpu(gpu).hbmDevices(devices)
+                .hbmCapacity(Math.max(1, hbm / devices.length))
                 .hbmAdmission(admission).hbmWriteBack(writeBack).build();
     }
 

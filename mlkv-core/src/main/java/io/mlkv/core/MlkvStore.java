@@ -172,7 +172,7 @@ public final class MlkvStore implements VectorTier {
             this.writes = new WritePath(dim, durability, host, hbm, spill, mutation, mutationEpoch, entryCount, lifecycle,
                     batchPool, countOnWrite);
             if (hbm != null) {
-                hbm.build(tier -> {
+                hbm.build(lifecycle, tier -> {
                     HbmMigration migration = new HbmMigration(dim, tier, host, spill, promoter, mutation,
                             new HbmMigration.Admission(c.hbmAdmission().newFilter(c.hbmCapacity()),
                                     c.hbmAdmission().filterTakesEveryKey()), batchPool);

@@ -6,6 +6,7 @@ import static jcuda.driver.JCudaDriver.cuStreamCreate;
 import static jcuda.driver.JCudaDriver.cuStreamDestroy;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
+import io.mlkv.core.tiers.Lifecycle;
 import io.mlkv.gpu.cuda.Cuda;
 import io.mlkv.gpu.cuda.CudaDevice;
 import io.mlkv.gpu.cuda.DeviceMemory;
@@ -32,6 +33,9 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.FutureTask;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Function;
 import jcuda.Pointer;
@@ -81,8 +85,18 @@ public final class HbmShards implements AutoCloseable {
     private final HbmTier[] tiers;
     private final Stack[] stacks;
     private final Map<Integer, Home> homes = new LinkedHashMap<>();
+    /** Runs the shards' parts of host-array reads. */
     private final ExecutorService workers;
+    /**
+     * Per calling thread, a helper thread per shard that runs that caller's parts for the shard, so
+     * each shard's {@link CombinedDeviceCalls} sees the same callers call after call (its leaders
+     * wait for the callers of recent groups); idle helpers end after {@link #HELPER_IDLE_SECONDS}.
+     */
+    private final ThreadLocal<ExecutorService[]> helpers = ThreadLocal.withInitial(this::newHelpers);
+    private final List<ExecutorService> allHelpers = new ArrayList<>();
+    private static final long HELPER_IDLE_SECONDS = 10;
     private final OwnedResources owned = new OwnedResources();
+    private Lifecycle lifecycle;
 
     /**
      * Takes over {@code tiers} (closed with this); call {@link #build} before any other call.
@@ -136,11 +150,40 @@ public final class HbmShards implements AutoCloseable {
             throw e;
         }
         owned.add(workers::shutdownNow);
+        owned.add(() -> {
+            synchronized (allHelpers) {
+                allHelpers.forEach(ExecutorService::shutdownNow);
+            }
+        });
         owned.add(opened);
     }
 
-    /** Builds each shard's migration, device writes and combined calls (closed with this). */
-    public void build(Function<HbmTier, Stack> stack) {
+    private ExecutorService[] newHelpers() {
+        String caller = Thread.currentThread().getName();
+        ExecutorService[] h = new ExecutorService[tiers.length];
+        for (int s = 0; s < h.length; s++) {
+            String name = "mlkv-hbm-shard-" + s + "-for-" + caller;
+            ThreadPoolExecutor e = new ThreadPoolExecutor(1, 1, HELPER_IDLE_SECONDS, TimeUnit.SECONDS,
+                    new LinkedBlockingQueue<>(), r -> {
+                        Thread t = new Thread(r, name);
+                        t.setDaemon(true);
+                        return t;
+                    });
+            e.allowCoreThreadTimeOut(true);
+            h[s] = e;
+        }
+        synchronized (allHelpers) {
+            allHelpers.addAll(List.of(h));
+        }
+        return h;
+    }
+
+    /**
+     * Builds each shard's migration, device writes and combined calls (closed with this); parts of
+     * a call that run on other threads join the caller's operation in {@code lifecycle}.
+     */
+    public void build(Lifecycle lifecycle, Function<HbmTier, Stack> stack) {
+        this.lifecycle = lifecycle;
         for (int s = 0; s < tiers.length; s++) {
             stacks[s] = stack.apply(tiers[s]);
             owned.add(stacks[s].combined());
@@ -201,12 +244,17 @@ public final class HbmShards implements AutoCloseable {
             }
             int shard = s;
             parts.add(workers.submit(() -> {
-                long[] k = split.keys(shard);
-                float[] o = new float[k.length * dim];
-                boolean[] f = new boolean[k.length];
-                int n = stacks[shard].migration().read(k, o, f);
-                split.scatterFound(shard, o, f, out, found);
-                return n;
+                lifecycle.enterFor();
+                try {
+                    long[] k = split.keys(shard);
+                    float[] o = new float[k.length * dim];
+                    boolean[] f = new boolean[k.length];
+                    int n = stacks[shard].migration().read(k, o, f);
+                    split.scatterFound(shard, o, f, out, found);
+                    return n;
+                } finally {
+                    lifecycle.exit();
+                }
             }));
         }
         int n = 0;
@@ -432,6 +480,8 @@ public final class HbmShards implements AutoCloseable {
                 int[] start = p.partition(keys, out != null ? out : rowsIn, n).clone();
                 List<Future<Long>> parts = new ArrayList<>();
                 FutureTask<Long> inline = null;
+                int inlineShard = -1;
+                ExecutorService[] mine = helpers.get();
                 for (int s = 0; s < tiers.length; s++) {
                     int first = start[s];
                     int count = start[s + 1] - first;
@@ -439,11 +489,19 @@ public final class HbmShards implements AutoCloseable {
                         continue;
                     }
                     int shard = s;
-                    FutureTask<Long> task = new FutureTask<>(() -> runShard(p, shard, first, count, out != null || found != null, call));
+                    FutureTask<Long> task = new FutureTask<>(() -> {
+                        lifecycle.enterFor();
+                        try {
+                            return runShard(p, shard, first, count, out != null || found != null, call);
+                        } finally {
+                            lifecycle.exit();
+                        }
+                    });
                     if (inline != null) {
-                        workers.execute(inline);
+                        mine[inlineShard].execute(inline);
                     }
                     inline = task;
+                    inlineShard = s;
                     parts.add(task);
                 }
                 if (inline != null) {

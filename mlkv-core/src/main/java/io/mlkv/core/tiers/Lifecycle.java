@@ -59,7 +59,20 @@ public final class Lifecycle {
         }
     }
 
-    /** Ends what {@link #enter()} started. */
+    /**
+     * Starts work that this thread does for an operation in flight on another thread (a part of its
+     * batch): it never waits for a close, which waits for that operation anyway, and operations it
+     * runs inside count as nested. The caller must hold its own operation open until this work has
+     * ended. Pair with {@link #exit()}.
+     */
+    public void enterFor() {
+        int[] depth = holds.get();
+        if (depth[0]++ == 0) {
+            inFlight.incrementAndGet(depth[1]);
+        }
+    }
+
+    /** Ends what {@link #enter()} or {@link #enterFor()} started. */
     public void exit() {
         int[] depth = holds.get();
         if (--depth[0] == 0) {

@@ -31,6 +31,41 @@ class LifecycleTest {
         assertEquals("store is closed", e.getMessage());
     }
 
+    /**
+     * A thread working for an operation in flight on another (a part of its batch) enters while a
+     * close waits, runs nested operations, and the close still waits for both to end.
+     */
+    @Test
+    void aPartOfAnOperationInFlightEntersDuringACloseAndTheCloseWaitsForIt() throws Exception {
+        life.enter();
+        CompletableFuture<Void> close = CompletableFuture.runAsync(() -> {
+            life.beginClose();
+            life.markClosed();
+            life.endClose();
+        });
+        assertThrows(TimeoutException.class, () -> close.get(100, TimeUnit.MILLISECONDS), "close ran past an operation");
+        CompletableFuture<Void> entered = new CompletableFuture<>();
+        CompletableFuture<Void> release = new CompletableFuture<>();
+        CompletableFuture<Void> part = CompletableFuture.runAsync(() -> {
+            life.enterFor();
+            try {
+                life.enter();  // nested: the part's own operations do not wait for the close either
+                life.exit();
+                entered.complete(null);
+                release.join();
+            } finally {
+                life.exit();
+            }
+        });
+        entered.get(10, TimeUnit.SECONDS);
+        life.exit();  // the caller's operation ends while its part still runs
+        assertThrows(TimeoutException.class, () -> close.get(200, TimeUnit.MILLISECONDS), "close ran past the part");
+        release.complete(null);
+        part.get(10, TimeUnit.SECONDS);
+        close.get(10, TimeUnit.SECONDS);
+        assertTrue(life.isClosed());
+    }
+
     @Test
     void anOperationStartedDuringACloseWaitsAndThenFailsIfItClosed() throws Exception {
         life.beginClose();
