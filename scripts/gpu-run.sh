@@ -21,7 +21,8 @@ echo "== GPU tests"
 timeout "${TEST_TIMEOUT:-420}" "${java[@]}" -jar "$here"/tools/junit-platform-console-standalone-*.jar execute \
   --class-path "$cp" --config=junit.jupiter.execution.timeout.default="${TEST_CASE_TIMEOUT:-120s}" \
   --select-package io.mlkv.gpu --select-class io.mlkv.core.GpuStoreTest \
-  --select-class io.mlkv.core.GpuTrainingStepTest --select-class io.mlkv.core.GpuCombinedCallsTest --reports-dir "$out/junit" \
+  --select-class io.mlkv.core.GpuTrainingStepTest --select-class io.mlkv.core.GpuCombinedCallsTest \
+  --select-class io.mlkv.core.GpuShardedStoreTest --select-class io.mlkv.core.GpuTrainingStepShardedTest --reports-dir "$out/junit" \
   --details=testfeed --disable-banner --disable-ansi-colors 2>&1 | tee "$out/gpu-tests.txt"
 tests_rc=${PIPESTATUS[0]}
 

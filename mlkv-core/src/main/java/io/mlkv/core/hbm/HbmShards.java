@@ -56,9 +56,10 @@ import jcuda.driver.CUstream_flags;
  *       of the call, found from the keys pointer). A kernel there splits the batch by owner, stably
  *       (a key repeated in a batch keeps its order, so the last put wins and every delta is added,
  *       as with one shard), a read's output rows travel with it (rows of keys not found come back
- *       as they were), each shard's part runs on its owner in parallel (parts for another device
- *       are peer-copied there and back), and one kernel each puts rows and flags back in batch
- *       order.</li>
+ *       as they were), the parts for shards on other devices are peer-copied there and run on
+ *       them in parallel (each on a helper thread of the caller) while the parts for shards on the
+ *       home device run one after another on the caller's thread, and one kernel each puts rows
+ *       and flags back in batch order.</li>
  *   <li><b>Host-array calls</b> split the batch by owner on the CPU.</li>
  *   <li><b>Checkpoints</b> write shard {@code s} to {@code hbm/shard-s} and the shard count to
  *       {@code hbm/shards.properties}; a store opened with another count starts its HBM tier cold
@@ -88,9 +89,10 @@ public final class HbmShards implements AutoCloseable {
     /** Runs the shards' parts of host-array reads. */
     private final ExecutorService workers;
     /**
-     * Per calling thread, a helper thread per shard that runs that caller's parts for the shard, so
-     * each shard's {@link CombinedDeviceCalls} sees the same callers call after call (its leaders
-     * wait for the callers of recent groups); idle helpers end after {@link #HELPER_IDLE_SECONDS}.
+     * Per calling thread, a helper thread per shard that runs that caller's parts for the shard when
+     * it lives on another device than the batch, so each shard's {@link CombinedDeviceCalls} sees the
+     * same callers call after call (its leaders wait for the callers of recent groups); idle helpers
+     * end after {@link #HELPER_IDLE_SECONDS}.
      */
     private final ThreadLocal<ExecutorService[]> helpers = ThreadLocal.withInitial(this::newHelpers);
     private final List<ExecutorService> allHelpers = new ArrayList<>();
@@ -479,9 +481,8 @@ public final class HbmShards implements AutoCloseable {
                 // A read's output rows go with their keys, so rows of keys not found come back as they were.
                 int[] start = p.partition(keys, out != null ? out : rowsIn, n).clone();
                 List<Future<Long>> parts = new ArrayList<>();
-                FutureTask<Long> inline = null;
-                int inlineShard = -1;
-                ExecutorService[] mine = helpers.get();
+                List<FutureTask<Long>> here = new ArrayList<>();
+                ExecutorService[] mine = null;
                 for (int s = 0; s < tiers.length; s++) {
                     int first = start[s];
                     int count = start[s + 1] - first;
@@ -497,16 +498,19 @@ public final class HbmShards implements AutoCloseable {
                             lifecycle.exit();
                         }
                     });
-                    if (inline != null) {
-                        mine[inlineShard].execute(inline);
-                    }
-                    inline = task;
-                    inlineShard = s;
                     parts.add(task);
+                    if (isLocal(shard)) {
+                        here.add(task);
+                    } else {
+                        if (mine == null) {
+                            mine = helpers.get();
+                        }
+                        mine[shard].execute(task);
+                    }
                 }
-                if (inline != null) {
-                    inline.run();  // the last shard with keys runs on the caller's thread
-                }
+                // Parts for shards on this device run one after another on the caller's thread: one GPU
+                // gains nothing from running them at once, and they would contend for the store's lock.
+                here.forEach(FutureTask::run);
                 long total = 0;
                 for (Future<Long> f : awaitAll(op, parts)) {
                     total += done(f);
@@ -524,10 +528,15 @@ public final class HbmShards implements AutoCloseable {
             }
         }
 
+        /** Whether shard {@code s}'s parts are worked on in place, in this home's buffers. */
+        private boolean isLocal(int s) {
+            return tiers[s].deviceOrdinal() == device.ordinal() && !copyLocalParts;
+        }
+
         /** Shard {@code s}'s part [first, first + n) of {@code p}; {@code back}: rows and flags come back. */
         private long runShard(BatchPartition p, int s, int first, int n, boolean back, PartCall call) {
             HbmTier tier = tiers[s];
-            if (tier.deviceOrdinal() == device.ordinal() && !copyLocalParts) {
+            if (isLocal(s)) {
                 tier.makeCurrent();
                 return call.run(stacks[s], p.keys(first), p.rows(first), n, p.found(first));
             }
