@@ -357,9 +357,9 @@ public final class HbmShards implements AutoCloseable {
         stacks[homeShard(op, keys)].writes().checkReserved(op, keys, n);
     }
 
-    /** Whether {@link #writeClean} takes a batch of {@code n} keys. */
+    /** Whether {@link #writeClean} takes a batch of {@code n} keys (with several shards it goes in parts of at most 2^20). */
     public boolean takesClean(long n) {
-        return stacks[0].writes().takesClean(Math.min(n, MAX_PART));
+        return stacks[0].writes().takesClean(stacks.length == 1 ? n : Math.min(n, MAX_PART));
     }
 
     /** {@code n} keys of the call's device, copied to the host. */
