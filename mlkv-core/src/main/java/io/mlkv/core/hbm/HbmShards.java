@@ -238,7 +238,7 @@ public final class HbmShards implements AutoCloseable {
         if (stacks.length == 1) {
             return stacks[0].migration().read(keys, out, found);
         }
-        Split split = new Split(keys, keys.length);
+        OwnerSplit split = new OwnerSplit(keys, keys.length, tiers.length, dim);
         List<Future<Integer>> parts = new ArrayList<>();
         for (int s = 0; s < stacks.length; s++) {
             if (split.size(s) == 0) {
@@ -271,7 +271,7 @@ public final class HbmShards implements AutoCloseable {
         if (stacks.length == 1) {
             return stacks[0].migration().prefetch(keys);
         }
-        Split split = new Split(keys, keys.length);
+        OwnerSplit split = new OwnerSplit(keys, keys.length, tiers.length, dim);
         int n = 0;
         for (int s = 0; s < stacks.length; s++) {
             if (split.size(s) > 0) {
@@ -294,7 +294,7 @@ public final class HbmShards implements AutoCloseable {
             tiers[0].erase(keys);
             return;
         }
-        Split split = new Split(keys, keys.length);
+        OwnerSplit split = new OwnerSplit(keys, keys.length, tiers.length, dim);
         for (int s = 0; s < tiers.length; s++) {
             if (split.size(s) > 0) {
                 tiers[s].erase(split.keys(s));
@@ -308,7 +308,7 @@ public final class HbmShards implements AutoCloseable {
             tiers[0].update(keys, values, count);
             return;
         }
-        Split split = new Split(keys, count);
+        OwnerSplit split = new OwnerSplit(keys, count, tiers.length, dim);
         for (int s = 0; s < tiers.length; s++) {
             if (split.size(s) > 0) {
                 tiers[s].update(split.keys(s), split.rows(s, values), split.size(s));
@@ -322,7 +322,7 @@ public final class HbmShards implements AutoCloseable {
             tiers[0].writeHeld(keys, values, count, held);
             return;
         }
-        Split split = new Split(keys, count);
+        OwnerSplit split = new OwnerSplit(keys, count, tiers.length, dim);
         for (int s = 0; s < tiers.length; s++) {
             if (split.size(s) > 0) {
                 boolean[] h = new boolean[split.size(s)];
@@ -337,7 +337,7 @@ public final class HbmShards implements AutoCloseable {
         if (tiers.length == 1) {
             return tiers[0].peek(keys, out, found);
         }
-        Split split = new Split(keys, keys.length);
+        OwnerSplit split = new OwnerSplit(keys, keys.length, tiers.length, dim);
         int n = 0;
         for (int s = 0; s < tiers.length; s++) {
             if (split.size(s) > 0) {
@@ -651,71 +651,6 @@ public final class HbmShards implements AutoCloseable {
         public void close() {
             device.makeCurrent();
             resources.close();
-        }
-    }
-
-    /** A host batch's first {@code count} keys split by owner: each shard's positions, in batch order. */
-    private final class Split {
-        final long[] keys;
-        final int[][] positions;
-
-        Split(long[] keys, int count) {
-            this.keys = keys;
-            int shards = tiers.length;
-            int[] owner = new int[count];
-            int[] sizes = new int[shards];
-            for (int i = 0; i < count; i++) {
-                owner[i] = ShardedGpuTable.ownerOf(keys[i], shards);
-                sizes[owner[i]]++;
-            }
-            positions = new int[shards][];
-            for (int s = 0; s < shards; s++) {
-                positions[s] = new int[sizes[s]];
-            }
-            int[] filled = new int[shards];
-            for (int i = 0; i < count; i++) {
-                positions[owner[i]][filled[owner[i]]++] = i;
-            }
-        }
-
-        int size(int s) {
-            return positions[s].length;
-        }
-
-        long[] keys(int s) {
-            int[] at = positions[s];
-            long[] k = new long[at.length];
-            for (int j = 0; j < at.length; j++) {
-                k[j] = keys[at[j]];
-            }
-            return k;
-        }
-
-        float[] rows(int s, float[] rows) {
-            int[] at = positions[s];
-            float[] r = new float[at.length * dim];
-            for (int j = 0; j < at.length; j++) {
-                System.arraycopy(rows, at[j] * dim, r, j * dim, dim);
-            }
-            return r;
-        }
-
-        /** Copies the found rows and flags of shard {@code s}'s part back to their batch positions. */
-        void scatterFound(int s, float[] partOut, boolean[] partFound, float[] out, boolean[] found) {
-            int[] at = positions[s];
-            for (int j = 0; j < at.length; j++) {
-                found[at[j]] = partFound[j];
-                if (partFound[j]) {
-                    System.arraycopy(partOut, j * dim, out, at[j] * dim, dim);
-                }
-            }
-        }
-
-        void scatterFlags(int s, boolean[] part, boolean[] flags) {
-            int[] at = positions[s];
-            for (int j = 0; j < at.length; j++) {
-                flags[at[j]] = part[j];
-            }
         }
     }
 
