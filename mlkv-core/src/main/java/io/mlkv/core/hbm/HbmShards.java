@@ -1,19 +1,17 @@
 package io.mlkv.core.hbm;
 
-import static jcuda.driver.JCudaDriver.cuMemcpyPeerAsync;
 import static jcuda.driver.JCudaDriver.cuPointerGetAttribute;
-import static jcuda.driver.JCudaDriver.cuStreamCreate;
-import static jcuda.driver.JCudaDriver.cuStreamDestroy;
-import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
 import io.mlkv.core.tiers.Lifecycle;
 import io.mlkv.gpu.cuda.Cuda;
 import io.mlkv.gpu.cuda.CudaDevice;
-import io.mlkv.gpu.cuda.DeviceMemory;
 import io.mlkv.gpu.cuda.Kernels;
 import io.mlkv.gpu.cuda.OwnedResources;
 import io.mlkv.gpu.cufile.FileIo;
 import io.mlkv.gpu.shard.BatchPartition;
+import io.mlkv.gpu.shard.OwnerSplit;
+import io.mlkv.gpu.shard.PeerBuffers;
+import io.mlkv.gpu.shard.ShardParts;
 import io.mlkv.gpu.shard.ShardedGpuTable;
 import io.mlkv.storage.MlkvException;
 import io.mlkv.storage.StatusCode;
@@ -28,7 +26,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -41,8 +38,6 @@ import java.util.function.Function;
 import jcuda.Pointer;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUpointer_attribute;
-import jcuda.driver.CUstream;
-import jcuda.driver.CUstream_flags;
 
 /**
  * The store's HBM tier as one or more shards, each an {@link HbmTier} with its own migration,
@@ -260,8 +255,8 @@ public final class HbmShards implements AutoCloseable {
             }));
         }
         int n = 0;
-        for (Future<Integer> f : awaitAll("multiGet", parts)) {
-            n += done(f);
+        for (Future<Integer> f : ShardParts.awaitAll("multiGet", parts)) {
+            n += ShardParts.done(f);
         }
         return n;
     }
@@ -461,8 +456,8 @@ public final class HbmShards implements AutoCloseable {
         final ConcurrentLinkedQueue<BatchPartition> idle = new ConcurrentLinkedQueue<>();
         final List<BatchPartition> all = new ArrayList<>();
         /** Per shard, buffers on its device for the parts this home sends there (null where none are copied). */
-        final List<ConcurrentLinkedQueue<PartBuffers>> idleParts = new ArrayList<>();
-        final List<PartBuffers> allParts = new ArrayList<>();
+        final List<ConcurrentLinkedQueue<PeerBuffers>> idleParts = new ArrayList<>();
+        final List<PeerBuffers> allParts = new ArrayList<>();
 
         Home(CudaDevice device) {
             this.device = device;
@@ -512,8 +507,8 @@ public final class HbmShards implements AutoCloseable {
                 // gains nothing from running them at once, and they would contend for the store's lock.
                 here.forEach(FutureTask::run);
                 long total = 0;
-                for (Future<Long> f : awaitAll(op, parts)) {
-                    total += done(f);
+                for (Future<Long> f : ShardParts.awaitAll(op, parts)) {
+                    total += ShardParts.done(f);
                 }
                 device.makeCurrent();
                 if (out != null) {
@@ -540,18 +535,19 @@ public final class HbmShards implements AutoCloseable {
                 tier.makeCurrent();
                 return call.run(stacks[s], p.keys(first), p.rows(first), n, p.found(first));
             }
-            PartBuffers b = acquirePart(s, n);
+            PeerBuffers b = acquirePart(s, n);
             try {
+                CudaDevice owner = tier.table().device();
                 tier.makeCurrent();
-                b.copy(b.keys.pointer(), tier.table().device(), p.keys(first), device, (long) n * Long.BYTES, "keys");
-                b.copy(b.rows.pointer(), tier.table().device(), p.rows(first), device, (long) n * dim * Float.BYTES, "rows");
-                b.sync();
-                long r = call.run(stacks[s], b.keys.pointer(), b.rows.pointer(), n, b.found.pointer());
+                b.copy(b.keys(), owner, p.keys(first), device, (long) n * Long.BYTES, "keys");
+                b.copy(b.rows(), owner, p.rows(first), device, (long) n * dim * Float.BYTES, "rows");
+                b.sync("to");
+                long r = call.run(stacks[s], b.keys(), b.rows(), n, b.found());
                 if (back) {
                     tier.makeCurrent();
-                    b.copy(p.rows(first), device, b.rows.pointer(), tier.table().device(), (long) n * dim * Float.BYTES, "rows");
-                    b.copy(p.found(first), device, b.found.pointer(), tier.table().device(), n, "found flags");
-                    b.sync();
+                    b.copy(p.rows(first), device, b.rows(), owner, (long) n * dim * Float.BYTES, "rows");
+                    b.copy(p.found(first), device, b.found(), owner, n, "found flags");
+                    b.sync("from");
                 }
                 return r;
             } finally {
@@ -574,13 +570,13 @@ public final class HbmShards implements AutoCloseable {
             return p;
         }
 
-        private PartBuffers acquirePart(int s, int n) {
-            for (PartBuffers b : idleParts.get(s)) {
-                if (b.capacity >= n && idleParts.get(s).remove(b)) {
+        private PeerBuffers acquirePart(int s, int n) {
+            for (PeerBuffers b : idleParts.get(s)) {
+                if (b.capacity() >= n && idleParts.get(s).remove(b)) {
                     return b;
                 }
             }
-            PartBuffers b = new PartBuffers(tiers[s].table().device(), capacityFor(n));
+            PeerBuffers b = new PeerBuffers(tiers[s].table().device(), capacityFor(n), dim);
             synchronized (allParts) {
                 allParts.add(b);
             }
@@ -605,94 +601,6 @@ public final class HbmShards implements AutoCloseable {
     /** At least 64K keys, a power of two: concurrent calls of similar sizes reuse each other's buffers. */
     private static int capacityFor(int n) {
         return Math.max(1 << 16, Integer.highestOneBit(Math.max(1, n - 1)) << 1);
-    }
-
-    /** Buffers on a shard's device for the parts another device sends it. */
-    private final class PartBuffers implements AutoCloseable {
-        final CudaDevice device;
-        final int capacity;
-        final CUstream stream = new CUstream();
-        final DeviceMemory keys;
-        final DeviceMemory rows;
-        final DeviceMemory found;
-        private final OwnedResources resources = new OwnedResources();
-
-        PartBuffers(CudaDevice device, int capacity) {
-            this.device = device;
-            this.capacity = capacity;
-            device.makeCurrent();
-            try {
-                Cuda.check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate (HBM shard part)");
-                resources.add(() -> Cuda.check(cuStreamDestroy(stream), "cuStreamDestroy (HBM shard part)"));
-                keys = resources.add(new DeviceMemory((long) capacity * Long.BYTES, "HBM shard part keys"));
-                rows = resources.add(new DeviceMemory((long) capacity * dim * Float.BYTES, "HBM shard part rows"));
-                found = resources.add(new DeviceMemory(capacity, "HBM shard part found flags"));
-            } catch (RuntimeException e) {
-                try {
-                    resources.close();
-                } catch (RuntimeException suppressed) {
-                    e.addSuppressed(suppressed);
-                }
-                throw e;
-            }
-        }
-
-        void copy(CUdeviceptr dst, CudaDevice dstDevice, CUdeviceptr src, CudaDevice srcDevice, long bytes, String what) {
-            Cuda.check(cuMemcpyPeerAsync(dst, dstDevice.context(), src, srcDevice.context(), bytes, stream),
-                    "cuMemcpyPeerAsync (" + bytes + " bytes of " + what + ", device " + srcDevice.ordinal() + " to "
-                            + dstDevice.ordinal() + ")");
-        }
-
-        void sync() {
-            Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize (HBM shard part copies, device " + device.ordinal() + ")");
-        }
-
-        @Override
-        public void close() {
-            device.makeCurrent();
-            resources.close();
-        }
-    }
-
-    /** Waits for every part, even after one failed, and rethrows the first failure with the others suppressed. */
-    private static <T> List<Future<T>> awaitAll(String op, List<Future<T>> parts) {
-        RuntimeException failure = null;
-        boolean interrupted = false;
-        for (Future<T> f : parts) {
-            while (true) {
-                try {
-                    f.get();
-                    break;
-                } catch (InterruptedException e) {
-                    interrupted = true;
-                } catch (ExecutionException e) {
-                    Throwable cause = e.getCause();
-                    RuntimeException r = cause instanceof RuntimeException re ? re
-                            : new IllegalStateException(op + ": an HBM shard failed: " + cause, cause);
-                    if (failure == null) {
-                        failure = r;
-                    } else if (failure != r) {
-                        failure.addSuppressed(r);
-                    }
-                    break;
-                }
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
-        if (failure != null) {
-            throw failure;
-        }
-        return parts;
-    }
-
-    private static <T> T done(Future<T> f) {
-        try {
-            return f.get();
-        } catch (InterruptedException | ExecutionException e) {
-            throw new IllegalStateException("a completed HBM shard call has no result", e);
-        }
     }
 
     // ------------------------------------------------------------------ checkpoints

@@ -1,13 +1,7 @@
 package io.mlkv.gpu.shard;
 
-import static jcuda.driver.JCudaDriver.cuMemcpyPeerAsync;
-import static jcuda.driver.JCudaDriver.cuStreamCreate;
-import static jcuda.driver.JCudaDriver.cuStreamDestroy;
-import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
-import io.mlkv.gpu.cuda.Cuda;
 import io.mlkv.gpu.cuda.CudaDevice;
-import io.mlkv.gpu.cuda.DeviceMemory;
 import io.mlkv.gpu.cuda.Kernels;
 import io.mlkv.gpu.cuda.OwnedResources;
 import io.mlkv.gpu.cufile.DeviceFileIo;
@@ -30,7 +24,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -42,8 +35,6 @@ import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.LongSupplier;
 import jcuda.driver.CUdeviceptr;
-import jcuda.driver.CUstream;
-import jcuda.driver.CUstream_flags;
 
 /**
  * One key-to-vector table over several GPU hash tables ("shards"), each on a CUDA device of this
@@ -385,7 +376,7 @@ public final class ShardedGpuTable implements VectorTier {
             mine.run();
             parts.add(mine);
         }
-        awaitAll(op, parts);
+        ShardParts.awaitAll(op, parts);
         long t2 = System.nanoTime();
         if (permutedFlags) {
             home.device.makeCurrent();
@@ -395,47 +386,6 @@ public final class ShardedGpuTable implements VectorTier {
         calls.increment();
         partitionNanos.add((t1 - t0) + (t3 - t2));
         shardNanos.add(t2 - t1);
-    }
-
-    /** Waits for every part, even after one failed (their buffers must be free before the next call). */
-    private static void awaitAll(String op, List<? extends Future<?>> parts) {
-        RuntimeException failure = null;
-        boolean interrupted = false;
-        for (Future<?> f : parts) {
-            while (true) {
-                try {
-                    f.get();
-                    break;
-                } catch (InterruptedException e) {
-                    interrupted = true;
-                } catch (ExecutionException e) {
-                    Throwable cause = e.getCause();
-                    RuntimeException r = cause instanceof RuntimeException re ? re
-                            : new IllegalStateException(op + ": a shard failed: " + cause, cause);
-                    if (failure == null) {
-                        failure = r;
-                    } else {
-                        failure.addSuppressed(r);
-                    }
-                    break;
-                }
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
-        if (failure != null) {
-            throw failure;
-        }
-    }
-
-    /** The value of a future that {@link #awaitAll} saw complete normally. */
-    private static int done(Future<Integer> f) {
-        try {
-            return f.get();
-        } catch (InterruptedException | ExecutionException e) {
-            throw new IllegalStateException("a completed shard call has no result", e);
-        }
     }
 
     private Home home(String op, int device) {
@@ -543,38 +493,13 @@ public final class ShardedGpuTable implements VectorTier {
     private final class Part implements AutoCloseable {
         final Home home;
         final CudaDevice device;
-        final boolean remote;
-        final CUstream stream = new CUstream();
-        final DeviceMemory keys;
-        final DeviceMemory positions;
-        final DeviceMemory rows;
-        final DeviceMemory found;
-        private final OwnedResources resources = new OwnedResources();
+        /** Null where the part is worked on in the home's buffers. */
+        final PeerBuffers peer;
 
         Part(Home home, CudaDevice device, boolean remote) {
             this.home = home;
             this.device = device;
-            this.remote = remote;
-            if (!remote) {
-                keys = positions = rows = found = null;
-                return;
-            }
-            device.makeCurrent();
-            try {
-                Cuda.check(cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate (shard part)");
-                resources.add(() -> Cuda.check(cuStreamDestroy(stream), "cuStreamDestroy (shard part)"));
-                keys = resources.add(new DeviceMemory((long) maxBatch * Long.BYTES, "shard part keys"));
-                positions = resources.add(new DeviceMemory((long) maxBatch * Integer.BYTES, "shard part positions"));
-                rows = resources.add(new DeviceMemory((long) maxBatch * dim * Float.BYTES, "shard part rows"));
-                found = resources.add(new DeviceMemory(maxBatch, "shard part found flags"));
-            } catch (RuntimeException e) {
-                try {
-                    resources.close();
-                } catch (RuntimeException suppressed) {
-                    e.addSuppressed(suppressed);
-                }
-                throw e;
-            }
+            this.peer = remote ? new PeerBuffers(device, maxBatch, dim) : null;
         }
 
         /**
@@ -587,103 +512,60 @@ public final class ShardedGpuTable implements VectorTier {
             CUdeviceptr homePositions = home.partition.positions(first);
             CUdeviceptr homeRows = home.partition.rows(first);
             CUdeviceptr homeFound = home.partition.found(first);
-            if (!remote) {
+            if (peer == null) {
                 call.apply(table, homeKeys, rowsIn ? homeRows : null, homePositions, n, homeFound, out, found);
                 return;
             }
             long t0 = System.nanoTime();
             device.makeCurrent();
-            copy(keys.pointer(), device, homeKeys, home.device, (long) n * Long.BYTES, "keys");
-            copy(positions.pointer(), device, homePositions, home.device, (long) n * Integer.BYTES, "positions");
+            peer.copy(peer.keys(), device, homeKeys, home.device, (long) n * Long.BYTES, "keys");
+            peer.copy(peer.positions(), device, homePositions, home.device, (long) n * Integer.BYTES, "positions");
             if (rowsIn) {
-                copy(rows.pointer(), device, homeRows, home.device, (long) n * dim * Float.BYTES, "rows");
+                peer.copy(peer.rows(), device, homeRows, home.device, (long) n * dim * Float.BYTES, "rows");
             }
-            sync("to");
+            peer.sync("to");
             long t1 = System.nanoTime();
-            call.apply(table, keys.pointer(), rowsIn ? rows.pointer() : null, positions.pointer(), n, this.found.pointer(),
-                    out, found);
+            call.apply(table, peer.keys(), rowsIn ? peer.rows() : null, peer.positions(), n, peer.found(), out, found);
             long t2 = System.nanoTime();
             if (flagsBack) {
                 device.makeCurrent();
-                copy(homeFound, home.device, this.found.pointer(), device, n, "found flags");
-                sync("from");
+                peer.copy(homeFound, home.device, peer.found(), device, n, "found flags");
+                peer.sync("from");
             }
             copyNanos.add((t1 - t0) + (System.nanoTime() - t2));
         }
 
-        private void copy(CUdeviceptr dst, CudaDevice dstDevice, CUdeviceptr src, CudaDevice srcDevice, long bytes,
-                String what) {
-            Cuda.check(cuMemcpyPeerAsync(dst, dstDevice.context(), src, srcDevice.context(), bytes, stream),
-                    "cuMemcpyPeerAsync (" + bytes + " bytes of " + what + ", device " + srcDevice.ordinal()
-                            + " to " + dstDevice.ordinal() + ")");
-        }
-
-        private void sync(String direction) {
-            Cuda.check(cuStreamSynchronize(stream), "cuStreamSynchronize (shard part copies " + direction
-                    + " device " + device.ordinal() + ")");
-        }
-
         @Override
         public void close() {
-            if (remote) {
-                device.makeCurrent();
+            if (peer != null) {
+                peer.close();
             }
-            resources.close();
         }
     }
 
     // ------------------------------------------------------------------ host-array API
 
-    /** A host batch split by owner: each shard's positions in the batch, in batch order. */
-    private int[][] split(long[] keys) {
-        int count = shards.length;
-        int[] owner = new int[keys.length];
-        int[] sizes = new int[count];
-        for (int i = 0; i < keys.length; i++) {
-            owner[i] = ownerOf(keys[i], count);
-            sizes[owner[i]]++;
-        }
-        int[][] positions = new int[count][];
-        for (int s = 0; s < count; s++) {
-            positions[s] = new int[sizes[s]];
-        }
-        int[] filled = new int[count];
-        for (int i = 0; i < keys.length; i++) {
-            positions[owner[i]][filled[owner[i]]++] = i;
-        }
-        return positions;
-    }
-
-    private static long[] keysAt(long[] keys, int[] at) {
-        long[] k = new long[at.length];
-        for (int j = 0; j < at.length; j++) {
-            k[j] = keys[at[j]];
-        }
-        return k;
-    }
-
     private interface HostCall {
-        int apply(int shard, int[] positions);
+        int apply(int shard, OwnerSplit split);
     }
 
     /** Runs {@code call} for every shard with keys in the batch, in parallel; returns the sum. */
-    private int onShards(String op, int[][] positions, HostCall call) {
-        return (int) whileOpen(() -> onOpenShards(op, positions, call));
+    private int onShards(String op, long[] keys, HostCall call) {
+        return (int) whileOpen(() -> onOpenShards(op, new OwnerSplit(keys, keys.length, shards.length, dim), call));
     }
 
-    private int onOpenShards(String op, int[][] positions, HostCall call) {
+    private int onOpenShards(String op, OwnerSplit split, HostCall call) {
         List<Future<Integer>> parts = new ArrayList<>();
         for (int s = 0; s < shards.length; s++) {
-            if (positions[s].length == 0) {
+            if (split.size(s) == 0) {
                 continue;
             }
             int shard = s;
-            parts.add(workers.submit(() -> call.apply(shard, positions[shard])));
+            parts.add(workers.submit(() -> call.apply(shard, split)));
         }
-        awaitAll(op, parts);
         int total = 0;
-        for (Future<Integer> f : parts) {
-            total += done(f);
+        for (Future<Integer> f : ShardParts.awaitAll(op, parts)) {
+            total += ShardParts.done(f);
         }
         return total;
     }
@@ -693,16 +575,11 @@ public final class ShardedGpuTable implements VectorTier {
         BatchChecks.checkOutputRows("multiGet", keys, out, dim);
         BatchChecks.checkFlags("multiGet", "found", keys, found);
         ReservedKeys.check("multiGet", keys);
-        return onShards("multiGet", split(keys), (s, at) -> {
-            float[] rows = new float[at.length * dim];
-            boolean[] hit = new boolean[at.length];
-            int n = shards[s].find(keysAt(keys, at), rows, hit);
-            for (int j = 0; j < at.length; j++) {
-                found[at[j]] = hit[j];
-                if (hit[j]) {
-                    System.arraycopy(rows, j * dim, out, at[j] * dim, dim);
-                }
-            }
+        return onShards("multiGet", keys, (s, split) -> {
+            float[] rows = new float[split.size(s) * dim];
+            boolean[] hit = new boolean[split.size(s)];
+            int n = shards[s].find(split.keys(s), rows, hit);
+            split.scatterFound(s, rows, hit, out, found);
             return n;
         });
     }
@@ -711,12 +588,8 @@ public final class ShardedGpuTable implements VectorTier {
     public void multiPut(long[] keys, float[] values) {
         BatchChecks.checkRows("multiPut", keys, values, dim);
         ReservedKeys.check("multiPut", keys);
-        onShards("multiPut", split(keys), (s, at) -> {
-            float[] rows = new float[at.length * dim];
-            for (int j = 0; j < at.length; j++) {
-                System.arraycopy(values, at[j] * dim, rows, j * dim, dim);
-            }
-            shards[s].insertOrAssign(keysAt(keys, at), rows, null);
+        onShards("multiPut", keys, (s, split) -> {
+            shards[s].insertOrAssign(split.keys(s), split.rows(s, values), null);
             return 0;
         });
     }
@@ -725,8 +598,8 @@ public final class ShardedGpuTable implements VectorTier {
     public void multiDelete(long[] keys) {
         BatchChecks.checkKeys("multiDelete", keys);
         ReservedKeys.check("multiDelete", keys);
-        onShards("multiDelete", split(keys), (s, at) -> {
-            shards[s].erase(keysAt(keys, at));
+        onShards("multiDelete", keys, (s, split) -> {
+            shards[s].erase(split.keys(s));
             return 0;
         });
     }
@@ -735,12 +608,10 @@ public final class ShardedGpuTable implements VectorTier {
     public int contains(long[] keys, boolean[] out) {
         BatchChecks.checkFlags("contains", "out", keys, out);
         ReservedKeys.check("contains", keys);
-        return onShards("contains", split(keys), (s, at) -> {
-            boolean[] hit = new boolean[at.length];
-            int n = shards[s].containsKeys(keysAt(keys, at), hit);
-            for (int j = 0; j < at.length; j++) {
-                out[at[j]] = hit[j];
-            }
+        return onShards("contains", keys, (s, split) -> {
+            boolean[] hit = new boolean[split.size(s)];
+            int n = shards[s].containsKeys(split.keys(s), hit);
+            split.scatterFlags(s, hit, out);
             return n;
         });
     }

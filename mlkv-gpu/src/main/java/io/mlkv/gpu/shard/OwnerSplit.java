@@ -1,18 +1,17 @@
-package io.mlkv.core.hbm;
-
-import io.mlkv.gpu.shard.ShardedGpuTable;
+package io.mlkv.gpu.shard;
 
 /**
  * A host batch's first {@code count} keys split by owner shard ({@link ShardedGpuTable#ownerOf}):
  * each shard's batch positions in batch order, so a key repeated in the batch keeps its order within
- * its shard; with the gathers of a shard's keys and rows and the scatters of its results back.
+ * its shard; with the gathers of a shard's keys and rows and the scatters of its results back. The
+ * host-array calls of {@link ShardedGpuTable} and of a store whose HBM tier has several shards use it.
  */
-final class OwnerSplit {
+public final class OwnerSplit {
     private final long[] keys;
     private final int dim;
     private final int[][] positions;
 
-    OwnerSplit(long[] keys, int count, int shards, int dim) {
+    public OwnerSplit(long[] keys, int count, int shards, int dim) {
         this.keys = keys;
         this.dim = dim;
         int[] owner = new int[count];
@@ -32,12 +31,12 @@ final class OwnerSplit {
     }
 
     /** How many of the keys shard {@code s} owns. */
-    int size(int s) {
+    public int size(int s) {
         return positions[s].length;
     }
 
     /** Shard {@code s}'s keys, in batch order. */
-    long[] keys(int s) {
+    public long[] keys(int s) {
         int[] at = positions[s];
         long[] k = new long[at.length];
         for (int j = 0; j < at.length; j++) {
@@ -47,7 +46,7 @@ final class OwnerSplit {
     }
 
     /** Shard {@code s}'s rows of {@code rows} ({@code dim} floats per key), in batch order. */
-    float[] rows(int s, float[] rows) {
+    public float[] rows(int s, float[] rows) {
         int[] at = positions[s];
         float[] r = new float[at.length * dim];
         for (int j = 0; j < at.length; j++) {
@@ -57,7 +56,7 @@ final class OwnerSplit {
     }
 
     /** Copies shard {@code s}'s flags, and the rows of the keys found, back to their batch positions; other rows stay. */
-    void scatterFound(int s, float[] partOut, boolean[] partFound, float[] out, boolean[] found) {
+    public void scatterFound(int s, float[] partOut, boolean[] partFound, float[] out, boolean[] found) {
         int[] at = positions[s];
         for (int j = 0; j < at.length; j++) {
             found[at[j]] = partFound[j];
@@ -68,7 +67,7 @@ final class OwnerSplit {
     }
 
     /** Copies shard {@code s}'s flags back to their batch positions. */
-    void scatterFlags(int s, boolean[] part, boolean[] flags) {
+    public void scatterFlags(int s, boolean[] part, boolean[] flags) {
         int[] at = positions[s];
         for (int j = 0; j < at.length; j++) {
             flags[at[j]] = part[j];

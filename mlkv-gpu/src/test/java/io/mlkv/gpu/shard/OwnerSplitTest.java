@@ -1,10 +1,9 @@
-package io.mlkv.core.hbm;
+package io.mlkv.gpu.shard;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.mlkv.gpu.shard.ShardedGpuTable;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
