@@ -221,6 +221,10 @@ final class StoreBenchCommand implements Callable<Integer> {
                     System.out.println(w.label() + ": " + s.stats());
                     if (hbmDevices.size() > 1) {
                         System.out.println(w.label() + ": HBM entries per shard " + java.util.Arrays.toString(s.hbmShardEntries()));
+                        long[] t = s.hbmShardRouteTimings();
+                        System.out.printf(Locale.ROOT, "%s: device calls split over shards: %,d parts, %.1f ms in all, of it partition"
+                                + " and reorder %.1f ms (%.1f %%), peer copies %.1f ms summed over parts%n", w.label(), t[0], t[1] / 1e6,
+                                t[2] / 1e6, t[1] == 0 ? 0 : 100.0 * t[2] / t[1], t[3] / 1e6);
                     }
                     System.out.printf(Locale.ROOT, "%s: promotions dropped (promoter queue full): %,d%n", w.label(),
                             s.droppedPromotions());

@@ -321,6 +321,20 @@ public final class MlkvStore implements VectorTier {
     }
 
     /**
+     * Makes CUDA device {@code ordinal}'s context current on the calling thread: one of the HBM
+     * tier's devices ({@link MlkvStoreBuilder#hbmDevices}), for callers whose batches live there.
+     *
+     * @throws IllegalStateException    if the store has no HBM tier
+     * @throws IllegalArgumentException if no HBM shard lives on that device
+     */
+    public void makeGpuCurrent(int ordinal) {
+        if (hbm == null) {
+            throw new IllegalStateException("this store runs without a GPU");
+        }
+        hbm.makeCurrent(ordinal);
+    }
+
+    /**
      * Reads through the tiers, HBM first when there is one, promoting what is found below. A large
      * batch's reads below HBM run in parts on the store's threads ({@link HostTiers#readInParts}).
      * Caller is inside the lifecycle.
@@ -778,6 +792,15 @@ public final class MlkvStore implements VectorTier {
     /** HBM installs held back until the table's next call: {queued then, dropped then} (for tests). */
     long[] deferredHbmInstalls() {
         return hbm == null ? new long[2] : hbm.deferredInstalls();
+    }
+
+    /**
+     * Device calls split over several HBM shards: {parts routed, their nanoseconds from partition to
+     * reorder, of it the partition and reorder kernels', the peer copies' (summed over parts)}; all
+     * zero with one shard or none (for benchmarks: the exchange's share of the time).
+     */
+    public long[] hbmShardRouteTimings() {
+        return hbm == null ? new long[4] : hbm.routeTimings();
     }
 
     /** The entries each HBM shard holds, in shard order; empty without an HBM tier (for tests and benchmarks). */

@@ -156,6 +156,9 @@ class GpuShardedStoreTest {
             assertEquals(model.size(), s.size());
             long held = Arrays.stream(s.hbmShardEntries()).sum();
             assertEquals(model.size(), held, "every key written on the GPU is held by its shard (capacity 3 x 4096)");
+            long[] t = s.hbmShardRouteTimings();
+            assertEquals(3, t[0], "three device calls routed");
+            assertTrue(copyLocalParts ? t[3] > 0 : t[3] == 0, "peer copies only where parts are copied: " + Arrays.toString(t));
         } finally {
             System.clearProperty(COPY_LOCAL);
         }
@@ -212,6 +215,11 @@ class GpuShardedStoreTest {
             }
             devicePut(s, keys, rows, false);
             assertArrayEquals(new long[] {0, 0, keys.length}, s.hbmShardEntries());
+            long[] t = s.hbmShardRouteTimings();
+            assertTrue(t[0] == 1 && t[1] >= t[2] && t[2] > 0, "one routed part, its partition within it: " + Arrays.toString(t));
+            s.makeGpuCurrent(0);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> s.makeGpuCurrent(7));
+            assertTrue(e.getMessage().contains("CUDA device 7") && e.getMessage().contains("[0, 0, 0]"), e.getMessage());
             float[] out = new float[rows.length];
             assertEquals(keys.length, s.multiGet(keys, out, new boolean[keys.length]));
             assertArrayEquals(rows, out);

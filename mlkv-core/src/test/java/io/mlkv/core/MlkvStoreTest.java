@@ -499,6 +499,9 @@ class MlkvStoreTest {
             s.put(5, new float[DIM]);
             assertEquals(1, s.size());
             assertEquals(0, s.hbmShardEntries().length);
+            assertArrayEquals(new long[4], s.hbmShardRouteTimings());
+            IllegalStateException noGpu = assertThrows(IllegalStateException.class, () -> s.makeGpuCurrent(0));
+            assertTrue(noGpu.getMessage().contains("without a GPU"), noGpu.getMessage());
         }
     }
 

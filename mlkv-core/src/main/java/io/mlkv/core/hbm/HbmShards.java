@@ -34,6 +34,7 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.LongAdder;
 import java.util.function.Function;
 import jcuda.Pointer;
 import jcuda.driver.CUdeviceptr;
@@ -94,6 +95,11 @@ public final class HbmShards implements AutoCloseable {
     private static final long HELPER_IDLE_SECONDS = 10;
     private final OwnedResources owned = new OwnedResources();
     private Lifecycle lifecycle;
+    /** Device calls split over shards, their time, and of it the partition and reorder kernels' and the peer copies'. */
+    private final LongAdder routedParts = new LongAdder();
+    private final LongAdder routeNanos = new LongAdder();
+    private final LongAdder partitionNanos = new LongAdder();
+    private final LongAdder copyNanos = new LongAdder();
 
     /**
      * Takes over {@code tiers} (closed with this); call {@link #build} before any other call.
@@ -224,6 +230,31 @@ public final class HbmShards implements AutoCloseable {
     /** Makes the first shard's CUDA context current on the calling thread. */
     public void makeCurrent() {
         tiers[0].makeCurrent();
+    }
+
+    /**
+     * Makes CUDA device {@code ordinal}'s context current on the calling thread.
+     *
+     * @throws IllegalArgumentException if no shard lives on that device
+     */
+    public void makeCurrent(int ordinal) {
+        for (HbmTier t : tiers) {
+            if (t.deviceOrdinal() == ordinal) {
+                t.makeCurrent();
+                return;
+            }
+        }
+        throw new IllegalArgumentException("no HBM shard of this store lives on CUDA device " + ordinal
+                + "; its devices are " + devices());
+    }
+
+    /** The CUDA device of each shard, in shard order. */
+    public List<Integer> devices() {
+        List<Integer> d = new ArrayList<>();
+        for (HbmTier t : tiers) {
+            d.add(t.deviceOrdinal());
+        }
+        return d;
     }
 
     // ------------------------------------------------------------------ host arrays
@@ -470,11 +501,13 @@ public final class HbmShards implements AutoCloseable {
 
         long routePart(String op, CUdeviceptr keys, CUdeviceptr rowsIn, int n, CUdeviceptr out, CUdeviceptr found,
                 PartCall call) {
+            long t0 = System.nanoTime();
             BatchPartition p = acquire(n);
             try {
                 device.makeCurrent();
                 // A read's output rows go with their keys, so rows of keys not found come back as they were.
                 int[] start = p.partition(keys, out != null ? out : rowsIn, n).clone();
+                long t1 = System.nanoTime();
                 List<Future<Long>> parts = new ArrayList<>();
                 List<FutureTask<Long>> here = new ArrayList<>();
                 ExecutorService[] mine = null;
@@ -510,6 +543,7 @@ public final class HbmShards implements AutoCloseable {
                 for (Future<Long> f : ShardParts.awaitAll(op, parts)) {
                     total += ShardParts.done(f);
                 }
+                long t2 = System.nanoTime();
                 device.makeCurrent();
                 if (out != null) {
                     p.scatterRows(n, out);
@@ -517,6 +551,10 @@ public final class HbmShards implements AutoCloseable {
                 if (found != null) {
                     p.restoreFlags(n, found);
                 }
+                long t3 = System.nanoTime();
+                routedParts.increment();
+                routeNanos.add(t3 - t0);
+                partitionNanos.add((t1 - t0) + (t3 - t2));
                 return total;
             } finally {
                 idle.add(p);
@@ -538,17 +576,21 @@ public final class HbmShards implements AutoCloseable {
             PeerBuffers b = acquirePart(s, n);
             try {
                 CudaDevice owner = tier.table().device();
+                long t0 = System.nanoTime();
                 tier.makeCurrent();
                 b.copy(b.keys(), owner, p.keys(first), device, (long) n * Long.BYTES, "keys");
                 b.copy(b.rows(), owner, p.rows(first), device, (long) n * dim * Float.BYTES, "rows");
                 b.sync("to");
+                long t1 = System.nanoTime();
                 long r = call.run(stacks[s], b.keys(), b.rows(), n, b.found());
+                long t2 = System.nanoTime();
                 if (back) {
                     tier.makeCurrent();
                     b.copy(p.rows(first), device, b.rows(), owner, (long) n * dim * Float.BYTES, "rows");
                     b.copy(p.found(first), device, b.found(), owner, n, "found flags");
                     b.sync("from");
                 }
+                copyNanos.add((t1 - t0) + (System.nanoTime() - t2));
                 return r;
             } finally {
                 idleParts.get(s).add(b);
@@ -749,6 +791,16 @@ public final class HbmShards implements AutoCloseable {
             }
         }
         return null;
+    }
+
+    /**
+     * Device calls split over several shards: parts routed (a batch above 2^20 keys counts once per
+     * 2^20), their wall time from partition to reorder, of it the partition and reorder kernels on the
+     * home device, and the peer copies to and from other devices (summed over parts, which copy at
+     * the same time). All zero with one shard.
+     */
+    public long[] routeTimings() {
+        return new long[] {routedParts.sum(), routeNanos.sum(), partitionNanos.sum(), copyNanos.sum()};
     }
 
     /** {@link CombinedDeviceCalls#counts}, summed over shards. */
