@@ -627,16 +627,22 @@ public final class HbmShards implements AutoCloseable {
 
         @Override
         public void close() {
-            OwnedResources r = new OwnedResources();
-            r.add(kernels);
-            synchronized (all) {
-                all.forEach(r::add);
-            }
+            // Buffers on other devices first (each makes its own device current), then this device's.
+            OwnedResources onOthers = new OwnedResources();
             synchronized (allParts) {
-                allParts.forEach(r::add);
+                allParts.forEach(onOthers::add);
             }
-            device.makeCurrent();
-            r.close();
+            OwnedResources here = new OwnedResources();
+            here.add(kernels);
+            synchronized (all) {
+                all.forEach(here::add);
+            }
+            try {
+                onOthers.close();
+            } finally {
+                device.makeCurrent();
+                here.close();
+            }
         }
     }
 
