@@ -30,12 +30,10 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.FutureTask;
-import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.ThreadPoolExecutor;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.function.Function;
+import java.util.function.ToLongFunction;
 import jcuda.Pointer;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUpointer_attribute;
@@ -53,7 +51,7 @@ import jcuda.driver.CUpointer_attribute;
  *       (a key repeated in a batch keeps its order, so the last put wins and every delta is added,
  *       as with one shard), a read's output rows travel with it (rows of keys not found come back
  *       as they were), the parts for shards on other devices are peer-copied there and run on
- *       them in parallel (each on a helper thread of the caller) while the parts for shards on the
+ *       them in parallel (on the store's shard threads) while the parts for shards on the
  *       home device run one after another on the caller's thread, and one kernel each puts rows
  *       and flags back in batch order.</li>
  *   <li><b>Host-array calls</b> split the batch by owner on the CPU.</li>
@@ -82,17 +80,8 @@ public final class HbmShards implements AutoCloseable {
     private final HbmTier[] tiers;
     private final Stack[] stacks;
     private final Map<Integer, Home> homes = new LinkedHashMap<>();
-    /** Runs the shards' parts of host-array reads. */
+    /** Runs the shards' parts of host-array reads, and of device calls the parts for other devices. */
     private final ExecutorService workers;
-    /**
-     * Per calling thread, a helper thread per shard that runs that caller's parts for the shard when
-     * it lives on another device than the batch, so each shard's {@link CombinedDeviceCalls} sees the
-     * same callers call after call (its leaders wait for the callers of recent groups); idle helpers
-     * end after {@link #HELPER_IDLE_SECONDS}.
-     */
-    private final ThreadLocal<ExecutorService[]> helpers = ThreadLocal.withInitial(this::newHelpers);
-    private final List<ExecutorService> allHelpers = new ArrayList<>();
-    private static final long HELPER_IDLE_SECONDS = 10;
     private final OwnedResources owned = new OwnedResources();
     private Lifecycle lifecycle;
     /** Device calls split over shards, their time, and of it the partition and reorder kernels' and the peer copies'. */
@@ -132,13 +121,7 @@ public final class HbmShards implements AutoCloseable {
         }
         OwnedResources opened = new OwnedResources();
         try {
-            for (CudaDevice from : devices.values()) {
-                for (CudaDevice to : devices.values()) {
-                    if (from != to) {
-                        CudaDevice.enablePeerAccess(from, to);
-                    }
-                }
-            }
+            CudaDevice.enablePeerAccessAmong(devices.values());
             for (Map.Entry<Integer, CudaDevice> d : devices.entrySet()) {
                 homes.put(d.getKey(), opened.add(new Home(d.getValue())));
             }
@@ -153,32 +136,7 @@ public final class HbmShards implements AutoCloseable {
             throw e;
         }
         owned.add(workers::shutdownNow);
-        owned.add(() -> {
-            synchronized (allHelpers) {
-                allHelpers.forEach(ExecutorService::shutdownNow);
-            }
-        });
         owned.add(opened);
-    }
-
-    private ExecutorService[] newHelpers() {
-        String caller = Thread.currentThread().getName();
-        ExecutorService[] h = new ExecutorService[tiers.length];
-        for (int s = 0; s < h.length; s++) {
-            String name = "mlkv-hbm-shard-" + s + "-for-" + caller;
-            ThreadPoolExecutor e = new ThreadPoolExecutor(1, 1, HELPER_IDLE_SECONDS, TimeUnit.SECONDS,
-                    new LinkedBlockingQueue<>(), r -> {
-                        Thread t = new Thread(r, name);
-                        t.setDaemon(true);
-                        return t;
-                    });
-            e.allowCoreThreadTimeOut(true);
-            h[s] = e;
-        }
-        synchronized (allHelpers) {
-            allHelpers.addAll(List.of(h));
-        }
-        return h;
     }
 
     /**
@@ -191,11 +149,6 @@ public final class HbmShards implements AutoCloseable {
             stacks[s] = stack.apply(tiers[s]);
             owned.add(stacks[s].combined());
         }
-    }
-
-    /** The number of shards. */
-    public int count() {
-        return tiers.length;
     }
 
     /** The entries each shard holds (for tests and benchmarks). */
@@ -510,7 +463,6 @@ public final class HbmShards implements AutoCloseable {
                 long t1 = System.nanoTime();
                 List<Future<Long>> parts = new ArrayList<>();
                 List<FutureTask<Long>> here = new ArrayList<>();
-                ExecutorService[] mine = null;
                 for (int s = 0; s < tiers.length; s++) {
                     int first = start[s];
                     int count = start[s + 1] - first;
@@ -530,10 +482,7 @@ public final class HbmShards implements AutoCloseable {
                     if (isLocal(shard)) {
                         here.add(task);
                     } else {
-                        if (mine == null) {
-                            mine = helpers.get();
-                        }
-                        mine[shard].execute(task);
+                        workers.execute(task);
                     }
                 }
                 // Parts for shards on this device run one after another on the caller's thread: one GPU
@@ -654,23 +603,21 @@ public final class HbmShards implements AutoCloseable {
     // ------------------------------------------------------------------ checkpoints
 
     /**
-     * Writes every shard's entries into {@code dir/hbm}: the one shard's as {@link HbmTier#checkpoint}
-     * does, several as {@code hbm/shard-s} each and then {@code hbm/shards.properties}. Caller holds
+     * Writes every shard's entries into {@code dir/hbm}: the one shard's there, several to
+     * {@code hbm/shard-s} each and then their count to {@code hbm/shards.properties}. Caller holds
      * the mutation lock.
      *
      * @return the path that moved the data ({@code cufile} or {@code posix})
      */
     public String checkpoint(Path dir, FileIo io) throws IOException {
-        if (tiers.length == 1) {
-            return tiers[0].checkpoint(dir, io);
-        }
         Path hbm = dir.resolve(HbmTier.CHECKPOINT_DIR);
-        Files.createDirectories(hbm);
         String path = null;
         for (int s = 0; s < tiers.length; s++) {
-            path = tiers[s].checkpointTo(hbm.resolve("shard-" + s), io);
+            path = tiers[s].checkpoint(shardDir(hbm, s), io);
         }
-        Files.writeString(hbm.resolve(SHARDS_FILE), "shards=" + tiers.length + "\n");
+        if (tiers.length > 1) {
+            Files.writeString(hbm.resolve(SHARDS_FILE), "shards=" + tiers.length + "\n");
+        }
         return path;
     }
 
@@ -689,14 +636,16 @@ public final class HbmShards implements AutoCloseable {
                     "the checkpoint's HBM tier has " + saved + " shard(s) and this store " + tiers.length
                             + "; open it with " + saved + " HBM device(s) to start warm (every entry is in RocksDB either way)");
         }
-        if (tiers.length == 1) {
-            return tiers[0].warm(dir, io);
-        }
         long n = 0;
         for (int s = 0; s < tiers.length; s++) {
-            n += tiers[s].warmFrom(hbm.resolve("shard-" + s), io);
+            n += tiers[s].warm(shardDir(hbm, s), io);
         }
         return n;
+    }
+
+    /** Where shard {@code s} of a checkpoint's {@code hbm} lies: {@code hbm} itself for the one shard of a store. */
+    private Path shardDir(Path hbm, int s) {
+        return tiers.length == 1 ? hbm : hbm.resolve("shard-" + s);
     }
 
     private static int savedShards(Path hbm) throws IOException {
@@ -719,74 +668,63 @@ public final class HbmShards implements AutoCloseable {
 
     /** The shards' counters, summed. */
     public HbmTier.Counters counters() {
-        long[] sum = new long[9];
-        for (HbmTier t : tiers) {
+        long[] sum = sums(tiers, t -> {
             HbmTier.Counters c = t.counters();
-            long[] v = {c.hits(), c.misses(), c.installs(), c.evictions(), c.writeBacks(), c.entries(), c.capacity(),
+            return new long[] {c.hits(), c.misses(), c.installs(), c.evictions(), c.writeBacks(), c.entries(), c.capacity(),
                 c.lookupNanos(), c.installNanos()};
-            for (int i = 0; i < v.length; i++) {
-                sum[i] += v[i];
-            }
-        }
+        });
         return new HbmTier.Counters(sum[0], sum[1], sum[2], sum[3], sum[4], sum[5], sum[6], sum[7], sum[8]);
     }
 
     public long dramProbeNanos() {
-        long n = 0;
-        for (HbmTier t : tiers) {
-            n += t.dramProbeNanos();
-        }
-        return n;
+        return sum(tiers, HbmTier::dramProbeNanos);
     }
 
     public long dramWriteNanos() {
-        long n = 0;
-        for (HbmTier t : tiers) {
-            n += t.dramWriteNanos();
-        }
-        return n;
+        return sum(tiers, HbmTier::dramWriteNanos);
     }
 
     public long spillAppendNanos() {
-        long n = 0;
-        for (HbmTier t : tiers) {
-            n += t.spillAppendNanos();
-        }
-        return n;
+        return sum(tiers, HbmTier::spillAppendNanos);
     }
 
     public long admissionRejections() {
-        long n = 0;
-        for (HbmTier t : tiers) {
-            n += t.admissionRejections();
-        }
-        return n;
+        return sum(tiers, HbmTier::admissionRejections);
     }
 
     public long[] deferredInstalls() {
-        long[] sum = new long[2];
-        for (HbmTier t : tiers) {
-            long[] d = t.deferredInstalls();
-            sum[0] += d[0];
-            sum[1] += d[1];
-        }
-        return sum;
+        return sums(tiers, HbmTier::deferredInstalls);
     }
 
     public long spillReadsOnGpu() {
+        return sum(stacks, s -> s.migration().spillReadsOnGpu());
+    }
+
+    public long dramReadsOnGpu() {
+        return sum(stacks, s -> s.migration().dramReadsOnGpu());
+    }
+
+    private static <T> long sum(T[] shards, ToLongFunction<T> counter) {
         long n = 0;
-        for (Stack s : stacks) {
-            n += s.migration().spillReadsOnGpu();
+        for (T t : shards) {
+            n += counter.applyAsLong(t);
         }
         return n;
     }
 
-    public long dramReadsOnGpu() {
-        long n = 0;
-        for (Stack s : stacks) {
-            n += s.migration().dramReadsOnGpu();
+    /** Element-wise sums of the shards' arrays of counters (all of one length). */
+    private static <T> long[] sums(T[] shards, Function<T, long[]> counters) {
+        long[] sum = null;
+        for (T t : shards) {
+            long[] c = counters.apply(t);
+            if (sum == null) {
+                sum = new long[c.length];
+            }
+            for (int i = 0; i < c.length; i++) {
+                sum[i] += c[i];
+            }
         }
-        return n;
+        return sum;
     }
 
     /** Why the DRAM tier is not mapped for some shard's reads, or null where every shard reads it on the GPU. */
@@ -811,14 +749,7 @@ public final class HbmShards implements AutoCloseable {
 
     /** {@link CombinedDeviceCalls#counts}, summed over shards. */
     public long[] combinedCounts() {
-        long[] sum = new long[12];
-        for (Stack s : stacks) {
-            long[] c = s.combined().counts();
-            for (int i = 0; i < sum.length; i++) {
-                sum[i] += c[i];
-            }
-        }
-        return sum;
+        return sums(stacks, s -> s.combined().counts());
     }
 
     /** Closes the combined calls, the homes' buffers and then the tiers; the store calls it with no call in flight. */

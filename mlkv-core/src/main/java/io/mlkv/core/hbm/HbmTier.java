@@ -91,15 +91,10 @@ public final class HbmTier implements AutoCloseable {
     }
 
     /**
-     * Opens the tier on the current CUDA device; call {@link #unavailableReason()} first.
+     * Opens the tier on CUDA device {@code deviceOrdinal}; call {@link #unavailableReason()} first.
      *
      * @param writeBack whether writes of keys held here stay here until eviction or flush
      */
-    public static HbmTier open(int dim, long capacity, boolean writeBack) {
-        return open(dim, capacity, writeBack, 0);
-    }
-
-    /** {@link #open(int, long, boolean)} on CUDA device {@code deviceOrdinal}. */
     public static HbmTier open(int dim, long capacity, boolean writeBack, int deviceOrdinal) {
         GpuHashTable table = GpuHashTable.create(dim, capacity, ScoreMode.LRU, 1 << 16, deviceOrdinal);
         // Reads count as use: a full bucket evicts its least recently read or written entry.
@@ -817,33 +812,24 @@ public final class HbmTier implements AutoCloseable {
     public static final String CHECKPOINT_DIR = "hbm";
 
     /**
-     * Writes the tier's entries, straight from HBM, to {@code dir/hbm} ({@link TableSnapshot}).
-     * Caller holds the store's mutation lock, so the table does not change meanwhile.
+     * Writes the tier's entries, straight from HBM, to {@code target} ({@link TableSnapshot}; a
+     * checkpoint's {@code hbm/}, or a shard's directory in it). Caller holds the store's mutation
+     * lock, so the table does not change meanwhile.
      *
      * @return the path that moved the data ({@code cufile} or {@code posix})
      */
-    public String checkpoint(Path dir, FileIo io) throws IOException {
-        return checkpointTo(dir.resolve(CHECKPOINT_DIR), io);
-    }
-
-    /** {@link #checkpoint} into {@code target} itself (one shard of several: its own directory). */
-    public String checkpointTo(Path target, FileIo io) throws IOException {
+    public String checkpoint(Path target, FileIo io) throws IOException {
         TableSnapshot.write(table, target, io);
         return io.lastPath();
     }
 
     /**
-     * Loads entries written by {@link #checkpoint} from {@code dir/hbm} straight into HBM, so a
+     * Loads entries that {@link #checkpoint} wrote to {@code source} straight into HBM, so a
      * restored store starts with its hot set on the GPU.
      *
      * @return entries loaded
      */
-    public long warm(Path dir, FileIo io) throws IOException {
-        return warmFrom(dir.resolve(CHECKPOINT_DIR), io);
-    }
-
-    /** {@link #warm} from {@code source} itself (what {@link #checkpointTo} wrote). */
-    public long warmFrom(Path source, FileIo io) throws IOException {
+    public long warm(Path source, FileIo io) throws IOException {
         long n = TableSnapshot.load(table, source, io);
         installs.add(n);
         return n;

@@ -121,6 +121,21 @@ public final class CudaDevice implements AutoCloseable {
         }
     }
 
+    /**
+     * {@link #enablePeerAccess} both ways between every two of {@code devices} (each device once).
+     *
+     * @throws IllegalStateException naming both ordinals if two of them cannot reach each other
+     */
+    public static void enablePeerAccessAmong(java.util.Collection<CudaDevice> devices) {
+        for (CudaDevice from : devices) {
+            for (CudaDevice to : devices) {
+                if (from != to) {
+                    enablePeerAccess(from, to);
+                }
+            }
+        }
+    }
+
     /** Makes this device's context current on the calling thread. */
     public void makeCurrent() {
         if (closed.get()) {

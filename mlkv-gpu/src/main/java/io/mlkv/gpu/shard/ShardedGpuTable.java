@@ -109,13 +109,7 @@ public final class ShardedGpuTable implements VectorTier {
             for (GpuHashTable shard : shards) {
                 devices.putIfAbsent(shard.deviceOrdinal(), shard.device());
             }
-            for (CudaDevice from : devices.values()) {
-                for (CudaDevice to : devices.values()) {
-                    if (from != to) {
-                        CudaDevice.enablePeerAccess(from, to);
-                    }
-                }
-            }
+            CudaDevice.enablePeerAccessAmong(devices.values());
             for (Map.Entry<Integer, CudaDevice> d : devices.entrySet()) {
                 homes.put(d.getKey(), owned.add(new Home(d.getValue(), b.copyLocalParts)));
             }
